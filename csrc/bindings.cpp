@@ -1,0 +1,241 @@
+// The only file that knows about Python. Every binding that touches pixels releases the GIL by
+// declaration (py::call_guard); Python objects are converted and pinned beforehand, while the
+// GIL is held, in the Batch constructor.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "jpeg_decoder.h"
+#include "output.h"
+#include "pipeline.h"
+#include "plan.h"
+#include "resample.h"
+#include "simd.h"
+#include "thread_pool.h"
+
+namespace py = pybind11;
+using namespace fastprep;
+
+namespace {
+
+template <typename T>
+T get_or(const py::dict& d, const char* key, T dflt) {
+  return d.contains(key) && !d[key].is_none() ? d[key].cast<T>() : dflt;
+}
+
+PlanSpec spec_from_dict(const py::dict& d) {
+  PlanSpec s;
+  s.resize_mode = get_or<int>(d, "resize_mode", 0);
+  s.resize_size = get_or<int>(d, "resize_size", 0);
+  s.resize_h = get_or<int>(d, "resize_h", 0);
+  s.resize_w = get_or<int>(d, "resize_w", 0);
+  s.max_size = get_or<int>(d, "max_size", 0);
+  s.interp = static_cast<Interp>(get_or<int>(d, "interp", 1));
+  s.antialias = get_or<bool>(d, "antialias", true);
+  s.crop_h = get_or<int>(d, "crop_h", 0);
+  s.crop_w = get_or<int>(d, "crop_w", 0);
+  s.rrc = get_or<bool>(d, "rrc", false);
+  s.rrc_h = get_or<int>(d, "rrc_h", 0);
+  s.rrc_w = get_or<int>(d, "rrc_w", 0);
+  s.scale_lo = get_or<double>(d, "scale_lo", 0.08);
+  s.scale_hi = get_or<double>(d, "scale_hi", 1.0);
+  s.ratio_lo = get_or<double>(d, "ratio_lo", 3.0 / 4.0);
+  s.ratio_hi = get_or<double>(d, "ratio_hi", 4.0 / 3.0);
+  s.flip_p = get_or<double>(d, "flip_p", 0.0);
+  s.dtype = static_cast<DType>(get_or<int>(d, "dtype", 1));
+  s.layout = static_cast<Layout>(get_or<int>(d, "layout", 0));
+  s.color = static_cast<Color>(get_or<int>(d, "color", 0));
+  s.normalize = get_or<bool>(d, "normalize", false);
+  auto mean = get_or<std::vector<float>>(d, "mean", {0, 0, 0});
+  auto stdv = get_or<std::vector<float>>(d, "std", {1, 1, 1});
+  if (mean.size() != 3 || stdv.size() != 3) throw Error(ErrorKind::kInvalid, "mean and std need 3 values");
+  for (int c = 0; c < 3; ++c) {
+    s.mean[c] = mean[c];
+    s.std[c] = stdv[c];
+  }
+  s.unit_range = get_or<bool>(d, "unit_range", true);
+  s.exact = get_or<bool>(d, "exact", false);
+  s.max_pixels = get_or<int64_t>(d, "max_pixels", 0);
+  s.strict = get_or<bool>(d, "strict", true);
+  std::string simd = get_or<std::string>(d, "simd", "");
+  s.simd = simd.empty() ? default_simd() : parse_simd(simd);
+  return s;
+}
+
+// A batch of samples pinned for a native run: inputs converted, buffers held, output attached.
+class Batch {
+ public:
+  Batch(std::shared_ptr<Plan> plan, const py::list& items, std::vector<int64_t> slots, std::vector<uint64_t> indices,
+        uint64_t seed, uint64_t epoch)
+      : plan_(std::move(plan)), slots_(std::move(slots)), indices_(std::move(indices)), seed_(seed), epoch_(epoch) {
+    const size_t n = items.size();
+    if (slots_.size() != n || indices_.size() != n) throw Error(ErrorKind::kInvalid, "slots/indices length mismatch");
+    inputs_.resize(n);
+    results_.resize(n);
+    bufs_.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      py::handle o = items[i];
+      SampleInput& in = inputs_[i];
+      if (py::isinstance<py::str>(o)) {
+        in.kind = SampleInput::kPath;
+        py::object enc = py::reinterpret_steal<py::object>(PyUnicode_EncodeFSDefault(o.ptr()));
+        if (!enc) throw py::error_already_set();
+        in.path = enc.cast<std::string>();
+        continue;
+      }
+      bufs_.push_back(std::make_unique<py::buffer_info>(py::reinterpret_borrow<py::buffer>(o).request()));
+      const py::buffer_info& b = *bufs_.back();
+      if (b.ndim <= 1) {
+        if (b.ndim == 1 && b.strides[0] != b.itemsize)
+          throw Error(ErrorKind::kInvalid, "item " + std::to_string(i) + ": encoded bytes must be contiguous");
+        in.kind = SampleInput::kBytes;
+        in.data = static_cast<const uint8_t*>(b.ptr);
+        in.size = static_cast<size_t>(b.size * b.itemsize);
+      } else {
+        if (b.itemsize != 1 || (b.format != "B" && b.format != "b" && b.format != "c"))
+          throw Error(ErrorKind::kInvalid, "item " + std::to_string(i) + ": pixel arrays must be uint8");
+        if (b.ndim > 3 || (b.ndim == 3 && b.strides[2] != 1))
+          throw Error(ErrorKind::kInvalid, "item " + std::to_string(i) + ": pixel arrays must be HxW or HxWxC with contiguous channels");
+        in.kind = SampleInput::kArray;
+        in.data = static_cast<const uint8_t*>(b.ptr);
+        in.h = static_cast<int>(b.shape[0]);
+        in.w = static_cast<int>(b.shape[1]);
+        in.c = b.ndim == 3 ? static_cast<int>(b.shape[2]) : 1;
+        in.row_stride = b.strides[0];
+        in.px_stride = b.strides[1];
+      }
+    }
+  }
+
+  // Attaches the output buffer: C-contiguous, writable, (N, ...) slots of out_h x out_w.
+  void set_output(py::buffer out, int out_h, int out_w) {
+    out_info_ = std::make_unique<py::buffer_info>(out.request(true));
+    const py::buffer_info& b = *out_info_;
+    if (b.readonly) throw Error(ErrorKind::kInvalid, "output buffer is read-only");
+    const size_t es = dtype_size(plan_->spec.dtype);
+    if (static_cast<size_t>(b.itemsize) != es) throw Error(ErrorKind::kInvalid, "output buffer has the wrong item size");
+    // C-contiguity check.
+    py::ssize_t expect = b.itemsize;
+    for (py::ssize_t d = b.ndim - 1; d >= 0; --d) {
+      if (b.shape[d] > 1 && b.strides[d] != expect) throw Error(ErrorKind::kInvalid, "output buffer must be C-contiguous");
+      expect *= b.shape[d];
+    }
+    slot_bytes_ = checked_mul(checked_mul(checked_mul(out_h, out_w), plan_->out.channels), es);
+    int64_t max_slot = -1;
+    for (int64_t s : slots_) max_slot = std::max(max_slot, s);
+    if (static_cast<size_t>(b.size * b.itemsize) < slot_bytes_ * static_cast<size_t>(max_slot + 1))
+      throw Error(ErrorKind::kInvalid, "output buffer is too small");
+    out_ = static_cast<uint8_t*>(b.ptr);
+    out_h_ = out_h;
+    out_w_ = out_w;
+  }
+
+  void probe(Engine& engine) {
+    engine.run(static_cast<int64_t>(inputs_.size()), [&](Worker& w, int64_t i) {
+      probe_sample(*plan_, w, inputs_[i], key(i), &results_[i]);
+    });
+  }
+
+  void run(Engine& engine) {
+    if (!out_) throw Error(ErrorKind::kInvalid, "no output attached");
+    engine.run(static_cast<int64_t>(inputs_.size()), [&](Worker& w, int64_t i) {
+      run_sample(*plan_, w, inputs_[i], key(i), out_ + slot_bytes_ * slots_[i], out_h_, out_w_, &results_[i]);
+    });
+  }
+
+  py::array_t<int8_t> status() const {
+    py::array_t<int8_t> a(static_cast<py::ssize_t>(results_.size()));
+    auto m = a.mutable_unchecked<1>();
+    for (size_t i = 0; i < results_.size(); ++i) m(i) = static_cast<int8_t>(results_[i].status);
+    return a;
+  }
+
+  py::list errors() const {
+    py::list l;
+    for (size_t i = 0; i < results_.size(); ++i)
+      if (results_[i].status == SampleStatus::kError)
+        l.append(py::make_tuple(i, static_cast<int>(results_[i].kind), results_[i].message));
+    return l;
+  }
+
+  // Per sample: top, left, height, width, flip, src_h, src_w, out_h, out_w, decode_denom, orientation.
+  py::array_t<int64_t> params() const {
+    py::array_t<int64_t> a({static_cast<py::ssize_t>(results_.size()), py::ssize_t(11)});
+    auto m = a.mutable_unchecked<2>();
+    for (size_t i = 0; i < results_.size(); ++i) {
+      const Geometry& g = results_[i].geom;
+      int64_t v[11] = {g.box_t, g.box_l, g.box_h, g.box_w, g.flip, g.src_h, g.src_w, g.out_h, g.out_w,
+                       results_[i].decode_denom, results_[i].orientation};
+      for (int j = 0; j < 11; ++j) m(i, j) = v[j];
+    }
+    return a;
+  }
+
+ private:
+  RunKey key(int64_t i) const { return RunKey{seed_, epoch_, indices_[i]}; }
+
+  std::shared_ptr<Plan> plan_;
+  std::vector<SampleInput> inputs_;
+  std::vector<SampleResult> results_;
+  std::vector<std::unique_ptr<py::buffer_info>> bufs_;
+  std::unique_ptr<py::buffer_info> out_info_;
+  std::vector<int64_t> slots_;
+  std::vector<uint64_t> indices_;
+  uint64_t seed_, epoch_;
+  uint8_t* out_ = nullptr;
+  size_t slot_bytes_ = 0;
+  int out_h_ = 0, out_w_ = 0;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fastprep native core: fused JPEG decode -> resize -> crop -> flip -> normalize -> layout";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const Error& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
+
+  m.def("cpu_simd", [] { return std::string(simd_name(cpu_best_simd())); }, "Best SIMD level of this CPU.");
+  m.def("default_simd", [] { return std::string(simd_name(default_simd())); },
+        "SIMD level used by default (FASTPREP_SIMD caps it).");
+
+  py::class_<Plan, std::shared_ptr<Plan>>(m, "Plan")
+      .def(py::init([](const py::dict& d) { return std::make_shared<Plan>(spec_from_dict(d)); }))
+      .def_property_readonly("fixed_size", [](const Plan& p) -> py::object {
+        int h, w;
+        if (p.fixed_size(&h, &w)) return py::make_tuple(h, w);
+        return py::none();
+      })
+      .def_property_readonly("channels", [](const Plan& p) { return p.out.channels; })
+      .def_property_readonly("simd", [](const Plan& p) { return std::string(simd_name(p.spec.simd)); })
+      .def("lut", [](const Plan& p) {
+        return py::bytes(reinterpret_cast<const char*>(p.out.lut.data()), p.out.lut.size());
+      }, "The per-channel level -> output value table (see Note [Normalisation by table]).");
+
+  py::class_<Engine>(m, "Engine")
+      .def(py::init<int>(), py::arg("threads"))
+      .def_property_readonly("threads", &Engine::threads);
+
+  py::class_<Batch>(m, "Batch")
+      .def(py::init<std::shared_ptr<Plan>, const py::list&, std::vector<int64_t>, std::vector<uint64_t>, uint64_t,
+                    uint64_t>(),
+           py::arg("plan"), py::arg("items"), py::arg("slots"), py::arg("indices"), py::arg("seed"), py::arg("epoch"))
+      .def("set_output", &Batch::set_output, py::arg("out"), py::arg("out_h"), py::arg("out_w"))
+      .def("probe", &Batch::probe, py::arg("engine"), py::call_guard<py::gil_scoped_release>())
+      .def("run", &Batch::run, py::arg("engine"), py::call_guard<py::gil_scoped_release>())
+      .def("status", &Batch::status)
+      .def("errors", &Batch::errors)
+      .def("params", &Batch::params);
+
+  // Kernel-level entry points for tests and micro-benchmarks.
+  m.def("float_to_half", [](float f) { return float_to_half(f); });
+  m.def("float_to_bfloat16", [](float f) { return float_to_bfloat16(f); });
+}

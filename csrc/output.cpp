@@ -1,0 +1,128 @@
+#include "output.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace fastprep {
+
+uint16_t float_to_half(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
+  x &= 0x7fffffffu;
+  if (x >= 0x7f800000u) return sign | 0x7c00u | (x > 0x7f800000u ? 0x200u : 0u);  // inf / nan
+  if (x >= 0x477ff000u) return sign | 0x7c00u;  // rounds to >= 65520: overflow to inf
+  if (x < 0x38800000u) {                         // below the smallest normal half: subnormal
+    float a;
+    std::memcpy(&a, &x, 4);
+    return sign | static_cast<uint16_t>(std::nearbyint(a * 16777216.0f));  // exact scaling, RNE
+  }
+  uint32_t h = (((x >> 23) - 112u) << 10) | ((x >> 13) & 0x3ffu);
+  const uint32_t rem = x & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;  // round half to even
+  return sign | static_cast<uint16_t>(h);
+}
+
+uint16_t float_to_bfloat16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet nan
+  x += 0x7fffu + ((x >> 16) & 1u);
+  return static_cast<uint16_t>(x >> 16);
+}
+
+void build_output_spec(OutputSpec* o, DType dtype, Layout layout, Color color, bool normalize,
+                       const float mean[3], const float std[3], bool unit_range) {
+  o->dtype = dtype;
+  o->layout = layout;
+  o->color = color;
+  o->channels = color == Color::kGray ? 1 : 3;
+  if (color == Color::kBGR) {
+    o->perm[0] = 2; o->perm[1] = 1; o->perm[2] = 0;
+  } else {
+    o->perm[0] = 0; o->perm[1] = 1; o->perm[2] = 2;
+  }
+  const size_t es = dtype_size(dtype);
+  o->lut.assign(static_cast<size_t>(o->channels) * 256 * es, 0);
+  for (int c = 0; c < o->channels; ++c) {
+    for (int v = 0; v < 256; ++v) {
+      uint8_t* dst = &o->lut[(static_cast<size_t>(c) * 256 + v) * es];
+      if (dtype == DType::kU8) {
+        *dst = static_cast<uint8_t>(v);
+        continue;
+      }
+      float x = unit_range ? static_cast<float>(v) / 255.0f : static_cast<float>(v);
+      if (normalize) x = (x - mean[c]) / std[c];
+      if (dtype == DType::kF32) {
+        std::memcpy(dst, &x, 4);
+      } else {
+        uint16_t h = dtype == DType::kF16 ? float_to_half(x) : float_to_bfloat16(x);
+        std::memcpy(dst, &h, 2);
+      }
+    }
+  }
+}
+
+namespace {
+
+inline int gray_level(const uint8_t* p) {  // ITU-R 601-2 luma in 16-bit fixed point, as PIL's "L"
+  return (p[0] * 19595 + p[1] * 38470 + p[2] * 7471 + 0x8000) >> 16;
+}
+
+template <typename T>
+void write_row_t(const OutputSpec& o, const uint8_t* px, int n, T* slot, int h, int w, int y, int x0) {
+  const T* lut = reinterpret_cast<const T*>(o.lut.data());
+  const size_t plane = static_cast<size_t>(h) * w;
+  if (o.channels == 1) {
+    T* dst = slot + static_cast<size_t>(y) * w + x0;  // CHW and HWC coincide for one channel
+    for (int i = 0; i < n; ++i) dst[i] = lut[gray_level(px + 4 * i)];
+    return;
+  }
+  const int p0 = o.perm[0], p1 = o.perm[1], p2 = o.perm[2];
+  const T* l0 = lut;
+  const T* l1 = lut + 256;
+  const T* l2 = lut + 512;
+  if (o.layout == Layout::kCHW) {
+    T* d0 = slot + static_cast<size_t>(y) * w + x0;
+    T* d1 = d0 + plane;
+    T* d2 = d1 + plane;
+    for (int i = 0; i < n; ++i) {
+      const uint8_t* p = px + 4 * i;
+      d0[i] = l0[p[p0]];
+      d1[i] = l1[p[p1]];
+      d2[i] = l2[p[p2]];
+    }
+  } else {
+    T* d = slot + (static_cast<size_t>(y) * w + x0) * 3;
+    for (int i = 0; i < n; ++i) {
+      const uint8_t* p = px + 4 * i;
+      d[3 * i] = l0[p[p0]];
+      d[3 * i + 1] = l1[p[p1]];
+      d[3 * i + 2] = l2[p[p2]];
+    }
+  }
+}
+
+}  // namespace
+
+void write_row(const OutputSpec& o, const uint8_t* rgbx, int n, uint8_t* slot, int h, int w, int y, int x0) {
+  switch (dtype_size(o.dtype)) {
+    case 1: write_row_t<uint8_t>(o, rgbx, n, slot, h, w, y, x0); break;
+    case 2: write_row_t<uint16_t>(o, rgbx, n, reinterpret_cast<uint16_t*>(slot), h, w, y, x0); break;
+    default: write_row_t<float>(o, rgbx, n, reinterpret_cast<float*>(slot), h, w, y, x0); break;
+  }
+}
+
+void fill_level0(const OutputSpec& o, uint8_t* slot, int h, int w) {
+  const size_t es = dtype_size(o.dtype);
+  const size_t plane = static_cast<size_t>(h) * w;
+  for (int c = 0; c < o.channels; ++c) {
+    const uint8_t* v = &o.lut[static_cast<size_t>(c) * 256 * es];
+    for (size_t i = 0; i < plane; ++i) {
+      size_t idx = o.layout == Layout::kCHW ? c * plane + i : i * o.channels + c;
+      std::memcpy(slot + idx * es, v, es);
+    }
+  }
+}
+
+}  // namespace fastprep

@@ -1,0 +1,286 @@
+#include "pipeline.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "exif.h"
+
+namespace fastprep {
+namespace {
+
+void read_file(const std::string& path, std::vector<uint8_t>* buf, size_t* size) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw Error(ErrorKind::kIo, std::string("cannot open: ") + std::strerror(errno));
+  struct Closer {
+    std::FILE* f;
+    ~Closer() { std::fclose(f); }
+  } closer{f};
+  if (std::fseek(f, 0, SEEK_END) != 0) throw Error(ErrorKind::kIo, "cannot seek");
+  long n = std::ftell(f);
+  if (n < 0) throw Error(ErrorKind::kIo, "cannot tell file size");
+  if (n > kMaxFileBytes) throw Error(ErrorKind::kTooLarge, "file is larger than 2 GiB");
+  std::rewind(f);
+  if (buf->size() < static_cast<size_t>(n)) buf->resize(static_cast<size_t>(n));
+  size_t got = n ? std::fread(buf->data(), 1, static_cast<size_t>(n), f) : 0;
+  if (got != static_cast<size_t>(n)) throw Error(ErrorKind::kIo, "short read");
+  *size = got;
+}
+
+// Encoded bytes of a path/bytes sample (a path is read into w.file).
+void encoded_bytes(Worker& w, const SampleInput& in, const uint8_t** data, size_t* size) {
+  if (in.kind == SampleInput::kPath) {
+    read_file(in.path, &w.file, size);
+    *data = w.file.data();
+  } else {
+    *data = in.data;
+    *size = in.size;
+  }
+}
+
+JpegLimits limits_of(const PlanSpec& s) {
+  JpegLimits l;
+  l.max_pixels = s.max_pixels;
+  l.strict = s.strict;
+  return l;
+}
+
+// Largest DCT scaling 1/d that keeps the decoded box at least twice the resized size on both
+// axes (Pillow's reducing_gap = 2). Never in exact mode.
+int choose_denom(const PlanSpec& s, const Geometry& g) {
+  if (s.exact || s.interp == Interp::kNearest) return 1;
+  for (int d : {8, 4, 2})
+    if (g.box_w >= 2 * d * g.rz_w && g.box_h >= 2 * d * g.rz_h) return d;
+  return 1;
+}
+
+struct Span {  // slot indices [s0, s1) that fall inside the resized image
+  int s0, s1;
+};
+Span valid_span(int off, int rz, int out) { return {std::max(0, -off), std::min(out, rz - off)}; }
+
+void grow(std::vector<uint8_t>* v, size_t n) {
+  if (v->size() < n) v->resize(n);
+}
+
+// Builds both tables for a source of dec_h x dec_w decoded pixels where one decoded pixel is
+// `denom` source pixels.
+void build_tables(const Plan& plan, const Geometry& g, int dec_h, int dec_w, int denom, Worker& w, Span* sy,
+                  Span* sx) {
+  *sy = valid_span(g.off_y, g.rz_h, g.out_h);
+  *sx = valid_span(g.off_x, g.rz_w, g.out_w);
+  if (sy->s0 >= sy->s1 || sx->s0 >= sx->s1) throw Error(ErrorKind::kInvalid, "crop lies outside the image");
+  const double inv = 1.0 / denom;
+  AxisSpec ax;
+  ax.interp = plan.spec.interp;
+  ax.antialias = plan.spec.antialias;
+  ax.src_size = dec_w;
+  ax.b0 = g.box_l * inv;
+  ax.b1 = (g.box_l + g.box_w) * inv;
+  ax.out_size = g.rz_w;
+  ax.o0 = g.off_x + sx->s0;
+  ax.o1 = g.off_x + sx->s1;
+  ax.reverse = g.flip;
+  build_axis_table(ax, &w.ht);
+  AxisSpec ay = ax;
+  ay.src_size = dec_h;
+  ay.b0 = g.box_t * inv;
+  ay.b1 = (g.box_t + g.box_h) * inv;
+  ay.out_size = g.rz_h;
+  ay.o0 = g.off_y + sy->s0;
+  ay.o1 = g.off_y + sy->s1;
+  ay.reverse = false;
+  build_axis_table(ay, &w.vt);
+}
+
+size_t inter_stride(const AxisTable& ht) { return (static_cast<size_t>(ht.n) * 4 + 31) & ~size_t(31); }
+
+// Sizes the intermediate image (rows the vertical pass reads, plus ksize rows of padding).
+uint8_t* prepare_inter(Worker& w) {
+  const size_t stride = inter_stride(w.ht);
+  const size_t rows = static_cast<size_t>(w.vt.src_hi - w.vt.src_lo + w.vt.ksize + 1);
+  grow(&w.inter, checked_mul(rows, stride));
+  grow(&w.orow, stride + 32);
+  return w.inter.data();
+}
+
+// Vertical pass and output stage, after the intermediate holds rows [vt.src_lo, vt.src_hi).
+void finish_sample(const Plan& plan, Worker& w, const Geometry& g, const Span& sy, const Span& sx, uint8_t* slot) {
+  const size_t stride = inter_stride(w.ht);
+  if (sy.s0 > 0 || sx.s0 > 0 || sy.s1 < g.out_h || sx.s1 < g.out_w) fill_level0(plan.out, slot, g.out_h, g.out_w);
+  const int x_slot = g.flip ? g.out_w - sx.s1 : sx.s0;
+  const AxisTable& vt = w.vt;
+  for (int e = 0; e < vt.n; ++e) {
+    vpass_row(plan.spec.simd, w.inter.data(), stride, vt.start[e] - vt.src_lo,
+              &vt.coef[static_cast<size_t>(e) * vt.ksize], vt.count[e], w.ht.n * 4, w.orow.data());
+    write_row(plan.out, w.orow.data(), w.ht.n, slot, g.out_h, g.out_w, sy.s0 + e, x_slot);
+  }
+}
+
+// Horizontal pass of every needed row of an RGBX image held in memory (rows `row_bytes` apart).
+void hpass_image(const Plan& plan, Worker& w, const uint8_t* img, size_t row_bytes) {
+  uint8_t* inter = prepare_inter(w);
+  const size_t stride = inter_stride(w.ht);
+  for (int y = w.vt.src_lo; y < w.vt.src_hi; ++y)
+    hpass_row(plan.spec.simd, img + static_cast<size_t>(y) * row_bytes, 0, w.ht,
+              inter + static_cast<size_t>(y - w.vt.src_lo) * stride);
+}
+
+void run_jpeg(const Plan& plan, Worker& w, const uint8_t* data, size_t size, const RunKey& key, uint8_t* slot,
+              int out_h, int out_w, SampleResult* res) {
+  const PlanSpec& s = plan.spec;
+  JpegHeader hdr = w.dec.read_header(data, size, limits_of(s));
+  int oh, ow;
+  oriented_dims(hdr.orientation, hdr.height, hdr.width, &oh, &ow);
+  Geometry g = plan_geometry(s, oh, ow, key.seed, key.epoch, key.index);
+  res->geom = g;
+  res->orientation = hdr.orientation;
+  if (g.out_h != out_h || g.out_w != out_w) throw Error(ErrorKind::kInvalid, "output size differs from the slot");
+  const int denom = choose_denom(s, g);
+  res->decode_denom = denom;
+  const int dec_h = (hdr.height + denom - 1) / denom, dec_w = (hdr.width + denom - 1) / denom;
+  Span sy, sx;
+  if (hdr.orientation == 1) {
+    // Decode only the region the resampler reads: columns via jpeg_crop_scanline, rows above it
+    // skipped, and decoding stops after its last row.
+    build_tables(plan, g, dec_h, dec_w, denom, w, &sy, &sx);
+    // Fancy (smooth) chroma upsampling replicates the edge chroma at both ends of a cropped span,
+    // so the span asked for reaches one pixel beyond each end of what is used: the used columns
+    // then see their true neighbours, and the pixels match a full decode exactly.
+    int x0, xw, full_h, full_w;
+    const int want_lo = std::max(0, w.ht.src_lo - 1), want_hi = std::min(dec_w, w.ht.src_hi + 1);
+    w.dec.start(denom, want_lo, want_hi - want_lo, &x0, &xw, &full_h, &full_w);
+    if (full_h != dec_h || full_w != dec_w) throw Error(ErrorKind::kDecode, "unexpected scaled size");
+    grow(&w.row, checked_mul(static_cast<size_t>(xw) + w.ht.ksize + 4, 4));
+    uint8_t* inter = prepare_inter(w);
+    const size_t stride = inter_stride(w.ht);
+    w.dec.skip_rows(w.vt.src_lo);
+    for (int y = w.vt.src_lo; y < w.vt.src_hi; ++y) {
+      w.dec.read_row(w.row.data());
+      hpass_row(s.simd, w.row.data(), x0, w.ht, inter + static_cast<size_t>(y - w.vt.src_lo) * stride);
+    }
+    w.dec.finish();
+  } else {
+    // Oriented images: decode whole, rotate, then resample the displayed image.
+    int x0, xw, full_h, full_w;
+    w.dec.start(denom, 0, dec_w, &x0, &xw, &full_h, &full_w);
+    const size_t row_bytes = static_cast<size_t>(full_w) * 4;
+    grow(&w.full, checked_mul(full_h, row_bytes));
+    for (int y = 0; y < full_h; ++y) w.dec.read_row(w.full.data() + y * row_bytes);
+    w.dec.finish();
+    int odh, odw;
+    oriented_dims(hdr.orientation, full_h, full_w, &odh, &odw);
+    const size_t orow_bytes = static_cast<size_t>(odw) * 4;
+    build_tables(plan, g, odh, odw, denom, w, &sy, &sx);
+    grow(&w.oriented, checked_mul(odh, orow_bytes) + (static_cast<size_t>(w.ht.ksize) + 4) * 4);
+    apply_orientation(hdr.orientation, w.full.data(), full_h, full_w, w.oriented.data());
+    hpass_image(plan, w, w.oriented.data(), orow_bytes);
+  }
+  finish_sample(plan, w, g, sy, sx, slot);
+}
+
+void run_array(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, uint8_t* slot, int out_h,
+               int out_w, SampleResult* res) {
+  if (in.h <= 0 || in.w <= 0 || !(in.c == 1 || in.c == 3 || in.c == 4))
+    throw Error(ErrorKind::kInvalid, "array must be HxW or HxWxC uint8 with C in 1, 3, 4");
+  if (plan.spec.max_pixels > 0 && static_cast<int64_t>(in.h) * in.w > plan.spec.max_pixels)
+    throw Error(ErrorKind::kTooLarge, "array has more pixels than max_pixels");
+  Geometry g = plan_geometry(plan.spec, in.h, in.w, key.seed, key.epoch, key.index);
+  res->geom = g;
+  if (g.out_h != out_h || g.out_w != out_w) throw Error(ErrorKind::kInvalid, "output size differs from the slot");
+  Span sy, sx;
+  build_tables(plan, g, in.h, in.w, 1, w, &sy, &sx);
+  const int x0 = w.ht.src_lo, xw = w.ht.src_hi - w.ht.src_lo;
+  grow(&w.row, checked_mul(static_cast<size_t>(xw) + w.ht.ksize + 4, 4));
+  uint8_t* inter = prepare_inter(w);
+  const size_t stride = inter_stride(w.ht);
+  for (int y = w.vt.src_lo; y < w.vt.src_hi; ++y) {
+    const uint8_t* src = in.data + y * in.row_stride + x0 * in.px_stride;
+    uint8_t* dst = w.row.data();
+    for (int x = 0; x < xw; ++x, src += in.px_stride, dst += 4) {
+      if (in.c == 1) {
+        dst[0] = dst[1] = dst[2] = src[0];
+      } else {
+        dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+      }
+      dst[3] = 0;
+    }
+    hpass_row(plan.spec.simd, w.row.data(), x0, w.ht, inter + static_cast<size_t>(y - w.vt.src_lo) * stride);
+  }
+  finish_sample(plan, w, g, sy, sx, slot);
+}
+
+}  // namespace
+
+bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, SampleResult* res) {
+  try {
+    int h, wd;
+    if (in.kind == SampleInput::kArray) {
+      h = in.h;
+      wd = in.w;
+    } else {
+      const uint8_t* data;
+      size_t size;
+      encoded_bytes(w, in, &data, &size);
+      if (!is_jpeg(data, size)) {
+        res->status = SampleStatus::kNotJpeg;
+        res->message = "not a JPEG";
+        return false;
+      }
+      JpegHeader hdr = w.dec.read_header(data, size, limits_of(plan.spec));
+      w.dec.finish();
+      oriented_dims(hdr.orientation, hdr.height, hdr.width, &h, &wd);
+      res->orientation = hdr.orientation;
+    }
+    res->geom = plan_geometry(plan.spec, h, wd, key.seed, key.epoch, key.index);
+    res->status = SampleStatus::kOk;
+    return true;
+  } catch (const Error& e) {
+    res->status = SampleStatus::kError;
+    res->kind = e.kind();
+    res->message = e.what();
+  } catch (const std::bad_alloc&) {
+    res->status = SampleStatus::kError;
+    res->kind = ErrorKind::kTooLarge;
+    res->message = "out of memory";
+  }
+  return false;
+}
+
+void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, uint8_t* slot, int out_h,
+                int out_w, SampleResult* res) {
+  res->status = SampleStatus::kOk;
+  try {
+    if (in.kind == SampleInput::kArray) {
+      run_array(plan, w, in, key, slot, out_h, out_w, res);
+      return;
+    }
+    const uint8_t* data;
+    size_t size;
+    encoded_bytes(w, in, &data, &size);
+    if (!is_jpeg(data, size)) {
+      res->status = SampleStatus::kNotJpeg;
+      res->message = "not a JPEG";
+      return;
+    }
+    run_jpeg(plan, w, data, size, key, slot, out_h, out_w, res);
+  } catch (const Error& e) {
+    w.dec.finish();
+    res->status = SampleStatus::kError;
+    res->kind = e.kind();
+    res->message = e.what();
+  } catch (const std::bad_alloc&) {
+    w.dec.finish();
+    res->status = SampleStatus::kError;
+    res->kind = ErrorKind::kTooLarge;
+    res->message = "out of memory";
+  } catch (const std::exception& e) {
+    w.dec.finish();
+    res->status = SampleStatus::kError;
+    res->kind = ErrorKind::kDecode;
+    res->message = e.what();
+  }
+}
+
+}  // namespace fastprep

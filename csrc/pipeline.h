@@ -1,0 +1,59 @@
+// One sample through the fused pass: bytes -> header -> plan -> (region) decode -> horizontal
+// pass per decoded row -> vertical pass -> output stage into the caller's slot.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "jpeg_decoder.h"
+#include "plan.h"
+#include "resample.h"
+
+namespace fastprep {
+
+struct SampleInput {
+  enum Kind { kPath = 0, kBytes = 1, kArray = 2 } kind = kBytes;
+  std::string path;               // kPath: file to read
+  const uint8_t* data = nullptr;  // kBytes: encoded image; kArray: first pixel
+  size_t size = 0;
+  int h = 0, w = 0, c = 0;        // kArray: uint8 pixels, c in {1, 3, 4} (alpha ignored)
+  int64_t row_stride = 0, px_stride = 0;  // kArray, in bytes
+};
+
+enum class SampleStatus : int { kOk = 0, kError = 1, kNotJpeg = 2 };
+
+struct SampleResult {
+  SampleStatus status = SampleStatus::kOk;
+  ErrorKind kind = ErrorKind::kDecode;
+  std::string message;
+  Geometry geom;
+  int decode_denom = 1;  // DCT scaling used (1 = full resolution)
+  int orientation = 1;
+};
+
+// Per-thread state, reused across samples: no allocation per image once warmed up.
+struct Worker {
+  JpegDecoder dec;
+  std::vector<uint8_t> file, row, inter, orow, full, oriented;
+  AxisTable ht, vt;
+};
+
+struct RunKey {
+  uint64_t seed = 0, epoch = 0, index = 0;
+};
+
+// Header-only look at a sample (files are read into w.file): the geometry it would get.
+// Returns false and fills *res when the sample is not a JPEG or fails.
+bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, SampleResult* res);
+
+// Runs the fused pass into `slot` (out_h x out_w x channels of the plan's dtype). Never throws:
+// failures land in *res, and a failed sample's slot content is unspecified.
+void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, uint8_t* slot, int out_h,
+                int out_w, SampleResult* res);
+
+// Maximum size of a file read from a path (bounded read; larger files are rejected).
+constexpr int64_t kMaxFileBytes = int64_t(1) << 31;
+
+}  // namespace fastprep

@@ -1,0 +1,162 @@
+#include "plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+namespace fastprep {
+
+void validate(const PlanSpec& s) {
+  auto bad = [](const std::string& m) { throw Error(ErrorKind::kInvalid, m); };
+  if (s.resize_mode == 1 && s.resize_size <= 0) bad("Resize size must be positive");
+  if (s.resize_mode == 2 && (s.resize_h <= 0 || s.resize_w <= 0)) bad("Resize (h, w) must be positive");
+  if (s.max_size != 0 && s.max_size <= s.resize_size) bad("Resize max_size must be greater than size");
+  if (s.crop_h < 0 || s.crop_w < 0 || (s.crop_h == 0) != (s.crop_w == 0)) bad("CenterCrop size must be positive");
+  if (s.rrc) {
+    if (s.rrc_h <= 0 || s.rrc_w <= 0) bad("RandomResizedCrop size must be positive");
+    if (!(s.scale_lo > 0 && s.scale_lo <= s.scale_hi)) bad("RandomResizedCrop scale must satisfy 0 < lo <= hi");
+    if (!(s.ratio_lo > 0 && s.ratio_lo <= s.ratio_hi)) bad("RandomResizedCrop ratio must satisfy 0 < lo <= hi");
+    if (s.resize_mode != 0 || s.crop_h != 0) bad("RandomResizedCrop cannot be combined with Resize or CenterCrop");
+  }
+  if (!(s.flip_p >= 0.0 && s.flip_p <= 1.0)) bad("flip probability must be in [0, 1]");
+  if (s.normalize) {
+    for (int c = 0; c < 3; ++c)
+      if (!(s.std[c] != 0.0f) || !std::isfinite(s.std[c]) || !std::isfinite(s.mean[c]))
+        bad("Normalize std must be finite and nonzero, mean finite");
+  }
+  if (s.dtype == DType::kU8 && s.normalize) bad("uint8 output stores raw levels: it cannot be normalised");
+  if (s.max_pixels < 0) bad("max_pixels must be >= 0");
+}
+
+Plan::Plan(const PlanSpec& s) : spec(s) {
+  validate(s);
+  build_output_spec(&out, s.dtype, s.layout, s.color, s.normalize, s.mean, s.std, s.unit_range);
+}
+
+bool Plan::fixed_size(int* h, int* w) const {
+  if (spec.rrc) { *h = spec.rrc_h; *w = spec.rrc_w; return true; }
+  if (spec.crop_h) { *h = spec.crop_h; *w = spec.crop_w; return true; }
+  if (spec.resize_mode == 2) { *h = spec.resize_h; *w = spec.resize_w; return true; }
+  return false;
+}
+
+namespace {
+uint64_t splitmix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// Python's round(): half to even (the default floating-point rounding mode).
+int round_half_even(double x) { return static_cast<int>(std::nearbyint(x)); }
+}  // namespace
+
+Rng::Rng(uint64_t seed, uint64_t epoch, uint64_t index, uint64_t stream)
+    : state_(splitmix(splitmix(splitmix(splitmix(seed) ^ epoch) ^ index) ^ stream)) {}
+
+uint64_t Rng::next() {
+  state_ += 0x9E3779B97F4A7C15ull;
+  uint64_t z = state_;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+double Rng::uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
+double Rng::uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
+int64_t Rng::randint(int64_t lo, int64_t hi) {
+  const uint64_t span = static_cast<uint64_t>(hi - lo);
+  return lo + static_cast<int64_t>(static_cast<uint64_t>(uniform() * static_cast<double>(span)) % span);
+}
+
+void random_resized_crop_box(const PlanSpec& s, int h, int w, Rng& rng, int box[4]) {
+  const double area = static_cast<double>(h) * w;
+  const double log_lo = std::log(s.ratio_lo), log_hi = std::log(s.ratio_hi);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double target = area * rng.uniform(s.scale_lo, s.scale_hi);
+    const double ar = std::exp(rng.uniform(log_lo, log_hi));
+    const int cw = round_half_even(std::sqrt(target * ar));
+    const int ch = round_half_even(std::sqrt(target / ar));
+    if (cw > 0 && cw <= w && ch > 0 && ch <= h) {
+      box[0] = static_cast<int>(rng.randint(0, h - ch + 1));
+      box[1] = static_cast<int>(rng.randint(0, w - cw + 1));
+      box[2] = ch;
+      box[3] = cw;
+      return;
+    }
+  }
+  // Fallback after 10 attempts: the central crop with the ratio clamped into range.
+  const double in_ratio = static_cast<double>(w) / h;
+  int cw, ch;
+  if (in_ratio < s.ratio_lo) {
+    cw = w;
+    ch = round_half_even(cw / s.ratio_lo);
+  } else if (in_ratio > s.ratio_hi) {
+    ch = h;
+    cw = round_half_even(ch * s.ratio_hi);
+  } else {
+    cw = w;
+    ch = h;
+  }
+  ch = std::max(1, std::min(ch, h));
+  cw = std::max(1, std::min(cw, w));
+  box[0] = (h - ch) / 2;
+  box[1] = (w - cw) / 2;
+  box[2] = ch;
+  box[3] = cw;
+}
+
+Geometry plan_geometry(const PlanSpec& s, int src_h, int src_w, uint64_t seed, uint64_t epoch, uint64_t index) {
+  if (src_h <= 0 || src_w <= 0) throw Error(ErrorKind::kInvalid, "image has no pixels");
+  Geometry g;
+  g.src_h = src_h;
+  g.src_w = src_w;
+  g.box_h = src_h;
+  g.box_w = src_w;
+  g.rz_h = src_h;
+  g.rz_w = src_w;
+  if (s.rrc) {
+    Rng rng(seed, epoch, index, 0);
+    int box[4];
+    random_resized_crop_box(s, src_h, src_w, rng, box);
+    g.box_t = box[0]; g.box_l = box[1]; g.box_h = box[2]; g.box_w = box[3];
+    g.rz_h = s.rrc_h;
+    g.rz_w = s.rrc_w;
+  } else if (s.resize_mode == 2) {
+    g.rz_h = s.resize_h;
+    g.rz_w = s.resize_w;
+  } else if (s.resize_mode == 1) {
+    // torchvision's _compute_resized_output_size: the long side is truncated, not rounded.
+    const bool w_short = src_w <= src_h;
+    const int shorter = w_short ? src_w : src_h, longer = w_short ? src_h : src_w;
+    int new_short = s.resize_size;
+    int new_long = static_cast<int>(static_cast<double>(static_cast<int64_t>(s.resize_size) * longer) / shorter);
+    if (s.max_size && new_long > s.max_size) {
+      new_short = static_cast<int>(static_cast<double>(static_cast<int64_t>(s.max_size) * new_short) / new_long);
+      new_long = s.max_size;
+    }
+    new_short = std::max(new_short, 1);
+    new_long = std::max(new_long, 1);
+    g.rz_w = w_short ? new_short : new_long;
+    g.rz_h = w_short ? new_long : new_short;
+  }
+  g.out_h = g.rz_h;
+  g.out_w = g.rz_w;
+  if (s.crop_h) {
+    // torchvision's center_crop: pad with zeros when the crop is larger, else
+    // top = round((h - crop) / 2) with Python's rounding.
+    auto offset = [](int n, int c) { return c > n ? -((c - n) / 2) : round_half_even((n - c) / 2.0); };
+    g.off_y = offset(g.rz_h, s.crop_h);
+    g.off_x = offset(g.rz_w, s.crop_w);
+    g.out_h = s.crop_h;
+    g.out_w = s.crop_w;
+  }
+  if (s.flip_p > 0.0) {
+    Rng rng(seed, epoch, index, 1);
+    g.flip = rng.uniform() < s.flip_p;
+  }
+  return g;
+}
+
+}  // namespace fastprep

@@ -1,0 +1,161 @@
+#include "resample.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace fastprep {
+namespace {
+
+double filter_bilinear(double x) {
+  x = std::fabs(x);
+  return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+// Keys cubic with a = -0.5, as Pillow's BICUBIC.
+double filter_bicubic(double x) {
+  constexpr double a = -0.5;
+  x = std::fabs(x);
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
+  if (x < 2.0) return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
+  return 0.0;
+}
+
+int32_t to_fixed(double w) {
+  double s = w * static_cast<double>(1 << kPrecisionBits);
+  return static_cast<int32_t>(w < 0 ? s - 0.5 : s + 0.5);
+}
+
+}  // namespace
+
+void build_axis_table(const AxisSpec& a, AxisTable* t) {
+  if (a.out_size <= 0 || a.o0 < 0 || a.o1 > a.out_size || a.o0 >= a.o1)
+    throw Error(ErrorKind::kInvalid, "empty resize output range");
+  // The box is clamped to the integer source span it covers: resampling a crop behaves as if the
+  // crop were the whole image (torchvision crops, then resizes).
+  int lo = std::max(0, static_cast<int>(std::floor(a.b0)));
+  int hi = std::min(a.src_size, static_cast<int>(std::ceil(a.b1)));
+  if (hi <= lo) throw Error(ErrorKind::kInvalid, "empty resize source box");
+  const int in_size = hi - lo;
+  const double in0 = a.b0 - lo, in1 = a.b1 - lo;
+  const double scale = (in1 - in0) / a.out_size;
+  const int n = a.o1 - a.o0;
+  t->n = n;
+  t->start.resize(n);
+  t->count.resize(n);
+
+  if (a.interp == Interp::kNearest) {
+    // Pillow maps output x to int(box0 + (x + 0.5) * scale), accumulating the position in double.
+    t->ksize = 2;
+    t->coef.assign(static_cast<size_t>(n) * 2, 0);
+    double pos = in0 + scale * 0.5;
+    for (int x = 0; x < a.o0; ++x) pos += scale;
+    for (int i = 0; i < n; ++i, pos += scale) {
+      int s = pos < 0 ? 0 : static_cast<int>(pos);
+      s = std::min(s, in_size - 1);
+      int e = a.reverse ? n - 1 - i : i;
+      t->start[e] = lo + s;
+      t->count[e] = 1;
+      t->coef[static_cast<size_t>(e) * 2] = 1 << kPrecisionBits;
+    }
+  } else {
+    const double fsupport = a.interp == Interp::kBicubic ? 2.0 : 1.0;
+    const double fscale = a.antialias ? std::max(scale, 1.0) : 1.0;
+    const double support = fsupport * fscale;
+    int ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
+    ksize = (ksize + 1) & ~1;  // even, for the two-taps-per-vector AVX2 loop
+    t->ksize = ksize;
+    t->coef.assign(checked_mul(n, ksize), 0);
+    std::vector<double> w(ksize);
+    const double ss = 1.0 / fscale;
+    for (int i = 0; i < n; ++i) {
+      const int xx = a.o0 + i;
+      const double center = in0 + (xx + 0.5) * scale;
+      int xmin = static_cast<int>(center - support + 0.5);
+      if (xmin < 0) xmin = 0;
+      int xmax = static_cast<int>(center + support + 0.5);
+      if (xmax > in_size) xmax = in_size;
+      int cnt = std::min(xmax - xmin, ksize);
+      if (cnt < 1) {  // degenerate box narrower than a pixel: take the nearest one
+        xmin = std::min(std::max(static_cast<int>(center), 0), in_size - 1);
+        cnt = 1;
+      }
+      double total = 0.0;
+      for (int k = 0; k < cnt; ++k) {
+        double f = (k + xmin - center + 0.5) * ss;
+        w[k] = a.interp == Interp::kBicubic ? filter_bicubic(f) : filter_bilinear(f);
+        total += w[k];
+      }
+      int e = a.reverse ? n - 1 - i : i;
+      int32_t* dst = &t->coef[static_cast<size_t>(e) * ksize];
+      if (total == 0.0) {
+        dst[0] = 1 << kPrecisionBits;
+      } else {
+        for (int k = 0; k < cnt; ++k) dst[k] = to_fixed(w[k] / total);
+      }
+      t->start[e] = lo + xmin;
+      t->count[e] = cnt;
+    }
+  }
+  int slo = a.src_size, shi = 0;
+  for (int e = 0; e < n; ++e) {
+    slo = std::min(slo, t->start[e]);
+    shi = std::max(shi, t->start[e] + t->count[e]);
+  }
+  t->src_lo = slo;
+  t->src_hi = shi;
+}
+
+namespace {
+
+void hpass_row_scalar(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out) {
+  const int ks = t.ksize;
+  for (int e = 0; e < t.n; ++e) {
+    const uint8_t* p = row + static_cast<size_t>(t.start[e] - origin) * 4;
+    const int32_t* k = &t.coef[static_cast<size_t>(e) * ks];
+    int32_t r = 1 << (kPrecisionBits - 1), g = r, b = r;
+    for (int j = 0; j < t.count[e]; ++j) {
+      r += p[4 * j] * k[j];
+      g += p[4 * j + 1] * k[j];
+      b += p[4 * j + 2] * k[j];
+    }
+    out[4 * e] = clip_fixed(r);
+    out[4 * e + 1] = clip_fixed(g);
+    out[4 * e + 2] = clip_fixed(b);
+    out[4 * e + 3] = 0;
+  }
+}
+
+void vpass_row_scalar(const uint8_t* src, size_t stride, int first, const int32_t* k, int ks, int nbytes,
+                      uint8_t* out) {
+  const uint8_t* base = src + static_cast<size_t>(first) * stride;
+  for (int i = 0; i < nbytes; ++i) {
+    int32_t acc = 1 << (kPrecisionBits - 1);
+    for (int j = 0; j < ks; ++j) acc += base[static_cast<size_t>(j) * stride + i] * k[j];
+    out[i] = clip_fixed(acc);
+  }
+}
+
+}  // namespace
+
+void hpass_row(Simd simd, const uint8_t* row, int origin, const AxisTable& t, uint8_t* out) {
+  switch (simd) {
+#if defined(__x86_64__) || defined(__i386__)
+    case Simd::kAVX2: hpass_row_avx2(row, origin, t, out); return;
+    case Simd::kSSE41: hpass_row_sse41(row, origin, t, out); return;
+#endif
+    default: hpass_row_scalar(row, origin, t, out);
+  }
+}
+
+void vpass_row(Simd simd, const uint8_t* src, size_t stride, int first, const int32_t* k, int ks, int nbytes,
+               uint8_t* out) {
+  switch (simd) {
+#if defined(__x86_64__) || defined(__i386__)
+    case Simd::kAVX2: vpass_row_avx2(src, stride, first, k, ks, nbytes, out); return;
+    case Simd::kSSE41: vpass_row_sse41(src, stride, first, k, ks, nbytes, out); return;
+#endif
+    default: vpass_row_scalar(src, stride, first, k, ks, nbytes, out);
+  }
+}
+
+}  // namespace fastprep

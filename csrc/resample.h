@@ -1,0 +1,73 @@
+// Separable antialiased resampling: coefficient tables and the two passes.
+//
+// Note [Resampling arithmetic]
+// The arithmetic follows Pillow's Resample.c, which is what torchvision v1 runs on PIL images and
+// what torchvision v2's uint8 antialias kernel was written to match:
+//   * support = filter_support * max(scale, 1) when antialiasing (scale = box / out), else the
+//     plain filter support;
+//   * each output's weights are evaluated in double at (src + 0.5 - center) / max(scale, 1),
+//     normalised to sum 1, then rounded to int32 fixed point with kPrecisionBits fraction bits;
+//   * a pass accumulates int32 products starting at 1 << (kPrecisionBits - 1) (round half up),
+//     shifts right arithmetically and clamps to [0, 255];
+//   * the horizontal pass runs first into a uint8 intermediate, then the vertical pass.
+// All SIMD variants do exactly this integer arithmetic, so every level gives identical bytes.
+// Pixels are RGBX: 4 bytes, the 4th is carried along and ignored.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "common.h"
+
+namespace fastprep {
+
+constexpr int kPrecisionBits = 32 - 8 - 2;
+
+// One axis of a resize: which outputs to compute and from which part of the source.
+struct AxisSpec {
+  int src_size = 0;      // length of this axis in the decoded image
+  double b0 = 0, b1 = 0; // source box [b0, b1) in decoded coordinates
+  int out_size = 0;      // length of the resized axis
+  int o0 = 0, o1 = 0;    // resized indices to compute, [o0, o1)
+  bool reverse = false;  // emit outputs in reverse order (horizontal flip)
+  Interp interp = Interp::kBilinear;
+  bool antialias = true;
+};
+
+// Fixed-point weights for one axis, in emission order.
+struct AxisTable {
+  int n = 0;                   // number of outputs
+  int ksize = 0;               // taps stored per output (even, zero padded)
+  std::vector<int32_t> start;  // first source index of each output (decoded coordinates)
+  std::vector<int32_t> count;  // taps with a nonzero weight window
+  std::vector<int32_t> coef;   // n * ksize weights
+  int src_lo = 0, src_hi = 0;  // source indices read by any output: [src_lo, src_hi)
+};
+
+// Builds the table for `a`. Throws Error(kInvalid) on an empty box or output.
+void build_axis_table(const AxisSpec& a, AxisTable* t);
+
+// Horizontal pass over one row. `row` holds RGBX pixels of source columns starting at `origin`;
+// at least (t.src_hi - origin + t.ksize + 2) pixels must be readable. Writes t.n RGBX pixels.
+void hpass_row(Simd simd, const uint8_t* row, int origin, const AxisTable& t, uint8_t* out);
+
+// Vertical pass for one output row: combines `ks` rows of `src` (row stride `stride` bytes,
+// first row = `first`) with weights `k`, over `nbytes` bytes (a multiple of 4), into `out`.
+// Reads and writes up to the next multiple of 32 bytes, so buffers must be padded to that.
+void vpass_row(Simd simd, const uint8_t* src, size_t stride, int first, const int32_t* k, int ks,
+               int nbytes, uint8_t* out);
+
+// Per-ISA variants (resample_sse41.cpp, resample_avx2.cpp). Same contract as above.
+void hpass_row_sse41(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out);
+void hpass_row_avx2(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out);
+void vpass_row_sse41(const uint8_t* src, size_t stride, int first, const int32_t* k, int ks, int nbytes,
+                     uint8_t* out);
+void vpass_row_avx2(const uint8_t* src, size_t stride, int first, const int32_t* k, int ks, int nbytes,
+                    uint8_t* out);
+
+inline uint8_t clip_fixed(int32_t acc) {
+  int32_t v = acc >> kPrecisionBits;  // arithmetic shift, as the SIMD srai
+  return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+}
+
+}  // namespace fastprep

@@ -1,0 +1,43 @@
+#include "simd.h"
+
+#include <cstdlib>
+
+namespace fastprep {
+
+Simd cpu_best_simd() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2")) return Simd::kAVX2;
+  if (__builtin_cpu_supports("sse4.1")) return Simd::kSSE41;
+#endif
+  return Simd::kScalar;
+}
+
+const char* simd_name(Simd s) {
+  switch (s) {
+    case Simd::kAVX2: return "avx2";
+    case Simd::kSSE41: return "sse41";
+    default: return "scalar";
+  }
+}
+
+Simd parse_simd(const std::string& name) {
+  Simd best = cpu_best_simd();
+  Simd want;
+  if (name.empty() || name == "auto") return best;
+  if (name == "scalar" || name == "none") want = Simd::kScalar;
+  else if (name == "sse41" || name == "sse4.1") want = Simd::kSSE41;
+  else if (name == "avx2") want = Simd::kAVX2;
+  else throw Error(ErrorKind::kInvalid, "unknown SIMD level '" + name + "' (expected scalar, sse41, avx2 or auto)");
+  if (static_cast<int>(want) > static_cast<int>(best))
+    throw Error(ErrorKind::kInvalid, std::string("SIMD level '") + name + "' is not supported by this CPU (best: " +
+                                         simd_name(best) + ")");
+  return want;
+}
+
+Simd default_simd() {
+  const char* env = std::getenv("FASTPREP_SIMD");
+  return parse_simd(env ? std::string(env) : std::string());
+}
+
+}  // namespace fastprep

@@ -1,0 +1,23 @@
+// Runtime choice of the SIMD level (like libjpeg-turbo's jsimd dispatcher).
+#pragma once
+
+#include <string>
+
+#include "common.h"
+
+namespace fastprep {
+
+// Best level this CPU supports (cpuid), independent of any override.
+Simd cpu_best_simd();
+
+// Level to use by default: cpu_best_simd() capped by the FASTPREP_SIMD environment variable
+// ("scalar", "sse41", "avx2"). The environment is read on every call; nothing is cached.
+Simd default_simd();
+
+// Parses "scalar" | "sse41" | "avx2" | "auto"; throws Error(kInvalid) otherwise.
+// A level the CPU lacks is an error, never a silent downgrade.
+Simd parse_simd(const std::string& name);
+
+const char* simd_name(Simd s);
+
+}  // namespace fastprep

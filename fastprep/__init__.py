@@ -1,0 +1,27 @@
+"""fastprep: encoded images -> training-ready tensors in one fused native pass.
+
+    import fastprep as fp
+    t = fp.Compose([fp.Resize(256), fp.CenterCrop(224), fp.ToTensor(), fp.Normalize("imagenet")])
+    x = t(open("cat.jpg", "rb").read())          # (3, 224, 224) float32
+    xb = t.batch(paths, seed=0)                   # (N, 3, 224, 224)
+"""
+from ._errors import (DecodeError, ImageTooLargeError, MissingDependencyError, ReadError,
+                      UnsupportedImageError)
+from ._transforms import (DEFAULT_MAX_PIXELS, PRESETS, CenterCrop, Compose, Grayscale, InterpolationMode,
+                          Normalize, RandomHorizontalFlip, RandomResizedCrop, Resize, ToTensor)
+from ._torchvision import from_torchvision
+from . import _core
+
+__version__ = "0.1.0"
+
+
+def simd_info():
+    """{"cpu": best level of this CPU, "default": level used (FASTPREP_SIMD caps it)}."""
+    return {"cpu": _core.cpu_simd(), "default": _core.default_simd()}
+
+
+__all__ = [
+    "Compose", "Resize", "CenterCrop", "RandomResizedCrop", "RandomHorizontalFlip", "ToTensor", "Normalize",
+    "Grayscale", "InterpolationMode", "PRESETS", "DEFAULT_MAX_PIXELS", "from_torchvision", "simd_info",
+    "DecodeError", "UnsupportedImageError", "ImageTooLargeError", "ReadError", "MissingDependencyError",
+]

@@ -1,0 +1,40 @@
+"""Typed exceptions. Every decode failure names its source and the decoder's reason."""
+
+
+class DecodeError(ValueError):
+    """An image could not be decoded. ``source`` names the file (or the item index for in-memory
+    data), ``reason`` is the decoder's message and ``index`` the position in the batch."""
+
+    def __init__(self, source, reason, index=None):
+        self.source = source
+        self.reason = reason
+        self.index = index
+        where = f" (sample {index})" if index is not None else ""
+        super().__init__(f"{source}{where}: {reason}")
+
+    def __reduce__(self):  # picklable across processes (Ray, multiprocessing)
+        return (type(self), (self.source, self.reason, self.index))
+
+
+class UnsupportedImageError(DecodeError):
+    """A valid image this build cannot decode (12-bit or lossless JPEG, a format without Pillow)."""
+
+
+class ImageTooLargeError(DecodeError):
+    """The image's dimensions exceed ``max_pixels`` (decompression-bomb guard)."""
+
+
+class ReadError(DecodeError):
+    """The file could not be read."""
+
+
+class MissingDependencyError(ImportError):
+    """An optional dependency is needed; the message gives the pip command."""
+
+
+# Native ErrorKind codes (csrc/common.h) -> exception classes.
+_KIND = {1: DecodeError, 2: UnsupportedImageError, 3: ImageTooLargeError, 4: ReadError, 5: DecodeError}
+
+
+def error_for_kind(kind, source, reason, index=None):
+    return _KIND.get(kind, DecodeError)(source, reason, index)

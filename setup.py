@@ -1,0 +1,79 @@
+"""Build of fastprep's native core (fastprep._core) against the system libjpeg-turbo.
+
+No -march=native: SIMD kernels are compiled per function with target attributes and chosen at
+run time (csrc/simd.cpp), so one build runs on any x86-64 CPU.
+"""
+import os
+import sys
+import tempfile
+import subprocess
+
+from pybind11.setup_helpers import Pybind11Extension, build_ext
+from setuptools import setup
+
+HEADER_HELP = """
+fastprep needs the libjpeg-turbo development headers (jpeglib.h) to build.
+  Debian/Ubuntu:  sudo apt-get install libjpeg62-turbo-dev   (Ubuntu: libjpeg-turbo8-dev)
+  Fedora/RHEL:    sudo dnf install libjpeg-turbo-devel
+  macOS:          brew install jpeg-turbo   (then export CPATH/LIBRARY_PATH to its prefix)
+Set FASTPREP_JPEG_PREFIX=/path/to/prefix to point the build at another install.
+"""
+
+
+def find_jpeg():
+    prefix = os.environ.get("FASTPREP_JPEG_PREFIX")
+    inc = [os.path.join(prefix, "include")] if prefix else []
+    lib = [os.path.join(prefix, "lib")] if prefix else []
+    # Probe with the compiler rather than guessing paths: multiarch dirs, Homebrew, conda...
+    src = "#include <stdio.h>\n#include <jpeglib.h>\nint main(void){return 0;}\n"
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "probe.c")
+        with open(path, "w") as f:
+            f.write(src)
+        cc = os.environ.get("CC", "cc")
+        cmd = [cc, "-fsyntax-only", path] + ["-I" + i for i in inc]
+        try:
+            ok = subprocess.run(cmd, capture_output=True).returncode == 0
+        except OSError:
+            ok = True  # no standalone compiler to probe with: let the real build report
+    if not ok:
+        sys.stderr.write(HEADER_HELP)
+        raise SystemExit("error: jpeglib.h not found (install libjpeg-turbo development headers)")
+    return inc, lib
+
+
+include_dirs, library_dirs = find_jpeg()
+
+SOURCES = [
+    "csrc/bindings.cpp",
+    "csrc/exif.cpp",
+    "csrc/jpeg_decoder.cpp",
+    "csrc/output.cpp",
+    "csrc/pipeline.cpp",
+    "csrc/plan.cpp",
+    "csrc/resample.cpp",
+    "csrc/resample_avx2.cpp",
+    "csrc/resample_sse41.cpp",
+    "csrc/simd.cpp",
+    "csrc/thread_pool.cpp",
+]
+
+extra_compile = ["-O3", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-clobbered"]
+extra_link = []
+if os.environ.get("FASTPREP_SANITIZE"):  # e.g. "address,undefined" for the ASan CI job
+    flags = ["-fsanitize=" + os.environ["FASTPREP_SANITIZE"], "-fno-omit-frame-pointer", "-g", "-O1"]
+    extra_compile = [f for f in extra_compile if f != "-O3"] + flags
+    extra_link += flags
+
+ext = Pybind11Extension(
+    "fastprep._core",
+    SOURCES,
+    include_dirs=["csrc"] + include_dirs,
+    library_dirs=library_dirs,
+    libraries=["jpeg"],
+    cxx_std=17,
+    extra_compile_args=extra_compile,
+    extra_link_args=extra_link,
+)
+
+setup(ext_modules=[ext], cmdclass={"build_ext": build_ext})

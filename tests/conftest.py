@@ -1,0 +1,55 @@
+import glob
+import os
+
+import numpy as np
+import pytest
+
+import fastprep as fp
+
+HERE = os.path.dirname(__file__)
+PHOTOS = sorted(glob.glob(os.path.join(HERE, "data", "photos", "*.jpg")))
+SIMD_LEVELS = [s for s in ("scalar", "sse41", "avx2") if ["scalar", "sse41", "avx2"].index(s) <=
+               ["scalar", "sse41", "avx2"].index(fp.simd_info()["cpu"])]
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+@pytest.fixture(scope="session")
+def photos():
+    assert len(PHOTOS) >= 10, "tests/data/photos is missing"
+    return PHOTOS
+
+
+def pil_rgb(path):
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        return ImageOps.exif_transpose(im).convert("RGB")
+
+
+def tv_resize_size(h, w, size):
+    """torchvision's output size for Resize(int): shorter side = size, longer truncated."""
+    if w <= h:
+        return int(size * h / w), size
+    return size, int(size * w / h)
+
+
+def tv_center_crop_box(h, w, ch, cw):
+    return int(round((h - ch) / 2.0)), int(round((w - cw) / 2.0))
+
+
+def pil_eval_reference(path, resize=256, crop=224, resample=None):
+    """torchvision v1 eval transform (Resize(resize) + CenterCrop(crop)) on PIL, as uint8 HWC."""
+    from PIL import Image
+
+    im = pil_rgb(path)
+    w, h = im.size
+    nh, nw = tv_resize_size(h, w, resize)
+    r = im.resize((nw, nh), Image.BILINEAR if resample is None else resample)
+    t, l = tv_center_crop_box(nh, nw, crop, crop)
+    return np.asarray(r.crop((l, t, l + crop, t + crop)))
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
