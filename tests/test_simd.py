@@ -1,0 +1,60 @@
+"""Every SIMD level gives byte-identical output to the scalar reference path."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastprep as fp
+from conftest import SIMD_LEVELS
+
+
+def _run_all_levels(ops, items, **kw):
+    outs = {}
+    for s in SIMD_LEVELS:
+        t = fp.Compose(ops, simd=s, **kw)
+        assert t.simd == s
+        outs[s] = t.batch(items, seed=3, threads=1)
+    return outs
+
+
+@pytest.mark.parametrize("interp", ["bilinear", "bicubic", "nearest"])
+def test_levels_identical_on_photos(photos, interp):
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        size = int(rng.integers(7, 300))
+        crop = int(rng.integers(1, size + 1))
+        ops = [fp.Resize(size, interpolation=interp), fp.CenterCrop(crop), fp.RandomHorizontalFlip(),
+               fp.ToTensor(), fp.Normalize("imagenet")]
+        outs = _run_all_levels(ops, photos)
+        for s, o in outs.items():
+            assert np.array_equal(o, outs["scalar"]), (s, size, crop)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 37, 3), (41, 1, 3), (9, 13, 3), (17, 300, 4), (300, 7, 1)])
+def test_levels_identical_on_odd_arrays(shape):
+    rng = np.random.default_rng(1)
+    arr = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    if shape[2] == 1:
+        arr = arr[:, :, 0]
+    for out in [(5, 5), (1, 33), (29, 1), (64, 48)]:
+        for interp in ["bilinear", "bicubic"]:
+            ops = [fp.RandomResizedCrop(out, scale=(0.2, 1.0), interpolation=interp), fp.RandomHorizontalFlip()]
+            outs = _run_all_levels(ops, [arr] * 6, dtype="uint8", layout="HWC")
+            for s, o in outs.items():
+                assert np.array_equal(o, outs["scalar"]), (s, shape, out, interp)
+
+
+def test_env_forces_scalar():
+    code = "import fastprep as fp; t = fp.Compose([fp.Resize(8)]); print(fp.simd_info()['default'], t.simd)"
+    env = dict(os.environ, FASTPREP_SIMD="scalar")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["scalar", "scalar"]
+
+
+def test_env_rejects_unknown_level():
+    env = dict(os.environ, FASTPREP_SIMD="avx9000")
+    r = subprocess.run([sys.executable, "-c", "import fastprep as fp; fp.Compose([fp.Resize(8)])"], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "avx9000" in r.stderr
