@@ -66,16 +66,13 @@ PlanSpec spec_from_dict(const py::dict& d) {
   return s;
 }
 
-// A batch of samples pinned for a native run: inputs converted, buffers held, output attached.
-class Batch {
+// Samples pinned for native runs: inputs converted once (paths encoded, buffers requested)
+// while the GIL is held. A Loader builds one for its whole dataset.
+class Items {
  public:
-  Batch(std::shared_ptr<Plan> plan, const py::list& items, std::vector<int64_t> slots, std::vector<uint64_t> indices,
-        uint64_t seed, uint64_t epoch)
-      : plan_(std::move(plan)), slots_(std::move(slots)), indices_(std::move(indices)), seed_(seed), epoch_(epoch) {
+  explicit Items(const py::list& items) {
     const size_t n = items.size();
-    if (slots_.size() != n || indices_.size() != n) throw Error(ErrorKind::kInvalid, "slots/indices length mismatch");
     inputs_.resize(n);
-    results_.resize(n);
     bufs_.reserve(n);
     for (size_t i = 0; i < n; ++i) {
       py::handle o = items[i];
@@ -99,7 +96,8 @@ class Batch {
         if (b.itemsize != 1 || (b.format != "B" && b.format != "b" && b.format != "c"))
           throw Error(ErrorKind::kInvalid, "item " + std::to_string(i) + ": pixel arrays must be uint8");
         if (b.ndim > 3 || (b.ndim == 3 && b.strides[2] != 1))
-          throw Error(ErrorKind::kInvalid, "item " + std::to_string(i) + ": pixel arrays must be HxW or HxWxC with contiguous channels");
+          throw Error(ErrorKind::kInvalid,
+                      "item " + std::to_string(i) + ": pixel arrays must be HxW or HxWxC with contiguous channels");
         in.kind = SampleInput::kArray;
         in.data = static_cast<const uint8_t*>(b.ptr);
         in.h = static_cast<int>(b.shape[0]);
@@ -109,6 +107,29 @@ class Batch {
         in.px_stride = b.strides[1];
       }
     }
+  }
+  size_t size() const { return inputs_.size(); }
+  const SampleInput& operator[](size_t i) const { return inputs_[i]; }
+
+ private:
+  std::vector<SampleInput> inputs_;
+  std::vector<std::unique_ptr<py::buffer_info>> bufs_;
+};
+
+// One native run: picks[i] of `items` goes to output slot slots[i] with random key indices[i].
+class Batch {
+ public:
+  Batch(std::shared_ptr<Plan> plan, std::shared_ptr<Items> items, std::vector<int64_t> picks,
+        std::vector<int64_t> slots, std::vector<uint64_t> indices, uint64_t seed, uint64_t epoch)
+      : plan_(std::move(plan)), items_(std::move(items)), picks_(std::move(picks)), slots_(std::move(slots)),
+        indices_(std::move(indices)), seed_(seed), epoch_(epoch) {
+    const size_t n = picks_.size();
+    if (slots_.size() != n || indices_.size() != n) throw Error(ErrorKind::kInvalid, "picks/slots/indices length mismatch");
+    for (int64_t p : picks_)
+      if (p < 0 || static_cast<size_t>(p) >= items_->size()) throw Error(ErrorKind::kInvalid, "pick out of range");
+    for (int64_t s : slots_)
+      if (s < 0) throw Error(ErrorKind::kInvalid, "negative slot");
+    results_.resize(n);
   }
 
   // Attaches the output buffer: C-contiguous, writable, (N, ...) slots of out_h x out_w.
@@ -135,15 +156,21 @@ class Batch {
   }
 
   void probe(Engine& engine) {
-    engine.run(static_cast<int64_t>(inputs_.size()), [&](Worker& w, int64_t i) {
-      probe_sample(*plan_, w, inputs_[i], key(i), &results_[i]);
+    engine.run(static_cast<int64_t>(picks_.size()), [&](Worker& w, int64_t i) {
+      probe_sample(*plan_, w, (*items_)[picks_[i]], key(i), &results_[i]);
+    });
+  }
+
+  void decode_only(Engine& engine) {
+    engine.run(static_cast<int64_t>(picks_.size()), [&](Worker& w, int64_t i) {
+      fastprep::decode_only(plan_->spec, w, (*items_)[picks_[i]], &results_[i]);
     });
   }
 
   void run(Engine& engine) {
     if (!out_) throw Error(ErrorKind::kInvalid, "no output attached");
-    engine.run(static_cast<int64_t>(inputs_.size()), [&](Worker& w, int64_t i) {
-      run_sample(*plan_, w, inputs_[i], key(i), out_ + slot_bytes_ * slots_[i], out_h_, out_w_, &results_[i]);
+    engine.run(static_cast<int64_t>(picks_.size()), [&](Worker& w, int64_t i) {
+      run_sample(*plan_, w, (*items_)[picks_[i]], key(i), out_ + slot_bytes_ * slots_[i], out_h_, out_w_, &results_[i]);
     });
   }
 
@@ -179,9 +206,9 @@ class Batch {
   RunKey key(int64_t i) const { return RunKey{seed_, epoch_, indices_[i]}; }
 
   std::shared_ptr<Plan> plan_;
-  std::vector<SampleInput> inputs_;
+  std::shared_ptr<Items> items_;
+  std::vector<int64_t> picks_;
   std::vector<SampleResult> results_;
-  std::vector<std::unique_ptr<py::buffer_info>> bufs_;
   std::unique_ptr<py::buffer_info> out_info_;
   std::vector<int64_t> slots_;
   std::vector<uint64_t> indices_;
@@ -224,13 +251,20 @@ PYBIND11_MODULE(_core, m) {
       .def(py::init<int>(), py::arg("threads"))
       .def_property_readonly("threads", &Engine::threads);
 
+  py::class_<Items, std::shared_ptr<Items>>(m, "Items")
+      .def(py::init<const py::list&>(), py::arg("items"))
+      .def("__len__", &Items::size);
+
   py::class_<Batch>(m, "Batch")
-      .def(py::init<std::shared_ptr<Plan>, const py::list&, std::vector<int64_t>, std::vector<uint64_t>, uint64_t,
-                    uint64_t>(),
-           py::arg("plan"), py::arg("items"), py::arg("slots"), py::arg("indices"), py::arg("seed"), py::arg("epoch"))
+      .def(py::init<std::shared_ptr<Plan>, std::shared_ptr<Items>, std::vector<int64_t>, std::vector<int64_t>,
+                    std::vector<uint64_t>, uint64_t, uint64_t>(),
+           py::arg("plan"), py::arg("items"), py::arg("picks"), py::arg("slots"), py::arg("indices"),
+           py::arg("seed"), py::arg("epoch"))
       .def("set_output", &Batch::set_output, py::arg("out"), py::arg("out_h"), py::arg("out_w"))
       .def("probe", &Batch::probe, py::arg("engine"), py::call_guard<py::gil_scoped_release>())
       .def("run", &Batch::run, py::arg("engine"), py::call_guard<py::gil_scoped_release>())
+      .def("decode_only", &Batch::decode_only, py::arg("engine"), py::call_guard<py::gil_scoped_release>(),
+           "Full libjpeg-turbo decode of every pick, no transform: the speed ceiling.")
       .def("status", &Batch::status)
       .def("errors", &Batch::errors)
       .def("params", &Batch::params);

@@ -213,6 +213,30 @@ void run_array(const Plan& plan, Worker& w, const SampleInput& in, const RunKey&
 
 }  // namespace
 
+bool decode_only(const PlanSpec& spec, Worker& w, const SampleInput& in, SampleResult* res) {
+  try {
+    const uint8_t* data;
+    size_t size;
+    encoded_bytes(w, in, &data, &size);
+    if (!is_jpeg(data, size)) throw Error(ErrorKind::kDecode, "not a JPEG");
+    JpegHeader hdr = w.dec.read_header(data, size, limits_of(spec));
+    int x0, xw, full_h, full_w;
+    w.dec.start(1, 0, hdr.width, &x0, &xw, &full_h, &full_w);
+    const size_t row_bytes = static_cast<size_t>(full_w) * 4;
+    grow(&w.full, checked_mul(full_h, row_bytes));
+    for (int y = 0; y < full_h; ++y) w.dec.read_row(w.full.data() + y * row_bytes);
+    w.dec.finish();
+    res->status = SampleStatus::kOk;
+    return true;
+  } catch (const Error& e) {
+    w.dec.finish();
+    res->status = SampleStatus::kError;
+    res->kind = e.kind();
+    res->message = e.what();
+    return false;
+  }
+}
+
 bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, SampleResult* res) {
   try {
     int h, wd;

@@ -53,6 +53,10 @@ bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunK
 void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, uint8_t* slot, int out_h,
                 int out_w, SampleResult* res);
 
+// The speed ceiling: libjpeg-turbo's own full decode of a JPEG sample (RGBX, full size, no
+// transform), into the worker's scratch. Returns false and fills *res on failure.
+bool decode_only(const PlanSpec& spec, Worker& w, const SampleInput& in, SampleResult* res);
+
 // Maximum size of a file read from a path (bounded read; larger files are rejected).
 constexpr int64_t kMaxFileBytes = int64_t(1) << 31;
 

@@ -394,7 +394,7 @@ class Compose:
         return result
 
     def _probe(self, items, engine, seed, epoch):
-        b = _core.Batch(self._plan, items, [0], [0], seed, epoch)
+        b = _core.Batch(self._plan, _core.Items(items), [0], [0], [0], seed, epoch)
         b.probe(engine)
         st = b.status()[0]
         if st == 1:
@@ -409,7 +409,8 @@ class Compose:
 
     def _run(self, items, arr, size, engine, seed, epoch, keys, policy):
         n = len(items)
-        b = _core.Batch(self._plan, items, list(range(n)), keys, seed, epoch)
+        rng = list(range(n))
+        b = _core.Batch(self._plan, _core.Items(items), rng, rng, keys, seed, epoch)
         b.set_output(arr, size[0], size[1])
         b.run(engine)
         status = b.status()
@@ -425,10 +426,11 @@ class Compose:
                 except DecodeError as e:
                     errors[i] = e
             if decoded:
-                b2 = _core.Batch(self._plan, decoded, slots, [keys[i] for i in slots], seed, epoch)
+                b2 = _core.Batch(self._plan, _core.Items(decoded), list(range(len(slots))), slots,
+                                 [keys[i] for i in slots], seed, epoch)
                 b2.set_output(arr, size[0], size[1])
                 b2.run(engine)
-                for j, (i, kind, msg) in enumerate(b2.errors()):
+                for i, kind, msg in b2.errors():
                     errors[slots[i]] = (kind, msg)
                 p2 = _params(b2.params())
                 for j, i in enumerate(slots):
