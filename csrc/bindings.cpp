@@ -61,6 +61,7 @@ PlanSpec spec_from_dict(const py::dict& d) {
   s.exact = get_or<bool>(d, "exact", false);
   s.max_pixels = get_or<int64_t>(d, "max_pixels", 0);
   s.strict = get_or<bool>(d, "strict", true);
+  s.allow_truncated = get_or<bool>(d, "allow_truncated", false);
   std::string simd = get_or<std::string>(d, "simd", "");
   s.simd = simd.empty() ? default_simd() : parse_simd(simd);
   return s;
@@ -181,6 +182,14 @@ class Batch {
     return a;
   }
 
+  // Per sample: corrupt-data warnings the decoder tolerated (allow_truncated / strict=False).
+  py::array_t<int32_t> warnings() const {
+    py::array_t<int32_t> a(static_cast<py::ssize_t>(results_.size()));
+    auto m = a.mutable_unchecked<1>();
+    for (size_t i = 0; i < results_.size(); ++i) m(i) = results_[i].warnings;
+    return a;
+  }
+
   py::list errors() const {
     py::list l;
     for (size_t i = 0; i < results_.size(); ++i)
@@ -266,6 +275,7 @@ PYBIND11_MODULE(_core, m) {
       .def("decode_only", &Batch::decode_only, py::arg("engine"), py::call_guard<py::gil_scoped_release>(),
            "Full libjpeg-turbo decode of every pick, no transform: the speed ceiling.")
       .def("status", &Batch::status)
+      .def("warnings", &Batch::warnings)
       .def("errors", &Batch::errors)
       .def("params", &Batch::params);
 

@@ -25,6 +25,8 @@ struct JpegDecoder::Impl {
     char msg[JMSG_LENGTH_MAX];
     ErrorKind kind;
     bool strict;
+    bool allow_truncated;
+    bool truncated;  // the source ran out of data (allow_truncated mode)
     int warnings;
   };
   struct Progress {
@@ -55,17 +57,22 @@ struct JpegDecoder::Impl {
   static void on_message(j_common_ptr c, int level) {
     if (level >= 0) return;  // trace messages
     ErrorMgr* e = reinterpret_cast<ErrorMgr*>(c->err);
-    e->warnings++;
-    if (!e->strict) return;
     int code = c->err->msg_code;
     // Warnings that mean the pixels are wrong: truncation and corrupt entropy data.
-    if (code == JWRN_JPEG_EOF || code == JWRN_EXTRANEOUS_DATA || code == JWRN_HIT_MARKER ||
-        code == JWRN_MUST_RESYNC || code == JWRN_NOT_SEQUENTIAL || code == JWRN_BOGUS_PROGRESSION ||
-        code == JWRN_HUFF_BAD_CODE || code == JWRN_ARITH_BAD_CODE) {
-      (*c->err->format_message)(c, e->msg);
-      e->kind = ErrorKind::kDecode;
-      std::longjmp(e->jmp, 1);
+    if (!(code == JWRN_JPEG_EOF || code == JWRN_EXTRANEOUS_DATA || code == JWRN_HIT_MARKER ||
+          code == JWRN_MUST_RESYNC || code == JWRN_NOT_SEQUENTIAL || code == JWRN_BOGUS_PROGRESSION ||
+          code == JWRN_HUFF_BAD_CODE || code == JWRN_ARITH_BAD_CODE))
+      return;
+    // jpeg_mem_src warns JWRN_JPEG_EOF when the data runs out and then feeds EOI markers: what
+    // follows (premature end of data segment, ...) is a consequence of the truncation.
+    if (code == JWRN_JPEG_EOF && e->allow_truncated) e->truncated = true;
+    if (!e->strict || e->truncated) {
+      e->warnings++;
+      return;
     }
+    (*c->err->format_message)(c, e->msg);
+    e->kind = ErrorKind::kDecode;
+    std::longjmp(e->jmp, 1);
   }
 
   static void on_progress(j_common_ptr c) {
@@ -92,6 +99,8 @@ JpegDecoder::JpegDecoder() : impl_(new Impl) {
   m.err.pub.error_exit = &Impl::on_error;
   m.err.pub.emit_message = &Impl::on_message;
   m.err.strict = true;
+  m.err.allow_truncated = false;
+  m.err.truncated = false;
   m.err.warnings = 0;
   m.progress.pub.progress_monitor = &Impl::on_progress;
   m.progress.max_scans = 1000;
@@ -112,6 +121,8 @@ JpegHeader JpegDecoder::read_header(const uint8_t* data, size_t size, const Jpeg
     m.active = false;
   }
   m.err.strict = limits.strict;
+  m.err.allow_truncated = limits.allow_truncated;
+  m.err.truncated = false;
   m.err.warnings = 0;
   m.progress.max_scans = limits.max_scans;
   JpegHeader h;

@@ -22,6 +22,10 @@ struct JpegLimits {
   int64_t max_pixels = 0;  // 0 = unlimited; checked from the header, before any allocation
   int max_scans = 1000;    // progressive scans allowed (libjpeg-turbo's fuzzers use a limit too)
   bool strict = true;      // corrupt-data warnings (truncation, bad codes) are errors
+  // A file that ends early decodes anyway: the source's end-of-file warning, and every warning
+  // after it, are tolerated; libjpeg leaves the missing blocks at zero coefficients (mid-gray),
+  // as PIL's LOAD_TRUNCATED_IMAGES. Other corrupt data before the end stays an error.
+  bool allow_truncated = false;
 };
 
 // Call order per image: read_header, start, [skip_rows], read_row..., then finish or the next
@@ -44,7 +48,8 @@ class JpegDecoder {
   void read_row(uint8_t* rgbx);  // out_w RGBX pixels
   void finish();                 // abandons the rest of the image
 
-  // Number of warnings the last image raised (non-strict mode).
+  // Number of corrupt-data warnings the last image raised and that were tolerated (non-strict
+  // mode, or truncation with allow_truncated): 0 means the pixels are what the file encodes.
   int warnings() const;
 
  private:

@@ -43,6 +43,7 @@ JpegLimits limits_of(const PlanSpec& s) {
   JpegLimits l;
   l.max_pixels = s.max_pixels;
   l.strict = s.strict;
+  l.allow_truncated = s.allow_truncated;
   return l;
 }
 
@@ -275,6 +276,7 @@ bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunK
 void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, uint8_t* slot, int out_h,
                 int out_w, SampleResult* res) {
   res->status = SampleStatus::kOk;
+  res->warnings = 0;
   try {
     if (in.kind == SampleInput::kArray) {
       run_array(plan, w, in, key, slot, out_h, out_w, res);
@@ -289,6 +291,7 @@ void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey
       return;
     }
     run_jpeg(plan, w, data, size, key, slot, out_h, out_w, res);
+    res->warnings = w.dec.warnings();
   } catch (const Error& e) {
     w.dec.finish();
     res->status = SampleStatus::kError;

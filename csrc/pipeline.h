@@ -31,6 +31,7 @@ struct SampleResult {
   Geometry geom;
   int decode_denom = 1;  // DCT scaling used (1 = full resolution)
   int orientation = 1;
+  int warnings = 0;  // corrupt-data warnings tolerated (strict=false, or a truncation allowed)
 };
 
 // Per-thread state, reused across samples: no allocation per image once warmed up.

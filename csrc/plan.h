@@ -30,6 +30,7 @@ struct PlanSpec {
   bool exact = false;        // no DCT-domain downscaling
   int64_t max_pixels = 0;    // 0 = unlimited
   bool strict = true;        // corrupt-data warnings are errors
+  bool allow_truncated = false;  // a JPEG that ends early decodes, missing rows gray (see JpegLimits)
   Simd simd = Simd::kScalar;
 };
 

@@ -9,6 +9,7 @@ import numbers
 import os
 import secrets
 import threading
+import warnings
 
 import numpy as np
 
@@ -278,15 +279,19 @@ class Compose:
         simd: "avx2", "sse41", "scalar" or None (best available, capped by FASTPREP_SIMD).
         max_pixels: images with more pixels are rejected from their header (0 = no limit).
         strict: corrupt-data warnings of the JPEG decoder are errors (default True).
+        allow_truncated: a JPEG that ends early (a cut download) is decoded anyway, its missing
+            rows mid-gray as PIL's ``LOAD_TRUNCATED_IMAGES``, with a ``UserWarning`` naming the
+            file; other corrupt data stays an error while ``strict`` (default False).
         on_error: default policy of :meth:`batch`: "raise", "skip" or "zeros".
     """
 
     def __init__(self, transforms, *, exact=False, dtype=None, layout=None, color=None, simd=None,
-                 max_pixels=DEFAULT_MAX_PIXELS, strict=True, on_error="raise"):
+                 max_pixels=DEFAULT_MAX_PIXELS, strict=True, on_error="raise", allow_truncated=False):
         self.transforms = list(transforms)
         self.exact = bool(exact)
         spec, self.dtype, self.layout, self.color = _compile(self.transforms, exact, dtype, layout, color, simd,
                                                             max_pixels, strict)
+        spec["allow_truncated"] = self.allow_truncated = bool(allow_truncated)
         self._spec = spec
         try:
             self._plan = _core.Plan(spec)
@@ -416,6 +421,10 @@ class Compose:
         status = b.status()
         params = _params(b.params())
         errors = {i: (kind, msg) for i, kind, msg in b.errors()}
+        if self.allow_truncated:
+            for i in np.flatnonzero(b.warnings()):
+                warnings.warn(f"{_fallback.display_name(items[i], i)} (sample {i}): truncated JPEG decoded, "
+                              "its missing rows filled gray (allow_truncated=True)", UserWarning, stacklevel=3)
         fallback = [i for i in range(n) if status[i] == 2]
         if fallback:
             decoded, slots = [], []
