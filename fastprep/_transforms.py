@@ -414,51 +414,62 @@ class Compose:
 
     def _run(self, items, arr, size, engine, seed, epoch, keys, policy):
         n = len(items)
-        rng = list(range(n))
-        b = _core.Batch(self._plan, _core.Items(items), rng, rng, keys, seed, epoch)
-        b.set_output(arr, size[0], size[1])
-        b.run(engine)
-        status = b.status()
-        params = _params(b.params())
-        errors = {i: (kind, msg) for i, kind, msg in b.errors()}
-        if self.allow_truncated:
-            for i in np.flatnonzero(b.warnings()):
-                warnings.warn(f"{_fallback.display_name(items[i], i)} (sample {i}): truncated JPEG decoded, "
-                              "its missing rows filled gray (allow_truncated=True)", UserWarning, stacklevel=3)
-        fallback = [i for i in range(n) if status[i] == 2]
-        if fallback:
-            decoded, slots = [], []
-            for i in fallback:
-                try:
-                    decoded.append(_fallback.decode(items[i], _fallback.display_name(items[i], i), self.max_pixels))
-                    slots.append(i)
-                except DecodeError as e:
-                    errors[i] = e
-            if decoded:
-                b2 = _core.Batch(self._plan, _core.Items(decoded), list(range(len(slots))), slots,
-                                 [keys[i] for i in slots], seed, epoch)
-                b2.set_output(arr, size[0], size[1])
-                b2.run(engine)
-                for i, kind, msg in b2.errors():
-                    errors[slots[i]] = (kind, msg)
-                p2 = _params(b2.params())
-                for j, i in enumerate(slots):
-                    params[i] = p2[j]
+        params, errors = execute(self, _core.Items(items), items, list(range(n)), list(range(n)), keys, arr, size,
+                                 engine, seed, epoch)
         failed = set()
         for i in sorted(errors):
-            err = errors[i]
-            if not isinstance(err, DecodeError):
-                err = error_for_kind(err[0], _fallback.display_name(items[i], i), err[1], i)
-            elif err.index is None:
-                err.index = i
-                err.args = (f"{err.source} (sample {i}): {err.reason}",)
             if policy == "raise":
-                raise err
+                raise errors[i]
             failed.add(i)
-            params[i]["error"] = str(err)
+            params[i]["error"] = str(errors[i])
             if policy == "zeros":
                 arr[i] = 0
         return params, failed
+
+
+def execute(compose, native_items, raw_items, picks, slots, keys, arr, size, engine, seed, epoch):
+    """Runs picks[i] of the pinned items into arr[slots[i]] natively (GIL released), then decodes
+    the non-JPEG ones with Pillow and runs those through the same native pass.
+
+    Returns (params per position, {position: DecodeError}).
+    """
+    plan = compose._plan
+
+    def name(i):
+        return _fallback.display_name(raw_items[picks[i]], picks[i])
+
+    b = _core.Batch(plan, native_items, picks, slots, keys, seed, epoch)
+    b.set_output(arr, size[0], size[1])
+    b.run(engine)
+    status = b.status()
+    params = _params(b.params())
+    errors = {i: error_for_kind(kind, name(i), msg, picks[i]) for i, kind, msg in b.errors()}
+    if compose.allow_truncated:
+        for i in np.flatnonzero(b.warnings()):
+            warnings.warn(f"{name(i)} (sample {picks[i]}): truncated JPEG decoded, its missing rows filled gray "
+                          "(allow_truncated=True)", UserWarning, stacklevel=4)
+    fallback = [i for i in range(len(picks)) if status[i] == 2]
+    if fallback:
+        decoded, pos = [], []
+        for i in fallback:
+            try:
+                decoded.append(_fallback.decode(raw_items[picks[i]], name(i), compose.max_pixels))
+                pos.append(i)
+            except DecodeError as e:
+                e.index = picks[i]
+                e.args = (f"{e.source} (sample {picks[i]}): {e.reason}",)
+                errors[i] = e
+        if decoded:
+            b2 = _core.Batch(plan, _core.Items(decoded), list(range(len(pos))), [slots[i] for i in pos],
+                             [keys[i] for i in pos], seed, epoch)
+            b2.set_output(arr, size[0], size[1])
+            b2.run(engine)
+            for j, kind, msg in b2.errors():
+                errors[pos[j]] = error_for_kind(kind, name(pos[j]), msg, picks[pos[j]])
+            p2 = _params(b2.params())
+            for j, i in enumerate(pos):
+                params[i] = p2[j]
+    return params, errors
 
 
 def _params(p):
