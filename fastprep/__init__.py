@@ -25,3 +25,7 @@ __all__ = [
     "Grayscale", "InterpolationMode", "PRESETS", "DEFAULT_MAX_PIXELS", "from_torchvision", "simd_info",
     "DecodeError", "UnsupportedImageError", "ImageTooLargeError", "ReadError", "MissingDependencyError",
 ]
+
+from ._loader import Loader  # noqa: E402
+
+__all__.append("Loader")
