@@ -48,6 +48,7 @@ SOURCES = [
     "csrc/bindings.cpp",
     "csrc/exif.cpp",
     "csrc/jpeg_decoder.cpp",
+    "csrc/jpeg_encoder.cpp",
     "csrc/output.cpp",
     "csrc/pipeline.cpp",
     "csrc/plan.cpp",

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "jpeg_decoder.h"
+#include "jpeg_encoder.h"
 #include "output.h"
 #include "pipeline.h"
 #include "plan.h"
@@ -21,6 +22,10 @@ namespace py = pybind11;
 using namespace fastprep;
 
 namespace {
+
+struct EncodedBytes {
+  std::vector<uint8_t> data;
+};
 
 template <typename T>
 T get_or(const py::dict& d, const char* key, T dflt) {
@@ -278,6 +283,26 @@ PYBIND11_MODULE(_core, m) {
       .def("warnings", &Batch::warnings)
       .def("errors", &Batch::errors)
       .def("params", &Batch::params);
+
+  // Encoded bytes returned from a GIL-free call; Python wraps them with bytes(...) (buffer protocol).
+  py::class_<EncodedBytes>(m, "EncodedBytes", py::buffer_protocol())
+      .def_buffer([](EncodedBytes& e) { return py::buffer_info(e.data.data(), e.data.size()); })
+      .def("__len__", [](const EncodedBytes& e) { return e.data.size(); });
+
+  m.def(
+      "encode_jpeg",
+      [](const py::array_t<uint8_t, py::array::c_style>& img, int quality, int subsampling, bool progressive) {
+        // img was converted (and is referenced) before the GIL was released by the call guard.
+        const int ndim = static_cast<int>(img.ndim());
+        if (ndim != 2 && ndim != 3) throw Error(ErrorKind::kInvalid, "image must be HxW or HxWxC uint8");
+        const int c = ndim == 3 ? static_cast<int>(img.shape(2)) : 1;
+        EncodedBytes out;
+        out.data = encode_jpeg(img.data(), static_cast<int>(img.shape(0)), static_cast<int>(img.shape(1)), c,
+                               img.strides(0), quality, subsampling, progressive);
+        return out;
+      },
+      py::arg("image"), py::arg("quality") = 90, py::arg("subsampling") = 420, py::arg("progressive") = false,
+      py::call_guard<py::gil_scoped_release>(), "Encodes an HxW or HxWx3 uint8 image as JPEG with libjpeg-turbo.");
 
   // Kernel-level entry points for tests and micro-benchmarks.
   m.def("float_to_half", [](float f) { return float_to_half(f); });
