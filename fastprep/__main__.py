@@ -1,0 +1,6 @@
+"""python -m fastprep ..."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,435 @@
+"""``fastprep preprocess``: decode + resize a dataset once, offline.
+
+``--format npy`` writes fixed-size shards of the transform's output::
+
+    OUT/images_00000.npy   (n, C, H, W) (or (n, H, W, C)) uint8/float16/float32, np.load(mmap_mode="r")
+    OUT/labels_00000.npy   (n,) int64
+    OUT/shard_00000.json   the shard's source range, failures and exact moment sums
+    OUT/run.json           the run's fingerprint (transform, shard size, files), checked on resume
+    OUT/index.json         written last: classes, transform spec, shards, file names, stats, failures
+
+Shard k holds source items [k * shard_size, (k + 1) * shard_size) minus the files that failed
+under on_error="skip", so a shard holds at most shard_size samples and its content does not
+depend on any other shard. Every file is written to ``<name>.tmp`` and renamed into place;
+a shard is finished iff its ``images_*.npy`` exists (its labels and json are renamed into place
+before it). A rerun skips finished shards, redoes the others, and rewrites index.json at the end.
+(The renames make an interrupted run safe; there is no fsync, so a power loss is not covered.)
+
+``--format jpeg`` re-encodes the resized images with Pillow into a mirrored folder tree (with
+--transform resize: shorter side = size, aspect kept); a rerun skips the files already there.
+"""
+import concurrent.futures as cf
+import hashlib
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+from . import _offline
+from ._datasets import index_source
+from ._errors import DecodeError, MissingDependencyError
+from ._stats import FloatMoments, LevelMoments, empty_levels, moments_from_json, normalize_line, summarize
+
+INDEX_FORMAT = "fastprep-shards"
+JPEG_INDEX_FORMAT = "fastprep-jpeg"
+INDEX_VERSION = 1
+_KILL_ENV = "FASTPREP_TEST_KILL_AFTER_SHARDS"  # test hook: os._exit() in the middle of the next shard
+
+
+def shard_names(k):
+    return f"images_{k:05d}.npy", f"labels_{k:05d}.npy", f"shard_{k:05d}.json"
+
+
+def _fingerprint(ds, spec, extra):
+    h = hashlib.sha1()
+    for name in ds.names:
+        h.update(name.encode("utf-8", "surrogateescape"))
+        h.update(b"\0")
+    h.update(np.ascontiguousarray(ds.labels, dtype="<i8").tobytes())
+    return {"count": len(ds), "files_sha1": h.hexdigest(), "transform": spec, **extra}
+
+
+def _read_json(path):
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _our_file(name):
+    base = name[:-4] if name.endswith(".tmp") else name
+    return (base in ("index.json", "run.json")
+            or (base.startswith(("images_", "labels_")) and base.endswith(".npy"))
+            or (base.startswith("shard_") and base.endswith(".json")))
+
+
+def _prepare_out(out, fingerprint, overwrite):
+    """Creates OUT, checks that a previous run there had the same fingerprint (or clears it with
+    ``overwrite``), removes stale .tmp files; returns the set of file names present."""
+    os.makedirs(out, exist_ok=True)
+    run_path = os.path.join(out, "run.json")
+    names = set(os.listdir(out))
+    ours = {n for n in names if _our_file(n)}
+    if ours and not overwrite:
+        if "run.json" not in names:
+            raise FileExistsError(f"{out} holds shard files of an unknown run: use another OUT or --overwrite")
+        old = _read_json(run_path)
+        if old != fingerprint:
+            diff = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+            raise FileExistsError(f"{out} holds a different preprocessing run (differs in: {', '.join(diff)}): "
+                                  "use another OUT, or --overwrite to start over")
+    if overwrite:
+        for n in ours:
+            os.remove(os.path.join(out, n))
+        names -= ours
+    for n in [n for n in names if n.endswith(".tmp") and _our_file(n)]:
+        os.remove(os.path.join(out, n))  # left by an interrupted run
+        names.discard(n)
+    if "run.json" not in names:
+        _offline.atomic_write_json(run_path, fingerprint)
+        names.add("run.json")
+    return names
+
+
+def preprocess(source, out, transform="eval", size=224, dtype="uint8", format="npy", layout="CHW",
+               shard_size=1024, threads=None, quality=90, on_error="raise", batch_size=256, progress=None,
+               interpolation="bilinear", exact=False, overwrite=False, extensions=None):
+    """Runs the preprocessing job; returns a summary dict (see ``fastprep preprocess --help``)."""
+    if on_error not in _offline.POLICIES:
+        raise ValueError(f"on_error must be one of {_offline.POLICIES}, got {on_error!r}")
+    if format == "npy":
+        return _preprocess_npy(source, out, transform, size, dtype, layout, shard_size, threads, on_error,
+                               batch_size, progress, interpolation, exact, overwrite, extensions)
+    if format == "jpeg":
+        if dtype != "uint8":
+            raise ValueError("--format jpeg stores 8-bit images: use --dtype uint8")
+        if on_error == "zeros":
+            raise ValueError("on_error='zeros' has no meaning for --format jpeg (no fixed size): use skip or raise")
+        return _preprocess_jpeg(source, out, transform, size, threads, quality, on_error, progress, interpolation,
+                                exact, overwrite, extensions)
+    raise ValueError(f"format must be 'npy' or 'jpeg', got {format!r}")
+
+
+# ---------------------------------------------------------------------------------------------- npy shards
+
+def _preprocess_npy(source, out, transform, size, dtype, layout, shard_size, threads, on_error, batch_size,
+                    progress, interpolation, exact, overwrite, extensions):
+    t0 = time.perf_counter()
+    ds = index_source(source, extensions=extensions)
+    compose = _offline.build_transform(transform, size, dtype, layout, fixed=True, interpolation=interpolation,
+                                       exact=exact)
+    spec = _offline.transform_spec(transform, size, compose)
+    shard_size = int(shard_size)
+    if shard_size <= 0:
+        raise ValueError("shard_size must be positive")
+    threads = threads or _offline.default_threads()
+    n = len(ds)
+    sample_shape = compose.output_shape()
+    np_dtype = compose.np_dtype
+    fp_ = _fingerprint(ds, spec, {"format": "npy", "shard_size": shard_size})
+    present = _prepare_out(out, fp_, overwrite)
+    shards = _offline.chunk_ranges(0, n, shard_size)
+    index_path = os.path.join(out, "index.json")
+    if "index.json" in present:
+        index = _read_json(index_path)
+        return _summary(out, index, resumed=len(shards), written=0, seconds=time.perf_counter() - t0,
+                        complete_before=True)
+
+    done = {k for k in range(len(shards)) if all(f in present for f in shard_names(k))}
+    todo = [k for k in range(len(shards)) if k not in done]
+    ranges = [r for k in todo for r in _offline.chunk_ranges(*shards[k], min(int(batch_size), shard_size))]
+    kill_after = int(os.environ.get(_KILL_ENV, "0") or 0)
+    levels = np_dtype == np.uint8
+    buf = np.empty((min(shard_size, n) if n else 0,) + tuple(sample_shape), dtype=np_dtype)
+    bar = _offline.Progress(n, "preprocess", enabled=progress, initial=n - sum(b - a for a, b in ranges))
+    written = 0
+    state = None  # the shard being filled: [k, fill, kept source indices, failures, moments]
+    try:
+        for a, b, arr, ok, fails in _offline.iter_batches(compose, ds.items, ranges, threads, on_error, ds.names):
+            k = a // shard_size
+            if state is None:
+                state = [k, 0, [], [], LevelMoments(compose.channels) if levels else FloatMoments(compose.channels)]
+            if on_error == "skip" and not ok.all():
+                rows, keep = arr[ok], np.arange(a, b)[ok]
+            else:
+                rows, keep = arr, np.arange(a, b)
+            m = len(rows)
+            buf[state[1]:state[1] + m] = rows
+            state[1] += m
+            state[2].append(keep)
+            state[3].extend(fails)
+            moments_in = buf[state[1] - m:state[1]]
+            if layout.upper() == "HWC":
+                moments_in = moments_in.transpose(0, 3, 1, 2)
+                if levels:
+                    moments_in = np.ascontiguousarray(moments_in)
+            state[4].add(moments_in)
+            bar.update(b - a)
+            if b == shards[k][1]:
+                _write_shard(out, k, shards[k], buf[:state[1]], np.concatenate(state[2]), ds, state[3], state[4],
+                             on_error)
+                written += 1
+                state = None
+                if kill_after and written == kill_after:
+                    _simulate_crash(out, k + 1, buf)
+    finally:
+        bar.close()
+
+    index = _build_index(out, ds, shards, spec, compose, sample_shape, on_error, source)
+    _offline.atomic_write_json(index_path, index)
+    return _summary(out, index, resumed=len(done), written=written, seconds=time.perf_counter() - t0,
+                    processed=sum(b - a for a, b in ranges))
+
+
+def _write_shard(out, k, rng, images, keep, ds, failed, moments, on_error):
+    img_name, lab_name, meta_name = shard_names(k)
+    labels = ds.labels[keep].astype(np.int64)
+    _offline.atomic_write_bytes(os.path.join(out, lab_name), lambda f: np.save(f, labels))
+    meta = {"shard": k, "start": rng[0], "stop": rng[1], "count": int(len(images)), "on_error": on_error,
+            "failed": failed, "moments": moments.to_json()}
+    if len(keep) != rng[1] - rng[0]:
+        meta["kept"] = keep.tolist()
+    _offline.atomic_write_json(os.path.join(out, meta_name), meta)
+    # images last: its presence marks the shard finished
+    _offline.atomic_write_bytes(os.path.join(out, img_name), lambda f: np.save(f, images))
+
+
+def _simulate_crash(out, k, buf):
+    """Test hook: start writing shard k and die without cleaning up, as a killed process would."""
+    with open(os.path.join(out, shard_names(k)[0] + ".tmp"), "wb") as f:
+        f.write(b"\x93NUMPY partial")
+        f.write(buf[:1].tobytes()[:4096])
+    sys.stderr.flush()
+    os._exit(75)
+
+
+def _build_index(out, ds, shards, spec, compose, sample_shape, on_error, source):
+    entries, files, failed, policies = [], [], [], set()
+    total = None
+    start = 0
+    for k, (a, b) in enumerate(shards):
+        img_name, lab_name, meta_name = shard_names(k)
+        meta = _read_json(os.path.join(out, meta_name))
+        keep = meta.get("kept", range(a, b))
+        files.extend(ds.names[i] for i in keep)
+        failed.extend(meta["failed"])
+        policies.add(meta["on_error"])
+        mom = moments_from_json(meta["moments"])
+        total = mom if total is None else total.merge(mom)
+        entries.append({"images": img_name, "labels": lab_name, "start": start, "count": meta["count"],
+                        "source_start": a, "source_stop": b})
+        start += meta["count"]
+    if total is None:
+        total = empty_levels(compose.channels)
+    mean, std = total.channel_stats()
+    stats = {"images": total.images, **summarize(mean, std, "255" if compose.dtype == "uint8" else "unit")}
+    stats["normalize"] = normalize_line(stats["mean"], stats["std"])
+    return {
+        "format": INDEX_FORMAT, "version": INDEX_VERSION,
+        "source": os.path.abspath(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else None,
+        "count": start, "source_count": len(ds), "dtype": compose.dtype, "layout": compose.layout,
+        "shape": list(sample_shape), "transform": spec, "classes": ds.classes, "class_to_idx": ds.class_to_idx,
+        "on_error": on_error if len(policies) <= 1 else sorted(policies),
+        "shard_size": shards[0][1] - shards[0][0] if shards else 0, "shards": entries,
+        "stats": stats, "failed": failed, "files": files,
+    }
+
+
+def _summary(out, index, resumed, written, seconds, complete_before=False, processed=0):
+    n = index["count"]
+    return {"out": out, "format": index["format"], "images": n, "shards": len(index.get("shards", [])),
+            "shards_written": written, "shards_resumed": resumed, "already_complete": complete_before,
+            "failed": index["failed"], "stats": index.get("stats"), "seconds": round(seconds, 3),
+            "images_per_second": round(processed / seconds, 1) if seconds > 0 and processed else None,
+            "shape": index.get("shape"), "dtype": index.get("dtype")}
+
+
+# ---------------------------------------------------------------------------------------------- jpeg tree
+
+_JPEG_EXTS = (".jpg", ".jpeg")
+
+
+def _jpeg_names(names):
+    out, seen = [], set()
+    for nm in names:
+        root, ext = os.path.splitext(nm)
+        cand = nm if ext.lower() in _JPEG_EXTS else root + ".jpg"
+        if cand in seen:
+            cand = nm + ".jpg"
+        if cand in seen:
+            raise ValueError(f"two inputs map to the output {cand!r}")
+        seen.add(cand)
+        out.append(cand)
+    return out
+
+
+def _existing_files(top):
+    """Relative paths ('a/b.jpg') of the files under ``top``, listed with scandir."""
+    found = set()
+    stack = [("", top)]
+    while stack:
+        rel, path = stack.pop()
+        try:
+            with os.scandir(path) as it:
+                for e in it:
+                    r = f"{rel}/{e.name}" if rel else e.name
+                    if e.is_dir():
+                        stack.append((r, e.path))
+                    else:
+                        found.add(r)
+        except OSError:
+            continue
+    return found
+
+
+def _preprocess_jpeg(source, out, transform, size, threads, quality, on_error, progress, interpolation, exact,
+                     overwrite, extensions):
+    try:
+        from PIL import Image
+    except ImportError:
+        raise MissingDependencyError("--format jpeg needs Pillow to encode: pip install Pillow") from None
+    t0 = time.perf_counter()
+    ds = index_source(source, extensions=extensions)
+    probe = _offline.build_transform(transform, size, "uint8", "HWC", fixed=False, interpolation=interpolation,
+                                     exact=exact)
+    spec = _offline.transform_spec(transform, size, probe)
+    threads = threads or _offline.default_threads()
+    out_names = _jpeg_names(ds.names)
+    os.makedirs(out, exist_ok=True)
+    existing = set() if overwrite else _existing_files(out)
+    for r in [r for r in existing if r.endswith(".tmp")]:
+        os.remove(os.path.join(out, r))
+    todo = [i for i, nm in enumerate(out_names) if nm not in existing]
+    for d in sorted({os.path.dirname(out_names[i]) for i in todo}):
+        if d:
+            os.makedirs(os.path.join(out, d), exist_ok=True)
+
+    local = threading.local()
+
+    def work(i):
+        t = getattr(local, "t", None)
+        if t is None:  # one Compose (and native engine) per worker thread
+            t = local.t = _offline.build_transform(transform, size, "uint8", "HWC", fixed=False,
+                                                   interpolation=interpolation, exact=exact)
+        try:
+            img = t.batch([ds.items[i]], threads=1, on_error="raise")[0]
+        except DecodeError as e:
+            return i, _offline.failure(i, ds.names[i], e.reason)
+        dst = os.path.join(out, out_names[i])
+        _offline.atomic_write_bytes(dst, lambda f: Image.fromarray(img, "RGB").save(f, format="JPEG",
+                                                                                     quality=int(quality)))
+        return i, None
+
+    bar = _offline.Progress(len(ds), "preprocess", enabled=progress, initial=len(ds) - len(todo))
+    failed = []
+    window = max(4, 4 * threads)
+    try:
+        with cf.ThreadPoolExecutor(threads, thread_name_prefix="fastprep-jpeg") as ex:
+            pending = set()
+            it = iter(todo)
+            exhausted = False
+            while pending or not exhausted:
+                while not exhausted and len(pending) < window:
+                    try:
+                        pending.add(ex.submit(work, next(it)))
+                    except StopIteration:
+                        exhausted = True
+                if not pending:
+                    break
+                finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                for fut in finished:
+                    i, err = fut.result()
+                    bar.update(1)
+                    if err is not None:
+                        if on_error == "raise":
+                            for p in pending:
+                                p.cancel()
+                            e = DecodeError(err["file"], err["error"], i)
+                            raise e
+                        failed.append(err)
+    finally:
+        bar.close()
+    failed.sort(key=lambda f: f["index"])
+    bad = {f["index"] for f in failed}
+    ok = [i for i in range(len(ds)) if i not in bad]
+    index = {
+        "format": JPEG_INDEX_FORMAT, "version": INDEX_VERSION,
+        "source": os.path.abspath(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else None,
+        "count": len(ok), "source_count": len(ds), "transform": spec, "quality": int(quality),
+        "classes": ds.classes, "class_to_idx": ds.class_to_idx, "on_error": on_error,
+        "files": [out_names[i] for i in ok], "labels": ds.labels[ok].tolist(),
+        "sources": [ds.names[i] for i in ok], "failed": failed,
+    }
+    _offline.atomic_write_json(os.path.join(out, "index.json"), index)
+    seconds = time.perf_counter() - t0
+    return {"out": out, "format": JPEG_INDEX_FORMAT, "images": len(ok), "written": len(todo) - len(failed),
+            "skipped_existing": len(ds) - len(todo), "failed": failed, "seconds": round(seconds, 3),
+            "images_per_second": round((len(todo) - len(failed)) / seconds, 1) if seconds > 0 and todo else None}
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+def add_arguments(p):
+    p.add_argument("src", help="ImageFolder directory, flat image directory, or a path,label file list")
+    p.add_argument("out", help="output directory (created; a rerun resumes)")
+    p.add_argument("--transform", choices=_offline.TRANSFORMS, default="eval",
+                   help="eval: Resize(size/0.875) + CenterCrop(size) (default); resize: npy: Resize((size, size)), "
+                        "jpeg: shorter side = size, aspect kept")
+    p.add_argument("--size", type=int, default=224, help="output size (default 224)")
+    p.add_argument("--dtype", choices=("uint8", "float16", "float32"), default="uint8",
+                   help="uint8 levels (default) or float in [0, 1] (ToTensor)")
+    p.add_argument("--layout", choices=("CHW", "HWC"), default="CHW", help="npy sample layout (default CHW)")
+    p.add_argument("--format", choices=("npy", "jpeg"), default="npy")
+    p.add_argument("--shard-size", type=int, default=1024, help="samples per npy shard (default 1024)")
+    p.add_argument("--threads", type=int, default=None, help="native decode threads (default: all cores)")
+    p.add_argument("--batch-size", type=int, default=256, help="images per native batch (default 256)")
+    p.add_argument("--quality", type=int, default=90, help="JPEG quality for --format jpeg (default 90)")
+    p.add_argument("--on-error", choices=_offline.POLICIES, default="raise",
+                   help="undecodable files: raise (default), skip (left out, listed in index.json), "
+                        "zeros (npy only: a black sample)")
+    p.add_argument("--interpolation", choices=("bilinear", "bicubic", "nearest"), default="bilinear")
+    p.add_argument("--exact", action="store_true", help="torchvision-exact decoding (no DCT-domain downscaling)")
+    p.add_argument("--overwrite", action="store_true", help="discard a previous run in OUT instead of resuming")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def main(args):
+    try:
+        res = preprocess(args.src, args.out, transform=args.transform, size=args.size, dtype=args.dtype,
+                         format=args.format, layout=args.layout, shard_size=args.shard_size, threads=args.threads,
+                         quality=args.quality, on_error=args.on_error, batch_size=args.batch_size,
+                         progress=False if args.quiet else None, interpolation=args.interpolation,
+                         exact=args.exact, overwrite=args.overwrite)
+    except DecodeError as e:
+        sys.stderr.write(f"fastprep preprocess: {e}\n(finished shards are kept; rerun with --on-error skip "
+                         "to leave undecodable files out)\n")
+        return 1
+    except (FileExistsError, ValueError, MissingDependencyError) as e:
+        sys.stderr.write(f"fastprep preprocess: {e}\n")
+        return 2
+    print(format_summary(res))
+    _offline.print_failures(res["failed"], where=os.path.join(args.out, "index.json"))
+    return 0
+
+
+def format_summary(res):
+    rate = f", {res['images_per_second']:,.0f} img/s" if res.get("images_per_second") else ""
+    if res["format"] == JPEG_INDEX_FORMAT:
+        return (f"{res['images']:,} images in {res['out']} ({res['written']:,} written, {res['skipped_existing']:,} "
+                f"already there, {len(res['failed'])} failed) in {res['seconds']:.1f} s{rate}")
+    if res.get("already_complete"):
+        head = f"{res['out']} is already complete: {res['images']:,} images in {res['shards']} shards"
+    else:
+        head = (f"{res['images']:,} images in {res['shards']} shards of {res['out']} ({res['shards_written']} "
+                f"written, {res['shards_resumed']} resumed, {len(res['failed'])} failed) in "
+                f"{res['seconds']:.1f} s{rate}")
+    lines = [head, f"samples: {tuple(res['shape'])} {res['dtype']}, np.load(..., mmap_mode='r') or "
+                   "fastprep.ShardDataset(out)"]
+    st = res.get("stats")
+    if st and st.get("images"):
+        lines.append("mean [0,1] = [" + ", ".join(f"{v:.4f}" for v in st["mean"]) + "], std [0,1] = ["
+                     + ", ".join(f"{v:.4f}" for v in st["std"]) + "]")
+        lines.append(st["normalize"])
+    return "\n".join(lines)

@@ -1,0 +1,448 @@
+"""``fastprep stats``: per-channel mean/std (optionally per-pixel images and the RGB covariance
+with its PCA) of a dataset, in one streaming pass over the native pool.
+
+Numerics. The statistics are taken over the transform's uint8 output, so every value is an
+integer level 0..255 and all the sums a mean, a variance or a covariance needs are integers:
+
+* per batch, per pixel position: S1 = sum x (uint32), S2 = sum x*x (each square in uint16, as
+  255**2 = 65025 < 2**16, summed in uint32) and, for --pca, the cross products r*g, r*b, g*b.
+  Batches are at most 65,536 images, so no uint32 sum can overflow;
+* these are added into int64 per-pixel totals (exact up to 1.4e14 images), and the channel totals
+  are summed from them as Python integers (unbounded);
+* the moments come from exact integer numerators, rounded once at the very end:
+  mean = S1 / n, var = (n*S2 - S1**2) / n**2, cov = (n*Sxy - Sx*Sy) / n**2, where the
+  Python int / int division is correctly rounded.
+
+So there is no accumulation error at all, the result is the float64 nearest to the exact value
+(better than Welford or pairwise summation, which only bound the error), and it does not depend
+on the batch size, the thread count or the order of the files. Float data (``preprocess
+--dtype float16|float32`` stats) go through :class:`FloatMoments`: a float64 mean and centered
+sum of squares per batch, merged with Chan et al.'s parallel formula.
+"""
+import json
+import math
+import os
+import sys
+
+import numpy as np
+
+from . import _offline
+from ._datasets import index_source
+
+CHANNELS = ("R", "G", "B")
+_MAX_BATCH = 65536  # uint32 sums of squares stay exact: 65536 * 65025 < 2**32
+
+
+class LevelMoments:
+    """Exact moments of uint8 images given as (N, C, H, W) batches."""
+
+    def __init__(self, channels=3, per_pixel=False, cross=False):
+        self.c = int(channels)
+        self.per_pixel = bool(per_pixel)
+        self.cross = bool(cross) and self.c == 3
+        self.images = 0
+        self.shape = None
+        self.s1 = self.s2 = self.sx = None  # int64 totals per (C, H, W) position; sx: (3, H, W) rg, rb, gb
+
+    def add(self, batch, valid=None, chunk=16):
+        """Adds (N, C, H, W) uint8 ``batch``. ``valid`` (N bools) marks the samples to count;
+        samples not counted must be all zeros (they add nothing to the sums)."""
+        batch = np.asarray(batch)
+        if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1] != self.c:
+            raise ValueError(f"expected (N, {self.c}, H, W) uint8, got {batch.shape} {batch.dtype}")
+        n = len(batch) if valid is None else int(np.count_nonzero(valid))
+        if self.shape is None:
+            self.shape = batch.shape[1:]
+            self.s1 = np.zeros(self.shape, np.int64)
+            self.s2 = np.zeros(self.shape, np.int64)
+            if self.cross:
+                self.sx = np.zeros((3,) + self.shape[1:], np.int64)
+        elif batch.shape[1:] != self.shape:
+            raise ValueError(f"image shape changed from {self.shape} to {batch.shape[1:]}")
+        for b0 in range(0, len(batch), _MAX_BATCH):
+            self._add(batch[b0:b0 + _MAX_BATCH], chunk)
+        self.images += n
+
+    def _add(self, batch, chunk):
+        s1 = np.zeros(self.shape, np.uint32)
+        s2 = np.zeros(self.shape, np.uint32)
+        sx = np.zeros((3,) + self.shape[1:], np.uint32) if self.cross else None
+        k = max(1, min(int(chunk), 256))
+        sq = np.empty((k,) + self.shape, np.uint16)
+        pr = np.empty((k,) + self.shape[1:], np.uint16) if self.cross else None
+        for i in range(0, len(batch), k):
+            c = batch[i:i + k]
+            m = len(c)
+            s1 += c.sum(0, dtype=np.uint32)
+            np.multiply(c, c, out=sq[:m], dtype=np.uint16)
+            s2 += sq[:m].sum(0, dtype=np.uint32)
+            if self.cross:
+                for j, (a, b) in enumerate(((0, 1), (0, 2), (1, 2))):
+                    np.multiply(c[:, a], c[:, b], out=pr[:m], dtype=np.uint16)
+                    sx[j] += pr[:m].sum(0, dtype=np.uint32)
+        self.s1 += s1
+        self.s2 += s2
+        if self.cross:
+            self.sx += sx
+
+    def merge(self, other):
+        if other.shape is None:
+            return self
+        if self.shape is None:
+            self.shape = other.shape
+            self.s1, self.s2 = other.s1.copy(), other.s2.copy()
+            self.sx = other.sx.copy() if other.sx is not None else None
+            self.cross = self.sx is not None
+        else:
+            self.s1 += other.s1
+            self.s2 += other.s2
+            if self.cross and other.sx is not None:
+                self.sx += other.sx
+        self.images += other.images
+        return self
+
+    @property
+    def pixels(self):
+        """Values per channel: images * H * W."""
+        return 0 if self.shape is None else self.images * self.shape[1] * self.shape[2]
+
+    def channel_sums(self):
+        """(n, [S1_c], [S2_c]) as Python ints."""
+        if self.shape is None:
+            return 0, [0] * self.c, [0] * self.c
+        s1 = [int(v) for v in self.s1.reshape(self.c, -1).sum(1, dtype=object)]
+        s2 = [int(v) for v in self.s2.reshape(self.c, -1).sum(1, dtype=object)]
+        return self.pixels, s1, s2
+
+    def channel_stats(self):
+        """mean, std (population) per channel in 0-255 levels, correctly rounded float64."""
+        n, s1, s2 = self.channel_sums()
+        if n == 0:
+            return [math.nan] * self.c, [math.nan] * self.c
+        mean = [a / n for a in s1]
+        std = [math.sqrt((n * b - a * a) / (n * n)) for a, b in zip(s1, s2)]
+        return mean, std
+
+    def covariance(self):
+        """3x3 RGB covariance (population) in 0-255 levels."""
+        if not self.cross:
+            raise ValueError("covariance needs cross=True")
+        n, s1, s2 = self.channel_sums()
+        if n == 0:
+            return np.full((3, 3), math.nan)
+        sx = [int(v) for v in self.sx.reshape(3, -1).sum(1, dtype=object)]
+        cov = np.empty((3, 3))
+        for i in range(3):
+            cov[i, i] = (n * s2[i] - s1[i] * s1[i]) / (n * n)
+        for j, (a, b) in enumerate(((0, 1), (0, 2), (1, 2))):
+            cov[a, b] = cov[b, a] = (n * sx[j] - s1[a] * s1[b]) / (n * n)
+        return cov
+
+    def pixel_stats(self):
+        """(mean, std) images, (C, H, W) float64, in 0-255 levels."""
+        n = self.images
+        if n == 0:
+            return None, None
+        mean = self.s1 / n
+        if n < 11_000_000:  # n * S2 <= n**2 * 65025 < 2**63: exact in int64
+            num = n * self.s2 - self.s1 * self.s1
+        else:
+            num = (n * self.s2.astype(object) - self.s1.astype(object) ** 2)
+        var = np.asarray(num / (n * n), dtype=np.float64)
+        return mean, np.sqrt(np.maximum(var, 0.0))
+
+    def to_json(self):
+        n, s1, s2 = self.channel_sums()
+        return {"kind": "levels", "images": self.images, "pixels": n, "s1": s1, "s2": s2}
+
+
+class FloatMoments:
+    """Per-channel mean/variance of float (N, C, H, W) batches: float64 per batch, Chan merge."""
+
+    def __init__(self, channels=3):
+        self.c = int(channels)
+        self.images = 0
+        self.n = 0
+        self.mean = np.zeros(self.c)
+        self.m2 = np.zeros(self.c)
+
+    def add(self, batch, valid=None):
+        batch = np.asarray(batch)
+        if valid is not None and not np.all(valid):
+            batch = batch[np.asarray(valid, bool)]
+        if len(batch) == 0:
+            return
+        x = batch.reshape(len(batch), self.c, -1)
+        nb = x.shape[0] * x.shape[2]
+        mean_b = np.empty(self.c)
+        m2_b = np.empty(self.c)
+        for ch in range(self.c):
+            v = x[:, ch].astype(np.float64)
+            mean_b[ch] = v.mean()
+            v -= mean_b[ch]
+            m2_b[ch] = np.einsum("ij,ij->", v, v)
+        self._merge(nb, mean_b, m2_b)
+        self.images += len(batch)
+
+    def _merge(self, nb, mean_b, m2_b):
+        n = self.n + nb
+        delta = mean_b - self.mean
+        self.mean = self.mean + delta * (nb / n)
+        self.m2 = self.m2 + m2_b + delta * delta * (self.n * nb / n)
+        self.n = n
+
+    def merge(self, other):
+        if other.n:
+            self._merge(other.n, other.mean, other.m2)
+            self.images += other.images
+        return self
+
+    def channel_stats(self):
+        if self.n == 0:
+            return [math.nan] * self.c, [math.nan] * self.c
+        return [float(v) for v in self.mean], [float(v) for v in np.sqrt(self.m2 / self.n)]
+
+    def to_json(self):
+        return {"kind": "float", "images": self.images, "pixels": self.n, "mean": self.mean.tolist(),
+                "m2": self.m2.tolist()}
+
+
+def moments_from_json(d):
+    """Inverse of ``to_json``: channel moments that merge with others (exact ints for levels)."""
+    if d["kind"] == "levels":
+        return _FrozenLevels(d)
+    m = FloatMoments(len(d["mean"]))
+    m.images, m.n = d["images"], d["pixels"]
+    m.mean, m.m2 = np.asarray(d["mean"], float), np.asarray(d["m2"], float)
+    return m
+
+
+class _FrozenLevels:
+    """Channel sums of LevelMoments read back from JSON (exact ints), mergeable."""
+
+    def __init__(self, d):
+        self.images, self.n = int(d["images"]), int(d["pixels"])
+        self.s1, self.s2 = [int(v) for v in d["s1"]], [int(v) for v in d["s2"]]
+        self.c = len(self.s1)
+
+    def merge(self, other):
+        if isinstance(other, LevelMoments):
+            n, s1, s2 = other.channel_sums()
+            other = _FrozenLevels({"images": other.images, "pixels": n, "s1": s1, "s2": s2})
+        self.images += other.images
+        self.n += other.n
+        self.s1 = [a + b for a, b in zip(self.s1, other.s1)]
+        self.s2 = [a + b for a, b in zip(self.s2, other.s2)]
+        return self
+
+    def channel_stats(self):
+        n = self.n
+        if n == 0:
+            return [math.nan] * self.c, [math.nan] * self.c
+        return [a / n for a in self.s1], [math.sqrt((n * b - a * a) / (n * n)) for a, b in zip(self.s1, self.s2)]
+
+    def to_json(self):
+        return {"kind": "levels", "images": self.images, "pixels": self.n, "s1": self.s1, "s2": self.s2}
+
+
+def empty_levels(channels=3):
+    return _FrozenLevels({"images": 0, "pixels": 0, "s1": [0] * channels, "s2": [0] * channels})
+
+
+def summarize(mean, std, scale):
+    """Both scales from stats in ``scale`` ("255" for levels, "unit" for [0, 1] data)."""
+    f = 255.0 if scale == "255" else 1.0
+    unit_mean = [m / f for m in mean]
+    unit_std = [s / f for s in std]
+    return {"mean": unit_mean, "std": unit_std, "mean_255": [m * 255.0 / f for m in mean],
+            "std_255": [s * 255.0 / f for s in std]}
+
+
+def normalize_line(mean, std, digits=4):
+    fmt = lambda v: ", ".join(f"{x:.{digits}f}" for x in v)  # noqa: E731
+    return f"fp.Normalize(mean=[{fmt(mean)}], std=[{fmt(std)}])"
+
+
+def pca(cov):
+    """Eigen-decomposition of a covariance: eigenvalues descending, eigenvectors as columns, each
+    with its largest-magnitude component positive (the sign is arbitrary otherwise)."""
+    w, v = np.linalg.eigh(np.asarray(cov, dtype=np.float64))
+    order = np.argsort(w)[::-1]
+    w, v = w[order], v[:, order]
+    for k in range(v.shape[1]):
+        if v[np.argmax(np.abs(v[:, k])), k] < 0:
+            v[:, k] = -v[:, k]
+    return w, v
+
+
+def compute_stats(source, transform="eval", size=224, per_pixel=False, pca_=False, threads=None, batch_size=128,
+                  on_error="raise", progress=None, interpolation="bilinear", exact=False, extensions=None):
+    """Streams ``source`` through the transform once and returns a dict of statistics (the JSON
+    that ``fastprep stats --out`` writes) plus, under "_arrays", the per-pixel images.
+
+    ``on_error``: "raise" stops at the first undecodable file; "skip" leaves failed files out of
+    the statistics; "zeros" counts them as black images (what a Loader with on_error="zeros"
+    would feed the model). Failures are listed under "failed".
+    """
+    if on_error not in _offline.POLICIES:
+        raise ValueError(f"on_error must be one of {_offline.POLICIES}, got {on_error!r}")
+    ds = index_source(source, extensions=extensions)
+    compose = _offline.build_transform(transform, size, "uint8", "CHW", fixed=True, interpolation=interpolation,
+                                       exact=exact)
+    threads = threads or _offline.default_threads()
+    acc = LevelMoments(compose.channels, per_pixel=per_pixel, cross=pca_)
+    n = len(ds)
+    bar = _offline.Progress(n, "stats", enabled=progress)
+    failed = []
+    ranges = _offline.chunk_ranges(0, n, min(int(batch_size), _MAX_BATCH))
+    try:
+        for a, b, arr, ok, fails in _offline.iter_batches(compose, ds.items, ranges, threads, on_error, ds.names):
+            acc.add(arr, None if on_error == "zeros" else ok)
+            failed.extend(fails)
+            bar.update(b - a)
+    finally:
+        bar.close()
+    seconds = bar.elapsed
+    mean, std = acc.channel_stats()
+    res = {
+        "source": os.fspath(source) if isinstance(source, (str, os.PathLike)) else f"<{len(ds)} items>",
+        "images": acc.images,
+        "pixels_per_channel": acc.pixels,
+        "channels": list(CHANNELS[:compose.channels]),
+        "transform": _offline.transform_spec(transform, size, compose),
+        "on_error": on_error,
+        **summarize(mean, std, "255"),
+        "std_definition": "population (ddof=0) over all pixels of all images",
+        "seconds": round(seconds, 3),
+        "images_per_second": round(n / seconds, 1) if seconds > 0 else None,
+        "failed": failed,
+    }
+    res["normalize"] = normalize_line(res["mean"], res["std"])
+    if pca_ and acc.images:
+        cov = acc.covariance()
+        w, v = pca(cov / (255.0 * 255.0))
+        res["pca"] = {"cov": (cov / (255.0 * 255.0)).tolist(), "cov_255": cov.tolist(),
+                      "eigenvalues": w.tolist(), "eigenvectors": v.tolist(),
+                      "note": "[0, 1] scale; eigenvectors are the columns (eigenvectors[:, k] goes with "
+                              "eigenvalues[k]), eigenvalues descending"}
+    if per_pixel and acc.images:
+        pm, ps = acc.pixel_stats()
+        res["_arrays"] = {"mean": pm / 255.0, "std": ps / 255.0}
+    return res
+
+
+def write_per_pixel(res, prefix):
+    """Writes <prefix>_mean.npy / _std.npy ((C, H, W) float64 in [0, 1]) and, with Pillow,
+    _mean.png / _std.png (the std image stretched so that its maximum is white)."""
+    arrays = res.get("_arrays")
+    if not arrays:
+        return {}
+    files = {}
+    for key in ("mean", "std"):
+        p = f"{prefix}_{key}.npy"
+        _offline.atomic_write_bytes(p, lambda f, a=arrays[key]: np.save(f, a))
+        files[f"{key}_npy"] = p
+    try:
+        from PIL import Image
+    except ImportError:
+        files["png"] = "not written: Pillow is not installed (pip install Pillow)"
+        return files
+    mean_img = np.clip(np.rint(arrays["mean"] * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+    std = arrays["std"]
+    peak = float(std.max()) if std.size else 0.0
+    std_img = np.clip(np.rint(std / peak * 255.0 if peak > 0 else std), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+    for key, img in (("mean", mean_img), ("std", std_img)):
+        p = f"{prefix}_{key}.png"
+        mode = "RGB" if img.shape[2] == 3 else "L"
+        _offline.atomic_write_bytes(p, lambda f, im=img, m=mode: Image.fromarray(
+            im if m == "RGB" else im[:, :, 0], m).save(f, format="PNG"))
+        files[f"{key}_png"] = p
+    files["std_png_white"] = peak
+    files["layout"] = "npy: (C, H, W) float64 in [0, 1]; png: 8-bit RGB"
+    return files
+
+
+def format_table(res):
+    lines = []
+    size = res["transform"]["output_size"]
+    lines.append(f"{res['images']:,} images ({len(res['failed'])} failed), {size[0]}x{size[1]} "
+                 f"({res['transform']['name']}: {' + '.join(_short(o) for o in res['transform']['ops'])}), "
+                 f"{res['pixels_per_channel']:,} values per channel")
+    lines.append(f"{'channel':<8}{'mean [0,1]':>12}{'std [0,1]':>12}{'mean 0-255':>13}{'std 0-255':>12}")
+    for i, ch in enumerate(res["channels"]):
+        lines.append(f"{ch:<8}{res['mean'][i]:>12.6f}{res['std'][i]:>12.6f}{res['mean_255'][i]:>13.4f}"
+                     f"{res['std_255'][i]:>12.4f}")
+    if "pca" in res:
+        ev = res["pca"]["eigenvalues"]
+        lines.append("PCA eigenvalues [0,1]: " + ", ".join(f"{v:.6f}" for v in ev))
+        vec = np.asarray(res["pca"]["eigenvectors"])
+        for r, ch in enumerate(res["channels"]):
+            lines.append(f"  eigenvectors {ch}: " + "  ".join(f"{x:+.4f}" for x in vec[r]))
+    lines.append("")
+    lines.append(res["normalize"])
+    return "\n".join(lines)
+
+
+def _short(op_repr):
+    """'Resize(size=256, interpolation=...)' -> 'Resize(256)'; 'CenterCrop(size=(224, 224))' -> 'CenterCrop(224)'."""
+    import re
+
+    name = op_repr.partition("(")[0]
+    m = re.search(r"size=(\(\d+, \d+\)|\d+)", op_repr)
+    if not m:
+        return name
+    size = m.group(1)
+    hw = re.findall(r"\d+", size)
+    if len(hw) == 2 and hw[0] == hw[1] and name == "CenterCrop":
+        size = hw[0]
+    return f"{name}({size})"
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+def add_arguments(p):
+    p.add_argument("src", help="ImageFolder directory, flat image directory, or a path,label file list")
+    p.add_argument("--transform", choices=_offline.TRANSFORMS, default="eval",
+                   help="eval: Resize(size/0.875) + CenterCrop(size) (default); resize: Resize((size, size))")
+    p.add_argument("--size", type=int, default=224, help="output size (default 224)")
+    p.add_argument("--interpolation", choices=("bilinear", "bicubic", "nearest"), default="bilinear")
+    p.add_argument("--exact", action="store_true", help="torchvision-exact decoding (no DCT-domain downscaling)")
+    p.add_argument("--per-pixel", action="store_true", help="also write the mean and std images (.npy and .png)")
+    p.add_argument("--pca", action="store_true", help="also compute the RGB covariance and its eigen-decomposition")
+    p.add_argument("--out", help="write the results as JSON here (per-pixel files go next to it)")
+    p.add_argument("--threads", type=int, default=None, help="native decode threads (default: all cores)")
+    p.add_argument("--batch-size", type=int, default=128, help="images per native batch (default 128)")
+    p.add_argument("--on-error", choices=_offline.POLICIES, default="raise",
+                   help="undecodable files: raise (default), skip (left out) or zeros (counted as black)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def main(args):
+    from ._errors import DecodeError
+
+    try:
+        res = compute_stats(args.src, args.transform, args.size, per_pixel=args.per_pixel, pca_=args.pca,
+                            threads=args.threads, batch_size=args.batch_size, on_error=args.on_error,
+                            progress=False if args.quiet else None, interpolation=args.interpolation,
+                            exact=args.exact)
+    except DecodeError as e:
+        sys.stderr.write(f"fastprep stats: {e}\n(use --on-error skip to leave undecodable files out)\n")
+        return 1
+    if res["images"] == 0:
+        sys.stderr.write("fastprep stats: no image could be read\n")
+        _offline.print_failures(res["failed"])
+        return 1
+    if args.per_pixel:
+        prefix = os.path.splitext(args.out)[0] if args.out else "stats"
+        res["per_pixel"] = write_per_pixel(res, prefix)
+    res.pop("_arrays", None)
+    print(format_table(res))
+    if res.get("per_pixel"):
+        pp = res["per_pixel"]
+        print("per-pixel: " + ", ".join(str(pp[k]) for k in ("mean_npy", "std_npy", "mean_png", "std_png", "png")
+                                        if k in pp))
+    if args.out:
+        _offline.atomic_write_json(args.out, res)
+        print(f"wrote {args.out}")
+    _offline.print_failures(res["failed"], where=args.out)
+    return 0

@@ -1,0 +1,78 @@
+"""The ``fastprep`` command line (also ``python -m fastprep``).
+
+    fastprep stats SRC [--transform eval --size 224] [--per-pixel] [--pca] [--out stats.json]
+    fastprep preprocess SRC OUT --transform eval|resize --size S --dtype uint8 --format npy|jpeg
+    fastprep bench ...
+"""
+import argparse
+import sys
+
+
+def _bench_module():
+    """(module, None) or (None, reason) when fastprep._bench cannot be imported."""
+    import importlib
+
+    try:
+        return importlib.import_module("fastprep._bench"), None
+    except ModuleNotFoundError as e:
+        if e.name == "fastprep._bench":
+            return None, "fastprep._bench is not part of this build"
+        return None, f"fastprep._bench needs {e.name}: {e}"
+    except ImportError as e:
+        return None, f"fastprep._bench failed to import: {e}"
+
+
+def build_parser():
+    from . import __version__, _preprocess, _stats
+
+    parser = argparse.ArgumentParser(prog="fastprep", description="Fused JPEG decode/resize/crop/normalize tools.")
+    parser.add_argument("--version", action="version", version=f"fastprep {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("stats", help="per-channel mean/std (per-pixel, PCA) of a dataset",
+                       description="One streaming pass over a dataset: per-channel mean and std in [0, 1] and "
+                                   "0-255, and the fp.Normalize line to paste.")
+    _stats.add_arguments(p)
+    p.set_defaults(func=_stats.main)
+
+    p = sub.add_parser("preprocess", help="decode + resize a dataset offline into npy shards or JPEGs",
+                       description="Decode and resize a dataset once: memory-mappable .npy shards (+ index.json) "
+                                   "or a mirrored tree of re-encoded JPEGs. Resumable.")
+    _preprocess.add_arguments(p)
+    p.set_defaults(func=_preprocess.main)
+
+    bench, reason = _bench_module()
+    p = sub.add_parser("bench", help="throughput benchmarks")
+    if bench is not None and hasattr(bench, "add_arguments"):
+        bench.add_arguments(p)
+        p.set_defaults(func=bench.main)
+    else:
+        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        why = reason or "fastprep._bench has no add_arguments()"
+
+        def unavailable(args, why=why):
+            sys.stderr.write(f"fastprep bench: not available ({why})\n")
+            return 1
+
+        p.set_defaults(func=unavailable, bench_unavailable=True)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "bench_unavailable", False):
+        parser.error("unrecognized arguments: " + " ".join(extra))
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        rc = args.func(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted\n")
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
