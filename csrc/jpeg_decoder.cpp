@@ -50,7 +50,8 @@ struct JpegDecoder::Impl {
     e->kind = (code == JERR_BAD_PRECISION || code == JERR_SOF_UNSUPPORTED || code == JERR_NOT_COMPILED ||
                code == JERR_CONVERSION_NOTIMPL)
                   ? ErrorKind::kUnsupported
-                  : ErrorKind::kDecode;
+              : code == JERR_IMAGE_TOO_BIG ? ErrorKind::kTooLarge  // a side over libjpeg's 65500
+                                           : ErrorKind::kDecode;
     std::longjmp(e->jmp, 1);
   }
 
