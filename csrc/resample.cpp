@@ -65,7 +65,8 @@ void build_axis_table(const AxisSpec& a, AxisTable* t) {
     ksize = (ksize + 1) & ~1;  // even, for the two-taps-per-vector AVX2 loop
     t->ksize = ksize;
     t->coef.assign(checked_mul(n, ksize), 0);
-    std::vector<double> w(ksize);
+    if (t->scratch.size() < static_cast<size_t>(ksize)) t->scratch.resize(ksize);
+    double* w = t->scratch.data();
     const double ss = 1.0 / fscale;
     for (int i = 0; i < n; ++i) {
       const int xx = a.o0 + i;
@@ -96,13 +97,23 @@ void build_axis_table(const AxisSpec& a, AxisTable* t) {
       t->count[e] = cnt;
     }
   }
-  int slo = a.src_size, shi = 0;
+  int slo = a.src_size, shi = 0, cmax = 1;
   for (int e = 0; e < n; ++e) {
     slo = std::min(slo, t->start[e]);
     shi = std::max(shi, t->start[e] + t->count[e]);
+    cmax = std::max(cmax, t->count[e]);
   }
   t->src_lo = slo;
   t->src_hi = shi;
+  const int kmax = std::min((cmax + 1) & ~1, t->ksize);
+  t->kmax = kmax;
+  t->wide.resize(checked_mul(checked_mul(n, kmax), 4));
+  for (int e = 0; e < n; ++e)
+    for (int j = 0; j < kmax; ++j) {
+      const int32_t k = t->coef[static_cast<size_t>(e) * t->ksize + j];
+      int32_t* d = &t->wide[(static_cast<size_t>(e) * kmax + j) * 4];
+      d[0] = d[1] = d[2] = d[3] = k;
+    }
 }
 
 namespace {
@@ -121,7 +132,7 @@ void hpass_row_scalar(const uint8_t* row, int origin, const AxisTable& t, uint8_
     out[4 * e] = clip_fixed(r);
     out[4 * e + 1] = clip_fixed(g);
     out[4 * e + 2] = clip_fixed(b);
-    out[4 * e + 3] = 0;
+    out[4 * e + 3] = 0;  // unspecified for the SIMD paths; never read by the output stage
   }
 }
 

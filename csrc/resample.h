@@ -42,13 +42,21 @@ struct AxisTable {
   std::vector<int32_t> count;  // taps with a nonzero weight window
   std::vector<int32_t> coef;   // n * ksize weights
   int src_lo = 0, src_hi = 0;  // source indices read by any output: [src_lo, src_hi)
+  // SIMD layout: every output gets the same even number of taps, kmax (the largest count,
+  // rounded up; the extra weights are zero), each weight repeated 4 times (one per RGBX lane):
+  // wide[(e * kmax + j) * 4 + c] = coef[e * ksize + j]. A fixed trip count keeps the horizontal
+  // loop free of mispredicted exits, and the repeated weights load straight into registers.
+  int kmax = 0;
+  std::vector<int32_t> wide;
+  std::vector<double> scratch;  // reused per build: no allocation per image once warmed up
 };
 
 // Builds the table for `a`. Throws Error(kInvalid) on an empty box or output.
 void build_axis_table(const AxisSpec& a, AxisTable* t);
 
 // Horizontal pass over one row. `row` holds RGBX pixels of source columns starting at `origin`;
-// at least (t.src_hi - origin + t.ksize + 2) pixels must be readable. Writes t.n RGBX pixels.
+// at least (t.src_hi - origin + t.ksize + 2) pixels must be readable. Writes t.n RGBX pixels
+// (the X byte is unspecified).
 void hpass_row(Simd simd, const uint8_t* row, int origin, const AxisTable& t, uint8_t* out);
 
 // Vertical pass for one output row: combines `ks` rows of `src` (row stride `stride` bytes,

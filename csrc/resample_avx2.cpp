@@ -16,26 +16,56 @@ FP_AVX2 inline __m256i load_2px(const uint8_t* p) {  // two RGBX pixels -> [r0 g
 }
 }  // namespace
 
-FP_AVX2 void hpass_row_avx2(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out) {
+// Note [Horizontal pass, AVX2]
+// Two outputs per iteration, each accumulated in its own ymm: a step multiplies two taps,
+//   pixels  [r0 g0 b0 x0 | r1 g1 b1 x1]  (taps j, j+1 of one output, zero-extended to int32)
+//   weights [k0 k0 k0 k0 | k1 k1 k1 k1]  (AxisTable::wide)
+// with a fixed trip count kmax/2 (a template parameter for the common sizes). The two 128-bit
+// halves are added at the end, so each output is the exact int32 sum of the scalar path.
+template <int KP>
+FP_AVX2 static inline void hpass_avx2_k(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out, int kp_rt) {
+  const int kp = KP > 0 ? KP : kp_rt;
   const __m128i round = _mm_set1_epi32(1 << (kPrecisionBits - 1));
-  const __m256i dup = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-  const int ks = t.ksize;
-  for (int e = 0; e < t.n; ++e) {
-    const uint8_t* p = row + static_cast<size_t>(t.start[e] - origin) * 4;
-    const int32_t* k = &t.coef[static_cast<size_t>(e) * ks];
-    __m256i acc = _mm256_setzero_si256();
-    // Two taps per step; an odd count reads one zero weight (tables are padded to even ksize).
-    for (int j = 0; j < t.count[e]; j += 2) {
-      // [k_j k_j k_j k_j k_j+1 k_j+1 k_j+1 k_j+1]
-      __m256i kk = _mm256_permutevar8x32_epi32(
-          _mm256_castsi128_si256(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(k + j))), dup);
-      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(load_2px(p + 4 * j), kk));
+  const int32_t* wide = t.wide.data();
+  const size_t wstride = static_cast<size_t>(kp) * 8;  // int32 per output in `wide`
+  int e = 0;
+  for (; e + 1 < t.n; e += 2) {
+    const uint8_t* p0 = row + static_cast<size_t>(t.start[e] - origin) * 4;
+    const uint8_t* p1 = row + static_cast<size_t>(t.start[e + 1] - origin) * 4;
+    const __m256i* k0 = reinterpret_cast<const __m256i*>(wide + e * wstride);
+    const __m256i* k1 = reinterpret_cast<const __m256i*>(wide + (e + 1) * wstride);
+    __m256i a0 = _mm256_mullo_epi32(load_2px(p0), _mm256_loadu_si256(k0));
+    __m256i a1 = _mm256_mullo_epi32(load_2px(p1), _mm256_loadu_si256(k1));
+    for (int j = 1; j < kp; ++j) {
+      a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(load_2px(p0 + 8 * j), _mm256_loadu_si256(k0 + j)));
+      a1 = _mm256_add_epi32(a1, _mm256_mullo_epi32(load_2px(p1 + 8 * j), _mm256_loadu_si256(k1 + j)));
     }
-    __m128i s = _mm_add_epi32(_mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1)), round);
-    s = _mm_srai_epi32(s, kPrecisionBits);
-    s = _mm_packus_epi16(_mm_packs_epi32(s, s), s);
-    int32_t px = _mm_cvtsi128_si32(s) & 0x00ffffff;
+    __m128i s0 = _mm_add_epi32(_mm_add_epi32(_mm256_castsi256_si128(a0), _mm256_extracti128_si256(a0, 1)), round);
+    __m128i s1 = _mm_add_epi32(_mm_add_epi32(_mm256_castsi256_si128(a1), _mm256_extracti128_si256(a1, 1)), round);
+    __m128i v = _mm_packs_epi32(_mm_srai_epi32(s0, kPrecisionBits), _mm_srai_epi32(s1, kPrecisionBits));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 4 * e), _mm_packus_epi16(v, v));
+  }
+  if (e < t.n) {
+    const uint8_t* p0 = row + static_cast<size_t>(t.start[e] - origin) * 4;
+    const __m256i* k0 = reinterpret_cast<const __m256i*>(wide + e * wstride);
+    __m256i a0 = _mm256_setzero_si256();
+    for (int j = 0; j < kp; ++j)
+      a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(load_2px(p0 + 8 * j), _mm256_loadu_si256(k0 + j)));
+    __m128i s0 = _mm_add_epi32(_mm_add_epi32(_mm256_castsi256_si128(a0), _mm256_extracti128_si256(a0, 1)), round);
+    __m128i v = _mm_srai_epi32(s0, kPrecisionBits);
+    v = _mm_packus_epi16(_mm_packs_epi32(v, v), v);
+    int32_t px = _mm_cvtsi128_si32(v);
     std::memcpy(out + 4 * e, &px, 4);
+  }
+}
+
+FP_AVX2 void hpass_row_avx2(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out) {
+  switch (t.kmax / 2) {
+    case 1: hpass_avx2_k<1>(row, origin, t, out, 1); break;
+    case 2: hpass_avx2_k<2>(row, origin, t, out, 2); break;
+    case 3: hpass_avx2_k<3>(row, origin, t, out, 3); break;
+    case 4: hpass_avx2_k<4>(row, origin, t, out, 4); break;
+    default: hpass_avx2_k<0>(row, origin, t, out, t.kmax / 2); break;
   }
 }
 

@@ -19,18 +19,19 @@ FP_SSE41 inline __m128i load_px(const uint8_t* p) {  // one RGBX pixel -> [r g b
 }
 }  // namespace
 
+// One tap per step ([r g b x] * [k k k k], AxisTable::wide), fixed trip count kmax.
 FP_SSE41 void hpass_row_sse41(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out) {
   const __m128i round = _mm_set1_epi32(1 << (kPrecisionBits - 1));
-  const int ks = t.ksize;
+  const int km = t.kmax;
+  const int32_t* wide = t.wide.data();
   for (int e = 0; e < t.n; ++e) {
     const uint8_t* p = row + static_cast<size_t>(t.start[e] - origin) * 4;
-    const int32_t* k = &t.coef[static_cast<size_t>(e) * ks];
+    const __m128i* k = reinterpret_cast<const __m128i*>(wide + static_cast<size_t>(e) * km * 4);
     __m128i acc = round;
-    for (int j = 0; j < t.count[e]; ++j)
-      acc = _mm_add_epi32(acc, _mm_mullo_epi32(load_px(p + 4 * j), _mm_set1_epi32(k[j])));
+    for (int j = 0; j < km; ++j) acc = _mm_add_epi32(acc, _mm_mullo_epi32(load_px(p + 4 * j), _mm_loadu_si128(k + j)));
     __m128i v = _mm_srai_epi32(acc, kPrecisionBits);
     v = _mm_packus_epi16(_mm_packs_epi32(v, v), v);  // clamp to [0, 255]
-    int32_t px = _mm_cvtsi128_si32(v) & 0x00ffffff;   // X byte = 0, as the scalar path
+    int32_t px = _mm_cvtsi128_si32(v);
     std::memcpy(out + 4 * e, &px, 4);
   }
 }
