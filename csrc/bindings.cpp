@@ -125,10 +125,18 @@ class Items {
 // One native run: picks[i] of `items` goes to output slot slots[i] with random key indices[i].
 class Batch {
  public:
-  Batch(std::shared_ptr<Plan> plan, std::shared_ptr<Items> items, std::vector<int64_t> picks,
-        std::vector<int64_t> slots, std::vector<uint64_t> indices, uint64_t seed, uint64_t epoch)
-      : plan_(std::move(plan)), items_(std::move(items)), picks_(std::move(picks)), slots_(std::move(slots)),
-        indices_(std::move(indices)), seed_(seed), epoch_(epoch) {
+  using Index = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+
+  static std::vector<int64_t> to_vec(const Index& a) {
+    if (a.ndim() != 1) throw Error(ErrorKind::kInvalid, "index arrays must be 1-D");
+    return std::vector<int64_t>(a.data(), a.data() + a.shape(0));
+  }
+
+  Batch(std::shared_ptr<Plan> plan, std::shared_ptr<Items> items, const Index& picks, const Index& slots,
+        const Index& indices, uint64_t seed, uint64_t epoch)
+      : plan_(std::move(plan)), items_(std::move(items)), picks_(to_vec(picks)), slots_(to_vec(slots)),
+        seed_(seed), epoch_(epoch) {
+    for (int64_t k : to_vec(indices)) indices_.push_back(static_cast<uint64_t>(k));
     const size_t n = picks_.size();
     if (slots_.size() != n || indices_.size() != n) throw Error(ErrorKind::kInvalid, "picks/slots/indices length mismatch");
     for (int64_t p : picks_)
@@ -270,8 +278,8 @@ PYBIND11_MODULE(_core, m) {
       .def("__len__", &Items::size);
 
   py::class_<Batch>(m, "Batch")
-      .def(py::init<std::shared_ptr<Plan>, std::shared_ptr<Items>, std::vector<int64_t>, std::vector<int64_t>,
-                    std::vector<uint64_t>, uint64_t, uint64_t>(),
+      .def(py::init<std::shared_ptr<Plan>, std::shared_ptr<Items>, const Batch::Index&, const Batch::Index&,
+                    const Batch::Index&, uint64_t, uint64_t>(),
            py::arg("plan"), py::arg("items"), py::arg("picks"), py::arg("slots"), py::arg("indices"),
            py::arg("seed"), py::arg("epoch"))
       .def("set_output", &Batch::set_output, py::arg("out"), py::arg("out_h"), py::arg("out_w"))

@@ -286,20 +286,20 @@ class _Producer:
                 return
 
     def _fill(self, slot, picks, cursor):
-        """Writes picks into the slot. Returns (count, exception or None, new cursor)."""
+        """Writes picks (int64 array) into the slot. Returns (count, exception or None, cursor)."""
         L = self.loader
         order = self.order
         count = len(picks)
-        pending = [(pos, int(p)) for pos, p in enumerate(picks)]
+        positions = np.arange(count, dtype=np.int64)
         dropped = []
-        while pending:
-            positions = [pos for pos, _ in pending]
-            pick_at = dict(pending)
-            errors = self._run_native(slot, [p for _, p in pending], positions)
+        while len(picks):
+            errors = self._run_native(slot, picks, positions)
             if not errors:
                 break
+            # Failures only: per-sample Python from here on.
             if L.on_error == "raise":
                 return 0, errors[min(errors)], cursor
+            pick_at = dict(zip(positions.tolist(), picks.tolist()))
             for pos in sorted(errors):
                 L.errors.append((pick_at[pos], str(errors[pos])))
             if L.on_error == "zeros":
@@ -307,15 +307,19 @@ class _Producer:
                     slot.array[pos] = 0
                 break
             # "skip": refill each failed position with the next sample of this epoch's order.
-            pending = []
+            new_pos, new_picks = [], []
             for pos in sorted(errors):
                 if cursor < len(order):
-                    pending.append((pos, int(order[cursor])))
+                    new_pos.append(pos)
+                    new_picks.append(int(order[cursor]))
                     cursor += 1
                 else:
                     dropped.append(pos)
+            positions = np.asarray(new_pos, np.int64)
+            picks = np.asarray(new_picks, np.int64)
         if dropped:  # the epoch ran out of replacements: compact the good samples to the front
-            good = [pos for pos in range(count) if pos not in set(dropped)]
+            gone = set(dropped)
+            good = [pos for pos in range(count) if pos not in gone]
             for dst, src in enumerate(good):
                 if dst != src:
                     slot.array[dst] = slot.array[src]
@@ -331,10 +335,9 @@ class _Producer:
             L.dataset.read(picks, out=slot.array, positions=positions)
             return {}
         t = L.transform
-        size = t.output_size
-        _, errors = execute(t, L._native_items, L.dataset.items, picks, positions, picks, slot.array, size,
-                            L._engine, L.seed, L.epoch)
-        return {positions[i]: e for i, e in errors.items()}
+        _, errors = execute(t, L._native_items, L.dataset.items, picks, positions, picks, slot.array, t.output_size,
+                            L._engine, L.seed, L.epoch, want_params=False)
+        return {int(positions[i]): e for i, e in errors.items()}
 
     def _publish(self, slot, n):
         L = self.loader

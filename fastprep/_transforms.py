@@ -427,48 +427,54 @@ class Compose:
         return params, failed
 
 
-def execute(compose, native_items, raw_items, picks, slots, keys, arr, size, engine, seed, epoch):
+def execute(compose, native_items, raw_items, picks, slots, keys, arr, size, engine, seed, epoch, want_params=True):
     """Runs picks[i] of the pinned items into arr[slots[i]] natively (GIL released), then decodes
     the non-JPEG ones with Pillow and runs those through the same native pass.
 
-    Returns (params per position, {position: DecodeError}).
+    picks, slots, keys: int64 sequences (numpy arrays pass through without a Python loop).
+    Returns (params per position or None, {position: DecodeError}). When every sample is a JPEG
+    that decodes, no Python code runs per sample.
     """
     plan = compose._plan
+    picks = np.asarray(picks, dtype=np.int64)
+    slots = np.asarray(slots, dtype=np.int64)
+    keys = np.asarray(keys, dtype=np.int64)
 
     def name(i):
-        return _fallback.display_name(raw_items[picks[i]], picks[i])
+        return _fallback.display_name(raw_items[picks[i]], int(picks[i]))
 
     b = _core.Batch(plan, native_items, picks, slots, keys, seed, epoch)
     b.set_output(arr, size[0], size[1])
     b.run(engine)
     status = b.status()
-    params = _params(b.params())
-    errors = {i: error_for_kind(kind, name(i), msg, picks[i]) for i, kind, msg in b.errors()}
+    params = _params(b.params()) if want_params else None
+    errors = {i: error_for_kind(kind, name(i), msg, int(picks[i])) for i, kind, msg in b.errors()}
     if compose.allow_truncated:
         for i in np.flatnonzero(b.warnings()):
             warnings.warn(f"{name(i)} (sample {picks[i]}): truncated JPEG decoded, its missing rows filled gray "
                           "(allow_truncated=True)", UserWarning, stacklevel=4)
-    fallback = [i for i in range(len(picks)) if status[i] == 2]
-    if fallback:
+    fallback = np.flatnonzero(status == 2)
+    if len(fallback):
         decoded, pos = [], []
         for i in fallback:
             try:
                 decoded.append(_fallback.decode(raw_items[picks[i]], name(i), compose.max_pixels))
-                pos.append(i)
+                pos.append(int(i))
             except DecodeError as e:
-                e.index = picks[i]
+                e.index = int(picks[i])
                 e.args = (f"{e.source} (sample {picks[i]}): {e.reason}",)
-                errors[i] = e
+                errors[int(i)] = e
         if decoded:
-            b2 = _core.Batch(plan, _core.Items(decoded), list(range(len(pos))), [slots[i] for i in pos],
-                             [keys[i] for i in pos], seed, epoch)
+            pos_a = np.asarray(pos, np.int64)
+            b2 = _core.Batch(plan, _core.Items(decoded), np.arange(len(pos)), slots[pos_a], keys[pos_a], seed, epoch)
             b2.set_output(arr, size[0], size[1])
             b2.run(engine)
             for j, kind, msg in b2.errors():
-                errors[pos[j]] = error_for_kind(kind, name(pos[j]), msg, picks[pos[j]])
-            p2 = _params(b2.params())
-            for j, i in enumerate(pos):
-                params[i] = p2[j]
+                errors[pos[j]] = error_for_kind(kind, name(pos[j]), msg, int(picks[pos[j]]))
+            if want_params:
+                p2 = _params(b2.params())
+                for j, i in enumerate(pos):
+                    params[i] = p2[j]
     return params, errors
 
 
