@@ -4,9 +4,10 @@ with its PCA) of a dataset, in one streaming pass over the native pool.
 Numerics. The statistics are taken over the transform's uint8 output, so every value is an
 integer level 0..255 and all the sums a mean, a variance or a covariance needs are integers:
 
-* per batch, per pixel position: S1 = sum x (uint32), S2 = sum x*x (each square in uint16, as
-  255**2 = 65025 < 2**16, summed in uint32) and, for --pca, the cross products r*g, r*b, g*b.
-  Batches are at most 65,536 images, so no uint32 sum can overflow;
+* per batch, per pixel position: S1 = sum x (in uint16 over chunks of 16 images, then uint32),
+  S2 = sum x*x (each square in uint16, as 255**2 = 65025 < 2**16, summed in uint32) and, for
+  --pca, the cross products r*g, r*b, g*b the same way. Batches are at most 65,536 images, so
+  no uint32 sum can overflow;
 * these are added into int64 per-pixel totals (exact up to 1.4e14 images), and the channel totals
   are summed from them as Python integers (unbounded);
 * the moments come from exact integer numerators, rounded once at the very end:
@@ -64,22 +65,30 @@ class LevelMoments:
         self.images += n
 
     def _add(self, batch, chunk):
+        k = max(1, min(int(chunk), 256))  # uint16 per-chunk sums of levels stay exact: 256 * 255 < 2**16
+        bufs = getattr(self, "_bufs", None)
+        if bufs is None or bufs[0].shape[0] < k:
+            hw = self.shape[1:]
+            bufs = self._bufs = (np.empty((k,) + self.shape, np.uint16), np.empty(self.shape, np.uint16),
+                                 np.empty(self.shape, np.uint32), np.empty((k,) + hw, np.uint16),
+                                 np.empty(hw, np.uint32))
+        sq, t16, t32, pr, tx = bufs
         s1 = np.zeros(self.shape, np.uint32)
         s2 = np.zeros(self.shape, np.uint32)
         sx = np.zeros((3,) + self.shape[1:], np.uint32) if self.cross else None
-        k = max(1, min(int(chunk), 256))
-        sq = np.empty((k,) + self.shape, np.uint16)
-        pr = np.empty((k,) + self.shape[1:], np.uint16) if self.cross else None
         for i in range(0, len(batch), k):
             c = batch[i:i + k]
             m = len(c)
-            s1 += c.sum(0, dtype=np.uint32)
+            np.add.reduce(c, axis=0, dtype=np.uint16, out=t16)
+            np.add(s1, t16, out=s1)
             np.multiply(c, c, out=sq[:m], dtype=np.uint16)
-            s2 += sq[:m].sum(0, dtype=np.uint32)
+            np.add.reduce(sq[:m], axis=0, dtype=np.uint32, out=t32)
+            np.add(s2, t32, out=s2)
             if self.cross:
                 for j, (a, b) in enumerate(((0, 1), (0, 2), (1, 2))):
                     np.multiply(c[:, a], c[:, b], out=pr[:m], dtype=np.uint16)
-                    sx[j] += pr[:m].sum(0, dtype=np.uint32)
+                    np.add.reduce(pr[:m], axis=0, dtype=np.uint32, out=tx)
+                    np.add(sx[j], tx, out=sx[j])
         self.s1 += s1
         self.s2 += s2
         if self.cross:
@@ -263,7 +272,7 @@ def normalize_line(mean, std, digits=4):
     return f"fp.Normalize(mean=[{fmt(mean)}], std=[{fmt(std)}])"
 
 
-def pca(cov):
+def pca_decompose(cov):
     """Eigen-decomposition of a covariance: eigenvalues descending, eigenvectors as columns, each
     with its largest-magnitude component positive (the sign is arbitrary otherwise)."""
     w, v = np.linalg.eigh(np.asarray(cov, dtype=np.float64))
@@ -275,10 +284,10 @@ def pca(cov):
     return w, v
 
 
-def compute_stats(source, transform="eval", size=224, per_pixel=False, pca_=False, threads=None, batch_size=128,
+def compute_stats(source, transform="eval", size=224, per_pixel=False, pca=False, threads=None, batch_size=128,
                   on_error="raise", progress=None, interpolation="bilinear", exact=False, extensions=None):
     """Streams ``source`` through the transform once and returns a dict of statistics (the JSON
-    that ``fastprep stats --out`` writes) plus, under "_arrays", the per-pixel images.
+    that ``fastprep stats --out`` writes) plus, under "per_pixel_arrays", the per-pixel images.
 
     ``on_error``: "raise" stops at the first undecodable file; "skip" leaves failed files out of
     the statistics; "zeros" counts them as black images (what a Loader with on_error="zeros"
@@ -290,7 +299,7 @@ def compute_stats(source, transform="eval", size=224, per_pixel=False, pca_=Fals
     compose = _offline.build_transform(transform, size, "uint8", "CHW", fixed=True, interpolation=interpolation,
                                        exact=exact)
     threads = threads or _offline.default_threads()
-    acc = LevelMoments(compose.channels, per_pixel=per_pixel, cross=pca_)
+    acc = LevelMoments(compose.channels, per_pixel=per_pixel, cross=pca)
     n = len(ds)
     bar = _offline.Progress(n, "stats", enabled=progress)
     failed = []
@@ -318,23 +327,23 @@ def compute_stats(source, transform="eval", size=224, per_pixel=False, pca_=Fals
         "failed": failed,
     }
     res["normalize"] = normalize_line(res["mean"], res["std"])
-    if pca_ and acc.images:
+    if pca and acc.images:
         cov = acc.covariance()
-        w, v = pca(cov / (255.0 * 255.0))
+        w, v = pca_decompose(cov / (255.0 * 255.0))
         res["pca"] = {"cov": (cov / (255.0 * 255.0)).tolist(), "cov_255": cov.tolist(),
                       "eigenvalues": w.tolist(), "eigenvectors": v.tolist(),
                       "note": "[0, 1] scale; eigenvectors are the columns (eigenvectors[:, k] goes with "
                               "eigenvalues[k]), eigenvalues descending"}
     if per_pixel and acc.images:
         pm, ps = acc.pixel_stats()
-        res["_arrays"] = {"mean": pm / 255.0, "std": ps / 255.0}
+        res["per_pixel_arrays"] = {"mean": pm / 255.0, "std": ps / 255.0}
     return res
 
 
 def write_per_pixel(res, prefix):
     """Writes <prefix>_mean.npy / _std.npy ((C, H, W) float64 in [0, 1]) and, with Pillow,
     _mean.png / _std.png (the std image stretched so that its maximum is white)."""
-    arrays = res.get("_arrays")
+    arrays = res.get("per_pixel_arrays")
     if not arrays:
         return {}
     files = {}
@@ -421,7 +430,7 @@ def main(args):
     from ._errors import DecodeError
 
     try:
-        res = compute_stats(args.src, args.transform, args.size, per_pixel=args.per_pixel, pca_=args.pca,
+        res = compute_stats(args.src, args.transform, args.size, per_pixel=args.per_pixel, pca=args.pca,
                             threads=args.threads, batch_size=args.batch_size, on_error=args.on_error,
                             progress=False if args.quiet else None, interpolation=args.interpolation,
                             exact=args.exact)
@@ -435,7 +444,7 @@ def main(args):
     if args.per_pixel:
         prefix = os.path.splitext(args.out)[0] if args.out else "stats"
         res["per_pixel"] = write_per_pixel(res, prefix)
-    res.pop("_arrays", None)
+    res.pop("per_pixel_arrays", None)
     print(format_table(res))
     if res.get("per_pixel"):
         pp = res["per_pixel"]

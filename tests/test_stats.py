@@ -37,7 +37,7 @@ def rel(a, b):
 
 
 def test_stats_match_numpy(tree):
-    res = _stats.compute_stats(tree, "eval", SIZE, per_pixel=True, pca_=True, batch_size=3, threads=2,
+    res = _stats.compute_stats(tree, "eval", SIZE, per_pixel=True, pca=True, batch_size=3, threads=2,
                                progress=False)
     x = decoded(index_source(tree).items)
     assert res["images"] == len(x) == 10 and res["failed"] == []
@@ -53,7 +53,7 @@ def test_stats_match_numpy(tree):
     vec = np.asarray(res["pca"]["eigenvectors"])
     for k in range(3):  # columns, up to sign
         assert abs(abs(vec[:, k] @ v[:, 2 - k]) - 1) < 1e-9
-    pm, ps = res["_arrays"]["mean"], res["_arrays"]["std"]
+    pm, ps = res["per_pixel_arrays"]["mean"], res["per_pixel_arrays"]["std"]
     assert pm.shape == (3, SIZE, SIZE)
     assert np.allclose(pm * 255, x.mean(0), rtol=1e-12, atol=1e-10)
     assert np.allclose(ps * 255, x.std(0), rtol=1e-12, atol=1e-10)
@@ -62,8 +62,8 @@ def test_stats_match_numpy(tree):
 
 
 def test_stats_do_not_depend_on_batching_or_threads(tree, photos):
-    a = _stats.compute_stats(tree, "resize", 48, batch_size=1, threads=1, progress=False, pca_=True)
-    b = _stats.compute_stats(tree, "resize", 48, batch_size=7, threads=2, progress=False, pca_=True)
+    a = _stats.compute_stats(tree, "resize", 48, batch_size=1, threads=1, progress=False, pca=True)
+    b = _stats.compute_stats(tree, "resize", 48, batch_size=7, threads=2, progress=False, pca=True)
     for k in ("mean", "std", "mean_255", "std_255"):
         assert a[k] == b[k]
     assert a["pca"] == b["pca"]
