@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -122,6 +123,11 @@ class Items {
   std::vector<std::unique_ptr<py::buffer_info>> bufs_;
 };
 
+// Lets another thread stop a running Batch between samples (the Loader's shutdown).
+struct CancelToken {
+  std::atomic<bool> flag{false};
+};
+
 // One native run: picks[i] of `items` goes to output slot slots[i] with random key indices[i].
 class Batch {
  public:
@@ -133,9 +139,9 @@ class Batch {
   }
 
   Batch(std::shared_ptr<Plan> plan, std::shared_ptr<Items> items, const Index& picks, const Index& slots,
-        const Index& indices, uint64_t seed, uint64_t epoch)
+        const Index& indices, uint64_t seed, uint64_t epoch, std::shared_ptr<CancelToken> cancel)
       : plan_(std::move(plan)), items_(std::move(items)), picks_(to_vec(picks)), slots_(to_vec(slots)),
-        seed_(seed), epoch_(epoch) {
+        seed_(seed), epoch_(epoch), cancel_(std::move(cancel)) {
     for (int64_t k : to_vec(indices)) indices_.push_back(static_cast<uint64_t>(k));
     const size_t n = picks_.size();
     if (slots_.size() != n || indices_.size() != n) throw Error(ErrorKind::kInvalid, "picks/slots/indices length mismatch");
@@ -184,6 +190,12 @@ class Batch {
   void run(Engine& engine) {
     if (!out_) throw Error(ErrorKind::kInvalid, "no output attached");
     engine.run(static_cast<int64_t>(picks_.size()), [&](Worker& w, int64_t i) {
+      if (cancel_ && cancel_->flag.load(std::memory_order_relaxed)) {
+        results_[i].status = SampleStatus::kError;
+        results_[i].kind = ErrorKind::kInvalid;
+        results_[i].message = "cancelled";
+        return;
+      }
       run_sample(*plan_, w, (*items_)[picks_[i]], key(i), out_ + slot_bytes_ * slots_[i], out_h_, out_w_, &results_[i]);
     });
   }
@@ -235,6 +247,7 @@ class Batch {
   std::vector<int64_t> slots_;
   std::vector<uint64_t> indices_;
   uint64_t seed_, epoch_;
+  std::shared_ptr<CancelToken> cancel_;
   uint8_t* out_ = nullptr;
   size_t slot_bytes_ = 0;
   int out_h_ = 0, out_w_ = 0;
@@ -273,15 +286,20 @@ PYBIND11_MODULE(_core, m) {
       .def(py::init<int>(), py::arg("threads"))
       .def_property_readonly("threads", &Engine::threads);
 
+  py::class_<CancelToken, std::shared_ptr<CancelToken>>(m, "CancelToken")
+      .def(py::init<>())
+      .def("cancel", [](CancelToken& t) { t.flag.store(true); })
+      .def_property_readonly("cancelled", [](const CancelToken& t) { return t.flag.load(); });
+
   py::class_<Items, std::shared_ptr<Items>>(m, "Items")
       .def(py::init<const py::list&>(), py::arg("items"))
       .def("__len__", &Items::size);
 
   py::class_<Batch>(m, "Batch")
       .def(py::init<std::shared_ptr<Plan>, std::shared_ptr<Items>, const Batch::Index&, const Batch::Index&,
-                    const Batch::Index&, uint64_t, uint64_t>(),
+                    const Batch::Index&, uint64_t, uint64_t, std::shared_ptr<CancelToken>>(),
            py::arg("plan"), py::arg("items"), py::arg("picks"), py::arg("slots"), py::arg("indices"),
-           py::arg("seed"), py::arg("epoch"))
+           py::arg("seed"), py::arg("epoch"), py::arg("cancel") = nullptr)
       .def("set_output", &Batch::set_output, py::arg("out"), py::arg("out_h"), py::arg("out_w"))
       .def("probe", &Batch::probe, py::arg("engine"), py::call_guard<py::gil_scoped_release>())
       .def("run", &Batch::run, py::arg("engine"), py::call_guard<py::gil_scoped_release>())

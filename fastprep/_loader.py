@@ -244,6 +244,7 @@ class _Producer:
         self.order = order
         self.queue = queue.Queue(maxsize=loader.prefetch)
         self.stop = threading.Event()
+        self.cancel = _core.CancelToken()  # stops a running native batch between samples
         self.thread = threading.Thread(target=self._run, name="fastprep-loader", daemon=True)
         self.thread.start()
 
@@ -336,7 +337,7 @@ class _Producer:
             return {}
         t = L.transform
         _, errors = execute(t, L._native_items, L.dataset.items, picks, positions, picks, slot.array, t.output_size,
-                            L._engine, L.seed, L.epoch, want_params=False)
+                            L._engine, L.seed, L.epoch, want_params=False, cancel=self.cancel)
         return {int(positions[i]): e for i, e in errors.items()}
 
     def _publish(self, slot, n):
@@ -364,6 +365,7 @@ class _Producer:
 
     def close(self):
         self.stop.set()
+        self.cancel.cancel()
         try:
             while True:
                 self.queue.get_nowait()

@@ -427,7 +427,8 @@ class Compose:
         return params, failed
 
 
-def execute(compose, native_items, raw_items, picks, slots, keys, arr, size, engine, seed, epoch, want_params=True):
+def execute(compose, native_items, raw_items, picks, slots, keys, arr, size, engine, seed, epoch, want_params=True,
+            cancel=None):
     """Runs picks[i] of the pinned items into arr[slots[i]] natively (GIL released), then decodes
     the non-JPEG ones with Pillow and runs those through the same native pass.
 
@@ -443,9 +444,11 @@ def execute(compose, native_items, raw_items, picks, slots, keys, arr, size, eng
     def name(i):
         return _fallback.display_name(raw_items[picks[i]], int(picks[i]))
 
-    b = _core.Batch(plan, native_items, picks, slots, keys, seed, epoch)
+    b = _core.Batch(plan, native_items, picks, slots, keys, seed, epoch, cancel)
     b.set_output(arr, size[0], size[1])
     b.run(engine)
+    if cancel is not None and cancel.cancelled:
+        return None, {}
     status = b.status()
     params = _params(b.params()) if want_params else None
     errors = {i: error_for_kind(kind, name(i), msg, int(picks[i])) for i, kind, msg in b.errors()}

@@ -1,0 +1,133 @@
+"""Loader throughput against torch DataLoader + torchvision v2, thread scaling, memory over
+epochs, and time to the first batch of a 100,000-file ImageFolder.
+
+    python benchmarks/bench_loader.py /work/corpus/imagenet_like [--epochs 6] [--json out.json]
+
+Conditions (issue #3): train transform (RandomResizedCrop 224 + flip + Normalize, float32),
+files read from disk each epoch (page cache warm), batch 64, each comparison in the same run.
+"""
+import argparse
+import glob
+import json
+import os
+import statistics
+import tempfile
+import time
+
+import numpy as np
+
+import fastprep as fp
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+def fp_loader(files, threads, epochs, batch):
+    t = fp.Compose([fp.RandomResizedCrop(224), fp.RandomHorizontalFlip(), fp.ToTensor(), fp.Normalize(MEAN, STD)])
+    L = fp.Loader(files, t, batch_size=batch, threads=threads, shuffle=True, seed=0)
+    rates, rss = [], []
+    for ep in range(epochs):
+        L.set_epoch(ep)
+        t0 = time.perf_counter()
+        n = 0
+        for x, y in L:
+            n += len(x)
+        rates.append(n / (time.perf_counter() - t0))
+        rss.append(rss_mb())
+    return rates, rss, L.stats()
+
+
+def torch_loader(files, workers, epochs, batch):
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+    from torchvision.transforms import v2
+
+    tf = v2.Compose([v2.RandomResizedCrop(224, antialias=True), v2.RandomHorizontalFlip(),
+                     v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+
+    class DS(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(files)
+
+        def __getitem__(self, i):
+            return tf(decode_jpeg(read_file(files[i]), mode=ImageReadMode.RGB)), 0
+
+    dl = torch.utils.data.DataLoader(DS(), batch_size=batch, shuffle=True, num_workers=workers,
+                                     persistent_workers=workers > 0,
+                                     worker_init_fn=lambda _: torch.set_num_threads(1))
+    rates = []
+    for ep in range(epochs):
+        t0 = time.perf_counter()
+        n = 0
+        for x, y in dl:
+            n += len(x)
+        rates.append(n / (time.perf_counter() - t0))
+    return rates
+
+
+def first_batch_100k(files, n=100_000, classes=100):
+    """Builds an ImageFolder of n hard links to the corpus files (real directory entries, like a
+    real dataset: no stat needed to tell files from folders) and times Loader() + first batch.
+    torch is imported beforehand, as in a training script."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pass
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(files[0]))) as root:
+        per = n // classes
+        for c in range(classes):
+            d = os.path.join(root, f"class_{c:03d}")
+            os.mkdir(d)
+            for i in range(per):
+                os.link(files[(c * per + i) % len(files)], os.path.join(d, f"{i:05d}.jpg"))
+        t = fp.Compose([fp.RandomResizedCrop(224), fp.RandomHorizontalFlip(), fp.ToTensor(), fp.Normalize(MEAN, STD)])
+        t0 = time.perf_counter()
+        L = fp.Loader(root, t, batch_size=256, shuffle=True, threads=2)
+        t1 = time.perf_counter()
+        it = iter(L)
+        next(it)
+        t2 = time.perf_counter()
+        it.close()
+        return {"files": len(L.dataset), "index_s": t1 - t0, "first_batch_s": t2 - t0}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("corpus")
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--repeat-files", type=int, default=3, help="list the corpus this many times per epoch")
+    ap.add_argument("--json")
+    ap.add_argument("--skip-100k", action="store_true")
+    a = ap.parse_args()
+    files = sorted(glob.glob(os.path.join(a.corpus, "**", "*.jp*g"), recursive=True)) * a.repeat_files
+    rep = {"files_per_epoch": len(files), "epochs": a.epochs, "batch": a.batch}
+    r1, _, _ = fp_loader(files, 1, a.epochs, a.batch)
+    r2, rss, stats = fp_loader(files, 2, a.epochs, a.batch)
+    rep["fastprep_threads1"] = statistics.median(r1[1:])
+    rep["fastprep_threads2"] = statistics.median(r2[1:])
+    rep["thread_scaling"] = rep["fastprep_threads2"] / rep["fastprep_threads1"]
+    rep["rss_mb_after_each_epoch"] = [round(x, 1) for x in rss]
+    later = rss[1:]
+    rep["rss_spread_after_first"] = (max(later) - min(later)) / min(later)
+    rep["loader_stats"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in stats.items()}
+    try:
+        tr = torch_loader(files, 2, a.epochs, a.batch)
+        rep["torch_dataloader_2workers_tv2"] = statistics.median(tr[1:])
+        rep["speedup_vs_torch"] = rep["fastprep_threads2"] / rep["torch_dataloader_2workers_tv2"]
+    except ImportError as e:
+        rep["torch_dataloader_2workers_tv2"] = f"skipped: {e} (pip install torch torchvision)"
+    if not a.skip_100k:
+        rep["imagefolder_100k"] = first_batch_100k(sorted(set(files)))
+    print(json.dumps(rep, indent=2))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rep, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
