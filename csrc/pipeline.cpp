@@ -113,9 +113,15 @@ void finish_sample(const Plan& plan, Worker& w, const Geometry& g, const Span& s
   const int x_slot = g.flip ? g.out_w - sx.s1 : sx.s0;
   const AxisTable& vt = w.vt;
   for (int e = 0; e < vt.n; ++e) {
-    vpass_row(plan.spec.simd, w.inter.data(), stride, vt.start[e] - vt.src_lo,
-              &vt.coef[static_cast<size_t>(e) * vt.ksize], vt.count[e], w.ht.n * 4, w.orow.data());
-    write_row(plan.out, w.orow.data(), w.ht.n, slot, g.out_h, g.out_w, sy.s0 + e, x_slot);
+    const uint8_t* row;
+    if (vt.identity) {  // one whole source row per output row: use it as is
+      row = w.inter.data() + static_cast<size_t>(vt.start[e] - vt.src_lo) * stride;
+    } else {
+      vpass_row(plan.spec.simd, w.inter.data(), stride, vt.start[e] - vt.src_lo,
+                &vt.coef[static_cast<size_t>(e) * vt.ksize], vt.count[e], w.ht.n * 4, w.orow.data());
+      row = w.orow.data();
+    }
+    write_row(plan.out, row, w.ht.n, slot, g.out_h, g.out_w, sy.s0 + e, x_slot);
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace fastprep {
 namespace {
@@ -105,6 +106,17 @@ void build_axis_table(const AxisSpec& a, AxisTable* t) {
   }
   t->src_lo = slo;
   t->src_hi = shi;
+  // A pass where every output takes exactly one whole source pixel is a copy.
+  bool ident = true;
+  const int step = n > 1 ? t->start[1] - t->start[0] : 1;
+  for (int e = 0; e < n && ident; ++e) {
+    const int32_t* k = &t->coef[static_cast<size_t>(e) * t->ksize];
+    ident = k[0] == (1 << kPrecisionBits) && (step == 1 || step == -1) &&
+            (e == 0 || t->start[e] - t->start[e - 1] == step);
+    for (int j = 1; j < t->ksize && ident; ++j) ident = k[j] == 0;
+  }
+  t->identity = ident;
+  t->identity_step = step;
   const int kmax = std::min((cmax + 1) & ~1, t->ksize);
   t->kmax = kmax;
   t->wide.resize(checked_mul(checked_mul(n, kmax), 4));
@@ -149,6 +161,15 @@ void vpass_row_scalar(const uint8_t* src, size_t stride, int first, const int32_
 }  // namespace
 
 void hpass_row(Simd simd, const uint8_t* row, int origin, const AxisTable& t, uint8_t* out) {
+  if (t.identity) {  // exact for every level: weight 1.0 reproduces the pixel
+    const uint8_t* p = row + static_cast<size_t>(t.start[0] - origin) * 4;
+    if (t.identity_step == 1) {
+      std::memcpy(out, p, static_cast<size_t>(t.n) * 4);
+    } else {
+      for (int e = 0; e < t.n; ++e) std::memcpy(out + 4 * e, p - 4 * e, 4);
+    }
+    return;
+  }
   switch (simd) {
 #if defined(__x86_64__) || defined(__i386__)
     case Simd::kAVX2: hpass_row_avx2(row, origin, t, out); return;

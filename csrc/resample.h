@@ -48,6 +48,10 @@ struct AxisTable {
   // loop free of mispredicted exits, and the repeated weights load straight into registers.
   int kmax = 0;
   std::vector<int32_t> wide;
+  // Every output copies one source pixel (weight 1.0) from consecutive sources, stepping +1
+  // (or -1 when reversed): the pass is a copy. Set by build_axis_table.
+  bool identity = false;
+  int identity_step = 1;
   std::vector<double> scratch;  // reused per build: no allocation per image once warmed up
 };
 

@@ -174,3 +174,20 @@ def test_torchvision_train_replay_v1_and_v2(photos):
         if prm["flip"]:
             r2 = F2.horizontal_flip(r2)
         assert np.abs(img.astype(int) - r2.permute(1, 2, 0).numpy()).max() <= 1
+
+
+@pytest.mark.parametrize("simd", SIMD_LEVELS)
+def test_crop_only_is_exact_copy_of_decoded_pixels(photos, simd):
+    """CenterCrop alone (identity resampling, cropped decode) equals slicing Pillow's full decode,
+    and its flipped version is the mirror image."""
+    rng = np.random.default_rng(2)
+    for p in photos:
+        full = np.asarray(pil_rgb(p))
+        h, w = full.shape[:2]
+        for _ in range(5):
+            ch, cw = int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))
+            got = fp.Compose([fp.CenterCrop((ch, cw))], exact=True, simd=simd)(p)
+            top, left = int(round((h - ch) / 2.0)), int(round((w - cw) / 2.0))
+            assert np.array_equal(got, full[top:top + ch, left:left + cw]), (p, ch, cw)
+            flipped = fp.Compose([fp.CenterCrop((ch, cw)), fp.RandomHorizontalFlip(1.0)], exact=True, simd=simd)(p)
+            assert np.array_equal(flipped, got[:, ::-1])
