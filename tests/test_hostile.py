@@ -771,7 +771,8 @@ def test_10000_failures_leak_nothing():
     assert n == 10000
     assert threading.active_count() == threads0 and _tasks() == tasks0
     grew = _rss() - rss0
-    assert grew < 20 * 2 ** 20, f"RSS grew {grew / 2 ** 20:.1f} MiB over 10,000 failing decodes"
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):  # ASan's quarantine holds freed memory
+        assert grew < 20 * 2 ** 20, f"RSS grew {grew / 2 ** 20:.1f} MiB over 10,000 failing decodes"
 
 
 def test_compose_objects_release_their_threads():

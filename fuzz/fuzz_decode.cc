@@ -1,0 +1,157 @@
+// libFuzzer harness for fastprep's native decode + transform entry point (fastprep::run_sample),
+// built with clang -fsanitize=fuzzer,address,undefined over every csrc/*.cpp but bindings.cpp
+// (see .ci/fuzz_and_asan.sh). Seeds: python fuzz/make_seeds.py DIR.
+//
+// The last byte of the input picks the plan (a JPEG ignores whatever follows its EOI, so a seed
+// is a plain JPEG with one byte appended): geometry, interpolation, dtype, layout, colour, DCT
+// scaling or exact, flip, strictness and SIMD level. Each input runs through one plan, with one
+// Worker reused across inputs as in production, into a slot allocated to its exact size (so ASan
+// sees any write past it).
+//
+// What counts as a finding: any sanitizer report, a crash, a timeout, or a result that breaks the
+// run_sample contract (an error other than decode/unsupported/too-large/io for JPEG bytes, or a
+// success whose geometry disagrees with the slot).
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "pipeline.h"
+#include "plan.h"
+#include "simd.h"
+
+using namespace fastprep;
+
+namespace {
+
+constexpr int64_t kMaxPixels = 20'000'000;  // fuzzing limit (the library default is ~179 MP)
+constexpr int kPlans = 10;
+
+PlanSpec base_spec(int which) {
+  PlanSpec s;
+  s.max_pixels = kMaxPixels;
+  switch (which) {
+    case 0:  // eval, exact, uint8 HWC
+      s.resize_mode = 1, s.resize_size = 64, s.crop_h = s.crop_w = 64, s.exact = true;
+      s.dtype = DType::kU8, s.layout = Layout::kHWC;
+      break;
+    case 1:  // eval with DCT-domain downscaling, normalised float32 CHW
+      s.resize_mode = 1, s.resize_size = 24, s.crop_h = s.crop_w = 20;
+      s.normalize = true, s.mean[0] = 0.485f, s.mean[1] = 0.456f, s.mean[2] = 0.406f;
+      s.std[0] = 0.229f, s.std[1] = 0.224f, s.std[2] = 0.225f;
+      break;
+    case 2:  // train: RandomResizedCrop + flip, bicubic, bfloat16
+      s.rrc = true, s.rrc_h = 48, s.rrc_w = 40, s.flip_p = 0.5, s.interp = Interp::kBicubic;
+      s.dtype = DType::kBF16;
+      break;
+    case 3:  // exact (h, w) resize, nearest, gray float16
+      s.resize_mode = 2, s.resize_h = 37, s.resize_w = 91, s.interp = Interp::kNearest;
+      s.dtype = DType::kF16, s.color = Color::kGray;
+      break;
+    case 4:  // crop only, larger than most seeds: zero padding
+      s.crop_h = 33, s.crop_w = 129, s.dtype = DType::kU8, s.color = Color::kBGR;
+      break;
+    case 5:  // upscaling with max_size
+      s.resize_mode = 1, s.resize_size = 200, s.max_size = 260, s.crop_h = s.crop_w = 96;
+      s.antialias = false;
+      break;
+    case 6:  // the whole image (output size from the header), uint8 HWC
+      s.exact = true, s.dtype = DType::kU8, s.layout = Layout::kHWC;
+      break;
+    case 7:  // heavy DCT scaling (1/8)
+      s.resize_mode = 1, s.resize_size = 4, s.crop_h = s.crop_w = 3, s.dtype = DType::kU8;
+      break;
+    case 8:  // Resize(int) alone, bicubic with antialias, float32 HWC
+      s.resize_mode = 1, s.resize_size = 31, s.interp = Interp::kBicubic, s.layout = Layout::kHWC;
+      break;
+    default:  // RRC with extreme ratios and tiny scale
+      s.rrc = true, s.rrc_h = 7, s.rrc_w = 65, s.scale_lo = 0.001, s.scale_hi = 0.01;
+      s.ratio_lo = 0.05, s.ratio_hi = 20.0, s.dtype = DType::kU8;
+      break;
+  }
+  return s;
+}
+
+struct Plans {
+  // [plan][strictness 0..2][simd 0..2]
+  std::vector<std::unique_ptr<Plan>> p;
+  Simd best;
+  Plans() {
+    best = cpu_best_simd();
+    for (int i = 0; i < kPlans; ++i)
+      for (int st = 0; st < 3; ++st)
+        for (int sm = 0; sm < 3; ++sm) {
+          PlanSpec s = base_spec(i);
+          s.strict = st != 1;              // 0 strict, 1 lenient, 2 strict + allow_truncated
+          s.allow_truncated = st == 2;
+          s.simd = static_cast<Simd>(sm > static_cast<int>(best) ? static_cast<int>(best) : sm);
+          p.emplace_back(new Plan(s));
+        }
+  }
+  const Plan& get(uint8_t sel) const {
+    const int i = sel % kPlans, st = (sel / kPlans) % 3, sm = (sel / (kPlans * 3)) % 3;
+    return *p[(i * 3 + st) * 3 + sm];
+  }
+};
+
+[[noreturn]] void finding(const char* what, const SampleResult& r) {
+  std::fprintf(stderr, "fastprep contract violation: %s (status %d kind %d: %s)\n", what,
+               static_cast<int>(r.status), static_cast<int>(r.kind), r.message.c_str());
+  std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static Plans plans;
+  static Worker worker;
+  if (size < 1) return 0;
+  const uint8_t sel = data[size - 1];
+  const Plan& plan = plans.get(sel);
+
+  // A private copy of exactly `size` bytes: a read past the end is an ASan report.
+  std::unique_ptr<uint8_t[]> buf(new uint8_t[size]);
+  std::memcpy(buf.get(), data, size);
+  SampleInput in;
+  in.kind = SampleInput::kBytes;
+  in.data = buf.get();
+  in.size = size;
+  RunKey key{sel, 1, size};
+
+  int out_h, out_w;
+  SampleResult res;
+  if (!plan.fixed_size(&out_h, &out_w)) {
+    if (!probe_sample(plan, worker, in, key, &res)) {
+      if (res.status == SampleStatus::kError && res.kind == ErrorKind::kInvalid) finding("probe: kInvalid", res);
+      return 0;
+    }
+    out_h = res.geom.out_h;
+    out_w = res.geom.out_w;
+    if (out_h <= 0 || out_w <= 0 || static_cast<int64_t>(out_h) * out_w > 4 * kMaxPixels) finding("probe geometry", res);
+  }
+  const size_t slot_bytes = static_cast<size_t>(out_h) * out_w * plan.out.channels * dtype_size(plan.spec.dtype);
+  std::unique_ptr<uint8_t[]> slot(new uint8_t[slot_bytes]);
+  SampleResult r;
+  run_sample(plan, worker, in, key, slot.get(), out_h, out_w, &r);
+  switch (r.status) {
+    case SampleStatus::kOk: {
+      if (r.geom.out_h != out_h || r.geom.out_w != out_w) finding("geometry differs from the slot", r);
+      // Touch every output byte: uninitialised or stale-slot bugs show up under MSan/valgrind,
+      // and the compiler cannot drop the stores.
+      volatile uint8_t acc = 0;
+      for (size_t i = 0; i < slot_bytes; ++i) acc ^= slot[i];
+      (void)acc;
+      break;
+    }
+    case SampleStatus::kError:
+      if (r.kind == ErrorKind::kInvalid) finding("run: kInvalid on encoded bytes", r);
+      if (r.message.empty()) finding("error without a reason", r);
+      break;
+    case SampleStatus::kNotJpeg:
+      if (is_jpeg(data, size)) finding("JPEG bytes reported as not a JPEG", r);
+      break;
+  }
+  return 0;
+}

@@ -1,0 +1,96 @@
+"""Writes the fuzz seed corpus: small JPEGs of every kind the decoder has a path for.
+
+    python fuzz/make_seeds.py build/fuzz/seeds
+
+Nothing binary is committed: the seeds are made here with Pillow (and cjpeg, from Debian's
+libjpeg-turbo-progs, when installed: arithmetic coding, 4:4:0, 4:1:1). The native harness
+(fuzz_decode.cc) picks its plan from an input's last byte, so each image is written a few times
+with a different byte after its EOI (a JPEG decoder ignores what follows EOI).
+"""
+import io
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+
+def pattern(w, h, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    img = np.stack([255 * x / max(w - 1, 1), 255 * y / max(h - 1, 1), 128 + 100 * np.sin(x / 5 + y / 7)], -1)
+    img[: max(1, h // 3), : max(1, w // 4)] = (250, 20, 20)
+    img += rng.normal(0, 6, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def save(im, **kw):
+    b = io.BytesIO()
+    kw.setdefault("quality", 75)
+    im.save(b, "JPEG", **kw)
+    return b.getvalue()
+
+
+def exif(o):
+    e = Image.Exif()
+    e[0x0112] = o
+    return e.tobytes()
+
+
+def seeds():
+    p = pattern(40, 28)
+    out = {
+        "baseline_420": save(p),
+        "baseline_422": save(p, subsampling=1),
+        "baseline_444": save(p, subsampling=0),
+        "progressive": save(p, progressive=True),
+        "progressive_444": save(p, progressive=True, subsampling=0),
+        "gray": save(p.convert("L")),
+        "gray_progressive": save(p.convert("L"), progressive=True),
+        "cmyk": save(p.convert("CMYK")),
+        "restart_blocks": save(p, restart_marker_blocks=1),
+        "restart_rows_progressive": save(p, progressive=True, restart_marker_rows=1),
+        "optimized": save(p, optimize=True),
+        "q100": save(pattern(16, 16), quality=100),
+        "size_1x1": save(pattern(1, 1)),
+        "size_17x9": save(pattern(17, 9)),
+        "size_300x2": save(pattern(300, 2)),
+        "size_2x300": save(pattern(2, 300)),
+        "size_130x90": save(pattern(130, 90), quality=50),
+    }
+    for o in (2, 3, 5, 6, 7, 8):
+        out[f"exif_{o}"] = save(pattern(24, 16), exif=exif(o))
+    cm = out["cmyk"]
+    i = cm.index(b"\xff\xee")  # Adobe APP14: transform 2 = YCCK
+    out["ycck"] = cm[:i + 15] + b"\x02" + cm[i + 16:]
+    base = out["baseline_420"]
+    out["truncated"] = base[: len(base) * 2 // 3]
+    out["trailing"] = base + b"\0garbage after EOI"
+    cjpeg = shutil.which("cjpeg")
+    if cjpeg:
+        ppm = io.BytesIO()
+        p.save(ppm, "PPM")
+        for name, args in {"arith": ["-arithmetic"], "arith_progressive": ["-arithmetic", "-progressive"],
+                           "arith_restart": ["-arithmetic", "-restart", "1B"], "s440": ["-sample", "1x2"],
+                           "s411": ["-sample", "4x1"], "s440_progressive": ["-sample", "1x2", "-progressive"]}.items():
+            out[name] = subprocess.run([cjpeg, "-quality", "75", *args], input=ppm.getvalue(), capture_output=True,
+                                       check=True).stdout
+    return out
+
+
+def main(argv):
+    dest = argv[1] if len(argv) > 1 else os.path.join("build", "fuzz", "seeds")
+    os.makedirs(dest, exist_ok=True)
+    n = 0
+    for k, (name, data) in enumerate(sorted(seeds().items())):
+        for j, sel in enumerate((k * 7) % 90 + d for d in (0, 31, 62)):  # spread over the plan table
+            with open(os.path.join(dest, f"{name}_{j}.jpg"), "wb") as f:
+                f.write(data + bytes([sel % 256]))
+            n += 1
+    print(f"{n} seeds in {dest}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
