@@ -70,6 +70,9 @@ def decode(item, source, max_pixels):
         raise
     except Image.DecompressionBombError as e:
         raise ImageTooLargeError(source, str(e)) from None
+    except Image.UnidentifiedImageError:  # Pillow's message names a BytesIO object, not the file
+        what = f"{fmt} signature but unreadable header" if fmt else "not a JPEG and no format Pillow can read"
+        raise DecodeError(source, what) from None
     except Exception as e:  # Pillow raises many types (OSError, SyntaxError, ValueError, ...)
         what = fmt or "unrecognized data"
         raise DecodeError(source, f"{what}: {e}") from None
