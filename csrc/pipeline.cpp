@@ -265,6 +265,14 @@ bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunK
       res->orientation = hdr.orientation;
     }
     res->geom = plan_geometry(plan.spec, h, wd, key.seed, key.epoch, key.index);
+    // An image-dependent output (Resize(int) alone) is bounded too: a 1x65500 image resized to a
+    // shorter side of 256 would be 256x16768000 (51 GB of float32) from a file of a few bytes.
+    const int64_t out_px = static_cast<int64_t>(res->geom.out_h) * res->geom.out_w;
+    if (plan.spec.max_pixels > 0 && out_px > plan.spec.max_pixels)
+      throw Error(ErrorKind::kTooLarge, "output would be " + std::to_string(res->geom.out_h) + "x" +
+                                            std::to_string(res->geom.out_w) + " = " + std::to_string(out_px) +
+                                            " pixels, over the limit of " + std::to_string(plan.spec.max_pixels) +
+                                            " (max_pixels)");
     res->status = SampleStatus::kOk;
     return true;
   } catch (const Error& e) {

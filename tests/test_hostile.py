@@ -551,6 +551,21 @@ def test_max_pixels_is_a_header_check():
         fp.Compose([], max_pixels=9999).batch([save(pattern(100, 100), "PNG")])
 
 
+def test_image_dependent_output_is_bounded_by_max_pixels():
+    """Fuzzer finding: Resize(int) alone on an extreme aspect ratio makes an enormous output from
+    a tiny file (1x65500 -> 256x16768000, 51 GB as float32). The output is held to max_pixels."""
+    data = jpeg(3, 40000, quality=50)
+    t0 = time.perf_counter()
+    with pytest.raises(fp.ImageTooLargeError, match="output would be"):
+        fp.Compose([fp.Resize(256)], max_pixels=50_000_000).batch([data])
+    with pytest.raises(fp.ImageTooLargeError, match="output would be"):
+        fp.Compose([fp.Resize(256), fp.ToTensor()])(data)
+    assert time.perf_counter() - t0 < 1.0
+    assert fp.Compose([fp.Resize(256)], max_pixels=0)(jpeg(3, 300)).shape == (25600, 256, 3)
+    # With a crop the output is the crop: no limit needed, and none applied.
+    assert SMALL(data).shape == (64, 64, 3)
+
+
 def test_missing_file_and_directory_raise_read_error(tmp_path):
     for p in [tmp_path / "nope.jpg", tmp_path]:
         with pytest.raises(fp.DecodeError) as ei:
