@@ -131,7 +131,9 @@ Geometry plan_geometry(const PlanSpec& s, int src_h, int src_w, uint64_t seed, u
     const bool w_short = src_w <= src_h;
     const int shorter = w_short ? src_w : src_h, longer = w_short ? src_h : src_w;
     int new_short = s.resize_size;
-    int new_long = static_cast<int>(static_cast<double>(static_cast<int64_t>(s.resize_size) * longer) / shorter);
+    const double long_d = static_cast<double>(static_cast<int64_t>(s.resize_size) * longer) / shorter;
+    if (long_d > 1e9) throw Error(ErrorKind::kTooLarge, "resized image would be too large");
+    int new_long = static_cast<int>(long_d);
     if (s.max_size && new_long > s.max_size) {
       new_short = static_cast<int>(static_cast<double>(static_cast<int64_t>(s.max_size) * new_short) / new_long);
       new_long = s.max_size;
