@@ -371,6 +371,11 @@ def _tiff_big_endian():
 
 @pytest.mark.parametrize("name", sorted(OTHER_FORMATS))
 def test_other_formats_by_magic_named_jpg(name, tmp_path):
+    from PIL import features
+
+    need = {"webp": "webp", "tiff": "libtiff"}.get(name.split("_")[0])
+    if need and not features.check(need):
+        pytest.skip(f"this Pillow has no {need}")
     data = OTHER_FORMATS[name]()
     p = tmp_path / "image.jpg"  # the name lies
     p.write_bytes(data)
@@ -770,8 +775,13 @@ def test_10000_failures_leak_nothing():
            jpeg(progressive=True)[:500]]
     batch = (bad * 10)[:100]
     t = fp.Compose([fp.Resize(64), fp.CenterCrop(64)], dtype="uint8")
-    for _ in range(10):  # warm up: worker threads, scratch buffers, allocator pools
-        t.batch(batch, on_error="zeros", threads=2)
+    # Warm up: worker threads, scratch buffers, the allocator's per-thread arenas and Pillow's
+    # caches. RSS climbs by ~18 MB over the first ~12,000 failures, then stays flat.
+    for k in range(150):
+        try:
+            t.batch(batch, on_error=("zeros", "skip", "raise")[k % 3], threads=2)
+        except fp.DecodeError:
+            pass
     gc.collect()
     threads0, tasks0, rss0 = threading.active_count(), _tasks(), _rss()
     n = 0
@@ -788,7 +798,7 @@ def test_10000_failures_leak_nothing():
     assert threading.active_count() == threads0 and _tasks() == tasks0
     grew = _rss() - rss0
     if "libasan" not in os.environ.get("LD_PRELOAD", ""):  # ASan's quarantine holds freed memory
-        assert grew < 20 * 2 ** 20, f"RSS grew {grew / 2 ** 20:.1f} MiB over 10,000 failing decodes"
+        assert grew < 10 * 2 ** 20, f"RSS grew {grew / 2 ** 20:.1f} MiB over 10,000 failing decodes"
 
 
 def test_compose_objects_release_their_threads():
