@@ -62,6 +62,7 @@ run_asan() {
   local OUT=$ROOT/build/asan
   rm -rf "$OUT"
   mkdir -p "$OUT"
+  $PY -c "import pybind11" 2>/dev/null || $PY -m pip install -q pybind11  # setup.py imports it
   echo "== building fastprep._core with FASTPREP_SANITIZE=address,undefined"
   FASTPREP_SANITIZE=address,undefined $PY setup.py -q build_ext -j "$JOBS" -b "$OUT/lib" -t "$OUT/tmp" >"$OUT/build.log" 2>&1 ||
     { tail -40 "$OUT/build.log"; exit 1; }
