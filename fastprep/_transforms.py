@@ -367,6 +367,8 @@ class Compose:
                 displayed source pixels, the flip, and the source size.
             on_error: "raise" (DecodeError naming index and file), "zeros" (slot zero-filled,
                 recorded in params), or "skip" (bad samples dropped; the result is shorter).
+                With an image-dependent output size (Resize(int) alone) a failing sample always
+                raises: its output shape cannot be known.
             indices: per-item keys for the random stream (default 0..N-1).
         """
         seed = _fresh_seed() if seed is None else int(seed)
@@ -378,7 +380,7 @@ class Compose:
         if size is None:
             if n != 1:
                 raise ValueError("batch needs a fixed output size: add CenterCrop or use Resize((h, w))")
-            size = self._probe(items, engine, seed, epoch)
+            size = self._probe(items, engine, seed, epoch, index=0 if indices is None else int(list(indices)[0]))
         shape = (n,) + self.output_shape(*size)
         keys = list(range(n)) if indices is None else [int(i) for i in indices]
         if len(keys) != n:
@@ -398,17 +400,24 @@ class Compose:
             return result, params
         return result
 
-    def _probe(self, items, engine, seed, epoch):
-        b = _core.Batch(self._plan, _core.Items(items), [0], [0], [0], seed, epoch)
+    def _probe(self, items, engine, seed, epoch, index=None):
+        """Output size of items[0] when it depends on the image. A failure raises whatever the
+        on_error policy: the output shape cannot be known without the image."""
+        key = 0 if index is None else index
+        b = _core.Batch(self._plan, _core.Items(items), [0], [0], [key], seed, epoch)
         b.probe(engine)
         st = b.status()[0]
+        name = _fallback.display_name(items[0], key)
         if st == 1:
             i, kind, msg = b.errors()[0]
-            raise error_for_kind(kind, _fallback.display_name(items[0], 0), msg)
+            raise error_for_kind(kind, name, msg, index)
         if st == 2:
-            arr = _fallback.decode(items[0], _fallback.display_name(items[0], 0), self.max_pixels)
-            items[0] = arr
-            return self._probe(items, engine, seed, epoch)
+            try:
+                items[0] = _fallback.decode(items[0], name, self.max_pixels)
+            except DecodeError as e:
+                e.index = index
+                raise
+            return self._probe(items, engine, seed, epoch, index)
         p = b.params()[0]
         return int(p[7]), int(p[8])
 
