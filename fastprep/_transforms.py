@@ -351,7 +351,7 @@ class Compose:
         if size is None:
             size = self._probe(items, engine, seed, epoch)
         out = np.empty((1,) + self.output_shape(*size), dtype=self.np_dtype)
-        self._run(items, out, size, engine, seed, epoch, [0], "raise")
+        self._run(items, out, size, engine, seed, epoch, [0], "raise", want_params=False)
         return out[0]
 
     def batch(self, items, seed=0, threads=None, out=None, return_params=False, epoch=0, on_error=None,
@@ -390,12 +390,13 @@ class Compose:
             result = arr
         else:
             arr, result = _as_output(out, shape, self.np_dtype, self.dtype)
-        params, failed = self._run(items, arr, size, engine, seed, epoch, keys, policy)
+        params, failed = self._run(items, arr, size, engine, seed, epoch, keys, policy, want_params=return_params)
         if policy == "skip" and failed:
             keep = [i for i in range(n) if i not in failed]
             arr[: len(keep)] = arr[keep]
             result = result[: len(keep)]
-            params = [params[i] for i in keep]
+            if params is not None:
+                params = [params[i] for i in keep]
         if return_params:
             return result, params
         return result
@@ -421,16 +422,18 @@ class Compose:
         p = b.params()[0]
         return int(p[7]), int(p[8])
 
-    def _run(self, items, arr, size, engine, seed, epoch, keys, policy):
+    def _run(self, items, arr, size, engine, seed, epoch, keys, policy, want_params=True):
         n = len(items)
-        params, errors = execute(self, _core.Items(items), items, list(range(n)), list(range(n)), keys, arr, size,
-                                 engine, seed, epoch)
+        pos = np.arange(n, dtype=np.int64)
+        params, errors = execute(self, _core.Items(items), items, pos, pos, keys, arr, size, engine, seed, epoch,
+                                 want_params=want_params)
         failed = set()
         for i in sorted(errors):
             if policy == "raise":
                 raise errors[i]
             failed.add(i)
-            params[i]["error"] = str(errors[i])
+            if params is not None:
+                params[i]["error"] = str(errors[i])
             if policy == "zeros":
                 arr[i] = 0
         return params, failed
