@@ -26,19 +26,25 @@ def rss_mb():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
-def fp_loader(files, threads, epochs, batch):
+def fp_loaders(files, epochs, batch):
+    """fp.Loader with 1 and with 2 threads, their epochs interleaved (1, 2, 1, 2, ...) so that the
+    machine's drift hits both alike. Returns per-epoch rates of each, RSS after each epoch of the
+    2-thread loader, and its stats."""
     t = fp.Compose([fp.RandomResizedCrop(224), fp.RandomHorizontalFlip(), fp.ToTensor(), fp.Normalize(MEAN, STD)])
-    L = fp.Loader(files, t, batch_size=batch, threads=threads, shuffle=True, seed=0)
-    rates, rss = [], []
+    loaders = {th: fp.Loader(files, t, batch_size=batch, threads=th, shuffle=True, seed=0) for th in (1, 2)}
+    rates = {1: [], 2: []}
+    rss = []
     for ep in range(epochs):
-        L.set_epoch(ep)
-        t0 = time.perf_counter()
-        n = 0
-        for x, y in L:
-            n += len(x)
-        rates.append(n / (time.perf_counter() - t0))
-        rss.append(rss_mb())
-    return rates, rss, L.stats()
+        for th, L in loaders.items():
+            L.set_epoch(ep)
+            t0 = time.perf_counter()
+            n = 0
+            for x, y in L:
+                n += len(x)
+            rates[th].append(n / (time.perf_counter() - t0))
+            if th == 2:
+                rss.append(rss_mb())
+    return rates, rss, loaders[2].stats()
 
 
 def torch_loader(files, workers, epochs, batch):
@@ -106,8 +112,10 @@ def main():
     a = ap.parse_args()
     files = sorted(glob.glob(os.path.join(a.corpus, "**", "*.jp*g"), recursive=True)) * a.repeat_files
     rep = {"files_per_epoch": len(files), "epochs": a.epochs, "batch": a.batch}
-    r1, _, _ = fp_loader(files, 1, a.epochs, a.batch)
-    r2, rss, stats = fp_loader(files, 2, a.epochs, a.batch)
+    rates, rss, stats = fp_loaders(files, a.epochs, a.batch)
+    r1, r2 = rates[1], rates[2]
+    rep["fastprep_threads1_per_epoch"] = [round(x) for x in r1]
+    rep["fastprep_threads2_per_epoch"] = [round(x) for x in r2]
     rep["fastprep_threads1"] = statistics.median(r1[1:])
     rep["fastprep_threads2"] = statistics.median(r2[1:])
     rep["thread_scaling"] = rep["fastprep_threads2"] / rep["fastprep_threads1"]
