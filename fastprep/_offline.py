@@ -73,8 +73,9 @@ def iter_batches(compose, items, ranges, threads, policy, names, out_alloc=None,
     ``compose.batch`` on ``threads`` native threads in a background thread, so that the consumer's
     work (accumulating, writing) overlaps decoding.
 
-    ``array`` holds stop - start samples; with policy "skip" or "zeros" a failed sample's slot is
-    zero-filled and ``ok`` (bool array) is False there. Policy "raise" re-raises the DecodeError
+    ``array`` holds stop - start samples (written into ``out_alloc(start, stop)`` when given);
+    with policy "skip" or "zeros" a failed sample's slot is zero-filled and ``ok`` (bool array) is
+    False there. Policy "raise" re-raises the DecodeError
     with the dataset-wide index.
     """
     q = queue.Queue(maxsize=max(1, prefetch))
@@ -96,7 +97,7 @@ def iter_batches(compose, items, ranges, threads, policy, names, out_alloc=None,
                 if stop_flag.is_set():
                     return
                 chunk = items[a:b]
-                out = out_alloc(b - a) if out_alloc is not None else None
+                out = out_alloc(a, b) if out_alloc is not None else None
                 try:
                     arr, params = compose.batch(chunk, seed=0, threads=threads, out=out, return_params=True,
                                                 on_error=batch_policy, indices=range(a, b))

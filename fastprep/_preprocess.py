@@ -19,8 +19,12 @@ before it). A rerun skips finished shards, redoes the others, and rewrites index
 --transform resize: shorter side = size, aspect kept); a rerun skips the files already there.
 """
 import concurrent.futures as cf
+import errno
 import hashlib
+import mmap
 import os
+import queue
+import struct
 import sys
 import threading
 import time
@@ -140,67 +144,219 @@ def _preprocess_npy(source, out, transform, size, dtype, layout, shard_size, thr
     done = {k for k in range(len(shards)) if all(f in present for f in shard_names(k))}
     todo = [k for k in range(len(shards)) if k not in done]
     ranges = [r for k in todo for r in _offline.chunk_ranges(*shards[k], min(int(batch_size), shard_size))]
-    kill_after = int(os.environ.get(_KILL_ENV, "0") or 0)
     levels = np_dtype == np.uint8
-    buf = np.empty((min(shard_size, n) if n else 0,) + tuple(sample_shape), dtype=np_dtype)
+    cap = max((b - a for a, b in shards), default=0)
+    buffers = _ShardBuffers(shards, shard_size, cap, sample_shape, np_dtype)
+    writer = _Writer(out, buffers, kill_after=int(os.environ.get(_KILL_ENV, "0") or 0))
     bar = _offline.Progress(n, "preprocess", enabled=progress, initial=n - sum(b - a for a, b in ranges))
-    written = 0
-    state = None  # the shard being filled: [k, fill, kept source indices, failures, moments]
+    state = None  # the shard being filled: [k, ok masks, failures, moments]
+    batches = (x for x in ())
     try:
-        for a, b, arr, ok, fails in _offline.iter_batches(compose, ds.items, ranges, threads, on_error, ds.names):
+        # The native pool decodes straight into a page-aligned shard buffer; this thread sums the
+        # moments and hands each complete shard to the writer thread, which writes it with O_DIRECT
+        # (DMA, next to no CPU) while the next shard is decoded into the other buffer.
+        batches = _offline.iter_batches(compose, ds.items, ranges, threads, on_error, ds.names,
+                                        out_alloc=buffers.rows)
+        for a, b, arr, ok, fails in batches:
+            writer.check()
             k = a // shard_size
             if state is None:
-                state = [k, 0, [], [], LevelMoments(compose.channels) if levels else FloatMoments(compose.channels)]
-            if on_error == "skip" and not ok.all():
-                rows, keep = arr[ok], np.arange(a, b)[ok]
-            else:
-                rows, keep = arr, np.arange(a, b)
-            m = len(rows)
-            buf[state[1]:state[1] + m] = rows
-            state[1] += m
-            state[2].append(keep)
-            state[3].extend(fails)
-            moments_in = buf[state[1] - m:state[1]]
-            if layout.upper() == "HWC":
-                moments_in = moments_in.transpose(0, 3, 1, 2)
-                if levels:
-                    moments_in = np.ascontiguousarray(moments_in)
-            state[4].add(moments_in)
+                state = [k, [], [], LevelMoments(compose.channels, layout=compose.layout) if levels
+                         else FloatMoments(compose.channels, layout=compose.layout)]
+            state[1].append(ok if on_error == "skip" else np.ones(b - a, bool))
+            state[2].extend(fails)
+            state[3].add(arr, ok if on_error == "skip" else None)  # zeros: black samples are data too
+            del arr
             bar.update(b - a)
             if b == shards[k][1]:
-                _write_shard(out, k, shards[k], buf[:state[1]], np.concatenate(state[2]), ds, state[3], state[4],
-                             on_error)
-                written += 1
+                mask = np.concatenate(state[1])
+                writer.submit(k, mask, np.arange(*shards[k])[mask], ds.labels, state[2], state[3], on_error)
                 state = None
-                if kill_after and written == kill_after:
-                    _simulate_crash(out, k + 1, buf)
     finally:
         bar.close()
+        buffers.close()  # a decoder waiting for a free buffer gives up ...
+        batches.close()  # ... so that the decoding thread can be joined
+        writer.close()  # finishes the shards already handed over, then stops
+    writer.check()
 
     index = _build_index(out, ds, shards, spec, compose, sample_shape, on_error, source)
     _offline.atomic_write_json(index_path, index)
-    return _summary(out, index, resumed=len(done), written=written, seconds=time.perf_counter() - t0,
+    return _summary(out, index, resumed=len(done), written=writer.written, seconds=time.perf_counter() - t0,
                     processed=sum(b - a for a, b in ranges))
 
 
-def _write_shard(out, k, rng, images, keep, ds, failed, moments, on_error):
-    img_name, lab_name, meta_name = shard_names(k)
-    labels = ds.labels[keep].astype(np.int64)
-    _offline.atomic_write_bytes(os.path.join(out, lab_name), lambda f: np.save(f, labels))
-    meta = {"shard": k, "start": rng[0], "stop": rng[1], "count": int(len(images)), "on_error": on_error,
-            "failed": failed, "moments": moments.to_json()}
-    if len(keep) != rng[1] - rng[0]:
-        meta["kept"] = keep.tolist()
-    _offline.atomic_write_json(os.path.join(out, meta_name), meta)
-    # images last: its presence marks the shard finished
-    _offline.atomic_write_bytes(os.path.join(out, img_name), lambda f: np.save(f, images))
+_NPY_HEADER = 4096  # the .npy header is padded to a page, so the data can be written with O_DIRECT
+_PAGE = 4096
+_IO_CHUNK = 8 << 20
 
 
-def _simulate_crash(out, k, buf):
-    """Test hook: start writing shard k and die without cleaning up, as a killed process would."""
-    with open(os.path.join(out, shard_names(k)[0] + ".tmp"), "wb") as f:
+def _npy_header(shape, dtype, size=_NPY_HEADER):
+    d = "{'descr': %r, 'fortran_order': False, 'shape': %r, }" % (np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                                   tuple(int(v) for v in shape))
+    hlen = size - 10
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", hlen) + (d.ljust(hlen - 1) + "\n").encode("latin1")
+
+
+def _round_up(x, m):
+    return (x + m - 1) // m * m
+
+
+class _ShardBuffers:
+    """Page-aligned in-memory shard files (npy header + data), two of them, so that the native
+    pool decodes shard k+1 while shard k is written. ``rows(a, b)`` runs in the decoding thread."""
+
+    def __init__(self, shards, shard_size, cap, sample_shape, dtype, count=2):
+        self.shards, self.shard_size, self.cap = shards, shard_size, cap
+        self.sample_shape, self.dtype = tuple(sample_shape), np.dtype(dtype)
+        self.sample_bytes = int(np.prod(self.sample_shape)) * self.dtype.itemsize
+        self.size = _round_up(_NPY_HEADER + cap * self.sample_bytes, _PAGE)
+        self.count = count
+        self.created = 0
+        self.free = queue.Queue()
+        self.active = {}
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def _acquire(self):
+        with self.lock:
+            if self.created < self.count:
+                self.created += 1
+                return mmap.mmap(-1, max(self.size, _PAGE))
+        while True:
+            try:
+                return self.free.get(timeout=0.1)
+            except queue.Empty:
+                if self.closed:
+                    raise RuntimeError("preprocess stopped") from None
+
+    def rows(self, a, b):
+        k = a // self.shard_size
+        with self.lock:
+            entry = self.active.get(k)
+        if entry is None:
+            buf = self._acquire()
+            arr = np.frombuffer(buf, self.dtype, count=self.cap * self.sample_bytes // self.dtype.itemsize,
+                                offset=_NPY_HEADER).reshape((self.cap,) + self.sample_shape)
+            entry = (buf, arr)
+            with self.lock:
+                self.active[k] = entry
+        start = self.shards[k][0]
+        return entry[1][a - start:b - start]
+
+    def take(self, k):
+        with self.lock:
+            return self.active.pop(k)
+
+    def release(self, buf):
+        self.free.put(buf)
+
+    def close(self):
+        self.closed = True
+
+
+def _write_file(path, buf, length):
+    """Writes buf[:length] to path; with O_DIRECT when the file system takes it (buf is page
+    aligned and padded, the file is truncated to ``length`` afterwards), else buffered."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    direct = getattr(os, "O_DIRECT", 0)
+    fd = -1
+    if direct:
+        try:
+            fd = os.open(path, flags | direct, 0o644)
+        except OSError:
+            direct = 0
+    if fd < 0:
+        fd = os.open(path, flags, 0o644)
+    try:
+        mv = memoryview(buf)
+        end = _round_up(length, _PAGE) if direct else length
+        off = 0
+        while off < end:
+            try:
+                wrote = os.write(fd, mv[off:min(end, off + _IO_CHUNK)])
+            except OSError as e:
+                if not direct or e.errno != errno.EINVAL:
+                    raise
+                wrote = 0
+            if direct and (wrote == 0 or wrote % _PAGE):  # O_DIRECT refused or partial: go on buffered
+                os.close(fd)
+                fd = os.open(path, os.O_WRONLY, 0o644)
+                off += wrote
+                os.lseek(fd, off, os.SEEK_SET)
+                direct, end = 0, length
+                continue
+            off += wrote
+        if direct or off > length:
+            os.ftruncate(fd, length)
+    finally:
+        os.close(fd)
+
+
+class _Writer:
+    """Writes finished shards in a background thread, in order: images_k.npy.tmp, labels, json,
+    then renames the images file into place (the shard is finished from that moment)."""
+
+    def __init__(self, out, buffers, kill_after=0):
+        self.out, self.buffers, self.kill_after = out, buffers, kill_after
+        self.jobs = queue.Queue()
+        self.error = None
+        self.written = 0
+        self.thread = threading.Thread(target=self._run, name="fastprep-shard-writer", daemon=True)
+        self.thread.start()
+
+    def submit(self, k, mask, keep, labels, failed, moments, on_error):
+        buf, arr = self.buffers.take(k)
+        count = int(np.count_nonzero(mask))
+        if count < len(mask):  # on_error="skip": close the gaps (dst <= src, in order: safe in place)
+            for dst, src in enumerate(np.nonzero(mask)[0]):
+                if dst != src:
+                    arr[dst] = arr[src]
+        del arr
+        buf[:_NPY_HEADER] = _npy_header((count,) + self.buffers.sample_shape, self.buffers.dtype)
+        self.jobs.put((k, buf, count, keep, labels[keep].astype(np.int64), failed, moments.to_json(), on_error,
+                       self.buffers.shards[k]))
+
+    def _run(self):
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            if self.error is not None:
+                continue
+            k, buf, count, keep, labels, failed, moments, on_error, rng = job
+            try:
+                img_name, lab_name, meta_name = shard_names(k)
+                tmp = os.path.join(self.out, img_name + ".tmp")
+                _write_file(tmp, buf, _NPY_HEADER + count * self.buffers.sample_bytes)
+                self.buffers.release(buf)
+                _offline.atomic_write_bytes(os.path.join(self.out, lab_name), lambda f: np.save(f, labels))
+                meta = {"shard": k, "start": rng[0], "stop": rng[1], "count": count, "on_error": on_error,
+                        "failed": failed, "moments": moments}
+                if len(keep) != rng[1] - rng[0]:
+                    meta["kept"] = keep.tolist()
+                _offline.atomic_write_json(os.path.join(self.out, meta_name), meta)
+                # No fsync: the renames protect against an interrupted process, not a power loss.
+                os.replace(tmp, os.path.join(self.out, img_name))  # images last: the shard is finished
+                self.written += 1
+                if self.kill_after and self.written == self.kill_after:
+                    _simulate_crash(self.out, k + 1)
+            except BaseException as e:  # noqa: BLE001 - reported to the main thread
+                self.error = e
+
+    def check(self):
+        if self.error is not None:
+            raise self.error
+
+    def close(self):
+        self.jobs.put(None)
+        self.thread.join()
+
+
+def _simulate_crash(out, k):
+    """Test hook: die in the middle of shard k without cleaning up, as a killed process would."""
+    path = os.path.join(out, shard_names(k)[0] + ".tmp")
+    with open(path, "ab") as f:
         f.write(b"\x93NUMPY partial")
-        f.write(buf[:1].tobytes()[:4096])
     sys.stderr.flush()
     os._exit(75)
 

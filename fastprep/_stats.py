@@ -4,7 +4,7 @@ with its PCA) of a dataset, in one streaming pass over the native pool.
 Numerics. The statistics are taken over the transform's uint8 output, so every value is an
 integer level 0..255 and all the sums a mean, a variance or a covariance needs are integers:
 
-* per batch, per pixel position: S1 = sum x (in uint16 over chunks of 16 images, then uint32),
+* per batch, per pixel position: S1 = sum x (in uint16 over chunks of 128 images, then uint32),
   S2 = sum x*x (each square in uint16, as 255**2 = 65025 < 2**16, summed in uint32) and, for
   --pca, the cross products r*g, r*b, g*b the same way. Batches are at most 65,536 images, so
   no uint32 sum can overflow;
@@ -32,25 +32,32 @@ from ._datasets import index_source
 
 CHANNELS = ("R", "G", "B")
 _MAX_BATCH = 65536  # uint32 sums of squares stay exact: 65536 * 65025 < 2**32
+_BLOCK = 16384  # positions per cache block in LevelMoments
 
 
 class LevelMoments:
-    """Exact moments of uint8 images given as (N, C, H, W) batches."""
+    """Exact moments of uint8 images given as (N, C, H, W) (or, with layout="HWC", (N, H, W, C))
+    batches. The cross products (covariance) need CHW."""
 
-    def __init__(self, channels=3, per_pixel=False, cross=False):
+    def __init__(self, channels=3, per_pixel=False, cross=False, layout="CHW"):
         self.c = int(channels)
         self.per_pixel = bool(per_pixel)
+        self.layout = layout.upper()
         self.cross = bool(cross) and self.c == 3
+        if self.cross and self.layout != "CHW":
+            raise ValueError("cross products need the CHW layout")
         self.images = 0
         self.shape = None
         self.s1 = self.s2 = self.sx = None  # int64 totals per (C, H, W) position; sx: (3, H, W) rg, rb, gb
 
-    def add(self, batch, valid=None, chunk=16):
+    def add(self, batch, valid=None, chunk=128):
         """Adds (N, C, H, W) uint8 ``batch``. ``valid`` (N bools) marks the samples to count;
         samples not counted must be all zeros (they add nothing to the sums)."""
         batch = np.asarray(batch)
-        if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1] != self.c:
-            raise ValueError(f"expected (N, {self.c}, H, W) uint8, got {batch.shape} {batch.dtype}")
+        axis = 1 if self.layout == "CHW" else 3
+        if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[axis] != self.c:
+            want = f"(N, {self.c}, H, W)" if axis == 1 else f"(N, H, W, {self.c})"
+            raise ValueError(f"expected {want} uint8, got {batch.shape} {batch.dtype}")
         n = len(batch) if valid is None else int(np.count_nonzero(valid))
         if self.shape is None:
             self.shape = batch.shape[1:]
@@ -65,34 +72,46 @@ class LevelMoments:
         self.images += n
 
     def _add(self, batch, chunk):
-        k = max(1, min(int(chunk), 256))  # uint16 per-chunk sums of levels stay exact: 256 * 255 < 2**16
+        # Cache-blocked: for a chunk of up to 128 images, walk the flattened (C*H*W) positions in
+        # blocks, so the uint16 squares of a block stay in cache while they are summed.
+        k = max(1, min(int(chunk), 128))  # uint16 sums of levels over k images: 128 * 255 < 2**16
+        n_pos = int(np.prod(self.shape))
+        hw = self.shape[1] * self.shape[2]
+        blk = min(_BLOCK, n_pos)
         bufs = getattr(self, "_bufs", None)
         if bufs is None or bufs[0].shape[0] < k:
-            hw = self.shape[1:]
-            bufs = self._bufs = (np.empty((k,) + self.shape, np.uint16), np.empty(self.shape, np.uint16),
-                                 np.empty(self.shape, np.uint32), np.empty((k,) + hw, np.uint16),
-                                 np.empty(hw, np.uint32))
-        sq, t16, t32, pr, tx = bufs
-        s1 = np.zeros(self.shape, np.uint32)
-        s2 = np.zeros(self.shape, np.uint32)
-        sx = np.zeros((3,) + self.shape[1:], np.uint32) if self.cross else None
+            bufs = self._bufs = (np.empty((k, blk), np.uint16), np.empty(blk, np.uint16), np.empty(blk, np.uint32))
+        sq, t16, t32 = bufs
+        s1 = np.zeros(n_pos, np.uint32)
+        s2 = np.zeros(n_pos, np.uint32)
+        sx = np.zeros((3, hw), np.uint32) if self.cross else None
+        flat = batch.reshape(len(batch), n_pos)
         for i in range(0, len(batch), k):
-            c = batch[i:i + k]
+            c = flat[i:i + k]
             m = len(c)
-            np.add.reduce(c, axis=0, dtype=np.uint16, out=t16)
-            np.add(s1, t16, out=s1)
-            np.multiply(c, c, out=sq[:m], dtype=np.uint16)
-            np.add.reduce(sq[:m], axis=0, dtype=np.uint32, out=t32)
-            np.add(s2, t32, out=s2)
+            for p in range(0, n_pos, blk):
+                v = c[:, p:p + blk]
+                b = v.shape[1]
+                np.add.reduce(v, axis=0, dtype=np.uint16, out=t16[:b])
+                np.add(s1[p:p + b], t16[:b], out=s1[p:p + b])
+                q = sq[:m, :b]
+                np.multiply(v, v, out=q, dtype=np.uint16)
+                np.add.reduce(q, axis=0, dtype=np.uint32, out=t32[:b])
+                np.add(s2[p:p + b], t32[:b], out=s2[p:p + b])
             if self.cross:
-                for j, (a, b) in enumerate(((0, 1), (0, 2), (1, 2))):
-                    np.multiply(c[:, a], c[:, b], out=pr[:m], dtype=np.uint16)
-                    np.add.reduce(pr[:m], axis=0, dtype=np.uint32, out=tx)
-                    np.add(sx[j], tx, out=sx[j])
-        self.s1 += s1
-        self.s2 += s2
+                for j, (a, bb) in enumerate(((0, 1), (0, 2), (1, 2))):
+                    for p in range(0, hw, blk):
+                        u = c[:, a * hw + p:a * hw + min(p + blk, hw)]
+                        w = c[:, bb * hw + p:bb * hw + min(p + blk, hw)]
+                        b = u.shape[1]
+                        q = sq[:m, :b]
+                        np.multiply(u, w, out=q, dtype=np.uint16)
+                        np.add.reduce(q, axis=0, dtype=np.uint32, out=t32[:b])
+                        np.add(sx[j, p:p + b], t32[:b], out=sx[j, p:p + b])
+        self.s1 += s1.reshape(self.shape)
+        self.s2 += s2.reshape(self.shape)
         if self.cross:
-            self.sx += sx
+            self.sx += sx.reshape((3,) + self.shape[1:])
 
     def merge(self, other):
         if other.shape is None:
@@ -113,15 +132,19 @@ class LevelMoments:
     @property
     def pixels(self):
         """Values per channel: images * H * W."""
-        return 0 if self.shape is None else self.images * self.shape[1] * self.shape[2]
+        return 0 if self.shape is None else self.images * (int(np.prod(self.shape)) // self.c)
+
+    def _per_channel(self, a):
+        a = a.reshape(self.c, -1) if self.layout == "CHW" else a.reshape(-1, self.c).T
+        if self.images * 65025 * a.shape[1] < 2 ** 62:  # the int64 sum cannot overflow
+            return [int(v) for v in a.sum(1, dtype=np.int64)]
+        return [int(v) for v in a.sum(1, dtype=object)]
 
     def channel_sums(self):
         """(n, [S1_c], [S2_c]) as Python ints."""
         if self.shape is None:
             return 0, [0] * self.c, [0] * self.c
-        s1 = [int(v) for v in self.s1.reshape(self.c, -1).sum(1, dtype=object)]
-        s2 = [int(v) for v in self.s2.reshape(self.c, -1).sum(1, dtype=object)]
-        return self.pixels, s1, s2
+        return self.pixels, self._per_channel(self.s1), self._per_channel(self.s2)
 
     def channel_stats(self):
         """mean, std (population) per channel in 0-255 levels, correctly rounded float64."""
@@ -168,8 +191,9 @@ class LevelMoments:
 class FloatMoments:
     """Per-channel mean/variance of float (N, C, H, W) batches: float64 per batch, Chan merge."""
 
-    def __init__(self, channels=3):
+    def __init__(self, channels=3, layout="CHW"):
         self.c = int(channels)
+        self.layout = layout.upper()
         self.images = 0
         self.n = 0
         self.mean = np.zeros(self.c)
@@ -181,12 +205,12 @@ class FloatMoments:
             batch = batch[np.asarray(valid, bool)]
         if len(batch) == 0:
             return
-        x = batch.reshape(len(batch), self.c, -1)
-        nb = x.shape[0] * x.shape[2]
+        x = batch.reshape(len(batch), self.c, -1) if self.layout == "CHW" else batch.reshape(len(batch), -1, self.c)
+        nb = x.size // self.c
         mean_b = np.empty(self.c)
         m2_b = np.empty(self.c)
         for ch in range(self.c):
-            v = x[:, ch].astype(np.float64)
+            v = (x[:, ch] if self.layout == "CHW" else x[:, :, ch]).astype(np.float64)
             mean_b[ch] = v.mean()
             v -= mean_b[ch]
             m2_b[ch] = np.einsum("ij,ij->", v, v)

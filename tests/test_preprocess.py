@@ -211,3 +211,52 @@ def test_read_into_torch_tensor(tree, tmp_path):
     t = torch.zeros((5, 3, 32, 32), dtype=torch.uint8)
     assert sd.read([9, 1, 4], out=t, positions=[4, 0, 2]) is t
     assert np.array_equal(t.numpy()[[4, 0, 2]], sd.read([9, 1, 4]))
+
+
+@pytest.mark.parametrize("where", ["tmp", "shm"])
+def test_write_file_direct_and_fallback(tmp_path, where):
+    import mmap
+
+    from fastprep._preprocess import _write_file
+
+    d = str(tmp_path) if where == "tmp" else "/dev/shm"
+    if not os.path.isdir(d):
+        pytest.skip("no /dev/shm")
+    buf = mmap.mmap(-1, 3 * 4096)
+    data = np.random.default_rng(0).integers(0, 256, 3 * 4096, dtype=np.uint8).tobytes()
+    buf[:] = data
+    path = os.path.join(d, f"fastprep_write_test_{os.getpid()}.bin")
+    try:
+        for length in (5000, 8192, 1):
+            _write_file(path, buf, length)
+            assert open(path, "rb").read() == data[:length]
+    finally:
+        os.remove(path)
+
+
+def test_consumer_error_does_not_hang(tree, tmp_path, monkeypatch):
+    """An error while the decoder waits for a free shard buffer must not deadlock."""
+    import threading
+
+    from fastprep import _stats
+
+    def boom(self, *a, **k):
+        import time
+
+        time.sleep(0.5)  # the decoder runs ahead and waits for a third shard buffer
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_stats.LevelMoments, "add", boom)
+    result = {}
+
+    def run():
+        try:
+            preprocess(tree, str(tmp_path / "out"), size=32, shard_size=1, batch_size=1, threads=1, progress=False)
+        except Exception as e:  # noqa: BLE001
+            result["error"] = e
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    th.join(30)
+    assert not th.is_alive(), "preprocess hung"
+    assert "boom" in str(result.get("error"))

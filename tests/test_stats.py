@@ -85,6 +85,16 @@ def test_level_moments_exact_on_extremes():
     xf = x.astype(np.float64)
     assert rel(acc.channel_stats()[0], xf.mean(axis=(0, 2, 3))) < 1e-14
     assert rel(acc.channel_stats()[1], xf.std(axis=(0, 2, 3))) < 1e-14
+    big = rng.integers(0, 256, (5, 3, 150, 151)).astype(np.uint8)  # planes larger than a cache block
+    acc = _stats.LevelMoments(3, cross=True)
+    acc.add(big)
+    bf = big.astype(np.float64)
+    assert rel(acc.covariance(), np.cov(bf.transpose(1, 0, 2, 3).reshape(3, -1), bias=True)) < 1e-12
+    assert np.array_equal(acc.s1, big.sum(0, dtype=np.int64))
+    assert np.array_equal(acc.s2, (big.astype(np.int64) ** 2).sum(0))
+    hwc = _stats.LevelMoments(3, layout="HWC")
+    hwc.add(np.ascontiguousarray(big.transpose(0, 2, 3, 1)))
+    assert hwc.channel_sums() == acc.channel_sums()
     fm = _stats.FloatMoments(3)
     for part in np.array_split(xf.astype(np.float32) / 255, 3):
         fm.add(part)
