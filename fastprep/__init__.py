@@ -29,3 +29,10 @@ __all__ = [
 from ._loader import Loader  # noqa: E402
 
 __all__.append("Loader")
+
+from ._datasets import IMG_EXTENSIONS, Dataset, index_source  # noqa: E402
+from ._shards import ShardDataset  # noqa: E402
+from ._stats import compute_stats  # noqa: E402
+from ._preprocess import preprocess  # noqa: E402
+
+__all__ += ["index_source", "Dataset", "IMG_EXTENSIONS", "ShardDataset", "compute_stats", "preprocess"]

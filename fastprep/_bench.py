@@ -86,16 +86,6 @@ def _megapixels(datas):
     return p[:, 5] * p[:, 6] / 1e6
 
 
-def _time(fn, repeat):
-    fn()  # warm-up pass: caches, thread start, lazy allocations
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
-
-
 # ---- pipelines -------------------------------------------------------------------------------
 
 def _fastprep(datas, transform, size, threads, exact, chunk=64):
@@ -252,31 +242,56 @@ def run_bench(files, transform="eval", threads=(1,), vs=PEERS, size=224, repeat=
     if unknown:
         raise SystemExit(f"unknown peer(s) {unknown}: choose from {', '.join(PEERS)}")
     results, skipped = [], {}
-    bar = _Progress(len(threads) * (1 + len(vs)), progress and sys.stderr.isatty())
+    # In-process runners are timed round-robin (pass 1 of each, pass 2 of each, ...) so that drift
+    # in the machine's speed hits them alike. A DataLoader with persistent workers prefetches the
+    # next epoch in the background as soon as one ends, which would steal CPU from whatever is
+    # timed next: those peers are timed in a block of their own, then shut down.
+    groups = []
     for t in threads:
-        bar.step(f"fastprep x{t}")
-        sec = _time(_fastprep(datas, transform, size, t, exact), repeat)
-        results.append({"pipeline": "fastprep", "threads": t, "seconds": sec})
+        inproc = [("fastprep", t, _fastprep(datas, transform, size, t, exact), None)]
         for peer in vs:
-            bar.step(f"{peer} x{t}")
             if peer == "ceiling":
-                sec = _time(_ceiling(datas, t), repeat)
-                results.append({"pipeline": "ceiling", "threads": t, "seconds": sec})
+                inproc.append(("ceiling", t, _ceiling(datas, t), None))
                 continue
             try:
                 run, res = _peer_runner(peer, datas, transform, size, t)
             except ImportError:
                 skipped[peer] = INSTALL[peer]
                 continue
-            try:
-                sec = _time(run, repeat)
-            except Exception as e:  # a peer that breaks must not hide the others
-                skipped[peer] = f"failed: {type(e).__name__}: {e}"
-                continue
-            finally:
-                del res
-            results.append({"pipeline": peer, "threads": t, "seconds": sec})
+            if res is None:
+                inproc.append((peer, t, run, None))
+            else:
+                groups.append([(peer, t, run, res)])
+        groups.insert(len(groups) - sum(1 for g in groups if g[0][1] == t), inproc)
+    total = sum(len(g) for g in groups) * (repeat + 1)
+    bar = _Progress(total, progress and sys.stderr.isatty())
+    times = {}
+    for group in groups:
+        broken = set()
+        for rnd in range(repeat + 1):  # round 0 warms up (caches, worker start, lazy allocations)
+            for name, t, run, _ in group:
+                if (name, t) in broken:
+                    continue
+                bar.step(f"{name} x{t}")
+                try:
+                    t0 = time.perf_counter()
+                    run()
+                    dt = time.perf_counter() - t0
+                except Exception as e:  # a peer that breaks must not hide the others
+                    skipped[name] = f"failed: {type(e).__name__}: {e}"
+                    broken.add((name, t))
+                    continue
+                if rnd:
+                    times.setdefault((name, t), []).append(dt)
+        for i, (name, t, run, res) in enumerate(group):
+            group[i] = (name, t, None, None)  # shut DataLoader workers down before the next group
+        del run, res
     bar.close()
+    for t in threads:
+        for group in groups:
+            for name, tt, _, _ in group:
+                if tt == t and (name, t) in times:
+                    results.append({"pipeline": name, "threads": t, "seconds": statistics.median(times[(name, t)])})
     for r in results:
         r["images_per_s"] = n / r["seconds"]
         r["megapixels_per_s"] = mp / r["seconds"]

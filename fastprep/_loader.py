@@ -87,12 +87,9 @@ class Loader:
     def __init__(self, source, transform=None, batch_size=256, shuffle=True, drop_last=False, threads=None,
                  prefetch=2, seed=0, pin_memory=None, device=None, rank=0, world_size=1, on_error="raise",
                  backend=None, extensions=None):
-        try:
-            from ._shards import ShardDataset, is_shard_dir
-        except ImportError:  # preprocessed-shard support not installed in this tree
-            ShardDataset, is_shard_dir = (), (lambda _: False)
+        from ._shards import ShardDataset, is_shard_dir
 
-        if ShardDataset and isinstance(source, ShardDataset):
+        if isinstance(source, ShardDataset):
             self.dataset = source
         elif isinstance(source, (str, os.PathLike)) and is_shard_dir(source):
             self.dataset = ShardDataset(source)

@@ -260,3 +260,21 @@ def test_consumer_error_does_not_hang(tree, tmp_path, monkeypatch):
     th.join(30)
     assert not th.is_alive(), "preprocess hung"
     assert "boom" in str(result.get("error"))
+
+
+def test_loader_reads_shards_without_decoding(tree, tmp_path):
+    """A preprocessed folder is a Loader source: batches equal the stored samples, labels follow."""
+    out = tmp_path / "shards"
+    preprocess(tree, str(out), size=SIZE, dtype="uint8", shard_size=4)
+    ds = ShardDataset(str(out))
+    L = fp.Loader(str(out), None, batch_size=3, shuffle=True, seed=5, backend="numpy")
+    assert L.classes == ds.classes
+    order = L.indices()
+    xs, ys = [], []
+    for x, y in L:
+        xs.append(x.copy())
+        ys.append(y.copy())
+    xs, ys = np.concatenate(xs), np.concatenate(ys)
+    assert np.array_equal(xs, ds.read(order)) and np.array_equal(ys, ds.labels[order])
+    with pytest.raises(ValueError, match="already transformed"):
+        fp.Loader(str(out), fp.Compose([fp.CenterCrop(8)]))
