@@ -14,7 +14,6 @@ import statistics
 import tempfile
 import time
 
-import numpy as np
 
 import fastprep as fp
 

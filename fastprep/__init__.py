@@ -26,7 +26,7 @@ __all__ = [
     "DecodeError", "UnsupportedImageError", "ImageTooLargeError", "ReadError", "MissingDependencyError",
 ]
 
-from ._loader import Loader  # noqa: E402
+from ._loader import Loader  # noqa: E402,F401
 
 __all__.append("Loader")
 

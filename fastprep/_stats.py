@@ -20,7 +20,6 @@ on the batch size, the thread count or the order of the files. Float data (``pre
 --dtype float16|float32`` stats) go through :class:`FloatMoments`: a float64 mean and centered
 sum of squares per batch, merged with Chan et al.'s parallel formula.
 """
-import json
 import math
 import os
 import sys

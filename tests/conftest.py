@@ -14,6 +14,19 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 
+@pytest.fixture
+def tree(tmp_path, photos):
+    """The committed photos in a 3-class ImageFolder tree (classes a, b, c)."""
+    import shutil
+
+    root = tmp_path / "src"
+    for i, p in enumerate(photos):
+        cls = "a" if i < 4 else "b" if i < 7 else "c"
+        os.makedirs(root / cls, exist_ok=True)
+        shutil.copy(p, root / cls / os.path.basename(p))
+    return str(root)
+
+
 @pytest.fixture(scope="session")
 def photos():
     assert len(PHOTOS) >= 10, "tests/data/photos is missing"

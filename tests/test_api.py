@@ -203,7 +203,6 @@ def test_rrc_distribution_matches_torchvision_get_params():
     tv = pytest.importorskip("torchvision")
     from PIL import Image
 
-    g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     for h, w in [(375, 500), (100, 1000), (60, 60)]:
         arr = np.zeros((h, w, 3), np.uint8)

@@ -228,7 +228,7 @@ def _cuda():
 
 
 def test_cuda_pinned_buffers(tree):
-    torch = _cuda()
+    _cuda()
     L = fp.Loader(tree, fp.Compose(TRAIN), batch_size=4)
     x, y = next(iter(L))
     assert L.pin_memory and x.is_pinned()

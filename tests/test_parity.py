@@ -156,7 +156,6 @@ def test_torchvision_v2_eval(photos):
 
 def test_torchvision_train_replay_v1_and_v2(photos):
     _tv()
-    import torch
     from torchvision.io import ImageReadMode, decode_jpeg, read_file
     from torchvision.transforms import functional as F1
     from torchvision.transforms.v2 import functional as F2

@@ -1,6 +1,5 @@
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -15,17 +14,6 @@ from fastprep._shards import ShardDataset, is_shard_dir
 
 SIZE = 48
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(fp.__file__)))
-
-
-@pytest.fixture
-def tree(tmp_path, photos):
-    """The committed photos in a 3-class ImageFolder tree."""
-    root = tmp_path / "src"
-    for i, p in enumerate(photos):
-        cls = "a" if i < 4 else "b" if i < 7 else "c"
-        os.makedirs(root / cls, exist_ok=True)
-        shutil.copy(p, root / cls / os.path.basename(p))
-    return str(root)
 
 
 def reference(items, dtype="uint8", layout="CHW", size=SIZE, transform="eval"):

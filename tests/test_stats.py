@@ -1,7 +1,6 @@
 import io
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -12,17 +11,6 @@ from fastprep._datasets import index_source
 from fastprep._offline import Progress
 
 SIZE = 64
-
-
-@pytest.fixture
-def tree(tmp_path, photos):
-    """The committed photos in a 3-class ImageFolder tree."""
-    root = tmp_path / "src"
-    for i, p in enumerate(photos):
-        cls = "a" if i < 4 else "b" if i < 7 else "c"
-        os.makedirs(root / cls, exist_ok=True)
-        shutil.copy(p, root / cls / os.path.basename(p))
-    return str(root)
 
 
 def decoded(items, size=SIZE, transform="eval"):
