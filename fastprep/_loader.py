@@ -45,9 +45,11 @@ class _Slot:
             self.pinned = torch.empty((n,) + tuple(shape), dtype=tdtype, pin_memory=True)
             arr = self.pinned.numpy()
             self.array = arr.view(np.uint16) if np.dtype(dtype) == np.uint16 else arr
+            # labels pinned too, so their host-to-device copy is asynchronous as well
+            self.labels = torch.empty((n,), dtype=torch.int64, pin_memory=True).numpy()
         else:
             self.array = np.empty((n,) + tuple(shape), dtype=dtype)
-        self.labels = np.empty((n,), dtype=np.int64)
+            self.labels = np.empty((n,), dtype=np.int64)
         self.event = None
         self.base_refs = None
         self.base_refs = self._refs()
