@@ -134,6 +134,16 @@ void hpass_image(const Plan& plan, Worker& w, const uint8_t* img, size_t row_byt
               inter + static_cast<size_t>(y - w.vt.src_lo) * stride);
 }
 
+// Decodes the whole image at scale 1/denom into w.full (RGBX rows packed), after read_header.
+void decode_whole(Worker& w, int denom, int dec_w, int* full_h, int* full_w) {
+  int x0, xw;
+  w.dec.start(denom, 0, dec_w, &x0, &xw, full_h, full_w);
+  const size_t row_bytes = static_cast<size_t>(*full_w) * 4;
+  grow(&w.full, checked_mul(*full_h, row_bytes));
+  for (int y = 0; y < *full_h; ++y) w.dec.read_row(w.full.data() + y * row_bytes);
+  w.dec.finish();
+}
+
 void run_jpeg(const Plan& plan, Worker& w, const uint8_t* data, size_t size, const RunKey& key, uint8_t* slot,
               int out_h, int out_w, SampleResult* res) {
   const PlanSpec& s = plan.spec;
@@ -170,12 +180,8 @@ void run_jpeg(const Plan& plan, Worker& w, const uint8_t* data, size_t size, con
     w.dec.finish();
   } else {
     // Oriented images: decode whole, rotate, then resample the displayed image.
-    int x0, xw, full_h, full_w;
-    w.dec.start(denom, 0, dec_w, &x0, &xw, &full_h, &full_w);
-    const size_t row_bytes = static_cast<size_t>(full_w) * 4;
-    grow(&w.full, checked_mul(full_h, row_bytes));
-    for (int y = 0; y < full_h; ++y) w.dec.read_row(w.full.data() + y * row_bytes);
-    w.dec.finish();
+    int full_h, full_w;
+    decode_whole(w, denom, dec_w, &full_h, &full_w);
     int odh, odw;
     oriented_dims(hdr.orientation, full_h, full_w, &odh, &odw);
     const size_t orow_bytes = static_cast<size_t>(odw) * 4;
@@ -227,12 +233,8 @@ bool decode_only(const PlanSpec& spec, Worker& w, const SampleInput& in, SampleR
     encoded_bytes(w, in, &data, &size);
     if (!is_jpeg(data, size)) throw Error(ErrorKind::kDecode, "not a JPEG");
     JpegHeader hdr = w.dec.read_header(data, size, limits_of(spec));
-    int x0, xw, full_h, full_w;
-    w.dec.start(1, 0, hdr.width, &x0, &xw, &full_h, &full_w);
-    const size_t row_bytes = static_cast<size_t>(full_w) * 4;
-    grow(&w.full, checked_mul(full_h, row_bytes));
-    for (int y = 0; y < full_h; ++y) w.dec.read_row(w.full.data() + y * row_bytes);
-    w.dec.finish();
+    int full_h, full_w;
+    decode_whole(w, 1, hdr.width, &full_h, &full_w);
     res->status = SampleStatus::kOk;
     return true;
   } catch (const Error& e) {
