@@ -1,11 +1,13 @@
 // The only file that knows about Python. Every binding that touches pixels releases the GIL by
-// declaration (py::call_guard); Python objects are converted and pinned beforehand, while the
-// GIL is held, in the Batch constructor.
+// declaration (py::call_guard<ReleaseGil>, Note [GIL at exit]); Python objects are converted and
+// pinned beforehand, while the GIL is held, in the Batch constructor.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +25,37 @@ namespace py = pybind11;
 using namespace fastprep;
 
 namespace {
+
+bool interpreter_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing();
+#else
+  return _Py_IsFinalizing();
+#endif
+}
+
+// Note [GIL at exit]
+// Every pixel-touching binding runs under this guard (py::call_guard<ReleaseGil>). Unlike
+// pybind11's gil_scoped_release, it does not re-take the GIL once the interpreter has begun to
+// finalize: CPython (before 3.14) ends a daemon thread that asks for the GIL then with
+// pthread_exit, whose forced unwind through this (noexcept) destructor would call
+// std::terminate and abort the whole process ("terminate called without an active
+// exception"). Such a thread parks here instead, as CPython 3.14 itself does, and the process
+// exits normally. The Loader joins its own threads at exit before finalization; this covers any
+// other daemon thread a user runs a batch on.
+class ReleaseGil {
+ public:
+  ReleaseGil() : state_(PyEval_SaveThread()) {}
+  ~ReleaseGil() {
+    while (interpreter_finalizing()) std::this_thread::sleep_for(std::chrono::seconds(3600));
+    PyEval_RestoreThread(state_);
+  }
+  ReleaseGil(const ReleaseGil&) = delete;
+  ReleaseGil& operator=(const ReleaseGil&) = delete;
+
+ private:
+  PyThreadState* state_;
+};
 
 struct EncodedBytes {
   std::vector<uint8_t> data;
@@ -55,6 +88,7 @@ PlanSpec spec_from_dict(const py::dict& d) {
   s.dtype = static_cast<DType>(get_or<int>(d, "dtype", 1));
   s.layout = static_cast<Layout>(get_or<int>(d, "layout", 0));
   s.color = static_cast<Color>(get_or<int>(d, "color", 0));
+  s.gray_channels = get_or<int>(d, "gray_channels", 1);
   s.normalize = get_or<bool>(d, "normalize", false);
   auto mean = get_or<std::vector<float>>(d, "mean", {0, 0, 0});
   auto stdv = get_or<std::vector<float>>(d, "std", {1, 1, 1});
@@ -284,7 +318,9 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<Engine>(m, "Engine")
       .def(py::init<int>(), py::arg("threads"))
-      .def_property_readonly("threads", &Engine::threads);
+      .def_property_readonly("threads", &Engine::threads)
+      .def_property_readonly("rebuilds", &Engine::rebuilds,
+                             "Pools rebuilt in a forked child (see Note [Fork] in thread_pool.h).");
 
   py::class_<CancelToken, std::shared_ptr<CancelToken>>(m, "CancelToken")
       .def(py::init<>())
@@ -301,9 +337,9 @@ PYBIND11_MODULE(_core, m) {
            py::arg("plan"), py::arg("items"), py::arg("picks"), py::arg("slots"), py::arg("indices"),
            py::arg("seed"), py::arg("epoch"), py::arg("cancel") = nullptr)
       .def("set_output", &Batch::set_output, py::arg("out"), py::arg("out_h"), py::arg("out_w"))
-      .def("probe", &Batch::probe, py::arg("engine"), py::call_guard<py::gil_scoped_release>())
-      .def("run", &Batch::run, py::arg("engine"), py::call_guard<py::gil_scoped_release>())
-      .def("decode_only", &Batch::decode_only, py::arg("engine"), py::call_guard<py::gil_scoped_release>(),
+      .def("probe", &Batch::probe, py::arg("engine"), py::call_guard<ReleaseGil>())
+      .def("run", &Batch::run, py::arg("engine"), py::call_guard<ReleaseGil>())
+      .def("decode_only", &Batch::decode_only, py::arg("engine"), py::call_guard<ReleaseGil>(),
            "Full libjpeg-turbo decode of every pick, no transform: the speed ceiling.")
       .def("status", &Batch::status)
       .def("warnings", &Batch::warnings)
@@ -328,7 +364,7 @@ PYBIND11_MODULE(_core, m) {
         return out;
       },
       py::arg("image"), py::arg("quality") = 90, py::arg("subsampling") = 420, py::arg("progressive") = false,
-      py::call_guard<py::gil_scoped_release>(), "Encodes an HxW or HxWx3 uint8 image as JPEG with libjpeg-turbo.");
+      py::call_guard<ReleaseGil>(), "Encodes an HxW or HxWx3 uint8 image as JPEG with libjpeg-turbo.");
 
   // Kernel-level entry points for tests and micro-benchmarks.
   m.def("float_to_half", [](float f) { return float_to_half(f); });

@@ -31,12 +31,12 @@ uint16_t float_to_bfloat16(float f) {
   return static_cast<uint16_t>(x >> 16);
 }
 
-void build_output_spec(OutputSpec* o, DType dtype, Layout layout, Color color, bool normalize,
+void build_output_spec(OutputSpec* o, DType dtype, Layout layout, Color color, int gray_channels, bool normalize,
                        const float mean[3], const float std[3], bool unit_range) {
   o->dtype = dtype;
   o->layout = layout;
   o->color = color;
-  o->channels = color == Color::kGray ? 1 : 3;
+  o->channels = color == Color::kGray ? (gray_channels == 3 ? 3 : 1) : 3;
   if (color == Color::kBGR) {
     o->perm[0] = 2; o->perm[1] = 1; o->perm[2] = 0;
   } else {
@@ -78,10 +78,32 @@ void write_row_t(const OutputSpec& o, const uint8_t* px, int n, T* slot, int h, 
     for (int i = 0; i < n; ++i) dst[i] = lut[gray_level(px + 4 * i)];
     return;
   }
-  const int p0 = o.perm[0], p1 = o.perm[1], p2 = o.perm[2];
   const T* l0 = lut;
   const T* l1 = lut + 256;
   const T* l2 = lut + 512;
+  if (o.color == Color::kGray) {  // Grayscale(3): the luma level in every channel, per-channel tables
+    if (o.layout == Layout::kCHW) {
+      T* d0 = slot + static_cast<size_t>(y) * w + x0;
+      T* d1 = d0 + plane;
+      T* d2 = d1 + plane;
+      for (int i = 0; i < n; ++i) {
+        const int g = gray_level(px + 4 * i);
+        d0[i] = l0[g];
+        d1[i] = l1[g];
+        d2[i] = l2[g];
+      }
+    } else {
+      T* d = slot + (static_cast<size_t>(y) * w + x0) * 3;
+      for (int i = 0; i < n; ++i) {
+        const int g = gray_level(px + 4 * i);
+        d[3 * i] = l0[g];
+        d[3 * i + 1] = l1[g];
+        d[3 * i + 2] = l2[g];
+      }
+    }
+    return;
+  }
+  const int p0 = o.perm[0], p1 = o.perm[1], p2 = o.perm[2];
   if (o.layout == Layout::kCHW) {
     T* d0 = slot + static_cast<size_t>(y) * w + x0;
     T* d1 = d0 + plane;

@@ -20,14 +20,16 @@ struct OutputSpec {
   DType dtype = DType::kF32;
   Layout layout = Layout::kCHW;
   Color color = Color::kRGB;
-  int channels = 3;           // 3, or 1 for kGray
-  int perm[3] = {0, 1, 2};    // output channel c reads RGBX byte perm[c]
+  int channels = 3;           // 3, or 1 for kGray (3 equal channels when gray_channels = 3)
+  int perm[3] = {0, 1, 2};    // output channel c reads RGBX byte perm[c] (not used for kGray)
   std::vector<uint8_t> lut;   // channels * 256 entries of dtype_size(dtype) bytes
 };
 
 // value(v, c) = ((v * in_scale) - mean[c]) / std[c] in float32 where in_scale is 1/255 for
-// unit-range inputs or 1 for 0-255 inputs; uint8 output stores v unchanged.
-void build_output_spec(OutputSpec* o, DType dtype, Layout layout, Color color, bool normalize,
+// unit-range inputs or 1 for 0-255 inputs; uint8 output stores v unchanged. For kGray, v is the
+// luma level and gray_channels (1 or 3) says how many channels receive it, each through its own
+// table (so Normalize stays per channel, as torchvision on a Grayscale(3) image).
+void build_output_spec(OutputSpec* o, DType dtype, Layout layout, Color color, int gray_channels, bool normalize,
                        const float mean[3], const float std[3], bool unit_range);
 
 // Writes n pixels of an RGBX row into row y, columns [x0, x0 + n) of a slot of h x w pixels.

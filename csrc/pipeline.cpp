@@ -5,26 +5,56 @@
 #include <cstdio>
 #include <cstring>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "exif.h"
 
 namespace fastprep {
 namespace {
 
+const char* file_kind(mode_t m) {
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISSOCK(m)) return "a socket";
+  return "a special file";
+}
+
+// Reads a regular file of at most kMaxFileBytes. Opened non-blocking so that a FIFO cannot block
+// the open; anything but a regular file (directory, device such as /dev/zero, FIFO, socket) is
+// refused from fstat before a byte is read, so no input makes the read unbounded or endless.
 void read_file(const std::string& path, std::vector<uint8_t>* buf, size_t* size) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw Error(ErrorKind::kIo, std::string("cannot open: ") + std::strerror(errno));
+  if (path.find('\0') != std::string::npos) throw Error(ErrorKind::kIo, "path contains a NUL byte");
+  int fd;
+  do {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) throw Error(ErrorKind::kIo, std::string("cannot open: ") + std::strerror(errno));
   struct Closer {
-    std::FILE* f;
-    ~Closer() { std::fclose(f); }
-  } closer{f};
-  if (std::fseek(f, 0, SEEK_END) != 0) throw Error(ErrorKind::kIo, "cannot seek");
-  long n = std::ftell(f);
-  if (n < 0) throw Error(ErrorKind::kIo, "cannot tell file size");
-  if (n > kMaxFileBytes) throw Error(ErrorKind::kTooLarge, "file is larger than 2 GiB");
-  std::rewind(f);
-  if (buf->size() < static_cast<size_t>(n)) buf->resize(static_cast<size_t>(n));
-  size_t got = n ? std::fread(buf->data(), 1, static_cast<size_t>(n), f) : 0;
-  if (got != static_cast<size_t>(n)) throw Error(ErrorKind::kIo, "short read");
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0) throw Error(ErrorKind::kIo, std::string("cannot stat: ") + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw Error(ErrorKind::kIo, std::string("is ") + file_kind(st.st_mode) + ", not a regular file");
+  if (st.st_size > kMaxFileBytes)
+    throw Error(ErrorKind::kTooLarge, "file is " + std::to_string(static_cast<long long>(st.st_size)) +
+                                          " bytes, over the 2 GiB limit");
+  const size_t n = static_cast<size_t>(st.st_size);
+  if (buf->size() < n) buf->resize(n);
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::pread(fd, buf->data() + got, n - got, static_cast<off_t>(got));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      throw Error(ErrorKind::kIo, std::string("read failed: ") + std::strerror(errno));
+    }
+    if (r == 0) throw Error(ErrorKind::kIo, "file shrank while being read");
+    got += static_cast<size_t>(r);
+  }
   *size = got;
 }
 
@@ -224,9 +254,22 @@ void run_array(const Plan& plan, Worker& w, const SampleInput& in, const RunKey&
   finish_sample(plan, w, g, sy, sx, slot);
 }
 
+// Releases scratch that one large image grew past kScratchKeepBytes, when the sample is done
+// (Note [Scratch]).
+struct TrimScratch {
+  Worker& w;
+  ~TrimScratch() { w.trim(kScratchKeepBytes); }
+};
+
 }  // namespace
 
+void Worker::trim(size_t keep) {
+  for (std::vector<uint8_t>* v : {&file, &row, &inter, &orow, &full, &oriented})
+    if (v->capacity() > keep) std::vector<uint8_t>().swap(*v);
+}
+
 bool decode_only(const PlanSpec& spec, Worker& w, const SampleInput& in, SampleResult* res) {
+  TrimScratch trim{w};
   try {
     const uint8_t* data;
     size_t size;
@@ -247,6 +290,7 @@ bool decode_only(const PlanSpec& spec, Worker& w, const SampleInput& in, SampleR
 }
 
 bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, SampleResult* res) {
+  TrimScratch trim{w};
   try {
     int h, wd;
     if (in.kind == SampleInput::kArray) {
@@ -291,6 +335,7 @@ bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunK
 
 void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, uint8_t* slot, int out_h,
                 int out_w, SampleResult* res) {
+  TrimScratch trim{w};
   res->status = SampleStatus::kOk;
   res->warnings = 0;
   try {

@@ -34,11 +34,20 @@ struct SampleResult {
   int warnings = 0;  // corrupt-data warnings tolerated (strict=false, or a truncation allowed)
 };
 
-// Per-thread state, reused across samples: no allocation per image once warmed up.
+// Note [Scratch]
+// Per-thread state, reused across samples: no allocation per image once warmed up. A buffer that
+// one large image grew past kScratchKeepBytes (64 MiB: an RGBX image of 16 MP) is released when
+// that sample ends, so a few huge photos do not pin gigabytes per thread for the rest of a run;
+// ImageNet-sized photos never reach it, and for images that do, the fresh pages cost a few
+// percent of their decode.
+constexpr size_t kScratchKeepBytes = size_t(64) << 20;
+
 struct Worker {
   JpegDecoder dec;
   std::vector<uint8_t> file, row, inter, orow, full, oriented;
   AxisTable ht, vt;
+  // Frees every buffer whose capacity is over `keep` bytes.
+  void trim(size_t keep);
 };
 
 struct RunKey {

@@ -24,13 +24,18 @@ void validate(const PlanSpec& s) {
       if (!(s.std[c] != 0.0f) || !std::isfinite(s.std[c]) || !std::isfinite(s.mean[c]))
         bad("Normalize std must be finite and nonzero, mean finite");
   }
+  if (static_cast<int>(s.color) < 0 || static_cast<int>(s.color) > 2) bad("color must be RGB, BGR or GRAY");
+  if (static_cast<int>(s.dtype) < 0 || static_cast<int>(s.dtype) > 3) bad("unknown dtype");
+  if (static_cast<int>(s.layout) < 0 || static_cast<int>(s.layout) > 1) bad("layout must be CHW or HWC");
+  if (s.gray_channels != 1 && s.gray_channels != 3) bad("Grayscale num_output_channels must be 1 or 3");
+  if (s.gray_channels == 3 && s.color != Color::kGray) bad("3 gray channels need color GRAY");
   if (s.dtype == DType::kU8 && s.normalize) bad("uint8 output stores raw levels: it cannot be normalised");
   if (s.max_pixels < 0) bad("max_pixels must be >= 0");
 }
 
 Plan::Plan(const PlanSpec& s) : spec(s) {
   validate(s);
-  build_output_spec(&out, s.dtype, s.layout, s.color, s.normalize, s.mean, s.std, s.unit_range);
+  build_output_spec(&out, s.dtype, s.layout, s.color, s.gray_channels, s.normalize, s.mean, s.std, s.unit_range);
 }
 
 bool Plan::fixed_size(int* h, int* w) const {

@@ -23,6 +23,7 @@ struct PlanSpec {
   DType dtype = DType::kF32;
   Layout layout = Layout::kCHW;
   Color color = Color::kRGB;
+  int gray_channels = 1;  // kGray: 1, or 3 equal channels (torchvision's Grayscale(num_output_channels=3))
   bool normalize = false;
   float mean[3] = {0, 0, 0}, std[3] = {1, 1, 1};
   bool unit_range = true;  // values scaled to [0, 1] before normalising (ToTensor)

@@ -1,6 +1,8 @@
 // A fixed pool of worker threads, each owning its decoder and scratch (Worker).
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -15,6 +17,17 @@
 
 namespace fastprep {
 
+// Note [Fork]
+// fork() copies a process with only the calling thread: in the child, a pool built before the
+// fork has no threads, and its mutexes may be copied in a locked state (a batch was running in
+// another thread of the parent). Waiting on either would hang forever. So everything a run
+// touches (threads, workers, mutexes, condition variables) lives in one Pool owned by the
+// process that built it: run() compares the pool's pid with getpid() and, in a forked child,
+// abandons the inherited pool (never touched again, never freed: its threads cannot be joined
+// and its locks cannot be trusted) and builds a fresh one. The swap is a compare-and-swap on
+// an atomic pointer, so it needs no lock that could itself have been inherited locked.
+class Pool;
+
 // run() hands indices [0, n) to the workers through an atomic counter; worker 0 is the calling
 // thread, so a pool of one starts no thread at all. Calls from several threads are serialised
 // (each sample's result depends only on its inputs, so this changes no result).
@@ -25,25 +38,17 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  int threads() const { return static_cast<int>(workers_.size()); }
+  int threads() const { return threads_; }
   void run(int64_t n, const std::function<void(Worker&, int64_t)>& fn);
+  // Pools this engine built after a fork (0 in a process that never forked with it).
+  int rebuilds() const { return rebuilds_.load(); }
 
  private:
-  void loop(int id);
-  void work(int id);
+  Pool* pool();
 
-  std::vector<std::unique_ptr<Worker>> workers_;
-  std::vector<std::thread> threads_;
-  std::mutex run_mu_;  // one run at a time
-  std::mutex mu_;
-  std::condition_variable cv_start_, cv_done_;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
-  int active_ = 0;
-  int64_t n_ = 0;
-  std::atomic<int64_t> next_{0};
-  const std::function<void(Worker&, int64_t)>* fn_ = nullptr;
-  std::exception_ptr error_;
+  int threads_;
+  std::atomic<Pool*> pool_;
+  std::atomic<int> rebuilds_{0};
 };
 
 }  // namespace fastprep
