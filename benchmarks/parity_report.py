@@ -28,7 +28,7 @@ def v1_eval(path, resize, crop):
 
 def report(files, resize=256, crop=224, label=""):
     exact_eval = fp.Compose([fp.Resize(resize), fp.CenterCrop(crop)], exact=True, dtype="uint8", layout="HWC")
-    fast_eval = fp.Compose([fp.Resize(resize), fp.CenterCrop(crop)], dtype="uint8", layout="HWC")
+    fast_eval = fp.Compose([fp.Resize(resize), fp.CenterCrop(crop)], exact=False, dtype="uint8", layout="HWC")
     train = fp.Compose([fp.RandomResizedCrop(crop), fp.RandomHorizontalFlip()], exact=True, dtype="uint8",
                        layout="HWC")
     worst_eval = worst_train = worst_v2 = 0

@@ -76,14 +76,25 @@ def _convert(op, out, state):
                          "RandomResizedCrop, RandomHorizontalFlip, Grayscale, ToTensor/ToImage/ToDtype, Normalize")
 
 
+def _is_v2(op):
+    if type(op).__module__.startswith("torchvision.transforms.v2"):
+        return True
+    return any(_is_v2(t) for t in getattr(op, "transforms", ()) or ())
+
+
 def from_torchvision(transform, **kwargs):
     """Builds the fused fastprep Compose equivalent to a torchvision (v1 or v2) transform.
 
-    Raises ValueError naming the first op that cannot be fused. Keyword arguments go to Compose
-    (for example exact=True).
+    The result gives torchvision's pixels (``exact=True``, within 1 uint8 level); pass
+    ``exact=False`` for fast mode (DCT-domain downscaling of large images while decoding, PSNR
+    >= 40 dB). Other keyword arguments go to Compose (dtype, backend, ...). Raises ValueError
+    naming the first op that cannot be fused.
     """
+    kwargs.setdefault("exact", True)
     ops, state = [], {}
     _convert(transform, ops, state)
+    if _is_v2(transform) and not any(isinstance(o, ToTensor) for o in ops):
+        kwargs.setdefault("layout", "CHW")  # v2 ops on tensors keep torchvision's CHW uint8 images
     if state.get("uint8_tensor") and "dtype" not in state and not any(isinstance(o, ToTensor) for o in ops):
         kwargs.setdefault("layout", "CHW")  # PILToTensor/ToImage give CHW uint8 tensors
     if "dtype" in state:

@@ -8,13 +8,14 @@ import math
 import numbers
 import os
 import secrets
+import sys
 import threading
 import warnings
 
 import numpy as np
 
 from . import _core
-from ._errors import DecodeError, error_for_kind
+from ._errors import DecodeError, MissingDependencyError, error_for_kind
 from . import _fallback
 
 __all__ = [
@@ -57,14 +58,27 @@ def _interp_name(interpolation):
     return name
 
 
+_MAX_SIDE = 2**31 - 1  # native sizes are C ints
+
+
+def _side(v, what, arg="size", full=None):
+    """One output side: an int in [1, 2**31). Python and numpy ints pass; bool, float, str do not."""
+    shown = repr(full if full is not None else v)
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise ValueError(f"{what} {arg} must be a positive int or (h, w) of ints, got {shown}")
+    v = int(v)
+    if not 1 <= v <= _MAX_SIDE:
+        raise ValueError(f"{what} {arg} must be between 1 and 2**31 - 1, got {shown}")
+    return v
+
+
 def _pair(size, what):
-    if isinstance(size, numbers.Integral):
-        return int(size), int(size)
-    if isinstance(size, (tuple, list)) and len(size) == 1:
-        return int(size[0]), int(size[0])
-    if isinstance(size, (tuple, list)) and len(size) == 2:
-        return int(size[0]), int(size[1])
-    raise ValueError(f"{what} size must be an int or (h, w), got {size!r}")
+    if isinstance(size, (tuple, list)) and len(size) in (1, 2):
+        return _side(size[0], what, full=size), _side(size[-1], what, full=size)
+    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+        v = _side(size, what)
+        return v, v
+    raise ValueError(f"{what} size must be a positive int or (h, w) of ints, got {size!r}")
 
 
 class _Op:
@@ -80,12 +94,17 @@ class Resize(_Op):
     def __init__(self, size, interpolation="bilinear", max_size=None, antialias=True):
         if isinstance(size, (tuple, list)) and len(size) == 1:
             size = size[0]
-        if isinstance(size, numbers.Integral):
-            self.size = int(size)
+        if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+            self.size = _side(size, "Resize")
         else:
             self.size = _pair(size, "Resize")
             if max_size is not None:
                 raise ValueError("Resize max_size is only allowed with an int size")
+        if max_size is not None:
+            max_size = _side(max_size, "Resize", "max_size")
+            if max_size <= self.size:
+                raise ValueError(f"Resize max_size must be greater than size, got max_size={max_size}, "
+                                 f"size={self.size}")
         self.interpolation = _interp_name(interpolation)
         self.max_size = max_size
         self.antialias = bool(antialias) if antialias is not None else True
@@ -105,8 +124,8 @@ class RandomResizedCrop(_Op):
     def __init__(self, size, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0), interpolation="bilinear",
                  antialias=True):
         self.size = _pair(size, "RandomResizedCrop")
-        self.scale = (float(scale[0]), float(scale[1]))
-        self.ratio = (float(ratio[0]), float(ratio[1]))
+        self.scale = _range2(scale, "scale")
+        self.ratio = _range2(ratio, "ratio")
         if not (0 < self.scale[0] <= self.scale[1]):
             raise ValueError(f"RandomResizedCrop scale must satisfy 0 < lo <= hi, got {scale}")
         if not (0 < self.ratio[0] <= self.ratio[1]):
@@ -115,10 +134,18 @@ class RandomResizedCrop(_Op):
         self.antialias = bool(antialias) if antialias is not None else True
 
 
+def _range2(v, arg):
+    try:
+        lo, hi = (float(x) for x in v)
+    except (TypeError, ValueError):
+        raise ValueError(f"RandomResizedCrop {arg} must be two numbers (lo, hi), got {v!r}") from None
+    return lo, hi
+
+
 class RandomHorizontalFlip(_Op):
     def __init__(self, p=0.5):
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"flip probability must be in [0, 1], got {p}")
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"RandomHorizontalFlip p (the flip probability) must be a number in [0, 1], got {p!r}")
         self.p = float(p)
 
 
@@ -127,12 +154,13 @@ class ToTensor(_Op):
 
 
 class Grayscale(_Op):
-    """One-channel luma output (ITU-R 601-2, as PIL's convert('L'))."""
+    """Luma output (ITU-R 601-2, as PIL's convert('L')): one channel, or with
+    ``num_output_channels=3`` three equal channels (torchvision's Grayscale(3))."""
 
     def __init__(self, num_output_channels=1):
-        if num_output_channels != 1:
-            raise ValueError("Grayscale(num_output_channels=3) is not supported; use 1")
-        self.num_output_channels = 1
+        if isinstance(num_output_channels, bool) or num_output_channels not in (1, 3):
+            raise ValueError(f"Grayscale num_output_channels must be 1 or 3, got {num_output_channels!r}")
+        self.num_output_channels = int(num_output_channels)
 
 
 class Normalize(_Op):
@@ -153,18 +181,63 @@ class Normalize(_Op):
             std = pstd if std is None else std
         if mean is None or std is None:
             raise ValueError("Normalize needs mean and std (or a preset name)")
-        mean = [float(m) for m in (mean if isinstance(mean, (list, tuple)) else [mean])]
-        std = [float(s) for s in (std if isinstance(std, (list, tuple)) else [std])]
-        if len(mean) == 1:
-            mean = mean * 3
-        if len(std) == 1:
-            std = std * 3
-        if len(mean) != 3 or len(std) != 3:
-            raise ValueError("Normalize mean and std need 1 or 3 values")
-        if any(s == 0 or not math.isfinite(s) for s in std) or not all(math.isfinite(m) for m in mean):
-            raise ValueError(f"Normalize std must be finite and nonzero, got {std}")
-        self.mean = tuple(mean)
-        self.std = tuple(std)
+        mean = _floats3(mean, "mean")
+        std = _floats3(std, "std")
+        if not all(math.isfinite(m) and abs(m) <= _F32_MAX for m in mean):
+            raise ValueError(f"Normalize mean must be finite float32 values, got {list(mean)}")
+        if any(s == 0 or not math.isfinite(s) or abs(s) > _F32_MAX for s in std):
+            raise ValueError(f"Normalize std must be finite and nonzero, got {list(std)}")
+        self.mean = mean
+        self.std = std
+        _check_table(self, has_tensor=self.input_range == "unit", dtype="float32")
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _floats3(v, arg):
+    """mean/std as 3 Python floats: a number, or a sequence / numpy array / torch tensor of 1 or 3."""
+    if isinstance(v, numbers.Real) and not isinstance(v, bool):
+        vals = [float(v)]
+    else:
+        if _is_torch_tensor(v):
+            v = v.detach().cpu().double().numpy()
+        try:
+            arr = np.asarray(v, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"Normalize {arg} must be a number or a sequence of 1 or 3 numbers, got {v!r}") from None
+        if arr.ndim > 1:
+            raise ValueError(f"Normalize {arg} must be a flat sequence of 1 or 3 numbers, got shape {arr.shape}")
+        vals = [float(x) for x in arr.reshape(-1)]
+    if len(vals) == 1:
+        vals = vals * 3
+    if len(vals) != 3:
+        raise ValueError(f"Normalize {arg} needs 1 or 3 values (one per channel), got {len(vals)}: {vals}")
+    return tuple(vals)
+
+
+def _check_table(norm, has_tensor, dtype):
+    """Raises ValueError naming std when (level - mean) / std, computed in float32 as torchvision
+    does (and as the native table is filled), is not finite in the output dtype."""
+    if dtype == "uint8":
+        return
+    with np.errstate(all="ignore"):
+        lv = np.arange(256, dtype=np.float32)
+        x = lv / np.float32(255.0) if has_tensor else lv
+        vals = (x[None, :] - np.array(norm.mean, np.float32)[:, None]) / np.array(norm.std, np.float32)[:, None]
+        if dtype == "float16":
+            vals = vals.astype(np.float16)
+        elif dtype == "bfloat16":  # round to nearest even on the top 16 bits, as the native cast
+            b = vals.view(np.uint32).astype(np.uint64)
+            b = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) & 0xFFFF
+            vals = np.where((b & 0x7F80) == 0x7F80, np.inf, 0.0)
+    bad = ~np.isfinite(vals).all(axis=1)
+    if bad.any():
+        c = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"Normalize std={list(norm.std)} is too small for {dtype} output: (x - mean) / std "
+                         f"overflows to inf on channel {c} (largest finite {dtype}: "
+                         f"{'65504' if dtype == 'float16' else '3.4e38'}); use a larger std"
+                         + ("" if dtype == "float32" else " or dtype='float32'"))
 
 
 _GEOMETRIC = (Resize, CenterCrop, RandomResizedCrop)
@@ -177,7 +250,7 @@ def _compile(transforms, exact, dtype, layout, color, simd, max_pixels, strict):
     seen = set()
     has_tensor = False
     norm = None
-    gray = False
+    gray = 0  # output channels of a Grayscale op (0 = none)
     interp = None
     for op in transforms:
         name = type(op).__name__
@@ -217,7 +290,7 @@ def _compile(transforms, exact, dtype, layout, color, simd, max_pixels, strict):
         elif isinstance(op, Grayscale):
             if stage > 1:
                 raise ValueError("Grayscale must come before ToTensor/Normalize")
-            gray = True
+            gray = op.num_output_channels
         elif isinstance(op, ToTensor):
             has_tensor = True
             stage = 2
@@ -250,10 +323,12 @@ def _compile(transforms, exact, dtype, layout, color, simd, max_pixels, strict):
         raise ValueError(f"color must be RGB, BGR or GRAY, got {color!r}")
     if gray and color != "GRAY":
         raise ValueError("Grayscale conflicts with color=" + color)
+    if norm is not None:
+        _check_table(norm, norm.input_range == "unit", dtype)
     if want_color and color != want_color:
         raise ValueError(f"Normalize preset {norm.preset!r} expects {want_color} channel order, got color={color!r}")
 
-    spec.update(dtype=_DTYPES[dtype], layout=_LAYOUTS[layout], color=_COLORS[color])
+    spec.update(dtype=_DTYPES[dtype], layout=_LAYOUTS[layout], color=_COLORS[color], gray_channels=gray or 1)
     if norm is not None:
         spec.update(normalize=True, mean=list(norm.mean), std=list(norm.std), unit_range=norm.input_range == "unit")
     else:
@@ -271,9 +346,15 @@ class Compose:
     Args:
         transforms: fastprep ops in torchvision order, e.g.
             ``[Resize(256), CenterCrop(224), ToTensor(), Normalize(mean, std)]``.
-        exact: torchvision-exact numerics (no DCT-domain downscaling while decoding).
-        dtype: "float32" (default with ToTensor), "float16", "bfloat16" (returned as uint16 bit
-            patterns in numpy) or "uint8" (raw levels, default without ToTensor).
+        exact: True (default): torchvision's pixels, within 1 uint8 level of torchvision v1/v2.
+            False: fast mode, which lets libjpeg-turbo downscale in the DCT domain (1/2, 1/4, 1/8)
+            while decoding whenever the image stays at least twice the size the resize needs
+            (large photos, small outputs); PSNR >= 40 dB against exact, identical otherwise.
+        backend: None (default): a torch.Tensor comes out when the input (for :meth:`batch`, any
+            item) is a torch tensor, a numpy array otherwise; "torch" or "numpy" forces one.
+            bfloat16 comes out as torch.bfloat16, or as uint16 bit patterns in numpy.
+        dtype: "float32" (default with ToTensor), "float16", "bfloat16" or "uint8" (raw levels,
+            default without ToTensor).
         layout: "CHW" (default with ToTensor) or "HWC".
         color: "RGB" (default), "BGR" or "GRAY".
         simd: "avx2", "sse41", "scalar" or None (best available, capped by FASTPREP_SIMD).
@@ -285,10 +366,18 @@ class Compose:
         on_error: default policy of :meth:`batch`: "raise", "skip" or "zeros".
     """
 
-    def __init__(self, transforms, *, exact=False, dtype=None, layout=None, color=None, simd=None,
-                 max_pixels=DEFAULT_MAX_PIXELS, strict=True, on_error="raise", allow_truncated=False):
+    def __init__(self, transforms, *, exact=True, dtype=None, layout=None, color=None, simd=None,
+                 max_pixels=DEFAULT_MAX_PIXELS, strict=True, on_error="raise", allow_truncated=False, backend=None):
+        if isinstance(transforms, _Op):
+            raise TypeError(f"Compose takes a list of transforms, got a single {type(transforms).__name__}: "
+                            "wrap it in a list")
         self.transforms = list(transforms)
         self.exact = bool(exact)
+        if backend not in (None, "numpy", "torch"):
+            raise ValueError(f"backend must be None, 'numpy' or 'torch', got {backend!r}")
+        if backend == "torch":
+            _torch()
+        self.backend = backend
         spec, self.dtype, self.layout, self.color = _compile(self.transforms, exact, dtype, layout, color, simd,
                                                             max_pixels, strict)
         spec["allow_truncated"] = self.allow_truncated = bool(allow_truncated)
@@ -301,10 +390,12 @@ class Compose:
         self.on_error = _check_policy(on_error)
         self._engines = {}
         self._lock = threading.Lock()
+        self._pid = os.getpid()
 
     def __repr__(self):
         ops = "\n".join(f"    {t!r}," for t in self.transforms)
-        return f"Compose([\n{ops}\n], exact={self.exact}, dtype={self.dtype!r}, layout={self.layout!r}, color={self.color!r})"
+        return (f"Compose([\n{ops}\n], exact={self.exact}, dtype={self.dtype!r}, layout={self.layout!r}, "
+                f"color={self.color!r}" + (f", backend={self.backend!r})" if self.backend else ")"))
 
     @property
     def simd(self):
@@ -333,9 +424,12 @@ class Compose:
         return np.dtype(_NP_DTYPES[self.dtype])
 
     def _engine(self, threads):
-        if threads is None:
-            threads = _default_threads()
-        threads = max(1, int(threads))
+        threads = _default_threads() if threads is None else _check_threads(threads)
+        if self._pid != os.getpid():
+            # A forked child: the lock may have been copied while another thread held it. The
+            # engines rebuild their own native pools (Note [Fork] in csrc/thread_pool.h).
+            self._pid = os.getpid()
+            self._lock = threading.Lock()
         with self._lock:
             eng = self._engines.get(threads)
             if eng is None:
@@ -343,8 +437,19 @@ class Compose:
         return eng
 
     def __call__(self, data, seed=None, epoch=0):
-        """One image (bytes, path, or HxWxC uint8 array) -> np.ndarray of the output shape."""
-        seed = _fresh_seed() if seed is None else int(seed)
+        """One image -> an array of the output shape.
+
+        ``data``: a path (str or PathLike), encoded bytes (bytes-like, or a 1-D uint8 numpy array
+        or tensor), decoded pixels (HxW or HxWxC uint8 numpy array; a CHW or HxW uint8 torch
+        tensor, as ``torchvision.io.decode_jpeg`` returns, or HWC when unambiguous), or a PIL
+        image (converted to RGB as torchvision's default loader; "L" stays gray). Returns a torch
+        tensor for a tensor input (see ``backend``), a numpy array otherwise.
+        """
+        if isinstance(data, (list, tuple)):
+            raise TypeError(f"Compose() takes one image, got a {type(data).__name__}: use .batch(items) for several")
+        seed = _fresh_seed() if seed is None else _check_seed(seed)
+        epoch = _check_epoch(epoch)
+        want_torch = self._want_torch(_is_torch_tensor(data))
         items = [_normalize_item(data)]
         engine = self._engine(1)
         size = self._plan.fixed_size
@@ -352,7 +457,18 @@ class Compose:
             size = self._probe(items, engine, seed, epoch)
         out = np.empty((1,) + self.output_shape(*size), dtype=self.np_dtype)
         self._run(items, out, size, engine, seed, epoch, [0], "raise", want_params=False)
-        return out[0]
+        return self._wrap(out[0], want_torch)
+
+    def _want_torch(self, torch_input):
+        return self.backend == "torch" or (self.backend is None and torch_input)
+
+    def _wrap(self, arr, want_torch):
+        if not want_torch:
+            return arr
+        torch = _torch()
+        if self.dtype == "bfloat16":
+            return torch.from_numpy(arr.view(np.int16)).view(torch.bfloat16)
+        return torch.from_numpy(arr)
 
     def batch(self, items, seed=0, threads=None, out=None, return_params=False, epoch=0, on_error=None,
               indices=None):
@@ -360,7 +476,11 @@ class Compose:
         the GIL released. Randomness depends only on (seed, epoch, index), never on threads.
 
         Args:
-            seed: int, or None for fresh entropy.
+            items: a list (or any iterable, e.g. a uint8 NCHW tensor) of what ``__call__`` takes.
+                The result is a torch tensor when any item is one (see ``backend``).
+            seed: int in [0, 2**64), or None for fresh entropy.
+            epoch: int in [0, 2**64).
+            threads: native threads, an int >= 1 (default: all usable cores).
             out: writable C-contiguous buffer of shape (N, *output_shape) and this dtype (numpy
                 array or CPU torch tensor, pinned or not).
             return_params: also return, per sample, the crop box (top, left, height, width) in
@@ -369,28 +489,34 @@ class Compose:
                 recorded in params), or "skip" (bad samples dropped; the result is shorter).
                 With an image-dependent output size (Resize(int) alone) a failing sample always
                 raises: its output shape cannot be known.
-            indices: per-item keys for the random stream (default 0..N-1).
+            indices: per-item keys for the random stream (default 0..N-1), ints >= 0.
         """
-        seed = _fresh_seed() if seed is None else int(seed)
+        _check_items(items)
+        seed = _fresh_seed() if seed is None else _check_seed(seed)
+        epoch = _check_epoch(epoch)
         policy = _check_policy(on_error or self.on_error)
-        items = [_normalize_item(x) for x in items]
+        raw = list(items)
+        want_torch = self._want_torch(any(_is_torch_tensor(x) for x in raw))
+        items = [_normalize_item(x) for x in raw]
         n = len(items)
         size = self._plan.fixed_size
         engine = self._engine(threads)
-        if size is None:
-            if n != 1:
-                raise ValueError("batch needs a fixed output size: add CenterCrop or use Resize((h, w))")
-            size = self._probe(items, engine, seed, epoch, index=0 if indices is None else int(list(indices)[0]))
-        shape = (n,) + self.output_shape(*size)
-        keys = list(range(n)) if indices is None else [int(i) for i in indices]
+        if size is None and n != 1:
+            raise ValueError("batch needs a fixed output size: add CenterCrop or use Resize((h, w))")
+        keys = list(range(n)) if indices is None else _check_indices(indices)
         if len(keys) != n:
-            raise ValueError("indices must have one entry per item")
+            raise ValueError(f"indices must have one entry per item: {len(keys)} for {n} items")
+        if size is None:
+            size = self._probe(items, engine, seed, epoch, index=keys[0])
+        shape = (n,) + self.output_shape(*size)
         if out is None:
             arr = np.empty(shape, dtype=self.np_dtype)
-            result = arr
+            result = None
         else:
             arr, result = _as_output(out, shape, self.np_dtype, self.dtype)
         params, failed = self._run(items, arr, size, engine, seed, epoch, keys, policy, want_params=return_params)
+        if result is None:
+            result = self._wrap(arr, want_torch)
         if policy == "skip" and failed:
             keep = [i for i in range(n) if i not in failed]
             arr[: len(keep)] = arr[keep]
@@ -509,6 +635,74 @@ def _fresh_seed():
     return secrets.randbits(63)
 
 
+_U64 = 2**64
+
+
+def _check_u64(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an int in [0, 2**64), got {type(value).__name__} {value!r}")
+    value = int(value)
+    if not 0 <= value < _U64:
+        raise ValueError(f"{name} must be an int in [0, 2**64), got {value}")
+    return value
+
+
+def _check_seed(seed, name="seed"):
+    """A random seed: a Python or numpy int with 0 <= seed < 2**64 -> Python int. ValueError
+    naming ``name`` otherwise (None is the caller's business: it means fresh entropy)."""
+    return _check_u64(seed, name)
+
+
+def _check_epoch(epoch):
+    """An epoch number: a Python or numpy int with 0 <= epoch < 2**64 -> Python int."""
+    return _check_u64(epoch, "epoch")
+
+
+_MAX_THREADS = 1024
+
+
+def _check_threads(threads):
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or not 1 <= threads <= _MAX_THREADS:
+        raise ValueError(f"threads must be None (all usable cores) or an int in [1, {_MAX_THREADS}], got {threads!r}")
+    return int(threads)
+
+
+def _check_indices(indices):
+    if isinstance(indices, np.ndarray) and indices.dtype.kind in "iu":
+        keys = indices.reshape(-1)
+        if keys.size and (keys.min() < 0 or keys.max() >= 2**63):
+            raise ValueError("indices must be ints in [0, 2**63)")
+        return [int(k) for k in keys]
+    keys = []
+    for k in indices:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= k < 2**63:
+            raise ValueError(f"indices must be ints in [0, 2**63), got {k!r}")
+        keys.append(int(k))
+    return keys
+
+
+def _check_items(items):
+    """batch() takes a list: a lone path, bytes or image is refused (a str would be iterated
+    character by character)."""
+    one = None
+    if isinstance(items, (str, os.PathLike)):
+        one = "a path"
+    elif isinstance(items, (bytes, bytearray, memoryview)):
+        one = "encoded bytes"
+    elif _is_pil_image(items):
+        one = "a PIL image"
+    elif (_is_torch_tensor(items) and items.ndim <= 1) or (
+            isinstance(items, np.ndarray) and (items.ndim == 0 or (items.ndim == 1 and items.dtype == np.uint8))):
+        one = "a 1-D array (encoded bytes of one image)"
+    elif hasattr(items, "read"):
+        one = "a file object"
+    if one is not None:
+        raise TypeError(f"batch() takes a list of images, got {one} ({type(items).__name__}): "
+                        "pass a list, e.g. t.batch([x]), or call t(x) for one image")
+    if not hasattr(items, "__iter__"):
+        raise TypeError(f"batch() takes a list of images, got {type(items).__name__}")
+
+
 def _default_threads():
     try:
         return len(os.sched_getaffinity(0))
@@ -516,17 +710,74 @@ def _default_threads():
         return os.cpu_count() or 1
 
 
+def _is_torch_tensor(x):
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _is_pil_image(x):
+    pil = sys.modules.get("PIL.Image")
+    return pil is not None and isinstance(x, pil.Image)
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependencyError("backend='torch' needs torch: pip install 'fastprep[torch]' "
+                                     "(or pip install torch)") from None
+    return torch
+
+
+def _tensor_to_numpy(x):
+    """A uint8 torch tensor -> numpy: 1-D encoded bytes, HxW gray, CHW (torchvision's convention,
+    as decode_jpeg returns) or HWC when unambiguous -> HxWxC."""
+    import torch
+
+    if x.dtype != torch.uint8:
+        raise TypeError(f"tensors must be uint8 (encoded bytes 1-D, HxW, or CxHxW pixels), got {x.dtype}; "
+                        "float tensors: convert with (x * 255).round().to(torch.uint8)")
+    x = x.detach()
+    if x.device.type != "cpu":
+        x = x.cpu()
+    if x.ndim == 3:
+        c_first, c_last = x.shape[0] in (1, 3, 4), x.shape[2] in (1, 3, 4)
+        if c_first:
+            x = x.permute(1, 2, 0)  # CHW -> HWC
+        elif not c_last:
+            raise ValueError(f"image tensors must be CxHxW with C in 1, 3, 4 (or HxWxC), got shape {tuple(x.shape)}")
+    elif x.ndim not in (1, 2):
+        raise ValueError(f"image tensors must be 1-D (encoded bytes), HxW or CxHxW, got shape {tuple(x.shape)}"
+                         + ("; for a batch, pass it to .batch()" if x.ndim == 4 else ""))
+    return np.ascontiguousarray(x.numpy())
+
+
+def _pil_to_numpy(im):
+    """A PIL image -> uint8 pixels, as torchvision's default loader's convert("RGB") (alpha
+    dropped, palettes expanded); "L" stays one channel, replicated natively (same pixels)."""
+    try:
+        if im.mode not in ("RGB", "L"):
+            im = im.convert("RGB")
+        return np.asarray(im)
+    except (ValueError, OSError) as e:
+        raise ValueError(f"cannot convert PIL image (mode {im.mode!r}, size {im.size}) to RGB: {e}") from None
+
+
 def _normalize_item(x):
-    """str/PathLike -> str path; bytes-like -> as is; arrays -> uint8 numpy; torch -> numpy."""
-    if isinstance(x, str):
-        return x
-    if isinstance(x, os.PathLike):
-        return os.fspath(x)
+    """str/PathLike -> str path; bytes-like -> as is; arrays -> uint8 numpy; torch/PIL -> numpy."""
+    if isinstance(x, (str, os.PathLike)):
+        path = os.fspath(x)
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if "\0" in path:
+            raise ValueError(f"path {path!r} contains a NUL character: no file can have that name")
+        return path
     if isinstance(x, (bytes, bytearray, memoryview)):
         return x
-    mod = type(x).__module__
-    if mod.startswith("torch"):
-        x = x.detach().cpu().numpy()
+    if _is_torch_tensor(x):
+        x = _tensor_to_numpy(x)
+    elif _is_pil_image(x):
+        x = _pil_to_numpy(x)
     if isinstance(x, np.ndarray):
         if x.dtype != np.uint8:
             raise TypeError(f"arrays must be uint8 (encoded bytes 1-D, or HxW[xC] pixels), got {x.dtype}")
@@ -541,7 +792,8 @@ def _normalize_item(x):
         return x
     if hasattr(x, "read"):
         return x.read()
-    raise TypeError(f"cannot use {type(x).__name__} as an image: pass bytes, a path or a uint8 array")
+    raise TypeError(f"cannot use {type(x).__name__} as an image: pass a path, bytes, a uint8 numpy array or "
+                    "torch tensor, or a PIL image")
 
 
 def _as_output(out, shape, np_dtype, dtype_name):

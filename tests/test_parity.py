@@ -150,7 +150,9 @@ def test_torchvision_v2_eval(photos):
         data = read_file(p)
         img = decode_jpeg(data, mode=tv.io.ImageReadMode.RGB)
         ref = ref_t(v2.functional.to_image(img)).numpy()
-        got = t(data)
+        got = t(data)  # a tensor in (read_file's bytes), a tensor out
+        assert isinstance(got, torch.Tensor)
+        got = got.numpy()
         assert np.all(np.abs(got - ref) <= tol + 1e-6), (p, np.abs(got - ref).max())
 
 
