@@ -35,4 +35,9 @@ from ._shards import ShardDataset  # noqa: E402
 from ._stats import compute_stats  # noqa: E402
 from ._preprocess import preprocess  # noqa: E402
 
-__all__ += ["index_source", "Dataset", "IMG_EXTENSIONS", "ShardDataset", "compute_stats", "preprocess"]
+from ._offline import WriteError  # noqa: E402
+from ._preprocess import OutputLockedError  # noqa: E402
+from ._shards import ShardTruncatedError  # noqa: E402
+
+__all__ += ["index_source", "Dataset", "IMG_EXTENSIONS", "ShardDataset", "compute_stats", "preprocess",
+            "WriteError", "OutputLockedError", "ShardTruncatedError"]

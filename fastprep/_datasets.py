@@ -16,6 +16,7 @@ Sources accepted by :func:`index_source`:
 * a sequence of paths, of ``(path, label)`` pairs, of bytes objects or of ``(bytes, label)``.
 """
 import csv
+import errno
 import io
 import os
 import warnings
@@ -29,6 +30,18 @@ IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tif
 
 UNLABELED = -1
 _LIST_EXTENSIONS = (".txt", ".csv", ".tsv", ".lst", ".list")
+_TAR_EXTENSIONS = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.zst")
+
+
+def _is_tar(path):
+    if path.lower().endswith(_TAR_EXTENSIONS):
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return False
+    return len(head) == 512 and head[257:262] == b"ustar"
 _HEADER_NAMES = {"path", "file", "filename", "file_name", "filepath", "file_path", "image", "img", "image_path",
                  "image_id", "name", "fname", "src", "source"}
 
@@ -96,12 +109,21 @@ def index_source(source, extensions=None, layout="auto"):
     exts = _extensions(extensions)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if "\0" in path:
+            raise ValueError(f"dataset source {path!r} contains a NUL character")
+        if not os.path.exists(path) and path.lower().endswith(_TAR_EXTENSIONS):
+            raise ValueError(f"{path!r}: tar shards (WebDataset) are not supported yet")
         if os.path.isdir(path):
             return _index_directory(path, exts, layout)
         if not os.path.exists(path):
             raise FileNotFoundError(f"dataset source {path!r} does not exist")
         if path.lower().endswith(exts) and not path.lower().endswith(_LIST_EXTENSIONS):
             return _from_pairs([(path, None)], kind="sequence")  # one image file
+        if _is_tar(path):
+            raise ValueError(f"{path!r} is a tar archive: tar shards (WebDataset) are not supported yet; "
+                             "extract it into an ImageFolder tree or pass a file list")
         return _index_list_file(path)
     if isinstance(source, (bytes, bytearray, memoryview)):
         raise TypeError("pass a sequence of encoded images ([data]), not a single bytes object")
@@ -149,8 +171,27 @@ def _scan(path):
     return dirs, files
 
 
-def _walk(top):
-    """[(root, file names)] in the order of ``sorted(os.walk(top, followlinks=True))``."""
+def _listing_error(path, e):
+    """An OSError met while listing a dataset directory, re-raised naming the path: indexing
+    never drops a folder silently (torchvision's os.walk would)."""
+    msg = f"cannot list {path!r} while indexing the dataset: {e.strerror or e}"
+    if e.errno == errno.ENAMETOOLONG:
+        msg += " (the path is longer than the OS allows)"
+    err = type(e)(e.errno, msg) if e.errno is not None else OSError(msg)
+    err.filename = path
+    return err
+
+
+def _is_within(path, parent):
+    return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def _walk(top, loops):
+    """[(root, file names)] in the order of ``sorted(os.walk(top, followlinks=True))``.
+
+    Unlike os.walk, a directory that cannot be listed raises (naming it), and a symlinked
+    directory that points at itself or one of its ancestors (a loop, which would index the
+    ancestors' other classes again under this one) is skipped and appended to ``loops``."""
     out = []
     stack = [top]
     real_seen = set()  # guards symlink cycles, which would make os.walk recurse until ELOOP
@@ -162,12 +203,15 @@ def _walk(top):
         root = stack.pop()
         try:
             dirs, files = _scan(root)
-        except OSError:  # os.walk ignores unreadable directories by default
-            continue
+        except OSError as e:
+            raise _listing_error(root, e) from None
         out.append((root, files))
         for e in dirs:
             if e.is_symlink():
                 real = os.path.realpath(e.path)
+                if _is_within(os.path.realpath(root), real):
+                    loops.append((e.path, real))
+                    continue
                 if real in real_seen:
                     continue
                 real_seen.add(real)
@@ -179,7 +223,10 @@ def _walk(top):
 def _index_directory(path, exts, layout):
     if layout not in ("auto", "imagefolder", "flat"):
         raise ValueError(f"layout must be 'auto', 'imagefolder' or 'flat', got {layout!r}")
-    dirs, files = _scan(path)
+    try:
+        dirs, files = _scan(path)
+    except OSError as e:
+        raise _listing_error(path, e) from None
     top_images = sorted(f for f in files if f.lower().endswith(exts))
     if layout == "auto":
         visible = [e for e in dirs if not e.name.startswith(".")]
@@ -190,6 +237,9 @@ def _index_directory(path, exts, layout):
                 "or layout='flat' (top-level images only)")
         layout = "imagefolder" if visible or not top_images and dirs else "flat"
     if layout == "flat":
+        if not top_images:
+            raise FileNotFoundError(f"Couldn't find any class folder or image file in {path} (extensions: "
+                                    f"{', '.join(exts)}).")
         items = [os.path.join(path, f) for f in top_images]
         return Dataset(items, np.full(len(items), UNLABELED, np.int64), [], {}, top_images, path, "flat")
 
@@ -199,11 +249,11 @@ def _index_directory(path, exts, layout):
         raise FileNotFoundError(f"Couldn't find any class folder in {path}.")
     class_to_idx = {c: i for i, c in enumerate(classes)}
     items, labels, names = [], [], []
-    empty = []
+    empty, loops = [], []
     for c in classes:
         cdir = os.path.join(path, c)
         n0 = len(items)
-        for root, fnames in _walk(cdir):
+        for root, fnames in _walk(cdir, loops):
             for f in sorted(fnames):
                 if f.lower().endswith(exts):
                     p = os.path.join(root, f)
@@ -212,6 +262,14 @@ def _index_directory(path, exts, layout):
         labels.extend([class_to_idx[c]] * (len(items) - n0))
         if len(items) == n0:
             empty.append(c)
+    if loops:
+        warnings.warn(f"skipped {len(loops)} symlinked folder(s) that point at their own ancestors (a loop): "
+                      + ", ".join(f"{a} -> {b}" for a, b in loops[:3]) + (", ..." if len(loops) > 3 else ""),
+                      stacklevel=3)
+    if not items:
+        raise FileNotFoundError(f"Found no valid file for the classes {', '.join(classes[:10])}"
+                                f"{', ...' if len(classes) > 10 else ''} in {path}. Supported extensions are: "
+                                f"{', '.join(exts)}")
     if empty:
         # torchvision raises FileNotFoundError here (allow_empty=False); the classes keep their labels.
         warnings.warn(f"{len(empty)} class folder(s) with no image ({', '.join(empty[:5])}"
@@ -249,8 +307,12 @@ def _split_line(line):
 
 def _index_list_file(path):
     base = os.path.dirname(os.path.abspath(path))
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        lines = [ln.rstrip("\r\n") for ln in f]
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            lines = [ln.rstrip("\r\n") for ln in f]
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path!r} is neither a directory, an image nor a UTF-8 text file list "
+                         f"(byte {e.start}: {e.reason})") from None
     rows = []
     for ln in lines:
         s = ln.strip()

@@ -1,10 +1,11 @@
 """Non-JPEG formats, decoded by Pillow when it is installed (an optional dependency)."""
 import io
 import os
+import stat
 
 import numpy as np
 
-from ._errors import DecodeError, ImageTooLargeError, MissingDependencyError, UnsupportedImageError
+from ._errors import DecodeError, ImageTooLargeError, MissingDependencyError, ReadError, UnsupportedImageError
 
 _MAGIC = [
     (b"\x89PNG\r\n\x1a\n", "PNG"),
@@ -41,15 +42,54 @@ def pillow_available():
     return _pil()[0] is not None
 
 
+# The native reader's limit (csrc/pipeline.h kMaxFileBytes): no file is read past it.
+MAX_FILE_BYTES = 1 << 31
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+
+
+def read_file(path, source=None, limit=MAX_FILE_BYTES):
+    """The bytes of a regular file of at most ``limit`` bytes, as the native reader reads them:
+    opened non-blocking (a FIFO cannot block the open), anything but a regular file refused from
+    fstat before a byte is read (so /dev/zero, /dev/urandom or a FIFO can neither grow memory
+    without bound nor hang), and never more than ``limit`` bytes read. Raises ReadError (or
+    ImageTooLargeError) naming the file."""
+    source = path if source is None else source
+    if "\0" in path:
+        raise ReadError(source, "path contains a NUL character")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise ReadError(source, f"cannot open: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((name for test, name in _KINDS if test(st.st_mode)), "a special file")
+            raise ReadError(source, f"is {kind}, not a regular file")
+        if st.st_size > limit:
+            raise ImageTooLargeError(source, f"file is {st.st_size} bytes, over the {limit >> 30} GiB limit")
+        chunks, got = [], 0
+        while got <= limit:  # reads up to limit + 1 bytes: a file that grew past it is refused too
+            b = os.read(fd, min(1 << 24, limit + 1 - got))
+            if not b:
+                break
+            chunks.append(b)
+            got += len(b)
+        if got > limit:
+            raise ImageTooLargeError(source, f"file grew past the {limit >> 30} GiB limit while being read")
+        return b"".join(chunks)
+    except OSError as e:
+        raise ReadError(source, f"read failed: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+
+
 def decode(item, source, max_pixels):
     """Decodes a non-JPEG item (path str or bytes-like) to an HxWx3 uint8 array, displayed
     orientation (EXIF applied), alpha dropped as torchvision's default loader does."""
     if isinstance(item, str):
-        try:
-            with open(item, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise DecodeError(source, f"cannot read: {e.strerror or e}") from None
+        data = read_file(item, source)
     else:
         data = bytes(memoryview(item).cast("B"))
     fmt = sniff(data)

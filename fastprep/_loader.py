@@ -1,29 +1,58 @@
 """fp.Loader: native multithreaded batching into reusable (pinned) buffers.
 
 Threads: the native Engine decodes and transforms each batch with the GIL released; one Python
-producer thread only picks indices, hands slots to the engine and queues finished batches.
+producer thread per iterator only picks indices, hands slots to the engine and queues finished
+batches.
 
 Note [Buffer ring]
 Batches are written into a ring of preallocated slots (pinned when CUDA is available) and handed
-out as zero-copy views. A slot is refilled only when nothing outside the ring references its
-arrays (a view, a torch tensor made from it and a DLPack capsule all hold a reference to the
-slot's numpy array, so the reference count tells) and, on the GPU path, after its host-to-device
-copy has completed. When every slot is still held, a new slot is allocated: a held batch is never
-overwritten, and in steady state, with references released, nothing is allocated per batch.
+out as zero-copy views. Ownership is explicit, not read off reference counts: a slot is taken
+(``busy``) by one producer from acquisition until its batch is handed out or dropped, so two
+iterators never fill the same slot; a handed-out batch is a pair of fresh numpy views (images,
+labels), each registered with a ``weakref.finalize`` that releases it when the last object made
+from it dies (a torch tensor from ``torch.from_numpy``, a slice, a DLPack capsule all keep the
+view alive). References to the slot's base arrays held elsewhere (a traceback's frames, the
+producer's own locals) do not count, so an exception cannot keep a slot from being reused. On
+the GPU path the slot is also held until its host-to-device copy has completed. When every slot
+is taken or held, a new slot is allocated: a held batch is never overwritten, and in steady
+state nothing is allocated per batch.
+
+Note [Exit and fork]
+Live producers are registered in a WeakSet; an ``atexit`` hook stops and joins them (the running
+native batch is cancelled between samples) before the interpreter finalizes, so exiting (or a
+Ctrl-C) with an iterator alive never aborts. After ``fork()`` the child has none of the parent's
+threads: an iterator made before the fork raises in the child instead of waiting forever, a new
+``iter(loader)`` in the child works (the ring and its lock are rebuilt), and the native pool
+rebuilds itself (Note [Fork] in csrc/thread_pool.h).
 """
+import atexit
+import numbers
 import os
 import queue
-import sys
 import threading
 import time
+import warnings
+import weakref
 
 import numpy as np
 
 from . import _core
 from ._errors import DecodeError
-from ._transforms import Compose, _default_threads, _check_policy, execute
+from ._transforms import Compose, _check_epoch, _check_policy, _check_seed, _default_threads, _fresh_seed, execute
 
 _STOP = object()
+_LIVE = weakref.WeakSet()  # running producers, stopped at exit (Note [Exit and fork])
+
+
+def _stop_all_at_exit():
+    for p in list(_LIVE):
+        try:
+            p.close()
+        except Exception:
+            pass
+
+
+atexit.register(_stop_all_at_exit)
 
 
 def _torch_or_none():
@@ -34,8 +63,18 @@ def _torch_or_none():
     return torch
 
 
+def _positive_int(value, name, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
 class _Slot:
-    __slots__ = ("array", "labels", "pinned", "event", "base_refs")
+    __slots__ = ("array", "labels", "pinned", "event", "busy", "out", "__weakref__")
 
     def __init__(self, shape, dtype, n, pin, torch):
         self.pinned = None
@@ -51,18 +90,25 @@ class _Slot:
             self.array = np.empty((n,) + tuple(shape), dtype=dtype)
             self.labels = np.empty((n,), dtype=np.int64)
         self.event = None
-        self.base_refs = None
-        self.base_refs = self._refs()
-
-    def _refs(self):
-        return sys.getrefcount(self.array) + sys.getrefcount(self.labels)
+        self.busy = False  # taken by a producer (filling, or queued not yet handed out)
+        self.out = set()   # tokens of handed-out views still alive (Note [Buffer ring])
 
     def free(self):
-        if self._refs() > self.base_refs:
+        if self.busy or self.out:
             return False
         if self.event is not None and not self.event.query():
             return False
         return True
+
+    def hand_out(self, n):
+        """Fresh views of the first n samples, each releasing its share of the slot when the last
+        object derived from it dies. Called with the slot busy; clears busy."""
+        images, labels = self.array[:n], self.labels[:n]
+        for tok, view in ((0, images), (1, labels)):
+            self.out.add(tok)
+            weakref.finalize(view, self.out.discard, tok)  # set.discard: atomic under the GIL
+        self.busy = False
+        return images, labels
 
 
 class Loader:
@@ -70,26 +116,92 @@ class Loader:
 
     Args:
         source: ImageFolder-layout directory, list of paths or (path, label), a "path,label" text
-            or CSV file, a sequence of bytes, or a directory written by ``fastprep preprocess``
-            (read without decoding).
+            or CSV file, a sequence of bytes, a :class:`fastprep.Dataset`, or a directory written
+            by ``fastprep preprocess`` (read without decoding).
         transform: a fastprep Compose (or a torchvision Compose, converted by from_torchvision).
         batch_size, shuffle, drop_last: as torch.utils.data.DataLoader.
-        threads: native decode threads (default: all usable cores).
-        prefetch: finished batches kept ready ahead of the consumer.
+        threads: native decode threads (default None: all usable cores).
+        num_workers: DataLoader's name for ``threads``. These are native threads of this process,
+            not worker processes (nothing is pickled or forked); ``num_workers=0`` (DataLoader's
+            "load in the main process") means one native thread.
+        prefetch: finished batches kept ready ahead of the consumer (``prefetch_factor`` is
+            accepted as DataLoader's name for it).
         seed: shuffle order and augmentation are pure functions of (seed, epoch, sample index).
-        pin_memory: None pins when CUDA is available; True requires CUDA.
+            None draws fresh entropy once; ``loader.seed`` records it, so a run can be replayed.
+        pin_memory: None pins when CUDA is available; True without CUDA warns (as DataLoader)
+            and does not pin.
         device: e.g. "cuda": batches arrive on the GPU (copied on a side stream).
         rank, world_size: DistributedSampler semantics (equal, disjoint shards; padded unless
             drop_last).
+        sampler: optional iterable of sample indices used as each epoch's order instead of
+            shuffle/rank/world_size (e.g. a torch ``DistributedSampler``; its ``set_epoch`` is
+            called with the epoch of each iteration).
         on_error: "raise" (DecodeError at the batch, loader stays usable), "skip" (slot refilled
             with the next good sample; skipped files in ``loader.errors``) or "zeros".
         backend: "torch" or "numpy" (default: torch when importable).
+        collate_fn: optional callable applied on the consumer's thread to each batch as
+            ``collate_fn(images, labels)``; the loop gets its return value. (Unlike DataLoader's
+            collate_fn it receives the whole batch, already stacked.)
+        timeout: seconds to wait for a batch before raising RuntimeError (0 = forever), as
+            DataLoader.
+        persistent_workers: accepted for DataLoader compatibility; fastprep's threads always
+            persist for the loader's lifetime.
+        worker_init_fn: accepted for DataLoader compatibility and never called: fastprep's
+            workers are native threads that run no Python (randomness is keyed by (seed, epoch,
+            index), so no per-worker seeding is needed). Passing one warns once.
+
+    Epochs: each ``iter(loader)`` starts a new epoch, as DataLoader reshuffles on every
+    iteration: 0, 1, 2, ... ``set_epoch(e)`` pins the epoch of the next iteration (the following
+    ones continue from e + 1), so calling it every epoch, as distributed training does, gives
+    exactly that epoch. ``loader.epoch`` is the epoch of the latest iteration.
+
+    Two live iterators of one loader are independent: each has its own epoch, order and slots.
     """
 
     def __init__(self, source, transform=None, batch_size=256, shuffle=True, drop_last=False, threads=None,
                  prefetch=2, seed=0, pin_memory=None, device=None, rank=0, world_size=1, on_error="raise",
-                 backend=None, extensions=None):
+                 backend=None, extensions=None, *, num_workers=None, collate_fn=None, timeout=0,
+                 persistent_workers=None, worker_init_fn=None, prefetch_factor=None, sampler=None):
         from ._shards import ShardDataset, is_shard_dir
+
+        # ---- arguments first: a bad one fails before any indexing work ----------------------
+        self.batch_size = _positive_int(batch_size, "batch_size")
+        if prefetch_factor is not None:
+            prefetch = prefetch_factor
+        self.prefetch = _positive_int(prefetch, "prefetch")
+        if num_workers is not None:
+            if isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral) or num_workers < 0:
+                raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
+            nw = max(1, int(num_workers))
+            if threads is not None and _positive_int(threads, "threads") != nw:
+                raise ValueError(f"threads={threads} and num_workers={num_workers} disagree: pass one of them")
+            threads = nw
+        self.threads = _positive_int(threads, "threads", allow_none=True) or _default_threads()
+        for name, v in (("rank", rank), ("world_size", world_size)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise TypeError(f"{name} must be an int, got {v!r}")
+        if not (world_size >= 1 and 0 <= rank < world_size):
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+        self.seed = _fresh_seed() if seed is None else _check_seed(seed, "seed")
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"collate_fn must be callable, got {type(collate_fn).__name__}")
+        if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or timeout < 0:
+            raise ValueError(f"timeout must be a number of seconds >= 0, got {timeout!r}")
+        if sampler is not None:
+            if not hasattr(sampler, "__iter__"):
+                raise TypeError("sampler must be an iterable of sample indices")
+        if worker_init_fn is not None:
+            warnings.warn("worker_init_fn is never called: fastprep's workers are native threads that run no "
+                          "Python, and randomness is keyed by (seed, epoch, sample index), so no per-worker "
+                          "seeding is needed", UserWarning, stacklevel=2)
+        self.collate_fn = collate_fn
+        self.timeout = float(timeout)
+        self.persistent_workers = persistent_workers
+        self.sampler = sampler
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.on_error = _check_policy(on_error)
 
         if isinstance(source, ShardDataset):
             self.dataset = source
@@ -120,21 +232,8 @@ class Loader:
             self._shape = transform.output_shape()
             self._dtype = transform.np_dtype
             self._native_items = _core.Items(list(self.dataset.items))
-        if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
-        if not (world_size >= 1 and 0 <= rank < world_size):
-            raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
-        if prefetch < 1:
-            raise ValueError("prefetch must be >= 1")
-        self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
-        self.drop_last = bool(drop_last)
-        self.prefetch = int(prefetch)
-        self.seed = int(seed)
-        self.rank, self.world_size = int(rank), int(world_size)
-        self.on_error = _check_policy(on_error)
-        self.threads = int(threads) if threads else _default_threads()
-        self.epoch = 0
+        self.epoch = None         # epoch of the latest iteration
+        self._pinned_epoch = None  # set_epoch(e): the next iteration's epoch
         self.errors = []
         self._engine = _core.Engine(self.threads)
 
@@ -142,18 +241,19 @@ class Loader:
         if backend is None:
             backend = "torch" if torch is not None else "numpy"
         if backend not in ("torch", "numpy"):
-            raise ValueError("backend must be 'torch' or 'numpy'")
+            raise ValueError(f"backend must be 'torch' or 'numpy', got {backend!r}")
         if backend == "torch" and torch is None:
             raise ImportError("backend='torch' needs torch: pip install 'fastprep[torch]' (or pip install torch)")
         self.backend = backend
         cuda = torch is not None and torch.cuda.is_available()
         if pin_memory and not cuda:
-            raise RuntimeError("pin_memory=True needs torch with CUDA and a visible GPU; pass pin_memory=None "
-                               "to pin only when possible")
+            warnings.warn("pin_memory=True but no CUDA device is available (or torch is missing): buffers are "
+                          "not pinned", UserWarning, stacklevel=2)
+            pin_memory = False
         self.device = None
         if device is not None:
             if torch is None:
-                raise ImportError("device= needs torch: pip install torch")
+                raise ImportError("device= needs torch: pip install 'fastprep[torch]' (or pip install torch)")
             self.device = torch.device(device)
             if self.device.type == "cuda" and not cuda:
                 raise RuntimeError(f"device={device!r} but CUDA is not available")
@@ -165,6 +265,7 @@ class Loader:
                 raise ValueError("device='cuda' needs backend='torch'")
         self.pin_memory = bool(cuda if pin_memory is None else pin_memory)
         self._torch = torch
+        self._pid = os.getpid()
         self._ring = []
         self._ring_lock = threading.Lock()
         self._stream = torch.cuda.Stream(device=self.device) if self.device is not None else None
@@ -181,12 +282,28 @@ class Loader:
         return self.dataset.class_to_idx
 
     def set_epoch(self, epoch):
-        self.epoch = int(epoch)
+        """Pins the epoch of the next iteration (later iterations continue from epoch + 1)."""
+        self._pinned_epoch = _check_epoch(epoch)
+
+    @property
+    def next_epoch(self):
+        """The epoch the next ``iter(loader)`` will use."""
+        if self._pinned_epoch is not None:
+            return self._pinned_epoch
+        return 0 if self.epoch is None else self.epoch + 1
 
     def indices(self, epoch=None):
-        """This rank's sample indices for an epoch, in order (DistributedSampler semantics)."""
-        epoch = self.epoch if epoch is None else int(epoch)
+        """This rank's sample indices for an epoch (default: the next iteration's), in order
+        (DistributedSampler semantics, or the sampler's order)."""
+        epoch = self.next_epoch if epoch is None else _check_epoch(epoch)
         n = len(self.dataset)
+        if self.sampler is not None:
+            if hasattr(self.sampler, "set_epoch"):
+                self.sampler.set_epoch(epoch)
+            order = np.fromiter((int(i) for i in self.sampler), dtype=np.int64)
+            if len(order) and (order.min() < 0 or order.max() >= n):
+                raise IndexError(f"sampler yielded an index outside [0, {n})")
+            return order
         if self.shuffle:
             order = np.random.default_rng([self.seed & 0xFFFFFFFFFFFFFFFF, epoch]).permutation(n)
         else:
@@ -206,8 +323,11 @@ class Loader:
         return order.astype(np.int64)
 
     def __len__(self):
-        n, w = len(self.dataset), self.world_size
-        m = (n // w if self.drop_last else -(-n // w)) if w > 1 else n
+        if self.sampler is not None and hasattr(self.sampler, "__len__"):
+            m = len(self.sampler)
+        else:
+            n, w = len(self.dataset), self.world_size
+            m = (n // w if self.drop_last else -(-n // w)) if w > 1 else n
         return m // self.batch_size if self.drop_last else -(-m // self.batch_size)
 
     def stats(self):
@@ -220,15 +340,30 @@ class Loader:
         return s
 
     def __iter__(self):
-        return _Iterator(self)
+        self._after_fork_check()
+        epoch = self.next_epoch
+        order = self.indices(epoch)
+        self._pinned_epoch = None
+        self.epoch = epoch
+        return _Iterator(self, order, epoch)
+
+    def _after_fork_check(self):
+        """In a forked child the parent's slots may be mid-use by threads that do not exist
+        here, and the lock may be held: start over with a fresh ring (Note [Exit and fork])."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._ring = []
+            self._ring_lock = threading.Lock()
 
     # ---- slots -------------------------------------------------------------------------------
     def _acquire(self):
         with self._ring_lock:
             for slot in self._ring:
                 if slot.free():
+                    slot.busy = True
                     return slot
             slot = _Slot(self._shape, self._dtype, self.batch_size, self.pin_memory, self._torch)
+            slot.busy = True
             self._ring.append(slot)
             self._stats["allocated_slots"] += 1
             return slot
@@ -238,13 +373,16 @@ class _Producer:
     """Fills batches in a background thread. Holds no reference to the iterator, so dropping the
     iterator (break, del, an exception) stops it."""
 
-    def __init__(self, loader, order):
+    def __init__(self, loader, order, epoch):
         self.loader = loader
         self.order = order
+        self.epoch = epoch
         self.queue = queue.Queue(maxsize=loader.prefetch)
         self.stop = threading.Event()
         self.cancel = _core.CancelToken()  # stops a running native batch between samples
         self.thread = threading.Thread(target=self._run, name="fastprep-loader", daemon=True)
+        self.pid = os.getpid()
+        _LIVE.add(self)
         self.thread.start()
 
     def _put(self, item):
@@ -274,13 +412,16 @@ class _Producer:
             t0 = time.perf_counter()
             picks = order[cursor:cursor + bs]
             cursor += len(picks)
-            filled, err, cursor = self._fill(slot, picks, cursor)
+            try:
+                filled, err, cursor = self._fill(slot, picks, cursor)
+            except BaseException:
+                slot.busy = False
+                raise
             L._stats["busy_s"] += time.perf_counter() - t0
-            if err is not None:
-                if not self._put(err):
+            if err is not None or filled == 0 or (L.drop_last and filled < bs) or self.stop.is_set():
+                slot.busy = False  # nothing handed out: the slot is free again
+                if err is not None and not self._put(err):
                     return
-                continue
-            if filled == 0 or (L.drop_last and filled < bs):
                 continue
             if not self._put(self._publish(slot, filled)):
                 return
@@ -294,6 +435,8 @@ class _Producer:
         dropped = []
         while len(picks):
             errors = self._run_native(slot, picks, positions)
+            if self.cancel.cancelled:
+                return 0, None, cursor
             if not errors:
                 break
             # Failures only: per-sample Python from here on.
@@ -336,19 +479,18 @@ class _Producer:
             return {}
         t = L.transform
         _, errors = execute(t, L._native_items, L.dataset.items, picks, positions, picks, slot.array, t.output_size,
-                            L._engine, L.seed, L.epoch, want_params=False, cancel=self.cancel)
+                            L._engine, L.seed, self.epoch, want_params=False, cancel=self.cancel)
         return {int(positions[i]): e for i, e in errors.items()}
 
     def _publish(self, slot, n):
         L = self.loader
-        images = slot.array[:n]
-        labels = slot.labels[:n]
+        images, labels = slot.hand_out(n)
         L._stats["images"] += n
         L._stats["batches"] += 1
         if L.backend == "numpy":
             return images, labels, None
         torch = L._torch
-        ti = torch.from_numpy(images)  # its storage references the slot's array (Note [Buffer ring])
+        ti = torch.from_numpy(images)  # keeps the handed-out view alive (Note [Buffer ring])
         if images.dtype == np.uint16:
             ti = ti.view(torch.bfloat16)
         tl = torch.from_numpy(labels)
@@ -363,6 +505,9 @@ class _Producer:
         return gi, gl, ev
 
     def close(self):
+        _LIVE.discard(self)
+        if self.pid != os.getpid():
+            return  # a forked child's copy: the thread and the queue's lock belong to the parent
         self.stop.set()
         self.cancel.cancel()
         try:
@@ -370,14 +515,16 @@ class _Producer:
                 self.queue.get_nowait()
         except queue.Empty:
             pass
-        if self.thread is not threading.current_thread():
+        if self.thread is not threading.current_thread() and self.thread.ident is not None:
             self.thread.join(timeout=60)
 
 
 class _Iterator:
-    def __init__(self, loader):
+    def __init__(self, loader, order, epoch):
         self.loader = loader
-        self._producer = _Producer(loader, loader.indices())
+        self.epoch = epoch
+        self._pid = os.getpid()
+        self._producer = _Producer(loader, order, epoch)
         self._t0 = time.perf_counter()
         self._done = False
 
@@ -387,9 +534,14 @@ class _Iterator:
     def __next__(self):
         if self._done:
             raise StopIteration
+        if self._pid != os.getpid():
+            self._producer = None  # its thread exists only in the parent process
+            self._done = True
+            raise RuntimeError("this Loader iterator was created before fork() and its producer thread does not "
+                               "exist in this child process: call iter(loader) again in the child")
         L = self.loader
         t0 = time.perf_counter()
-        item = self._producer.queue.get()
+        item = self._get()
         L._stats["wait_s"] += time.perf_counter() - t0
         L._stats["wall_s"] = L._stats.get("wall_s", 0.0) + (time.perf_counter() - self._t0)
         self._t0 = time.perf_counter()
@@ -409,7 +561,26 @@ class _Iterator:
             cur.wait_event(ev)
             images.record_stream(cur)
             labels.record_stream(cur)
+        if L.collate_fn is not None:
+            return L.collate_fn(images, labels)
         return images, labels
+
+    def _get(self):
+        p = self._producer
+        timeout = self.loader.timeout
+        if timeout > 0:
+            try:
+                return p.queue.get(timeout=timeout)
+            except queue.Empty:
+                raise RuntimeError(f"Loader timed out after {timeout} seconds waiting for a batch (timeout=)") from None
+        # Wait in slices so that a producer that died without a word cannot hang the consumer.
+        while True:
+            try:
+                return p.queue.get(timeout=1.0)
+            except queue.Empty:
+                if not p.thread.is_alive() and p.queue.empty():
+                    self._done = True
+                    raise RuntimeError("the Loader's producer thread ended without finishing the epoch") from None
 
     def close(self):
         p = self._producer
@@ -419,6 +590,7 @@ class _Iterator:
 
     def __del__(self):
         try:
-            self.close()
+            if self._pid == os.getpid():
+                self.close()
         except Exception:
             pass

@@ -61,10 +61,12 @@ def test_epochs_reshuffle_and_are_reproducible(tree):
     assert not np.array_equal(a0, L.indices(1))
     assert np.array_equal(a0, fp.Loader(tree, fp.Compose(TRAIN), seed=1, backend="numpy").indices(0))
     x0, y0 = _collect(L)
-    x0b, _ = _collect(L)  # same epoch again: same data
+    assert L.epoch == 0
+    L.set_epoch(0)
+    x0b, _ = _collect(L)  # the same epoch pinned again: same data
     assert np.array_equal(x0, x0b)
-    L.set_epoch(1)
-    x1, y1 = _collect(L)
+    x1, y1 = _collect(L)  # the next iteration advances to epoch 1 by itself
+    assert L.epoch == 1
     assert sorted(y0.tolist()) == sorted(y1.tolist()) and not np.array_equal(x0, x1)
     assert len(L) == 4
 
@@ -174,7 +176,7 @@ def test_on_error_skip_keeps_batches_full(tmp_path, photos):
     # the good samples are all there, each with the crop keyed by its own dataset index
     t = fp.Compose(TRAIN)
     keep = [i for i in range(12) if i not in (1, 5)]
-    ref = t.batch([L.dataset.items[i] for i in keep], seed=0, indices=keep)
+    ref = t.batch([L.dataset.items[i] for i in keep], seed=0, epoch=L.epoch, indices=keep)  # 2nd iteration: epoch 1
     # a failed slot is refilled by the next sample, so order differs: match rows as a multiset
     ours = sorted(r.tobytes() for r in xs)
     theirs = sorted(r.tobytes() for r in ref)
@@ -209,12 +211,14 @@ def test_break_and_del_stop_threads(tree):
     assert _native_threads() == before_native
 
 
-def test_pin_memory_true_without_cuda_raises(tree):
+def test_pin_memory_true_without_cuda_warns(tree):
+    """As DataLoader: pin_memory=True on a machine without CUDA warns and does not pin (issue #10)."""
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
-    with pytest.raises(RuntimeError, match="pin_memory=True needs"):
-        fp.Loader(tree, fp.Compose(TRAIN), pin_memory=True)
+    with pytest.warns(UserWarning, match="pin_memory=True but no CUDA"):
+        L = fp.Loader(tree, fp.Compose(TRAIN), pin_memory=True)
+    assert L.pin_memory is False
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         fp.Loader(tree, fp.Compose(TRAIN), device="cuda")
     assert fp.Loader(tree, fp.Compose(TRAIN)).pin_memory is False
@@ -246,3 +250,67 @@ def test_cuda_device_feed_matches_cpu(tree):
         assert torch.equal(xg.cpu(), xc) and torch.equal(yg.cpu(), yc)
     for xg, xc in held:  # held GPU batches stay intact while later ones were produced
         assert torch.equal(xg.cpu(), xc)
+
+
+# ---------------------------------------------------------------------------------------------- issue #10
+
+def test_each_iteration_advances_the_epoch(tree):
+    """As DataLoader reshuffles on every iteration: without set_epoch, epoch k's order and crops
+    are those of set_epoch(k), so the rule stays a pure function of (seed, epoch)."""
+    L = fp.Loader(tree, fp.Compose(TRAIN), batch_size=6, seed=2, backend="numpy")
+    assert L.next_epoch == 0
+    auto = [_collect(L) for _ in range(3)]
+    assert L.epoch == 2 and L.next_epoch == 3
+    assert not np.array_equal(auto[0][0], auto[1][0])
+    pinned = fp.Loader(tree, fp.Compose(TRAIN), batch_size=6, seed=2, backend="numpy")
+    for e in (2, 0, 1):
+        pinned.set_epoch(e)
+        x, y = _collect(pinned)
+        assert np.array_equal(x, auto[e][0]) and np.array_equal(y, auto[e][1])
+    pinned.set_epoch(7)  # pins the next iteration; the one after continues from there
+    _collect(pinned)
+    assert pinned.epoch == 7 and pinned.next_epoch == 8
+
+
+def test_seed_none_draws_and_records_entropy(tree):
+    L = fp.Loader(tree, fp.Compose(TRAIN), batch_size=20, seed=None, backend="numpy")
+    M = fp.Loader(tree, fp.Compose(TRAIN), batch_size=20, seed=None, backend="numpy")
+    assert isinstance(L.seed, int) and 0 <= L.seed < 2 ** 64 and L.seed != M.seed
+    replay = fp.Loader(tree, fp.Compose(TRAIN), batch_size=20, seed=L.seed, backend="numpy")
+    assert np.array_equal(_collect(L)[0], _collect(replay)[0])
+
+
+def test_dataloader_vocabulary(tree):
+    L = fp.Loader(tree, fp.Compose(TRAIN), batch_size=4, num_workers=3, persistent_workers=True, backend="numpy",
+                  prefetch_factor=3, collate_fn=lambda x, y: {"x": x * 2, "y": y})
+    assert L.threads == 3 and L.prefetch == 3
+    assert fp.Loader(tree, fp.Compose(TRAIN), num_workers=0).threads == 1
+    batches = list(L)
+    assert len(batches) == 5 and set(batches[0]) == {"x", "y"}
+    L.set_epoch(0)
+    ref = fp.Loader(tree, fp.Compose(TRAIN), batch_size=4, backend="numpy")
+    x0 = next(iter(ref))[0]
+    assert np.array_equal(batches[0]["x"], x0 * 2)
+    with pytest.warns(UserWarning, match="worker_init_fn is never called"):
+        fp.Loader(tree, fp.Compose(TRAIN), worker_init_fn=lambda i: None)
+
+
+def test_sampler_gives_the_order(tree):
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DistributedSampler
+
+    ds = list(range(20))
+    samplers = [DistributedSampler(ds, num_replicas=2, rank=r, shuffle=True, seed=5) for r in range(2)]
+    loaders = [fp.Loader(tree, fp.Compose(TRAIN), batch_size=3, sampler=s, backend="numpy") for s in samplers]
+    for epoch in (0, 1):
+        seen = []
+        for L, s in zip(loaders, samplers):
+            L.set_epoch(epoch)
+            ys = _collect(L)[1]
+            s.set_epoch(epoch)
+            order = list(s)
+            assert ys.tolist() == L.dataset.labels[order].tolist()
+            seen += order
+        assert sorted(seen) == ds
+    assert len(loaders[0]) == 4
+    del torch

@@ -1,0 +1,439 @@
+"""Faults a long-running job meets (issue #9): exit and Ctrl-C with a live iterator, fork, two
+iterators of one loader, slot ownership under exceptions, unbounded reads, scratch growth,
+silent loss while indexing, argument errors.
+
+Exit, signal and fork cases run in a subprocess with a generous timeout: a hang fails the test
+(TimeoutExpired) instead of stalling the suite; none of them depends on timing to pass.
+"""
+import gc
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+import fastprep as fp
+from fastprep import _core, _fallback
+from fastprep._datasets import index_source
+
+HERE = os.path.dirname(__file__)
+ROOT = os.path.dirname(HERE)
+TRAIN = [fp.RandomResizedCrop(32), fp.RandomHorizontalFlip(), fp.ToTensor()]
+EVAL = [fp.Resize(40), fp.CenterCrop(32)]
+
+
+def run_py(code, timeout=120, **kw):
+    """Runs code in a fresh interpreter; a hang fails the test through TimeoutExpired."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=ROOT, **kw)
+
+
+def assert_no_abort(r):
+    assert r.returncode != -signal.SIGABRT and r.returncode != 134, r.stderr
+    assert "terminate called" not in r.stderr, r.stderr
+
+
+# ---------------------------------------------------------------------------------------------- exit
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_exit_with_live_iterator_does_not_abort(backend):
+    if backend == "torch":
+        pytest.importorskip("torch")
+    r = run_py(f"""
+        import glob, fastprep as fp
+        f = sorted(glob.glob('tests/data/photos/*.jpg')) * 40
+        L = fp.Loader(f, fp.Compose([fp.RandomResizedCrop(224), fp.ToTensor()]), batch_size=64, threads=2,
+                      backend={backend!r})
+        it = iter(L)
+        next(it)
+        print("exiting", flush=True)
+    """)
+    assert_no_abort(r)
+    assert r.returncode == 0 and "exiting" in r.stdout, r.stderr
+
+
+def test_ctrl_c_while_waiting_for_a_batch_does_not_abort():
+    code = """
+        import glob, sys, fastprep as fp
+        f = sorted(glob.glob('tests/data/photos/*.jpg')) * 200
+        L = fp.Loader(f, fp.Compose([fp.RandomResizedCrop(224), fp.ToTensor()]), batch_size=256, threads=2,
+                      backend="numpy", prefetch=1)
+        it = iter(L)
+        next(it)
+        print("ready", flush=True)
+        for _ in it:  # SIGINT lands while waiting for a batch or in between
+            pass
+        print("finished the epoch before the signal", flush=True)
+    """
+    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
+    p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    r = subprocess.CompletedProcess(p.args, p.returncode, out, err)
+    assert_no_abort(r)
+    if "finished the epoch" not in out:  # the signal arrived in time: a KeyboardInterrupt exit
+        assert "KeyboardInterrupt" in err and p.returncode in (1, -signal.SIGINT, 130), err
+
+
+def test_exit_while_a_daemon_thread_runs_a_batch():
+    """A user's own daemon thread inside a native batch when the interpreter exits (Note [GIL at
+    exit]): the process exits normally."""
+    r = run_py("""
+        import glob, threading, fastprep as fp
+        f = sorted(glob.glob('tests/data/photos/*.jpg')) * 30
+        t = fp.Compose([fp.Resize(256), fp.CenterCrop(224), fp.ToTensor()])
+        started = threading.Event()
+        def work():
+            while True:
+                started.set()
+                t.batch(f, threads=2)
+        threading.Thread(target=work, daemon=True).start()
+        started.wait()
+        print("exiting", flush=True)
+    """)
+    assert_no_abort(r)
+    assert r.returncode == 0, r.stderr
+
+
+# ---------------------------------------------------------------------------------------------- fork
+
+def test_compose_pool_rebuilt_after_fork():
+    r = run_py("""
+        import glob, os, numpy as np, fastprep as fp
+        f = sorted(glob.glob('tests/data/photos/*.jpg'))
+        t = fp.Compose([fp.RandomResizedCrop(64), fp.ToTensor()])
+        a = t.batch(f, threads=2, seed=1)
+        pid = os.fork()
+        if pid == 0:
+            b = t.batch(f, threads=2, seed=1)
+            os._exit(0 if np.array_equal(a, b) and t._engine(2).rebuilds == 1 else 3)
+        _, st = os.waitpid(pid, 0)
+        print("child", os.waitstatus_to_exitcode(st))
+        assert np.array_equal(a, t.batch(f, threads=2, seed=1)) and t._engine(2).rebuilds == 0
+    """, timeout=120)
+    assert r.returncode == 0 and "child 0" in r.stdout, r.stdout + r.stderr
+
+
+def test_fork_while_a_loader_is_running():
+    """The parent's loader is mid-epoch (its pool may be inside a batch, its locks held) when a
+    child is forked: the parent's iterator raises in the child instead of hanging, and a new
+    iteration in the child delivers the whole epoch, equal to the parent's."""
+    r = run_py("""
+        import glob, os, numpy as np, fastprep as fp
+        f = sorted(glob.glob('tests/data/photos/*.jpg')) * 8
+        L = fp.Loader(f, fp.Compose([fp.RandomResizedCrop(48), fp.ToTensor()]), batch_size=8, threads=2,
+                      backend="numpy", seed=3)
+        it = iter(L)
+        first = next(it)[0].copy()
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                next(it)
+                code = 4
+            except RuntimeError as e:
+                code = 0 if "before fork" in str(e) else 5
+            L.set_epoch(0)
+            xs = np.concatenate([x.copy() for x, _ in L])
+            os._exit(code if xs.shape[0] == len(f) and np.array_equal(xs[:8], first) else 6)
+        rest = [x.copy() for x, _ in it]
+        _, st = os.waitpid(pid, 0)
+        print("child", os.waitstatus_to_exitcode(st), len(rest))
+    """, timeout=180)
+    assert r.returncode == 0 and "child 0 9" in r.stdout, r.stdout + r.stderr
+
+
+def test_multiprocessing_fork_pool_uses_prebuilt_compose():
+    r = run_py("""
+        import glob, multiprocessing as mp, numpy as np, fastprep as fp
+        f = sorted(glob.glob('tests/data/photos/*.jpg'))
+        t = fp.Compose([fp.Resize(40), fp.CenterCrop(32), fp.ToTensor()])
+        ref = t.batch(f, threads=2)
+        def work(i):
+            return t.batch(f[i:i + 2], threads=2)
+        with mp.get_context("fork").Pool(2) as pool:
+            parts = pool.map(work, range(0, len(f), 2))
+        assert np.array_equal(np.concatenate(parts), ref)
+        print("ok")
+    """, timeout=180)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stdout + r.stderr
+
+
+def test_torch_dataloader_fork_workers_use_prebuilt_compose():
+    pytest.importorskip("torch")
+    r = run_py("""
+        import glob, numpy as np, torch, fastprep as fp
+        f = sorted(glob.glob('tests/data/photos/*.jpg'))
+        t = fp.Compose([fp.Resize(40), fp.CenterCrop(32), fp.ToTensor()])
+        ref = t.batch(f, threads=2)  # the pool exists before the workers fork
+        class DS(torch.utils.data.Dataset):
+            def __len__(self): return len(f)
+            def __getitem__(self, i): return t.batch([f[i]], threads=2)[0]
+        dl = torch.utils.data.DataLoader(DS(), batch_size=5, num_workers=2, multiprocessing_context="fork")
+        got = torch.cat(list(dl)).numpy()
+        assert np.array_equal(got, ref)
+        print("ok")
+    """, timeout=240)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stdout + r.stderr
+
+
+# ---------------------------------------------------------------------------------------------- iterators
+
+def _reference(L, t, epoch):
+    order = L.indices(epoch)
+    return t.batch([L.dataset.items[i] for i in order], seed=L.seed, epoch=epoch, indices=order)
+
+
+def test_two_live_iterators_never_share_slots(photos):
+    files = list(photos) * 3
+    t = fp.Compose(TRAIN)
+    L = fp.Loader(files, t, batch_size=4, threads=2, seed=5, backend="numpy", prefetch=2)
+    it1, it2 = iter(L), iter(L)
+    assert (it1.epoch, it2.epoch) == (0, 1)  # each iteration is its own epoch
+    got1, got2, held = [], [], []
+    for (x1, _), (x2, _) in zip(it1, it2):
+        held.append((x1, x2))
+        got1.append(x1.copy())
+        got2.append(x2.copy())
+    ref1, ref2 = _reference(L, t, 0), _reference(L, t, 1)
+    assert np.array_equal(np.concatenate(got1), ref1)
+    assert np.array_equal(np.concatenate(got2), ref2)
+    # the held batches were never overwritten by the other iterator
+    assert np.array_equal(np.concatenate([a for a, _ in held]), ref1)
+    assert np.array_equal(np.concatenate([b for _, b in held]), ref2)
+
+
+# ---------------------------------------------------------------------------------------------- ownership
+
+def test_ring_stays_bounded_when_fallback_files_fail(tmp_path, photos):
+    """2% of the files fail through the Pillow fallback path with on_error='skip' and the
+    garbage collector off: a DecodeError's traceback must not keep slots alive, so the ring
+    stays at the steady-state bound (prefetch queued + one being filled + the consumer's current
+    and next batch) instead of growing every epoch."""
+    files = []
+    for i in range(100):
+        if i in (17, 63):
+            p = tmp_path / f"bad_{i}.jpg"
+            p.write_bytes(b"" if i == 17 else b"this is not an image at all")
+        else:
+            p = photos[i % len(photos)]
+        files.append(str(p))
+    prefetch = 2
+    L = fp.Loader(files, fp.Compose(TRAIN), batch_size=8, threads=2, backend="numpy", on_error="skip",
+                  prefetch=prefetch)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(5):
+            n = sum(len(x) for x, _ in L)
+            assert n == 98
+    finally:
+        gc.enable()
+    assert len(L.errors) == 10
+    assert L.stats()["ring_slots"] <= prefetch + 3
+
+
+# ---------------------------------------------------------------------------------------------- reads
+
+def _special_files(tmp_path):
+    zero = tmp_path / "zero.jpg"
+    os.symlink("/dev/zero", zero)
+    rnd = tmp_path / "urandom.png"
+    os.symlink("/dev/urandom", rnd)
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    d = tmp_path / "folder.jpg"
+    d.mkdir()
+    return {"zero.jpg": "character device", "urandom.png": "character device", "fifo.png": "FIFO",
+            "folder.jpg": "directory"}
+
+
+def test_special_files_are_read_errors_not_hangs(tmp_path):
+    kinds = _special_files(tmp_path)
+    r = run_py(f"""
+        import fastprep as fp
+        t = fp.Compose([fp.Resize(32), fp.CenterCrop(32)])
+        for name in {sorted(kinds)!r}:
+            path = {str(tmp_path)!r} + "/" + name
+            try:
+                t(path)
+            except fp.ReadError as e:
+                print(name, "|", e)
+    """, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = dict(ln.split(" | ", 1) for ln in r.stdout.strip().splitlines())
+    assert sorted(lines) == sorted(kinds)
+    for name, kind in kinds.items():
+        assert name in lines[name] and kind in lines[name] and "not a regular file" in lines[name]
+
+
+def test_fallback_reader_is_bounded(tmp_path):
+    kinds = _special_files(tmp_path)
+    for name, kind in kinds.items():
+        with pytest.raises(fp.ReadError, match=kind):
+            _fallback.read_file(str(tmp_path / name))
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(1000))
+    with pytest.raises(fp.ImageTooLargeError, match="over the"):
+        _fallback.read_file(str(big), limit=512)
+    assert _fallback.read_file(str(big), limit=1008) == big.read_bytes()
+    with pytest.raises(fp.ReadError, match="cannot open"):
+        _fallback.read_file(str(tmp_path / "missing.png"))
+
+
+# ---------------------------------------------------------------------------------------------- scratch
+
+def test_scratch_of_a_huge_rotated_photo_is_released():
+    """An EXIF-rotated 48 MP photo under exact=True needs ~400 MB of scratch (the whole decoded
+    image and its rotation); the worker releases it after the sample (Note [Scratch])."""
+    pytest.importorskip("PIL")
+    r = run_py("""
+        import io, numpy as np, fastprep as fp
+        from PIL import Image
+        from fastprep import _core
+        def rss():
+            with open('/proc/self/statm') as f:
+                return int(f.read().split()[1]) * 4096
+        h, w = 6000, 8000
+        img = np.zeros((h, w, 3), np.uint8)
+        img[:, :, 0] = (np.arange(w) % 251).astype(np.uint8)[None]
+        img[:, :, 1] = (np.arange(h) % 241).astype(np.uint8)[:, None]
+        data = bytes(_core.encode_jpeg(img, 80))
+        del img
+        im = Image.open(io.BytesIO(data)); exif = Image.Exif(); exif[0x0112] = 6
+        buf = io.BytesIO(); im.save(buf, 'JPEG', quality=80, exif=exif.tobytes()); data = buf.getvalue()
+        del im, buf
+        t = fp.Compose([fp.Resize(256), fp.CenterCrop(224)], exact=True)
+        small = bytes(_core.encode_jpeg(np.full((300, 400, 3), 128, np.uint8), 90))
+        t.batch([small], threads=1)
+        before = rss()
+        out = t.batch([data], threads=1)
+        assert out.shape == (1, 224, 224, 3)
+        after = rss()
+        print("grew_mb", (after - before) / 2**20)
+    """, timeout=180)
+    assert r.returncode == 0, r.stderr
+    grew = float(r.stdout.split()[-1])
+    assert grew < 64, f"RSS grew by {grew:.0f} MB after one huge photo"
+
+
+# ---------------------------------------------------------------------------------------------- indexing
+
+def test_unreadable_class_folder_raises(tmp_path, photos, monkeypatch):
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        shutil.copy(photos[0], tmp_path / c / "x.jpg")
+    real = os.scandir
+    bad = str(tmp_path / "b")
+
+    def scandir(path="."):
+        if os.fspath(path) == bad:
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(PermissionError, match="cannot list .*b.*Permission denied"):
+        index_source(str(tmp_path))
+
+
+def test_path_over_the_os_limit_raises(tmp_path, photos):
+    (tmp_path / "a").mkdir()
+    shutil.copy(photos[0], tmp_path / "a" / "x.jpg")
+    # a chain of folders whose full path is longer than PATH_MAX, built relative to a dir fd
+    fd = os.open(tmp_path / "a", os.O_RDONLY)
+    try:
+        for _ in range(25):
+            name = "d" * 200
+            os.mkdir(name, dir_fd=fd)
+            nfd = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        with open(os.open("deep.jpg", os.O_WRONLY | os.O_CREAT, dir_fd=fd), "wb") as f:
+            f.write(open(photos[0], "rb").read())
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError, match="longer than the OS allows"):
+        index_source(str(tmp_path))
+    shutil.rmtree(tmp_path / "a", ignore_errors=True)
+
+
+def test_symlink_loop_is_reported_not_duplicated(tmp_path, photos):
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        shutil.copy(photos[0], tmp_path / c / "x.jpg")
+    os.symlink(str(tmp_path), tmp_path / "a" / "loop")
+    with pytest.warns(UserWarning, match="loop"):
+        ds = index_source(str(tmp_path))
+    assert sorted(ds.names) == ["a/x.jpg", "b/x.jpg"]
+    assert ds.labels.tolist() == [0, 1]
+
+
+def test_empty_roots_raise_as_torchvision(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Couldn't find any class folder"):
+        index_source(str(tmp_path))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("x")
+    with pytest.raises(FileNotFoundError, match="Found no valid file for the classes a, b"):
+        index_source(str(tmp_path))
+    with pytest.raises(FileNotFoundError):
+        fp.Loader(str(tmp_path), fp.Compose(EVAL))
+
+
+def test_tar_and_binary_sources_are_named(tmp_path, photos):
+    import tarfile
+
+    tar = tmp_path / "shard-000000.tar"
+    with tarfile.open(tar, "w") as tf:
+        tf.add(photos[0], arcname="0001.jpg")
+    with pytest.raises(ValueError, match="tar shards .* not supported yet"):
+        index_source(str(tar))
+    plain = tmp_path / "shard_no_ext"
+    shutil.copy(tar, plain)
+    with pytest.raises(ValueError, match="tar archive"):
+        index_source(str(plain))
+    with pytest.raises(ValueError, match="not supported yet"):
+        fp.Loader(str(tmp_path / "train-{000000..000127}.tar"), fp.Compose(EVAL))
+    binary = tmp_path / "blob.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ValueError, match="UTF-8 text file list"):
+        index_source(str(binary))
+
+
+# ---------------------------------------------------------------------------------------------- arguments
+
+@pytest.mark.parametrize("kw, exc, what", [
+    ({"seed": -1}, ValueError, "seed"),
+    ({"seed": 2 ** 64}, ValueError, "seed"),
+    ({"seed": 1.5}, (TypeError, ValueError), "seed"),
+    ({"batch_size": "8"}, TypeError, "batch_size"),
+    ({"batch_size": 2.7}, TypeError, "batch_size"),
+    ({"batch_size": 0}, ValueError, "batch_size"),
+    ({"threads": -1}, ValueError, "threads"),
+    ({"num_workers": -1}, ValueError, "num_workers"),
+    ({"threads": 2, "num_workers": 3}, ValueError, "disagree"),
+    ({"prefetch": 0}, ValueError, "prefetch"),
+    ({"timeout": -1}, ValueError, "timeout"),
+    ({"collate_fn": 3}, TypeError, "collate_fn"),
+])
+def test_loader_argument_errors_name_the_argument(photos, kw, exc, what):
+    with pytest.raises(exc, match=what):
+        fp.Loader(list(photos), fp.Compose(EVAL), **kw)
+
+
+def test_set_epoch_rejects_negative(photos):
+    L = fp.Loader(list(photos), fp.Compose(EVAL), backend="numpy")
+    with pytest.raises(ValueError, match="epoch"):
+        L.set_epoch(-1)
