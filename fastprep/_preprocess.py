@@ -17,10 +17,26 @@ before it). A rerun skips finished shards, redoes the others, and rewrites index
 
 ``--format jpeg`` re-encodes the resized images with Pillow into a mirrored folder tree (with
 --transform resize: shorter side = size, aspect kept); a rerun skips the files already there.
+
+Failures. A run holds an exclusive ``flock`` on ``OUT/.lock`` (a second run into the same OUT is
+refused with OutputLockedError; the kernel drops the lock when the process ends, however it ends).
+A write that fails (disk full, file size limit, ...) stops the run with a WriteError naming the
+file and the cause: the shard being written is removed (its .tmp files too), finished shards are
+kept, and a rerun resumes. No thread waits forever on another: the writer hands its buffers back
+and closes the buffer pool when it fails, and the main thread waits on the decoder in short steps
+that check the writer.
+
+Names. index.json stores every file name losslessly: a name that is not valid UTF-8 is written
+as a readable form with \\xNN escapes, and the base64 of its raw bytes goes into ``files_b64``
+(``{position: base64}``; likewise ``classes_b64``, ``sources_b64``, ``source_b64`` and, in
+``failed`` entries, ``file_b64``). ShardDataset gives the original names back (os.fsdecode).
 """
+import argparse
 import concurrent.futures as cf
 import errno
+import fcntl
 import hashlib
+import io
 import mmap
 import os
 import queue
@@ -40,6 +56,15 @@ INDEX_FORMAT = "fastprep-shards"
 JPEG_INDEX_FORMAT = "fastprep-jpeg"
 INDEX_VERSION = 1
 _KILL_ENV = "FASTPREP_TEST_KILL_AFTER_SHARDS"  # test hook: os._exit() in the middle of the next shard
+LOCK_NAME = ".lock"
+
+
+class OutputLockedError(RuntimeError):
+    """Another ``fastprep preprocess`` is writing into the same OUT (it holds OUT/.lock)."""
+
+
+class _Stopped(RuntimeError):
+    """The shard buffer pool was closed (the run is stopping: writer error or consumer error)."""
 
 
 def shard_names(k):
@@ -59,7 +84,51 @@ def _read_json(path):
     import json
 
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except ValueError as e:
+            raise ValueError(f"{_offline.display(path)} is not valid JSON ({e})") from None
+
+
+class _OutLock:
+    """An exclusive, non-blocking flock on OUT/.lock for the duration of a run. The kernel releases
+    it when the file is closed or the process ends (a crash or kill included), so it never goes stale."""
+
+    def __init__(self, out):
+        self.path = os.path.join(out, LOCK_NAME)
+        self.fd = -1
+
+    def __enter__(self):
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as e:
+            raise _offline.write_error(e, self.path, "create the lock file") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            try:
+                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            except OSError:
+                holder = ""
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                who = f" (pid {holder})" if holder.isdigit() else ""
+                raise OutputLockedError(
+                    f"{_offline.display(os.path.dirname(self.path))} is in use by another fastprep preprocess{who}: "
+                    f"it holds {LOCK_NAME}; wait for it to finish or use another OUT") from None
+            raise _offline.write_error(e, self.path, "lock") from e
+        self.fd = fd
+        try:  # who holds it, for the message above; best effort (the disk may be full)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd >= 0:
+            os.close(self.fd)  # releases the flock
+            self.fd = -1
 
 
 def _our_file(name):
@@ -72,7 +141,6 @@ def _our_file(name):
 def _prepare_out(out, fingerprint, overwrite):
     """Creates OUT, checks that a previous run there had the same fingerprint (or clears it with
     ``overwrite``), removes stale .tmp files; returns the set of file names present."""
-    os.makedirs(out, exist_ok=True)
     run_path = os.path.join(out, "run.json")
     names = set(os.listdir(out))
     ours = {n for n in names if _our_file(n)}
@@ -99,29 +167,35 @@ def _prepare_out(out, fingerprint, overwrite):
 
 def preprocess(source, out, transform="eval", size=224, dtype="uint8", format="npy", layout="CHW",
                shard_size=1024, threads=None, quality=90, on_error="raise", batch_size=256, progress=None,
-               interpolation="bilinear", exact=False, overwrite=False, extensions=None):
+               interpolation="bilinear", exact=None, overwrite=False, extensions=None):
     """Runs the preprocessing job; returns a summary dict (see ``fastprep preprocess --help``)."""
     if on_error not in _offline.POLICIES:
         raise ValueError(f"on_error must be one of {_offline.POLICIES}, got {on_error!r}")
-    if format == "npy":
-        return _preprocess_npy(source, out, transform, size, dtype, layout, shard_size, threads, on_error,
-                               batch_size, progress, interpolation, exact, overwrite, extensions)
+    if format not in ("npy", "jpeg"):
+        raise ValueError(f"format must be 'npy' or 'jpeg', got {format!r}")
     if format == "jpeg":
         if dtype != "uint8":
             raise ValueError("--format jpeg stores 8-bit images: use --dtype uint8")
         if on_error == "zeros":
             raise ValueError("on_error='zeros' has no meaning for --format jpeg (no fixed size): use skip or raise")
-        return _preprocess_jpeg(source, out, transform, size, threads, quality, on_error, progress, interpolation,
-                                exact, overwrite, extensions)
-    raise ValueError(f"format must be 'npy' or 'jpeg', got {format!r}")
+    if format == "npy" and int(shard_size) <= 0:
+        raise ValueError("shard_size must be positive")
+    t0 = time.perf_counter()
+    ds = index_source(source, extensions=extensions)
+    out = os.fspath(out)
+    _offline.make_dirs(out, "output folder")  # before the pass, parents included
+    with _OutLock(out), _offline.ignore_sigxfsz():
+        if format == "npy":
+            return _preprocess_npy(ds, t0, source, out, transform, size, dtype, layout, shard_size, threads,
+                                   on_error, batch_size, progress, interpolation, exact, overwrite)
+        return _preprocess_jpeg(ds, t0, source, out, transform, size, threads, quality, on_error, progress,
+                                interpolation, exact, overwrite)
 
 
 # ---------------------------------------------------------------------------------------------- npy shards
 
-def _preprocess_npy(source, out, transform, size, dtype, layout, shard_size, threads, on_error, batch_size,
-                    progress, interpolation, exact, overwrite, extensions):
-    t0 = time.perf_counter()
-    ds = index_source(source, extensions=extensions)
+def _preprocess_npy(ds, t0, source, out, transform, size, dtype, layout, shard_size, threads, on_error,
+                    batch_size, progress, interpolation, exact, overwrite):
     compose = _offline.build_transform(transform, size, dtype, layout, fixed=True, interpolation=interpolation,
                                        exact=exact)
     spec = _offline.transform_spec(transform, size, compose)
@@ -136,12 +210,16 @@ def _preprocess_npy(source, out, transform, size, dtype, layout, shard_size, thr
     present = _prepare_out(out, fp_, overwrite)
     shards = _offline.chunk_ranges(0, n, shard_size)
     index_path = os.path.join(out, "index.json")
+    sample_bytes = int(np.prod(sample_shape)) * np.dtype(np_dtype).itemsize
+    # A shard is done when its three files are there and its images file has the size its json
+    # says (a shard truncated or cut short since is redone, and index.json rewritten).
+    done = {k for k in range(len(shards)) if _shard_done(out, k, present, sample_bytes)}
     if "index.json" in present:
-        index = _read_json(index_path)
-        return _summary(out, index, resumed=len(shards), written=0, seconds=time.perf_counter() - t0,
-                        complete_before=True)
-
-    done = {k for k in range(len(shards)) if all(f in present for f in shard_names(k))}
+        if len(done) == len(shards):
+            index = _read_json(index_path)
+            return _summary(out, index, resumed=len(shards), written=0, seconds=time.perf_counter() - t0,
+                            complete_before=True)
+        os.remove(index_path)
     todo = [k for k in range(len(shards)) if k not in done]
     ranges = [r for k in todo for r in _offline.chunk_ranges(*shards[k], min(int(batch_size), shard_size))]
     levels = np_dtype == np.uint8
@@ -156,7 +234,7 @@ def _preprocess_npy(source, out, transform, size, dtype, layout, shard_size, thr
         # moments and hands each complete shard to the writer thread, which writes it with O_DIRECT
         # (DMA, next to no CPU) while the next shard is decoded into the other buffer.
         batches = _offline.iter_batches(compose, ds.items, ranges, threads, on_error, ds.names,
-                                        out_alloc=buffers.rows)
+                                        out_alloc=buffers.rows, check=writer.check)
         for a, b, arr, ok, fails in batches:
             writer.check()
             k = a // shard_size
@@ -172,6 +250,9 @@ def _preprocess_npy(source, out, transform, size, dtype, layout, shard_size, thr
                 mask = np.concatenate(state[1])
                 writer.submit(k, mask, np.arange(*shards[k])[mask], ds.labels, state[2], state[3], on_error)
                 state = None
+    except _Stopped:
+        writer.check()  # the writer failed and closed the buffers: its error is the one to report
+        raise
     finally:
         bar.close()
         buffers.close()  # a decoder waiting for a free buffer gives up ...
@@ -183,6 +264,17 @@ def _preprocess_npy(source, out, transform, size, dtype, layout, shard_size, thr
     _offline.atomic_write_json(index_path, index)
     return _summary(out, index, resumed=len(done), written=writer.written, seconds=time.perf_counter() - t0,
                     processed=sum(b - a for a, b in ranges))
+
+
+def _shard_done(out, k, present, sample_bytes):
+    if not all(f in present for f in shard_names(k)):
+        return False
+    img_name, _, meta_name = shard_names(k)
+    try:
+        count = int(_read_json(os.path.join(out, meta_name))["count"])
+        return os.stat(os.path.join(out, img_name)).st_size == _NPY_HEADER + count * sample_bytes
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 _NPY_HEADER = 4096  # the .npy header is padded to a page, so the data can be written with O_DIRECT
@@ -223,11 +315,12 @@ class _ShardBuffers:
                 self.created += 1
                 return mmap.mmap(-1, max(self.size, _PAGE))
         while True:
+            if self.closed:
+                raise _Stopped("preprocess stopped")
             try:
                 return self.free.get(timeout=0.1)
             except queue.Empty:
-                if self.closed:
-                    raise RuntimeError("preprocess stopped") from None
+                continue
 
     def rows(self, a, b):
         k = a // self.shard_size
@@ -321,33 +414,46 @@ class _Writer:
             job = self.jobs.get()
             if job is None:
                 return
-            if self.error is not None:
-                continue
             k, buf, count, keep, labels, failed, moments, on_error, rng = job
-            try:
-                img_name, lab_name, meta_name = shard_names(k)
-                tmp = os.path.join(self.out, img_name + ".tmp")
-                _write_file(tmp, buf, _NPY_HEADER + count * self.buffers.sample_bytes)
+            if self.error is not None:  # stopping: hand the buffer back, write nothing more
                 self.buffers.release(buf)
-                _offline.atomic_write_bytes(os.path.join(self.out, lab_name), lambda f: np.save(f, labels))
+                continue
+            img_name, lab_name, meta_name = shard_names(k)
+            img_path = os.path.join(self.out, img_name)
+            tmp = img_path + ".tmp"
+            try:
+                try:
+                    _write_file(tmp, buf, _NPY_HEADER + count * self.buffers.sample_bytes)
+                except OSError as e:
+                    raise _offline.write_error(e, img_path) from e
+                finally:
+                    self.buffers.release(buf)
+                lab_bytes = _offline.npy_bytes(labels)
+                _offline.atomic_write_bytes(os.path.join(self.out, lab_name), lambda f: f.write(lab_bytes))
                 meta = {"shard": k, "start": rng[0], "stop": rng[1], "count": count, "on_error": on_error,
-                        "failed": failed, "moments": moments}
+                        "failed": _offline.failures_to_json(failed), "moments": moments}
                 if len(keep) != rng[1] - rng[0]:
                     meta["kept"] = keep.tolist()
                 _offline.atomic_write_json(os.path.join(self.out, meta_name), meta)
                 # No fsync: the renames protect against an interrupted process, not a power loss.
-                os.replace(tmp, os.path.join(self.out, img_name))  # images last: the shard is finished
+                try:
+                    os.replace(tmp, img_path)  # images last: the shard is finished
+                except OSError as e:
+                    raise _offline.write_error(e, img_path) from e
                 self.written += 1
                 if self.kill_after and self.written == self.kill_after:
                     _simulate_crash(self.out, k + 1)
             except BaseException as e:  # noqa: BLE001 - reported to the main thread
+                _offline.remove_quietly(tmp)  # an unfinished shard leaves no .tmp behind
                 self.error = e
+                self.buffers.close()  # a decoder waiting for a free buffer stops now
 
     def check(self):
         if self.error is not None:
             raise self.error
 
     def close(self):
+        """Finishes the shards already handed over (none once an error happened), then stops."""
         self.jobs.put(None)
         self.thread.join()
 
@@ -370,7 +476,7 @@ def _build_index(out, ds, shards, spec, compose, sample_shape, on_error, source)
         meta = _read_json(os.path.join(out, meta_name))
         keep = meta.get("kept", range(a, b))
         files.extend(ds.names[i] for i in keep)
-        failed.extend(meta["failed"])
+        failed.extend(_offline.failures_from_json(meta["failed"]))
         policies.add(meta["on_error"])
         mom = moments_from_json(meta["moments"])
         total = mom if total is None else total.merge(mom)
@@ -383,21 +489,37 @@ def _build_index(out, ds, shards, spec, compose, sample_shape, on_error, source)
     stats = {"images": total.images, **summarize(mean, std, "255" if compose.dtype == "uint8" else "unit")}
     stats["normalize"] = normalize_line(stats["mean"], stats["std"])
     return {
-        "format": INDEX_FORMAT, "version": INDEX_VERSION,
-        "source": os.path.abspath(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else None,
+        "format": INDEX_FORMAT, "version": INDEX_VERSION, **_source_fields(source),
         "count": start, "source_count": len(ds), "dtype": compose.dtype, "layout": compose.layout,
-        "shape": list(sample_shape), "transform": spec, "classes": ds.classes, "class_to_idx": ds.class_to_idx,
+        "shape": list(sample_shape), "transform": spec, **_class_fields(ds),
         "on_error": on_error if len(policies) <= 1 else sorted(policies),
         "shard_size": shards[0][1] - shards[0][0] if shards else 0, "shards": entries,
-        "stats": stats, "failed": failed, "files": files,
+        "stats": stats, "failed": _offline.failures_to_json(failed), **_offline.names_fields("files", files),
     }
+
+
+def _source_fields(source):
+    if isinstance(source, (str, bytes, os.PathLike)):
+        return _offline.path_fields("source", os.fsdecode(os.path.abspath(os.fspath(source))))
+    return {"source": None}
+
+
+def _class_fields(ds):
+    """classes (+ classes_b64) and class_to_idx keyed by the classes' JSON text."""
+    fields = _offline.names_fields("classes", [str(c) for c in ds.classes])
+    c2i = ds.class_to_idx
+    if c2i is not None:
+        c2i = {_offline.name_to_json(str(c))[0]: int(i) for c, i in c2i.items()}
+    fields["class_to_idx"] = c2i
+    return fields
 
 
 def _summary(out, index, resumed, written, seconds, complete_before=False, processed=0):
     n = index["count"]
     return {"out": out, "format": index["format"], "images": n, "shards": len(index.get("shards", [])),
             "shards_written": written, "shards_resumed": resumed, "already_complete": complete_before,
-            "failed": index["failed"], "stats": index.get("stats"), "seconds": round(seconds, 3),
+            "failed": _offline.failures_from_json(index["failed"]), "stats": index.get("stats"),
+            "seconds": round(seconds, 3),
             "images_per_second": round(processed / seconds, 1) if seconds > 0 and processed else None,
             "shape": index.get("shape"), "dtype": index.get("dtype")}
 
@@ -440,27 +562,25 @@ def _existing_files(top):
     return found
 
 
-def _preprocess_jpeg(source, out, transform, size, threads, quality, on_error, progress, interpolation, exact,
-                     overwrite, extensions):
+def _preprocess_jpeg(ds, t0, source, out, transform, size, threads, quality, on_error, progress, interpolation,
+                     exact, overwrite):
     try:
         from PIL import Image
     except ImportError:
         raise MissingDependencyError("--format jpeg needs Pillow to encode: pip install Pillow") from None
-    t0 = time.perf_counter()
-    ds = index_source(source, extensions=extensions)
     probe = _offline.build_transform(transform, size, "uint8", "HWC", fixed=False, interpolation=interpolation,
                                      exact=exact)
     spec = _offline.transform_spec(transform, size, probe)
     threads = threads or _offline.default_threads()
     out_names = _jpeg_names(ds.names)
-    os.makedirs(out, exist_ok=True)
     existing = set() if overwrite else _existing_files(out)
     for r in [r for r in existing if r.endswith(".tmp")]:
-        os.remove(os.path.join(out, r))
+        _offline.remove_quietly(os.path.join(out, r))
+        existing.discard(r)
     todo = [i for i, nm in enumerate(out_names) if nm not in existing]
     for d in sorted({os.path.dirname(out_names[i]) for i in todo}):
         if d:
-            os.makedirs(os.path.join(out, d), exist_ok=True)
+            _offline.make_dirs(os.path.join(out, d))
 
     local = threading.local()
 
@@ -474,8 +594,11 @@ def _preprocess_jpeg(source, out, transform, size, threads, quality, on_error, p
         except DecodeError as e:
             return i, _offline.failure(i, ds.names[i], e.reason)
         dst = os.path.join(out, out_names[i])
-        _offline.atomic_write_bytes(dst, lambda f: Image.fromarray(img, "RGB").save(f, format="JPEG",
-                                                                                     quality=int(quality)))
+        # Encoded in memory, then written with checked writes: Pillow's direct-to-file encoder
+        # ignores failed writes (a full disk would leave truncated JPEGs counted as written).
+        data = io.BytesIO()
+        Image.fromarray(img, "RGB").save(data, format="JPEG", quality=int(quality))
+        _offline.atomic_write_bytes(dst, lambda f: f.write(data.getbuffer()))
         return i, None
 
     bar = _offline.Progress(len(ds), "preprocess", enabled=progress, initial=len(ds) - len(todo))
@@ -486,37 +609,38 @@ def _preprocess_jpeg(source, out, transform, size, threads, quality, on_error, p
             pending = set()
             it = iter(todo)
             exhausted = False
-            while pending or not exhausted:
-                while not exhausted and len(pending) < window:
-                    try:
-                        pending.add(ex.submit(work, next(it)))
-                    except StopIteration:
-                        exhausted = True
-                if not pending:
-                    break
-                finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                for fut in finished:
-                    i, err = fut.result()
-                    bar.update(1)
-                    if err is not None:
-                        if on_error == "raise":
-                            for p in pending:
-                                p.cancel()
-                            e = DecodeError(err["file"], err["error"], i)
-                            raise e
-                        failed.append(err)
+            try:
+                while pending or not exhausted:
+                    while not exhausted and len(pending) < window:
+                        try:
+                            pending.add(ex.submit(work, next(it)))
+                        except StopIteration:
+                            exhausted = True
+                    if not pending:
+                        break
+                    finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                    for fut in finished:
+                        i, err = fut.result()  # a WriteError (disk full, ...) is raised here
+                        bar.update(1)
+                        if err is not None:
+                            if on_error == "raise":
+                                raise DecodeError(err["file"], err["error"], i)
+                            failed.append(err)
+            except BaseException:
+                for p in pending:  # the pool's exit then waits for the running ones only
+                    p.cancel()
+                raise
     finally:
         bar.close()
     failed.sort(key=lambda f: f["index"])
     bad = {f["index"] for f in failed}
     ok = [i for i in range(len(ds)) if i not in bad]
     index = {
-        "format": JPEG_INDEX_FORMAT, "version": INDEX_VERSION,
-        "source": os.path.abspath(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else None,
+        "format": JPEG_INDEX_FORMAT, "version": INDEX_VERSION, **_source_fields(source),
         "count": len(ok), "source_count": len(ds), "transform": spec, "quality": int(quality),
-        "classes": ds.classes, "class_to_idx": ds.class_to_idx, "on_error": on_error,
-        "files": [out_names[i] for i in ok], "labels": ds.labels[ok].tolist(),
-        "sources": [ds.names[i] for i in ok], "failed": failed,
+        **_class_fields(ds), "on_error": on_error,
+        **_offline.names_fields("files", [out_names[i] for i in ok]), "labels": ds.labels[ok].tolist(),
+        **_offline.names_fields("sources", [ds.names[i] for i in ok]), "failed": _offline.failures_to_json(failed),
     }
     _offline.atomic_write_json(os.path.join(out, "index.json"), index)
     seconds = time.perf_counter() - t0
@@ -546,7 +670,9 @@ def add_arguments(p):
                    help="undecodable files: raise (default), skip (left out, listed in index.json), "
                         "zeros (npy only: a black sample)")
     p.add_argument("--interpolation", choices=("bilinear", "bicubic", "nearest"), default="bilinear")
-    p.add_argument("--exact", action="store_true", help="torchvision-exact decoding (no DCT-domain downscaling)")
+    p.add_argument("--exact", action=argparse.BooleanOptionalAction, default=None,
+                   help="torchvision-exact decoding, or --no-exact: DCT-domain downscaling while decoding (faster "
+                        "for large photos); default: fp.Compose's default")
     p.add_argument("--overwrite", action="store_true", help="discard a previous run in OUT instead of resuming")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -559,12 +685,25 @@ def main(args):
                          progress=False if args.quiet else None, interpolation=args.interpolation,
                          exact=args.exact, overwrite=args.overwrite)
     except DecodeError as e:
-        sys.stderr.write(f"fastprep preprocess: {e}\n(finished shards are kept; rerun with --on-error skip "
-                         "to leave undecodable files out)\n")
+        sys.stderr.write(f"fastprep preprocess: {_offline.display(str(e))}\n(finished shards are kept; rerun with "
+                         "--on-error skip to leave undecodable files out)\n")
         return 1
-    except (FileExistsError, ValueError, MissingDependencyError) as e:
+    except _offline.WriteError as e:
+        if e.verb != "write":  # OUT cannot be created or locked: nothing was done
+            sys.stderr.write(f"fastprep preprocess: {e}\n")
+            return 2
+        sys.stderr.write(f"fastprep preprocess: {e}\n(finished files are kept: free some space or lift the limit, "
+                         "then rerun the same command to resume)\n")
+        return 1
+    except OutputLockedError as e:
         sys.stderr.write(f"fastprep preprocess: {e}\n")
         return 2
+    except (FileExistsError, ValueError, MissingDependencyError) as e:
+        sys.stderr.write(f"fastprep preprocess: {_offline.display(str(e))}\n")
+        return 2
+    except OSError as e:  # reading the source, listing OUT, ...
+        sys.stderr.write(f"fastprep preprocess: {_offline.display(str(e))}\n")
+        return 1
     print(format_summary(res))
     _offline.print_failures(res["failed"], where=os.path.join(args.out, "index.json"))
     return 0
@@ -572,13 +711,14 @@ def main(args):
 
 def format_summary(res):
     rate = f", {res['images_per_second']:,.0f} img/s" if res.get("images_per_second") else ""
+    out = _offline.display(res["out"])
     if res["format"] == JPEG_INDEX_FORMAT:
-        return (f"{res['images']:,} images in {res['out']} ({res['written']:,} written, {res['skipped_existing']:,} "
+        return (f"{res['images']:,} images in {out} ({res['written']:,} written, {res['skipped_existing']:,} "
                 f"already there, {len(res['failed'])} failed) in {res['seconds']:.1f} s{rate}")
     if res.get("already_complete"):
-        head = f"{res['out']} is already complete: {res['images']:,} images in {res['shards']} shards"
+        head = f"{out} is already complete: {res['images']:,} images in {res['shards']} shards"
     else:
-        head = (f"{res['images']:,} images in {res['shards']} shards of {res['out']} ({res['shards_written']} "
+        head = (f"{res['images']:,} images in {res['shards']} shards of {out} ({res['shards_written']} "
                 f"written, {res['shards_resumed']} resumed, {len(res['failed'])} failed) in "
                 f"{res['seconds']:.1f} s{rate}")
     lines = [head, f"samples: {tuple(res['shape'])} {res['dtype']}, np.load(..., mmap_mode='r') or "

@@ -1,11 +1,27 @@
-"""Reading the shards ``fastprep preprocess --format npy`` writes, with no decode."""
+"""Reading the shards ``fastprep preprocess --format npy`` writes, with no decode.
+
+``read`` copies the samples with ``os.preadv`` straight into the output batch: no memory map,
+so a shard file truncated or replaced while it is read gives a ReadError naming the file
+("truncated"), never a SIGBUS that kills the process."""
+import collections
 import json
 import os
 import threading
 
 import numpy as np
 
-__all__ = ["ShardDataset", "is_shard_dir"]
+from ._errors import ReadError
+from ._offline import failures_from_json, names_from_json
+
+__all__ = ["ShardDataset", "ShardTruncatedError", "is_shard_dir"]
+
+_FD_CACHE = 64  # shard files kept open at once (a dataset can have thousands; RLIMIT_NOFILE is often 1024)
+_IOV_MAX = 512  # buffers per preadv call (Linux IOV_MAX is 1024)
+
+
+class ShardTruncatedError(ReadError):
+    """A shard file is shorter than its header and index.json say (truncated, or cut short by a
+    full disk): ``source`` is the file. Rerun the `fastprep preprocess` command to rewrite it."""
 
 
 def is_shard_dir(path):
@@ -29,19 +45,22 @@ def is_shard_dir(path):
 
 
 class ShardDataset:
-    """Memory-mapped samples of a ``fastprep preprocess --format npy`` output directory.
+    """The samples of a ``fastprep preprocess --format npy`` output directory.
 
     Attributes:
         labels: np.int64 array, one label per sample (-1: unlabeled).
         classes, class_to_idx: as the source dataset's (ImageFolder mapping).
         spec: the transform spec (name, size, ops, dtype, layout).
-        names: the source file name of every sample.
+        names: the source file name of every sample (str; a name that was not valid UTF-8 is
+            given back as os.fsdecode of its raw bytes, as os.listdir would return it).
         sample_shape, dtype: shape and numpy dtype of one sample.
         stats: mean/std of the stored data, both scales.
         failed: the source files left out (on_error="skip") or zero-filled ("zeros").
 
     ``read(indices)`` gathers any samples, in any order, into one contiguous batch; samples are
-    read straight from the memory-mapped shards (safe to call from several threads).
+    copied from the shard files with ``os.preadv`` straight into the batch (safe to call from
+    several threads). A shard file that is shorter than it should be (truncated, even while it is
+    being read) raises ShardTruncatedError (a fastprep ReadError) naming the file.
     """
 
     def __init__(self, path):
@@ -53,17 +72,22 @@ class ShardDataset:
                 raise FileNotFoundError(f"{self.root} is an unfinished preprocessing run (no index.json): rerun the "
                                         "same `fastprep preprocess` command to finish it")
             raise FileNotFoundError(f"no index.json in {self.root}: not a `fastprep preprocess --format npy` output")
-        with open(index_path, encoding="utf-8") as f:
-            index = json.load(f)
-        if index.get("format") != "fastprep-shards":
+        try:
+            with open(index_path, encoding="utf-8") as f:
+                index = json.load(f)
+        except ValueError as e:
+            raise ValueError(f"{index_path} is not a valid index.json ({e})") from None
+        if not isinstance(index, dict) or index.get("format") != "fastprep-shards":
+            index = index if isinstance(index, dict) else {}
             raise ValueError(f"{index_path} is a {index.get('format')!r} index, not fastprep-shards "
                              "(a --format jpeg output is a folder of images: index it as a source)")
         self.index = index
         self.spec = index["transform"]
-        self.classes = list(index.get("classes", []))
-        self.class_to_idx = dict(index.get("class_to_idx", {}))
-        self.names = list(index.get("files", []))
-        self.failed = list(index.get("failed", []))
+        self.classes = names_from_json(index.get("classes", []), index.get("classes_b64"))
+        text_to_class = {t: c for t, c in zip(index.get("classes", []), self.classes)}
+        self.class_to_idx = {text_to_class.get(k, k): v for k, v in (index.get("class_to_idx") or {}).items()}
+        self.names = names_from_json(index.get("files", []), index.get("files_b64"))
+        self.failed = failures_from_json(index.get("failed", []))
         self.stats = index.get("stats")
         self.sample_shape = tuple(index["shape"])
         self.dtype = np.dtype(index["dtype"])
@@ -73,13 +97,121 @@ class ShardDataset:
         self._counts = np.array([s["count"] for s in shards], dtype=np.int64)
         self._starts = np.concatenate([[0], np.cumsum(self._counts)]).astype(np.int64)
         self._len = int(self._starts[-1])
-        labels = [np.load(os.path.join(self.root, s["labels"])) for s in shards]
+        labels = []
+        for s in shards:
+            lp = os.path.join(self.root, s["labels"])
+            try:
+                lab = np.load(lp)
+            except (OSError, ValueError, EOFError) as e:
+                raise ReadError(lp, f"cannot read the labels ({e})") from None
+            if lab.shape != (s["count"],):
+                raise ReadError(lp, f"truncated or wrong: {lab.shape[0] if lab.ndim else 0} labels, "
+                                    f"index.json says {s['count']}")
+            labels.append(lab)
         self.labels = (np.concatenate(labels).astype(np.int64, copy=False) if labels
                        else np.zeros(0, np.int64))
         if len(self.labels) != self._len:
             raise ValueError(f"{self.root}: {len(self.labels)} labels for {self._len} samples")
-        self._maps = [None] * len(shards)
+        self._sample_bytes = int(np.prod(self.sample_shape)) * self.dtype.itemsize
+        self._init_io()
+
+    def _init_io(self):
+        self._maps = [None] * len(self._files)
         self._lock = threading.Lock()
+        self._open = collections.OrderedDict()  # shard -> [fd, users, data offset, evicted]
+
+    def __getstate__(self):  # picklable (spawned workers): open files and locks are not carried
+        state = self.__dict__.copy()
+        for k in ("_maps", "_lock", "_open"):
+            state.pop(k, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._init_io()
+
+    def close(self):
+        """Closes the shard files kept open (they reopen on the next read)."""
+        with self._lock:
+            entries = list(self._open.values())
+            self._open.clear()
+            for e in entries:
+                e[3] = True
+                if e[1] == 0:
+                    os.close(e[0])
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    # ---- shard files --------------------------------------------------------------------------
+    def _open_shard(self, k):
+        """Opens shard k and checks its npy header and size: (fd, data offset)."""
+        path = self._files[k]
+        want = (int(self._counts[k]),) + self.sample_shape
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as e:
+            raise ReadError(path, f"cannot open the shard ({e.strerror or e})") from None
+        try:
+            with os.fdopen(os.dup(fd), "rb") as f:
+                try:
+                    version = np.lib.format.read_magic(f)
+                    if version == (1, 0):
+                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                    else:
+                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                except (ValueError, EOFError, OSError) as e:
+                    size = os.fstat(fd).st_size
+                    raise ShardTruncatedError(path, f"truncated: {size} bytes, no complete .npy header ({e})") \
+                        if size < 4096 else ReadError(path, f"not a valid .npy shard ({e})") from None
+                offset = f.tell()
+            if tuple(shape) != want or np.dtype(dtype) != self.dtype or fortran:
+                raise ReadError(path, f"has shape {tuple(shape)} {np.dtype(dtype)}, index.json says {want} "
+                                      f"{self.dtype}")
+            self._check_size(fd, k, offset)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, offset
+
+    def _check_size(self, fd, k, offset):
+        size = os.fstat(fd).st_size
+        need = offset + int(self._counts[k]) * self._sample_bytes
+        if size < need:
+            raise ShardTruncatedError(self._files[k], f"truncated: {size} bytes, {need} expected "
+                                                      f"({int(self._counts[k])} samples); rerun the "
+                                                      "`fastprep preprocess` command to rewrite it")
+
+    def _acquire_fd(self, k):
+        with self._lock:
+            e = self._open.get(k)
+            if e is not None:
+                self._open.move_to_end(k)
+                e[1] += 1
+                return e
+        fd, offset = self._open_shard(k)  # outside the lock: I/O
+        with self._lock:
+            e = self._open.get(k)
+            if e is not None:  # another thread opened it meanwhile
+                os.close(fd)
+                e[1] += 1
+                return e
+            e = self._open[k] = [fd, 1, offset, False]
+            while len(self._open) > _FD_CACHE:
+                _, old = self._open.popitem(last=False)
+                old[3] = True  # closed by its last user
+                if old[1] == 0:
+                    os.close(old[0])
+            return e
+
+    def _release_fd(self, e):
+        with self._lock:
+            e[1] -= 1
+            if e[3] and e[1] == 0:
+                os.close(e[0])
 
     def __len__(self):
         return self._len
@@ -94,7 +226,9 @@ class ShardDataset:
         return (self._len,) + self.sample_shape
 
     def shard(self, k):
-        """Shard k's images as a read-only memory map (n_k, *sample_shape)."""
+        """Shard k's images as a read-only memory map (n_k, *sample_shape). A convenience view:
+        ``read`` does not use it, and unlike ``read`` a memory map turns a file truncated under
+        it into a SIGBUS."""
         m = self._maps[k]
         if m is None:
             with self._lock:
@@ -156,26 +290,46 @@ class ShardDataset:
         return out
 
     def _gather(self, idx, out, pos=None):
-        if not len(idx):
+        """preadv of each run of samples that are consecutive both in a shard file and in ``out``."""
+        n = len(idx)
+        if not n:
             return
-        if pos is not None and len(pos) > 1 and np.all(np.diff(pos) == 1):
-            out, pos = out[pos[0]:pos[0] + len(pos)], None
-        elif pos is not None and len(pos) == 1:
-            out, pos = out[pos[0]:pos[0] + 1], None
+        sb = self._sample_bytes
+        mv = memoryview(out.reshape(-1).view(np.uint8))
+        rows = pos if pos is not None else np.arange(n, dtype=np.int64)
         sid = np.searchsorted(self._starts, idx, side="right") - 1
-        lo, hi = int(sid.min()), int(sid.max())
-        if lo == hi and pos is None:
-            local = idx - self._starts[lo]
-            a = int(local[0])
-            if len(local) > 1 and np.all(np.diff(local) == 1):  # a contiguous run: one slice copy
-                out[...] = self.shard(lo)[a:a + len(local)]
-            else:
-                np.take(self.shard(lo), local, axis=0, out=out)
-            return
-        rows = pos if pos is not None else np.arange(len(idx))
-        for s in np.unique(sid):
-            sel = np.nonzero(sid == s)[0]
-            out[rows[sel]] = self.shard(int(s))[idx[sel] - self._starts[s]]
+        local = idx - self._starts[sid]
+        brk = np.ones(n, bool)
+        brk[1:] = (sid[1:] != sid[:-1]) | (local[1:] != local[:-1] + 1) | (rows[1:] != rows[:-1] + 1)
+        heads = np.flatnonzero(brk).tolist()
+        ends = heads[1:] + [n]
+        sid_l, local_l, rows_l = sid.tolist(), local.tolist(), rows.tolist()
+        entries = {}
+        try:
+            for a, b in zip(heads, ends):
+                k = sid_l[a]
+                e = entries.get(k)
+                if e is None:
+                    e = entries[k] = self._acquire_fd(k)
+                r0 = rows_l[a] * sb
+                self._pread(e, k, mv[r0:r0 + (b - a) * sb], e[2] + local_l[a] * sb)
+        finally:
+            for e in entries.values():
+                self._release_fd(e)
+
+    def _pread(self, e, k, dst, offset):
+        fd = e[0]
+        done, want = 0, len(dst)
+        while done < want:
+            try:
+                got = os.preadv(fd, [dst[done:]], offset + done)
+            except OSError as err:
+                raise ReadError(self._files[k], f"read failed ({err.strerror or err})") from None
+            if got == 0:  # end of file before the data: the file was truncated since it was opened
+                self._check_size(fd, k, e[2])
+                raise ShardTruncatedError(self._files[k], f"truncated: end of file at byte {offset + done}, "
+                                                          f"{offset + want} expected")
+            done += got
 
     def read_labels(self, indices):
         return self.labels[self._check_indices(indices)]

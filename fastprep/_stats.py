@@ -20,6 +20,8 @@ on the batch size, the thread count or the order of the files. Float data (``pre
 --dtype float16|float32`` stats) go through :class:`FloatMoments`: a float64 mean and centered
 sum of squares per batch, merged with Chan et al.'s parallel formula.
 """
+import argparse
+import io
 import math
 import os
 import sys
@@ -308,7 +310,7 @@ def pca_decompose(cov):
 
 
 def compute_stats(source, transform="eval", size=224, per_pixel=False, pca=False, threads=None, batch_size=128,
-                  on_error="raise", progress=None, interpolation="bilinear", exact=False, extensions=None):
+                  on_error="raise", progress=None, interpolation="bilinear", exact=None, extensions=None):
     """Streams ``source`` through the transform once and returns a dict of statistics (the JSON
     that ``fastprep stats --out`` writes) plus, under "per_pixel_arrays", the per-pixel images.
 
@@ -372,7 +374,7 @@ def write_per_pixel(res, prefix):
     files = {}
     for key in ("mean", "std"):
         p = f"{prefix}_{key}.npy"
-        _offline.atomic_write_bytes(p, lambda f, a=arrays[key]: np.save(f, a))
+        _offline.atomic_write_bytes(p, lambda f, a=arrays[key]: f.write(_offline.npy_bytes(a)))
         files[f"{key}_npy"] = p
     try:
         from PIL import Image
@@ -386,8 +388,9 @@ def write_per_pixel(res, prefix):
     for key, img in (("mean", mean_img), ("std", std_img)):
         p = f"{prefix}_{key}.png"
         mode = "RGB" if img.shape[2] == 3 else "L"
-        _offline.atomic_write_bytes(p, lambda f, im=img, m=mode: Image.fromarray(
-            im if m == "RGB" else im[:, :, 0], m).save(f, format="PNG"))
+        data = io.BytesIO()  # encoded in memory: Pillow's direct-to-file encoder ignores failed writes
+        Image.fromarray(img if mode == "RGB" else img[:, :, 0], mode).save(data, format="PNG")
+        _offline.atomic_write_bytes(p, lambda f, d=data: f.write(d.getbuffer()))
         files[f"{key}_png"] = p
     files["std_png_white"] = peak
     files["layout"] = "npy: (C, H, W) float64 in [0, 1]; png: 8-bit RGB"
@@ -438,7 +441,9 @@ def add_arguments(p):
                    help="eval: Resize(size/0.875) + CenterCrop(size) (default); resize: Resize((size, size))")
     p.add_argument("--size", type=int, default=224, help="output size (default 224)")
     p.add_argument("--interpolation", choices=("bilinear", "bicubic", "nearest"), default="bilinear")
-    p.add_argument("--exact", action="store_true", help="torchvision-exact decoding (no DCT-domain downscaling)")
+    p.add_argument("--exact", action=argparse.BooleanOptionalAction, default=None,
+                   help="torchvision-exact decoding, or --no-exact: DCT-domain downscaling while decoding (faster "
+                        "for large photos); default: fp.Compose's default")
     p.add_argument("--per-pixel", action="store_true", help="also write the mean and std images (.npy and .png)")
     p.add_argument("--pca", action="store_true", help="also compute the RGB covariance and its eigen-decomposition")
     p.add_argument("--out", help="write the results as JSON here (per-pixel files go next to it)")
@@ -450,31 +455,72 @@ def add_arguments(p):
 
 
 def main(args):
+    with _offline.ignore_sigxfsz():  # a write past the file size limit fails (EFBIG) instead of killing
+        return _main(args)
+
+
+def _main(args):
     from ._errors import DecodeError
 
+    display = _offline.display
+    # The output folder is created (and checked writable) before the pass, not after it.
+    out_dir = None
+    if args.out:
+        if os.path.isdir(args.out):
+            sys.stderr.write(f"fastprep stats: --out {display(args.out)} is a folder: give a file name such as "
+                             f"{display(os.path.join(args.out, 'stats.json'))}\n")
+            return 2
+        out_dir = os.path.dirname(os.path.abspath(args.out))
+    elif args.per_pixel:
+        out_dir = os.getcwd()
+    if out_dir is not None:
+        try:
+            _offline.check_writable_dir(out_dir, "output folder")
+        except _offline.WriteError as e:
+            sys.stderr.write(f"fastprep stats: {e}\n")
+            return 2
     try:
         res = compute_stats(args.src, args.transform, args.size, per_pixel=args.per_pixel, pca=args.pca,
                             threads=args.threads, batch_size=args.batch_size, on_error=args.on_error,
                             progress=False if args.quiet else None, interpolation=args.interpolation,
                             exact=args.exact)
     except DecodeError as e:
-        sys.stderr.write(f"fastprep stats: {e}\n(use --on-error skip to leave undecodable files out)\n")
+        sys.stderr.write(f"fastprep stats: {display(str(e))}\n(use --on-error skip to leave undecodable files out)\n")
         return 1
+    except (ValueError, OSError) as e:  # the source cannot be indexed or read
+        sys.stderr.write(f"fastprep stats: {display(str(e))}\n")
+        return 1 if isinstance(e, OSError) else 2
     if res["images"] == 0:
         sys.stderr.write("fastprep stats: no image could be read\n")
         _offline.print_failures(res["failed"])
         return 1
-    if args.per_pixel:
-        prefix = os.path.splitext(args.out)[0] if args.out else "stats"
-        res["per_pixel"] = write_per_pixel(res, prefix)
-    res.pop("per_pixel_arrays", None)
-    print(format_table(res))
-    if res.get("per_pixel"):
-        pp = res["per_pixel"]
-        print("per-pixel: " + ", ".join(str(pp[k]) for k in ("mean_npy", "std_npy", "mean_png", "std_png", "png")
-                                        if k in pp))
-    if args.out:
-        _offline.atomic_write_json(args.out, res)
-        print(f"wrote {args.out}")
+    # The table first: a write that fails below (disk full, ...) does not lose the numbers.
+    print(format_table(res), flush=True)
+    try:
+        if args.per_pixel:
+            prefix = os.path.splitext(args.out)[0] if args.out else "stats"
+            res["per_pixel"] = write_per_pixel(res, prefix)
+            pp = res["per_pixel"]
+            print("per-pixel: " + ", ".join(display(str(pp[k])) for k in ("mean_npy", "std_npy", "mean_png",
+                                                                          "std_png", "png") if k in pp))
+        res.pop("per_pixel_arrays", None)
+        if args.out:
+            _offline.atomic_write_json(args.out, stats_json(res))
+            print(f"wrote {display(args.out)}")
+    except _offline.WriteError as e:
+        sys.stderr.write(f"fastprep stats: {e}\n(the statistics are printed above)\n")
+        _offline.print_failures(res["failed"])
+        return 1
     _offline.print_failures(res["failed"], where=args.out)
     return 0
+
+
+def stats_json(res):
+    """``res`` in its JSON form: file names that are not valid UTF-8 get a base64 of their bytes
+    (``failed[i]["file_b64"]``, ``source_b64``) next to a readable form."""
+    out = {k: v for k, v in res.items() if k != "per_pixel_arrays"}
+    if isinstance(out.get("source"), str):
+        del out["source"]
+        out = {**_offline.path_fields("source", res["source"]), **out}
+    out["failed"] = _offline.failures_to_json(res["failed"])
+    return out
