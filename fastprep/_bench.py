@@ -2,10 +2,21 @@
 
 Every pipeline reads the same encoded bytes from memory (disk is not measured), produces
 float32 CHW normalised tensors of the same size, and is timed over whole passes; the figure kept
-is the median pass. Peers that are not installed are listed as skipped with the pip command.
+is the median pass.
+
+Before anything is timed, every file is decoded once by every selected pipeline (fastprep in each
+mode, the bare decode, each installed peer). Files that any of them cannot decode are listed on
+stderr with the reason and left out of every pipeline (``--on-error skip``), or stop the run
+(``--on-error raise``). A pipeline that still fails while it is timed is reported as failed, with
+its error, and the others report as usual. Peers that are not installed are listed as skipped
+with the pip command that adds them.
 """
+import gc
+import importlib
 import json
+import multiprocessing
 import os
+import re
 import statistics
 import sys
 import time
@@ -13,52 +24,118 @@ import time
 import numpy as np
 
 from . import _core
+from ._errors import DecodeError
 from ._transforms import CenterCrop, Compose, Normalize, RandomHorizontalFlip, RandomResizedCrop, Resize, ToTensor
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 PEERS = ("ceiling", "torchvision", "pil", "dali")
-INSTALL = {
-    "torchvision": "pip install torch torchvision",
-    "pil": "pip install torch torchvision Pillow",
-    "dali": "pip install nvidia-dali-cuda120 (see NVIDIA DALI install docs)",
+MODES = ("exact", "fast")
+DEFAULT_VS = "ceiling,torchvision,pil,dali"
+DEFAULT_REPEAT = 5
+DEFAULT_TIMEOUT = 300
+# What each peer imports, as (module, the pip package that provides it). The pip hint printed for
+# a missing peer names exactly the packages that are missing.
+NEEDS = {
+    "torchvision": (("torch", "torch"), ("torchvision", "torchvision")),
+    "pil": (("torch", "torch"), ("torchvision", "torchvision"), ("PIL", "Pillow")),
+    "dali": (("nvidia.dali", "nvidia-dali-cuda120"),),
 }
+LABELS = {"fastprep-exact": "fastprep exact", "fastprep-fast": "fastprep fast",
+          "ceiling": "libjpeg-turbo decode (ceiling)", "torchvision": "torchvision v2 (decode_jpeg)",
+          "pil": "torchvision v1 (PIL)", "dali": "DALI (CPU)"}
 _IMG_EXT = (".jpg", ".jpeg", ".JPG", ".JPEG")
 
 
 def add_arguments(p):
-    p.add_argument("path", nargs="?", help="folder of JPEGs (searched recursively); default: built-in samples")
-    p.add_argument("--transform", choices=["eval", "train"], default="eval")
-    p.add_argument("--threads", default="1", help="comma-separated thread counts, e.g. 1,2")
-    p.add_argument("--vs", default="ceiling,torchvision,pil,dali", help="peers: " + ",".join(PEERS))
-    p.add_argument("--size", type=int, default=224, help="output size (eval resizes to size/0.875 first)")
-    p.add_argument("--limit", type=int, default=None, help="use at most this many files")
-    p.add_argument("--repeat", type=int, default=5, help="timed passes per pipeline (median is reported)")
-    p.add_argument("--exact", action="store_true", help="benchmark fastprep's torchvision-exact mode")
-    p.add_argument("--json", dest="json_out", help="write results as JSON")
-    p.add_argument("--plot", help="write a PNG bar chart")
+    p.add_argument("path", nargs="?",
+                   help="folder of JPEGs (*.jpg, *.jpeg, searched recursively) (default: the built-in sample set, "
+                        "64 photo-like scenes generated once into ~/.cache/fastprep)")
+    p.add_argument("--transform", choices=["eval", "train"], default="eval",
+                   help="eval: Resize(size/0.875) + CenterCrop(size); train: RandomResizedCrop(size) + "
+                        "RandomHorizontalFlip; both then ToTensor + Normalize (default: %(default)s)")
+    p.add_argument("--threads", default="1",
+                   help="comma-separated thread counts, each timed separately, e.g. 1,2; torch peers with 2+ "
+                        "threads run as DataLoader(num_workers=N, persistent_workers=True) (default: %(default)s)")
+    p.add_argument("--vs", default=DEFAULT_VS,
+                   help="comma-separated peers to compare with, from " + ", ".join(PEERS) +
+                        "; '' for fastprep alone; peers that are not installed are skipped and the pip command "
+                        "that adds them is printed (default: %(default)s)")
+    p.add_argument("--modes", default=",".join(MODES),
+                   help="fastprep modes to time: exact (torchvision-exact, fastprep's default) and/or fast "
+                        "(exact=False: DCT-domain downscaling while decoding); the speed-up column is relative to "
+                        "exact (default: %(default)s)")
+    p.add_argument("--exact", action="store_true", help="shorthand for --modes exact (default: off)")
+    p.add_argument("--size", type=int, default=224,
+                   help="output size in pixels (eval resizes to size/0.875 first) (default: %(default)s)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="use at most this many files, the first in sorted order, before undecodable ones are "
+                        "left out (default: all files)")
+    p.add_argument("--repeat", type=int, default=DEFAULT_REPEAT,
+                   help="timed passes per pipeline, after one warm-up pass; the median is reported "
+                        "(default: %(default)s)")
+    p.add_argument("--on-error", choices=["skip", "raise"], default="skip",
+                   help="files that fastprep or a selected peer cannot decode: skip (list them on stderr and leave "
+                        "them out of every pipeline) or raise (list them and stop, exit status 1) "
+                        "(default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                   help="seconds a DataLoader batch may take before that peer is reported as failed "
+                        "(default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr (default: progress shown)")
+    p.add_argument("--json", dest="json_out", metavar="FILE", help="also write the results as JSON (default: none)")
+    p.add_argument("--plot", metavar="FILE", help="also write a PNG bar chart (default: none)")
 
 
 class _Progress:
-    def __init__(self, total, enabled):
-        self.total, self.done, self.enabled = total, 0, enabled
-        self.t0 = time.perf_counter()
+    """Progress on stderr: a line per stage, then a redrawn bar on a terminal (or a line every
+    10 s when stderr is not a terminal, so that logs show the run is alive)."""
 
-    def step(self, label):
-        self.done += 1
+    def __init__(self, enabled, tty=None):
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.total, self.done, self.label = 0, 0, ""
+        self.t0 = self._last = time.perf_counter()
+        self._drawn = False
+
+    def stage(self, text, total):
+        self.clear()
+        self.total, self.done = total, 0
+        self.t0 = self._last = time.perf_counter()
+        self.write(f"fastprep bench: {text}")
+
+    def write(self, line):
+        if self.enabled:
+            self.clear()
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+    def step(self, label, n=1):
+        self.done += n
+        self.label = label
         if not self.enabled:
             return
+        now = time.perf_counter()
+        if now - self._last < (0.1 if self.tty else 10.0) and self.done < self.total:
+            return
+        self._last = now
         frac = self.done / max(self.total, 1)
-        bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
-        el = time.perf_counter() - self.t0
+        el = now - self.t0
         eta = el / frac - el if frac > 0 else 0
-        sys.stderr.write(f"\r[{bar}] {self.done}/{self.total} {label:<28.28} ETA {eta:4.0f}s")
+        if self.tty:
+            bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
+            sys.stderr.write(f"\r[{bar}] {self.done}/{self.total} {label:<28.28} ETA {eta:4.0f}s")
+            self._drawn = True
+        elif self.done < self.total:
+            sys.stderr.write(f"  {self.done}/{self.total} {label}, ETA {eta:.0f}s\n")
         sys.stderr.flush()
 
-    def close(self):
-        if self.enabled:
-            sys.stderr.write("\r" + " " * 80 + "\r")
+    def clear(self):
+        if self.enabled and self._drawn:
+            sys.stderr.write("\r" + " " * 79 + "\r")
             sys.stderr.flush()
+            self._drawn = False
+
+    close = clear
 
 
 def _files(path, limit):
@@ -67,86 +144,188 @@ def _files(path, limit):
 
         files = sample_paths(64)
     else:
+        if not os.path.isdir(path):
+            raise SystemExit(f"fastprep bench: {path} is not a folder")
         files = []
         for root, _, names in os.walk(path):
             files += [os.path.join(root, n) for n in names if n.endswith(_IMG_EXT)]
         files.sort()
         if not files:
-            raise SystemExit(f"no JPEG files under {path}")
+            raise SystemExit(f"fastprep bench: no JPEG files (*.jpg, *.jpeg) under {path}")
     return files[:limit] if limit else files
 
 
-def _megapixels(datas):
-    """Source megapixels per image (from the JPEG headers, through the native decoder)."""
-    c = Compose([])
-    items = _core.Items(datas)
-    b = _core.Batch(c._plan, items, list(range(len(datas))), [0] * len(datas), [0] * len(datas), 0, 0)
-    b.probe(_core.Engine(1))
-    p = b.params()
-    return p[:, 5] * p[:, 6] / 1e6
+def _reason(e):
+    """One line naming the error, without torchvision's C++ source-location prefix."""
+    if isinstance(e, DecodeError):
+        return str(e.reason)
+    text = str(e).strip()
+    msg = text.splitlines()[0] if text else ""
+    msg = re.sub(r"^\w+, \S+\.(?:cpp|cc|h|cu):\d+, ", "", msg)
+    msg = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+    return msg if len(msg) <= 300 else msg[:297] + "..."
+
+
+class PeerError(RuntimeError):
+    """A peer failed on a file while it was timed (the message names the file)."""
+
+
+def missing_modules(peer):
+    """[(module, pip package, why)] that `peer` needs and that do not import."""
+    out = []
+    for mod, pkg in NEEDS.get(peer, ()):
+        try:
+            importlib.import_module(mod)
+        except ImportError as e:
+            out.append((mod, pkg, "not installed" if isinstance(e, ModuleNotFoundError) else f"import fails: {e}"))
+        except Exception as e:  # a broken install (missing shared library, ...) is not a crash of bench
+            out.append((mod, pkg, f"import fails: {_reason(e)}"))
+    return out
+
+
+def install_hint(peer, missing):
+    names = ", ".join(m for m, _, _ in missing)
+    why = "; ".join(sorted({w for _, _, w in missing}))
+    pkgs = []
+    for _, pkg, _ in missing:
+        if pkg not in pkgs:
+            pkgs.append(pkg)
+    cmd = "pip install " + " ".join(pkgs)
+    if peer == "dali":
+        cmd += " (Linux x86_64/aarch64)"
+    return f"needs {names} ({why}); add it with: {cmd}"
 
 
 # ---- pipelines -------------------------------------------------------------------------------
 
-def _fastprep(datas, transform, size, threads, exact, chunk=64):
+def _compose(transform, size, exact, on_error="raise"):
     if transform == "eval":
         ops = [Resize(int(size / 0.875)), CenterCrop(size), ToTensor(), Normalize(MEAN, STD)]
     else:
         ops = [RandomResizedCrop(size), RandomHorizontalFlip(), ToTensor(), Normalize(MEAN, STD)]
-    t = Compose(ops, exact=exact)
+    return Compose(ops, exact=exact, on_error=on_error)
+
+
+def _fastprep(datas, transform, size, threads, exact, chunk=64):
+    t = _compose(transform, size, exact)
     out = np.empty((chunk,) + t.output_shape(), np.float32)
     n = len(datas)
 
     def run():
         for i in range(0, n, chunk):
             part = datas[i:i + chunk]
-            t.batch(part, seed=i, threads=threads, out=out[:len(part)], indices=range(i, i + len(part)))
-    return run
+            t.batch(part, seed=i, threads=threads, out=out[:len(part)], indices=range(i, i + len(part)),
+                    on_error="raise")
+    return run, None
+
+
+def _ceiling_plan():
+    return Compose([], exact=True)._plan
 
 
 def _ceiling(datas, threads):
-    c = Compose([])
+    plan = _ceiling_plan()
     items = _core.Items(datas)
     eng = _core.Engine(threads)
     idx = list(range(len(datas)))
 
     def run():
-        b = _core.Batch(c._plan, items, idx, idx, idx, 0, 0)
+        b = _core.Batch(plan, items, idx, idx, idx, 0, 0)
         b.decode_only(eng)
-    return run
+        errs = b.errors()
+        if errs:
+            i, _, msg = errs[0]
+            raise PeerError(f"sample {i}: {msg}")
+    return run, None
 
 
-def _torch_loop(datas, threads, make_one, batch=64):
-    """Runs make_one(bytes) -> tensor over all data: inline for 1 thread, else a DataLoader with
-    `threads` persistent workers (the usual PyTorch setup)."""
+class _SafeDataset:
+    """Map-style dataset whose __getitem__ never raises: a failing sample comes back as
+    (None, "file: reason"), so that a DataLoader worker never dies and the main process never
+    waits for a batch that cannot come."""
+
+    def __init__(self, datas, names, make_one):
+        self.datas, self.names, self.make_one = datas, names, make_one
+
+    def __len__(self):
+        return len(self.datas)
+
+    def __getitem__(self, i):
+        try:
+            return self.make_one(self.datas[i]), ""
+        except Exception as e:
+            return None, f"{self.names[i]}: {_reason(e)}"
+
+
+def _collate(batch):
     import torch
 
-    class DS(torch.utils.data.Dataset):
-        def __len__(self):
-            return len(datas)
+    errors = [e for _, e in batch if e]
+    if errors:
+        return errors
+    return torch.stack([x for x, _ in batch])
 
-        def __getitem__(self, i):
-            return make_one(datas[i])
 
+def _worker_init(_):
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _torch_loop(datas, names, threads, make_one, timeout, batch=64):
+    """(run, close) for make_one(bytes) -> tensor over all data: inline for 1 thread, else a
+    DataLoader with `threads` persistent workers (the usual PyTorch setup)."""
+    import torch
+
+    n = len(datas)
     if threads == 1:
         torch.set_num_threads(1)
 
         def run():
-            for i in range(0, len(datas), batch):
-                torch.stack([make_one(d) for d in datas[i:i + batch]])
+            for i in range(0, n, batch):
+                out = []
+                for j in range(i, min(i + batch, n)):
+                    try:
+                        out.append(make_one(datas[j]))
+                    except Exception as e:
+                        raise PeerError(f"{names[j]}: {_reason(e)}") from None
+                torch.stack(out)
         return run, None
-    loader = torch.utils.data.DataLoader(DS(), batch_size=batch, num_workers=threads, persistent_workers=True,
-                                         worker_init_fn=lambda _: torch.set_num_threads(1))
+    kw = {}
+    if sys.platform.startswith("linux"):
+        kw["multiprocessing_context"] = multiprocessing.get_context("fork")  # the dataset holds closures
+    loader = torch.utils.data.DataLoader(_SafeDataset(datas, names, make_one), batch_size=batch, num_workers=threads,
+                                         persistent_workers=True, worker_init_fn=_worker_init, collate_fn=_collate,
+                                         timeout=timeout, **kw)
 
     def run():
-        for _ in loader:
-            pass
-    return run, loader
+        for b in loader:
+            if isinstance(b, list):
+                raise PeerError("; ".join(b[:3]) + (f" (+{len(b) - 3} more)" if len(b) > 3 else ""))
+
+    def close():
+        it = getattr(loader, "_iterator", None)
+        if it is not None:
+            try:
+                it._shutdown_workers()  # joins the workers, terminating those that do not stop
+            except Exception:
+                pass
+            loader._iterator = None
+    return run, close
 
 
-def _torchvision_v2(datas, transform, size, threads):
+def _tv_decode():
     import torch
-    from torchvision.io import decode_jpeg, ImageReadMode
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    def dec(d):
+        return decode_jpeg(torch.frombuffer(bytearray(d), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    return dec
+
+
+def _torchvision_v2(datas, names, transform, size, threads, timeout):
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg
     from torchvision.transforms import v2
 
     if transform == "eval":
@@ -159,13 +338,21 @@ def _torchvision_v2(datas, transform, size, threads):
 
     def one(d):
         return tf(decode_jpeg(index[id(d)], mode=ImageReadMode.RGB))
-    return _torch_loop(datas, threads, one)
+    return _torch_loop(datas, names, threads, one, timeout)
 
 
-def _torchvision_v1_pil(datas, transform, size, threads):
+def _pil_decode():
     import io
 
     from PIL import Image
+
+    def dec(d):
+        with Image.open(io.BytesIO(d)) as im:
+            return im.convert("RGB")
+    return dec
+
+
+def _torchvision_v1_pil(datas, names, transform, size, threads, timeout):
     from torchvision import transforms as T
 
     if transform == "eval":
@@ -173,14 +360,14 @@ def _torchvision_v1_pil(datas, transform, size, threads):
     else:
         geo = [T.RandomResizedCrop(size), T.RandomHorizontalFlip()]
     tf = T.Compose(geo + [T.ToTensor(), T.Normalize(MEAN, STD)])
+    dec = _pil_decode()
 
     def one(d):
-        with Image.open(io.BytesIO(d)) as im:
-            return tf(im.convert("RGB"))
-    return _torch_loop(datas, threads, one)
+        return tf(dec(d))
+    return _torch_loop(datas, names, threads, one, timeout)
 
 
-def _dali(datas, transform, size, threads, batch=64):
+def _dali(datas, names, transform, size, threads, timeout, batch=64):
     from nvidia.dali import fn, pipeline_def, types
 
     @pipeline_def(batch_size=batch, num_threads=threads, device_id=None)
@@ -205,114 +392,302 @@ def _dali(datas, transform, size, threads, batch=64):
         for i in range(0, len(arrays), batch):
             part = arrays[i:i + batch]
             if len(part) < batch:
-                part = part + part[: batch - len(part)]
+                part = (part * batch)[:batch]
             p.feed_input("enc", part)
             p.run()
     return run, None
 
 
-def _peer_runner(name, datas, transform, size, threads):
-    """(run, resource) for a peer, or raises ImportError when it is not installed."""
-    if name == "torchvision":
-        import torchvision  # noqa: F401
+def _dali_decode():
+    from nvidia.dali import fn, pipeline_def, types
 
-        return _torchvision_v2(datas, transform, size, threads)
-    if name == "pil":
-        import PIL  # noqa: F401
-        import torchvision  # noqa: F401
+    @pipeline_def(batch_size=1, num_threads=1, device_id=None)
+    def pipe():
+        enc = fn.external_source(name="enc", dtype=types.UINT8)
+        return fn.decoders.image(enc, device="cpu", output_type=types.RGB)
 
-        return _torchvision_v1_pil(datas, transform, size, threads)
-    if name == "dali":
-        import nvidia.dali  # noqa: F401
+    state = {}
 
-        return _dali(datas, transform, size, threads)
-    raise ValueError(name)
+    def dec(d):
+        if "p" not in state:
+            state["p"] = pipe()
+            state["p"].build()
+        try:
+            state["p"].feed_input("enc", [np.frombuffer(d, np.uint8)])
+            return state["p"].run()
+        except Exception:
+            state.pop("p", None)  # a pipeline that raised is rebuilt for the next file
+            raise
+    return dec
 
 
-LABELS = {"fastprep": "fastprep", "ceiling": "libjpeg-turbo decode (ceiling)",
-          "torchvision": "torchvision v2 (decode_jpeg)", "pil": "torchvision v1 (PIL)", "dali": "DALI (CPU)"}
+_PEER_BUILD = {"torchvision": _torchvision_v2, "pil": _torchvision_v1_pil, "dali": _dali}
+_PEER_DECODE = {"torchvision": _tv_decode, "pil": _pil_decode, "dali": _dali_decode}
 
 
-def run_bench(files, transform="eval", threads=(1,), vs=PEERS, size=224, repeat=5, exact=False, progress=True):
-    datas = [open(f, "rb").read() for f in files]
-    mp = float(np.sum(_megapixels(datas)))
-    n = len(datas)
-    vs = [v for v in vs if v]
-    unknown = [v for v in vs if v not in PEERS]
+# ---- the pre-pass ----------------------------------------------------------------------------
+
+def _screen_fastprep(datas, good, transform, size, exact, threads, bar, label, chunk=64):
+    """{index: reason} of the files fastprep cannot run, and (h, w) source sizes of the others."""
+    t = _compose(transform, size, exact, on_error="zeros")
+    out = np.empty((chunk,) + t.output_shape(), np.float32)
+    bad, sizes = {}, {}
+    for s in range(0, len(good), chunk):
+        idx = good[s:s + chunk]
+        try:
+            _, params = t.batch([datas[i] for i in idx], seed=0, threads=threads, out=out[:len(idx)],
+                                return_params=True, on_error="zeros", indices=idx)
+            failed = [i for i, p in zip(idx, params) if p.get("error")]
+            for i, p in zip(idx, params):
+                if not p.get("error"):
+                    sizes[i] = p["source_size"]
+        except Exception:  # cannot happen with on_error="zeros"; then ask file by file
+            failed = idx
+        for i in failed:  # one call per failing file, for its reason
+            try:
+                t(datas[i], seed=0)
+                if i not in sizes:
+                    sizes[i] = None
+            except Exception as e:
+                bad[i] = _reason(e)
+        bar.step(label, len(idx))
+    return bad, sizes
+
+
+def _screen_ceiling(datas, good, threads, bar):
+    bad = {}
+    if good:
+        b = _core.Batch(_ceiling_plan(), _core.Items([datas[i] for i in good]), list(range(len(good))),
+                        list(range(len(good))), list(range(len(good))), 0, 0)
+        b.decode_only(_core.Engine(threads))
+        for j, _, msg in b.errors():
+            bad[good[j]] = msg
+    bar.step("ceiling", len(good))
+    return bad
+
+
+def _screen_peer(peer, datas, good, bar):
+    try:
+        dec = _PEER_DECODE[peer]()
+    except Exception as e:
+        return None, _reason(e)
+    bad = {}
+    for i in good:
+        try:
+            dec(datas[i])
+        except Exception as e:
+            bad[i] = _reason(e)
+        bar.step(peer)
+    return bad, None
+
+
+def screen(files, datas, transform, size, modes, peers, threads, bar):
+    """Decodes every file once with each selected pipeline. Returns ({index: {pipeline: reason}},
+    {index: (h, w)}, {peer: error} for peers whose decoder could not even be set up)."""
+    bad = {}
+    for i, d in enumerate(datas):
+        if isinstance(d, Exception):
+            bad[i] = {"read": _reason(d)}
+        elif len(d) == 0:
+            bad[i] = {"read": "empty file"}
+    good = [i for i in range(len(datas)) if i not in bad]
+    checks = [f"fastprep {m}" for m in modes] + [p for p in peers]
+    bar.stage(f"checking {len(good)} files with {', '.join(checks)}", len(good) * len(checks))
+    sizes, broken = {}, {}
+    for m in modes:
+        b, s = _screen_fastprep(datas, good, transform, size, m == "exact", max(threads), bar, f"fastprep {m}")
+        for i, r in b.items():
+            bad.setdefault(i, {})[f"fastprep {m}"] = r
+        for i, hw in s.items():
+            sizes.setdefault(i, hw)
+    for p in peers:
+        if p == "ceiling":
+            b = _screen_ceiling(datas, good, max(threads), bar)
+        else:
+            b, err = _screen_peer(p, datas, good, bar)
+            if b is None:
+                broken[p] = err
+                continue
+        for i, r in b.items():
+            bad.setdefault(i, {})[p] = r
+    return bad, sizes, broken
+
+
+def _describe(reasons):
+    """'fastprep exact, fastprep fast: Premature end of JPEG file; torchvision: ...'"""
+    by = {}
+    for who, r in reasons.items():
+        by.setdefault(r, []).append(who)
+    return "; ".join(f"{', '.join(w)}: {r}" for r, w in by.items())
+
+
+# ---- the run ---------------------------------------------------------------------------------
+
+def _parse_list(text, allowed, what):
+    items = [v.strip() for v in str(text).split(",") if v.strip()]
+    unknown = [v for v in items if v not in allowed]
     if unknown:
-        raise SystemExit(f"unknown peer(s) {unknown}: choose from {', '.join(PEERS)}")
-    results, skipped = [], {}
+        raise SystemExit(f"fastprep bench: unknown {what} {', '.join(unknown)}: choose from {', '.join(allowed)}")
+    return list(dict.fromkeys(items))
+
+
+def run_bench(files, transform="eval", threads=(1,), vs=PEERS, size=224, repeat=DEFAULT_REPEAT, modes=MODES,
+              on_error="skip", progress=True, timeout=DEFAULT_TIMEOUT):
+    bar = progress if isinstance(progress, _Progress) else _Progress(bool(progress))
+    vs = _parse_list(",".join(vs), PEERS, "peer(s)")
+    modes = _parse_list(",".join(modes), MODES, "mode(s)")
+    if not modes:
+        raise SystemExit("fastprep bench: --modes needs exact and/or fast")
+    threads = list(dict.fromkeys(int(t) for t in threads))
+    if not threads or min(threads) < 1:
+        raise SystemExit("fastprep bench: --threads needs positive thread counts")
+    if repeat < 1:
+        raise SystemExit("fastprep bench: --repeat must be at least 1")
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+
+    skipped, peers = {}, []
+    for peer in vs:
+        missing = missing_modules(peer)
+        if missing:
+            skipped[peer] = install_hint(peer, missing)
+        else:
+            peers.append(peer)
+
+    datas = []
+    for f in files:
+        try:
+            with open(f, "rb") as fh:
+                datas.append(fh.read())
+        except OSError as e:
+            datas.append(e)
+    bad, sizes, broken = screen(files, datas, transform, size, modes, peers, threads, bar)
+    bar.close()
+    failed = [{"pipeline": p, "threads": t, "error": f"cannot set up its decoder: {err}"}
+              for p, err in broken.items() for t in threads]
+    peers = [p for p in peers if p not in broken]
+    excluded = [{"file": files[i], "reasons": bad[i]} for i in sorted(bad)]
+    if excluded:
+        verb = "stopping" if on_error == "raise" else "left out of every pipeline"
+        sys.stderr.write(f"fastprep bench: {len(excluded)} of {len(files)} files cannot be decoded ({verb}):\n")
+        for x in excluded:
+            sys.stderr.write(f"  {x['file']}: {_describe(x['reasons'])}\n")
+        sys.stderr.flush()
+        if on_error == "raise":
+            first = excluded[0]
+            raise SystemExit(f"fastprep bench: cannot decode {first['file']}: {_describe(first['reasons'])} "
+                             "(--on-error raise; --on-error skip leaves such files out)")
+    keep = [i for i in range(len(files)) if i not in bad]
+    if not keep:
+        raise SystemExit(f"fastprep bench: none of the {len(files)} files can be decoded by every selected pipeline; "
+                         "nothing to time")
+    names = [files[i] for i in keep]
+    datas = [datas[i] for i in keep]
+    n = len(datas)
+    mp = float(sum(h * w for h, w in (sizes.get(i) or (0, 0) for i in keep))) / 1e6
+
     # In-process runners are timed round-robin (pass 1 of each, pass 2 of each, ...) so that drift
     # in the machine's speed hits them alike. A DataLoader with persistent workers prefetches the
     # next epoch in the background as soon as one ends, which would steal CPU from whatever is
     # timed next: those peers are timed in a block of their own, then shut down.
     groups = []
     for t in threads:
-        inproc = [("fastprep", t, _fastprep(datas, transform, size, t, exact), None)]
-        for peer in vs:
+        inproc, loaders = [], []
+        builders = [(f"fastprep-{m}", lambda t=t, m=m: _fastprep(datas, transform, size, t, m == "exact"))
+                    for m in modes]
+        for peer in peers:
             if peer == "ceiling":
-                inproc.append(("ceiling", t, _ceiling(datas, t), None))
-                continue
-            try:
-                run, res = _peer_runner(peer, datas, transform, size, t)
-            except ImportError:
-                skipped[peer] = INSTALL[peer]
-                continue
-            if res is None:
-                inproc.append((peer, t, run, None))
+                builders.append((peer, lambda t=t: _ceiling(datas, t)))
             else:
-                groups.append([(peer, t, run, res)])
-        groups.insert(len(groups) - sum(1 for g in groups if g[0][1] == t), inproc)
+                builders.append((peer, lambda t=t, peer=peer: _PEER_BUILD[peer](datas, names, transform, size, t,
+                                                                              timeout)))
+        for name, build in builders:
+            try:
+                run, close = build()
+            except Exception as e:  # a peer that cannot be set up must not hide the others
+                failed.append({"pipeline": name, "threads": t, "error": f"setup: {_reason(e)}"})
+                continue
+            (inproc if close is None else loaders).append([name, t, run, close])
+        groups.append(inproc)
+        groups += [[x] for x in loaders]
     total = sum(len(g) for g in groups) * (repeat + 1)
-    bar = _Progress(total, progress and sys.stderr.isatty())
+    passes = f"{repeat} pass{'es' if repeat != 1 else ''}"
+    bar.stage(f"timing {sum(len(g) for g in groups)} pipelines on {n} files, 1 warm-up + {passes} each", total)
     times = {}
-    for group in groups:
-        broken = set()
-        for rnd in range(repeat + 1):  # round 0 warms up (caches, worker start, lazy allocations)
-            for name, t, run, _ in group:
-                if (name, t) in broken:
-                    continue
-                bar.step(f"{name} x{t}")
-                try:
-                    t0 = time.perf_counter()
-                    run()
-                    dt = time.perf_counter() - t0
-                except Exception as e:  # a peer that breaks must not hide the others
-                    skipped[name] = f"failed: {type(e).__name__}: {e}"
-                    broken.add((name, t))
-                    continue
-                if rnd:
-                    times.setdefault((name, t), []).append(dt)
-        for i, (name, t, run, res) in enumerate(group):
-            group[i] = (name, t, None, None)  # shut DataLoader workers down before the next group
-        del run, res
-    bar.close()
-    for t in threads:
+    try:
         for group in groups:
-            for name, tt, _, _ in group:
-                if tt == t and (name, t) in times:
-                    results.append({"pipeline": name, "threads": t, "seconds": statistics.median(times[(name, t)])})
-    for r in results:
-        r["images_per_s"] = n / r["seconds"]
-        r["megapixels_per_s"] = mp / r["seconds"]
+            broken_now = set()
+            for rnd in range(repeat + 1):  # round 0 warms up (caches, worker start, lazy allocations)
+                for name, t, run, _ in group:
+                    if (name, t) in broken_now:
+                        bar.step(f"{name} x{t}")
+                        continue
+                    bar.step(f"{name} x{t}")
+                    try:
+                        t0 = time.perf_counter()
+                        run()
+                        dt = time.perf_counter() - t0
+                    except Exception as e:  # a pipeline that breaks must not hide the others
+                        err = str(e) if isinstance(e, PeerError) else _reason(e)
+                        failed.append({"pipeline": name, "threads": t, "error": err})
+                        broken_now.add((name, t))
+                        times.pop((name, t), None)
+                        bar.write(f"fastprep bench: {LABELS[name]} x{t} failed: {err}")
+                        continue
+                    if rnd:
+                        times.setdefault((name, t), []).append(dt)
+            _close_group(group)
+    finally:
+        for group in groups:
+            _close_group(group)
+        bar.close()
+
+    results = []
+    order = [f"fastprep-{m}" for m in modes] + peers
     for t in threads:
-        fp_r = next(r for r in results if r["pipeline"] == "fastprep" and r["threads"] == t)
-        for r in results:
-            if r["threads"] == t:
-                r["fastprep_speedup"] = fp_r["images_per_s"] / r["images_per_s"]
-        ceil = [r for r in results if r["pipeline"] == "ceiling" and r["threads"] == t]
-        if ceil:
-            for r in results:
-                if r["threads"] == t:
-                    r["vs_ceiling"] = r["images_per_s"] / ceil[0]["images_per_s"]
+        for name in order:
+            if (name, t) in times:
+                sec = statistics.median(times[(name, t)])
+                r = {"pipeline": name, "threads": t, "seconds": sec, "images_per_s": n / sec,
+                     "megapixels_per_s": mp / sec}
+                if name.startswith("fastprep-"):
+                    r["mode"] = name.split("-", 1)[1]
+                results.append(r)
+    ref_name = "fastprep-exact" if "exact" in modes else f"fastprep-{modes[0]}"
+    for t in threads:
+        rows = [r for r in results if r["threads"] == t]
+        ref = [r for r in rows if r["pipeline"] == ref_name]
+        ceil = [r for r in rows if r["pipeline"] == "ceiling"]
+        for r in rows:
+            if ref:
+                r["fastprep_speedup"] = ref[0]["images_per_s"] / r["images_per_s"]
+            if ceil:
+                r["vs_ceiling"] = r["images_per_s"] / ceil[0]["images_per_s"]
     import platform
 
     return {
-        "transform": transform, "size": size, "exact": exact, "files": n, "source_megapixels": mp,
-        "threads": list(threads), "repeat": repeat, "results": results, "skipped": skipped,
+        "transform": transform, "size": size, "modes": modes, "speedup_reference": ref_name,
+        "files": n, "files_found": len(files), "excluded": excluded, "on_error": on_error,
+        "source_megapixels": mp, "threads": threads, "repeat": repeat, "results": results, "failed": failed,
+        "skipped": skipped,
         "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "simd": _core.default_simd(),
                     "python": platform.python_version()},
     }
+
+
+def _close_group(group):
+    closed = False
+    for entry in group:
+        if entry[3] is not None:
+            try:
+                entry[3]()
+            except Exception:
+                pass
+        if entry[2] is not None or entry[3] is not None:
+            closed = True
+        entry[2] = entry[3] = None  # drop the runners (and a DataLoader's workers) before the next group
+    if closed:
+        gc.collect()
 
 
 def _cpu_name():
@@ -329,24 +704,38 @@ def _cpu_name():
 
 
 def format_table(rep):
-    lines = [f"fastprep bench: {rep['files']} files, transform={rep['transform']} ({rep['size']}px, float32 CHW), "
-             f"{'exact' if rep['exact'] else 'fast'} mode, median of {rep['repeat']} passes",
-             f"machine: {rep['machine']['cpu']}, {rep['machine']['cores']} cores, SIMD {rep['machine']['simd']}", ""]
-    hdr = f"{'pipeline':<32} {'threads':>7} {'img/s':>9} {'MP/s':>8} {'fastprep x':>11} {'of ceiling':>11}"
+    left = f" ({len(rep['excluded'])} undecodable left out, listed on stderr)" if rep.get("excluded") else ""
+    ref = LABELS[rep["speedup_reference"]]
+    lines = [f"fastprep bench: {rep['files']} files{left}, transform={rep['transform']} ({rep['size']}px, "
+             f"float32 CHW), median of {rep['repeat']} pass{'es' if rep['repeat'] != 1 else ''}",
+             f"machine: {rep['machine']['cpu']}, {rep['machine']['cores']} cores, SIMD {rep['machine']['simd']}",
+             f"'{ref.split()[-1]} x': how many times faster {ref} is than the row (same threads); "
+             "'of ceiling': the row's img/s / libjpeg-turbo's bare full decode", ""]
+    hdr = f"{'pipeline':<32} {'threads':>7} {'img/s':>9} {'MP/s':>8} {ref.split()[-1] + ' x':>9} {'of ceiling':>11}"
     lines += [hdr, "-" * len(hdr)]
-    for r in rep["results"]:
-        sp = f"{r['fastprep_speedup']:.2f}x" if r["pipeline"] != "fastprep" else "-"
-        vc = f"{r['vs_ceiling']:.2f}" if "vs_ceiling" in r else "n/a"
-        lines.append(f"{LABELS[r['pipeline']]:<32} {r['threads']:>7} {r['images_per_s']:>9.0f} "
-                     f"{r['megapixels_per_s']:>8.1f} {sp:>11} {vc:>11}")
+    for t in rep["threads"]:
+        for r in rep["results"]:
+            if r["threads"] != t:
+                continue
+            sp = f"{r['fastprep_speedup']:.2f}x" if "fastprep_speedup" in r else "n/a"
+            if r["pipeline"] == rep["speedup_reference"]:
+                sp = "-"
+            vc = f"{r['vs_ceiling']:.2f}" if "vs_ceiling" in r else "n/a"
+            lines.append(f"{LABELS[r['pipeline']]:<32} {t:>7} {r['images_per_s']:>9.0f} "
+                         f"{r['megapixels_per_s']:>8.1f} {sp:>9} {vc:>11}")
+        for f in rep["failed"]:
+            if f["threads"] == t:
+                lines.append(f"{LABELS[f['pipeline']]:<32} {t:>7} FAILED: {f['error']}")
     for peer, why in rep["skipped"].items():
-        lines.append(f"skipped {peer}: {why}")
+        lines.append(f"skipped {LABELS[peer]}: {why}")
     return "\n".join(lines)
 
 
 def plot(rep, path):
     labels = [f"{LABELS[r['pipeline']]} x{r['threads']}" for r in rep["results"]]
     vals = [r["images_per_s"] for r in rep["results"]]
+    if not vals:
+        return
     try:
         import matplotlib
 
@@ -380,14 +769,24 @@ def plot(rep, path):
 
 
 def main(args):
+    try:
+        threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
+    except ValueError:
+        raise SystemExit(f"fastprep bench: --threads takes comma-separated integers, got {args.threads!r}") from None
+    modes = "exact" if args.exact else args.modes
+    bar = _Progress(not getattr(args, "quiet", False))
+    if args.path is None:
+        bar.write("fastprep bench: using the built-in sample set (generated into ~/.cache/fastprep on first use)")
     files = _files(args.path, args.limit)
-    threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
-    rep = run_bench(files, args.transform, threads, [v.strip() for v in args.vs.split(",")], args.size, args.repeat,
-                    args.exact)
+    rep = run_bench(files, args.transform, threads, args.vs.split(","), args.size, args.repeat, modes.split(","),
+                    on_error=args.on_error, progress=bar, timeout=args.timeout)
     print(format_table(rep))
+    sys.stdout.flush()
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(rep, f, indent=2)
     if args.plot:
         plot(rep, args.plot)
-    return 0
+    # Peers that fail are reported and do not fail the run; fastprep failing, or nothing measured, does.
+    fp_failed = any(f["pipeline"].startswith("fastprep-") for f in rep["failed"])
+    return 1 if fp_failed or not rep["results"] else 0
