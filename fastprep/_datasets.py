@@ -23,6 +23,8 @@ import warnings
 
 import numpy as np
 
+from ._fallback import path_str
+
 __all__ = ["IMG_EXTENSIONS", "Dataset", "index_source"]
 
 # torchvision.datasets.folder.IMG_EXTENSIONS, compared case-insensitively.
@@ -108,11 +110,7 @@ def index_source(source, extensions=None, layout="auto"):
         return source
     exts = _extensions(extensions)
     if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        if isinstance(path, bytes):
-            path = os.fsdecode(path)
-        if "\0" in path:
-            raise ValueError(f"dataset source {path!r} contains a NUL character")
+        path = path_str(source, "dataset source")
         if not os.path.exists(path) and path.lower().endswith(_TAR_EXTENSIONS):
             raise ValueError(f"{path!r}: tar shards (WebDataset) are not supported yet")
         if os.path.isdir(path):

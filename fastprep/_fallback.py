@@ -42,6 +42,17 @@ def pillow_available():
     return _pil()[0] is not None
 
 
+def path_str(p, what="path"):
+    """A str or PathLike (bytes paths too) as a str path, refusing NUL, which no file name can
+    hold (the OS would silently cut the name there)."""
+    path = os.fspath(p)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if "\0" in path:
+        raise ValueError(f"{what} {path!r} contains a NUL character: no file can have that name")
+    return path
+
+
 # The native reader's limit (csrc/pipeline.h kMaxFileBytes): no file is read past it.
 MAX_FILE_BYTES = 1 << 31
 

@@ -766,12 +766,7 @@ def _pil_to_numpy(im):
 def _normalize_item(x):
     """str/PathLike -> str path; bytes-like -> as is; arrays -> uint8 numpy; torch/PIL -> numpy."""
     if isinstance(x, (str, os.PathLike)):
-        path = os.fspath(x)
-        if isinstance(path, bytes):
-            path = os.fsdecode(path)
-        if "\0" in path:
-            raise ValueError(f"path {path!r} contains a NUL character: no file can have that name")
-        return path
+        return _fallback.path_str(x)
     if isinstance(x, (bytes, bytearray, memoryview)):
         return x
     if _is_torch_tensor(x):
