@@ -43,11 +43,16 @@ bool interpreter_finalizing() {
 // exception"). Such a thread parks here instead, as CPython 3.14 itself does, and the process
 // exits normally. The Loader joins its own threads at exit before finalization; this covers any
 // other daemon thread a user runs a batch on.
+// The thread that finalizes (the main thread) is never parked: a native call from a __del__
+// during its own teardown must return, not hang the exit.
+unsigned long g_main_thread = 0;  // set once at import, read-only afterwards
+
 class ReleaseGil {
  public:
   ReleaseGil() : state_(PyEval_SaveThread()) {}
   ~ReleaseGil() {
-    while (interpreter_finalizing()) std::this_thread::sleep_for(std::chrono::seconds(3600));
+    while (interpreter_finalizing() && PyThread_get_thread_ident() != g_main_thread)
+      std::this_thread::sleep_for(std::chrono::seconds(3600));
     PyEval_RestoreThread(state_);
   }
   ReleaseGil(const ReleaseGil&) = delete;
@@ -291,6 +296,7 @@ class Batch {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastprep native core: fused JPEG decode -> resize -> crop -> flip -> normalize -> layout";
+  g_main_thread = py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);

@@ -2,25 +2,38 @@
 
 #include <unistd.h>
 
+#include <string>
+#include <system_error>
+
 namespace fastprep {
 
 class Pool {
  public:
   explicit Pool(int threads) : pid_(::getpid()) {
     for (int i = 0; i < threads; ++i) workers_.emplace_back(new Worker());
-    for (int i = 1; i < threads; ++i) threads_.emplace_back(&Pool::loop, this, i);
+    try {
+      for (int i = 1; i < threads; ++i) threads_.emplace_back(&Pool::loop, this, i);
+    } catch (const std::system_error& e) {  // e.g. a thread-count limit: join what started, report
+      shutdown();
+      throw Error(ErrorKind::kInvalid, std::string("cannot start ") + std::to_string(threads) +
+                                           " native threads: " + e.what());
+    }
   }
 
-  ~Pool() {
+  ~Pool() { shutdown(); }
+
+  pid_t pid() const { return pid_; }
+
+  void shutdown() {
     {
       std::lock_guard<std::mutex> lk(mu_);
       stop_ = true;
     }
     cv_start_.notify_all();
-    for (auto& t : threads_) t.join();
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+    threads_.clear();
   }
-
-  pid_t pid() const { return pid_; }
 
   void run(int64_t n, const std::function<void(Worker&, int64_t)>& fn) {
     std::lock_guard<std::mutex> run_lock(run_mu_);

@@ -19,6 +19,7 @@ import csv
 import errno
 import io
 import os
+import stat
 import warnings
 
 import numpy as np
@@ -38,6 +39,11 @@ _TAR_EXTENSIONS = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.zst")
 def _is_tar(path):
     if path.lower().endswith(_TAR_EXTENSIONS):
         return True
+    try:  # sniff regular files only: reading a pipe (a file list from `<(...)`) would consume it
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+    except OSError:
+        return False
     try:
         with open(path, "rb") as f:
             head = f.read(512)

@@ -101,14 +101,22 @@ class _Slot:
         return True
 
     def hand_out(self, n):
-        """Fresh views of the first n samples, each releasing its share of the slot when the last
-        object derived from it dies. Called with the slot busy; clears busy."""
-        images, labels = self.array[:n], self.labels[:n]
-        for tok, view in ((0, images), (1, labels)):
+        """Fresh arrays over the first n samples, each releasing its share of the slot when the
+        last object derived from it dies. Called with the slot busy; clears busy.
+
+        Each is built on a memoryview rather than sliced from the slot's array: numpy points a
+        slice or reshape of a slice straight at the array that owns the memory, which would
+        bypass a finalizer on the slice (``x[0]`` kept after ``x`` is dropped). An array made by
+        ``np.frombuffer`` owns no memory and its base is not an ndarray, so every view derived
+        from it (slices, reshapes, ``torch.from_numpy``) keeps it, and its finalizer, alive."""
+        out = []
+        for tok, arr in ((0, self.array), (1, self.labels)):
+            flat = np.frombuffer(memoryview(arr).cast("B")[:n * arr[0].nbytes], dtype=arr.dtype)
             self.out.add(tok)
-            weakref.finalize(view, self.out.discard, tok)  # set.discard: atomic under the GIL
+            weakref.finalize(flat, self.out.discard, tok)  # set.discard: atomic under the GIL
+            out.append(flat.reshape((n,) + arr.shape[1:]))
         self.busy = False
-        return images, labels
+        return out[0], out[1]
 
 
 class Loader:
@@ -137,7 +145,10 @@ class Loader:
             shuffle/rank/world_size (e.g. a torch ``DistributedSampler``; its ``set_epoch`` is
             called with the epoch of each iteration).
         on_error: "raise" (DecodeError at the batch, loader stays usable), "skip" (slot refilled
-            with the next good sample; skipped files in ``loader.errors``) or "zeros".
+            with the next good sample; skipped files in ``loader.errors``) or "zeros". A
+            preprocessed shard that cannot be read (``ShardTruncatedError``) is raised at its
+            batch whatever the policy (it is damaged storage, not a bad image); the loader goes on
+            with the next batch.
         backend: "torch" or "numpy" (default: torch when importable).
         collate_fn: optional callable applied on the consumer's thread to each batch as
             ``collate_fn(images, labels)``; the loop gets its return value. (Unlike DataLoader's
@@ -167,7 +178,10 @@ class Loader:
         # ---- arguments first: a bad one fails before any indexing work ----------------------
         self.batch_size = _positive_int(batch_size, "batch_size")
         if prefetch_factor is not None:
-            prefetch = prefetch_factor
+            pf = _positive_int(prefetch_factor, "prefetch_factor")
+            if prefetch != 2 and _positive_int(prefetch, "prefetch") != pf:
+                raise ValueError(f"prefetch={prefetch} and prefetch_factor={prefetch_factor} disagree: pass one of them")
+            prefetch = pf
         self.prefetch = _positive_int(prefetch, "prefetch")
         if num_workers is not None:
             if isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral) or num_workers < 0:
@@ -362,11 +376,14 @@ class Loader:
                 if slot.free():
                     slot.busy = True
                     return slot
-            slot = _Slot(self._shape, self._dtype, self.batch_size, self.pin_memory, self._torch)
-            slot.busy = True
+        # Allocated outside the lock: a garbage collection during the allocation may finalize
+        # another iterator, whose close() must not wait on a producer blocked on this lock.
+        slot = _Slot(self._shape, self._dtype, self.batch_size, self.pin_memory, self._torch)
+        slot.busy = True
+        with self._ring_lock:
             self._ring.append(slot)
             self._stats["allocated_slots"] += 1
-            return slot
+        return slot
 
 
 class _Producer:
@@ -434,6 +451,12 @@ class _Producer:
         positions = np.arange(count, dtype=np.int64)
         dropped = []
         while len(picks):
+            if L._decoded:
+                try:
+                    self._run_native(slot, picks, positions)
+                except DecodeError as e:  # a shard that cannot be read (truncated): this batch's error
+                    return 0, e, cursor
+                break
             errors = self._run_native(slot, picks, positions)
             if self.cancel.cancelled:
                 return 0, None, cursor
@@ -583,6 +606,7 @@ class _Iterator:
                     raise RuntimeError("the Loader's producer thread ended without finishing the epoch") from None
 
     def close(self):
+        self._done = True
         p = self._producer
         if p is not None:
             self._producer = None

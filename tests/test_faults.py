@@ -89,22 +89,28 @@ def test_ctrl_c_while_waiting_for_a_batch_does_not_abort():
 
 def test_exit_while_a_daemon_thread_runs_a_batch():
     """A user's own daemon thread inside a native batch when the interpreter exits (Note [GIL at
-    exit]): the process exits normally."""
+    exit]): the process exits normally. An object whose __del__ runs during module teardown
+    holds finalization open for 2 s, so batches (a few hundred ms each) certainly end while the
+    interpreter is finalizing: re-taking the GIL then is what used to abort."""
     r = run_py("""
-        import glob, threading, fastprep as fp
-        f = sorted(glob.glob('tests/data/photos/*.jpg')) * 30
+        import glob, threading, time, fastprep as fp
+        f = sorted(glob.glob('tests/data/photos/*.jpg')) * 3
         t = fp.Compose([fp.Resize(256), fp.CenterCrop(224), fp.ToTensor()])
         started = threading.Event()
         def work():
             while True:
                 started.set()
                 t.batch(f, threads=2)
+        class SlowTeardown:
+            def __del__(self, sleep=time.sleep):
+                sleep(2.0)
+        keep = SlowTeardown()
         threading.Thread(target=work, daemon=True).start()
         started.wait()
         print("exiting", flush=True)
     """)
     assert_no_abort(r)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and "exiting" in r.stdout, r.stderr
 
 
 # ---------------------------------------------------------------------------------------------- fork
@@ -216,6 +222,28 @@ def test_two_live_iterators_never_share_slots(photos):
 
 
 # ---------------------------------------------------------------------------------------------- ownership
+
+def test_a_kept_slice_of_a_numpy_batch_is_never_overwritten(photos):
+    """Keeping only x[0] (numpy slices point at the memory's owner, not at the batch array) still
+    holds the batch's buffer."""
+    files = list(photos) * 4
+    t = fp.Compose(TRAIN)
+    L = fp.Loader(files, t, batch_size=4, threads=2, seed=1, backend="numpy", prefetch=1)
+    kept = [(x[0], x[1:3].reshape(-1)) for x, _ in L]
+    ref = _reference(L, t, 0)
+    assert np.array_equal(np.stack([a for a, _ in kept]), ref[::4])
+    assert np.array_equal(np.concatenate([b for _, b in kept]), ref.reshape(10, 4, -1)[:, 1:3].reshape(-1))
+    assert L.stats()["ring_slots"] >= 10
+
+
+def test_closed_iterator_stops(photos):
+    L = fp.Loader(list(photos), fp.Compose(EVAL), batch_size=2, backend="numpy")
+    it = iter(L)
+    next(it)
+    it.close()
+    with pytest.raises(StopIteration):
+        next(it)
+
 
 def test_ring_stays_bounded_when_fallback_files_fail(tmp_path, photos):
     """2% of the files fail through the Pillow fallback path with on_error='skip' and the
@@ -425,6 +453,8 @@ def test_tar_and_binary_sources_are_named(tmp_path, photos):
     ({"num_workers": -1}, ValueError, "num_workers"),
     ({"threads": 2, "num_workers": 3}, ValueError, "disagree"),
     ({"prefetch": 0}, ValueError, "prefetch"),
+    ({"prefetch_factor": 0}, ValueError, "prefetch_factor"),
+    ({"prefetch": 3, "prefetch_factor": 4}, ValueError, "disagree"),
     ({"timeout": -1}, ValueError, "timeout"),
     ({"collate_fn": 3}, TypeError, "collate_fn"),
 ])
@@ -437,3 +467,25 @@ def test_set_epoch_rejects_negative(photos):
     L = fp.Loader(list(photos), fp.Compose(EVAL), backend="numpy")
     with pytest.raises(ValueError, match="epoch"):
         L.set_epoch(-1)
+
+
+def test_truncated_shard_fails_its_batch_and_the_epoch_goes_on(tmp_path, photos):
+    out = str(tmp_path / "shards")
+    fp.preprocess([str(p) for p in photos] * 2, out, size=32, shard_size=4, threads=1, progress=False)
+    victim = os.path.join(out, "images_00002.npy")  # samples 8..11
+    with open(victim, "r+b") as f:
+        f.truncate(os.path.getsize(victim) // 2)
+    L = fp.Loader(out, batch_size=4, shuffle=False, threads=1, backend="numpy", on_error="skip")
+    got, failed = [], 0
+    it = iter(L)
+    while True:
+        try:
+            x, _ = next(it)
+        except StopIteration:
+            break
+        except fp.ShardTruncatedError as e:
+            assert "images_00002.npy" in str(e)
+            failed += 1
+            continue
+        got.append(len(x))
+    assert failed == 1 and got == [4, 4, 4, 4]
