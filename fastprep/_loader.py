@@ -38,7 +38,8 @@ import numpy as np
 
 from . import _core
 from ._errors import DecodeError
-from ._transforms import Compose, _check_epoch, _check_policy, _check_seed, _default_threads, _fresh_seed, execute
+from ._transforms import (Compose, _check_epoch, _check_policy, _check_seed, _check_threads, _default_threads,
+                          _fresh_seed, execute)
 
 _STOP = object()
 _LIVE = weakref.WeakSet()  # running producers, stopped at exit (Note [Exit and fork])
@@ -63,9 +64,7 @@ def _torch_or_none():
     return torch
 
 
-def _positive_int(value, name, allow_none=False):
-    if value is None and allow_none:
-        return None
+def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
     if value < 1:
@@ -187,10 +186,10 @@ class Loader:
             if isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral) or num_workers < 0:
                 raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
             nw = max(1, int(num_workers))
-            if threads is not None and _positive_int(threads, "threads") != nw:
+            if threads is not None and _check_threads(threads) != nw:
                 raise ValueError(f"threads={threads} and num_workers={num_workers} disagree: pass one of them")
             threads = nw
-        self.threads = _positive_int(threads, "threads", allow_none=True) or _default_threads()
+        self.threads = _default_threads() if threads is None else _check_threads(threads)  # as Compose.batch
         for name, v in (("rank", rank), ("world_size", world_size)):
             if isinstance(v, bool) or not isinstance(v, numbers.Integral):
                 raise TypeError(f"{name} must be an int, got {v!r}")
