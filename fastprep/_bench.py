@@ -26,6 +26,7 @@ import numpy as np
 from . import _core
 from ._errors import DecodeError
 from ._transforms import CenterCrop, Compose, Normalize, RandomHorizontalFlip, RandomResizedCrop, Resize, ToTensor
+from ._util import Progress, eval_resize
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -86,56 +87,10 @@ def add_arguments(p):
     p.add_argument("--plot", metavar="FILE", help="also write a PNG bar chart (default: none)")
 
 
-class _Progress:
-    """Progress on stderr: a line per stage, then a redrawn bar on a terminal (or a line every
-    10 s when stderr is not a terminal, so that logs show the run is alive)."""
-
-    def __init__(self, enabled, tty=None):
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty() if tty is None else tty
-        self.total, self.done, self.label = 0, 0, ""
-        self.t0 = self._last = time.perf_counter()
-        self._drawn = False
-
-    def stage(self, text, total):
-        self.clear()
-        self.total, self.done = total, 0
-        self.t0 = self._last = time.perf_counter()
-        self.write(f"fastprep bench: {text}")
-
-    def write(self, line):
-        if self.enabled:
-            self.clear()
-            sys.stderr.write(line + "\n")
-            sys.stderr.flush()
-
-    def step(self, label, n=1):
-        self.done += n
-        self.label = label
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if now - self._last < (0.1 if self.tty else 10.0) and self.done < self.total:
-            return
-        self._last = now
-        frac = self.done / max(self.total, 1)
-        el = now - self.t0
-        eta = el / frac - el if frac > 0 else 0
-        if self.tty:
-            bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
-            sys.stderr.write(f"\r[{bar}] {self.done}/{self.total} {label:<28.28} ETA {eta:4.0f}s")
-            self._drawn = True
-        elif self.done < self.total:
-            sys.stderr.write(f"  {self.done}/{self.total} {label}, ETA {eta:.0f}s\n")
-        sys.stderr.flush()
-
-    def clear(self):
-        if self.enabled and self._drawn:
-            sys.stderr.write("\r" + " " * 79 + "\r")
-            sys.stderr.flush()
-            self._drawn = False
-
-    close = clear
+def _progress(enabled):
+    """Progress on stderr: a line per stage, then a bar redrawn on a terminal, or a line every 10 s
+    when stderr is not a terminal (so that logs show the run is alive)."""
+    return Progress(enabled=enabled, unit="steps", log_every=10.0)
 
 
 def _files(path, limit):
@@ -200,7 +155,7 @@ def install_hint(peer, missing):
 
 def _compose(transform, size, exact, on_error="raise"):
     if transform == "eval":
-        ops = [Resize(int(size / 0.875)), CenterCrop(size), ToTensor(), Normalize(MEAN, STD)]
+        ops = [Resize(eval_resize(size)), CenterCrop(size), ToTensor(), Normalize(MEAN, STD)]
     else:
         ops = [RandomResizedCrop(size), RandomHorizontalFlip(), ToTensor(), Normalize(MEAN, STD)]
     return Compose(ops, exact=exact, on_error=on_error)
@@ -329,7 +284,7 @@ def _torchvision_v2(datas, names, transform, size, threads, timeout):
     from torchvision.transforms import v2
 
     if transform == "eval":
-        geo = [v2.Resize(int(size / 0.875), antialias=True), v2.CenterCrop(size)]
+        geo = [v2.Resize(eval_resize(size), antialias=True), v2.CenterCrop(size)]
     else:
         geo = [v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()]
     tf = v2.Compose(geo + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
@@ -356,7 +311,7 @@ def _torchvision_v1_pil(datas, names, transform, size, threads, timeout):
     from torchvision import transforms as T
 
     if transform == "eval":
-        geo = [T.Resize(int(size / 0.875)), T.CenterCrop(size)]
+        geo = [T.Resize(eval_resize(size)), T.CenterCrop(size)]
     else:
         geo = [T.RandomResizedCrop(size), T.RandomHorizontalFlip()]
     tf = T.Compose(geo + [T.ToTensor(), T.Normalize(MEAN, STD)])
@@ -375,7 +330,7 @@ def _dali(datas, names, transform, size, threads, timeout, batch=64):
         enc = fn.external_source(name="enc", dtype=types.UINT8)
         img = fn.decoders.image(enc, device="cpu", output_type=types.RGB)
         if transform == "eval":
-            img = fn.resize(img, resize_shorter=int(size / 0.875), antialias=True)
+            img = fn.resize(img, resize_shorter=eval_resize(size), antialias=True)
             img = fn.crop_mirror_normalize(img, crop=(size, size), mean=[m * 255 for m in MEAN],
                                            std=[s * 255 for s in STD], dtype=types.FLOAT, output_layout="CHW")
         else:
@@ -450,7 +405,7 @@ def _screen_fastprep(datas, good, transform, size, exact, threads, bar, label, c
                     sizes[i] = None
             except Exception as e:
                 bad[i] = _reason(e)
-        bar.step(label, len(idx))
+        bar.update(len(idx), desc=label)
     return bad, sizes
 
 
@@ -462,7 +417,7 @@ def _screen_ceiling(datas, good, threads, bar):
         b.decode_only(_core.Engine(threads))
         for j, _, msg in b.errors():
             bad[good[j]] = msg
-    bar.step("ceiling", len(good))
+    bar.update(len(good), desc="ceiling")
     return bad
 
 
@@ -477,7 +432,7 @@ def _screen_peer(peer, datas, good, bar):
             dec(datas[i])
         except Exception as e:
             bad[i] = _reason(e)
-        bar.step(peer)
+        bar.update(1, desc=peer)
     return bad, None
 
 
@@ -492,7 +447,8 @@ def screen(files, datas, transform, size, modes, peers, threads, bar):
             bad[i] = {"read": "empty file"}
     good = [i for i in range(len(datas)) if i not in bad]
     checks = [f"fastprep {m}" for m in modes] + [p for p in peers]
-    bar.stage(f"checking {len(good)} files with {', '.join(checks)}", len(good) * len(checks))
+    bar.stage(f"fastprep bench: checking {len(good)} files with {', '.join(checks)}", len(good) * len(checks),
+              unit="checks")
     sizes, broken = {}, {}
     for m in modes:
         b, s = _screen_fastprep(datas, good, transform, size, m == "exact", max(threads), bar, f"fastprep {m}")
@@ -533,7 +489,7 @@ def _parse_list(text, allowed, what):
 
 def run_bench(files, transform="eval", threads=(1,), vs=PEERS, size=224, repeat=DEFAULT_REPEAT, modes=MODES,
               on_error="skip", progress=True, timeout=DEFAULT_TIMEOUT):
-    bar = progress if isinstance(progress, _Progress) else _Progress(bool(progress))
+    bar = progress if isinstance(progress, Progress) else _progress(bool(progress))
     vs = _parse_list(",".join(vs), PEERS, "peer(s)")
     modes = _parse_list(",".join(modes), MODES, "mode(s)")
     if not modes:
@@ -612,7 +568,8 @@ def run_bench(files, transform="eval", threads=(1,), vs=PEERS, size=224, repeat=
         groups += [[x] for x in loaders]
     total = sum(len(g) for g in groups) * (repeat + 1)
     passes = f"{repeat} pass{'es' if repeat != 1 else ''}"
-    bar.stage(f"timing {sum(len(g) for g in groups)} pipelines on {n} files, 1 warm-up + {passes} each", total)
+    bar.stage(f"fastprep bench: timing {sum(len(g) for g in groups)} pipelines on {n} files, 1 warm-up + {passes} "
+              "each", total, unit="passes")
     times = {}
     group_of = {}  # (pipeline, threads) -> timing group: rows of one group were timed in the same rounds
     try:
@@ -624,9 +581,9 @@ def run_bench(files, transform="eval", threads=(1,), vs=PEERS, size=224, repeat=
                 k = rnd % len(group)  # rotate the order each round: no pipeline always follows the same one
                 for name, t, run, _ in group[k:] + group[:k]:
                     if (name, t) in broken_now:
-                        bar.step(f"{name} x{t}")
+                        bar.update(1, desc=f"{name} x{t}")
                         continue
-                    bar.step(f"{name} x{t}")
+                    bar.update(1, desc=f"{name} x{t}")
                     try:
                         t0 = time.perf_counter()
                         run()
@@ -682,7 +639,7 @@ def run_bench(files, transform="eval", threads=(1,), vs=PEERS, size=224, repeat=
         "files": n, "files_found": len(files), "excluded": excluded, "on_error": on_error,
         "source_megapixels": mp, "threads": threads, "repeat": repeat, "results": results, "failed": failed,
         "skipped": skipped,
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "simd": _core.default_simd(),
+        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "simd": _core.default_simd().name,
                     "python": platform.python_version()},
     }
 
@@ -787,7 +744,7 @@ def main(args):
     except ValueError:
         raise SystemExit(f"fastprep bench: --threads takes comma-separated integers, got {args.threads!r}") from None
     modes = "exact" if args.exact else args.modes
-    bar = _Progress(not getattr(args, "quiet", False))
+    bar = _progress(not getattr(args, "quiet", False))
     if args.path is None:
         bar.write("fastprep bench: using the built-in sample set (generated into ~/.cache/fastprep on first use)")
     files = _files(args.path, args.limit)

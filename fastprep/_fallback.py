@@ -5,7 +5,7 @@ import stat
 
 import numpy as np
 
-from ._errors import DecodeError, ImageTooLargeError, MissingDependencyError, ReadError, UnsupportedImageError
+from ._errors import DecodeError, ImageTooLargeError, ReadError, UnsupportedImageError
 
 _MAGIC = [
     (b"\x89PNG\r\n\x1a\n", "PNG"),
@@ -128,18 +128,6 @@ def decode(item, source, max_pixels):
         what = fmt or "unrecognized data"
         raise DecodeError(source, f"{what}: {e}") from None
     return np.ascontiguousarray(arr)
-
-
-def require(module, extra, pip_name=None):
-    """Imports an optional dependency or raises MissingDependencyError with the pip command."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise MissingDependencyError(
-            f"{module} is required for this feature: pip install 'fastprep[{extra}]' "
-            f"(or pip install {pip_name or module})") from None
 
 
 def display_name(item, index):

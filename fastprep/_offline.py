@@ -1,7 +1,8 @@
 """Shared machinery of the offline commands (stats, preprocess): the transform presets, a
-prefetching batch iterator over the native pool, failure records, a tiny progress bar,
-atomic file writes that fail with a typed error naming the file, and the lossless JSON form of
-file names that are not valid UTF-8."""
+prefetching batch iterator over the native pool, failure records, atomic file writes that fail
+with a typed error naming the file, and the lossless JSON form of file names that are not valid
+UTF-8. (The progress bar and the default thread count are in ``_util``; the files' formats in
+``_formats``.)"""
 import base64
 import contextlib
 import errno as _errno
@@ -11,26 +12,21 @@ import queue
 import signal
 import sys
 import threading
-import time
 
 import numpy as np
 
 from ._errors import DecodeError
 from ._transforms import CenterCrop, Compose, Resize, ToTensor
+from ._util import eval_resize
 
 TRANSFORMS = ("eval", "resize")
 POLICIES = ("raise", "skip", "zeros")
 
 
-def eval_resize(size):
-    """The resize before CenterCrop(size) in the 256/224 (crop fraction 0.875) eval convention."""
-    return int(size / 0.875)
-
-
 def build_transform(name, size, dtype="uint8", layout="CHW", fixed=True, interpolation="bilinear", exact=None):
     """Compose for a named preset.
 
-    "eval": Resize(int(size / 0.875)) + CenterCrop(size) (224 -> Resize(256) + CenterCrop(224)).
+    "eval": Resize(eval_resize(size)) + CenterCrop(size) (224 -> Resize(256) + CenterCrop(224)).
     "resize": Resize((size, size)) when ``fixed``, else Resize(size): shorter side ``size``, aspect kept.
     Float dtypes add ToTensor (values in [0, 1]); uint8 keeps the 0-255 levels.
     """
@@ -56,18 +52,22 @@ def transform_spec(name, size, compose):
             "output_size": list(compose.output_size) if compose.output_size else None}
 
 
-def default_threads():
+def sample_reason(compose, item, key, threads, params):
+    """The decoder's reason (``DecodeError.reason``) for a sample that failed in a
+    ``compose.batch(..., on_error="zeros", return_params=True)`` call, ``params`` being its entry.
+
+    It comes from the exception object, never from its message: ``params["error_reason"]`` when
+    the batch recorded it, else the DecodeError of the sample decoded again on its own (only failed
+    samples pay this). Should that second decode succeed (the file changed meanwhile), the batch's
+    message is all there is, and it is kept whole."""
+    reason = params.get("error_reason")
+    if reason is not None:
+        return reason
     try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def _reason(message, item, index):
-    """Strips the "<source> (sample i): " prefix Compose puts in front of the decoder's reason."""
-    src = item if isinstance(item, str) else f"<item {index}>"
-    prefix = f"{src} (sample {index}): "
-    return message[len(prefix):] if message.startswith(prefix) else message
+        compose.batch([item], seed=0, threads=threads, on_error="raise", indices=[key])
+    except DecodeError as e:
+        return e.reason
+    return params.get("error", "decode failed")
 
 
 def failure(index, name, reason):
@@ -119,9 +119,10 @@ def iter_batches(compose, items, ranges, threads, policy, names, out_alloc=None,
                 ok = np.ones(b - a, dtype=bool)
                 fails = []
                 for j, p in enumerate(params):
-                    if "error" in p:
+                    if "error" in p or "error_reason" in p:
                         ok[j] = False
-                        fails.append(failure(a + j, names[a + j], _reason(p["error"], chunk[j], j)))
+                        reason = sample_reason(compose, chunk[j], a + j, threads, p)
+                        fails.append(failure(a + j, names[a + j], reason))
                 if not put(("batch", (a, b, arr, ok, fails))):
                     return
             put(("done", None))
@@ -152,68 +153,6 @@ def iter_batches(compose, items, ranges, threads, policy, names, out_alloc=None,
 
 def chunk_ranges(start, stop, size):
     return [(a, min(a + size, stop)) for a in range(start, stop, max(1, int(size)))]
-
-
-class Progress:
-    """A one-line progress bar with rate and ETA on stderr; silent when stderr is not a terminal."""
-
-    def __init__(self, total, desc="", unit="img", stream=None, enabled=None, initial=0):
-        self.stream = stream or sys.stderr
-        if enabled is None:
-            enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.enabled = bool(enabled)
-        self.total = int(total)
-        self.desc = desc
-        self.unit = unit
-        self.n = int(initial)
-        self.initial = int(initial)
-        self.t0 = time.perf_counter()
-        self._last = 0.0
-        self._width = 0
-        if self.enabled:
-            self._draw()
-
-    def update(self, n=1):
-        self.n += int(n)
-        if self.enabled:
-            now = time.perf_counter()
-            if now - self._last >= 0.1 or self.n >= self.total:
-                self._draw(now)
-
-    def _draw(self, now=None):
-        now = now or time.perf_counter()
-        self._last = now
-        el = now - self.t0
-        done = self.n - self.initial
-        rate = done / el if el > 0 and done > 0 else 0.0
-        frac = self.n / self.total if self.total else 1.0
-        eta = (self.total - self.n) / rate if rate > 0 else None
-        bar_w = 24
-        full = int(round(bar_w * min(frac, 1.0)))
-        line = (f"{self.desc} {frac * 100:5.1f}% |{'#' * full}{'.' * (bar_w - full)}| {self.n}/{self.total} "
-                f"[{_hms(el)}<{_hms(eta) if eta is not None else '?'}, {rate:,.0f} {self.unit}/s]")
-        pad = max(0, self._width - len(line))
-        self._width = len(line)
-        self.stream.write("\r" + line + " " * pad)
-        self.stream.flush()
-
-    def close(self):
-        if self.enabled:
-            self._draw()
-            self.stream.write("\n")
-            self.stream.flush()
-            self.enabled = False
-
-    @property
-    def elapsed(self):
-        return time.perf_counter() - self.t0
-
-
-def _hms(s):
-    s = int(s)
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
 
 
 class WriteError(OSError):

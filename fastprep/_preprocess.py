@@ -15,8 +15,12 @@ a shard is finished iff its ``images_*.npy`` exists (its labels and json are ren
 before it). A rerun skips finished shards, redoes the others, and rewrites index.json at the end.
 (The renames make an interrupted run safe; there is no fsync, so a power loss is not covered.)
 
-``--format jpeg`` re-encodes the resized images with Pillow into a mirrored folder tree (with
+``--format jpeg`` re-encodes the resized images with the native libjpeg-turbo encoder (4:2:0
+chroma subsampling, as Pillow's default; no Pillow needed) into a mirrored folder tree (with
 --transform resize: shorter side = size, aspect kept); a rerun skips the files already there.
+
+Every JSON file here is defined once, in ``_formats`` (RunRecord, ShardMeta, ShardIndex,
+JpegIndex), with a format version.
 
 Failures. A run holds an exclusive ``flock`` on ``OUT/.lock`` (a second run into the same OUT is
 refused with OutputLockedError; the kernel drops the lock when the process ends, however it ends).
@@ -36,8 +40,8 @@ import concurrent.futures as cf
 import errno
 import fcntl
 import hashlib
-import io
 import mmap
+import numbers
 import os
 import queue
 import struct
@@ -47,14 +51,16 @@ import time
 
 import numpy as np
 
-from . import _offline
+from . import _core, _offline
 from ._datasets import index_source
-from ._errors import DecodeError, MissingDependencyError
+from ._errors import DecodeError
+from ._formats import JpegIndex, RunRecord, ShardEntry, ShardIndex, ShardMeta
 from ._stats import FloatMoments, LevelMoments, empty_levels, moments_from_json, normalize_line, summarize
+from ._util import Progress, default_threads
 
-INDEX_FORMAT = "fastprep-shards"
-JPEG_INDEX_FORMAT = "fastprep-jpeg"
-INDEX_VERSION = 1
+INDEX_FORMAT = ShardIndex.FORMAT
+JPEG_INDEX_FORMAT = JpegIndex.FORMAT
+JPEG_SUBSAMPLING = 420  # Pillow's default for every quality (what --format jpeg wrote with Pillow)
 _KILL_ENV = "FASTPREP_TEST_KILL_AFTER_SHARDS"  # test hook: os._exit() in the middle of the next shard
 LOCK_NAME = ".lock"
 
@@ -71,23 +77,13 @@ def shard_names(k):
     return f"images_{k:05d}.npy", f"labels_{k:05d}.npy", f"shard_{k:05d}.json"
 
 
-def _fingerprint(ds, spec, extra):
+def _fingerprint(ds, spec, shard_size):
     h = hashlib.sha1()
     for name in ds.names:
         h.update(name.encode("utf-8", "surrogateescape"))
         h.update(b"\0")
     h.update(np.ascontiguousarray(ds.labels, dtype="<i8").tobytes())
-    return {"count": len(ds), "files_sha1": h.hexdigest(), "transform": spec, **extra}
-
-
-def _read_json(path):
-    import json
-
-    with open(path, encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except ValueError as e:
-            raise ValueError(f"{_offline.display(path)} is not valid JSON ({e})") from None
+    return RunRecord(count=len(ds), files_sha1=h.hexdigest(), transform=spec, format="npy", shard_size=shard_size)
 
 
 class _OutLock:
@@ -147,9 +143,8 @@ def _prepare_out(out, fingerprint, overwrite):
     if ours and not overwrite:
         if "run.json" not in names:
             raise FileExistsError(f"{out} holds shard files of an unknown run: use another OUT or --overwrite")
-        old = _read_json(run_path)
-        if old != fingerprint:
-            diff = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+        diff = RunRecord.read(run_path).differences(fingerprint)
+        if diff:
             raise FileExistsError(f"{out} holds a different preprocessing run (differs in: {', '.join(diff)}): "
                                   "use another OUT, or --overwrite to start over")
     if overwrite:
@@ -160,7 +155,7 @@ def _prepare_out(out, fingerprint, overwrite):
         os.remove(os.path.join(out, n))  # left by an interrupted run
         names.discard(n)
     if "run.json" not in names:
-        _offline.atomic_write_json(run_path, fingerprint)
+        fingerprint.write(run_path)
         names.add("run.json")
     return names
 
@@ -174,6 +169,9 @@ def preprocess(source, out, transform="eval", size=224, dtype="uint8", format="n
     if format not in ("npy", "jpeg"):
         raise ValueError(f"format must be 'npy' or 'jpeg', got {format!r}")
     if format == "jpeg":
+        if isinstance(quality, bool) or not isinstance(quality, numbers.Real) or quality != int(quality) \
+                or not 1 <= quality <= 100:
+            raise ValueError(f"quality must be an integer in [1, 100] (JPEG quality), got {quality!r}")
         if dtype != "uint8":
             raise ValueError("--format jpeg stores 8-bit images: use --dtype uint8")
         if on_error == "zeros":
@@ -202,11 +200,11 @@ def _preprocess_npy(ds, t0, source, out, transform, size, dtype, layout, shard_s
     shard_size = int(shard_size)
     if shard_size <= 0:
         raise ValueError("shard_size must be positive")
-    threads = threads or _offline.default_threads()
+    threads = threads or default_threads()
     n = len(ds)
     sample_shape = compose.output_shape()
     np_dtype = compose.np_dtype
-    fp_ = _fingerprint(ds, spec, {"format": "npy", "shard_size": shard_size})
+    fp_ = _fingerprint(ds, spec, shard_size)
     present = _prepare_out(out, fp_, overwrite)
     shards = _offline.chunk_ranges(0, n, shard_size)
     index_path = os.path.join(out, "index.json")
@@ -216,7 +214,7 @@ def _preprocess_npy(ds, t0, source, out, transform, size, dtype, layout, shard_s
     done = {k for k in range(len(shards)) if _shard_done(out, k, present, sample_bytes)}
     if "index.json" in present:
         if len(done) == len(shards):
-            index = _read_json(index_path)
+            index = ShardIndex.read(index_path)
             return _summary(out, index, resumed=len(shards), written=0, seconds=time.perf_counter() - t0,
                             complete_before=True)
         os.remove(index_path)
@@ -226,7 +224,7 @@ def _preprocess_npy(ds, t0, source, out, transform, size, dtype, layout, shard_s
     cap = max((b - a for a, b in shards), default=0)
     buffers = _ShardBuffers(shards, shard_size, cap, sample_shape, np_dtype)
     writer = _Writer(out, buffers, kill_after=int(os.environ.get(_KILL_ENV, "0") or 0))
-    bar = _offline.Progress(n, "preprocess", enabled=progress, initial=n - sum(b - a for a, b in ranges))
+    bar = Progress(n, "preprocess", enabled=progress, initial=n - sum(b - a for a, b in ranges))
     state = None  # the shard being filled: [k, ok masks, failures, moments]
     batches = (x for x in ())
     try:
@@ -261,7 +259,7 @@ def _preprocess_npy(ds, t0, source, out, transform, size, dtype, layout, shard_s
     writer.check()
 
     index = _build_index(out, ds, shards, spec, compose, sample_shape, on_error, source)
-    _offline.atomic_write_json(index_path, index)
+    index.write(index_path)
     return _summary(out, index, resumed=len(done), written=writer.written, seconds=time.perf_counter() - t0,
                     processed=sum(b - a for a, b in ranges))
 
@@ -271,7 +269,7 @@ def _shard_done(out, k, present, sample_bytes):
         return False
     img_name, _, meta_name = shard_names(k)
     try:
-        count = int(_read_json(os.path.join(out, meta_name))["count"])
+        count = ShardMeta.read(os.path.join(out, meta_name)).count
         return os.stat(os.path.join(out, img_name)).st_size == _NPY_HEADER + count * sample_bytes
     except (OSError, ValueError, KeyError, TypeError):
         return False
@@ -406,15 +404,17 @@ class _Writer:
                     arr[dst] = arr[src]
         del arr
         buf[:_NPY_HEADER] = _npy_header((count,) + self.buffers.sample_shape, self.buffers.dtype)
-        self.jobs.put((k, buf, count, keep, labels[keep].astype(np.int64), failed, moments.to_json(), on_error,
-                       self.buffers.shards[k]))
+        a, b = self.buffers.shards[k]
+        meta = ShardMeta(shard=k, start=a, stop=b, count=count, on_error=on_error, moments=moments.to_json(),
+                         failed=list(failed), kept=keep.tolist() if len(keep) != b - a else None)
+        self.jobs.put((k, buf, count, labels[keep].astype(np.int64), meta))
 
     def _run(self):
         while True:
             job = self.jobs.get()
             if job is None:
                 return
-            k, buf, count, keep, labels, failed, moments, on_error, rng = job
+            k, buf, count, labels, meta = job
             if self.error is not None:  # stopping: hand the buffer back, write nothing more
                 self.buffers.release(buf)
                 continue
@@ -430,11 +430,7 @@ class _Writer:
                     self.buffers.release(buf)
                 lab_bytes = _offline.npy_bytes(labels)
                 _offline.atomic_write_bytes(os.path.join(self.out, lab_name), lambda f: f.write(lab_bytes))
-                meta = {"shard": k, "start": rng[0], "stop": rng[1], "count": count, "on_error": on_error,
-                        "failed": _offline.failures_to_json(failed), "moments": moments}
-                if len(keep) != rng[1] - rng[0]:
-                    meta["kept"] = keep.tolist()
-                _offline.atomic_write_json(os.path.join(self.out, meta_name), meta)
+                meta.write(os.path.join(self.out, meta_name))
                 # No fsync: the renames protect against an interrupted process, not a power loss.
                 try:
                     os.replace(tmp, img_path)  # images last: the shard is finished
@@ -473,55 +469,42 @@ def _build_index(out, ds, shards, spec, compose, sample_shape, on_error, source)
     start = 0
     for k, (a, b) in enumerate(shards):
         img_name, lab_name, meta_name = shard_names(k)
-        meta = _read_json(os.path.join(out, meta_name))
-        keep = meta.get("kept", range(a, b))
+        meta = ShardMeta.read(os.path.join(out, meta_name))
+        keep = meta.kept if meta.kept is not None else range(a, b)
         files.extend(ds.names[i] for i in keep)
-        failed.extend(_offline.failures_from_json(meta["failed"]))
-        policies.add(meta["on_error"])
-        mom = moments_from_json(meta["moments"])
+        failed.extend(meta.failed)
+        policies.add(meta.on_error)
+        mom = moments_from_json(meta.moments)
         total = mom if total is None else total.merge(mom)
-        entries.append({"images": img_name, "labels": lab_name, "start": start, "count": meta["count"],
-                        "source_start": a, "source_stop": b})
-        start += meta["count"]
+        entries.append(ShardEntry(images=img_name, labels=lab_name, start=start, count=meta.count, source_start=a,
+                                  source_stop=b))
+        start += meta.count
     if total is None:
         total = empty_levels(compose.channels)
     mean, std = total.channel_stats()
     stats = {"images": total.images, **summarize(mean, std, "255" if compose.dtype == "uint8" else "unit")}
     stats["normalize"] = normalize_line(stats["mean"], stats["std"])
-    return {
-        "format": INDEX_FORMAT, "version": INDEX_VERSION, **_source_fields(source),
-        "count": start, "source_count": len(ds), "dtype": compose.dtype, "layout": compose.layout,
-        "shape": list(sample_shape), "transform": spec, **_class_fields(ds),
-        "on_error": on_error if len(policies) <= 1 else sorted(policies),
-        "shard_size": shards[0][1] - shards[0][0] if shards else 0, "shards": entries,
-        "stats": stats, "failed": _offline.failures_to_json(failed), **_offline.names_fields("files", files),
-    }
+    return ShardIndex(
+        source=_source_path(source), count=start, source_count=len(ds), dtype=compose.dtype, layout=compose.layout,
+        shape=tuple(sample_shape), transform=spec, classes=[str(c) for c in ds.classes],
+        class_to_idx=ds.class_to_idx, on_error=on_error if len(policies) <= 1 else sorted(policies),
+        shard_size=shards[0][1] - shards[0][0] if shards else 0, shards=entries, stats=stats, failed=failed,
+        files=files)
 
 
-def _source_fields(source):
+def _source_path(source):
+    """The source folder or file list as an absolute path (None for an in-memory sequence)."""
     if isinstance(source, (str, bytes, os.PathLike)):
-        return _offline.path_fields("source", os.fsdecode(os.path.abspath(os.fspath(source))))
-    return {"source": None}
-
-
-def _class_fields(ds):
-    """classes (+ classes_b64) and class_to_idx keyed by the classes' JSON text."""
-    fields = _offline.names_fields("classes", [str(c) for c in ds.classes])
-    c2i = ds.class_to_idx
-    if c2i is not None:
-        c2i = {_offline.name_to_json(str(c))[0]: int(i) for c, i in c2i.items()}
-    fields["class_to_idx"] = c2i
-    return fields
+        return os.fsdecode(os.path.abspath(os.fspath(source)))
+    return None
 
 
 def _summary(out, index, resumed, written, seconds, complete_before=False, processed=0):
-    n = index["count"]
-    return {"out": out, "format": index["format"], "images": n, "shards": len(index.get("shards", [])),
+    return {"out": out, "format": index.FORMAT, "images": index.count, "shards": len(index.shards),
             "shards_written": written, "shards_resumed": resumed, "already_complete": complete_before,
-            "failed": _offline.failures_from_json(index["failed"]), "stats": index.get("stats"),
-            "seconds": round(seconds, 3),
+            "failed": list(index.failed), "stats": index.stats, "seconds": round(seconds, 3),
             "images_per_second": round(processed / seconds, 1) if seconds > 0 and processed else None,
-            "shape": index.get("shape"), "dtype": index.get("dtype")}
+            "shape": list(index.shape), "dtype": index.dtype}
 
 
 # ---------------------------------------------------------------------------------------------- jpeg tree
@@ -562,16 +545,18 @@ def _existing_files(top):
     return found
 
 
+def encode_jpeg(img, quality):
+    """An HxWx3 (or HxW) uint8 image as JPEG bytes: libjpeg-turbo, baseline, 4:2:0, as Pillow's
+    ``save(format="JPEG", quality=quality)`` writes it."""
+    return bytes(_core.encode_jpeg(np.ascontiguousarray(img), int(quality), JPEG_SUBSAMPLING, False))
+
+
 def _preprocess_jpeg(ds, t0, source, out, transform, size, threads, quality, on_error, progress, interpolation,
                      exact, overwrite):
-    try:
-        from PIL import Image
-    except ImportError:
-        raise MissingDependencyError("--format jpeg needs Pillow to encode: pip install Pillow") from None
     probe = _offline.build_transform(transform, size, "uint8", "HWC", fixed=False, interpolation=interpolation,
                                      exact=exact)
     spec = _offline.transform_spec(transform, size, probe)
-    threads = threads or _offline.default_threads()
+    threads = threads or default_threads()
     out_names = _jpeg_names(ds.names)
     existing = set() if overwrite else _existing_files(out)
     for r in [r for r in existing if r.endswith(".tmp")]:
@@ -592,16 +577,16 @@ def _preprocess_jpeg(ds, t0, source, out, transform, size, threads, quality, on_
         try:
             img = t.batch([ds.items[i]], threads=1, on_error="raise")[0]
         except DecodeError as e:
-            return i, _offline.failure(i, ds.names[i], e.reason)
+            return i, _offline.failure(i, ds.names[i], e.reason), type(e)(ds.names[i], e.reason, i)
         dst = os.path.join(out, out_names[i])
-        # Encoded in memory, then written with checked writes: Pillow's direct-to-file encoder
-        # ignores failed writes (a full disk would leave truncated JPEGs counted as written).
-        data = io.BytesIO()
-        Image.fromarray(img, "RGB").save(data, format="JPEG", quality=int(quality))
-        _offline.atomic_write_bytes(dst, lambda f: f.write(data.getbuffer()))
-        return i, None
+        try:  # in memory (the GIL released), then written with checked writes
+            data = encode_jpeg(img, quality)
+        except ValueError as e:  # e.g. a side over JPEG's 65500 limit
+            raise ValueError(f"cannot encode {_offline.display(dst)} as JPEG: {e}") from None
+        _offline.atomic_write_bytes(dst, lambda f: f.write(data))
+        return i, None, None
 
-    bar = _offline.Progress(len(ds), "preprocess", enabled=progress, initial=len(ds) - len(todo))
+    bar = Progress(len(ds), "preprocess", enabled=progress, initial=len(ds) - len(todo))
     failed = []
     window = max(4, 4 * threads)
     try:
@@ -620,11 +605,11 @@ def _preprocess_jpeg(ds, t0, source, out, transform, size, threads, quality, on_
                         break
                     finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                     for fut in finished:
-                        i, err = fut.result()  # a WriteError (disk full, ...) is raised here
+                        i, err, exc = fut.result()  # a WriteError (disk full, ...) is raised here
                         bar.update(1)
                         if err is not None:
                             if on_error == "raise":
-                                raise DecodeError(err["file"], err["error"], i)
+                                raise exc
                             failed.append(err)
             except BaseException:
                 for p in pending:  # the pool's exit then waits for the running ones only
@@ -635,14 +620,10 @@ def _preprocess_jpeg(ds, t0, source, out, transform, size, threads, quality, on_
     failed.sort(key=lambda f: f["index"])
     bad = {f["index"] for f in failed}
     ok = [i for i in range(len(ds)) if i not in bad]
-    index = {
-        "format": JPEG_INDEX_FORMAT, "version": INDEX_VERSION, **_source_fields(source),
-        "count": len(ok), "source_count": len(ds), "transform": spec, "quality": int(quality),
-        **_class_fields(ds), "on_error": on_error,
-        **_offline.names_fields("files", [out_names[i] for i in ok]), "labels": ds.labels[ok].tolist(),
-        **_offline.names_fields("sources", [ds.names[i] for i in ok]), "failed": _offline.failures_to_json(failed),
-    }
-    _offline.atomic_write_json(os.path.join(out, "index.json"), index)
+    JpegIndex(source=_source_path(source), count=len(ok), source_count=len(ds), transform=spec, quality=int(quality),
+              classes=[str(c) for c in ds.classes], class_to_idx=ds.class_to_idx, on_error=on_error,
+              files=[out_names[i] for i in ok], labels=ds.labels[ok].tolist(), sources=[ds.names[i] for i in ok],
+              failed=failed).write(os.path.join(out, "index.json"))
     seconds = time.perf_counter() - t0
     return {"out": out, "format": JPEG_INDEX_FORMAT, "images": len(ok), "written": len(todo) - len(failed),
             "skipped_existing": len(ds) - len(todo), "failed": failed, "seconds": round(seconds, 3),
@@ -665,7 +646,8 @@ def add_arguments(p):
     p.add_argument("--shard-size", type=int, default=1024, help="samples per npy shard (default 1024)")
     p.add_argument("--threads", type=int, default=None, help="native decode threads (default: all cores)")
     p.add_argument("--batch-size", type=int, default=256, help="images per native batch (default 256)")
-    p.add_argument("--quality", type=int, default=90, help="JPEG quality for --format jpeg (default 90)")
+    p.add_argument("--quality", type=int, default=90,
+                   help="JPEG quality 1-100 for --format jpeg (default 90; 4:2:0 chroma subsampling)")
     p.add_argument("--on-error", choices=_offline.POLICIES, default="raise",
                    help="undecodable files: raise (default), skip (left out, listed in index.json), "
                         "zeros (npy only: a black sample)")
@@ -698,7 +680,7 @@ def main(args):
     except OutputLockedError as e:
         sys.stderr.write(f"fastprep preprocess: {e}\n")
         return 2
-    except (FileExistsError, ValueError, MissingDependencyError) as e:
+    except (FileExistsError, ValueError) as e:
         sys.stderr.write(f"fastprep preprocess: {_offline.display(str(e))}\n")
         return 2
     except OSError as e:  # reading the source, listing OUT, ...

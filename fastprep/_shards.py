@@ -4,14 +4,13 @@
 so a shard file truncated or replaced while it is read gives a ReadError naming the file
 ("truncated"), never a SIGBUS that kills the process."""
 import collections
-import json
 import os
 import threading
 
 import numpy as np
 
 from ._errors import ReadError
-from ._offline import failures_from_json, names_from_json
+from ._formats import RunRecord, ShardIndex
 
 __all__ = ["ShardDataset", "ShardTruncatedError", "is_shard_dir"]
 
@@ -31,16 +30,15 @@ def is_shard_dir(path):
     if not os.path.isdir(path):
         return False
     index = os.path.join(path, "index.json")
-    try:
+    try:  # the "format" key is written first: a look at the head, not a parse of a possibly huge file
         with open(index, "rb") as f:
             head = f.read(256)
-        return b'"fastprep-shards"' in head
+        return f'"{ShardIndex.FORMAT}"'.encode() in head
     except OSError:
         pass
     try:
-        with open(os.path.join(path, "run.json"), encoding="utf-8") as f:
-            return json.load(f).get("format") == "npy"
-    except (OSError, ValueError, AttributeError):
+        return RunRecord.read(os.path.join(path, "run.json")).format == "npy"
+    except (OSError, ValueError):
         return False
 
 
@@ -56,6 +54,7 @@ class ShardDataset:
         sample_shape, dtype: shape and numpy dtype of one sample.
         stats: mean/std of the stored data, both scales.
         failed: the source files left out (on_error="skip") or zero-filled ("zeros").
+        index: the index.json record (``_formats.ShardIndex``).
 
     ``read(indices)`` gathers any samples, in any order, into one contiguous batch; samples are
     copied from the shard files with ``os.preadv`` straight into the batch (safe to call from
@@ -72,41 +71,32 @@ class ShardDataset:
                 raise FileNotFoundError(f"{self.root} is an unfinished preprocessing run (no index.json): rerun the "
                                         "same `fastprep preprocess` command to finish it")
             raise FileNotFoundError(f"no index.json in {self.root}: not a `fastprep preprocess --format npy` output")
-        try:
-            with open(index_path, encoding="utf-8") as f:
-                index = json.load(f)
-        except ValueError as e:
-            raise ValueError(f"{index_path} is not a valid index.json ({e})") from None
-        if not isinstance(index, dict) or index.get("format") != "fastprep-shards":
-            index = index if isinstance(index, dict) else {}
-            raise ValueError(f"{index_path} is a {index.get('format')!r} index, not fastprep-shards "
-                             "(a --format jpeg output is a folder of images: index it as a source)")
+        index = ShardIndex.read(index_path)  # FormatError (a ValueError) naming the file if unreadable
         self.index = index
-        self.spec = index["transform"]
-        self.classes = names_from_json(index.get("classes", []), index.get("classes_b64"))
-        text_to_class = {t: c for t, c in zip(index.get("classes", []), self.classes)}
-        self.class_to_idx = {text_to_class.get(k, k): v for k, v in (index.get("class_to_idx") or {}).items()}
-        self.names = names_from_json(index.get("files", []), index.get("files_b64"))
-        self.failed = failures_from_json(index.get("failed", []))
-        self.stats = index.get("stats")
-        self.sample_shape = tuple(index["shape"])
-        self.dtype = np.dtype(index["dtype"])
-        self.layout = index.get("layout")
-        shards = index["shards"]
-        self._files = [os.path.join(self.root, s["images"]) for s in shards]
-        self._counts = np.array([s["count"] for s in shards], dtype=np.int64)
+        self.spec = index.transform
+        self.classes = list(index.classes)
+        self.class_to_idx = dict(index.class_to_idx or {})
+        self.names = list(index.files)
+        self.failed = list(index.failed)
+        self.stats = index.stats
+        self.sample_shape = tuple(index.shape)
+        self.dtype = np.dtype(index.dtype)
+        self.layout = index.layout
+        shards = index.shards
+        self._files = [os.path.join(self.root, s.images) for s in shards]
+        self._counts = np.array([s.count for s in shards], dtype=np.int64)
         self._starts = np.concatenate([[0], np.cumsum(self._counts)]).astype(np.int64)
         self._len = int(self._starts[-1])
         labels = []
         for s in shards:
-            lp = os.path.join(self.root, s["labels"])
+            lp = os.path.join(self.root, s.labels)
             try:
                 lab = np.load(lp)
             except (OSError, ValueError, EOFError) as e:
                 raise ReadError(lp, f"cannot read the labels ({e})") from None
-            if lab.shape != (s["count"],):
+            if lab.shape != (s.count,):
                 raise ReadError(lp, f"truncated or wrong: {lab.shape[0] if lab.ndim else 0} labels, "
-                                    f"index.json says {s['count']}")
+                                    f"index.json says {s.count}")
             labels.append(lab)
         self.labels = (np.concatenate(labels).astype(np.int64, copy=False) if labels
                        else np.zeros(0, np.int64))

@@ -30,6 +30,8 @@ import numpy as np
 
 from . import _offline
 from ._datasets import index_source
+from ._formats import StatsRecord
+from ._util import Progress, default_threads
 
 CHANNELS = ("R", "G", "B")
 _MAX_BATCH = 65536  # uint32 sums of squares stay exact: 65536 * 65025 < 2**32
@@ -38,11 +40,11 @@ _BLOCK = 16384  # positions per cache block in LevelMoments
 
 class LevelMoments:
     """Exact moments of uint8 images given as (N, C, H, W) (or, with layout="HWC", (N, H, W, C))
-    batches. The cross products (covariance) need CHW."""
+    batches. The totals are kept per pixel position, so ``pixel_stats`` (the per-pixel mean and
+    std images) is always available. The cross products (covariance) need CHW."""
 
-    def __init__(self, channels=3, per_pixel=False, cross=False, layout="CHW"):
+    def __init__(self, channels=3, cross=False, layout="CHW"):
         self.c = int(channels)
-        self.per_pixel = bool(per_pixel)
         self.layout = layout.upper()
         self.cross = bool(cross) and self.c == 3
         if self.cross and self.layout != "CHW":
@@ -323,10 +325,10 @@ def compute_stats(source, transform="eval", size=224, per_pixel=False, pca=False
     ds = index_source(source, extensions=extensions)
     compose = _offline.build_transform(transform, size, "uint8", "CHW", fixed=True, interpolation=interpolation,
                                        exact=exact)
-    threads = threads or _offline.default_threads()
-    acc = LevelMoments(compose.channels, per_pixel=per_pixel, cross=pca)
+    threads = threads or default_threads()
+    acc = LevelMoments(compose.channels, cross=pca)
     n = len(ds)
-    bar = _offline.Progress(n, "stats", enabled=progress)
+    bar = Progress(n, "stats", enabled=progress)
     failed = []
     ranges = _offline.chunk_ranges(0, n, min(int(batch_size), _MAX_BATCH))
     try:
@@ -505,7 +507,7 @@ def _main(args):
                                                                           "std_png", "png") if k in pp))
         res.pop("per_pixel_arrays", None)
         if args.out:
-            _offline.atomic_write_json(args.out, stats_json(res))
+            StatsRecord.from_result(res).write(args.out)
             print(f"wrote {display(args.out)}")
     except _offline.WriteError as e:
         sys.stderr.write(f"fastprep stats: {e}\n(the statistics are printed above)\n")
@@ -514,13 +516,3 @@ def _main(args):
     _offline.print_failures(res["failed"], where=args.out)
     return 0
 
-
-def stats_json(res):
-    """``res`` in its JSON form: file names that are not valid UTF-8 get a base64 of their bytes
-    (``failed[i]["file_b64"]``, ``source_b64``) next to a readable form."""
-    out = {k: v for k, v in res.items() if k != "per_pixel_arrays"}
-    if isinstance(out.get("source"), str):
-        del out["source"]
-        out = {**_offline.path_fields("source", res["source"]), **out}
-    out["failed"] = _offline.failures_to_json(res["failed"])
-    return out

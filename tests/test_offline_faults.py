@@ -187,7 +187,6 @@ def test_disk_full_on_every_kind_of_file(tree, tmp_path, monkeypatch, capsys, ta
 
 
 def test_jpeg_format_file_size_limit(tree, tmp_path):
-    pytest.importorskip("PIL")
     out = str(tmp_path / "jpeg")
     args = ["preprocess", tree, out, "--format", "jpeg", "--transform", "resize", "--size", "100", "--threads",
             "2", "--quiet"]
@@ -269,7 +268,6 @@ def test_non_utf8_names_npy(latin1_tree, tmp_path, capsys):
 
 
 def test_non_utf8_names_jpeg_and_stats(latin1_tree, tmp_path, capsys):
-    pytest.importorskip("PIL")
     out = str(tmp_path / "jpeg")
     assert cli.main(["preprocess", latin1_tree, out, "--format", "jpeg", "--transform", "resize", "--size", "64",
                      "--on-error", "skip", "--quiet"]) == 0

@@ -8,7 +8,7 @@ import pytest
 import fastprep as fp
 from fastprep import _stats, cli
 from fastprep._datasets import index_source
-from fastprep._offline import Progress
+from fastprep._util import Progress
 
 SIZE = 64
 
