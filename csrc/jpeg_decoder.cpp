@@ -3,6 +3,7 @@
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 // jpeglib.h needs size_t and FILE declared first.
@@ -11,13 +12,35 @@
 
 #include "exif.h"
 
+#if defined(__GNUC__) || defined(__clang__)
+#define FASTPREP_NOINLINE __attribute__((noinline))
+#else
+#define FASTPREP_NOINLINE
+#endif
+
 namespace fastprep {
 
 // Note [libjpeg errors]
-// libjpeg reports fatal errors through error_exit, which must not return. Ours longjmps back to
-// the setjmp in whichever JpegDecoder method made the failing call; that method then aborts the
-// decompressor (keeping the handle reusable) and throws. No C++ object with a destructor lives
-// between a setjmp and the libjpeg calls it guards, so the longjmp skips no destructor.
+// libjpeg reports a fatal error through error_exit, which must not return; our emit_message and
+// progress_monitor hooks reject corrupt data and runaway progressive files the same way. Each of
+// them longjmps to err.jmp. Every libjpeg call that can raise one runs inside Impl::guarded(),
+// whose frame holds the setjmp: there the second return of setjmp reads nothing and returns
+// false, and the caller (another frame, one that never called setjmp) aborts the decompressor,
+// which keeps the handle reusable, and throws fastprep::Error. The rules this keeps:
+//  - C 7.13.2.1: after the longjmp, a non-volatile local of the function that called setjmp and
+//    that changed since is indeterminate. guarded() reads no local after the longjmp, and changes
+//    none before it (`this` and `f` are only read); the locals the guarded lambdas write, through
+//    references, belong to callers that did not call setjmp, so their values stay determinate.
+//    GCC's -Wclobbered is on (setup.py has no -Wno-clobbered) and the build must stay free of it.
+//  - C++ [csetjmp.syn]: the longjmp must skip no non-trivial destructor. It unwinds libjpeg's
+//    frames, our C callbacks' and the guarded lambda's (which may be inlined into guarded()), so a
+//    lambda passed to guarded() holds only trivially destructible locals and calls only libjpeg
+//    and plain arithmetic: nothing there owns memory or can throw a C++ exception.
+//  - A libjpeg call outside guarded() must be one that cannot raise an error, since err.jmp is
+//    stale there: only jpeg_abort_decompress (Session's destructor, fail) and
+//    jpeg_destroy_decompress (~JpegDecoder), which free pools and never call error_exit.
+// The session (jpeg_decoder.h) then makes the abort happen on every way out of an image.
+// jpeg_encoder.cpp follows the same rules for the compressor.
 struct JpegDecoder::Impl {
   struct ErrorMgr {
     jpeg_error_mgr pub;
@@ -37,11 +60,42 @@ struct JpegDecoder::Impl {
   jpeg_decompress_struct cinfo;
   ErrorMgr err;
   Progress progress;
-  bool active = false;   // between read_header and finish
+  bool open = false;     // a Session of this decoder is alive
+  bool active = false;   // libjpeg holds an image: from jpeg_mem_src to the abort
   bool cmyk = false;
   bool adobe_inverted = false;
   int out_w = 0;
   std::vector<uint8_t> cmyk_row;
+
+  // Runs f (libjpeg calls only, see Note [libjpeg errors]) under a setjmp. Returns false when
+  // libjpeg raised an error: err.kind and err.msg then say which. Never inlined, so that its
+  // frame, the one setjmp returns to twice, holds nothing of the caller's.
+  template <class F>
+  FASTPREP_NOINLINE bool guarded(F&& f) {
+    if (setjmp(err.jmp)) return false;
+    f();
+    return true;
+  }
+
+  // Abandons the image (if libjpeg holds one). Never raises a libjpeg error.
+  void abort_image() noexcept {
+    if (active) jpeg_abort_decompress(&cinfo);
+    active = false;
+  }
+
+  [[noreturn]] void fail() {
+    abort_image();
+    throw Error(err.kind, err.msg);
+  }
+
+  [[noreturn]] void fail(ErrorKind kind) {  // err.msg already written
+    err.kind = kind;
+    fail();
+  }
+
+  void require_active() const {
+    if (!active) throw std::logic_error("JpegDecoder::Session used after its image failed");
+  }
 
   static void on_error(j_common_ptr c) {
     ErrorMgr* e = reinterpret_cast<ErrorMgr*>(c->err);
@@ -87,11 +141,6 @@ struct JpegDecoder::Impl {
     }
   }
 
-  [[noreturn]] void fail() {
-    jpeg_abort_decompress(&cinfo);
-    active = false;
-    throw Error(err.kind, err.msg);
-  }
 };
 
 JpegDecoder::JpegDecoder() : impl_(new Impl) {
@@ -106,8 +155,7 @@ JpegDecoder::JpegDecoder() : impl_(new Impl) {
   m.progress.pub.progress_monitor = &Impl::on_progress;
   m.progress.max_scans = 1000;
   // jpeg_create_decompress only fails on out-of-memory or a library version mismatch.
-  if (setjmp(m.err.jmp)) throw Error(ErrorKind::kDecode, m.err.msg);
-  jpeg_create_decompress(&m.cinfo);
+  if (!m.guarded([&m] { jpeg_create_decompress(&m.cinfo); })) throw Error(ErrorKind::kDecode, m.err.msg);
   m.cinfo.progress = &m.progress.pub;
 }
 
@@ -115,27 +163,28 @@ JpegDecoder::~JpegDecoder() { jpeg_destroy_decompress(&impl_->cinfo); }
 
 int JpegDecoder::warnings() const { return impl_->err.warnings; }
 
-JpegHeader JpegDecoder::read_header(const uint8_t* data, size_t size, const JpegLimits& limits) {
+JpegDecoder::Session JpegDecoder::open(const uint8_t* data, size_t size, const JpegLimits& limits) {
   Impl& m = *impl_;
-  if (m.active) {
-    jpeg_abort_decompress(&m.cinfo);
-    m.active = false;
-  }
+  if (m.open) throw std::logic_error("JpegDecoder::open while a session of this decoder is alive");
+  m.abort_image();  // nothing to abandon once every session is gone; kept as a safety net
   m.err.strict = limits.strict;
   m.err.allow_truncated = limits.allow_truncated;
   m.err.truncated = false;
   m.err.warnings = 0;
   m.progress.max_scans = limits.max_scans;
-  JpegHeader h;
-  if (setjmp(m.err.jmp)) m.fail();
   m.active = true;
-  jpeg_mem_src(&m.cinfo, data, static_cast<unsigned long>(size));
-  jpeg_save_markers(&m.cinfo, JPEG_APP0 + 1, 0xFFFF);
-  if (jpeg_read_header(&m.cinfo, TRUE) != JPEG_HEADER_OK) {
-    std::snprintf(m.err.msg, sizeof(m.err.msg), "no image in JPEG datastream (tables only)");
-    m.err.kind = ErrorKind::kDecode;
+  int rc = JPEG_SUSPENDED;
+  if (!m.guarded([&] {
+        jpeg_mem_src(&m.cinfo, data, static_cast<unsigned long>(size));
+        jpeg_save_markers(&m.cinfo, JPEG_APP0 + 1, 0xFFFF);
+        rc = jpeg_read_header(&m.cinfo, TRUE);
+      }))
     m.fail();
+  if (rc != JPEG_HEADER_OK) {
+    std::snprintf(m.err.msg, sizeof(m.err.msg), "no image in JPEG datastream (tables only)");
+    m.fail(ErrorKind::kDecode);
   }
+  JpegHeader h;
   h.width = static_cast<int>(m.cinfo.image_width);
   h.height = static_cast<int>(m.cinfo.image_height);
   h.components = m.cinfo.num_components;
@@ -145,8 +194,7 @@ JpegHeader JpegDecoder::read_header(const uint8_t* data, size_t size, const Jpeg
     std::snprintf(m.err.msg, sizeof(m.err.msg), "image is %dx%d = %lld pixels, over the limit of %lld (max_pixels)",
                   h.width, h.height, static_cast<long long>(h.width) * h.height,
                   static_cast<long long>(limits.max_pixels));
-    m.err.kind = ErrorKind::kTooLarge;
-    m.fail();
+    m.fail(ErrorKind::kTooLarge);
   }
   for (jpeg_saved_marker_ptr mk = m.cinfo.marker_list; mk; mk = mk->next) {
     if (mk->marker == JPEG_APP0 + 1 && mk->data_length >= 6 && std::memcmp(mk->data, "Exif\0\0", 6) == 0) {
@@ -157,42 +205,63 @@ JpegHeader JpegDecoder::read_header(const uint8_t* data, size_t size, const Jpeg
   m.cmyk = h.cmyk;
   // Pillow reads every 4-channel JPEG as Adobe-style inverted CMYK; follow it (see README).
   m.adobe_inverted = h.cmyk;
-  return h;
+  m.open = true;  // from here nothing throws before the session owns the image
+  return Session(&m, h);
 }
 
-void JpegDecoder::start(int denom, int x0, int w, int* out_x0, int* out_w, int* out_h, int* full_w) {
-  Impl& m = *impl_;
-  if (setjmp(m.err.jmp)) m.fail();
-  m.cinfo.scale_num = 1;
-  m.cinfo.scale_denom = static_cast<unsigned>(denom);
-  m.cinfo.dct_method = JDCT_ISLOW;
-  m.cinfo.do_fancy_upsampling = TRUE;
-  m.cinfo.out_color_space = m.cmyk ? JCS_CMYK : JCS_EXT_RGBX;
-  jpeg_start_decompress(&m.cinfo);
-  *full_w = static_cast<int>(m.cinfo.output_width);
-  *out_h = static_cast<int>(m.cinfo.output_height);
+JpegDecoder::Session::~Session() {
+  if (!m_) return;  // moved from
+  m_->abort_image();
+  m_->open = false;
+}
+
+JpegDecoder::Impl& JpegDecoder::Session::impl() {
+  if (!m_) throw std::logic_error("use of a moved-from JpegDecoder::Session");
+  return *m_;
+}
+
+int JpegDecoder::Session::warnings() const { return m_ ? m_->err.warnings : 0; }
+
+void JpegDecoder::Session::start(int denom, int x0, int w, int* out_x0, int* out_w, int* out_h, int* full_w) {
+  Impl& m = impl();
+  m.require_active();
+  JDIMENSION width = 0, height = 0;
   JDIMENSION xoff = static_cast<JDIMENSION>(x0), cw = static_cast<JDIMENSION>(w);
-  if (x0 > 0 || w < static_cast<int>(m.cinfo.output_width)) jpeg_crop_scanline(&m.cinfo, &xoff, &cw);
+  if (!m.guarded([&] {
+        m.cinfo.scale_num = 1;
+        m.cinfo.scale_denom = static_cast<unsigned>(denom);
+        m.cinfo.dct_method = JDCT_ISLOW;
+        m.cinfo.do_fancy_upsampling = TRUE;
+        m.cinfo.out_color_space = m.cmyk ? JCS_CMYK : JCS_EXT_RGBX;
+        jpeg_start_decompress(&m.cinfo);
+        width = m.cinfo.output_width;
+        height = m.cinfo.output_height;
+        if (x0 > 0 || w < static_cast<int>(width)) jpeg_crop_scanline(&m.cinfo, &xoff, &cw);
+      }))
+    m.fail();
+  *full_w = static_cast<int>(width);
+  *out_h = static_cast<int>(height);
   *out_x0 = static_cast<int>(xoff);
   *out_w = m.out_w = static_cast<int>(m.cinfo.output_width);
 }
 
-void JpegDecoder::skip_rows(int n) {
-  Impl& m = *impl_;
+void JpegDecoder::Session::skip_rows(int n) {
+  Impl& m = impl();
+  m.require_active();
   if (n <= 0) return;
-  if (setjmp(m.err.jmp)) m.fail();
-  jpeg_skip_scanlines(&m.cinfo, static_cast<JDIMENSION>(n));
+  if (!m.guarded([&] { jpeg_skip_scanlines(&m.cinfo, static_cast<JDIMENSION>(n)); })) m.fail();
 }
 
-void JpegDecoder::read_row(uint8_t* rgbx) {
-  Impl& m = *impl_;
+void JpegDecoder::Session::read_row(uint8_t* rgbx) {
+  Impl& m = impl();
+  m.require_active();
   if (m.cmyk && m.cmyk_row.size() < static_cast<size_t>(m.out_w) * 4) m.cmyk_row.resize(static_cast<size_t>(m.out_w) * 4);
   JSAMPROW row = m.cmyk ? m.cmyk_row.data() : rgbx;
-  if (setjmp(m.err.jmp)) m.fail();
-  if (jpeg_read_scanlines(&m.cinfo, &row, 1) != 1) {
+  JDIMENSION got = 0;
+  if (!m.guarded([&] { got = jpeg_read_scanlines(&m.cinfo, &row, 1); })) m.fail();
+  if (got != 1) {
     std::snprintf(m.err.msg, sizeof(m.err.msg), "decoder returned no scanline");
-    m.err.kind = ErrorKind::kDecode;
-    m.fail();
+    m.fail(ErrorKind::kDecode);
   }
   if (m.cmyk) {
     // CMYK -> RGB as Pillow: r = (255 - c) * (255 - k) / 255 with its rounding; Adobe files
@@ -209,12 +278,6 @@ void JpegDecoder::read_row(uint8_t* rgbx) {
       rgbx[4 * i + 3] = 0;
     }
   }
-}
-
-void JpegDecoder::finish() {
-  Impl& m = *impl_;
-  if (m.active) jpeg_abort_decompress(&m.cinfo);
-  m.active = false;
 }
 
 }  // namespace fastprep

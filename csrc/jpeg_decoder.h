@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>  // std::move, to hand a Session on
 
 #include "common.h"
 
@@ -28,17 +29,49 @@ struct JpegLimits {
   bool allow_truncated = false;
 };
 
-// Call order per image: read_header, start, [skip_rows], read_row..., then finish or the next
-// read_header (which aborts whatever was left). Any libjpeg error throws fastprep::Error and
-// leaves the handle reusable.
+// Decoding one image is a Session, the only way to reach the decode calls:
+//
+//   JpegDecoder::Session img = dec.open(data, size, limits);   // parses the header
+//   img.start(...); img.skip_rows(...); img.read_row(...) ...
+//
+// Whatever way the session's scope is left (the last row read or not, an exception, an early
+// return), its destructor abandons the image (jpeg_abort_decompress) and the decoder is ready for
+// the next open: there is no finish() to forget. One session per decoder at a time; `data` must
+// outlive the session. Any libjpeg error throws fastprep::Error and leaves the decoder reusable
+// (the failed session then refuses further calls).
 class JpegDecoder {
  public:
+  class Session;
+
   JpegDecoder();
   ~JpegDecoder();
   JpegDecoder(const JpegDecoder&) = delete;
   JpegDecoder& operator=(const JpegDecoder&) = delete;
 
-  JpegHeader read_header(const uint8_t* data, size_t size, const JpegLimits& limits);
+  // Reads the header (and its EXIF orientation) and returns the session for this image. Throws
+  // Error on a bad header or one over limits.max_pixels (no session is then open), and
+  // std::logic_error while another session of this decoder is alive.
+  Session open(const uint8_t* data, size_t size, const JpegLimits& limits);
+
+  // Corrupt-data warnings of the last image opened (open or since closed) that were tolerated
+  // (non-strict mode, or truncation with allow_truncated): 0 means the pixels are what the file
+  // encodes. Still valid after its session is destroyed.
+  int warnings() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class [[nodiscard]] JpegDecoder::Session {
+ public:
+  Session(Session&& o) noexcept : m_(o.m_), header_(o.header_) { o.m_ = nullptr; }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  Session& operator=(Session&&) = delete;
+  ~Session();  // abandons the image unless nothing is left to abandon (never throws)
+
+  const JpegHeader& header() const { return header_; }
 
   // Starts decoding at scale 1/denom (denom in 1, 2, 4, 8), restricted to decoded columns
   // [x0, x0 + w). libjpeg widens the span to iMCU boundaries: *out_x0 / *out_w give the span
@@ -46,15 +79,16 @@ class JpegDecoder {
   void start(int denom, int x0, int w, int* out_x0, int* out_w, int* out_h, int* full_w);
   void skip_rows(int n);
   void read_row(uint8_t* rgbx);  // out_w RGBX pixels
-  void finish();                 // abandons the rest of the image
 
-  // Number of corrupt-data warnings the last image raised and that were tolerated (non-strict
-  // mode, or truncation with allow_truncated): 0 means the pixels are what the file encodes.
-  int warnings() const;
+  int warnings() const;  // so far, for this image (see JpegDecoder::warnings)
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  friend class JpegDecoder;
+  Session(Impl* m, const JpegHeader& h) noexcept : m_(m), header_(h) {}
+  Impl& impl();  // throws std::logic_error on a moved-from session
+
+  Impl* m_;  // null once moved from
+  JpegHeader header_;
 };
 
 // True when the bytes start with a JPEG SOI marker.

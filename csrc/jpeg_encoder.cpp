@@ -8,6 +8,12 @@
 
 #include "common.h"
 
+#if defined(__GNUC__) || defined(__clang__)
+#define FASTPREP_NOINLINE __attribute__((noinline))
+#else
+#define FASTPREP_NOINLINE
+#endif
+
 namespace fastprep {
 namespace {
 
@@ -23,16 +29,55 @@ void enc_error_exit(j_common_ptr c) {
   std::longjmp(e->jmp, 1);
 }
 
-// RAII owner of the compressor and libjpeg's output buffer (see Note [libjpeg errors]).
+struct EncodeArgs {
+  const uint8_t* pixels;
+  int h, w, channels;
+  int64_t row_stride;
+  int quality, subsampling;
+  bool progressive;
+};
+
+// RAII owner of the compressor and libjpeg's output buffer. It lives in encode_jpeg's frame, and
+// every libjpeg call runs in compress(), another frame (Note [libjpeg errors] in
+// jpeg_decoder.cpp): compress() holds the setjmp, keeps all its state in the Compressor (the
+// scanline pointer included) and reads nothing after the longjmp, so no value the destructor or
+// the error path reads can be clobbered, and the longjmp skips no destructor.
 struct Compressor {
   jpeg_compress_struct cinfo;
   EncErr err;
+  JSAMPROW row = nullptr;
   unsigned char* buf = nullptr;
   unsigned long size = 0;
   bool created = false;
   ~Compressor() {
-    if (created) jpeg_destroy_compress(&cinfo);
+    if (created) jpeg_destroy_compress(&cinfo);  // never raises a libjpeg error
     std::free(buf);
+  }
+
+  // Every libjpeg call of one encode. Returns false when libjpeg raised an error (err.msg).
+  FASTPREP_NOINLINE bool compress(const EncodeArgs& a) {
+    if (setjmp(err.jmp)) return false;
+    jpeg_create_compress(&cinfo);
+    created = true;
+    jpeg_mem_dest(&cinfo, &buf, &size);
+    cinfo.image_width = static_cast<JDIMENSION>(a.w);
+    cinfo.image_height = static_cast<JDIMENSION>(a.h);
+    cinfo.input_components = a.channels;
+    cinfo.in_color_space = a.channels == 3 ? JCS_RGB : JCS_GRAYSCALE;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, a.quality, TRUE);
+    if (a.channels == 3) {
+      cinfo.comp_info[0].h_samp_factor = a.subsampling == 444 ? 1 : 2;
+      cinfo.comp_info[0].v_samp_factor = a.subsampling == 420 ? 2 : 1;
+    }
+    if (a.progressive) jpeg_simple_progression(&cinfo);
+    jpeg_start_compress(&cinfo, TRUE);
+    while (cinfo.next_scanline < cinfo.image_height) {
+      row = const_cast<JSAMPROW>(a.pixels + static_cast<int64_t>(cinfo.next_scanline) * a.row_stride);
+      jpeg_write_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    return true;
   }
 };
 
@@ -46,28 +91,8 @@ std::vector<uint8_t> encode_jpeg(const uint8_t* pixels, int h, int w, int channe
   Compressor c;
   c.cinfo.err = jpeg_std_error(&c.err.pub);
   c.err.pub.error_exit = &enc_error_exit;
-  if (setjmp(c.err.jmp)) throw Error(ErrorKind::kInvalid, std::string("JPEG encode failed: ") + c.err.msg);
-  jpeg_create_compress(&c.cinfo);
-  c.created = true;
-  jpeg_mem_dest(&c.cinfo, &c.buf, &c.size);
-  c.cinfo.image_width = static_cast<JDIMENSION>(w);
-  c.cinfo.image_height = static_cast<JDIMENSION>(h);
-  c.cinfo.input_components = channels;
-  c.cinfo.in_color_space = channels == 3 ? JCS_RGB : JCS_GRAYSCALE;
-  jpeg_set_defaults(&c.cinfo);
-  jpeg_set_quality(&c.cinfo, quality, TRUE);
-  if (channels == 3) {
-    int hs = subsampling == 444 ? 1 : 2, vs = subsampling == 420 ? 2 : 1;
-    c.cinfo.comp_info[0].h_samp_factor = hs;
-    c.cinfo.comp_info[0].v_samp_factor = vs;
-  }
-  if (progressive) jpeg_simple_progression(&c.cinfo);
-  jpeg_start_compress(&c.cinfo, TRUE);
-  while (c.cinfo.next_scanline < c.cinfo.image_height) {
-    JSAMPROW row = const_cast<JSAMPROW>(pixels + static_cast<int64_t>(c.cinfo.next_scanline) * row_stride);
-    jpeg_write_scanlines(&c.cinfo, &row, 1);
-  }
-  jpeg_finish_compress(&c.cinfo);
+  if (!c.compress(EncodeArgs{pixels, h, w, channels, row_stride, quality, subsampling, progressive}))
+    throw Error(ErrorKind::kInvalid, std::string("JPEG encode failed: ") + c.err.msg);
   return std::vector<uint8_t>(c.buf, c.buf + c.size);
 }
 

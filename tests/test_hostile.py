@@ -839,3 +839,49 @@ def test_threads_calling_batch_on_shared_compose():
     assert not errors, errors
     for s in seeds:
         assert np.array_equal(got[s], expect[s]), s
+
+
+# ----------------------------------------------------------------------------------------------
+# Decoder reuse: one worker's decoder goes through every way an image can fail
+
+def _reuse_items():
+    """Bad JPEGs, each failing at a different point of the decode, interleaved with good ones of
+    every kind (baseline, progressive, EXIF-oriented, CMYK). Returns items and the good indices."""
+    oriented = with_orientation(6, w=90, h=70)
+    items = [
+        jpeg(w=200, h=120)[:600],              # truncated: fails reading rows
+        patch_sof(jpeg(), h=0),                # corrupt header: fails in the header read
+        jpeg(seed=1),
+        _bad_huffman(),                        # corrupt mid-scan: fails reading rows
+        jpeg(seed=2, progressive=True),
+        _bad_huffman_progressive(),            # progressive: fails in start (all scans are read)
+        oriented,
+        oriented[:len(oriented) // 2],         # oriented, truncated: fails in the whole decode
+        _huge(65500, 65500),                   # header over max_pixels: fails after the header
+        _sof_marker(0xC3)(),                   # lossless: unsupported, fails in the header read
+        jpeg(seed=3, mode="CMYK"),
+        jpeg(seed=1),
+    ]
+    return items, [2, 4, 6, 10, 11]
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_decoder_reusable_after_each_failure(exact):
+    # threads=1: one worker, one decoder for every sample in order. Each failure must leave it
+    # reusable: the good images decode byte for byte as they do in a batch of their own.
+    ops = [fp.Resize(64), fp.CenterCrop(64)] if exact else [fp.RandomResizedCrop(40), fp.RandomHorizontalFlip()]
+    t = fp.Compose(ops, exact=exact, dtype="uint8", layout="HWC", on_error="zeros")
+    items, good_idx = _reuse_items()
+    out, params = t.batch(items, seed=5, threads=1, return_params=True)
+    alone = t.batch([items[i] for i in good_idx], seed=5, threads=1, indices=good_idx)
+    for j, i in enumerate(good_idx):
+        assert "error" not in params[i], (i, params[i])
+        assert np.array_equal(out[i], alone[j]), i
+    for i in sorted(set(range(len(items))) - set(good_idx)):
+        assert params[i].get("error") and not out[i].any(), i
+    # Again, with every bad item right before each good one, and the reverse order.
+    for order in (list(range(len(items))), list(reversed(range(len(items))))):
+        again = t.batch([items[i] for i in order], seed=5, threads=1, indices=order)
+        for k, i in enumerate(order):
+            if i in good_idx:
+                assert np.array_equal(again[k], out[i]), i
