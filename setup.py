@@ -45,6 +45,7 @@ def find_jpeg():
 include_dirs, library_dirs = find_jpeg()
 
 SOURCES = [
+    "csrc/batch.cpp",
     "csrc/bindings.cpp",
     "csrc/exif.cpp",
     "csrc/jpeg_decoder.cpp",
@@ -59,7 +60,7 @@ SOURCES = [
     "csrc/thread_pool.cpp",
 ]
 
-extra_compile = ["-O3", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-clobbered"]
+extra_compile = ["-O3", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 extra_link = []
 if os.environ.get("FASTPREP_SANITIZE"):  # e.g. "address,undefined" for the ASan CI job
     flags = ["-fsanitize=" + os.environ["FASTPREP_SANITIZE"], "-fno-omit-frame-pointer", "-g", "-O1"]

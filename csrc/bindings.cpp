@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "batch.h"
 #include "jpeg_decoder.h"
 #include "jpeg_encoder.h"
 #include "output.h"
@@ -66,52 +67,6 @@ struct EncodedBytes {
   std::vector<uint8_t> data;
 };
 
-template <typename T>
-T get_or(const py::dict& d, const char* key, T dflt) {
-  return d.contains(key) && !d[key].is_none() ? d[key].cast<T>() : dflt;
-}
-
-PlanSpec spec_from_dict(const py::dict& d) {
-  PlanSpec s;
-  s.resize_mode = get_or<int>(d, "resize_mode", 0);
-  s.resize_size = get_or<int>(d, "resize_size", 0);
-  s.resize_h = get_or<int>(d, "resize_h", 0);
-  s.resize_w = get_or<int>(d, "resize_w", 0);
-  s.max_size = get_or<int>(d, "max_size", 0);
-  s.interp = static_cast<Interp>(get_or<int>(d, "interp", 1));
-  s.antialias = get_or<bool>(d, "antialias", true);
-  s.crop_h = get_or<int>(d, "crop_h", 0);
-  s.crop_w = get_or<int>(d, "crop_w", 0);
-  s.rrc = get_or<bool>(d, "rrc", false);
-  s.rrc_h = get_or<int>(d, "rrc_h", 0);
-  s.rrc_w = get_or<int>(d, "rrc_w", 0);
-  s.scale_lo = get_or<double>(d, "scale_lo", 0.08);
-  s.scale_hi = get_or<double>(d, "scale_hi", 1.0);
-  s.ratio_lo = get_or<double>(d, "ratio_lo", 3.0 / 4.0);
-  s.ratio_hi = get_or<double>(d, "ratio_hi", 4.0 / 3.0);
-  s.flip_p = get_or<double>(d, "flip_p", 0.0);
-  s.dtype = static_cast<DType>(get_or<int>(d, "dtype", 1));
-  s.layout = static_cast<Layout>(get_or<int>(d, "layout", 0));
-  s.color = static_cast<Color>(get_or<int>(d, "color", 0));
-  s.gray_channels = get_or<int>(d, "gray_channels", 1);
-  s.normalize = get_or<bool>(d, "normalize", false);
-  auto mean = get_or<std::vector<float>>(d, "mean", {0, 0, 0});
-  auto stdv = get_or<std::vector<float>>(d, "std", {1, 1, 1});
-  if (mean.size() != 3 || stdv.size() != 3) throw Error(ErrorKind::kInvalid, "mean and std need 3 values");
-  for (int c = 0; c < 3; ++c) {
-    s.mean[c] = mean[c];
-    s.std[c] = stdv[c];
-  }
-  s.unit_range = get_or<bool>(d, "unit_range", true);
-  s.exact = get_or<bool>(d, "exact", false);
-  s.max_pixels = get_or<int64_t>(d, "max_pixels", 0);
-  s.strict = get_or<bool>(d, "strict", true);
-  s.allow_truncated = get_or<bool>(d, "allow_truncated", false);
-  std::string simd = get_or<std::string>(d, "simd", "");
-  s.simd = simd.empty() ? default_simd() : parse_simd(simd);
-  return s;
-}
-
 // Samples pinned for native runs: inputs converted once (paths encoded, buffers requested)
 // while the GIL is held. A Loader builds one for its whole dataset.
 class Items {
@@ -155,20 +110,26 @@ class Items {
     }
   }
   size_t size() const { return inputs_.size(); }
-  const SampleInput& operator[](size_t i) const { return inputs_[i]; }
+  const std::vector<SampleInput>& inputs() const { return inputs_; }
 
  private:
   std::vector<SampleInput> inputs_;
   std::vector<std::unique_ptr<py::buffer_info>> bufs_;
 };
 
-// Lets another thread stop a running Batch between samples (the Loader's shutdown).
-struct CancelToken {
-  std::atomic<bool> flag{false};
+// One row of Batch.params(): what a sample drew and how it was decoded, by name (never by
+// column position). Python turns records into dicts through the op registry.
+struct ParamRecord {
+  int32_t top, left, height, width;  // crop box in displayed source pixels
+  bool flip, vflip, gray;            // horizontal / vertical flip, RandomGrayscale
+  int32_t src_h, src_w, out_h, out_w;
+  int32_t decode_denom, orientation;
+  double norm_offset, norm_scale;    // per-image table: value = (x - offset) / scale
 };
 
-// One native run: picks[i] of `items` goes to output slot slots[i] with random key indices[i].
-class Batch {
+// The Python face of a Batch: converts index arrays and pins the output buffer while the GIL
+// is held; runs release it.
+class PyBatch {
  public:
   using Index = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 
@@ -177,125 +138,83 @@ class Batch {
     return std::vector<int64_t>(a.data(), a.data() + a.shape(0));
   }
 
-  Batch(std::shared_ptr<Plan> plan, std::shared_ptr<Items> items, const Index& picks, const Index& slots,
-        const Index& indices, uint64_t seed, uint64_t epoch, std::shared_ptr<CancelToken> cancel)
-      : plan_(std::move(plan)), items_(std::move(items)), picks_(to_vec(picks)), slots_(to_vec(slots)),
-        seed_(seed), epoch_(epoch), cancel_(std::move(cancel)) {
-    for (int64_t k : to_vec(indices)) indices_.push_back(static_cast<uint64_t>(k));
-    const size_t n = picks_.size();
-    if (slots_.size() != n || indices_.size() != n) throw Error(ErrorKind::kInvalid, "picks/slots/indices length mismatch");
-    for (int64_t p : picks_)
-      if (p < 0 || static_cast<size_t>(p) >= items_->size()) throw Error(ErrorKind::kInvalid, "pick out of range");
-    for (int64_t s : slots_)
-      if (s < 0) throw Error(ErrorKind::kInvalid, "negative slot");
-    results_.resize(n);
-  }
+  PyBatch(std::shared_ptr<Plan> plan, std::shared_ptr<Items> items, const Index& picks, const Index& slots,
+          const Index& indices, uint64_t seed, uint64_t epoch, std::shared_ptr<CancelToken> cancel)
+      : batch_(std::move(plan), std::shared_ptr<const std::vector<SampleInput>>(items, &items->inputs()),
+               to_vec(picks), to_vec(slots), to_u64(indices), seed, epoch, std::move(cancel)) {}
 
   // Attaches the output buffer: C-contiguous, writable, (N, ...) slots of out_h x out_w.
-  void set_output(py::buffer out, int out_h, int out_w) {
-    out_info_ = std::make_unique<py::buffer_info>(out.request(true));
-    const py::buffer_info& b = *out_info_;
+  void set_output(py::buffer out, int out_h, int out_w, DType dtype) {
+    auto info = std::make_unique<py::buffer_info>(out.request(true));
+    const py::buffer_info& b = *info;
     if (b.readonly) throw Error(ErrorKind::kInvalid, "output buffer is read-only");
-    const size_t es = dtype_size(plan_->spec.dtype);
-    if (static_cast<size_t>(b.itemsize) != es) throw Error(ErrorKind::kInvalid, "output buffer has the wrong item size");
-    // C-contiguity check.
+    if (static_cast<size_t>(b.itemsize) != dtype_size(dtype))
+      throw Error(ErrorKind::kInvalid, "output buffer has the wrong item size");
     py::ssize_t expect = b.itemsize;
     for (py::ssize_t d = b.ndim - 1; d >= 0; --d) {
       if (b.shape[d] > 1 && b.strides[d] != expect) throw Error(ErrorKind::kInvalid, "output buffer must be C-contiguous");
       expect *= b.shape[d];
     }
-    slot_bytes_ = checked_mul(checked_mul(checked_mul(out_h, out_w), plan_->out.channels), es);
-    int64_t max_slot = -1;
-    for (int64_t s : slots_) max_slot = std::max(max_slot, s);
-    if (static_cast<size_t>(b.size * b.itemsize) < slot_bytes_ * static_cast<size_t>(max_slot + 1))
-      throw Error(ErrorKind::kInvalid, "output buffer is too small");
-    out_ = static_cast<uint8_t*>(b.ptr);
-    out_h_ = out_h;
-    out_w_ = out_w;
+    batch_.set_output(static_cast<uint8_t*>(b.ptr), static_cast<size_t>(b.size * b.itemsize), out_h, out_w);
+    out_info_ = std::move(info);
   }
 
-  void probe(Engine& engine) {
-    engine.run(static_cast<int64_t>(picks_.size()), [&](Worker& w, int64_t i) {
-      probe_sample(*plan_, w, (*items_)[picks_[i]], key(i), &results_[i]);
-    });
-  }
-
-  void decode_only(Engine& engine) {
-    engine.run(static_cast<int64_t>(picks_.size()), [&](Worker& w, int64_t i) {
-      fastprep::decode_only(plan_->spec, w, (*items_)[picks_[i]], &results_[i]);
-    });
-  }
-
-  void run(Engine& engine) {
-    if (!out_) throw Error(ErrorKind::kInvalid, "no output attached");
-    engine.run(static_cast<int64_t>(picks_.size()), [&](Worker& w, int64_t i) {
-      if (cancel_ && cancel_->flag.load(std::memory_order_relaxed)) {
-        results_[i].status = SampleStatus::kError;
-        results_[i].kind = ErrorKind::kInvalid;
-        results_[i].message = "cancelled";
-        return;
-      }
-      run_sample(*plan_, w, (*items_)[picks_[i]], key(i), out_ + slot_bytes_ * slots_[i], out_h_, out_w_, &results_[i]);
-    });
-  }
+  Batch& batch() { return batch_; }
 
   py::array_t<int8_t> status() const {
-    py::array_t<int8_t> a(static_cast<py::ssize_t>(results_.size()));
+    const auto& r = batch_.results();
+    py::array_t<int8_t> a(static_cast<py::ssize_t>(r.size()));
     auto m = a.mutable_unchecked<1>();
-    for (size_t i = 0; i < results_.size(); ++i) m(i) = static_cast<int8_t>(results_[i].status);
+    for (size_t i = 0; i < r.size(); ++i) m(i) = static_cast<int8_t>(r[i].status);
     return a;
   }
 
   // Per sample: corrupt-data warnings the decoder tolerated (allow_truncated / strict=False).
   py::array_t<int32_t> warnings() const {
-    py::array_t<int32_t> a(static_cast<py::ssize_t>(results_.size()));
+    const auto& r = batch_.results();
+    py::array_t<int32_t> a(static_cast<py::ssize_t>(r.size()));
     auto m = a.mutable_unchecked<1>();
-    for (size_t i = 0; i < results_.size(); ++i) m(i) = results_[i].warnings;
+    for (size_t i = 0; i < r.size(); ++i) m(i) = r[i].warnings;
     return a;
   }
 
+  // (position, ErrorKind, message) of every failed sample.
   py::list errors() const {
+    const auto& r = batch_.results();
     py::list l;
-    for (size_t i = 0; i < results_.size(); ++i)
-      if (results_[i].status == SampleStatus::kError)
-        l.append(py::make_tuple(i, static_cast<int>(results_[i].kind), results_[i].message));
+    for (size_t i = 0; i < r.size(); ++i)
+      if (r[i].status == SampleStatus::kError) l.append(py::make_tuple(i, r[i].kind, r[i].message));
     return l;
   }
 
-  // Per sample: top, left, height, width, flip, src_h, src_w, out_h, out_w, decode_denom, orientation.
-  py::array_t<int64_t> params() const {
-    py::array_t<int64_t> a({static_cast<py::ssize_t>(results_.size()), py::ssize_t(11)});
-    auto m = a.mutable_unchecked<2>();
-    for (size_t i = 0; i < results_.size(); ++i) {
-      const Geometry& g = results_[i].geom;
-      int64_t v[11] = {g.box_t, g.box_l, g.box_h, g.box_w, g.flip, g.src_h, g.src_w, g.out_h, g.out_w,
-                       results_[i].decode_denom, results_[i].orientation};
-      for (int j = 0; j < 11; ++j) m(i, j) = v[j];
+  py::array_t<ParamRecord> params() const {
+    const auto& r = batch_.results();
+    py::array_t<ParamRecord> a(static_cast<py::ssize_t>(r.size()));
+    auto m = a.mutable_unchecked<1>();
+    for (size_t i = 0; i < r.size(); ++i) {
+      const Geometry& g = r[i].params.geom;
+      m(i) = ParamRecord{g.box_t, g.box_l, g.box_h, g.box_w, g.flip, g.vflip, r[i].params.color.gray, g.src_h,
+                         g.src_w, g.out_h, g.out_w, r[i].decode_denom, r[i].orientation, r[i].norm.offset,
+                         r[i].norm.scale};
     }
     return a;
   }
 
  private:
-  RunKey key(int64_t i) const { return RunKey{seed_, epoch_, indices_[i]}; }
+  static std::vector<uint64_t> to_u64(const Index& a) {
+    std::vector<uint64_t> v;
+    for (int64_t k : to_vec(a)) v.push_back(static_cast<uint64_t>(k));
+    return v;
+  }
 
-  std::shared_ptr<Plan> plan_;
-  std::shared_ptr<Items> items_;
-  std::vector<int64_t> picks_;
-  std::vector<SampleResult> results_;
+  Batch batch_;
   std::unique_ptr<py::buffer_info> out_info_;
-  std::vector<int64_t> slots_;
-  std::vector<uint64_t> indices_;
-  uint64_t seed_, epoch_;
-  std::shared_ptr<CancelToken> cancel_;
-  uint8_t* out_ = nullptr;
-  size_t slot_bytes_ = 0;
-  int out_h_ = 0, out_w_ = 0;
 };
 
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
-  m.doc() = "fastprep native core: fused JPEG decode -> resize -> crop -> flip -> normalize -> layout";
+  m.doc() = "fastprep native core: fused JPEG decode -> resize -> crop -> flip -> colour -> normalize -> layout";
   g_main_thread = py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
   py::register_exception_translator([](std::exception_ptr p) {
     try {
@@ -305,12 +224,60 @@ PYBIND11_MODULE(_core, m) {
     }
   });
 
-  m.def("cpu_simd", [] { return std::string(simd_name(cpu_best_simd())); }, "Best SIMD level of this CPU.");
-  m.def("default_simd", [] { return std::string(simd_name(default_simd())); },
-        "SIMD level used by default (FASTPREP_SIMD caps it).");
+  PYBIND11_NUMPY_DTYPE(ParamRecord, top, left, height, width, flip, vflip, gray, src_h, src_w, out_h, out_w,
+                       decode_denom, orientation, norm_offset, norm_scale);
+
+  // Enums: the one definition of every code that crosses the boundary (common.h, output.h,
+  // pipeline.h); Python uses these objects, never integers of its own.
+  py::enum_<Interp>(m, "Interp")
+      .value("nearest", Interp::kNearest).value("bilinear", Interp::kBilinear).value("bicubic", Interp::kBicubic);
+  py::enum_<DType>(m, "DType")
+      .value("uint8", DType::kU8).value("float32", DType::kF32).value("float16", DType::kF16)
+      .value("bfloat16", DType::kBF16);
+  py::enum_<Layout>(m, "Layout").value("CHW", Layout::kCHW).value("HWC", Layout::kHWC);
+  py::enum_<Color>(m, "Color").value("RGB", Color::kRGB).value("BGR", Color::kBGR).value("GRAY", Color::kGray);
+  py::enum_<NormMode>(m, "NormMode")
+      .value("table", NormMode::kTable).value("per_image", NormMode::kPerImage).value("minmax", NormMode::kMinMax);
+  py::enum_<Simd>(m, "Simd").value("scalar", Simd::kScalar).value("sse41", Simd::kSSE41).value("avx2", Simd::kAVX2);
+  py::enum_<ErrorKind>(m, "ErrorKind")
+      .value("decode", ErrorKind::kDecode).value("unsupported", ErrorKind::kUnsupported)
+      .value("too_large", ErrorKind::kTooLarge).value("io", ErrorKind::kIo).value("invalid", ErrorKind::kInvalid);
+  py::enum_<SampleStatus>(m, "SampleStatus")
+      .value("ok", SampleStatus::kOk).value("error", SampleStatus::kError).value("not_jpeg", SampleStatus::kNotJpeg);
+
+  m.def("cpu_simd", [] { return cpu_best_simd(); }, "Best SIMD level of this CPU.");
+  m.def("default_simd", [] { return default_simd(); }, "SIMD level used by default (FASTPREP_SIMD caps it).");
+  m.def("parse_simd", [](const std::string& name) { return parse_simd(name); },
+        "A SIMD level by name (scalar, sse41, avx2, auto); an error if this CPU lacks it.");
+
+  // Every PlanSpec field, by name (Note [Plan fields]): no dynamic attributes, so a misspelled
+  // field is an AttributeError.
+  py::class_<PlanSpec> spec(m, "PlanSpec", "What a Compose compiles to (csrc/plan.h, FASTPREP_PLAN_FIELDS).");
+  spec.def(py::init([] {
+    PlanSpec s;
+    s.simd = default_simd();
+    return s;
+  }));
+  std::vector<std::string> names;
+#define FASTPREP_BIND_FIELD(type, name, dflt, doc) \
+  spec.def_readwrite(#name, &PlanSpec::name, doc); \
+  names.push_back(#name);
+  FASTPREP_PLAN_FIELDS(FASTPREP_BIND_FIELD)
+#undef FASTPREP_BIND_FIELD
+  spec.attr("FIELDS") = py::tuple(py::cast(names));
+  spec.def("__repr__", [](const py::object& self) {
+    std::string r = "PlanSpec(";
+    bool first = true;
+    for (auto name : self.attr("FIELDS")) {
+      r += (first ? "" : ", ") + name.cast<std::string>() + "=" + py::repr(self.attr(name)).cast<std::string>();
+      first = false;
+    }
+    return r + ")";
+  });
 
   py::class_<Plan, std::shared_ptr<Plan>>(m, "Plan")
-      .def(py::init([](const py::dict& d) { return std::make_shared<Plan>(spec_from_dict(d)); }))
+      .def(py::init([](const PlanSpec& s) { return std::make_shared<Plan>(s); }), py::arg("spec"))
+      .def_property_readonly("spec", [](const Plan& p) { return p.spec; })
       .def_property_readonly("fixed_size", [](const Plan& p) -> py::object {
         int h, w;
         if (p.fixed_size(&h, &w)) return py::make_tuple(h, w);
@@ -318,9 +285,8 @@ PYBIND11_MODULE(_core, m) {
       })
       .def_property_readonly("channels", [](const Plan& p) { return p.out.channels; })
       .def_property_readonly("simd", [](const Plan& p) { return std::string(simd_name(p.spec.simd)); })
-      .def("lut", [](const Plan& p) {
-        return py::bytes(reinterpret_cast<const char*>(p.out.lut.data()), p.out.lut.size());
-      }, "The per-channel level -> output value table (see Note [Normalisation by table]).");
+      .def_property_readonly("needs_stats", &Plan::needs_stats,
+                             "True when the output stage runs in two phases (Note [Output stage]).");
 
   py::class_<Engine>(m, "Engine")
       .def(py::init<int>(), py::arg("threads"))
@@ -337,20 +303,21 @@ PYBIND11_MODULE(_core, m) {
       .def(py::init<const py::list&>(), py::arg("items"))
       .def("__len__", &Items::size);
 
-  py::class_<Batch>(m, "Batch")
-      .def(py::init<std::shared_ptr<Plan>, std::shared_ptr<Items>, const Batch::Index&, const Batch::Index&,
-                    const Batch::Index&, uint64_t, uint64_t, std::shared_ptr<CancelToken>>(),
+  py::class_<PyBatch>(m, "Batch")
+      .def(py::init<std::shared_ptr<Plan>, std::shared_ptr<Items>, const PyBatch::Index&, const PyBatch::Index&,
+                    const PyBatch::Index&, uint64_t, uint64_t, std::shared_ptr<CancelToken>>(),
            py::arg("plan"), py::arg("items"), py::arg("picks"), py::arg("slots"), py::arg("indices"),
            py::arg("seed"), py::arg("epoch"), py::arg("cancel") = nullptr)
-      .def("set_output", &Batch::set_output, py::arg("out"), py::arg("out_h"), py::arg("out_w"))
-      .def("probe", &Batch::probe, py::arg("engine"), py::call_guard<ReleaseGil>())
-      .def("run", &Batch::run, py::arg("engine"), py::call_guard<ReleaseGil>())
-      .def("decode_only", &Batch::decode_only, py::arg("engine"), py::call_guard<ReleaseGil>(),
-           "Full libjpeg-turbo decode of every pick, no transform: the speed ceiling.")
-      .def("status", &Batch::status)
-      .def("warnings", &Batch::warnings)
-      .def("errors", &Batch::errors)
-      .def("params", &Batch::params);
+      .def("set_output", &PyBatch::set_output, py::arg("out"), py::arg("out_h"), py::arg("out_w"), py::arg("dtype"))
+      .def("probe", [](PyBatch& b, Engine& e) { b.batch().probe(e); }, py::arg("engine"),
+           py::call_guard<ReleaseGil>())
+      .def("run", [](PyBatch& b, Engine& e) { b.batch().run(e); }, py::arg("engine"), py::call_guard<ReleaseGil>())
+      .def("decode_only", [](PyBatch& b, Engine& e) { b.batch().decode_only(e); }, py::arg("engine"),
+           py::call_guard<ReleaseGil>(), "Full libjpeg-turbo decode of every pick, no transform: the speed ceiling.")
+      .def("status", &PyBatch::status, "Per sample: int8 SampleStatus values.")
+      .def("warnings", &PyBatch::warnings)
+      .def("errors", &PyBatch::errors)
+      .def("params", &PyBatch::params, "Per sample: a structured array of named fields (ParamRecord).");
 
   // Encoded bytes returned from a GIL-free call; Python wraps them with bytes(...) (buffer protocol).
   py::class_<EncodedBytes>(m, "EncodedBytes", py::buffer_protocol())

@@ -1,5 +1,6 @@
 #include "output.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -31,6 +32,19 @@ uint16_t float_to_bfloat16(float f) {
   return static_cast<uint16_t>(x >> 16);
 }
 
+namespace {
+void store_value(float x, DType dtype, uint8_t* dst) {
+  if (dtype == DType::kU8) {
+    *dst = static_cast<uint8_t>(x);
+  } else if (dtype == DType::kF32) {
+    std::memcpy(dst, &x, 4);
+  } else {
+    uint16_t h = dtype == DType::kF16 ? float_to_half(x) : float_to_bfloat16(x);
+    std::memcpy(dst, &h, 2);
+  }
+}
+}  // namespace
+
 void build_output_spec(OutputSpec* o, DType dtype, Layout layout, Color color, int gray_channels, bool normalize,
                        const float mean[3], const float std[3], bool unit_range) {
   o->dtype = dtype;
@@ -53,13 +67,59 @@ void build_output_spec(OutputSpec* o, DType dtype, Layout layout, Color color, i
       }
       float x = unit_range ? static_cast<float>(v) / 255.0f : static_cast<float>(v);
       if (normalize) x = (x - mean[c]) / std[c];
-      if (dtype == DType::kF32) {
-        std::memcpy(dst, &x, 4);
-      } else {
-        uint16_t h = dtype == DType::kF16 ? float_to_half(x) : float_to_bfloat16(x);
-        std::memcpy(dst, &h, 2);
-      }
+      store_value(x, dtype, dst);
     }
+  }
+}
+
+void LevelHistogram::clear() { std::memset(bins, 0, sizeof(bins)); }
+
+void build_image_table(const OutputSpec& o, NormMode mode, bool unit_range, float range_lo, float range_hi,
+                       const LevelHistogram& h, std::vector<uint8_t>* lut, ImageNorm* norm) {
+  // Exact integer moments and extremes over every output element (all channels).
+  uint64_t n = 0, s1 = 0, s2 = 0;
+  int lo = 256, hi = -1;
+  for (int c = 0; c < o.channels; ++c)
+    for (int v = 0; v < 256; ++v) {
+      const uint64_t k = h.bins[c][v];
+      if (!k) continue;
+      n += k;
+      s1 += k * static_cast<uint64_t>(v);
+      s2 += k * static_cast<uint64_t>(v * v);
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+  const double in_scale = unit_range ? 1.0 / 255.0 : 1.0;
+  double offset = 0.0, scale = 1.0;
+  if (n > 0) {
+    if (mode == NormMode::kPerImage) {
+      // tf.image.per_image_standardization: the std is floored at 1/sqrt(N) (N = elements), so a
+      // flat image maps to 0 instead of dividing by zero.
+      const double dn = static_cast<double>(n);
+      const double mean = static_cast<double>(s1) / dn;
+      const double var = std::max(0.0, static_cast<double>(s2) / dn - mean * mean);
+      offset = mean * in_scale;
+      scale = std::max(std::sqrt(var) * in_scale, 1.0 / std::sqrt(dn));
+    } else {
+      offset = lo * in_scale;
+      scale = hi > lo ? (hi - lo) * in_scale : 0.0;  // a flat image maps to range_lo
+    }
+  }
+  norm->offset = offset;
+  norm->scale = scale;
+  const size_t es = dtype_size(o.dtype);
+  lut->resize(static_cast<size_t>(o.channels) * 256 * es);
+  const float off = static_cast<float>(offset), sc = static_cast<float>(scale);
+  for (int v = 0; v < 256; ++v) {
+    const float x = unit_range ? static_cast<float>(v) / 255.0f : static_cast<float>(v);
+    float y;
+    if (mode == NormMode::kPerImage) {
+      y = (x - off) / sc;
+    } else {
+      const float t = sc > 0.0f ? (x - off) / sc : 0.0f;
+      y = t * (range_hi - range_lo) + range_lo;
+    }
+    for (int c = 0; c < o.channels; ++c) store_value(y, o.dtype, &(*lut)[(static_cast<size_t>(c) * 256 + v) * es]);
   }
 }
 
@@ -70,8 +130,9 @@ inline int gray_level(const uint8_t* p) {  // ITU-R 601-2 luma in 16-bit fixed p
 }
 
 template <typename T>
-void write_row_t(const OutputSpec& o, const uint8_t* px, int n, T* slot, int h, int w, int y, int x0) {
-  const T* lut = reinterpret_cast<const T*>(o.lut.data());
+void write_row_t(const OutputSpec& o, const uint8_t* table, const uint8_t* px, int n, T* slot, int h, int w, int y,
+                 int x0, bool to_gray) {
+  const T* lut = reinterpret_cast<const T*>(table);
   const size_t plane = static_cast<size_t>(h) * w;
   if (o.channels == 1) {
     T* dst = slot + static_cast<size_t>(y) * w + x0;  // CHW and HWC coincide for one channel
@@ -81,7 +142,7 @@ void write_row_t(const OutputSpec& o, const uint8_t* px, int n, T* slot, int h, 
   const T* l0 = lut;
   const T* l1 = lut + 256;
   const T* l2 = lut + 512;
-  if (o.color == Color::kGray) {  // Grayscale(3): the luma level in every channel, per-channel tables
+  if (o.color == Color::kGray || to_gray) {  // Grayscale(3) / RandomGrayscale: luma in every channel
     if (o.layout == Layout::kCHW) {
       T* d0 = slot + static_cast<size_t>(y) * w + x0;
       T* d1 = d0 + plane;
@@ -127,19 +188,40 @@ void write_row_t(const OutputSpec& o, const uint8_t* px, int n, T* slot, int h, 
 
 }  // namespace
 
-void write_row(const OutputSpec& o, const uint8_t* rgbx, int n, uint8_t* slot, int h, int w, int y, int x0) {
+void write_row(const OutputSpec& o, const uint8_t* lut, const uint8_t* rgbx, int n, uint8_t* slot, int h, int w,
+               int y, int x0, bool to_gray) {
   switch (dtype_size(o.dtype)) {
-    case 1: write_row_t<uint8_t>(o, rgbx, n, slot, h, w, y, x0); break;
-    case 2: write_row_t<uint16_t>(o, rgbx, n, reinterpret_cast<uint16_t*>(slot), h, w, y, x0); break;
-    default: write_row_t<float>(o, rgbx, n, reinterpret_cast<float*>(slot), h, w, y, x0); break;
+    case 1: write_row_t<uint8_t>(o, lut, rgbx, n, slot, h, w, y, x0, to_gray); break;
+    case 2: write_row_t<uint16_t>(o, lut, rgbx, n, reinterpret_cast<uint16_t*>(slot), h, w, y, x0, to_gray); break;
+    default: write_row_t<float>(o, lut, rgbx, n, reinterpret_cast<float*>(slot), h, w, y, x0, to_gray); break;
   }
 }
 
-void fill_level0(const OutputSpec& o, uint8_t* slot, int h, int w) {
+void accumulate_histogram(const OutputSpec& o, const uint8_t* px, int n, bool to_gray, LevelHistogram* h) {
+  if (o.color == Color::kGray || to_gray) {
+    uint64_t* b = h->bins[0];
+    for (int i = 0; i < n; ++i) ++b[gray_level(px + 4 * i)];
+    for (int c = 1; c < o.channels; ++c)  // Grayscale(3) / RandomGrayscale: equal channels
+      for (int v = 0; v < 256; ++v) h->bins[c][v] = b[v];
+    return;
+  }
+  uint64_t* b0 = h->bins[0];
+  uint64_t* b1 = h->bins[1];
+  uint64_t* b2 = h->bins[2];
+  const int p0 = o.perm[0], p1 = o.perm[1], p2 = o.perm[2];
+  for (int i = 0; i < n; ++i) {
+    const uint8_t* p = px + 4 * i;
+    ++b0[p[p0]];
+    ++b1[p[p1]];
+    ++b2[p[p2]];
+  }
+}
+
+void fill_level0(const OutputSpec& o, const uint8_t* lut, uint8_t* slot, int h, int w) {
   const size_t es = dtype_size(o.dtype);
   const size_t plane = static_cast<size_t>(h) * w;
   for (int c = 0; c < o.channels; ++c) {
-    const uint8_t* v = &o.lut[static_cast<size_t>(c) * 256 * es];
+    const uint8_t* v = &lut[static_cast<size_t>(c) * 256 * es];
     for (size_t i = 0; i < plane; ++i) {
       size_t idx = o.layout == Layout::kCHW ? c * plane + i : i * o.channels + c;
       std::memcpy(slot + idx * es, v, es);

@@ -7,6 +7,18 @@
 // The table is filled with the float32 operations torchvision performs, in its order
 // (v / 255, then (x - mean) / std, then the cast), so a level maps to the very value torchvision
 // produces for it; every SIMD level shares the table, so they agree bit for bit.
+//
+// Note [Output stage]
+// Single pass (every plan whose table does not depend on the image): each row leaves the
+// vertical pass and goes straight through the plan's table into the slot.
+// Two phases (an op needs statistics of the finished image, e.g. per-image normalisation): the
+// vertical pass writes the sample's uint8 rows into worker scratch while a 256-bin histogram per
+// output channel is accumulated (the most general statistic: sums, moments, extremes, gray mean
+// and equalisation all derive from it exactly, in integers); a per-sample table is then built
+// from the histograms, and the rows go through it into the slot. Padding (a crop larger than
+// the image) counts as level 0, as torchvision pads before it normalises.
+// Per-sample colour choices that need no statistics (RandomGrayscale) stay in the single pass:
+// write_row takes the sample's choice.
 #pragma once
 
 #include <cstdint>
@@ -32,12 +44,42 @@ struct OutputSpec {
 void build_output_spec(OutputSpec* o, DType dtype, Layout layout, Color color, int gray_channels, bool normalize,
                        const float mean[3], const float std[3], bool unit_range);
 
-// Writes n pixels of an RGBX row into row y, columns [x0, x0 + n) of a slot of h x w pixels.
-void write_row(const OutputSpec& o, const uint8_t* rgbx, int n, uint8_t* slot, int h, int w, int y, int x0);
+// Writes n pixels of an RGBX row into row y, columns [x0, x0 + n) of a slot of h x w pixels,
+// through `lut` (o.lut, or a per-sample table of the same shape). to_gray: the luma level goes
+// to every output channel (RandomGrayscale; a 3-channel output only).
+void write_row(const OutputSpec& o, const uint8_t* lut, const uint8_t* rgbx, int n, uint8_t* slot, int h, int w,
+               int y, int x0, bool to_gray = false);
 
 // Fills a whole slot with the value of level 0 (torchvision pads crops larger than the image
 // with zeros before normalising).
-void fill_level0(const OutputSpec& o, uint8_t* slot, int h, int w);
+void fill_level0(const OutputSpec& o, const uint8_t* lut, uint8_t* slot, int h, int w);
+
+// How the output table is built (Note [Output stage]).
+enum class NormMode : int {
+  kTable = 0,     // one table per plan: ToTensor / Normalize(mean, std) / cast
+  kPerImage = 1,  // (x - mean(x)) / max(std(x), 1/sqrt(N)) over the whole output image
+  kMinMax = 2,    // (x - min(x)) / (max(x) - min(x)) mapped to [range_lo, range_hi]
+};
+
+// Per-channel level histograms of one output image, in output channel order.
+struct LevelHistogram {
+  uint64_t bins[3][256];
+  void clear();
+};
+
+// Adds n pixels of an RGBX row as the output sees them (channel order, luma for gray outputs or
+// to_gray) to `h`.
+void accumulate_histogram(const OutputSpec& o, const uint8_t* rgbx, int n, bool to_gray, LevelHistogram* h);
+
+// What a per-image table did, reported per sample: value = (level * in_scale - offset) / scale,
+// before the final cast (and, for min-max, then mapped onto [range_lo, range_hi]).
+struct ImageNorm {
+  double offset = 0.0, scale = 1.0;
+};
+
+// Builds the per-sample table (o.channels * 256 entries of the output dtype) from `h`.
+void build_image_table(const OutputSpec& o, NormMode mode, bool unit_range, float range_lo, float range_hi,
+                       const LevelHistogram& h, std::vector<uint8_t>* lut, ImageNorm* norm);
 
 uint16_t float_to_half(float f);
 uint16_t float_to_bfloat16(float f);

@@ -121,7 +121,7 @@ void build_tables(const Plan& plan, const Geometry& g, int dec_h, int dec_w, int
   ay.out_size = g.rz_h;
   ay.o0 = g.off_y + sy->s0;
   ay.o1 = g.off_y + sy->s1;
-  ay.reverse = false;
+  ay.reverse = g.vflip;
   build_axis_table(ay, &w.vt);
 }
 
@@ -136,23 +136,47 @@ uint8_t* prepare_inter(Worker& w) {
   return w.inter.data();
 }
 
-// Vertical pass and output stage, after the intermediate holds rows [vt.src_lo, vt.src_hi).
-void finish_sample(const Plan& plan, Worker& w, const Geometry& g, const Span& sy, const Span& sx, uint8_t* slot) {
+// Vertical pass and output stage, after the intermediate holds rows [vt.src_lo, vt.src_hi)
+// (Note [Output stage] in output.h).
+void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Span& sy, const Span& sx, uint8_t* slot,
+                   SampleResult* res) {
+  const Geometry& g = sp.geom;
   const size_t stride = inter_stride(w.ht);
-  if (sy.s0 > 0 || sx.s0 > 0 || sy.s1 < g.out_h || sx.s1 < g.out_w) fill_level0(plan.out, slot, g.out_h, g.out_w);
+  const bool padded = sy.s0 > 0 || sx.s0 > 0 || sy.s1 < g.out_h || sx.s1 < g.out_w;
+  const bool to_gray = sp.color.gray;
   const int x_slot = g.flip ? g.out_w - sx.s1 : sx.s0;
+  const int y_slot = g.vflip ? g.out_h - sy.s1 : sy.s0;
   const AxisTable& vt = w.vt;
-  for (int e = 0; e < vt.n; ++e) {
-    const uint8_t* row;
-    if (vt.identity) {  // one whole source row per output row: use it as is
-      row = w.inter.data() + static_cast<size_t>(vt.start[e] - vt.src_lo) * stride;
-    } else {
-      vpass_row(plan.spec.simd, w.inter.data(), stride, vt.start[e] - vt.src_lo,
-                &vt.coef[static_cast<size_t>(e) * vt.ksize], vt.count[e], w.ht.n * 4, w.orow.data());
-      row = w.orow.data();
-    }
-    write_row(plan.out, row, w.ht.n, slot, g.out_h, g.out_w, sy.s0 + e, x_slot);
+  auto vertical = [&](int e, uint8_t* dst) -> const uint8_t* {
+    if (vt.identity)  // one whole source row per output row: use it as is
+      return w.inter.data() + static_cast<size_t>(vt.start[e] - vt.src_lo) * stride;
+    vpass_row(plan.spec.simd, w.inter.data(), stride, vt.start[e] - vt.src_lo,
+              &vt.coef[static_cast<size_t>(e) * vt.ksize], vt.count[e], w.ht.n * 4, dst);
+    return dst;
+  };
+  if (!plan.needs_stats()) {  // single pass
+    const uint8_t* lut = plan.out.lut.data();
+    if (padded) fill_level0(plan.out, lut, slot, g.out_h, g.out_w);
+    for (int e = 0; e < vt.n; ++e)
+      write_row(plan.out, lut, vertical(e, w.orow.data()), w.ht.n, slot, g.out_h, g.out_w, y_slot + e, x_slot, to_gray);
+    return;
   }
+  // Phase 1: the sample's uint8 rows into scratch, histograms on the way.
+  grow(&w.stage, checked_mul(static_cast<size_t>(vt.n), stride) + 32);
+  w.rows.resize(static_cast<size_t>(vt.n));
+  w.hist.clear();
+  for (int e = 0; e < vt.n; ++e) {
+    w.rows[e] = vertical(e, w.stage.data() + static_cast<size_t>(e) * stride);
+    accumulate_histogram(plan.out, w.rows[e], w.ht.n, to_gray, &w.hist);
+  }
+  const uint64_t pad_px = static_cast<uint64_t>(g.out_h) * g.out_w - static_cast<uint64_t>(vt.n) * w.ht.n;
+  for (int c = 0; c < plan.out.channels; ++c) w.hist.bins[c][0] += pad_px;
+  // Phase 2: the per-sample table, then every row through it.
+  const PlanSpec& s = plan.spec;
+  build_image_table(plan.out, s.norm_mode, s.unit_range, s.range_lo, s.range_hi, w.hist, &w.lut, &res->norm);
+  if (padded) fill_level0(plan.out, w.lut.data(), slot, g.out_h, g.out_w);
+  for (int e = 0; e < vt.n; ++e)
+    write_row(plan.out, w.lut.data(), w.rows[e], w.ht.n, slot, g.out_h, g.out_w, y_slot + e, x_slot, to_gray);
 }
 
 // Horizontal pass of every needed row of an RGBX image held in memory (rows `row_bytes` apart).
@@ -164,24 +188,26 @@ void hpass_image(const Plan& plan, Worker& w, const uint8_t* img, size_t row_byt
               inter + static_cast<size_t>(y - w.vt.src_lo) * stride);
 }
 
-// Decodes the whole image at scale 1/denom into w.full (RGBX rows packed), after read_header.
-void decode_whole(Worker& w, int denom, int dec_w, int* full_h, int* full_w) {
+// Decodes the whole image at scale 1/denom into w.full (RGBX rows packed). Takes the session
+// over: the image is abandoned (libjpeg's memory for it freed) by the end of the call.
+void decode_whole(JpegDecoder::Session img, Worker& w, int denom, int dec_w, int* full_h, int* full_w) {
   int x0, xw;
-  w.dec.start(denom, 0, dec_w, &x0, &xw, full_h, full_w);
+  img.start(denom, 0, dec_w, &x0, &xw, full_h, full_w);
   const size_t row_bytes = static_cast<size_t>(*full_w) * 4;
   grow(&w.full, checked_mul(*full_h, row_bytes));
-  for (int y = 0; y < *full_h; ++y) w.dec.read_row(w.full.data() + y * row_bytes);
-  w.dec.finish();
+  for (int y = 0; y < *full_h; ++y) img.read_row(w.full.data() + y * row_bytes);
 }
 
 void run_jpeg(const Plan& plan, Worker& w, const uint8_t* data, size_t size, const RunKey& key, uint8_t* slot,
               int out_h, int out_w, SampleResult* res) {
   const PlanSpec& s = plan.spec;
-  JpegHeader hdr = w.dec.read_header(data, size, limits_of(s));
+  // The image's decode session: abandoned on every way out (jpeg_decoder.h).
+  JpegDecoder::Session img = w.dec.open(data, size, limits_of(s));
+  const JpegHeader hdr = img.header();
   int oh, ow;
   oriented_dims(hdr.orientation, hdr.height, hdr.width, &oh, &ow);
-  Geometry g = plan_geometry(s, oh, ow, key.seed, key.epoch, key.index);
-  res->geom = g;
+  res->params = plan_sample(s, oh, ow, key);
+  const Geometry& g = res->params.geom;
   res->orientation = hdr.orientation;
   if (g.out_h != out_h || g.out_w != out_w) throw Error(ErrorKind::kInvalid, "output size differs from the slot");
   const int denom = choose_denom(s, g);
@@ -192,26 +218,28 @@ void run_jpeg(const Plan& plan, Worker& w, const uint8_t* data, size_t size, con
     // Decode only the region the resampler reads: columns via jpeg_crop_scanline, rows above it
     // skipped, and decoding stops after its last row.
     build_tables(plan, g, dec_h, dec_w, denom, w, &sy, &sx);
+    // The session moves into this branch and ends with it, so libjpeg's memory for the image is
+    // freed before the output stage.
+    JpegDecoder::Session region = std::move(img);
     // Fancy (smooth) chroma upsampling replicates the edge chroma at both ends of a cropped span,
     // so the span asked for reaches one pixel beyond each end of what is used: the used columns
     // then see their true neighbours, and the pixels match a full decode exactly.
     int x0, xw, full_h, full_w;
     const int want_lo = std::max(0, w.ht.src_lo - 1), want_hi = std::min(dec_w, w.ht.src_hi + 1);
-    w.dec.start(denom, want_lo, want_hi - want_lo, &x0, &xw, &full_h, &full_w);
+    region.start(denom, want_lo, want_hi - want_lo, &x0, &xw, &full_h, &full_w);
     if (full_h != dec_h || full_w != dec_w) throw Error(ErrorKind::kDecode, "unexpected scaled size");
     grow(&w.row, checked_mul(static_cast<size_t>(xw) + w.ht.ksize + 4, 4));
     uint8_t* inter = prepare_inter(w);
     const size_t stride = inter_stride(w.ht);
-    w.dec.skip_rows(w.vt.src_lo);
+    region.skip_rows(w.vt.src_lo);
     for (int y = w.vt.src_lo; y < w.vt.src_hi; ++y) {
-      w.dec.read_row(w.row.data());
+      region.read_row(w.row.data());
       hpass_row(s.simd, w.row.data(), x0, w.ht, inter + static_cast<size_t>(y - w.vt.src_lo) * stride);
     }
-    w.dec.finish();
   } else {
     // Oriented images: decode whole, rotate, then resample the displayed image.
     int full_h, full_w;
-    decode_whole(w, denom, dec_w, &full_h, &full_w);
+    decode_whole(std::move(img), w, denom, dec_w, &full_h, &full_w);
     int odh, odw;
     oriented_dims(hdr.orientation, full_h, full_w, &odh, &odw);
     const size_t orow_bytes = static_cast<size_t>(odw) * 4;
@@ -220,7 +248,7 @@ void run_jpeg(const Plan& plan, Worker& w, const uint8_t* data, size_t size, con
     apply_orientation(hdr.orientation, w.full.data(), full_h, full_w, w.oriented.data());
     hpass_image(plan, w, w.oriented.data(), orow_bytes);
   }
-  finish_sample(plan, w, g, sy, sx, slot);
+  finish_sample(plan, w, res->params, sy, sx, slot, res);
 }
 
 void run_array(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, uint8_t* slot, int out_h,
@@ -229,8 +257,8 @@ void run_array(const Plan& plan, Worker& w, const SampleInput& in, const RunKey&
     throw Error(ErrorKind::kInvalid, "array must be HxW or HxWxC uint8 with C in 1, 3, 4");
   if (plan.spec.max_pixels > 0 && static_cast<int64_t>(in.h) * in.w > plan.spec.max_pixels)
     throw Error(ErrorKind::kTooLarge, "array has more pixels than max_pixels");
-  Geometry g = plan_geometry(plan.spec, in.h, in.w, key.seed, key.epoch, key.index);
-  res->geom = g;
+  res->params = plan_sample(plan.spec, in.h, in.w, key);
+  const Geometry& g = res->params.geom;
   if (g.out_h != out_h || g.out_w != out_w) throw Error(ErrorKind::kInvalid, "output size differs from the slot");
   Span sy, sx;
   build_tables(plan, g, in.h, in.w, 1, w, &sy, &sx);
@@ -251,7 +279,7 @@ void run_array(const Plan& plan, Worker& w, const SampleInput& in, const RunKey&
     }
     hpass_row(plan.spec.simd, w.row.data(), x0, w.ht, inter + static_cast<size_t>(y - w.vt.src_lo) * stride);
   }
-  finish_sample(plan, w, g, sy, sx, slot);
+  finish_sample(plan, w, res->params, sy, sx, slot, res);
 }
 
 // Releases scratch that one large image grew past kScratchKeepBytes, when the sample is done
@@ -264,7 +292,7 @@ struct TrimScratch {
 }  // namespace
 
 void Worker::trim(size_t keep) {
-  for (std::vector<uint8_t>* v : {&file, &row, &inter, &orow, &full, &oriented})
+  for (std::vector<uint8_t>* v : {&file, &row, &inter, &orow, &full, &oriented, &stage})
     if (v->capacity() > keep) std::vector<uint8_t>().swap(*v);
 }
 
@@ -275,13 +303,13 @@ bool decode_only(const PlanSpec& spec, Worker& w, const SampleInput& in, SampleR
     size_t size;
     encoded_bytes(w, in, &data, &size);
     if (!is_jpeg(data, size)) throw Error(ErrorKind::kDecode, "not a JPEG");
-    JpegHeader hdr = w.dec.read_header(data, size, limits_of(spec));
+    JpegDecoder::Session img = w.dec.open(data, size, limits_of(spec));
+    const int width = img.header().width;
     int full_h, full_w;
-    decode_whole(w, 1, hdr.width, &full_h, &full_w);
+    decode_whole(std::move(img), w, 1, width, &full_h, &full_w);
     res->status = SampleStatus::kOk;
     return true;
   } catch (const Error& e) {
-    w.dec.finish();
     res->status = SampleStatus::kError;
     res->kind = e.kind();
     res->message = e.what();
@@ -305,18 +333,19 @@ bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunK
         res->message = "not a JPEG";
         return false;
       }
-      JpegHeader hdr = w.dec.read_header(data, size, limits_of(plan.spec));
-      w.dec.finish();
+      // A session that ends with this statement: the header is all a probe reads.
+      const JpegHeader hdr = w.dec.open(data, size, limits_of(plan.spec)).header();
       oriented_dims(hdr.orientation, hdr.height, hdr.width, &h, &wd);
       res->orientation = hdr.orientation;
     }
-    res->geom = plan_geometry(plan.spec, h, wd, key.seed, key.epoch, key.index);
+    res->params = plan_sample(plan.spec, h, wd, key);
+    const Geometry& geom = res->params.geom;
     // An image-dependent output (Resize(int) alone) is bounded too: a 1x65500 image resized to a
     // shorter side of 256 would be 256x16768000 (51 GB of float32) from a file of a few bytes.
-    const int64_t out_px = static_cast<int64_t>(res->geom.out_h) * res->geom.out_w;
+    const int64_t out_px = static_cast<int64_t>(geom.out_h) * geom.out_w;
     if (plan.spec.max_pixels > 0 && out_px > plan.spec.max_pixels)
-      throw Error(ErrorKind::kTooLarge, "output would be " + std::to_string(res->geom.out_h) + "x" +
-                                            std::to_string(res->geom.out_w) + " = " + std::to_string(out_px) +
+      throw Error(ErrorKind::kTooLarge, "output would be " + std::to_string(geom.out_h) + "x" +
+                                            std::to_string(geom.out_w) + " = " + std::to_string(out_px) +
                                             " pixels, over the limit of " + std::to_string(plan.spec.max_pixels) +
                                             " (max_pixels)");
     res->status = SampleStatus::kOk;
@@ -352,19 +381,16 @@ void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey
       return;
     }
     run_jpeg(plan, w, data, size, key, slot, out_h, out_w, res);
-    res->warnings = w.dec.warnings();
+    res->warnings = w.dec.warnings();  // the session ended with run_jpeg; its count stays
   } catch (const Error& e) {
-    w.dec.finish();
     res->status = SampleStatus::kError;
     res->kind = e.kind();
     res->message = e.what();
   } catch (const std::bad_alloc&) {
-    w.dec.finish();
     res->status = SampleStatus::kError;
     res->kind = ErrorKind::kTooLarge;
     res->message = "out of memory";
   } catch (const std::exception& e) {
-    w.dec.finish();
     res->status = SampleStatus::kError;
     res->kind = ErrorKind::kDecode;
     res->message = e.what();

@@ -28,7 +28,8 @@ struct SampleResult {
   SampleStatus status = SampleStatus::kOk;
   ErrorKind kind = ErrorKind::kDecode;
   std::string message;
-  Geometry geom;
+  SampleParams params;  // what the sample drew (plan_sample)
+  ImageNorm norm;       // per-image table statistics (two-phase output only)
   int decode_denom = 1;  // DCT scaling used (1 = full resolution)
   int orientation = 1;
   int warnings = 0;  // corrupt-data warnings tolerated (strict=false, or a truncation allowed)
@@ -45,13 +46,13 @@ constexpr size_t kScratchKeepBytes = size_t(64) << 20;
 struct Worker {
   JpegDecoder dec;
   std::vector<uint8_t> file, row, inter, orow, full, oriented;
+  std::vector<uint8_t> stage;           // two-phase output: the sample's uint8 rows
+  std::vector<const uint8_t*> rows;     // two-phase output: where each output row lives
+  std::vector<uint8_t> lut;             // two-phase output: the per-sample table
+  LevelHistogram hist;
   AxisTable ht, vt;
   // Frees every buffer whose capacity is over `keep` bytes.
   void trim(size_t keep);
-};
-
-struct RunKey {
-  uint64_t seed = 0, epoch = 0, index = 0;
 };
 
 // Header-only look at a sample (files are read into w.file): the geometry it would get.

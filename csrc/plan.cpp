@@ -19,6 +19,17 @@ void validate(const PlanSpec& s) {
     if (s.resize_mode != 0 || s.crop_h != 0) bad("RandomResizedCrop cannot be combined with Resize or CenterCrop");
   }
   if (!(s.flip_p >= 0.0 && s.flip_p <= 1.0)) bad("flip probability must be in [0, 1]");
+  if (!(s.vflip_p >= 0.0 && s.vflip_p <= 1.0)) bad("vertical flip probability must be in [0, 1]");
+  if (!(s.gray_p >= 0.0 && s.gray_p <= 1.0)) bad("RandomGrayscale probability must be in [0, 1]");
+  if (s.gray_p > 0.0 && s.color == Color::kGray) bad("RandomGrayscale needs a 3-channel (RGB or BGR) output");
+  const int nm = static_cast<int>(s.norm_mode);
+  if (nm < 0 || nm > 2) bad("unknown normalisation mode");
+  if (s.norm_mode != NormMode::kTable) {
+    if (s.normalize) bad("a per-image normalisation cannot be combined with Normalize(mean, std)");
+    if (s.dtype == DType::kU8) bad("uint8 output stores raw levels: it cannot be normalised");
+    if (s.norm_mode == NormMode::kMinMax && !(std::isfinite(s.range_lo) && std::isfinite(s.range_hi)))
+      bad("min-max range must be finite");
+  }
   if (s.normalize) {
     for (int c = 0; c < 3; ++c)
       if (!(s.std[c] != 0.0f) || !std::isfinite(s.std[c]) || !std::isfinite(s.mean[c]))
@@ -35,7 +46,8 @@ void validate(const PlanSpec& s) {
 
 Plan::Plan(const PlanSpec& s) : spec(s) {
   validate(s);
-  build_output_spec(&out, s.dtype, s.layout, s.color, s.gray_channels, s.normalize, s.mean, s.std, s.unit_range);
+  build_output_spec(&out, s.dtype, s.layout, s.color, s.gray_channels, s.normalize, s.mean.data(), s.std.data(),
+                    s.unit_range);
 }
 
 bool Plan::fixed_size(int* h, int* w) const {
@@ -112,9 +124,11 @@ void random_resized_crop_box(const PlanSpec& s, int h, int w, Rng& rng, int box[
   box[3] = cw;
 }
 
-Geometry plan_geometry(const PlanSpec& s, int src_h, int src_w, uint64_t seed, uint64_t epoch, uint64_t index) {
+SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& key) {
   if (src_h <= 0 || src_w <= 0) throw Error(ErrorKind::kInvalid, "image has no pixels");
-  Geometry g;
+  auto stream = [&](uint64_t id) { return Rng(key.seed, key.epoch, key.index, id); };
+  SampleParams p;
+  Geometry& g = p.geom;
   g.src_h = src_h;
   g.src_w = src_w;
   g.box_h = src_h;
@@ -122,7 +136,7 @@ Geometry plan_geometry(const PlanSpec& s, int src_h, int src_w, uint64_t seed, u
   g.rz_h = src_h;
   g.rz_w = src_w;
   if (s.rrc) {
-    Rng rng(seed, epoch, index, 0);
+    Rng rng = stream(streams::kCrop);
     int box[4];
     random_resized_crop_box(s, src_h, src_w, rng, box);
     g.box_t = box[0]; g.box_l = box[1]; g.box_h = box[2]; g.box_w = box[3];
@@ -159,11 +173,11 @@ Geometry plan_geometry(const PlanSpec& s, int src_h, int src_w, uint64_t seed, u
     g.out_h = s.crop_h;
     g.out_w = s.crop_w;
   }
-  if (s.flip_p > 0.0) {
-    Rng rng(seed, epoch, index, 1);
-    g.flip = rng.uniform() < s.flip_p;
-  }
-  return g;
+  // A random op with p = 0 draws nothing (and p = 1 always applies).
+  if (s.flip_p > 0.0) g.flip = stream(streams::kHFlip).uniform() < s.flip_p;
+  if (s.vflip_p > 0.0) g.vflip = stream(streams::kVFlip).uniform() < s.vflip_p;
+  if (s.gray_p > 0.0) p.color.gray = stream(streams::kGray).uniform() < s.gray_p;
+  return p;
 }
 
 }  // namespace fastprep

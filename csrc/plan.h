@@ -1,6 +1,14 @@
-// What a Compose compiles to, and the per-image geometry derived from it in source coordinates.
+// What a Compose compiles to, and what one sample draws from it.
+//
+// Note [Plan fields]
+// PlanSpec's fields are declared once, in FASTPREP_PLAN_FIELDS below. The struct, its defaults
+// and the Python binding (csrc/bindings.cpp binds every field by name, so a misspelled field is
+// an AttributeError in Python, never a silently ignored key) are all generated from that list.
+// A new op adds its fields here, its checks to validate(), its draw to plan_sample() and its
+// kernel; the Python side sets the fields from its op class (fastprep/_ops.py).
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 #include "common.h"
@@ -8,31 +16,54 @@
 
 namespace fastprep {
 
+using Float3 = std::array<float, 3>;
+
+// X(type, name, default, doc)
+#define FASTPREP_PLAN_FIELDS(X)                                                                        \
+  /* Geometry, in the order torchvision applies it. */                                                \
+  X(int, resize_mode, 0, "0 none, 1 shorter side = resize_size, 2 exact (resize_h, resize_w)")        \
+  X(int, resize_size, 0, "Resize(int): the shorter side")                                             \
+  X(int, resize_h, 0, "Resize((h, w)): height")                                                       \
+  X(int, resize_w, 0, "Resize((h, w)): width")                                                        \
+  X(int, max_size, 0, "Resize max_size (0 = none)")                                                   \
+  X(Interp, interp, Interp::kBilinear, "resampling filter")                                           \
+  X(bool, antialias, true, "antialias when downscaling")                                              \
+  X(int, crop_h, 0, "CenterCrop height after the resize (0 = none)")                                  \
+  X(int, crop_w, 0, "CenterCrop width")                                                               \
+  X(bool, rrc, false, "RandomResizedCrop to (rrc_h, rrc_w)")                                          \
+  X(int, rrc_h, 0, "RandomResizedCrop height")                                                        \
+  X(int, rrc_w, 0, "RandomResizedCrop width")                                                         \
+  X(double, scale_lo, 0.08, "RandomResizedCrop scale range, low")                                     \
+  X(double, scale_hi, 1.0, "RandomResizedCrop scale range, high")                                     \
+  X(double, ratio_lo, 3.0 / 4.0, "RandomResizedCrop aspect ratio range, low")                         \
+  X(double, ratio_hi, 4.0 / 3.0, "RandomResizedCrop aspect ratio range, high")                        \
+  X(double, flip_p, 0.0, "RandomHorizontalFlip probability")                                          \
+  X(double, vflip_p, 0.0, "RandomVerticalFlip probability")                                           \
+  /* Colour on uint8. */                                                                              \
+  X(double, gray_p, 0.0, "RandomGrayscale probability (3 equal luma channels)")                       \
+  /* Output. */                                                                                       \
+  X(DType, dtype, DType::kF32, "output dtype")                                                        \
+  X(Layout, layout, Layout::kCHW, "output layout")                                                    \
+  X(Color, color, Color::kRGB, "output channels")                                                     \
+  X(int, gray_channels, 1, "Color.gray: 1 channel, or 3 equal channels (Grayscale(3))")               \
+  X(bool, normalize, false, "NormMode.table: apply (x - mean) / std")                                 \
+  X(Float3, mean, (Float3{0.f, 0.f, 0.f}), "Normalize mean per output channel")                       \
+  X(Float3, std, (Float3{1.f, 1.f, 1.f}), "Normalize std per output channel")                         \
+  X(bool, unit_range, true, "levels scaled to [0, 1] first (ToTensor)")                               \
+  X(NormMode, norm_mode, NormMode::kTable, "table, or a per-image normalisation")                     \
+  X(float, range_lo, 0.f, "NormMode.minmax: value of the darkest level")                              \
+  X(float, range_hi, 1.f, "NormMode.minmax: value of the brightest level")                            \
+  /* Decode. */                                                                                       \
+  X(bool, exact, false, "no DCT-domain downscaling")                                                  \
+  X(int64_t, max_pixels, 0, "images with more pixels are rejected from their header (0 = no limit)")  \
+  X(bool, strict, true, "corrupt-data warnings are errors")                                           \
+  X(bool, allow_truncated, false, "a JPEG that ends early decodes, missing rows gray")                 \
+  X(Simd, simd, Simd::kScalar, "kernel level")
+
 struct PlanSpec {
-  // Geometry, in the order torchvision applies it.
-  int resize_mode = 0;  // 0 none, 1 shorter side = resize_size, 2 exact (resize_h, resize_w)
-  int resize_size = 0, resize_h = 0, resize_w = 0, max_size = 0;
-  Interp interp = Interp::kBilinear;
-  bool antialias = true;
-  int crop_h = 0, crop_w = 0;  // CenterCrop after the resize; 0 = none
-  bool rrc = false;            // RandomResizedCrop to (rrc_h, rrc_w)
-  int rrc_h = 0, rrc_w = 0;
-  double scale_lo = 0.08, scale_hi = 1.0, ratio_lo = 3.0 / 4.0, ratio_hi = 4.0 / 3.0;
-  double flip_p = 0.0;  // RandomHorizontalFlip probability
-  // Output.
-  DType dtype = DType::kF32;
-  Layout layout = Layout::kCHW;
-  Color color = Color::kRGB;
-  int gray_channels = 1;  // kGray: 1, or 3 equal channels (torchvision's Grayscale(num_output_channels=3))
-  bool normalize = false;
-  float mean[3] = {0, 0, 0}, std[3] = {1, 1, 1};
-  bool unit_range = true;  // values scaled to [0, 1] before normalising (ToTensor)
-  // Decode.
-  bool exact = false;        // no DCT-domain downscaling
-  int64_t max_pixels = 0;    // 0 = unlimited
-  bool strict = true;        // corrupt-data warnings are errors
-  bool allow_truncated = false;  // a JPEG that ends early decodes, missing rows gray (see JpegLimits)
-  Simd simd = Simd::kScalar;
+#define FASTPREP_DECLARE_FIELD(type, name, dflt, doc) type name = dflt;
+  FASTPREP_PLAN_FIELDS(FASTPREP_DECLARE_FIELD)
+#undef FASTPREP_DECLARE_FIELD
 };
 
 // Checks a spec; throws Error(kInvalid) naming the problem.
@@ -44,6 +75,8 @@ struct Plan {
   explicit Plan(const PlanSpec& s);
   // Output slot size when it does not depend on the image; false otherwise (Resize(int) alone).
   bool fixed_size(int* h, int* w) const;
+  // An op needs the finished uint8 image before the output is written (two-phase output stage).
+  bool needs_stats() const { return spec.norm_mode != NormMode::kTable; }
 };
 
 struct Geometry {
@@ -52,10 +85,38 @@ struct Geometry {
   int rz_h = 0, rz_w = 0;                      // size the box is resized to
   int off_y = 0, off_x = 0;                    // resized index of slot pixel (0, 0); < 0 pads
   int out_h = 0, out_w = 0;                    // slot size
-  bool flip = false;
+  bool flip = false;                           // horizontal
+  bool vflip = false;
 };
 
-// Randomness is a pure function of (seed, epoch, index): a splitmix64 stream per sample.
+// Per-sample draws of the colour stage (identity by default).
+struct ColorParams {
+  bool gray = false;  // RandomGrayscale converted this sample
+};
+
+// Everything one sample draws: plan_sample()'s result.
+struct SampleParams {
+  Geometry geom;
+  ColorParams color;
+};
+
+// Note [Random streams]
+// Randomness is a pure function of (seed, epoch, sample index, stream): every random op draws
+// from its own splitmix64 stream, so adding an op (or changing how many numbers one op draws)
+// never changes another op's draws. Stream ids are fixed forever: the crop and horizontal flip
+// keep 0 and 1 (their draws are unchanged since fastprep 0.1); later ops use a hash of their name.
+constexpr uint64_t stream_id(const char* name) {
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+  for (; *name; ++name) h = (h ^ static_cast<uint8_t>(*name)) * 0x100000001b3ull;
+  return h;
+}
+namespace streams {
+constexpr uint64_t kCrop = 0;
+constexpr uint64_t kHFlip = 1;
+constexpr uint64_t kVFlip = stream_id("vflip");
+constexpr uint64_t kGray = stream_id("grayscale");
+}  // namespace streams
+
 class Rng {
  public:
   Rng(uint64_t seed, uint64_t epoch, uint64_t index, uint64_t stream);
@@ -68,7 +129,12 @@ class Rng {
   uint64_t state_;
 };
 
-Geometry plan_geometry(const PlanSpec& s, int src_h, int src_w, uint64_t seed, uint64_t epoch, uint64_t index);
+struct RunKey {
+  uint64_t seed = 0, epoch = 0, index = 0;
+};
+
+// Everything sample `key` draws, for a displayed source of src_h x src_w.
+SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& key);
 
 // torchvision's RandomResizedCrop.get_params, drawing from `rng`: (top, left, height, width).
 void random_resized_crop_box(const PlanSpec& s, int h, int w, Rng& rng, int box[4]);

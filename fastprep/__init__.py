@@ -7,8 +7,10 @@
 """
 from ._errors import (DecodeError, ImageTooLargeError, MissingDependencyError, ReadError,
                       UnsupportedImageError)
-from ._transforms import (DEFAULT_MAX_PIXELS, PRESETS, CenterCrop, Compose, Grayscale, InterpolationMode,
-                          Normalize, RandomHorizontalFlip, RandomResizedCrop, Resize, ToTensor)
+from ._ops import (PRESETS, CenterCrop, Grayscale, InterpolationMode, Normalize, Op, RandomGrayscale,
+                   RandomHorizontalFlip, RandomResizedCrop, RandomVerticalFlip, Resize, Stage, ToTensor, op_table,
+                   register_op, registered_ops)
+from ._transforms import DEFAULT_MAX_PIXELS, Compose
 from ._torchvision import from_torchvision
 from . import _core
 
@@ -17,12 +19,13 @@ __version__ = "0.1.0"
 
 def simd_info():
     """{"cpu": best level of this CPU, "default": level used (FASTPREP_SIMD caps it)}."""
-    return {"cpu": _core.cpu_simd(), "default": _core.default_simd()}
+    return {"cpu": _core.cpu_simd().name, "default": _core.default_simd().name}
 
 
 __all__ = [
-    "Compose", "Resize", "CenterCrop", "RandomResizedCrop", "RandomHorizontalFlip", "ToTensor", "Normalize",
-    "Grayscale", "InterpolationMode", "PRESETS", "DEFAULT_MAX_PIXELS", "from_torchvision", "simd_info",
+    "Compose", "Resize", "CenterCrop", "RandomResizedCrop", "RandomHorizontalFlip", "RandomVerticalFlip",
+    "ToTensor", "Normalize", "Grayscale", "RandomGrayscale", "Op", "Stage", "register_op", "registered_ops",
+    "op_table", "InterpolationMode", "PRESETS", "DEFAULT_MAX_PIXELS", "from_torchvision", "simd_info",
     "DecodeError", "UnsupportedImageError", "ImageTooLargeError", "ReadError", "MissingDependencyError",
 ]
 

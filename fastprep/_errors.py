@@ -32,9 +32,14 @@ class MissingDependencyError(ImportError):
     """An optional dependency is needed; the message gives the pip command."""
 
 
-# Native ErrorKind codes (csrc/common.h) -> exception classes.
-_KIND = {1: DecodeError, 2: UnsupportedImageError, 3: ImageTooLargeError, 4: ReadError, 5: DecodeError}
+def _kinds():
+    from . import _core  # the native enum is the one definition of the codes (csrc/common.h)
+
+    K = _core.ErrorKind
+    return {K.decode: DecodeError, K.unsupported: UnsupportedImageError, K.too_large: ImageTooLargeError,
+            K.io: ReadError, K.invalid: DecodeError}
 
 
 def error_for_kind(kind, source, reason, index=None):
-    return _KIND.get(kind, DecodeError)(source, reason, index)
+    """The exception for a native ``_core.ErrorKind``."""
+    return _kinds().get(kind, DecodeError)(source, reason, index)

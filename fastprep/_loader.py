@@ -38,8 +38,9 @@ import numpy as np
 
 from . import _core
 from ._errors import DecodeError
-from ._transforms import (Compose, _check_epoch, _check_policy, _check_seed, _check_threads, _default_threads,
-                          _fresh_seed, execute)
+from ._checks import check_epoch, check_policy, check_seed, check_threads, fresh_seed
+from ._transforms import Compose
+from ._util import default_threads
 
 _STOP = object()
 _LIVE = weakref.WeakSet()  # running producers, stopped at exit (Note [Exit and fork])
@@ -186,16 +187,16 @@ class Loader:
             if isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral) or num_workers < 0:
                 raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
             nw = max(1, int(num_workers))
-            if threads is not None and _check_threads(threads) != nw:
+            if threads is not None and check_threads(threads) != nw:
                 raise ValueError(f"threads={threads} and num_workers={num_workers} disagree: pass one of them")
             threads = nw
-        self.threads = _default_threads() if threads is None else _check_threads(threads)  # as Compose.batch
+        self.threads = default_threads() if threads is None else check_threads(threads)  # as Compose.batch
         for name, v in (("rank", rank), ("world_size", world_size)):
             if isinstance(v, bool) or not isinstance(v, numbers.Integral):
                 raise TypeError(f"{name} must be an int, got {v!r}")
         if not (world_size >= 1 and 0 <= rank < world_size):
             raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
-        self.seed = _fresh_seed() if seed is None else _check_seed(seed, "seed")
+        self.seed = fresh_seed() if seed is None else check_seed(seed, "seed")
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError(f"collate_fn must be callable, got {type(collate_fn).__name__}")
         if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or timeout < 0:
@@ -214,7 +215,7 @@ class Loader:
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.rank, self.world_size = int(rank), int(world_size)
-        self.on_error = _check_policy(on_error)
+        self.on_error = check_policy(on_error)
 
         if isinstance(source, ShardDataset):
             self.dataset = source
@@ -296,7 +297,7 @@ class Loader:
 
     def set_epoch(self, epoch):
         """Pins the epoch of the next iteration (later iterations continue from epoch + 1)."""
-        self._pinned_epoch = _check_epoch(epoch)
+        self._pinned_epoch = check_epoch(epoch)
 
     @property
     def next_epoch(self):
@@ -308,7 +309,7 @@ class Loader:
     def indices(self, epoch=None):
         """This rank's sample indices for an epoch (default: the next iteration's), in order
         (DistributedSampler semantics, or the sampler's order)."""
-        epoch = self.next_epoch if epoch is None else _check_epoch(epoch)
+        epoch = self.next_epoch if epoch is None else check_epoch(epoch)
         n = len(self.dataset)
         if self.sampler is not None:
             if hasattr(self.sampler, "set_epoch"):
@@ -500,7 +501,7 @@ class _Producer:
             L.dataset.read(picks, out=slot.array, positions=positions)
             return {}
         t = L.transform
-        _, errors = execute(t, L._native_items, L.dataset.items, picks, positions, picks, slot.array, t.output_size,
+        _, errors = t.execute(L._native_items, L.dataset.items, picks, positions, picks, slot.array, t.output_size,
                             L._engine, L.seed, self.epoch, want_params=False, cancel=self.cancel)
         return {int(positions[i]): e for i, e in errors.items()}
 

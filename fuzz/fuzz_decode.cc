@@ -45,6 +45,7 @@ PlanSpec base_spec(int which) {
       break;
     case 2:  // train: RandomResizedCrop + flip, bicubic, bfloat16
       s.rrc = true, s.rrc_h = 48, s.rrc_w = 40, s.flip_p = 0.5, s.interp = Interp::kBicubic;
+      s.vflip_p = 0.5, s.gray_p = 0.5;  // per-sample draws of the uint8 stage
       s.dtype = DType::kBF16;
       break;
     case 3:  // exact (h, w) resize, nearest, gray float16
@@ -57,6 +58,7 @@ PlanSpec base_spec(int which) {
     case 5:  // upscaling with max_size
       s.resize_mode = 1, s.resize_size = 200, s.max_size = 260, s.crop_h = s.crop_w = 96;
       s.antialias = false;
+      s.norm_mode = NormMode::kPerImage;  // two-phase output stage (histogram, per-sample table)
       break;
     case 6:  // the whole image (output size from the header), uint8 HWC
       s.exact = true, s.dtype = DType::kU8, s.layout = Layout::kHWC;
@@ -66,6 +68,7 @@ PlanSpec base_spec(int which) {
       break;
     case 8:  // Resize(int) alone, bicubic with antialias, float32 HWC
       s.resize_mode = 1, s.resize_size = 31, s.interp = Interp::kBicubic, s.layout = Layout::kHWC;
+      s.norm_mode = NormMode::kMinMax, s.range_lo = -1.f;
       break;
     default:  // RRC with extreme ratios and tiny scale
       s.rrc = true, s.rrc_h = 7, s.rrc_w = 65, s.scale_lo = 0.001, s.scale_hi = 0.01;
@@ -128,8 +131,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (res.status == SampleStatus::kError && res.kind == ErrorKind::kInvalid) finding("probe: kInvalid", res);
       return 0;
     }
-    out_h = res.geom.out_h;
-    out_w = res.geom.out_w;
+    out_h = res.params.geom.out_h;
+    out_w = res.params.geom.out_w;
     if (out_h <= 0 || out_w <= 0 || static_cast<int64_t>(out_h) * out_w > kMaxPixels) finding("probe geometry", res);
     // An image-dependent output may legitimately reach max_pixels: Resize(31) of a 1x16301 image
     // is 31x505331, 0.5 s in a release build but over -timeout=10 with ASan and coverage
@@ -142,7 +145,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   run_sample(plan, worker, in, key, slot.get(), out_h, out_w, &r);
   switch (r.status) {
     case SampleStatus::kOk: {
-      if (r.geom.out_h != out_h || r.geom.out_w != out_w) finding("geometry differs from the slot", r);
+      if (r.params.geom.out_h != out_h || r.params.geom.out_w != out_w) finding("geometry differs from the slot", r);
       break;
     }
     case SampleStatus::kError:

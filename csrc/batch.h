@@ -1,0 +1,55 @@
+// One native run over many samples: picks[i] of the items goes to output slot slots[i], with
+// random key (seed, epoch, indices[i]). Pure C++ (the bindings wrap it; C++ tests and the fuzzer
+// can drive it directly).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "pipeline.h"
+#include "plan.h"
+#include "thread_pool.h"
+
+namespace fastprep {
+
+// Lets another thread stop a running Batch between samples (the Loader's shutdown).
+struct CancelToken {
+  std::atomic<bool> flag{false};
+};
+
+class Batch {
+ public:
+  // `items` must outlive the Batch (an aliasing shared_ptr can tie it to its owner).
+  Batch(std::shared_ptr<const Plan> plan, std::shared_ptr<const std::vector<SampleInput>> items,
+        std::vector<int64_t> picks, std::vector<int64_t> slots, std::vector<uint64_t> indices, uint64_t seed,
+        uint64_t epoch, std::shared_ptr<CancelToken> cancel = nullptr);
+
+  // Attaches `bytes` bytes of output: slots of out_h x out_w x channels of the plan's dtype.
+  // The caller keeps the memory alive and unmoved until run() returns.
+  void set_output(uint8_t* out, size_t bytes, int out_h, int out_w);
+
+  void probe(Engine& engine);        // header-only: what each sample would draw and its size
+  void run(Engine& engine);          // the fused pass into the output
+  void decode_only(Engine& engine);  // bare libjpeg-turbo decode of each pick (the speed ceiling)
+
+  size_t size() const { return picks_.size(); }
+  const std::vector<SampleResult>& results() const { return results_; }
+
+ private:
+  RunKey key(size_t i) const { return RunKey{seed_, epoch_, indices_[i]}; }
+
+  std::shared_ptr<const Plan> plan_;
+  std::shared_ptr<const std::vector<SampleInput>> items_;
+  std::vector<int64_t> picks_, slots_;
+  std::vector<uint64_t> indices_;
+  uint64_t seed_, epoch_;
+  std::shared_ptr<CancelToken> cancel_;
+  std::vector<SampleResult> results_;
+  uint8_t* out_ = nullptr;
+  size_t slot_bytes_ = 0;
+  int out_h_ = 0, out_w_ = 0;
+};
+
+}  // namespace fastprep

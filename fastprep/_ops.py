@@ -1,0 +1,665 @@
+"""The op registry: every fastprep op is one class here (or registered from outside with
+:func:`register_op`), and everything about it lives on that class:
+
+- ``stage``: where it runs in the fused pass (:class:`Stage`); the op-order rules derive from it;
+- ``not_after`` / ``exclusive``: ops it cannot follow, or coexist with, and the message why;
+- ``torchvision``: the torchvision class names it converts from, and :meth:`Op.from_torchvision`;
+- :meth:`Op.compile`: the native plan fields it sets (``_core.PlanSpec``; a misspelled field is
+  an AttributeError, Note [Plan fields] in csrc/plan.h);
+- :meth:`Op.sample_params`: its per-sample draws, by name, from the native per-sample record.
+
+``Compose`` validation, ``from_torchvision``, the op-order error messages and the README's op
+table (:func:`op_table`) all come from here. The random draws themselves happen natively, in
+``plan_sample()`` (csrc/plan.cpp), each op on its own stream (Note [Random streams]).
+"""
+import enum
+import math
+import numbers
+
+import numpy as np
+
+from . import _core
+
+__all__ = [
+    "Stage", "Op", "register_op", "registered_ops", "op_table", "Resize", "CenterCrop", "RandomResizedCrop",
+    "RandomHorizontalFlip", "RandomVerticalFlip", "Grayscale", "RandomGrayscale", "ToTensor", "Normalize",
+    "InterpolationMode", "PRESETS",
+]
+
+
+class Stage(enum.IntEnum):
+    """Where an op runs in the fused pass, in order. Ops of a later stage cannot precede ops of
+    an earlier one; within UINT8, flips and colour ops commute and may come in any order."""
+    GEOMETRY = 0   # decode, resize and crop: fused into the region decode and the resampler
+    UINT8 = 1      # flips and colour on the uint8 image (per sample)
+    TENSOR = 2     # ToTensor: levels to float in [0, 1]
+    NORMALIZE = 3  # the output table: (x - mean) / std, per channel or per image
+    FLOAT = 4      # on the normalised float output (e.g. erasing)
+
+
+_STAGE_WORDS = {
+    Stage.GEOMETRY: "decode/geometry (fused into the resampler)",
+    Stage.UINT8: "uint8 flips and colour",
+    Stage.TENSOR: "to float",
+    Stage.NORMALIZE: "output table",
+    Stage.FLOAT: "float output",
+}
+
+
+class Op:
+    """Base class of fastprep ops. Subclass it, set the class attributes and implement
+    :meth:`compile`, then decorate with :func:`register_op`."""
+
+    stage = None            # a Stage
+    torchvision = ()        # torchvision class names this op converts from
+    not_after = {}          # {op name: message} ops this one cannot follow ("{name}" is filled in)
+    exclusive = {}          # {op name: message} ops this one cannot coexist with, in any order
+    unique = True           # at most once per Compose
+    params = ()             # per-sample keys this op adds to return_params (documentation)
+    # May be written before the geometric ops: the fused result (geometry first) is within the
+    # parity tolerance of applying it first (a channel mix commutes with resampling up to rounding).
+    may_precede_geometry = False
+
+    def compile(self, spec, ctx):
+        """Sets this op's fields on ``spec`` (a ``_core.PlanSpec``); ``ctx`` is a
+        :class:`CompileContext` with what earlier ops established."""
+        raise NotImplementedError
+
+    def check(self, ctx):
+        """Raises ValueError when this op cannot follow what ``ctx`` describes (optional)."""
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        """A torchvision op -> a list of fastprep ops (``state`` carries Compose options, e.g.
+        ``state["dtype"]``). The default builds ``cls()`` with no arguments."""
+        return [cls()]
+
+    def sample_params(self, rec):
+        """This op's per-sample draws from one native ParamRecord (a numpy structured scalar)."""
+        return {}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    def __hash__(self):
+        return hash((type(self).__name__, repr(self)))
+
+
+_REGISTRY = {}
+
+
+def register_op(cls):
+    """Registers an :class:`Op` subclass (usable as a class decorator): Compose accepts it,
+    from_torchvision converts its torchvision names, and it joins :func:`op_table`."""
+    if not (isinstance(cls, type) and issubclass(cls, Op)):
+        raise TypeError(f"register_op takes an Op subclass, got {cls!r}")
+    if not isinstance(cls.stage, Stage):
+        raise TypeError(f"{cls.__name__}.stage must be a fastprep Stage, got {cls.stage!r}")
+    if cls.compile is Op.compile:
+        raise TypeError(f"{cls.__name__} must implement compile(spec, ctx)")
+    for tv in cls.torchvision:
+        owner = _by_torchvision().get(tv)
+        if owner is not None and owner is not cls and owner.__name__ != cls.__name__:
+            raise ValueError(f"torchvision name {tv!r} is already converted by {owner.__name__}")
+    _REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def registered_ops():
+    """{name: class} of every registered op, in registration order."""
+    return dict(_REGISTRY)
+
+
+def _by_torchvision():
+    return {tv: cls for cls in _REGISTRY.values() for tv in cls.torchvision}
+
+
+class CompileContext:
+    """What the ops before the current one established while a Compose compiles."""
+
+    def __init__(self):
+        self.ops = []            # ops compiled so far
+        self.has_tensor = False  # ToTensor seen
+        self.norm = None         # the Normalize op, if any
+        self.gray = 0            # output channels of a Grayscale op (0 = none)
+        self.interp = None       # interpolation of the resize, if any
+        self.want_color = None   # channel order a Normalize preset needs
+
+    def seen(self, name):
+        return any(type(o).__name__ == name for o in self.ops)
+
+
+def check_order(ops):
+    """Raises ValueError (TypeError for a non-op) when ``ops`` cannot be fused in this order.
+    Every rule comes from the ops' stage, not_after, exclusive and unique declarations."""
+    done = []
+    for op in ops:
+        if not isinstance(op, Op):
+            raise TypeError(f"{op!r} is not a fastprep transform; use fastprep.from_torchvision() for torchvision ops")
+        cls = type(op)
+        name = cls.__name__
+        if name not in _REGISTRY:
+            raise TypeError(f"{name} is not registered: decorate it with fastprep.register_op")
+        for prev in done:
+            pname = type(prev).__name__
+            if pname in cls.not_after:
+                raise ValueError(cls.not_after[pname].format(name=name, prev=pname))
+            if pname in cls.exclusive:
+                raise ValueError(cls.exclusive[pname].format(name=name, prev=pname))
+            if name in type(prev).exclusive:
+                raise ValueError(type(prev).exclusive[name].format(name=pname, prev=name))
+        if cls.unique and any(type(p) is cls for p in done):
+            raise ValueError(f"{name} appears twice")
+        later = [p for p in done if type(p).stage > cls.stage
+                 and not (cls.stage == Stage.GEOMETRY and type(p).may_precede_geometry)]
+        if later:
+            pname = type(later[0]).__name__
+            if cls.stage == Stage.GEOMETRY:
+                raise ValueError(f"{name} after {pname} cannot be fused: put geometric ops first "
+                                 "(flips and colour ops commute with them)")
+            raise ValueError(f"{name} must come before {pname} to be fused ({name} runs at the "
+                             f"{_STAGE_WORDS[cls.stage]} stage, {pname} at the {_STAGE_WORDS[type(later[0]).stage]} "
+                             "stage)")
+        done.append(op)
+
+
+# ----------------------------------------------------------------------------------------------
+# Argument helpers
+
+
+class InterpolationMode:
+    """Names as torchvision.transforms.InterpolationMode values."""
+    NEAREST = "nearest"
+    BILINEAR = "bilinear"
+    BICUBIC = "bicubic"
+
+
+def _interp_name(interpolation):
+    name = str(getattr(interpolation, "value", interpolation)).lower()
+    if name not in _core.Interp.__members__:
+        raise ValueError(f"unsupported interpolation {interpolation!r}: use nearest, bilinear or bicubic")
+    return name
+
+
+_MAX_SIDE = 2**31 - 1  # native sizes are C ints
+
+
+def _side(v, what, arg="size", full=None):
+    """One output side: an int in [1, 2**31). Python and numpy ints pass; bool, float, str do not."""
+    shown = repr(full if full is not None else v)
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise ValueError(f"{what} {arg} must be a positive int or (h, w) of ints, got {shown}")
+    v = int(v)
+    if not 1 <= v <= _MAX_SIDE:
+        raise ValueError(f"{what} {arg} must be between 1 and 2**31 - 1, got {shown}")
+    return v
+
+
+def _pair(size, what):
+    if isinstance(size, (tuple, list)) and len(size) in (1, 2):
+        return _side(size[0], what, full=size), _side(size[-1], what, full=size)
+    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+        v = _side(size, what)
+        return v, v
+    raise ValueError(f"{what} size must be a positive int or (h, w) of ints, got {size!r}")
+
+
+def _prob(p, what):
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"{what} p (the probability) must be a number in [0, 1], got {p!r}")
+    return float(p)
+
+
+def _range2(v, what, arg):
+    try:
+        lo, hi = (float(x) for x in v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} {arg} must be two numbers (lo, hi), got {v!r}") from None
+    return lo, hi
+
+
+def _tv_interp(op):
+    mode = getattr(op, "interpolation", "bilinear")
+    return getattr(mode, "value", mode)
+
+
+def _tv_antialias(op):
+    a = getattr(op, "antialias", True)
+    # v1 on PIL always antialiases; "warn" (older torchvision) behaves as True on PIL.
+    return True if a is None or a == "warn" else bool(a)
+
+
+def _tv_size(size):
+    if isinstance(size, (list, tuple)) and len(size) == 1:
+        return size[0]
+    return tuple(size) if isinstance(size, (list, tuple)) else size
+
+
+# ----------------------------------------------------------------------------------------------
+# Geometry
+
+_ONLY_RRC = "RandomResizedCrop must be the only resize/crop op"
+
+
+@register_op
+class Resize(Op):
+    """Resize; an int resizes the shorter side (the longer side truncated, as torchvision),
+    (h, w) resizes exactly. Antialiased when downscaling, as PIL and torchvision v2."""
+
+    stage = Stage.GEOMETRY
+    torchvision = ("Resize",)
+    not_after = {n: "Resize must come first and once (Resize then CenterCrop is fused)"
+                 for n in ("Resize", "CenterCrop", "RandomResizedCrop")}
+    unique = False  # the not_after rules give the better message
+
+    def __init__(self, size, interpolation="bilinear", max_size=None, antialias=True):
+        if isinstance(size, (tuple, list)) and len(size) == 1:
+            size = size[0]
+        if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+            self.size = _side(size, "Resize")
+        else:
+            self.size = _pair(size, "Resize")
+            if max_size is not None:
+                raise ValueError("Resize max_size is only allowed with an int size")
+        if max_size is not None:
+            max_size = _side(max_size, "Resize", "max_size")
+            if max_size <= self.size:
+                raise ValueError(f"Resize max_size must be greater than size, got max_size={max_size}, "
+                                 f"size={self.size}")
+        self.interpolation = _interp_name(interpolation)
+        self.max_size = max_size
+        self.antialias = bool(antialias) if antialias is not None else True
+
+    def compile(self, spec, ctx):
+        if isinstance(self.size, int):
+            spec.resize_mode, spec.resize_size, spec.max_size = 1, self.size, self.max_size or 0
+        else:
+            spec.resize_mode, (spec.resize_h, spec.resize_w) = 2, self.size
+        spec.antialias = self.antialias
+        ctx.interp = self.interpolation
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(_tv_size(op.size), interpolation=_tv_interp(op), max_size=getattr(op, "max_size", None),
+                    antialias=_tv_antialias(op))]
+
+
+@register_op
+class CenterCrop(Op):
+    """Center crop; pads with zeros when the crop is larger than the image (as torchvision)."""
+
+    stage = Stage.GEOMETRY
+    torchvision = ("CenterCrop",)
+    not_after = {n: "CenterCrop after another crop cannot be fused" for n in ("CenterCrop", "RandomResizedCrop")}
+    unique = False
+
+    def __init__(self, size):
+        self.size = _pair(size, "CenterCrop")
+
+    def compile(self, spec, ctx):
+        spec.crop_h, spec.crop_w = self.size
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(_tv_size(op.size))]
+
+
+@register_op
+class RandomResizedCrop(Op):
+    """Random area/aspect crop resized to ``size``: torchvision's get_params distribution,
+    including its 10-attempt fallback, drawn from a stream keyed by (seed, epoch, index)."""
+
+    stage = Stage.GEOMETRY
+    torchvision = ("RandomResizedCrop",)
+    not_after = {n: _ONLY_RRC for n in ("Resize", "CenterCrop", "RandomResizedCrop")}
+    unique = False
+    params = ("box",)
+
+    def __init__(self, size, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0), interpolation="bilinear",
+                 antialias=True):
+        self.size = _pair(size, "RandomResizedCrop")
+        self.scale = _range2(scale, "RandomResizedCrop", "scale")
+        self.ratio = _range2(ratio, "RandomResizedCrop", "ratio")
+        if not (0 < self.scale[0] <= self.scale[1]):
+            raise ValueError(f"RandomResizedCrop scale must satisfy 0 < lo <= hi, got {scale}")
+        if not (0 < self.ratio[0] <= self.ratio[1]):
+            raise ValueError(f"RandomResizedCrop ratio must satisfy 0 < lo <= hi, got {ratio}")
+        self.interpolation = _interp_name(interpolation)
+        self.antialias = bool(antialias) if antialias is not None else True
+
+    def compile(self, spec, ctx):
+        spec.rrc = True
+        spec.rrc_h, spec.rrc_w = self.size
+        spec.scale_lo, spec.scale_hi = self.scale
+        spec.ratio_lo, spec.ratio_hi = self.ratio
+        spec.antialias = self.antialias
+        ctx.interp = self.interpolation
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(_tv_size(op.size), scale=tuple(op.scale), ratio=tuple(op.ratio), interpolation=_tv_interp(op),
+                    antialias=_tv_antialias(op))]
+
+
+# ----------------------------------------------------------------------------------------------
+# uint8: flips and colour
+
+
+@register_op
+class RandomHorizontalFlip(Op):
+    """Mirrors left-right with probability p (fused: the resampler emits columns reversed)."""
+
+    stage = Stage.UINT8
+    torchvision = ("RandomHorizontalFlip",)
+    params = ("flip",)
+
+    def __init__(self, p=0.5):
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"RandomHorizontalFlip p (the flip probability) must be a number in [0, 1], got {p!r}")
+        self.p = float(p)
+
+    def compile(self, spec, ctx):
+        spec.flip_p = self.p
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(op.p)]
+
+
+@register_op
+class RandomVerticalFlip(Op):
+    """Mirrors top-bottom with probability p (fused: the vertical pass emits rows reversed)."""
+
+    stage = Stage.UINT8
+    torchvision = ("RandomVerticalFlip",)
+    params = ("vflip",)
+
+    def __init__(self, p=0.5):
+        self.p = _prob(p, "RandomVerticalFlip")
+
+    def compile(self, spec, ctx):
+        spec.vflip_p = self.p
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(op.p)]
+
+    def sample_params(self, rec):
+        return {"vflip": bool(rec["vflip"])}
+
+
+_GRAY_BOTH = "Grayscale and RandomGrayscale cannot be combined: Grayscale already makes every sample gray"
+
+
+@register_op
+class Grayscale(Op):
+    """Luma output (ITU-R 601-2, as PIL's convert('L')): one channel, or with
+    ``num_output_channels=3`` three equal channels (torchvision's Grayscale(3))."""
+
+    stage = Stage.UINT8
+    torchvision = ("Grayscale",)
+    exclusive = {"RandomGrayscale": _GRAY_BOTH}
+    may_precede_geometry = True
+
+    def __init__(self, num_output_channels=1):
+        if isinstance(num_output_channels, bool) or num_output_channels not in (1, 3):
+            raise ValueError(f"Grayscale num_output_channels must be 1 or 3, got {num_output_channels!r}")
+        self.num_output_channels = int(num_output_channels)
+
+    def compile(self, spec, ctx):
+        ctx.gray = self.num_output_channels
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(getattr(op, "num_output_channels", 1))]
+
+
+@register_op
+class RandomGrayscale(Op):
+    """With probability p, the sample becomes 3 equal luma channels (ITU-R 601-2 as PIL's
+    convert('L'), torchvision v1's arithmetic; v2 on tensors is within 1 level)."""
+
+    stage = Stage.UINT8
+    torchvision = ("RandomGrayscale",)
+    exclusive = {"Grayscale": _GRAY_BOTH}
+    may_precede_geometry = True
+    params = ("grayscale",)
+
+    def __init__(self, p=0.1):
+        self.p = _prob(p, "RandomGrayscale")
+
+    def compile(self, spec, ctx):
+        spec.gray_p = self.p
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(op.p)]
+
+    def sample_params(self, rec):
+        return {"grayscale": bool(rec["gray"])}
+
+
+# ----------------------------------------------------------------------------------------------
+# To float and normalisation
+
+
+@register_op
+class ToTensor(Op):
+    """Float output in [0, 1], CHW (torchvision's ToTensor; v2's ToImage + ToDtype(scale=True))."""
+
+    stage = Stage.TENSOR
+    torchvision = ("ToTensor", "ToDtype", "ConvertImageDtype")
+
+    def compile(self, spec, ctx):
+        ctx.has_tensor = True
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        name = type(op).__name__
+        if name == "ToTensor":
+            return [cls()]
+        import torch
+
+        dtype = op.dtype
+        if isinstance(dtype, dict):  # v2 ToDtype may map types to dtypes
+            vals = {v for v in dtype.values() if v is not None}
+            if len(vals) != 1:
+                raise ValueError(f"cannot fuse {op!r}: per-type dtypes")
+            dtype = vals.pop()
+        scale = getattr(op, "scale", name == "ConvertImageDtype")
+        if dtype in (torch.float32, torch.float16, torch.bfloat16):
+            if not scale:
+                raise ValueError(f"cannot fuse {op!r}: float conversion without scale=True keeps 0-255 values; "
+                                 "use fp.Normalize with a 0-255 preset instead")
+            state["dtype"] = str(dtype).replace("torch.", "")
+            return [cls()]
+        if dtype == torch.uint8:
+            state["dtype"] = "uint8"
+            return []
+        raise ValueError(f"cannot fuse {op!r}: dtype {dtype} is not supported")
+
+
+@register_op
+class _ContainerConversion(Op):
+    """torchvision ops that only change the container (PIL <-> tensor), not the pixels."""
+
+    stage = Stage.UINT8
+    torchvision = ("ToImage", "PILToTensor", "ToImageTensor", "ToPureTensor")
+
+    def compile(self, spec, ctx):  # never in a Compose: from_torchvision drops it
+        raise TypeError("_ContainerConversion is not a transform")
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        if type(op).__name__ == "PILToTensor":
+            state["uint8_tensor"] = True
+        return []
+
+
+# name -> (mean, std, input range, color)
+PRESETS = {
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "unit", None),
+    "caffe": ((103.939, 116.779, 123.68), (1.0, 1.0, 1.0), "255", "BGR"),
+    "inception": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "unit", None),
+    "unit": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "unit", None),
+    "imagenet255": ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375), "255", None),
+}
+# Normalisations computed per image from its own histogram (two-phase output, Note [Output
+# stage] in csrc/output.h).
+_PER_IMAGE_MODES = ("per_image", "minmax")
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+@register_op
+class Normalize(Op):
+    """(x - mean) / std per channel, or per image ("per_image", "minmax"). ``Normalize("imagenet")`` and the other PRESETS set mean,
+    std, the input range (0-1 or 0-255) and, for "caffe", BGR channel order.
+
+    Per image: ``Normalize("per_image")`` is (x - mean(x)) / max(std(x), 1/sqrt(N)) over the whole
+    output (tf.image.per_image_standardization); ``Normalize("minmax", range=(lo, hi))`` maps the
+    image's darkest level to lo and its brightest to hi (default (0, 1); a flat image gives lo).
+    Both work on [0, 1] values after ToTensor, or on 0-255 values without it."""
+
+    stage = Stage.NORMALIZE
+    torchvision = ("Normalize",)
+    params = ("normalize",)
+
+    def __init__(self, mean=None, std=None, preset=None, range=None):
+        if isinstance(mean, str):
+            preset, mean = mean, None
+        self.preset = preset
+        self.input_range = "unit"
+        self.color = None
+        if preset in _PER_IMAGE_MODES:
+            if mean is not None or std is not None:
+                raise ValueError(f"Normalize({preset!r}) computes mean and std per image: drop mean/std")
+            if range is not None and preset != "minmax":
+                raise ValueError("Normalize range= is only for 'minmax'")
+            self.mean = self.std = None
+            if preset == "minmax":
+                lo, hi = _range2((0.0, 1.0) if range is None else range, "Normalize", "range")
+                if not (math.isfinite(lo) and math.isfinite(hi) and abs(lo) <= _F32_MAX and abs(hi) <= _F32_MAX):
+                    raise ValueError(f"Normalize range must be two finite numbers, got {range!r}")
+                self.range = (lo, hi)
+            return
+        if range is not None:
+            raise ValueError("Normalize range= is only for 'minmax'")
+        if preset is not None:
+            if preset not in PRESETS:
+                raise ValueError(f"unknown Normalize preset {preset!r}: one of "
+                                 f"{sorted(PRESETS) + list(_PER_IMAGE_MODES)}")
+            pmean, pstd, self.input_range, self.color = PRESETS[preset]
+            mean = pmean if mean is None else mean
+            std = pstd if std is None else std
+        if mean is None or std is None:
+            raise ValueError("Normalize needs mean and std (or a preset name)")
+        mean = _floats3(mean, "mean")
+        std = _floats3(std, "std")
+        if not all(math.isfinite(m) and abs(m) <= _F32_MAX for m in mean):
+            raise ValueError(f"Normalize mean must be finite float32 values, got {list(mean)}")
+        if any(s == 0 or not math.isfinite(s) or abs(s) > _F32_MAX for s in std):
+            raise ValueError(f"Normalize std must be finite and nonzero, got {list(std)}")
+        self.mean = mean
+        self.std = std
+        check_table(self, has_tensor=self.input_range == "unit", dtype="float32")
+
+    @property
+    def per_image(self):
+        return self.preset in _PER_IMAGE_MODES
+
+    def check(self, ctx):
+        if not ctx.has_tensor and self.input_range == "unit" and not self.per_image:
+            raise ValueError("Normalize needs ToTensor before it (as torchvision), or a 0-255 preset")
+
+    def compile(self, spec, ctx):
+        ctx.norm = self
+        ctx.want_color = self.color
+        if self.per_image:
+            spec.norm_mode = getattr(_core.NormMode, self.preset)
+            if self.preset == "minmax":
+                spec.range_lo, spec.range_hi = self.range
+        else:
+            spec.normalize = True
+            spec.mean, spec.std = list(self.mean), list(self.std)
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        if getattr(op, "inplace", False) not in (False, True):
+            raise ValueError(f"cannot fuse {op!r}")
+        return [cls(list(op.mean), list(op.std))]
+
+    def sample_params(self, rec):
+        if self.preset == "per_image":
+            return {"normalize": {"mean": float(rec["norm_offset"]), "std": float(rec["norm_scale"])}}
+        if self.preset == "minmax":
+            lo = float(rec["norm_offset"])
+            return {"normalize": {"min": lo, "max": lo + float(rec["norm_scale"])}}
+        return {}
+
+
+def _floats3(v, arg):
+    """mean/std as 3 Python floats: a number, or a sequence / numpy array / torch tensor of 1 or 3."""
+    if isinstance(v, numbers.Real) and not isinstance(v, bool):
+        vals = [float(v)]
+    else:
+        if type(v).__module__.startswith("torch"):
+            v = v.detach().cpu().double().numpy()
+        try:
+            arr = np.asarray(v, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"Normalize {arg} must be a number or a sequence of 1 or 3 numbers, got {v!r}") from None
+        if arr.ndim > 1:
+            raise ValueError(f"Normalize {arg} must be a flat sequence of 1 or 3 numbers, got shape {arr.shape}")
+        vals = [float(x) for x in arr.reshape(-1)]
+    if len(vals) == 1:
+        vals = vals * 3
+    if len(vals) != 3:
+        raise ValueError(f"Normalize {arg} needs 1 or 3 values (one per channel), got {len(vals)}: {vals}")
+    return tuple(vals)
+
+
+def check_table(norm, has_tensor, dtype):
+    """Raises ValueError naming std when (level - mean) / std, computed in float32 as torchvision
+    does (and as the native table is filled), is not finite in the output dtype."""
+    if dtype == "uint8" or norm.per_image:
+        return
+    with np.errstate(all="ignore"):
+        lv = np.arange(256, dtype=np.float32)
+        x = lv / np.float32(255.0) if has_tensor else lv
+        vals = (x[None, :] - np.array(norm.mean, np.float32)[:, None]) / np.array(norm.std, np.float32)[:, None]
+        if dtype == "float16":
+            vals = vals.astype(np.float16)
+        elif dtype == "bfloat16":  # round to nearest even on the top 16 bits, as the native cast
+            b = vals.view(np.uint32).astype(np.uint64)
+            b = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) & 0xFFFF
+            vals = np.where((b & 0x7F80) == 0x7F80, np.inf, 0.0)
+    bad = ~np.isfinite(vals).all(axis=1)
+    if bad.any():
+        c = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"Normalize std={list(norm.std)} is too small for {dtype} output: (x - mean) / std "
+                         f"overflows to inf on channel {c} (largest finite {dtype}: "
+                         f"{'65504' if dtype == 'float16' else '3.4e38'}); use a larger std"
+                         + ("" if dtype == "float32" else " or dtype='float32'"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Documentation
+
+
+def op_table():
+    """The README's op table (markdown), generated from the registry."""
+    rows = ["| op | what it does | stage | converts from torchvision | adds to `return_params` |",
+            "|---|---|---|---|---|"]
+    for name, cls in _REGISTRY.items():
+        if name.startswith("_"):
+            continue
+        tv = ", ".join(f"`{t}`" for t in cls.torchvision) or "-"
+        params = ", ".join(f"`{p}`" for p in cls.params) or "-"
+        doc = " ".join((cls.__doc__ or "").split())
+        first = doc.split(". ")[0].rstrip(".") + "." if doc else ""
+        rows.append(f"| `{name}` | {first.replace('|', '/')} | {_STAGE_WORDS[cls.stage]} | {tv} | {params} |")
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,355 @@
+"""The op registry, the typed native boundary, per-sample draws on named streams, the two-phase
+output stage and pickling (issue 11), plus the ops it made cheap: RandomVerticalFlip,
+RandomGrayscale and the per-image normalisations.
+
+References: torchvision v1 on PIL (flips, grayscale: within 1 uint8 level), numpy float64
+(per-image normalisation: the formula of tf.image.per_image_standardization, within 1e-5), and
+fastprep's own un-normalised uint8 output of the same sample where an op is defined on it
+(a vertical flip of it must be exactly the flipped array).
+"""
+import multiprocessing as mp
+import os
+import pickle
+import re
+
+import numpy as np
+import pytest
+
+import fastprep as fp
+from fastprep import _core, _ops
+from conftest import MEAN, SIMD_LEVELS, STD, pil_rgb
+
+README = os.path.join(os.path.dirname(__file__), "..", "README.md")
+TRAIN = [fp.RandomResizedCrop(64), fp.RandomHorizontalFlip()]
+
+
+@pytest.fixture
+def registry_guard():
+    """Ops registered by a test are removed afterwards (the registry is process-wide)."""
+    before = dict(_ops._REGISTRY)
+    yield
+    _ops._REGISTRY.clear()
+    _ops._REGISTRY.update(before)
+
+
+# ----------------------------------------------------------------------------------------------
+# The registry and its public extension point
+
+
+def test_toy_op_added_through_the_public_extension_point(photos, registry_guard):
+    """A new op = one class: its stage, order rules, torchvision name and plan fields. This toy
+    op is the 256/224 eval crop as one op; it must equal Resize + CenterCrop exactly."""
+
+    @fp.register_op
+    class EvalCrop(fp.Op):
+        stage = fp.Stage.GEOMETRY
+        torchvision = ("ToyEvalCrop",)
+        not_after = {n: "{name} must be the only resize/crop op" for n in ("Resize", "CenterCrop")}
+
+        def __init__(self, size):
+            self.size = size
+
+        def compile(self, spec, ctx):
+            spec.resize_mode, spec.resize_size = 1, int(self.size / 0.875)
+            spec.crop_h = spec.crop_w = self.size
+
+        @classmethod
+        def from_torchvision(cls, op, state):
+            return [cls(op.size)]
+
+    ref = fp.Compose([fp.Resize(73), fp.CenterCrop(64), fp.ToTensor()])
+    toy = fp.Compose([EvalCrop(64), fp.ToTensor()])
+    assert np.array_equal(toy.batch(photos[:4]), ref.batch(photos[:4]))
+    with pytest.raises(ValueError, match="EvalCrop must be the only resize/crop op"):
+        fp.Compose([fp.Resize(80), EvalCrop(64)])
+    with pytest.raises(ValueError, match="geometric ops first"):
+        fp.Compose([fp.ToTensor(), EvalCrop(64)])
+
+    class ToyEvalCrop:  # stands in for a torchvision class of that name
+        size = 64
+
+    conv = fp.from_torchvision(ToyEvalCrop(), exact=True)
+    assert conv.transforms == [EvalCrop(64)]
+    assert "`EvalCrop`" in fp.op_table() and "`ToyEvalCrop`" in fp.op_table()
+    assert fp.registered_ops()["EvalCrop"] is EvalCrop
+
+
+def test_registry_refuses_what_it_cannot_run(registry_guard):
+    class Unregistered(fp.Op):
+        stage = fp.Stage.UINT8
+
+        def compile(self, spec, ctx):
+            pass
+
+    with pytest.raises(TypeError, match="register_op"):
+        fp.Compose([Unregistered()])
+    with pytest.raises(TypeError, match="stage"):
+        fp.register_op(type("NoStage", (fp.Op,), {"compile": lambda self, spec, ctx: None}))
+    with pytest.raises(TypeError, match="compile"):
+        fp.register_op(type("NoCompile", (fp.Op,), {"stage": fp.Stage.UINT8}))
+    with pytest.raises(ValueError, match="already converted by RandomHorizontalFlip"):
+        fp.register_op(type("Hijack", (fp.Op,), {"stage": fp.Stage.UINT8, "torchvision": ("RandomHorizontalFlip",),
+                                                 "compile": lambda self, spec, ctx: None}))
+
+    @fp.register_op
+    class Misspelled(fp.Op):
+        stage = fp.Stage.UINT8
+
+        def compile(self, spec, ctx):
+            spec.flip_probability = 0.5  # the field is flip_p
+
+    with pytest.raises(AttributeError, match="flip_probability"):
+        fp.Compose([Misspelled()])
+
+
+def test_op_order_rules_come_from_the_registry():
+    with pytest.raises(ValueError, match="RandomVerticalFlip must come before ToTensor"):
+        fp.Compose([fp.ToTensor(), fp.RandomVerticalFlip()])
+    with pytest.raises(ValueError, match="Grayscale and RandomGrayscale cannot be combined"):
+        fp.Compose([fp.RandomGrayscale(), fp.Grayscale()])
+    with pytest.raises(ValueError, match="Grayscale and RandomGrayscale cannot be combined"):
+        fp.Compose([fp.Grayscale(3), fp.RandomGrayscale()])
+    with pytest.raises(ValueError, match="RandomVerticalFlip appears twice"):
+        fp.Compose([fp.RandomVerticalFlip(), fp.RandomVerticalFlip()])
+    with pytest.raises(ValueError, match="3-channel"):
+        fp.Compose([fp.RandomGrayscale()], color="GRAY")
+    # flips and colour ops commute: any order among themselves
+    fp.Compose([fp.Resize(8), fp.RandomGrayscale(), fp.RandomVerticalFlip(), fp.RandomHorizontalFlip()])
+
+
+def test_readme_op_table_is_the_registry():
+    text = open(README, encoding="utf-8").read()
+    assert fp.op_table() in text, "README's op table is stale: paste fp.op_table() into it"
+
+
+# ----------------------------------------------------------------------------------------------
+# The typed boundary
+
+
+def test_plan_spec_fields_are_typed_and_closed():
+    s = _core.PlanSpec()
+    with pytest.raises(AttributeError):
+        s.resize_sise = 3  # misspelled: an error, never a silently ignored key
+    with pytest.raises(TypeError):
+        s.interp = 1  # an enum, not an int
+    s.interp = _core.Interp.bicubic
+    with pytest.raises(TypeError):
+        s.mean = [1.0, 2.0]  # three values
+    assert "flip_p" in _core.PlanSpec.FIELDS and "vflip_p" in _core.PlanSpec.FIELDS
+    for enum in (_core.Interp, _core.DType, _core.Layout, _core.Color, _core.ErrorKind, _core.SampleStatus,
+                 _core.NormMode, _core.Simd):
+        assert len(enum.__members__) >= 2
+    t = fp.Compose([fp.RandomResizedCrop(32), fp.RandomVerticalFlip(0.3)])
+    assert t.spec.rrc and t.spec.vflip_p == pytest.approx(0.3) and t.spec.interp == _core.Interp.bilinear
+
+
+def test_native_params_are_named_records(photos):
+    t = fp.Compose(TRAIN)
+    b = _core.Batch(t._plan, _core.Items(photos[:3]), [0, 1, 2], [0, 1, 2], [0, 1, 2], 5, 0)
+    out = np.empty((3,) + t.output_shape(), t.np_dtype)
+    b.set_output(out, 64, 64, t.spec.dtype)
+    b.run(t.engine(1))
+    rec = b.params()
+    assert {"top", "left", "height", "width", "flip", "vflip", "gray", "src_h", "src_w", "out_h", "out_w",
+            "decode_denom", "orientation", "norm_offset", "norm_scale"} <= set(rec.dtype.names)
+    _, params = t.batch(photos[:3], seed=5, return_params=True)
+    for r, p in zip(rec, params):
+        assert p["box"] == (r["top"], r["left"], r["height"], r["width"]) and p["flip"] == bool(r["flip"])
+    assert list(b.status()) == [int(_core.SampleStatus.ok)] * 3
+
+
+def test_stub_names_what_the_module_has():
+    stub = open(os.path.join(os.path.dirname(fp.__file__), "_core.pyi"), encoding="utf-8").read()
+    for name in ("PlanSpec", "Plan", "Batch", "Items", "Engine", "CancelToken", "Interp", "DType", "Layout",
+                 "Color", "NormMode", "ErrorKind", "SampleStatus", "Simd", "encode_jpeg"):
+        assert hasattr(_core, name) and re.search(rf"^(class|def) {name}\b", stub, re.M), name
+    for field in _core.PlanSpec.FIELDS:
+        assert re.search(rf"^    {field}: ", stub, re.M), f"_core.pyi lacks PlanSpec.{field}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Named random streams
+
+
+@pytest.mark.parametrize("extra", [
+    [fp.RandomVerticalFlip()], [fp.RandomGrayscale(0.5)], [fp.RandomVerticalFlip(), fp.RandomGrayscale(0.5)],
+    [fp.ToTensor(), fp.Normalize("per_image")],
+])
+def test_adding_an_op_does_not_change_other_draws(photos, extra):
+    base = fp.Compose(TRAIN)
+    more = fp.Compose(TRAIN + extra)
+    _, pa = base.batch(photos, seed=11, epoch=3, return_params=True)
+    _, pb = more.batch(photos, seed=11, epoch=3, return_params=True)
+    assert [(p["box"], p["flip"]) for p in pa] == [(p["box"], p["flip"]) for p in pb]
+
+
+def test_crop_and_flip_draws_are_unchanged_since_the_first_release():
+    """Stream ids 0 (crop) and 1 (flip) are fixed forever (Note [Random streams]): these boxes
+    were drawn by fastprep before the registry existed (seed 0, epoch 0, 100x120 image)."""
+    x = np.zeros((100, 120, 3), np.uint8)
+    t = fp.Compose([fp.RandomResizedCrop(32), fp.RandomHorizontalFlip()])
+    _, p = t.batch([x] * 4, seed=0, return_params=True)
+    # Computed with the pre-registry code (commit 97cec78) by the same call.
+    assert [(q["box"], q["flip"]) for q in p] == PRE_REGISTRY_DRAWS
+
+
+PRE_REGISTRY_DRAWS = [((8, 11, 74, 84), True), ((18, 34, 63, 57), True), ((14, 19, 72, 88), True),
+                      ((10, 27, 81, 90), False)]
+
+
+# ----------------------------------------------------------------------------------------------
+# RandomVerticalFlip
+
+
+def test_vertical_flip_is_the_flipped_sample(photos):
+    for crop in (48, 90):  # 90 > the resized short side: padded rows must move too
+        base = fp.Compose([fp.Resize(64), fp.CenterCrop(crop), fp.RandomHorizontalFlip()])
+        vf = fp.Compose([fp.Resize(64), fp.CenterCrop(crop), fp.RandomHorizontalFlip(), fp.RandomVerticalFlip()])
+        a = base.batch(photos, seed=2)
+        b, params = vf.batch(photos, seed=2, return_params=True)
+        flips = [p["vflip"] for p in params]
+        assert any(flips) and not all(flips)
+        for x, y, f in zip(a, b, flips):
+            assert np.array_equal(x[::-1] if f else x, y)
+
+
+def test_vertical_flip_matches_torchvision(photos):
+    tv = pytest.importorskip("torchvision")
+    T = tv.transforms
+    for crop in (200, 300):
+        ref_t = T.Compose([T.Resize(256), T.CenterCrop(crop), T.RandomVerticalFlip(p=1.0), T.ToTensor(),
+                           T.Normalize(MEAN, STD)])
+        t = fp.from_torchvision(ref_t)
+        assert any(isinstance(o, fp.RandomVerticalFlip) for o in t.transforms)
+        tol = 1.0 / (255.0 * np.array(STD))[:, None, None] + 1e-6
+        for p in photos[:4]:
+            assert np.all(np.abs(t(p) - ref_t(pil_rgb(p)).numpy()) <= tol), (p, crop)
+
+
+# ----------------------------------------------------------------------------------------------
+# RandomGrayscale
+
+
+def test_random_grayscale_matches_torchvision_v1(photos):
+    tv = pytest.importorskip("torchvision")
+    T = tv.transforms
+    ref_t = T.Compose([T.Resize(256), T.CenterCrop(224), T.RandomGrayscale(p=1.0), T.PILToTensor()])
+    t = fp.from_torchvision(ref_t)
+    for p in photos[:4]:
+        got = t(p).astype(int)
+        ref = ref_t(pil_rgb(p)).numpy().astype(int)
+        assert got.shape == ref.shape == (3, 224, 224)
+        assert np.abs(got - ref).max() <= 1, p
+
+
+def test_random_grayscale_replays_from_params(photos):
+    base = fp.Compose([fp.Resize(64), fp.CenterCrop(56)], color="BGR")
+    gray = fp.Compose([fp.Resize(64), fp.CenterCrop(56), fp.Grayscale(3)])
+    rg = fp.Compose([fp.Resize(64), fp.CenterCrop(56), fp.RandomGrayscale(0.5)], color="BGR")
+    out, params = rg.batch(photos, seed=4, return_params=True)
+    picked = [p["grayscale"] for p in params]
+    assert any(picked) and not all(picked)
+    for x, b, g, f in zip(out, base.batch(photos), gray.batch(photos), picked):
+        assert np.array_equal(x, g if f else b)
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-image normalisation (two-phase output stage)
+
+
+def _per_image_ref(u8):
+    v = u8.astype(np.float64) / 255.0
+    return (v - v.mean()) / max(v.std(), 1.0 / np.sqrt(v.size))
+
+
+@pytest.mark.parametrize("crop", [56, 90])  # 90: padded with zeros, which count in the statistics
+@pytest.mark.parametrize("gray", [0, 1, 3])
+def test_per_image_standardization(photos, crop, gray):
+    geo = [fp.Resize(64), fp.CenterCrop(crop)] + ([fp.Grayscale(gray)] if gray else [])
+    raw = fp.Compose(geo, layout="CHW")
+    t = fp.Compose(geo + [fp.ToTensor(), fp.Normalize("per_image")])
+    assert t._plan.needs_stats and not raw._plan.needs_stats
+    out, params = t.batch(photos, return_params=True)
+    for u8, got, prm in zip(raw.batch(photos), out, params):
+        ref = _per_image_ref(u8)
+        assert np.abs(got - ref).max() < 1e-5
+        assert prm["normalize"]["mean"] == pytest.approx(u8.mean() / 255.0)
+
+
+def test_minmax_and_its_range(photos):
+    raw = fp.Compose([fp.Resize(64), fp.CenterCrop(56)], layout="CHW")
+    for rng in (None, (-1.0, 1.0)):
+        t = fp.Compose([fp.Resize(64), fp.CenterCrop(56), fp.ToTensor(), fp.Normalize("minmax", range=rng)])
+        lo, hi = rng or (0.0, 1.0)
+        for u8, got in zip(raw.batch(photos), t.batch(photos)):
+            v = u8.astype(np.float64)
+            ref = (v - v.min()) / (v.max() - v.min()) * (hi - lo) + lo
+            assert np.abs(got - ref).max() < 1e-5
+    flat = np.full((20, 30, 3), 77, np.uint8)  # a flat image maps to the low end, not to nan
+    assert np.all(fp.Compose([fp.ToTensor(), fp.Normalize("minmax", range=(-1, 1))])(flat) == -1.0)
+    assert np.all(fp.Compose([fp.ToTensor(), fp.Normalize("per_image")])(flat) == 0.0)
+
+
+def test_per_image_on_0_255_values_and_dtypes(photos):
+    raw = fp.Compose([fp.Resize(64), fp.CenterCrop(56)], layout="CHW").batch(photos[:3])
+    t = fp.Compose([fp.Resize(64), fp.CenterCrop(56), fp.Normalize("per_image")])  # no ToTensor: 0-255 values
+    for u8, got in zip(raw, t.batch(photos[:3])):
+        v = u8.astype(np.float64)
+        assert np.abs(got - (v - v.mean()) / max(v.std(), 1 / np.sqrt(v.size))).max() < 1e-4
+    f32 = fp.Compose([fp.Resize(64), fp.CenterCrop(56), fp.ToTensor(), fp.Normalize("per_image")])
+    f16 = fp.Compose([fp.Resize(64), fp.CenterCrop(56), fp.ToTensor(), fp.Normalize("per_image")], dtype="float16")
+    assert np.array_equal(f16.batch(photos[:3]), f32.batch(photos[:3]).astype(np.float16))
+    with pytest.raises(ValueError, match="uint8"):
+        fp.Compose([fp.ToTensor(), fp.Normalize("per_image")], dtype="uint8")
+    with pytest.raises(ValueError, match="per image"):
+        fp.Normalize("per_image", std=(1, 1, 1))
+
+
+@pytest.mark.parametrize("simd", SIMD_LEVELS)
+def test_two_phase_output_is_identical_across_simd_levels(photos, simd):
+    ops = [fp.RandomResizedCrop(48), fp.RandomVerticalFlip(), fp.RandomGrayscale(0.5), fp.ToTensor(),
+           fp.Normalize("per_image")]
+    ref = fp.Compose(ops, simd="scalar").batch(photos, seed=9)
+    assert np.array_equal(fp.Compose(ops, simd=simd).batch(photos, seed=9), ref)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pickling
+
+
+def _composes():
+    """Every op and output option, each in at least one Compose."""
+    return [
+        fp.Compose([fp.Resize(80), fp.CenterCrop(64), fp.ToTensor(), fp.Normalize(MEAN, STD)]),
+        fp.Compose([fp.Resize(80), fp.CenterCrop(64), fp.ToTensor(), fp.Normalize(MEAN, STD)], exact=False),
+        fp.Compose([fp.RandomResizedCrop(48, scale=(0.3, 1.0), interpolation="bicubic"), fp.RandomHorizontalFlip(),
+                    fp.RandomVerticalFlip(0.3), fp.RandomGrayscale(0.4), fp.ToTensor(), fp.Normalize("imagenet")],
+                   dtype="bfloat16"),
+        fp.Compose([fp.Resize((40, 50), interpolation="nearest"), fp.Grayscale(3), fp.ToTensor(),
+                    fp.Normalize("per_image")], layout="HWC"),
+        fp.Compose([fp.Resize(60, max_size=90, antialias=False), fp.CenterCrop(70), fp.ToTensor(),
+                    fp.Normalize("minmax", range=(-1, 1))], dtype="float16"),
+        fp.Compose([fp.Resize(64), fp.CenterCrop(64), fp.Normalize("caffe")], max_pixels=10**8, strict=False),
+        fp.Compose([fp.Resize(40), fp.CenterCrop(32), fp.Grayscale()], on_error="zeros", allow_truncated=True),
+    ]
+
+
+def test_pickle_round_trip_is_identical(photos):
+    for t in _composes():
+        u = pickle.loads(pickle.dumps(t))
+        assert u.transforms == t.transforms and repr(u) == repr(t)
+        assert np.array_equal(u.batch(photos, seed=3, epoch=1), t.batch(photos, seed=3, epoch=1)), repr(t)
+
+
+def _spawn_worker(blob, photos):
+    t = pickle.loads(blob)
+    return t.batch(photos, seed=3, epoch=1)
+
+
+def test_pickle_in_a_spawn_worker(photos):
+    ctx = mp.get_context("spawn")
+    ts = _composes()
+    with ctx.Pool(1) as pool:
+        got = pool.starmap(_spawn_worker, [(pickle.dumps(t), photos) for t in ts])
+    for t, g in zip(ts, got):
+        assert np.array_equal(g, t.batch(photos, seed=3, epoch=1)), repr(t)
