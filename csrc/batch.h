@@ -35,6 +35,7 @@ class Batch {
   void decode_only(Engine& engine);  // bare libjpeg-turbo decode of each pick (the speed ceiling)
 
   size_t size() const { return picks_.size(); }
+  const Plan& plan() const { return *plan_; }
   const std::vector<SampleResult>& results() const { return results_; }
 
  private:

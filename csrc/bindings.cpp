@@ -140,15 +140,15 @@ class PyBatch {
 
   PyBatch(std::shared_ptr<Plan> plan, std::shared_ptr<Items> items, const Index& picks, const Index& slots,
           const Index& indices, uint64_t seed, uint64_t epoch, std::shared_ptr<CancelToken> cancel)
-      : batch_(std::move(plan), std::shared_ptr<const std::vector<SampleInput>>(items, &items->inputs()),
-               to_vec(picks), to_vec(slots), to_u64(indices), seed, epoch, std::move(cancel)) {}
+      : batch_(std::move(plan), inputs_of(items), to_vec(picks), to_vec(slots), to_u64(indices), seed, epoch,
+               std::move(cancel)) {}
 
   // Attaches the output buffer: C-contiguous, writable, (N, ...) slots of out_h x out_w.
-  void set_output(py::buffer out, int out_h, int out_w, DType dtype) {
+  void set_output(py::buffer out, int out_h, int out_w) {
     auto info = std::make_unique<py::buffer_info>(out.request(true));
     const py::buffer_info& b = *info;
     if (b.readonly) throw Error(ErrorKind::kInvalid, "output buffer is read-only");
-    if (static_cast<size_t>(b.itemsize) != dtype_size(dtype))
+    if (static_cast<size_t>(b.itemsize) != dtype_size(batch_.plan().spec.dtype))
       throw Error(ErrorKind::kInvalid, "output buffer has the wrong item size");
     py::ssize_t expect = b.itemsize;
     for (py::ssize_t d = b.ndim - 1; d >= 0; --d) {
@@ -201,6 +201,12 @@ class PyBatch {
   }
 
  private:
+  // The inputs, kept alive by (aliasing) the Items that own them.
+  static std::shared_ptr<const std::vector<SampleInput>> inputs_of(const std::shared_ptr<Items>& items) {
+    if (!items) throw Error(ErrorKind::kInvalid, "Batch needs items");
+    return std::shared_ptr<const std::vector<SampleInput>>(items, &items->inputs());
+  }
+
   static std::vector<uint64_t> to_u64(const Index& a) {
     std::vector<uint64_t> v;
     for (int64_t k : to_vec(a)) v.push_back(static_cast<uint64_t>(k));
@@ -308,7 +314,8 @@ PYBIND11_MODULE(_core, m) {
                     const PyBatch::Index&, uint64_t, uint64_t, std::shared_ptr<CancelToken>>(),
            py::arg("plan"), py::arg("items"), py::arg("picks"), py::arg("slots"), py::arg("indices"),
            py::arg("seed"), py::arg("epoch"), py::arg("cancel") = nullptr)
-      .def("set_output", &PyBatch::set_output, py::arg("out"), py::arg("out_h"), py::arg("out_w"), py::arg("dtype"))
+      .def("set_output", &PyBatch::set_output, py::arg("out"), py::arg("out_h"), py::arg("out_w"),
+           "Attaches the output: a writable C-contiguous buffer of the plan's dtype, slots of out_h x out_w.")
       .def("probe", [](PyBatch& b, Engine& e) { b.batch().probe(e); }, py::arg("engine"),
            py::call_guard<ReleaseGil>())
       .def("run", [](PyBatch& b, Engine& e) { b.batch().run(e); }, py::arg("engine"), py::call_guard<ReleaseGil>())

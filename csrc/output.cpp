@@ -74,6 +74,10 @@ void build_output_spec(OutputSpec* o, DType dtype, Layout layout, Color color, i
 
 void LevelHistogram::clear() { std::memset(bins, 0, sizeof(bins)); }
 
+void LevelHistogram::replicate_gray(int channels) {
+  for (int c = 1; c < channels; ++c) std::memcpy(bins[c], bins[0], sizeof(bins[0]));
+}
+
 void build_image_table(const OutputSpec& o, NormMode mode, bool unit_range, float range_lo, float range_hi,
                        const LevelHistogram& h, std::vector<uint8_t>* lut, ImageNorm* norm) {
   // Exact integer moments and extremes over every output element (all channels).
@@ -110,14 +114,17 @@ void build_image_table(const OutputSpec& o, NormMode mode, bool unit_range, floa
   const size_t es = dtype_size(o.dtype);
   lut->resize(static_cast<size_t>(o.channels) * 256 * es);
   const float off = static_cast<float>(offset), sc = static_cast<float>(scale);
+  const float r_min = std::min(range_lo, range_hi), r_max = std::max(range_lo, range_hi);
   for (int v = 0; v < 256; ++v) {
     const float x = unit_range ? static_cast<float>(v) / 255.0f : static_cast<float>(v);
     float y;
     if (mode == NormMode::kPerImage) {
       y = (x - off) / sc;
     } else {
-      const float t = sc > 0.0f ? (x - off) / sc : 0.0f;
-      y = t * (range_hi - range_lo) + range_lo;
+      // Min-max is scale-free: on the integer levels, so the extremes land exactly on the range
+      // ends (and rounding cannot step outside it).
+      const float t = hi > lo ? static_cast<float>(v - lo) / static_cast<float>(hi - lo) : 0.0f;
+      y = std::min(r_max, std::max(r_min, t * (range_hi - range_lo) + range_lo));
     }
     for (int c = 0; c < o.channels; ++c) store_value(y, o.dtype, &(*lut)[(static_cast<size_t>(c) * 256 + v) * es]);
   }
@@ -198,11 +205,9 @@ void write_row(const OutputSpec& o, const uint8_t* lut, const uint8_t* rgbx, int
 }
 
 void accumulate_histogram(const OutputSpec& o, const uint8_t* px, int n, bool to_gray, LevelHistogram* h) {
-  if (o.color == Color::kGray || to_gray) {
+  if (o.color == Color::kGray || to_gray) {  // channel 0 only: see replicate_gray
     uint64_t* b = h->bins[0];
     for (int i = 0; i < n; ++i) ++b[gray_level(px + 4 * i)];
-    for (int c = 1; c < o.channels; ++c)  // Grayscale(3) / RandomGrayscale: equal channels
-      for (int v = 0; v < 256; ++v) h->bins[c][v] = b[v];
     return;
   }
   uint64_t* b0 = h->bins[0];

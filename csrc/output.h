@@ -65,10 +65,11 @@ enum class NormMode : int {
 struct LevelHistogram {
   uint64_t bins[3][256];
   void clear();
+  void replicate_gray(int channels);  // copies channel 0 to the others (equal gray channels)
 };
 
 // Adds n pixels of an RGBX row as the output sees them (channel order, luma for gray outputs or
-// to_gray) to `h`.
+// to_gray) to `h`. Gray: channel 0 only; call replicate_gray once the image is done.
 void accumulate_histogram(const OutputSpec& o, const uint8_t* rgbx, int n, bool to_gray, LevelHistogram* h);
 
 // What a per-image table did, reported per sample: value = (level * in_scale - offset) / scale,

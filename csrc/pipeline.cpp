@@ -161,14 +161,16 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
       write_row(plan.out, lut, vertical(e, w.orow.data()), w.ht.n, slot, g.out_h, g.out_w, y_slot + e, x_slot, to_gray);
     return;
   }
-  // Phase 1: the sample's uint8 rows into scratch, histograms on the way.
-  grow(&w.stage, checked_mul(static_cast<size_t>(vt.n), stride) + 32);
+  // Phase 1: the sample's uint8 rows into scratch (or, for an identity vertical pass, where they
+  // already are in the intermediate), histograms on the way.
+  if (!vt.identity) grow(&w.stage, checked_mul(static_cast<size_t>(vt.n), stride) + 32);
   w.rows.resize(static_cast<size_t>(vt.n));
   w.hist.clear();
   for (int e = 0; e < vt.n; ++e) {
-    w.rows[e] = vertical(e, w.stage.data() + static_cast<size_t>(e) * stride);
+    w.rows[e] = vertical(e, vt.identity ? nullptr : w.stage.data() + static_cast<size_t>(e) * stride);
     accumulate_histogram(plan.out, w.rows[e], w.ht.n, to_gray, &w.hist);
   }
+  if (plan.out.color == Color::kGray || to_gray) w.hist.replicate_gray(plan.out.channels);
   const uint64_t pad_px = static_cast<uint64_t>(g.out_h) * g.out_w - static_cast<uint64_t>(vt.n) * w.ht.n;
   for (int c = 0; c < plan.out.channels; ++c) w.hist.bins[c][0] += pad_px;
   // Phase 2: the per-sample table, then every row through it.

@@ -47,8 +47,8 @@ using Float3 = std::array<float, 3>;
   X(Color, color, Color::kRGB, "output channels")                                                     \
   X(int, gray_channels, 1, "Color.gray: 1 channel, or 3 equal channels (Grayscale(3))")               \
   X(bool, normalize, false, "NormMode.table: apply (x - mean) / std")                                 \
-  X(Float3, mean, (Float3{0.f, 0.f, 0.f}), "Normalize mean per output channel")                       \
-  X(Float3, std, (Float3{1.f, 1.f, 1.f}), "Normalize std per output channel")                         \
+  X(Float3, mean, (Float3{0.f, 0.f, 0.f}), "Normalize mean per output channel (assign all 3)")                       \
+  X(Float3, std, (Float3{1.f, 1.f, 1.f}), "Normalize std per output channel (assign all 3)")                         \
   X(bool, unit_range, true, "levels scaled to [0, 1] first (ToTensor)")                               \
   X(NormMode, norm_mode, NormMode::kTable, "table, or a per-image normalisation")                     \
   X(float, range_lo, 0.f, "NormMode.minmax: value of the darkest level")                              \

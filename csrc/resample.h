@@ -29,7 +29,7 @@ struct AxisSpec {
   double b0 = 0, b1 = 0; // source box [b0, b1) in decoded coordinates
   int out_size = 0;      // length of the resized axis
   int o0 = 0, o1 = 0;    // resized indices to compute, [o0, o1)
-  bool reverse = false;  // emit outputs in reverse order (horizontal flip)
+  bool reverse = false;  // emit outputs in reverse order (a flip along this axis)
   Interp interp = Interp::kBilinear;
   bool antialias = true;
 };

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+
 def check_policy(p):
     if p not in ("raise", "skip", "zeros"):
         raise ValueError(f"on_error must be 'raise', 'skip' or 'zeros', got {p!r}")

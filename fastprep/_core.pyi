@@ -1,51 +1,60 @@
 """Type stub of the native module (csrc/bindings.cpp). PlanSpec's fields mirror
 FASTPREP_PLAN_FIELDS in csrc/plan.h; tests/test_ops.py checks that every field is listed here."""
-import enum
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 
-class Interp(enum.Enum):
-    nearest: int
-    bilinear: int
-    bicubic: int
+class _PybindEnum:
+    """pybind11 enums: not enum.Enum subclasses; members compare by identity/value."""
+    __members__: ClassVar[dict[str, Any]]
+    def __init__(self, value: int) -> None: ...
+    def __int__(self) -> int: ...
+    @property
+    def value(self) -> int: ...
+    @property
+    def name(self) -> str: ...
 
-class DType(enum.Enum):
-    uint8: int
-    float32: int
-    float16: int
-    bfloat16: int
+class Interp(_PybindEnum):
+    nearest: ClassVar[Interp]
+    bilinear: ClassVar[Interp]
+    bicubic: ClassVar[Interp]
 
-class Layout(enum.Enum):
-    CHW: int
-    HWC: int
+class DType(_PybindEnum):
+    uint8: ClassVar[DType]
+    float32: ClassVar[DType]
+    float16: ClassVar[DType]
+    bfloat16: ClassVar[DType]
 
-class Color(enum.Enum):
-    RGB: int
-    BGR: int
-    GRAY: int
+class Layout(_PybindEnum):
+    CHW: ClassVar[Layout]
+    HWC: ClassVar[Layout]
 
-class NormMode(enum.Enum):
-    table: int
-    per_image: int
-    minmax: int
+class Color(_PybindEnum):
+    RGB: ClassVar[Color]
+    BGR: ClassVar[Color]
+    GRAY: ClassVar[Color]
 
-class Simd(enum.Enum):
-    scalar: int
-    sse41: int
-    avx2: int
+class NormMode(_PybindEnum):
+    table: ClassVar[NormMode]
+    per_image: ClassVar[NormMode]
+    minmax: ClassVar[NormMode]
 
-class ErrorKind(enum.Enum):
-    decode: int
-    unsupported: int
-    too_large: int
-    io: int
-    invalid: int
+class Simd(_PybindEnum):
+    scalar: ClassVar[Simd]
+    sse41: ClassVar[Simd]
+    avx2: ClassVar[Simd]
 
-class SampleStatus(enum.Enum):
-    ok: int
-    error: int
-    not_jpeg: int
+class ErrorKind(_PybindEnum):
+    decode: ClassVar[ErrorKind]
+    unsupported: ClassVar[ErrorKind]
+    too_large: ClassVar[ErrorKind]
+    io: ClassVar[ErrorKind]
+    invalid: ClassVar[ErrorKind]
+
+class SampleStatus(_PybindEnum):
+    ok: ClassVar[SampleStatus]
+    error: ClassVar[SampleStatus]
+    not_jpeg: ClassVar[SampleStatus]
 
 class PlanSpec:
     FIELDS: tuple[str, ...]
@@ -119,7 +128,7 @@ class Items:
 class Batch:
     def __init__(self, plan: Plan, items: Items, picks: Any, slots: Any, indices: Any, seed: int, epoch: int,
                  cancel: Optional[CancelToken] = None) -> None: ...
-    def set_output(self, out: Any, out_h: int, out_w: int, dtype: DType) -> None: ...
+    def set_output(self, out: Any, out_h: int, out_w: int) -> None: ...
     def probe(self, engine: Engine) -> None: ...
     def run(self, engine: Engine) -> None: ...
     def decode_only(self, engine: Engine) -> None: ...

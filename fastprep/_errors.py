@@ -41,5 +41,9 @@ def _kinds():
 
 
 def error_for_kind(kind, source, reason, index=None):
-    """The exception for a native ``_core.ErrorKind``."""
+    """The exception for a native ``_core.ErrorKind`` (or its integer value)."""
+    if isinstance(kind, int):
+        from . import _core
+
+        kind = _core.ErrorKind(kind)
     return _kinds().get(kind, DecodeError)(source, reason, index)

@@ -92,18 +92,26 @@ class Op:
 _REGISTRY = {}
 
 
-def register_op(cls):
+def register_op(cls=None, *, replace=False):
     """Registers an :class:`Op` subclass (usable as a class decorator): Compose accepts it,
-    from_torchvision converts its torchvision names, and it joins :func:`op_table`."""
+    from_torchvision converts its torchvision names, and it joins :func:`op_table`. A name
+    already registered to another class is an error unless ``replace=True``
+    (``@register_op(replace=True)``)."""
+    if cls is None:
+        return lambda c: register_op(c, replace=replace)
     if not (isinstance(cls, type) and issubclass(cls, Op)):
         raise TypeError(f"register_op takes an Op subclass, got {cls!r}")
     if not isinstance(cls.stage, Stage):
         raise TypeError(f"{cls.__name__}.stage must be a fastprep Stage, got {cls.stage!r}")
     if cls.compile is Op.compile:
         raise TypeError(f"{cls.__name__} must implement compile(spec, ctx)")
+    old = _REGISTRY.get(cls.__name__)
+    if old is not None and old is not cls and not replace:
+        raise ValueError(f"an op named {cls.__name__} is already registered ({old.__module__}.{old.__qualname__}); "
+                         "pass replace=True to replace it")
     for tv in cls.torchvision:
         owner = _by_torchvision().get(tv)
-        if owner is not None and owner is not cls and owner.__name__ != cls.__name__:
+        if owner is not None and owner is not cls and not (replace and owner is old):
             raise ValueError(f"torchvision name {tv!r} is already converted by {owner.__name__}")
     _REGISTRY[cls.__name__] = cls
     return cls
@@ -111,7 +119,7 @@ def register_op(cls):
 
 def registered_ops():
     """{name: class} of every registered op, in registration order."""
-    return dict(_REGISTRY)
+    return {k: v for k, v in _REGISTRY.items() if not k.startswith("_")}
 
 
 def _by_torchvision():
@@ -142,8 +150,9 @@ def check_order(ops):
             raise TypeError(f"{op!r} is not a fastprep transform; use fastprep.from_torchvision() for torchvision ops")
         cls = type(op)
         name = cls.__name__
-        if name not in _REGISTRY:
-            raise TypeError(f"{name} is not registered: decorate it with fastprep.register_op")
+        if _REGISTRY.get(name) is not cls:
+            raise TypeError(f"{cls.__module__}.{cls.__qualname__} is not a registered op: decorate it with "
+                            "fastprep.register_op")
         for prev in done:
             pname = type(prev).__name__
             if pname in cls.not_after:
@@ -526,7 +535,7 @@ class Normalize(Op):
 
     stage = Stage.NORMALIZE
     torchvision = ("Normalize",)
-    params = ("normalize",)
+    params = ("normalize (per_image, minmax)",)
 
     def __init__(self, mean=None, std=None, preset=None, range=None):
         if isinstance(mean, str):
@@ -625,7 +634,14 @@ def _floats3(v, arg):
 def check_table(norm, has_tensor, dtype):
     """Raises ValueError naming std when (level - mean) / std, computed in float32 as torchvision
     does (and as the native table is filled), is not finite in the output dtype."""
-    if dtype == "uint8" or norm.per_image:
+    if dtype == "uint8" or norm.preset == "per_image":  # per-image values are bounded by sqrt(N)
+        return
+    if norm.preset == "minmax":
+        lo, hi = norm.range
+        big = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38}.get(dtype, _F32_MAX)
+        if not all(abs(v) <= big for v in (lo, hi, hi - lo)):
+            raise ValueError(f"Normalize('minmax', range={norm.range}) does not fit {dtype} output "
+                             f"(largest finite: {big:.5g}); use a smaller range")
         return
     with np.errstate(all="ignore"):
         lv = np.arange(256, dtype=np.float32)
@@ -658,7 +674,8 @@ def op_table():
         if name.startswith("_"):
             continue
         tv = ", ".join(f"`{t}`" for t in cls.torchvision) or "-"
-        params = ", ".join(f"`{p}`" for p in cls.params) or "-"
+        params = ", ".join(f"`{p.split(' ', 1)[0]}`" + (f" {p.split(' ', 1)[1]}" if " " in p else "")
+                           for p in cls.params) or "-"
         doc = " ".join((cls.__doc__ or "").split())
         first = doc.split(". ")[0].rstrip(".") + "." if doc else ""
         rows.append(f"| `{name}` | {first.replace('|', '/')} | {_STAGE_WORDS[cls.stage]} | {tv} | {params} |")

@@ -40,6 +40,7 @@ import concurrent.futures as cf
 import errno
 import fcntl
 import hashlib
+import math
 import mmap
 import numbers
 import os
@@ -169,8 +170,8 @@ def preprocess(source, out, transform="eval", size=224, dtype="uint8", format="n
     if format not in ("npy", "jpeg"):
         raise ValueError(f"format must be 'npy' or 'jpeg', got {format!r}")
     if format == "jpeg":
-        if isinstance(quality, bool) or not isinstance(quality, numbers.Real) or quality != int(quality) \
-                or not 1 <= quality <= 100:
+        if isinstance(quality, bool) or not isinstance(quality, numbers.Real) or not math.isfinite(quality) \
+                or quality != int(quality) or not 1 <= quality <= 100:
             raise ValueError(f"quality must be an integer in [1, 100] (JPEG quality), got {quality!r}")
         if dtype != "uint8":
             raise ValueError("--format jpeg stores 8-bit images: use --dtype uint8")

@@ -147,7 +147,8 @@ class Compose:
     # Pickling: a Compose is rebuilt from its ops and options (in another process it gets its
     # own native plan and pools), so it can be sent to multiprocessing / DataLoader workers / Ray.
     def __reduce__(self):
-        return (_rebuild_compose, (self.transforms, self._options))
+        options = dict(self._options, on_error=self.on_error, backend=self.backend)  # public, settable
+        return (_rebuild_compose, (type(self), self.transforms, options))
 
     def __repr__(self):
         ops = "\n".join(f"    {t!r}," for t in self.transforms)
@@ -248,8 +249,9 @@ class Compose:
             threads: native threads, an int >= 1 (default: all usable cores).
             out: writable C-contiguous buffer of shape (N, *output_shape) and this dtype (numpy
                 array or CPU torch tensor, pinned or not).
-            return_params: also return, per sample, the crop box (top, left, height, width) in
-                displayed source pixels, the flip, and the source size.
+            return_params: also return, per sample, a dict: "box" (top, left, height, width in
+                displayed source pixels), "flip", "source_size", "decode_scale", "orientation",
+                plus what each op drew, by name (e.g. "vflip", "grayscale"; fp.op_table()).
             on_error: "raise" (DecodeError naming index and file), "zeros" (slot zero-filled,
                 recorded in params), or "skip" (bad samples dropped; the result is shorter).
                 With an image-dependent output size (Resize(int) alone) a failing sample always
@@ -348,7 +350,7 @@ class Compose:
             return _fallback.display_name(raw_items[picks[i]], int(picks[i]))
 
         b = _core.Batch(plan, native_items, picks, slots, keys, seed, epoch, cancel)
-        b.set_output(arr, size[0], size[1], self._plan.spec.dtype)
+        b.set_output(arr, size[0], size[1])
         b.run(engine)
         if cancel is not None and cancel.cancelled:
             return None, {}
@@ -373,7 +375,7 @@ class Compose:
             if decoded:
                 pos_a = np.asarray(pos, np.int64)
                 b2 = _core.Batch(plan, _core.Items(decoded), np.arange(len(pos)), slots[pos_a], keys[pos_a], seed, epoch)
-                b2.set_output(arr, size[0], size[1], self._plan.spec.dtype)
+                b2.set_output(arr, size[0], size[1])
                 b2.run(engine)
                 for j, kind, msg in b2.errors():
                     errors[pos[j]] = error_for_kind(kind, name(pos[j]), msg, int(picks[pos[j]]))
@@ -383,11 +385,6 @@ class Compose:
                         params[i] = p2[j]
         return params, errors
 
-
-    def _params(p):
-        return [{"box": (int(r[0]), int(r[1]), int(r[2]), int(r[3])), "flip": bool(r[4]),
-                 "source_size": (int(r[5]), int(r[6])), "decode_scale": 1.0 / max(int(r[9]), 1),
-                 "orientation": int(r[10])} for r in p]
 
     def _params(self, records):
         """Native per-sample records -> one dict per sample: the geometry every sample has, plus
@@ -403,8 +400,8 @@ class Compose:
         return out
 
 
-def _rebuild_compose(transforms, options):
-    return Compose(transforms, **options)
+def _rebuild_compose(cls, transforms, options):
+    return cls(transforms, **options)
 
 
 def _torch():

@@ -1,4 +1,5 @@
-// libFuzzer harness for fastprep's native decode + transform entry point (fastprep::run_sample),
+// libFuzzer harness for fastprep's native decode + transform entry point (a fastprep::Batch of one
+// sample, as the Python bindings run it: Batch -> Engine -> run_sample),
 // built with clang -fsanitize=fuzzer,address,undefined over every csrc/*.cpp but bindings.cpp
 // (see .ci/fuzz_and_asan.sh). Seeds: python fuzz/make_seeds.py DIR.
 //
@@ -18,6 +19,7 @@
 #include <memory>
 #include <vector>
 
+#include "batch.h"
 #include "pipeline.h"
 #include "plan.h"
 #include "simd.h"
@@ -110,7 +112,7 @@ struct Plans {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static Plans plans;
-  static Worker worker;
+  static Engine engine(1);  // one worker, reused across inputs as in production (no thread started)
   if (size < 1) return 0;
   const uint8_t sel = data[size - 1];
   const Plan& plan = plans.get(sel);
@@ -124,10 +126,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   in.size = size;
   RunKey key{sel, 1, size};
 
+  // Plans are owned by `plans` for the whole run: the Batch borrows them (no-op deleters).
+  std::shared_ptr<const Plan> plan_ref(&plan, [](const Plan*) {});
+  auto items = std::make_shared<const std::vector<SampleInput>>(1, in);
   int out_h, out_w;
-  SampleResult res;
   if (!plan.fixed_size(&out_h, &out_w)) {
-    if (!probe_sample(plan, worker, in, key, &res)) {
+    Batch probe(plan_ref, items, {0}, {0}, {key.index}, key.seed, key.epoch);
+    probe.probe(engine);
+    const SampleResult& res = probe.results()[0];
+    if (res.status != SampleStatus::kOk) {
       if (res.status == SampleStatus::kError && res.kind == ErrorKind::kInvalid) finding("probe: kInvalid", res);
       return 0;
     }
@@ -141,8 +148,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const size_t slot_bytes = static_cast<size_t>(out_h) * out_w * plan.out.channels * dtype_size(plan.spec.dtype);
   std::unique_ptr<uint8_t[]> slot(new uint8_t[slot_bytes]);
-  SampleResult r;
-  run_sample(plan, worker, in, key, slot.get(), out_h, out_w, &r);
+  Batch batch(plan_ref, items, {0}, {0}, {key.index}, key.seed, key.epoch);
+  batch.set_output(slot.get(), slot_bytes, out_h, out_w);
+  batch.run(engine);
+  const SampleResult& r = batch.results()[0];
   switch (r.status) {
     case SampleStatus::kOk: {
       if (r.params.geom.out_h != out_h || r.params.geom.out_w != out_w) finding("geometry differs from the slot", r);

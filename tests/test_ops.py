@@ -102,6 +102,22 @@ def test_registry_refuses_what_it_cannot_run(registry_guard):
         fp.Compose([Misspelled()])
 
 
+def test_registry_is_keyed_by_class_not_name(registry_guard):
+    class CenterCrop(fp.Op):  # same name as the built-in, never registered
+        stage = fp.Stage.GEOMETRY
+
+        def compile(self, spec, ctx):
+            spec.crop_h = spec.crop_w = 8
+
+    with pytest.raises(TypeError, match="not a registered op"):
+        fp.Compose([CenterCrop()])
+    with pytest.raises(ValueError, match="already registered"):
+        fp.register_op(CenterCrop)
+    fp.register_op(replace=True)(CenterCrop)
+    assert fp.registered_ops()["CenterCrop"] is CenterCrop
+    assert "_ContainerConversion" not in fp.registered_ops()
+
+
 def test_op_order_rules_come_from_the_registry():
     with pytest.raises(ValueError, match="RandomVerticalFlip must come before ToTensor"):
         fp.Compose([fp.ToTensor(), fp.RandomVerticalFlip()])
@@ -147,7 +163,7 @@ def test_native_params_are_named_records(photos):
     t = fp.Compose(TRAIN)
     b = _core.Batch(t._plan, _core.Items(photos[:3]), [0, 1, 2], [0, 1, 2], [0, 1, 2], 5, 0)
     out = np.empty((3,) + t.output_shape(), t.np_dtype)
-    b.set_output(out, 64, 64, t.spec.dtype)
+    b.set_output(out, 64, 64)
     b.run(t.engine(1))
     rec = b.params()
     assert {"top", "left", "height", "width", "flip", "vflip", "gray", "src_h", "src_w", "out_h", "out_w",
@@ -285,6 +301,15 @@ def test_minmax_and_its_range(photos):
             v = u8.astype(np.float64)
             ref = (v - v.min()) / (v.max() - v.min()) * (hi - lo) + lo
             assert np.abs(got - ref).max() < 1e-5
+    two = np.zeros((10, 10, 3), np.uint8) + 7
+    two[5:] = 8  # extremes land exactly on the range ends (no float rounding past them)
+    for rng in ((0.0, 1.0), (-1.0, 1.0), (1.0, -1.0)):
+        y = fp.Compose([fp.ToTensor(), fp.Normalize("minmax", range=rng)])(two)
+        assert y.min() == min(rng) and y.max() == max(rng)
+    with pytest.raises(ValueError, match="float16"):
+        fp.Compose([fp.ToTensor(), fp.Normalize("minmax", range=(0, 1e6))], dtype="float16")
+    with pytest.raises(ValueError, match="range"):
+        fp.Compose([fp.ToTensor(), fp.Normalize("minmax", range=(-3e38, 3e38))])
     flat = np.full((20, 30, 3), 77, np.uint8)  # a flat image maps to the low end, not to nan
     assert np.all(fp.Compose([fp.ToTensor(), fp.Normalize("minmax", range=(-1, 1))])(flat) == -1.0)
     assert np.all(fp.Compose([fp.ToTensor(), fp.Normalize("per_image")])(flat) == 0.0)
@@ -339,6 +364,17 @@ def test_pickle_round_trip_is_identical(photos):
         u = pickle.loads(pickle.dumps(t))
         assert u.transforms == t.transforms and repr(u) == repr(t)
         assert np.array_equal(u.batch(photos, seed=3, epoch=1), t.batch(photos, seed=3, epoch=1)), repr(t)
+
+
+class _PicklableSub(fp.Compose):  # module level, so pickle can name it
+    pass
+
+
+def test_pickle_keeps_subclass_and_current_options():
+    t = _PicklableSub([fp.Resize(40), fp.CenterCrop(32)])
+    t.on_error = "zeros"
+    u = pickle.loads(pickle.dumps(t))
+    assert type(u) is _PicklableSub and u.on_error == "zeros"
 
 
 def _spawn_worker(blob, photos):
