@@ -47,6 +47,7 @@ include_dirs, library_dirs = find_jpeg()
 SOURCES = [
     "csrc/batch.cpp",
     "csrc/bindings.cpp",
+    "csrc/color.cpp",
     "csrc/exif.cpp",
     "csrc/jpeg_decoder.cpp",
     "csrc/jpeg_encoder.cpp",

@@ -122,6 +122,9 @@ class Items {
 struct ParamRecord {
   int32_t top, left, height, width;  // crop box in displayed source pixels
   bool flip, vflip, gray;            // horizontal / vertical flip, RandomGrayscale
+  int8_t jitter_mask;                // ColorJitter: ops applied (bit k = fn_idx k)
+  int8_t jitter_order[4];            // ColorJitter: torchvision's fn_idx order
+  float jitter_factor[4];            // brightness, contrast, saturation, hue
   int32_t src_h, src_w, out_h, out_w;
   int32_t decode_denom, orientation;
   double norm_offset, norm_scale;    // per-image table: value = (x - offset) / scale
@@ -193,9 +196,19 @@ class PyBatch {
     auto m = a.mutable_unchecked<1>();
     for (size_t i = 0; i < r.size(); ++i) {
       const Geometry& g = r[i].params.geom;
-      m(i) = ParamRecord{g.box_t, g.box_l, g.box_h, g.box_w, g.flip, g.vflip, r[i].params.color.gray, g.src_h,
-                         g.src_w, g.out_h, g.out_w, r[i].decode_denom, r[i].orientation, r[i].norm.offset,
-                         r[i].norm.scale};
+      const JitterParams& j = r[i].params.color.jitter;
+      ParamRecord& rec = m(i);
+      rec = ParamRecord{};
+      rec.top = g.box_t, rec.left = g.box_l, rec.height = g.box_h, rec.width = g.box_w;
+      rec.flip = g.flip, rec.vflip = g.vflip, rec.gray = r[i].params.color.gray;
+      rec.jitter_mask = static_cast<int8_t>(j.mask);
+      for (int k = 0; k < 4; ++k) {
+        rec.jitter_order[k] = static_cast<int8_t>(j.order[k]);
+        rec.jitter_factor[k] = j.factor[k];
+      }
+      rec.src_h = g.src_h, rec.src_w = g.src_w, rec.out_h = g.out_h, rec.out_w = g.out_w;
+      rec.decode_denom = r[i].decode_denom, rec.orientation = r[i].orientation;
+      rec.norm_offset = r[i].norm.offset, rec.norm_scale = r[i].norm.scale;
     }
     return a;
   }
@@ -230,8 +243,8 @@ PYBIND11_MODULE(_core, m) {
     }
   });
 
-  PYBIND11_NUMPY_DTYPE(ParamRecord, top, left, height, width, flip, vflip, gray, src_h, src_w, out_h, out_w,
-                       decode_denom, orientation, norm_offset, norm_scale);
+  PYBIND11_NUMPY_DTYPE(ParamRecord, top, left, height, width, flip, vflip, gray, jitter_mask, jitter_order,
+                       jitter_factor, src_h, src_w, out_h, out_w, decode_denom, orientation, norm_offset, norm_scale);
 
   // Enums: the one definition of every code that crosses the boundary (common.h, output.h,
   // pipeline.h); Python uses these objects, never integers of its own.

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "color.h"
 #include "exif.h"
 
 namespace fastprep {
@@ -161,24 +162,31 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
       write_row(plan.out, lut, vertical(e, w.orow.data()), w.ht.n, slot, g.out_h, g.out_w, y_slot + e, x_slot, to_gray);
     return;
   }
-  // Phase 1: the sample's uint8 rows into scratch (or, for an identity vertical pass, where they
-  // already are in the intermediate), histograms on the way.
-  if (!vt.identity) grow(&w.stage, checked_mul(static_cast<size_t>(vt.n), stride) + 32);
-  w.rows.resize(static_cast<size_t>(vt.n));
-  w.hist.clear();
-  for (int e = 0; e < vt.n; ++e) {
-    w.rows[e] = vertical(e, vt.identity ? nullptr : w.stage.data() + static_cast<size_t>(e) * stride);
-    accumulate_histogram(plan.out, w.rows[e], w.ht.n, to_gray, &w.hist);
-  }
-  if (plan.out.color == Color::kGray || to_gray) w.hist.replicate_gray(plan.out.channels);
-  const uint64_t pad_px = static_cast<uint64_t>(g.out_h) * g.out_w - static_cast<uint64_t>(vt.n) * w.ht.n;
-  for (int c = 0; c < plan.out.channels; ++c) w.hist.bins[c][0] += pad_px;
-  // Phase 2: the per-sample table, then every row through it.
-  const PlanSpec& s = plan.spec;
-  build_image_table(plan.out, s.norm_mode, s.unit_range, s.range_lo, s.range_hi, w.hist, &w.lut, &res->norm);
-  if (padded) fill_level0(plan.out, w.lut.data(), slot, g.out_h, g.out_w);
+  // Phase 1: the whole output image as uint8 RGBX in scratch, padding at level 0 (torchvision
+  // pads before its colour ops and normalisation, so padding takes part in both).
+  const size_t fstride = (static_cast<size_t>(g.out_w) * 4 + 31) & ~size_t(31);
+  grow(&w.stage, checked_mul(static_cast<size_t>(g.out_h), fstride));
+  if (padded) std::memset(w.stage.data(), 0, static_cast<size_t>(g.out_h) * fstride);
+  const size_t row_bytes = static_cast<size_t>(w.ht.n) * 4;
   for (int e = 0; e < vt.n; ++e)
-    write_row(plan.out, w.lut.data(), w.rows[e], w.ht.n, slot, g.out_h, g.out_w, y_slot + e, x_slot, to_gray);
+    std::memcpy(w.stage.data() + static_cast<size_t>(y_slot + e) * fstride + static_cast<size_t>(x_slot) * 4,
+                vertical(e, w.orow.data()), row_bytes);
+  w.rows.resize(static_cast<size_t>(g.out_h));
+  for (int y = 0; y < g.out_h; ++y) w.rows[y] = w.stage.data() + static_cast<size_t>(y) * fstride;
+  // Colour ops on the finished uint8 image.
+  if (sp.color.jitter.mask) apply_color_jitter(sp.color.jitter, w.rows.data(), g.out_h, g.out_w);
+  // Phase 2: the table (the plan's, or one built from this image's histograms), then every row.
+  const PlanSpec& s = plan.spec;
+  const uint8_t* lut = plan.out.lut.data();
+  if (s.norm_mode != NormMode::kTable) {
+    w.hist.clear();
+    for (int y = 0; y < g.out_h; ++y) accumulate_histogram(plan.out, w.rows[y], g.out_w, to_gray, &w.hist);
+    if (plan.out.color == Color::kGray || to_gray) w.hist.replicate_gray(plan.out.channels);
+    build_image_table(plan.out, s.norm_mode, s.unit_range, s.range_lo, s.range_hi, w.hist, &w.lut, &res->norm);
+    lut = w.lut.data();
+  }
+  for (int y = 0; y < g.out_h; ++y)
+    write_row(plan.out, lut, w.rows[y], g.out_w, slot, g.out_h, g.out_w, y, 0, to_gray);
 }
 
 // Horizontal pass of every needed row of an RGBX image held in memory (rows `row_bytes` apart).

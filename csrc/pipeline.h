@@ -47,7 +47,7 @@ struct Worker {
   JpegDecoder dec;
   std::vector<uint8_t> file, row, inter, orow, full, oriented;
   std::vector<uint8_t> stage;           // two-phase output: the sample's uint8 rows
-  std::vector<const uint8_t*> rows;     // two-phase output: where each output row lives
+  std::vector<uint8_t*> rows;           // two-phase output: the staged image's rows
   std::vector<uint8_t> lut;             // two-phase output: the per-sample table
   LevelHistogram hist;
   AxisTable ht, vt;

@@ -22,6 +22,16 @@ void validate(const PlanSpec& s) {
   if (!(s.vflip_p >= 0.0 && s.vflip_p <= 1.0)) bad("vertical flip probability must be in [0, 1]");
   if (!(s.gray_p >= 0.0 && s.gray_p <= 1.0)) bad("RandomGrayscale probability must be in [0, 1]");
   if (s.gray_p > 0.0 && s.color == Color::kGray) bad("RandomGrayscale needs a 3-channel (RGB or BGR) output");
+  if (s.jitter_mask < 0 || s.jitter_mask > 15) bad("ColorJitter mask must be in [0, 15]");
+  if (s.jitter_mask & 7) {
+    const double r[3][2] = {{s.brightness_lo, s.brightness_hi}, {s.contrast_lo, s.contrast_hi},
+                            {s.saturation_lo, s.saturation_hi}};
+    for (int k = 0; k < 3; ++k)
+      if ((s.jitter_mask >> k & 1) && !(r[k][0] >= 0.0 && r[k][0] <= r[k][1] && std::isfinite(r[k][1])))
+        bad("ColorJitter brightness/contrast/saturation range must satisfy 0 <= lo <= hi");
+  }
+  if ((s.jitter_mask & 8) && !(s.hue_lo >= -0.5 && s.hue_lo <= s.hue_hi && s.hue_hi <= 0.5))
+    bad("ColorJitter hue range must satisfy -0.5 <= lo <= hi <= 0.5");
   const int nm = static_cast<int>(s.norm_mode);
   if (nm < 0 || nm > 2) bad("unknown normalisation mode");
   if (s.norm_mode != NormMode::kTable) {
@@ -177,6 +187,19 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
   if (s.flip_p > 0.0) g.flip = stream(streams::kHFlip).uniform() < s.flip_p;
   if (s.vflip_p > 0.0) g.vflip = stream(streams::kVFlip).uniform() < s.vflip_p;
   if (s.gray_p > 0.0) p.color.gray = stream(streams::kGray).uniform() < s.gray_p;
+  if (s.jitter_mask) {
+    // torchvision's ColorJitter: a random order of the four ops (randperm), then each enabled
+    // factor uniform in its range, in the order brightness, contrast, saturation, hue.
+    Rng rng = stream(streams::kJitter);
+    JitterParams& j = p.color.jitter;
+    j.mask = s.jitter_mask;
+    for (int k = 0; k < 4; ++k) j.order[k] = k;
+    for (int k = 3; k > 0; --k) std::swap(j.order[k], j.order[rng.randint(0, k + 1)]);
+    const double lo[4] = {s.brightness_lo, s.contrast_lo, s.saturation_lo, s.hue_lo};
+    const double hi[4] = {s.brightness_hi, s.contrast_hi, s.saturation_hi, s.hue_hi};
+    for (int k = 0; k < 4; ++k)
+      if (j.mask >> k & 1) j.factor[k] = static_cast<float>(rng.uniform(lo[k], hi[k]));
+  }
   return p;
 }
 

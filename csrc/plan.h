@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 
+#include "color.h"
 #include "common.h"
 #include "output.h"
 
@@ -41,6 +42,15 @@ using Float3 = std::array<float, 3>;
   X(double, vflip_p, 0.0, "RandomVerticalFlip probability")                                           \
   /* Colour on uint8. */                                                                              \
   X(double, gray_p, 0.0, "RandomGrayscale probability (3 equal luma channels)")                       \
+  X(int, jitter_mask, 0, "ColorJitter: bit 0 brightness, 1 contrast, 2 saturation, 3 hue")           \
+  X(double, brightness_lo, 1.0, "ColorJitter brightness factor range, low")                          \
+  X(double, brightness_hi, 1.0, "ColorJitter brightness factor range, high")                         \
+  X(double, contrast_lo, 1.0, "ColorJitter contrast factor range, low")                              \
+  X(double, contrast_hi, 1.0, "ColorJitter contrast factor range, high")                             \
+  X(double, saturation_lo, 1.0, "ColorJitter saturation factor range, low")                          \
+  X(double, saturation_hi, 1.0, "ColorJitter saturation factor range, high")                         \
+  X(double, hue_lo, 0.0, "ColorJitter hue shift range, low (in turns, within [-0.5, 0.5])")          \
+  X(double, hue_hi, 0.0, "ColorJitter hue shift range, high")                                        \
   /* Output. */                                                                                       \
   X(DType, dtype, DType::kF32, "output dtype")                                                        \
   X(Layout, layout, Layout::kCHW, "output layout")                                                    \
@@ -75,8 +85,9 @@ struct Plan {
   explicit Plan(const PlanSpec& s);
   // Output slot size when it does not depend on the image; false otherwise (Resize(int) alone).
   bool fixed_size(int* h, int* w) const;
-  // An op needs the finished uint8 image before the output is written (two-phase output stage).
-  bool needs_stats() const { return spec.norm_mode != NormMode::kTable; }
+  // An op needs the finished uint8 image before the output is written (two-phase output stage:
+  // colour ops that see the whole image, or a per-image table).
+  bool needs_stats() const { return spec.norm_mode != NormMode::kTable || spec.jitter_mask != 0; }
 };
 
 struct Geometry {
@@ -91,7 +102,8 @@ struct Geometry {
 
 // Per-sample draws of the colour stage (identity by default).
 struct ColorParams {
-  bool gray = false;  // RandomGrayscale converted this sample
+  JitterParams jitter;  // ColorJitter's order and factors (mask 0: off)
+  bool gray = false;    // RandomGrayscale converted this sample
 };
 
 // Everything one sample draws: plan_sample()'s result.
@@ -115,6 +127,7 @@ constexpr uint64_t kCrop = 0;
 constexpr uint64_t kHFlip = 1;
 constexpr uint64_t kVFlip = stream_id("vflip");
 constexpr uint64_t kGray = stream_id("grayscale");
+constexpr uint64_t kJitter = stream_id("color_jitter");
 }  // namespace streams
 
 class Rng {

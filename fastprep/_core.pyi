@@ -77,6 +77,15 @@ class PlanSpec:
     flip_p: float
     vflip_p: float
     gray_p: float
+    jitter_mask: int
+    brightness_lo: float
+    brightness_hi: float
+    contrast_lo: float
+    contrast_hi: float
+    saturation_lo: float
+    saturation_hi: float
+    hue_lo: float
+    hue_hi: float
     dtype: DType
     layout: Layout
     color: Color
@@ -136,8 +145,8 @@ class Batch:
     def warnings(self) -> np.ndarray: ...
     def errors(self) -> list[tuple[int, ErrorKind, str]]: ...
     def params(self) -> np.ndarray:
-        """Structured array: top, left, height, width, flip, vflip, gray, src_h, src_w, out_h, out_w,
-        decode_denom, orientation, norm_offset, norm_scale."""
+        """Structured array: top, left, height, width, flip, vflip, gray, jitter_mask, jitter_order[4],
+        jitter_factor[4], src_h, src_w, out_h, out_w, decode_denom, orientation, norm_offset, norm_scale."""
 
 class EncodedBytes:
     def __len__(self) -> int: ...

@@ -22,7 +22,7 @@ from . import _core
 
 __all__ = [
     "Stage", "Op", "register_op", "registered_ops", "op_table", "Resize", "CenterCrop", "RandomResizedCrop",
-    "RandomHorizontalFlip", "RandomVerticalFlip", "Grayscale", "RandomGrayscale", "ToTensor", "Normalize",
+    "RandomHorizontalFlip", "RandomVerticalFlip", "Grayscale", "RandomGrayscale", "ColorJitter", "ToTensor", "Normalize",
     "InterpolationMode", "PRESETS",
 ]
 
@@ -436,7 +436,7 @@ class RandomGrayscale(Op):
     torchvision = ("RandomGrayscale",)
     exclusive = {"Grayscale": _GRAY_BOTH}
     may_precede_geometry = True
-    params = ("grayscale",)
+    params = ("gray",)
 
     def __init__(self, p=0.1):
         self.p = _prob(p, "RandomGrayscale")
@@ -449,7 +449,73 @@ class RandomGrayscale(Op):
         return [cls(op.p)]
 
     def sample_params(self, rec):
-        return {"grayscale": bool(rec["gray"])}
+        return {"gray": bool(rec["gray"])}
+
+
+def _jitter_range(value, name, center=1.0, bound=(0.0, float("inf")), clip_first_on_zero=True):
+    """torchvision's ColorJitter._check_input: a number v -> (center - v, center + v) (the low
+    end clipped at 0), or a (lo, hi) pair within bound; None when it is the identity."""
+    if value is None:
+        return None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"ColorJitter {name} must be non-negative when a single number, got {value!r}")
+        lo, hi = center - float(value), center + float(value)
+        if clip_first_on_zero:
+            lo = max(lo, 0.0)
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        lo, hi = _range2(value, "ColorJitter", name)
+        if not bound[0] <= lo <= hi <= bound[1]:
+            raise ValueError(f"ColorJitter {name} values should be between {bound} and lo <= hi, got {value!r}")
+    else:
+        raise ValueError(f"ColorJitter {name} must be a number or a pair (lo, hi), got {value!r}")
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"ColorJitter {name} must be finite, got {value!r}")
+    return None if lo == hi == center else (lo, hi)
+
+
+_JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
+
+
+@register_op
+class ColorJitter(Op):
+    """Random brightness, contrast, saturation and hue in a random order per sample, with
+    torchvision v2's uint8 arithmetic (Note [ColorJitter arithmetic] in csrc/color.h)."""
+
+    stage = Stage.UINT8
+    torchvision = ("ColorJitter",)
+    not_after = {n: "ColorJitter after {prev} cannot be fused: put colour jitter before grayscale conversion"
+                 for n in ("Grayscale", "RandomGrayscale")}
+    params = ("jitter",)
+
+    def __init__(self, brightness=0, contrast=0, saturation=0, hue=0):
+        self.brightness = _jitter_range(brightness, "brightness")
+        self.contrast = _jitter_range(contrast, "contrast")
+        self.saturation = _jitter_range(saturation, "saturation")
+        self.hue = _jitter_range(hue, "hue", center=0.0, bound=(-0.5, 0.5), clip_first_on_zero=False)
+        if self.hue is not None and not -0.5 <= self.hue[0] <= self.hue[1] <= 0.5:
+            raise ValueError(f"ColorJitter hue must be in [0, 0.5] (or a range within [-0.5, 0.5]), got {hue!r}")
+
+    def compile(self, spec, ctx):
+        mask = 0
+        for k, name in enumerate(_JITTER_OPS):
+            rng = getattr(self, name)
+            if rng is not None:
+                mask |= 1 << k
+                setattr(spec, f"{name}_lo", rng[0])
+                setattr(spec, f"{name}_hi", rng[1])
+        spec.jitter_mask = mask
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(*(None if getattr(op, n) is None else tuple(getattr(op, n)) for n in _JITTER_OPS))]
+
+    def sample_params(self, rec):
+        mask = int(rec["jitter_mask"])
+        d = {"order": [int(k) for k in rec["jitter_order"]]}
+        for k, name in enumerate(_JITTER_OPS):
+            d[name] = float(rec["jitter_factor"][k]) if mask >> k & 1 else None
+        return {"jitter": d}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -48,6 +48,8 @@ PlanSpec base_spec(int which) {
     case 2:  // train: RandomResizedCrop + flip, bicubic, bfloat16
       s.rrc = true, s.rrc_h = 48, s.rrc_w = 40, s.flip_p = 0.5, s.interp = Interp::kBicubic;
       s.vflip_p = 0.5, s.gray_p = 0.5;  // per-sample draws of the uint8 stage
+      s.jitter_mask = 15, s.brightness_lo = s.contrast_lo = s.saturation_lo = 0.6;  // ColorJitter(0.4, ..., 0.1)
+      s.brightness_hi = s.contrast_hi = s.saturation_hi = 1.4, s.hue_lo = -0.1, s.hue_hi = 0.1;
       s.dtype = DType::kBF16;
       break;
     case 3:  // exact (h, w) resize, nearest, gray float16
@@ -56,6 +58,7 @@ PlanSpec base_spec(int which) {
       break;
     case 4:  // crop only, larger than most seeds: zero padding
       s.crop_h = 33, s.crop_w = 129, s.dtype = DType::kU8, s.color = Color::kBGR;
+      s.jitter_mask = 2, s.contrast_lo = 0.0, s.contrast_hi = 3.0;  // contrast over a padded image
       break;
     case 5:  // upscaling with max_size
       s.resize_mode = 1, s.resize_size = 200, s.max_size = 260, s.crop_h = s.crop_w = 96;

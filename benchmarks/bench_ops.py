@@ -1,0 +1,112 @@
+"""Per-op cost inside the fused pass, and the train + ColorJitter recipe against torchvision v2.
+
+One thread, float32 normalized output, batches of 64 into one reused buffer, on real photos.
+Every pipeline runs once per round, the order rotated each round; per round, each variant's
+time per image is compared with the plain train recipe's (extra ms per image, and speed ratio),
+and the medians over rounds are printed. torchvision v2 runs the same recipe on decode_jpeg
+tensors (one thread: torch.set_num_threads(1)).
+
+    python benchmarks/bench_ops.py /work/corpus/imagenet_like --rounds 7
+"""
+import argparse
+import glob
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import fastprep as fp
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def variants(size):
+    head = [fp.RandomResizedCrop(size), fp.RandomHorizontalFlip()]
+    tail = [fp.ToTensor(), fp.Normalize(MEAN, STD)]
+    return {
+        "train": head + tail,
+        "+ColorJitter(0.4,0.4,0.4,0.1)": head + [fp.ColorJitter(0.4, 0.4, 0.4, 0.1)] + tail,
+        "+brightness 0.4": head + [fp.ColorJitter(brightness=0.4)] + tail,
+        "+contrast 0.4": head + [fp.ColorJitter(contrast=0.4)] + tail,
+        "+saturation 0.4": head + [fp.ColorJitter(saturation=0.4)] + tail,
+        "+hue 0.1": head + [fp.ColorJitter(hue=0.1)] + tail,
+        "+RandomGrayscale(0.5)": head + [fp.RandomGrayscale(0.5)] + tail,
+        "+RandomVerticalFlip": head + [fp.RandomVerticalFlip()] + tail,
+        "Normalize('per_image')": head + [fp.ToTensor(), fp.Normalize("per_image")],
+    }
+
+
+def torchvision_jitter(size):
+    import torch
+    from torchvision.io import decode_jpeg
+    from torchvision.transforms import v2
+
+    t = v2.Compose([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(),
+                    v2.ColorJitter(0.4, 0.4, 0.4, 0.1), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+
+    def run(datas):
+        for d in datas:
+            t(decode_jpeg(torch.frombuffer(d, dtype=torch.uint8)))
+    return run
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folder")
+    ap.add_argument("--count", type=int, default=192)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--no-torchvision", action="store_true")
+    args = ap.parse_args()
+    paths = sorted(glob.glob(os.path.join(args.folder, "*.jpg")))[:args.count]
+    datas = [open(p, "rb").read() for p in paths]
+    n = len(datas)
+    out = np.empty((64, 3, args.size, args.size), np.float32)
+    runs = {}
+    for name, ops in variants(args.size).items():
+        t = fp.Compose(ops)
+
+        def run(datas, t=t):
+            for i in range(0, len(datas), 64):
+                part = datas[i:i + 64]
+                t.batch(part, seed=1, threads=1, out=out[:len(part)], indices=range(i, i + len(part)))
+        runs[name] = run
+    if not args.no_torchvision:
+        try:
+            import torch
+
+            torch.set_num_threads(1)
+            runs["torchvision v2 train+ColorJitter"] = torchvision_jitter(args.size)
+        except ImportError:
+            print("torchvision not installed: pip install 'fastprep[bench]'", file=sys.stderr)
+    names = list(runs)
+    for r in runs.values():  # warm-up
+        r(datas[:64])
+    per_img = {k: [] for k in names}
+    for rnd in range(args.rounds):
+        order = names[rnd % len(names):] + names[:rnd % len(names)]
+        for k in order:
+            t0 = time.perf_counter()
+            runs[k](datas)
+            per_img[k].append((time.perf_counter() - t0) / n)
+    base = per_img["train"]
+    print(f"{n} photos from {args.folder}, {args.rounds} rounds, 1 thread, {args.size}px float32; "
+          f"SIMD {fp.simd_info()['default']}")
+    print(f"| pipeline | ms/image (median) | extra ms/image vs train | speed vs train |")
+    print("|---|---|---|---|")
+    for k in names:
+        ms = statistics.median(per_img[k]) * 1e3
+        extra = statistics.median([(a - b) * 1e3 for a, b in zip(per_img[k], base)])
+        ratio = statistics.median([b / a for a, b in zip(per_img[k], base)])
+        print(f"| {k} | {ms:.2f} | {extra:+.2f} | {ratio:.2f}x |")
+    if "torchvision v2 train+ColorJitter" in per_img:
+        tv = per_img["torchvision v2 train+ColorJitter"]
+        cj = per_img["+ColorJitter(0.4,0.4,0.4,0.1)"]
+        print(f"\nfastprep train+ColorJitter vs torchvision v2 same recipe: "
+              f"{statistics.median([b / a for a, b in zip(cj, tv)]):.2f}x (median of per-round ratios)")
+
+
+if __name__ == "__main__":
+    main()
