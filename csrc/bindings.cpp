@@ -125,6 +125,8 @@ struct ParamRecord {
   int8_t jitter_mask;                // ColorJitter: ops applied (bit k = fn_idx k)
   int8_t jitter_order[4];            // ColorJitter: torchvision's fn_idx order
   float jitter_factor[4];            // brightness, contrast, saturation, hue
+  float lighting_alpha[3];           // Lighting's draws (0 when off)
+  int32_t erase[4];                  // RandomErasing top, left, height, width (-1: nothing erased)
   int32_t src_h, src_w, out_h, out_w;
   int32_t decode_denom, orientation;
   double norm_offset, norm_scale;    // per-image table: value = (x - offset) / scale
@@ -206,6 +208,10 @@ class PyBatch {
         rec.jitter_order[k] = static_cast<int8_t>(j.order[k]);
         rec.jitter_factor[k] = j.factor[k];
       }
+      const EraseParams& er = r[i].params.erase;
+      for (int k = 0; k < 3; ++k) rec.lighting_alpha[k] = r[i].params.color.alpha[k];
+      const int32_t box[4] = {er.top, er.left, er.height, er.width};
+      for (int k = 0; k < 4; ++k) rec.erase[k] = er.on ? box[k] : -1;
       rec.src_h = g.src_h, rec.src_w = g.src_w, rec.out_h = g.out_h, rec.out_w = g.out_w;
       rec.decode_denom = r[i].decode_denom, rec.orientation = r[i].orientation;
       rec.norm_offset = r[i].norm.offset, rec.norm_scale = r[i].norm.scale;
@@ -244,7 +250,7 @@ PYBIND11_MODULE(_core, m) {
   });
 
   PYBIND11_NUMPY_DTYPE(ParamRecord, top, left, height, width, flip, vflip, gray, jitter_mask, jitter_order,
-                       jitter_factor, src_h, src_w, out_h, out_w, decode_denom, orientation, norm_offset, norm_scale);
+                       jitter_factor, lighting_alpha, erase, src_h, src_w, out_h, out_w, decode_denom, orientation, norm_offset, norm_scale);
 
   // Enums: the one definition of every code that crosses the boundary (common.h, output.h,
   // pipeline.h); Python uses these objects, never integers of its own.

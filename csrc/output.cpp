@@ -32,10 +32,10 @@ uint16_t float_to_bfloat16(float f) {
   return static_cast<uint16_t>(x >> 16);
 }
 
-namespace {
 void store_value(float x, DType dtype, uint8_t* dst) {
   if (dtype == DType::kU8) {
-    *dst = static_cast<uint8_t>(x);
+    x = x < 0.f ? 0.f : (x > 255.f ? 255.f : x);
+    *dst = static_cast<uint8_t>(std::nearbyint(x));
   } else if (dtype == DType::kF32) {
     std::memcpy(dst, &x, 4);
   } else {
@@ -43,7 +43,21 @@ void store_value(float x, DType dtype, uint8_t* dst) {
     std::memcpy(dst, &h, 2);
   }
 }
-}  // namespace
+
+void build_shifted_table(const OutputSpec& o, const float shift_rgb[3], bool normalize, const float mean[3],
+                         const float std[3], bool unit_range, std::vector<uint8_t>* lut) {
+  const size_t es = dtype_size(o.dtype);
+  lut->resize(static_cast<size_t>(o.channels) * 256 * es);
+  for (int c = 0; c < o.channels; ++c) {
+    const float sh = shift_rgb[o.perm[c]];
+    for (int v = 0; v < 256; ++v) {
+      float x = unit_range ? static_cast<float>(v) / 255.0f : static_cast<float>(v);
+      x = x + sh;
+      if (normalize) x = (x - mean[c]) / std[c];
+      store_value(x, o.dtype, &(*lut)[(static_cast<size_t>(c) * 256 + v) * es]);
+    }
+  }
+}
 
 void build_output_spec(OutputSpec* o, DType dtype, Layout layout, Color color, int gray_channels, bool normalize,
                        const float mean[3], const float std[3], bool unit_range) {

@@ -82,6 +82,14 @@ struct ImageNorm {
 void build_image_table(const OutputSpec& o, NormMode mode, bool unit_range, float range_lo, float range_hi,
                        const LevelHistogram& h, std::vector<uint8_t>* lut, ImageNorm* norm);
 
+// The plan's table with a per-sample shift added to each RGB value after ToTensor's scaling and
+// before Normalize (Lighting): value(v, c) = ((v * in_scale + shift[perm[c]]) - mean[c]) / std[c].
+void build_shifted_table(const OutputSpec& o, const float shift_rgb[3], bool normalize, const float mean[3],
+                         const float std[3], bool unit_range, std::vector<uint8_t>* lut);
+
+// Stores one value in the output dtype (the same rounding as the tables).
+void store_value(float x, DType dtype, uint8_t* dst);
+
 uint16_t float_to_half(float f);
 uint16_t float_to_bfloat16(float f);
 

@@ -137,6 +137,34 @@ uint8_t* prepare_inter(Worker& w) {
   return w.inter.data();
 }
 
+// The level table of this sample: the plan's, or one with Lighting's shift built in.
+const uint8_t* sample_table(const Plan& plan, const SampleParams& sp, Worker& w) {
+  if (!sp.color.lighting) return plan.out.lut.data();
+  const PlanSpec& s = plan.spec;
+  build_shifted_table(plan.out, sp.color.shift, s.normalize, s.mean.data(), s.std.data(), s.unit_range, &w.lut);
+  return w.lut.data();
+}
+
+// RandomErasing on the finished output: the rectangle gets the fill value (or N(0, 1) noise from
+// the sample's own stream) in every channel, in the output dtype.
+void erase(const Plan& plan, const SampleParams& sp, uint8_t* slot) {
+  const EraseParams& e = sp.erase;
+  if (!e.on || e.height <= 0 || e.width <= 0) return;
+  const OutputSpec& o = plan.out;
+  const int oh = sp.geom.out_h, ow = sp.geom.out_w, ch = o.channels;
+  const size_t es = dtype_size(o.dtype);
+  Rng noise(e.noise_seed, 0, 0, streams::kEraseNoise);
+  // torchvision fills channel by channel (C, h, w): noise is drawn in that order.
+  for (int c = 0; c < ch; ++c)
+    for (int y = e.top; y < e.top + e.height; ++y)
+      for (int x = e.left; x < e.left + e.width; ++x) {
+        const float v = plan.spec.erase_random ? static_cast<float>(noise.normal()) : plan.spec.erase_value[c];
+        const size_t idx = o.layout == Layout::kCHW ? (static_cast<size_t>(c) * oh + y) * ow + x
+                                                    : (static_cast<size_t>(y) * ow + x) * ch + c;
+        store_value(v, o.dtype, slot + idx * es);
+      }
+}
+
 // Vertical pass and output stage, after the intermediate holds rows [vt.src_lo, vt.src_hi)
 // (Note [Output stage] in output.h).
 void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Span& sy, const Span& sx, uint8_t* slot,
@@ -156,10 +184,11 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
     return dst;
   };
   if (!plan.needs_stats()) {  // single pass
-    const uint8_t* lut = plan.out.lut.data();
+    const uint8_t* lut = sample_table(plan, sp, w);
     if (padded) fill_level0(plan.out, lut, slot, g.out_h, g.out_w);
     for (int e = 0; e < vt.n; ++e)
       write_row(plan.out, lut, vertical(e, w.orow.data()), w.ht.n, slot, g.out_h, g.out_w, y_slot + e, x_slot, to_gray);
+    erase(plan, sp, slot);
     return;
   }
   // Phase 1: the whole output image as uint8 RGBX in scratch, padding at level 0 (torchvision
@@ -177,7 +206,7 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
   if (sp.color.jitter.mask) apply_color_jitter(sp.color.jitter, w.rows.data(), g.out_h, g.out_w);
   // Phase 2: the table (the plan's, or one built from this image's histograms), then every row.
   const PlanSpec& s = plan.spec;
-  const uint8_t* lut = plan.out.lut.data();
+  const uint8_t* lut = sample_table(plan, sp, w);
   if (s.norm_mode != NormMode::kTable) {
     w.hist.clear();
     for (int y = 0; y < g.out_h; ++y) accumulate_histogram(plan.out, w.rows[y], g.out_w, to_gray, &w.hist);
@@ -187,6 +216,7 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
   }
   for (int y = 0; y < g.out_h; ++y)
     write_row(plan.out, lut, w.rows[y], g.out_w, slot, g.out_h, g.out_w, y, 0, to_gray);
+  erase(plan, sp, slot);
 }
 
 // Horizontal pass of every needed row of an RGBX image held in memory (rows `row_bytes` apart).

@@ -32,6 +32,19 @@ void validate(const PlanSpec& s) {
   }
   if ((s.jitter_mask & 8) && !(s.hue_lo >= -0.5 && s.hue_lo <= s.hue_hi && s.hue_hi <= 0.5))
     bad("ColorJitter hue range must satisfy -0.5 <= lo <= hi <= 0.5");
+  if (!(s.lighting_std >= 0.0 && std::isfinite(s.lighting_std))) bad("Lighting alphastd must be finite and >= 0");
+  if (s.lighting_std > 0.0 && s.norm_mode != NormMode::kTable)
+    bad("Lighting cannot be combined with a per-image normalisation");
+  if (s.lighting_std > 0.0 && s.color == Color::kGray) bad("Lighting needs an RGB or BGR output");
+  if (s.lighting_std > 0.0 && (s.dtype == DType::kU8 || !s.unit_range))
+    bad("Lighting works on [0, 1] values: it needs ToTensor and a float dtype");
+  if (!(s.erase_p >= 0.0 && s.erase_p <= 1.0)) bad("RandomErasing probability must be in [0, 1]");
+  if (s.erase_p > 0.0) {
+    if (!(s.erase_scale_lo >= 0.0 && s.erase_scale_lo <= s.erase_scale_hi && s.erase_scale_hi <= 1.0))
+      bad("RandomErasing scale must satisfy 0 <= lo <= hi <= 1");
+    if (!(s.erase_ratio_lo > 0.0 && s.erase_ratio_lo <= s.erase_ratio_hi && std::isfinite(s.erase_ratio_hi)))
+      bad("RandomErasing ratio must satisfy 0 < lo <= hi");
+  }
   const int nm = static_cast<int>(s.norm_mode);
   if (nm < 0 || nm > 2) bad("unknown normalisation mode");
   if (s.norm_mode != NormMode::kTable) {
@@ -92,6 +105,10 @@ uint64_t Rng::next() {
 
 double Rng::uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
 double Rng::uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
+double Rng::normal() {
+  const double u1 = 1.0 - uniform(), u2 = uniform();  // u1 in (0, 1]
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
 int64_t Rng::randint(int64_t lo, int64_t hi) {
   const uint64_t span = static_cast<uint64_t>(hi - lo);
   return lo + static_cast<int64_t>(static_cast<uint64_t>(uniform() * static_cast<double>(span)) % span);
@@ -187,6 +204,43 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
   if (s.flip_p > 0.0) g.flip = stream(streams::kHFlip).uniform() < s.flip_p;
   if (s.vflip_p > 0.0) g.vflip = stream(streams::kVFlip).uniform() < s.vflip_p;
   if (s.gray_p > 0.0) p.color.gray = stream(streams::kGray).uniform() < s.gray_p;
+  if (s.lighting_std > 0.0) {
+    // AlexNet / fb.resnet.torch PCA lighting: alpha ~ N(0, std) per eigenvector, and the RGB
+    // shift eigvec @ (alpha * eigval), added to the [0, 1] values before Normalize.
+    Rng rng = stream(streams::kLighting);
+    ColorParams& c = p.color;
+    c.lighting = true;
+    for (int k = 0; k < 3; ++k) c.alpha[k] = static_cast<float>(rng.normal() * s.lighting_std);
+    for (int i = 0; i < 3; ++i) {
+      float acc = 0.f;
+      for (int k = 0; k < 3; ++k) acc += s.eigvec[3 * i + k] * (c.alpha[k] * s.eigval[k]);
+      c.shift[i] = acc;
+    }
+  }
+  if (s.erase_p > 0.0) {
+    // torchvision's RandomErasing: applied with probability p; then up to 10 tries of an area
+    // fraction and a log-uniform aspect ratio, h = round(sqrt(area * ratio)), w = round(sqrt(area
+    // / ratio)), kept when h < H and w < W, at a uniform position; none fits: nothing erased.
+    Rng rng = stream(streams::kErase);
+    if (rng.uniform() < s.erase_p) {
+      const double area = static_cast<double>(g.out_h) * g.out_w;
+      const double log_lo = std::log(s.erase_ratio_lo), log_hi = std::log(s.erase_ratio_hi);
+      for (int attempt = 0; attempt < 10; ++attempt) {
+        const double ea = area * rng.uniform(s.erase_scale_lo, s.erase_scale_hi);
+        const double ar = std::exp(rng.uniform(log_lo, log_hi));
+        const int h = round_half_even(std::sqrt(ea * ar)), w = round_half_even(std::sqrt(ea / ar));
+        if (!(h < g.out_h && w < g.out_w)) continue;
+        EraseParams& e = p.erase;
+        e.on = true;
+        e.height = h;
+        e.width = w;
+        e.top = static_cast<int>(rng.randint(0, g.out_h - h + 1));
+        e.left = static_cast<int>(rng.randint(0, g.out_w - w + 1));
+        e.noise_seed = rng.next();
+        break;
+      }
+    }
+  }
   if (s.jitter_mask) {
     // torchvision's ColorJitter: a random order of the four ops (randperm), then each enabled
     // factor uniform in its range, in the order brightness, contrast, saturation, hue.

@@ -18,6 +18,7 @@
 namespace fastprep {
 
 using Float3 = std::array<float, 3>;
+using Float9 = std::array<float, 9>;
 
 // X(type, name, default, doc)
 #define FASTPREP_PLAN_FIELDS(X)                                                                        \
@@ -51,6 +52,18 @@ using Float3 = std::array<float, 3>;
   X(double, saturation_hi, 1.0, "ColorJitter saturation factor range, high")                         \
   X(double, hue_lo, 0.0, "ColorJitter hue shift range, low (in turns, within [-0.5, 0.5])")          \
   X(double, hue_hi, 0.0, "ColorJitter hue shift range, high")                                        \
+  /* On the float values (after ToTensor, before Normalize). */                                       \
+  X(double, lighting_std, 0.0, "Lighting: alpha ~ N(0, lighting_std) per eigenvector (0 = off)")      \
+  X(Float3, eigval, (Float3{0.f, 0.f, 0.f}), "Lighting: RGB covariance eigenvalues ([0, 1] scale)")  \
+  X(Float9, eigvec, (Float9{}), "Lighting: eigenvectors as columns, row-major 3x3 (assign all 9)")    \
+  /* On the normalised output. */                                                                     \
+  X(double, erase_p, 0.0, "RandomErasing probability")                                               \
+  X(double, erase_scale_lo, 0.02, "RandomErasing area fraction range, low")                          \
+  X(double, erase_scale_hi, 0.33, "RandomErasing area fraction range, high")                         \
+  X(double, erase_ratio_lo, 0.3, "RandomErasing aspect ratio range, low")                            \
+  X(double, erase_ratio_hi, 3.3, "RandomErasing aspect ratio range, high")                           \
+  X(bool, erase_random, false, "RandomErasing fills with N(0, 1) noise instead of erase_value")      \
+  X(Float3, erase_value, (Float3{0.f, 0.f, 0.f}), "RandomErasing fill per output channel")           \
   /* Output. */                                                                                       \
   X(DType, dtype, DType::kF32, "output dtype")                                                        \
   X(Layout, layout, Layout::kCHW, "output layout")                                                    \
@@ -104,12 +117,23 @@ struct Geometry {
 struct ColorParams {
   JitterParams jitter;  // ColorJitter's order and factors (mask 0: off)
   bool gray = false;    // RandomGrayscale converted this sample
+  bool lighting = false;
+  float alpha[3] = {0.f, 0.f, 0.f};  // Lighting's draws, one per eigenvector
+  float shift[3] = {0.f, 0.f, 0.f};  // eigvec @ (alpha * eigval): added to R, G, B in [0, 1]
+};
+
+// RandomErasing's rectangle in output pixels (on = false: nothing erased).
+struct EraseParams {
+  bool on = false;
+  int top = 0, left = 0, height = 0, width = 0;
+  uint64_t noise_seed = 0;  // erase_random: the noise stream's key
 };
 
 // Everything one sample draws: plan_sample()'s result.
 struct SampleParams {
   Geometry geom;
   ColorParams color;
+  EraseParams erase;
 };
 
 // Note [Random streams]
@@ -128,6 +152,9 @@ constexpr uint64_t kHFlip = 1;
 constexpr uint64_t kVFlip = stream_id("vflip");
 constexpr uint64_t kGray = stream_id("grayscale");
 constexpr uint64_t kJitter = stream_id("color_jitter");
+constexpr uint64_t kLighting = stream_id("lighting");
+constexpr uint64_t kErase = stream_id("erase");
+constexpr uint64_t kEraseNoise = stream_id("erase_noise");
 }  // namespace streams
 
 class Rng {
@@ -136,6 +163,7 @@ class Rng {
   uint64_t next();
   double uniform();                    // [0, 1)
   double uniform(double lo, double hi);
+  double normal();                     // N(0, 1) (Box-Muller, one value per two uniforms)
   int64_t randint(int64_t lo, int64_t hi);  // [lo, hi)
 
  private:

@@ -86,6 +86,16 @@ class PlanSpec:
     saturation_hi: float
     hue_lo: float
     hue_hi: float
+    lighting_std: float
+    eigval: list[float]
+    eigvec: list[float]
+    erase_p: float
+    erase_scale_lo: float
+    erase_scale_hi: float
+    erase_ratio_lo: float
+    erase_ratio_hi: float
+    erase_random: bool
+    erase_value: list[float]
     dtype: DType
     layout: Layout
     color: Color
@@ -146,7 +156,7 @@ class Batch:
     def errors(self) -> list[tuple[int, ErrorKind, str]]: ...
     def params(self) -> np.ndarray:
         """Structured array: top, left, height, width, flip, vflip, gray, jitter_mask, jitter_order[4],
-        jitter_factor[4], src_h, src_w, out_h, out_w, decode_denom, orientation, norm_offset, norm_scale."""
+        jitter_factor[4], lighting_alpha[3], erase[4], src_h, src_w, out_h, out_w, decode_denom, orientation, norm_offset, norm_scale."""
 
 class EncodedBytes:
     def __len__(self) -> int: ...

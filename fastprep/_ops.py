@@ -23,6 +23,7 @@ from . import _core
 __all__ = [
     "Stage", "Op", "register_op", "registered_ops", "op_table", "Resize", "CenterCrop", "RandomResizedCrop",
     "RandomHorizontalFlip", "RandomVerticalFlip", "Grayscale", "RandomGrayscale", "ColorJitter", "ToTensor", "Normalize",
+    "Lighting", "RandomErasing",
     "InterpolationMode", "PRESETS",
 ]
 
@@ -575,6 +576,108 @@ class _ContainerConversion(Op):
         return []
 
 
+# AlexNet's ImageNet RGB eigen-decomposition ([0, 1] scale), as fb.resnet.torch uses; the
+# eigenvectors are the columns.
+IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
+IMAGENET_EIGVEC = ((-0.5675, 0.7192, 0.4009),
+                   (-0.5808, -0.0045, -0.8140),
+                   (-0.5836, -0.6948, 0.4203))
+
+
+@register_op
+class Lighting(Op):
+    """AlexNet PCA lighting noise: adds eigvec @ (alpha * eigval), alpha ~ N(0, alphastd) per
+    sample, to the [0, 1] RGB values (after ToTensor, before Normalize)."""
+
+    stage = Stage.TENSOR
+    params = ("lighting",)
+
+    def __init__(self, alphastd=0.1, eigval=None, eigvec=None):
+        if isinstance(alphastd, bool) or not isinstance(alphastd, numbers.Real) or not (
+                math.isfinite(alphastd) and alphastd >= 0):
+            raise ValueError(f"Lighting alphastd must be a finite number >= 0, got {alphastd!r}")
+        self.alphastd = float(alphastd)
+        val = np.asarray(IMAGENET_EIGVAL if eigval is None else eigval, dtype=np.float64)
+        vec = np.asarray(IMAGENET_EIGVEC if eigvec is None else eigvec, dtype=np.float64)
+        if val.shape != (3,) or vec.shape != (3, 3) or not (np.isfinite(val).all() and np.isfinite(vec).all()):
+            raise ValueError(f"Lighting needs eigval of 3 and eigvec of 3x3 finite numbers, got shapes "
+                             f"{val.shape} and {vec.shape}")
+        self.eigval = tuple(float(x) for x in val)
+        self.eigvec = tuple(tuple(float(x) for x in row) for row in vec)
+
+    @classmethod
+    def from_stats(cls, path, alphastd=0.1):
+        """The PCA that ``fastprep stats --pca --out PATH`` wrote (eigenvectors as columns)."""
+        from ._formats import StatsRecord
+
+        rec = StatsRecord.read(path)
+        if not rec.pca:
+            raise ValueError(f"{path}: no PCA in these stats; run fastprep stats --pca --out {path}")
+        return cls(alphastd, rec.pca["eigenvalues"], rec.pca["eigenvectors"])
+
+    def check(self, ctx):
+        if not ctx.has_tensor:
+            raise ValueError("Lighting works on [0, 1] values: put ToTensor before it")
+
+    def compile(self, spec, ctx):
+        spec.lighting_std = self.alphastd
+        spec.eigval = list(self.eigval)
+        spec.eigvec = [x for row in self.eigvec for x in row]
+
+    def sample_params(self, rec):
+        return {"lighting": [float(a) for a in rec["lighting_alpha"]]}
+
+
+@register_op
+class RandomErasing(Op):
+    """With probability p, a random rectangle of the normalised output is set to ``value`` (a
+    number, one per channel, or "random" for N(0, 1) noise): torchvision's RandomErasing."""
+
+    stage = Stage.FLOAT
+    torchvision = ("RandomErasing",)
+    params = ("erase",)
+
+    def __init__(self, p=0.5, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0, inplace=False):
+        self.p = _prob(p, "RandomErasing")
+        self.scale = _range2(scale, "RandomErasing", "scale")
+        self.ratio = _range2(ratio, "RandomErasing", "ratio")
+        if not 0.0 <= self.scale[0] <= self.scale[1] <= 1.0:
+            raise ValueError(f"RandomErasing scale must satisfy 0 <= lo <= hi <= 1, got {scale!r}")
+        if not 0.0 < self.ratio[0] <= self.ratio[1]:
+            raise ValueError(f"RandomErasing ratio must satisfy 0 < lo <= hi, got {ratio!r}")
+        if isinstance(value, str):
+            if value != "random":
+                raise ValueError(f"RandomErasing value must be a number, a sequence or 'random', got {value!r}")
+            self.value = "random"
+        else:
+            self.value = tuple(_floats3(value, "value", "RandomErasing"))
+
+    def check(self, ctx):
+        if not (ctx.has_tensor or ctx.norm is not None):
+            raise ValueError("RandomErasing works on the float output: put ToTensor (and Normalize) before it")
+
+    def compile(self, spec, ctx):
+        spec.erase_p = self.p
+        spec.erase_scale_lo, spec.erase_scale_hi = self.scale
+        spec.erase_ratio_lo, spec.erase_ratio_hi = self.ratio
+        spec.erase_random = self.value == "random"
+        if self.value != "random":
+            spec.erase_value = list(self.value)
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        value = op.value
+        if value is None or value == "random":  # v2 stores "random" as None
+            value = "random"
+        elif isinstance(value, (list, tuple)) and len(value) == 1:
+            value = value[0]
+        return [cls(op.p, tuple(op.scale), tuple(op.ratio), value)]
+
+    def sample_params(self, rec):
+        e = [int(x) for x in rec["erase"]]
+        return {"erase": None if e[0] < 0 else e}
+
+
 # name -> (mean, std, input range, color)
 PRESETS = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "unit", None),
@@ -676,7 +779,7 @@ class Normalize(Op):
         return {}
 
 
-def _floats3(v, arg):
+def _floats3(v, arg, what="Normalize"):
     """mean/std as 3 Python floats: a number, or a sequence / numpy array / torch tensor of 1 or 3."""
     if isinstance(v, numbers.Real) and not isinstance(v, bool):
         vals = [float(v)]
@@ -686,14 +789,14 @@ def _floats3(v, arg):
         try:
             arr = np.asarray(v, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"Normalize {arg} must be a number or a sequence of 1 or 3 numbers, got {v!r}") from None
+            raise ValueError(f"{what} {arg} must be a number or a sequence of 1 or 3 numbers, got {v!r}") from None
         if arr.ndim > 1:
-            raise ValueError(f"Normalize {arg} must be a flat sequence of 1 or 3 numbers, got shape {arr.shape}")
+            raise ValueError(f"{what} {arg} must be a flat sequence of 1 or 3 numbers, got shape {arr.shape}")
         vals = [float(x) for x in arr.reshape(-1)]
     if len(vals) == 1:
         vals = vals * 3
     if len(vals) != 3:
-        raise ValueError(f"Normalize {arg} needs 1 or 3 values (one per channel), got {len(vals)}: {vals}")
+        raise ValueError(f"{what} {arg} needs 1 or 3 values (one per channel), got {len(vals)}: {vals}")
     return tuple(vals)
 
 

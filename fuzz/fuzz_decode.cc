@@ -44,6 +44,9 @@ PlanSpec base_spec(int which) {
       s.resize_mode = 1, s.resize_size = 24, s.crop_h = s.crop_w = 20;
       s.normalize = true, s.mean[0] = 0.485f, s.mean[1] = 0.456f, s.mean[2] = 0.406f;
       s.std[0] = 0.229f, s.std[1] = 0.224f, s.std[2] = 0.225f;
+      s.lighting_std = 0.1, s.eigval = {0.2175f, 0.0188f, 0.0045f};  // Lighting, then RandomErasing
+      s.eigvec = {-0.5675f, 0.7192f, 0.4009f, -0.5808f, -0.0045f, -0.8140f, -0.5836f, -0.6948f, 0.4203f};
+      s.erase_p = 0.5, s.erase_random = true;
       break;
     case 2:  // train: RandomResizedCrop + flip, bicubic, bfloat16
       s.rrc = true, s.rrc_h = 48, s.rrc_w = 40, s.flip_p = 0.5, s.interp = Interp::kBicubic;

@@ -473,3 +473,84 @@ def test_color_jitter_odd_shapes_and_gray_inputs(shape):
         (got,), (prm,) = t.batch([img], seed=3, return_params=True, indices=[i])
         (u8,) = base.batch([img], indices=[i])
         assert np.abs(got.astype(int) - _replay_jitter(u8, prm["jitter"]).astype(int)).max() <= 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Lighting (AlexNet PCA noise) and RandomErasing (issue 12)
+
+
+def test_lighting_is_the_numpy_formula(photos):
+    geo = [fp.RandomResizedCrop(64), fp.RandomHorizontalFlip()]
+    base = fp.Compose(geo + [fp.ToTensor()]).batch(photos, seed=2)
+    t = fp.Compose(geo + [fp.ToTensor(), fp.Lighting(0.1), fp.Normalize(MEAN, STD)])
+    out, params = t.batch(photos, seed=2, return_params=True)
+    vec, val = np.array(fp._ops.IMAGENET_EIGVEC), np.array(fp._ops.IMAGENET_EIGVAL)
+    alphas = np.array([p["lighting"] for p in params])
+    assert alphas.std() > 0.03 and np.abs(alphas).max() < 0.6  # N(0, 0.1) draws
+    for x, y, a in zip(base, out, alphas):
+        shift = vec @ (a * val)
+        ref = ((x + shift[:, None, None].astype(np.float32)) - np.array(MEAN, np.float32)[:, None, None]) \
+            / np.array(STD, np.float32)[:, None, None]
+        assert np.abs(y - ref).max() < 1e-5
+    _, p2 = fp.Compose(geo).batch(photos, seed=2, return_params=True)
+    assert [(p["box"], p["flip"]) for p in params] == [(p["box"], p["flip"]) for p in p2]  # crops unchanged
+
+
+def test_lighting_from_stats_and_order(photos, tmp_path):
+    res = fp.compute_stats(photos, size=32, pca=True, progress=False)
+    from fastprep._formats import StatsRecord
+
+    StatsRecord.from_result(res).write(str(tmp_path / "s.json"))
+    op = fp.Lighting.from_stats(str(tmp_path / "s.json"), alphastd=0.2)
+    assert op.alphastd == 0.2 and np.allclose(op.eigval, res["pca"]["eigenvalues"])
+    assert np.allclose(op.eigvec, res["pca"]["eigenvectors"])
+    with pytest.raises(ValueError, match="ToTensor before it"):
+        fp.Compose([fp.Resize(8), fp.Lighting()])
+    with pytest.raises(ValueError, match="Lighting must come before Normalize"):
+        fp.Compose([fp.ToTensor(), fp.Normalize(MEAN, STD), fp.Lighting()])
+
+
+def test_random_erasing_matches_torchvision_replayed(photos):
+    pytest.importorskip("torchvision")
+    import torch
+    from torchvision.transforms.v2 import functional as F
+
+    geo = [fp.RandomResizedCrop(64), fp.ToTensor(), fp.Normalize(MEAN, STD)]
+    base = fp.Compose(geo).batch(photos * 3, seed=5, indices=range(30))
+    for value in (0, (1.0, -1.0, 0.5)):
+        t = fp.Compose(geo + [fp.RandomErasing(p=0.7, value=value)])
+        out, params = t.batch(photos * 3, seed=5, return_params=True, indices=range(30))
+        erased = [p["erase"] for p in params]
+        assert 10 < sum(e is not None for e in erased) < 30
+        v = torch.tensor(value if isinstance(value, tuple) else (value,) * 3, dtype=torch.float32)[:, None, None]
+        for x, y, e in zip(base, out, erased):
+            ref = x if e is None else F.erase(torch.from_numpy(x.copy()), *e, v).numpy()
+            assert np.array_equal(y, ref)
+
+
+def test_random_erasing_box_distribution_and_conversion(photos):
+    tv = pytest.importorskip("torchvision")
+    import torch
+
+    t = fp.Compose([fp.Resize((40, 60)), fp.ToTensor(), fp.RandomErasing(p=1.0)])
+    _, params = t.batch(photos * 40, seed=1, return_params=True)
+    ours = np.array([p["erase"] for p in params if p["erase"] is not None], np.float64)
+    torch.manual_seed(0)
+    img = torch.zeros(3, 40, 60)
+    ref = []
+    re = tv.transforms.v2.RandomErasing(p=1.0)
+    for _ in range(len(ours)):
+        prm = re.make_params([img]) if hasattr(re, "make_params") else re._get_params([img])
+        ref.append([prm["i"], prm["j"], prm["h"], prm["w"]])
+    ref = np.array(ref, np.float64)
+    for col in range(4):
+        se = np.sqrt(ours[:, col].var() / len(ours) + ref[:, col].var() / len(ref)) + 1e-9
+        assert abs(ours[:, col].mean() - ref[:, col].mean()) < 5 * se + 0.5, col
+    T = tv.transforms
+    conv = fp.from_torchvision(T.Compose([T.Resize(32), T.CenterCrop(32), T.ToTensor(),
+                                          T.RandomErasing(p=0.3, value="random")]))
+    assert conv.transforms[-1] == fp.RandomErasing(p=0.3, value="random")
+    noisy = conv.batch(photos, seed=4)
+    assert np.isfinite(noisy).all()
+    with pytest.raises(ValueError, match="float output"):
+        fp.Compose([fp.Resize(8), fp.RandomErasing()])
