@@ -18,11 +18,25 @@ inline uint8_t to_u8_trunc(float x) {  // clamp to [0, 255], then truncate as Te
 
 }  // namespace
 
+// The products of torchvision's gray, per level: r * 0.2989f rounded to float, and the exact
+// (double) products g * 0.587f and b * 0.114f that its two fused adds take.
+struct GrayTables {
+  float r[256];
+  double g[256], b[256];
+  GrayTables() {
+    for (int v = 0; v < 256; ++v) {
+      r[v] = static_cast<float>(v) * 0.2989f;
+      g[v] = static_cast<double>(0.587f) * v;
+      b[v] = static_cast<double>(0.114f) * v;
+    }
+  }
+};
+const GrayTables kGray;  // immutable after static initialisation
+
 int tv_gray_floor(int r, int g, int b) {
-  float l = static_cast<float>(r) * 0.2989f;
-  l = fused(l, 0.587f, static_cast<float>(g));
-  l = fused(l, 0.114f, static_cast<float>(b));
-  return static_cast<int>(std::floor(l));
+  const float l1 = static_cast<float>(static_cast<double>(kGray.r[r]) + kGray.g[g]);
+  const float l2 = static_cast<float>(static_cast<double>(l1) + kGray.b[b]);
+  return static_cast<int>(l2);  // l2 >= 0: truncation is floor
 }
 
 void jitter_brightness(uint8_t* px, int n, float f) {
@@ -47,14 +61,14 @@ void jitter_contrast(uint8_t* px, int n, float f, float mean) {
 }
 
 void jitter_saturation(uint8_t* px, int n, float f) {
-  const float k = static_cast<float>(1.0 - static_cast<double>(f));
-  float scaled[256];
+  const double k = static_cast<float>(1.0 - static_cast<double>(f));
+  double scaled[256];  // v * f rounded to float, held exactly in double
   for (int v = 0; v < 256; ++v) scaled[v] = static_cast<float>(v) * f;
   for (int i = 0; i < n; ++i, px += 4) {
-    const float g = static_cast<float>(tv_gray_floor(px[0], px[1], px[2]));
-    px[0] = to_u8_trunc(fused(scaled[px[0]], k, g));
-    px[1] = to_u8_trunc(fused(scaled[px[1]], k, g));
-    px[2] = to_u8_trunc(fused(scaled[px[2]], k, g));
+    const double gk = k * tv_gray_floor(px[0], px[1], px[2]);  // exact: k has 24 bits, gray 8
+    px[0] = to_u8_trunc(static_cast<float>(scaled[px[0]] + gk));
+    px[1] = to_u8_trunc(static_cast<float>(scaled[px[1]] + gk));
+    px[2] = to_u8_trunc(static_cast<float>(scaled[px[2]] + gk));
   }
 }
 

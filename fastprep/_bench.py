@@ -25,7 +25,8 @@ import numpy as np
 
 from . import _core
 from ._errors import DecodeError
-from ._transforms import CenterCrop, Compose, Normalize, RandomHorizontalFlip, RandomResizedCrop, Resize, ToTensor
+from ._ops import CenterCrop, ColorJitter, Normalize, RandomHorizontalFlip, RandomResizedCrop, Resize, ToTensor
+from ._transforms import Compose
 from ._util import Progress, eval_resize
 
 MEAN = (0.485, 0.456, 0.406)
@@ -52,9 +53,10 @@ def add_arguments(p):
     p.add_argument("path", nargs="?",
                    help="folder of JPEGs (*.jpg, *.jpeg, searched recursively) (default: the built-in sample set, "
                         "64 photo-like scenes generated once into ~/.cache/fastprep)")
-    p.add_argument("--transform", choices=["eval", "train"], default="eval",
+    p.add_argument("--transform", choices=["eval", "train", "train-jitter"], default="eval",
                    help="eval: Resize(size/0.875) + CenterCrop(size); train: RandomResizedCrop(size) + "
-                        "RandomHorizontalFlip; both then ToTensor + Normalize (default: %(default)s)")
+                        "RandomHorizontalFlip; train-jitter: train + ColorJitter(0.4, 0.4, 0.4, 0.1) (fastprep "
+                        "and torchvision only); all then ToTensor + Normalize (default: %(default)s)")
     p.add_argument("--threads", default="1",
                    help="comma-separated thread counts, each timed separately, e.g. 1,2; torch peers with 2+ "
                         "threads run as DataLoader(num_workers=N, persistent_workers=True) (default: %(default)s)")
@@ -157,8 +159,17 @@ def _compose(transform, size, exact, on_error="raise"):
     if transform == "eval":
         ops = [Resize(eval_resize(size)), CenterCrop(size), ToTensor(), Normalize(MEAN, STD)]
     else:
-        ops = [RandomResizedCrop(size), RandomHorizontalFlip(), ToTensor(), Normalize(MEAN, STD)]
+        ops = [RandomResizedCrop(size), RandomHorizontalFlip()] + _jitter(transform, ColorJitter) \
+            + [ToTensor(), Normalize(MEAN, STD)]
     return Compose(ops, exact=exact, on_error=on_error)
+
+
+JITTER = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue of --transform train-jitter
+
+
+def _jitter(transform, cls):
+    """[cls(*JITTER)] for train-jitter (cls: fastprep's or torchvision's ColorJitter), else []."""
+    return [cls(*JITTER)] if transform == "train-jitter" else []
 
 
 def _fastprep(datas, transform, size, threads, exact, chunk=64):
@@ -286,7 +297,7 @@ def _torchvision_v2(datas, names, transform, size, threads, timeout):
     if transform == "eval":
         geo = [v2.Resize(eval_resize(size), antialias=True), v2.CenterCrop(size)]
     else:
-        geo = [v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()]
+        geo = [v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()] + _jitter(transform, v2.ColorJitter)
     tf = v2.Compose(geo + [v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
     tensors = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
     index = {id(d): t for d, t in zip(datas, tensors)}
@@ -313,7 +324,7 @@ def _torchvision_v1_pil(datas, names, transform, size, threads, timeout):
     if transform == "eval":
         geo = [T.Resize(eval_resize(size)), T.CenterCrop(size)]
     else:
-        geo = [T.RandomResizedCrop(size), T.RandomHorizontalFlip()]
+        geo = [T.RandomResizedCrop(size), T.RandomHorizontalFlip()] + _jitter(transform, T.ColorJitter)
     tf = T.Compose(geo + [T.ToTensor(), T.Normalize(MEAN, STD)])
     dec = _pil_decode()
 
@@ -323,6 +334,9 @@ def _torchvision_v1_pil(datas, names, transform, size, threads, timeout):
 
 
 def _dali(datas, names, transform, size, threads, timeout, batch=64):
+    if transform == "train-jitter":
+        raise NotImplementedError("DALI's color_twist is not torchvision's ColorJitter (other arithmetic, fixed "
+                                  "order): train-jitter compares fastprep with torchvision only")
     from nvidia.dali import fn, pipeline_def, types
 
     @pipeline_def(batch_size=batch, num_threads=threads, device_id=None)

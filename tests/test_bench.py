@@ -170,3 +170,15 @@ def test_missing_peer_names_the_command(monkeypatch):
     hint = _bench.install_hint("pil", missing)
     assert hint.endswith("pip install Pillow") or not _has("torch")
     assert "not installed" in hint
+
+
+def test_train_jitter_recipe_is_the_same_on_both_sides():
+    """--transform train-jitter: fastprep and torchvision run train + ColorJitter(0.4, 0.4, 0.4, 0.1)."""
+    import fastprep as fp
+    from fastprep import _bench
+
+    ops = _bench._compose("train-jitter", 32, True).transforms
+    assert [type(o).__name__ for o in ops] == ["RandomResizedCrop", "RandomHorizontalFlip", "ColorJitter", "ToTensor",
+                                               "Normalize"]
+    assert ops[2] == fp.ColorJitter(*_bench.JITTER)
+    assert not any(type(o).__name__ == "ColorJitter" for o in _bench._compose("train", 32, True).transforms)
