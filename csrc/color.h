@@ -8,12 +8,15 @@
 //   contrast f:    m = mean over pixels of floor(gray), gray = 0.2989 r + 0.587 g + 0.114 b;
 //                  trunc(clamp(v * f + (1 - f) * m, 0, 255))
 //   saturation f:  trunc(clamp(v * f + (1 - f) * floor(gray), 0, 255)), gray of the pixel itself
-//   hue h:         v / 255 -> HSV (Pillow's formulas, float32) -> h + h mod 1 -> RGB ->
+//   hue h:         v / 255 -> HSV (Pillow's formulas, float32) -> (h + hue) mod 1 -> RGB ->
 //                  trunc(x * 255.999)
 // torch evaluates `a.add_(b, alpha=k)` as a fused multiply-add (a + k * b rounded once); we
 // compute that sum in double and round once to float, which gives the same float32 except in
-// rare double-rounding ties. The contrast mean is exact here (integer sum); torch's float32
-// mean of at most 2^24 / 255 integers is exact too. Brightness and contrast are per-sample
+// rare double-rounding ties; torch fuses only in its vectorised (AVX2/AVX-512) kernels, so on a
+// build or CPU without them the reference rounds twice and can differ by a level. The contrast
+// mean is exact here (integer sum); torch's float32 sum of floored grays is exact up to
+// 2^24 / 255 = 65,793 pixels (256x256), so larger images can differ by a level there. The file
+// is compiled with -ffp-contract=off: every float op rounds as torch's does. Brightness and contrast are per-sample
 // tables; saturation and hue are per pixel. This is the scalar reference.
 #pragma once
 

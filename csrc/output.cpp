@@ -35,7 +35,7 @@ uint16_t float_to_bfloat16(float f) {
 void store_value(float x, DType dtype, uint8_t* dst) {
   if (dtype == DType::kU8) {
     x = x < 0.f ? 0.f : (x > 255.f ? 255.f : x);
-    *dst = static_cast<uint8_t>(std::nearbyint(x));
+    *dst = static_cast<uint8_t>(x);  // truncation, as torch's float -> uint8 copy
   } else if (dtype == DType::kF32) {
     std::memcpy(dst, &x, 4);
   } else {

@@ -11,12 +11,12 @@
 // Note [Output stage]
 // Single pass (every plan whose table does not depend on the image): each row leaves the
 // vertical pass and goes straight through the plan's table into the slot.
-// Two phases (an op needs statistics of the finished image, e.g. per-image normalisation): the
-// vertical pass writes the sample's uint8 rows into worker scratch while a 256-bin histogram per
-// output channel is accumulated (the most general statistic: sums, moments, extremes, gray mean
-// and equalisation all derive from it exactly, in integers); a per-sample table is then built
-// from the histograms, and the rows go through it into the slot. Padding (a crop larger than
-// the image) counts as level 0, as torchvision pads before it normalises.
+// Two phases (an op needs the finished image: ColorJitter, per-image normalisation): the whole
+// output image is staged as uint8 RGBX in worker scratch, padding (a crop larger than the image)
+// at level 0 as torchvision pads first; colour ops run on it in place; for a per-image table a
+// 256-bin histogram per output channel is accumulated (sums, moments, extremes, gray mean and
+// equalisation all derive from it exactly, in integers) and the table built from it; then every
+// row goes through the table into the slot.
 // Per-sample colour choices that need no statistics (RandomGrayscale) stay in the single pass:
 // write_row takes the sample's choice.
 #pragma once

@@ -37,8 +37,10 @@ void validate(const PlanSpec& s) {
     bad("Lighting cannot be combined with a per-image normalisation");
   if (s.lighting_std > 0.0 && s.color == Color::kGray) bad("Lighting needs an RGB or BGR output");
   if (s.lighting_std > 0.0 && (s.dtype == DType::kU8 || !s.unit_range))
-    bad("Lighting works on [0, 1] values: it needs ToTensor and a float dtype");
+    bad("Lighting works on [0, 1] values: it needs ToTensor, a float dtype and a Normalize on [0, 1] values "
+        "(not a 0-255 preset)");
   if (!(s.erase_p >= 0.0 && s.erase_p <= 1.0)) bad("RandomErasing probability must be in [0, 1]");
+  if (s.erase_p > 0.0 && s.dtype == DType::kU8) bad("RandomErasing works on a float output: it cannot fill uint8 levels");
   if (s.erase_p > 0.0) {
     if (!(s.erase_scale_lo >= 0.0 && s.erase_scale_lo <= s.erase_scale_hi && s.erase_scale_hi <= 1.0))
       bad("RandomErasing scale must satisfy 0 <= lo <= hi <= 1");

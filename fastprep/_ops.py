@@ -650,7 +650,8 @@ class RandomErasing(Op):
                 raise ValueError(f"RandomErasing value must be a number, a sequence or 'random', got {value!r}")
             self.value = "random"
         else:
-            self.value = tuple(_floats3(value, "value", "RandomErasing"))
+            vals = tuple(_floats3(value, "value", "RandomErasing"))
+            self.value = vals[:1] if len(set(vals)) == 1 else vals  # one value, or one per channel
 
     def check(self, ctx):
         if not (ctx.has_tensor or ctx.norm is not None):
@@ -662,7 +663,7 @@ class RandomErasing(Op):
         spec.erase_ratio_lo, spec.erase_ratio_hi = self.ratio
         spec.erase_random = self.value == "random"
         if self.value != "random":
-            spec.erase_value = list(self.value)
+            spec.erase_value = list(self.value) * (3 // len(self.value))
 
     @classmethod
     def from_torchvision(cls, op, state):

@@ -16,7 +16,8 @@ from ._checks import (check_epoch, check_indices, check_items, check_policy, che
                       is_pil_image, is_torch_tensor)
 from ._errors import DecodeError, MissingDependencyError, error_for_kind
 from ._ops import (PRESETS, CenterCrop, CompileContext, Grayscale, InterpolationMode, Normalize, Op,  # noqa: F401
-                   RandomGrayscale, RandomHorizontalFlip, RandomResizedCrop, RandomVerticalFlip, Resize, ToTensor,
+                   RandomErasing, RandomGrayscale, RandomHorizontalFlip, RandomResizedCrop, RandomVerticalFlip, Resize,
+                   ToTensor,
                    check_order, check_table)
 from ._util import default_threads
 
@@ -73,6 +74,10 @@ def _compile(transforms, exact, dtype, layout, color, simd, max_pixels, strict):
         raise ValueError("RandomGrayscale needs a 3-channel output: color='GRAY' is already gray")
     if norm is not None:
         check_table(norm, norm.input_range == "unit", dtype)
+    channels = 1 if color == "GRAY" and (ctx.gray or 1) == 1 else 3
+    for op in transforms:
+        if isinstance(op, RandomErasing) and op.value != "random" and len(op.value) != 1 and channels == 1:
+            raise ValueError(f"RandomErasing value {op.value} has 3 values for a 1-channel output: give one")
     if want_color and color != want_color:
         raise ValueError(f"Normalize preset {norm.preset!r} expects {want_color} channel order, got color={color!r}")
 
@@ -251,7 +256,7 @@ class Compose:
                 array or CPU torch tensor, pinned or not).
             return_params: also return, per sample, a dict: "box" (top, left, height, width in
                 displayed source pixels), "flip", "source_size", "decode_scale", "orientation",
-                plus what each op drew, by name (e.g. "vflip", "grayscale"; fp.op_table()).
+                plus what each op drew, by name (e.g. "vflip", "gray", "jitter"; fp.op_table()).
             on_error: "raise" (DecodeError naming index and file), "zeros" (slot zero-filled,
                 recorded in params), or "skip" (bad samples dropped; the result is shorter).
                 With an image-dependent output size (Resize(int) alone) a failing sample always

@@ -356,6 +356,10 @@ def _composes():
                     fp.Normalize("minmax", range=(-1, 1))], dtype="float16"),
         fp.Compose([fp.Resize(64), fp.CenterCrop(64), fp.Normalize("caffe")], max_pixels=10**8, strict=False),
         fp.Compose([fp.Resize(40), fp.CenterCrop(32), fp.Grayscale()], on_error="zeros", allow_truncated=True),
+        fp.Compose([fp.RandomResizedCrop(40), fp.ColorJitter((0.5, 1.5), 0.3, 0.2, (-0.2, 0.1)), fp.ToTensor(),
+                    fp.Lighting(0.2), fp.Normalize(MEAN, STD), fp.RandomErasing(0.8, value="random")]),
+        fp.Compose([fp.Resize(40), fp.CenterCrop(32), fp.ToTensor(), fp.Normalize(MEAN, STD),
+                    fp.RandomErasing(1.0, scale=(0.1, 0.2), value=(1.0, 2.0, 3.0))], layout="HWC"),
     ]
 
 
@@ -539,10 +543,18 @@ def test_random_erasing_box_distribution_and_conversion(photos):
     img = torch.zeros(3, 40, 60)
     ref = []
     re = tv.transforms.v2.RandomErasing(p=1.0)
-    for _ in range(len(ours)):
+    n_ref = 0
+    for _ in range(len(params)):
         prm = re.make_params([img]) if hasattr(re, "make_params") else re._get_params([img])
-        ref.append([prm["i"], prm["j"], prm["h"], prm["w"]])
+        n_ref += 1
+        if prm["v"] is not None:  # v2's "no rectangle fits" fallback erases nothing
+            ref.append([prm["i"], prm["j"], prm["h"], prm["w"]])
     ref = np.array(ref, np.float64)
+    assert abs(len(ours) / len(params) - len(ref) / n_ref) < 0.05  # how often a rectangle fits
+    assert ours[:, 2].max() < 40 and ours[:, 3].max() < 60  # h < H and w < W, as torchvision
+    for col in (2, 3):  # the size distributions, by quartiles
+        q_ours, q_ref = np.percentile(ours[:, col], [25, 50, 75]), np.percentile(ref[:, col], [25, 50, 75])
+        assert np.all(np.abs(q_ours - q_ref) <= 2), (col, q_ours, q_ref)
     for col in range(4):
         se = np.sqrt(ours[:, col].var() / len(ours) + ref[:, col].var() / len(ref)) + 1e-9
         assert abs(ours[:, col].mean() - ref[:, col].mean()) < 5 * se + 0.5, col
@@ -554,3 +566,10 @@ def test_random_erasing_box_distribution_and_conversion(photos):
     assert np.isfinite(noisy).all()
     with pytest.raises(ValueError, match="float output"):
         fp.Compose([fp.Resize(8), fp.RandomErasing()])
+    with pytest.raises(ValueError, match="uint8"):
+        fp.Compose([fp.Resize(8), fp.ToTensor(), fp.RandomErasing()], dtype="uint8")
+    with pytest.raises(ValueError, match="1-channel"):
+        fp.Compose([fp.Resize(8), fp.Grayscale(), fp.ToTensor(), fp.RandomErasing(value=(1, 2, 3))])
+    gray = fp.Compose([fp.Resize((8, 8)), fp.Grayscale(), fp.ToTensor(), fp.RandomErasing(1.0, value=0.25)])
+    y = gray(np.zeros((8, 8, 3), np.uint8), seed=0)
+    assert set(np.unique(y)) <= {0.0, 0.25}

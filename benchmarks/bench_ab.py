@@ -1,0 +1,73 @@
+"""Speed of two fastprep checkouts (built in place) on the same work, interleaved: A B A B ...
+
+Each run is a fresh process that imports fastprep from one checkout and times one pass of the
+eval or train recipe (1 thread, batches of 64 into a reused float32 buffer) over the photos; the
+ratio B/A of each pair is printed as a median with its spread (> 1: A is faster).
+
+    git worktree add /tmp/old <commit> && (cd /tmp/old && python setup.py build_ext --inplace)
+    python benchmarks/bench_ab.py /tmp/old . /work/corpus/imagenet_like --transform eval --pairs 11
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+
+CHILD = r"""
+import glob, sys, time
+import numpy as np
+import fastprep as fp
+folder, transform, count, reps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+datas = [open(p, "rb").read() for p in sorted(glob.glob(folder + "/*.jpg"))[:count]]
+M, S = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+if transform == "eval":
+    ops = [fp.Resize(256), fp.CenterCrop(224), fp.ToTensor(), fp.Normalize(M, S)]
+else:
+    ops = [fp.RandomResizedCrop(224), fp.RandomHorizontalFlip(), fp.ToTensor(), fp.Normalize(M, S)]
+t = fp.Compose(ops, exact=True)
+out = np.empty((64, 3, 224, 224), np.float32)
+def one(rep):
+    for i in range(0, len(datas), 64):
+        part = datas[i:i + 64]
+        t.batch(part, seed=rep, threads=1, out=out[:len(part)], indices=range(i, i + len(part)))
+one(0)  # warm-up
+t0 = time.perf_counter()
+for rep in range(reps):
+    one(rep)
+print(len(datas) * reps / (time.perf_counter() - t0))
+"""
+
+
+def run(checkout, args):
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(checkout))
+    r = subprocess.run([sys.executable, "-c", CHILD, args.folder, args.transform, str(args.count), str(args.reps)],
+                       env=env, capture_output=True, text=True, check=True)
+    return float(r.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("a", help="checkout A (the baseline)")
+    ap.add_argument("b", help="checkout B")
+    ap.add_argument("folder", help="folder of JPEG photos")
+    ap.add_argument("--transform", choices=["eval", "train"], default="eval")
+    ap.add_argument("--pairs", type=int, default=11)
+    ap.add_argument("--count", type=int, default=192)
+    ap.add_argument("--reps", type=int, default=4)
+    args = ap.parse_args()
+    ratios, ra, rb = [], [], []
+    for k in range(args.pairs):
+        first, second = (args.a, args.b) if k % 2 == 0 else (args.b, args.a)  # alternate who starts
+        x = run(first, args)
+        y = run(second, args)
+        a, b = (x, y) if k % 2 == 0 else (y, x)
+        ra.append(a)
+        rb.append(b)
+        ratios.append(b / a)
+    print(f"{args.transform}: A {statistics.median(ra):.0f} img/s, B {statistics.median(rb):.0f} img/s (medians); "
+          f"B/A speed per pair: median {statistics.median(ratios):.3f}, min {min(ratios):.3f}, max {max(ratios):.3f} "
+          f"({args.pairs} pairs)")
+
+
+if __name__ == "__main__":
+    main()
