@@ -48,6 +48,7 @@ SOURCES = [
     "csrc/batch.cpp",
     "csrc/bindings.cpp",
     "csrc/color.cpp",
+    "csrc/color_avx2.cpp",
     "csrc/exif.cpp",
     "csrc/jpeg_decoder.cpp",
     "csrc/jpeg_encoder.cpp",

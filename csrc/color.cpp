@@ -123,7 +123,13 @@ void jitter_hue(uint8_t* px, int n, float hue) {
   }
 }
 
-void apply_color_jitter(const JitterParams& p, uint8_t* const* rows, int n_rows, int width) {
+void apply_color_jitter(Simd simd, const JitterParams& p, uint8_t* const* rows, int n_rows, int width) {
+#if defined(__x86_64__) || defined(__i386__)
+  void (*hue)(uint8_t*, int, float) = simd == Simd::kAVX2 ? jitter_hue_avx2 : jitter_hue;
+#else
+  void (*hue)(uint8_t*, int, float) = jitter_hue;
+  (void)simd;
+#endif
   for (int k = 0; k < 4; ++k) {
     const int op = p.order[k];
     if (!(p.mask >> op & 1)) continue;
@@ -142,7 +148,7 @@ void apply_color_jitter(const JitterParams& p, uint8_t* const* rows, int n_rows,
     for (int y = 0; y < n_rows; ++y) {
       if (op == 0) jitter_brightness(rows[y], width, f);
       else if (op == 2) jitter_saturation(rows[y], width, f);
-      else jitter_hue(rows[y], width, f);
+      else hue(rows[y], width, f);
     }
   }
 }

@@ -23,6 +23,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "common.h"
+
 namespace fastprep {
 
 // What ColorJitter drew for one sample: the ops in torchvision's fn_idx order (0 brightness,
@@ -33,8 +35,9 @@ struct JitterParams {
   float factor[4] = {1.f, 1.f, 1.f, 0.f};
 };
 
-// Applies the jitter to `rows` (n_rows RGBX rows of `width` pixels, written in place).
-void apply_color_jitter(const JitterParams& p, uint8_t* const* rows, int n_rows, int width);
+// Applies the jitter to `rows` (n_rows RGBX rows of `width` pixels, written in place) with the
+// kernels of level `simd` (every level gives the scalar reference's bytes).
+void apply_color_jitter(Simd simd, const JitterParams& p, uint8_t* const* rows, int n_rows, int width);
 
 // One op on one pixel run, exposed for tests: brightness / contrast (with the gray mean) /
 // saturation / hue.
@@ -42,6 +45,7 @@ void jitter_brightness(uint8_t* rgbx, int n, float f);
 void jitter_contrast(uint8_t* rgbx, int n, float f, float mean);
 void jitter_saturation(uint8_t* rgbx, int n, float f);
 void jitter_hue(uint8_t* rgbx, int n, float h);
+void jitter_hue_avx2(uint8_t* rgbx, int n, float h);  // color_avx2.cpp
 // floor(0.2989 r + 0.587 g + 0.114 b) in torchvision's float32 arithmetic.
 int tv_gray_floor(int r, int g, int b);
 

@@ -203,7 +203,7 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
   w.rows.resize(static_cast<size_t>(g.out_h));
   for (int y = 0; y < g.out_h; ++y) w.rows[y] = w.stage.data() + static_cast<size_t>(y) * fstride;
   // Colour ops on the finished uint8 image.
-  if (sp.color.jitter.mask) apply_color_jitter(sp.color.jitter, w.rows.data(), g.out_h, g.out_w);
+  if (sp.color.jitter.mask) apply_color_jitter(plan.spec.simd, sp.color.jitter, w.rows.data(), g.out_h, g.out_w);
   // Phase 2: the table (the plan's, or one built from this image's histograms), then every row.
   const PlanSpec& s = plan.spec;
   const uint8_t* lut = sample_table(plan, sp, w);

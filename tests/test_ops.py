@@ -573,3 +573,17 @@ def test_random_erasing_box_distribution_and_conversion(photos):
     gray = fp.Compose([fp.Resize((8, 8)), fp.Grayscale(), fp.ToTensor(), fp.RandomErasing(1.0, value=0.25)])
     y = gray(np.zeros((8, 8, 3), np.uint8), seed=0)
     assert set(np.unique(y)) <= {0.0, 0.25}
+
+
+@pytest.mark.parametrize("simd", SIMD_LEVELS)
+def test_hue_kernel_levels_identical_on_every_kind_of_pixel(simd):
+    """The hue kernel (the one with an AVX2 variant) against the scalar reference on random
+    pixels, gray pixels, saturated ramps and odd widths (the scalar tail), for several shifts."""
+    rs = np.random.RandomState(0)
+    x = rs.randint(0, 256, (300, 301, 3)).astype(np.uint8)
+    x[:10] = rs.randint(0, 256, (10, 301, 1)).astype(np.uint8)  # gray: hue undefined
+    x[10, :256, 0], x[10, :256, 1], x[10, :256, 2] = np.arange(256), 255, 0
+    x[11, :256] = np.arange(256)[:, None]
+    for h in (0.5, -0.5, 0.1, -0.37, 0.013):
+        ref = fp.Compose([fp.ColorJitter(hue=(h, h))], simd="scalar")(x, seed=0)
+        assert np.array_equal(fp.Compose([fp.ColorJitter(hue=(h, h))], simd=simd)(x, seed=0), ref), h
