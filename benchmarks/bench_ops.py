@@ -94,7 +94,7 @@ def main():
     base = per_img["train"]
     print(f"{n} photos from {args.folder}, {args.rounds} rounds, 1 thread, {args.size}px float32; "
           f"SIMD {fp.simd_info()['default']}")
-    print(f"| pipeline | ms/image (median) | extra ms/image vs train | speed vs train |")
+    print("| pipeline | ms/image (median) | extra ms/image vs train | speed vs train |")
     print("|---|---|---|---|")
     for k in names:
         ms = statistics.median(per_img[k]) * 1e3

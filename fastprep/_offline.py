@@ -16,7 +16,8 @@ import threading
 import numpy as np
 
 from ._errors import DecodeError
-from ._transforms import CenterCrop, Compose, Resize, ToTensor
+from ._ops import CenterCrop, Resize, ToTensor
+from ._transforms import Compose
 from ._util import eval_resize
 
 TRANSFORMS = ("eval", "resize")

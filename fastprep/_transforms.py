@@ -15,10 +15,10 @@ from . import _fallback
 from ._checks import (check_epoch, check_indices, check_items, check_policy, check_seed, check_threads, fresh_seed,
                       is_pil_image, is_torch_tensor)
 from ._errors import DecodeError, MissingDependencyError, error_for_kind
-from ._ops import (PRESETS, CenterCrop, CompileContext, Grayscale, InterpolationMode, Normalize, Op,  # noqa: F401
-                   RandomErasing, RandomGrayscale, RandomHorizontalFlip, RandomResizedCrop, RandomVerticalFlip, Resize,
-                   ToTensor,
-                   check_order, check_table)
+from ._ops import CompileContext, Op, RandomErasing, RandomGrayscale, check_order, check_table
+# The ops lived here before the registry; code that imports them from here keeps working.
+from ._ops import (PRESETS, CenterCrop, Grayscale, InterpolationMode, Normalize,  # noqa: F401
+                   RandomHorizontalFlip, RandomResizedCrop, RandomVerticalFlip, Resize, ToTensor)
 from ._util import default_threads
 
 __all__ = ["Compose", "DEFAULT_MAX_PIXELS"]
