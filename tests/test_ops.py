@@ -587,3 +587,19 @@ def test_hue_kernel_levels_identical_on_every_kind_of_pixel(simd):
     for h in (0.5, -0.5, 0.1, -0.37, 0.013):
         ref = fp.Compose([fp.ColorJitter(hue=(h, h))], simd="scalar")(x, seed=0)
         assert np.array_equal(fp.Compose([fp.ColorJitter(hue=(h, h))], simd=simd)(x, seed=0), ref), h
+
+
+def test_color_jitter_on_cmyk_exif_and_gray_jpegs(photos):
+    """Every decode path (CMYK/YCCK conversion, EXIF rotation, gray JPEGs) feeds the jitter the
+    same uint8 image the un-jittered Compose produces; the replay through v2 stays within 1."""
+    pytest.importorskip("torchvision")
+    from test_hostile import jpeg, set_adobe_transform, with_orientation
+
+    items = [jpeg(w=120, h=90, mode="CMYK"), set_adobe_transform(jpeg(w=120, h=90, mode="CMYK"), 2),
+             with_orientation(6, w=120, h=90), with_orientation(3, w=120, h=90), photos[7]]
+    geo = [fp.Resize((64, 80))]
+    base = fp.Compose(geo, layout="CHW").batch(items)
+    out, params = fp.Compose(geo + [fp.ColorJitter(0.4, 0.4, 0.4, 0.1)], layout="CHW").batch(
+        items, seed=2, return_params=True)
+    for u8, got, prm in zip(base, out, params):
+        assert np.abs(got.astype(int) - _replay_jitter(u8, prm["jitter"]).astype(int)).max() <= 1
