@@ -69,6 +69,10 @@ class Op:
     def check(self, ctx):
         """Raises ValueError when this op cannot follow what ``ctx`` describes (optional)."""
 
+    def check_output(self, out):
+        """Raises ValueError when this op cannot produce the resolved output options ``out``
+        (an :class:`OutputOptions`: dtype, layout, color, channels) (optional)."""
+
     @classmethod
     def from_torchvision(cls, op, state):
         """A torchvision op -> a list of fastprep ops (``state`` carries Compose options, e.g.
@@ -125,6 +129,14 @@ def registered_ops():
 
 def _by_torchvision():
     return {tv: cls for cls in _REGISTRY.values() for tv in cls.torchvision}
+
+
+class OutputOptions:
+    """The Compose's output options once resolved: dtype and layout names, color ("RGB", "BGR",
+    "GRAY") and the number of output channels."""
+
+    def __init__(self, dtype, layout, color, channels):
+        self.dtype, self.layout, self.color, self.channels = dtype, layout, color, channels
 
 
 class CompileContext:
@@ -359,44 +371,41 @@ class RandomResizedCrop(Op):
 # uint8: flips and colour
 
 
+class _RandomApply(Op):
+    """An op applied to a sample with probability ``p`` (torchvision's ``p`` argument)."""
+
+    default_p = 0.5
+
+    def __init__(self, p=None):
+        self.p = _prob(self.default_p if p is None else p, type(self).__name__)
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(op.p)]
+
+
 @register_op
-class RandomHorizontalFlip(Op):
+class RandomHorizontalFlip(_RandomApply):
     """Mirrors left-right with probability p (fused: the resampler emits columns reversed)."""
 
     stage = Stage.UINT8
     torchvision = ("RandomHorizontalFlip",)
     params = ("flip",)
 
-    def __init__(self, p=0.5):
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
-            raise ValueError(f"RandomHorizontalFlip p (the flip probability) must be a number in [0, 1], got {p!r}")
-        self.p = float(p)
-
     def compile(self, spec, ctx):
         spec.flip_p = self.p
 
-    @classmethod
-    def from_torchvision(cls, op, state):
-        return [cls(op.p)]
-
 
 @register_op
-class RandomVerticalFlip(Op):
+class RandomVerticalFlip(_RandomApply):
     """Mirrors top-bottom with probability p (fused: the vertical pass emits rows reversed)."""
 
     stage = Stage.UINT8
     torchvision = ("RandomVerticalFlip",)
     params = ("vflip",)
 
-    def __init__(self, p=0.5):
-        self.p = _prob(p, "RandomVerticalFlip")
-
     def compile(self, spec, ctx):
         spec.vflip_p = self.p
-
-    @classmethod
-    def from_torchvision(cls, op, state):
-        return [cls(op.p)]
 
     def sample_params(self, rec):
         return {"vflip": bool(rec["vflip"])}
@@ -423,13 +432,17 @@ class Grayscale(Op):
     def compile(self, spec, ctx):
         ctx.gray = self.num_output_channels
 
+    def check_output(self, out):
+        if out.color != "GRAY":
+            raise ValueError("Grayscale conflicts with color=" + out.color)
+
     @classmethod
     def from_torchvision(cls, op, state):
         return [cls(getattr(op, "num_output_channels", 1))]
 
 
 @register_op
-class RandomGrayscale(Op):
+class RandomGrayscale(_RandomApply):
     """With probability p, the sample becomes 3 equal luma channels (ITU-R 601-2 as PIL's
     convert('L'), torchvision v1's arithmetic; v2 on tensors is within 1 level)."""
 
@@ -438,16 +451,14 @@ class RandomGrayscale(Op):
     exclusive = {"Grayscale": _GRAY_BOTH}
     may_precede_geometry = True
     params = ("gray",)
-
-    def __init__(self, p=0.1):
-        self.p = _prob(p, "RandomGrayscale")
+    default_p = 0.1
 
     def compile(self, spec, ctx):
         spec.gray_p = self.p
 
-    @classmethod
-    def from_torchvision(cls, op, state):
-        return [cls(op.p)]
+    def check_output(self, out):
+        if out.color == "GRAY":
+            raise ValueError("RandomGrayscale needs a 3-channel output: color='GRAY' is already gray")
 
     def sample_params(self, rec):
         return {"gray": bool(rec["gray"])}
@@ -638,7 +649,7 @@ class RandomErasing(Op):
     params = ("erase",)
 
     def __init__(self, p=0.5, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0, inplace=False):
-        self.p = _prob(p, "RandomErasing")
+        self.p = _prob(p, "RandomErasing")  # not a _RandomApply: other arguments
         self.scale = _range2(scale, "RandomErasing", "scale")
         self.ratio = _range2(ratio, "RandomErasing", "ratio")
         if not 0.0 <= self.scale[0] <= self.scale[1] <= 1.0:
@@ -656,6 +667,10 @@ class RandomErasing(Op):
     def check(self, ctx):
         if not (ctx.has_tensor or ctx.norm is not None):
             raise ValueError("RandomErasing works on the float output: put ToTensor (and Normalize) before it")
+
+    def check_output(self, out):
+        if self.value != "random" and len(self.value) != 1 and out.channels == 1:
+            raise ValueError(f"RandomErasing value {self.value} has 3 values for a 1-channel output: give one")
 
     def compile(self, spec, ctx):
         spec.erase_p = self.p
@@ -764,6 +779,12 @@ class Normalize(Op):
         else:
             spec.normalize = True
             spec.mean, spec.std = list(self.mean), list(self.std)
+
+    def check_output(self, out):
+        check_table(self, self.input_range == "unit", out.dtype)
+        if self.color and out.color != self.color:
+            raise ValueError(f"Normalize preset {self.preset!r} expects {self.color} channel order, "
+                             f"got color={out.color!r}")
 
     @classmethod
     def from_torchvision(cls, op, state):

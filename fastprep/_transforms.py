@@ -15,7 +15,7 @@ from . import _fallback
 from ._checks import (check_epoch, check_indices, check_items, check_policy, check_seed, check_threads, fresh_seed,
                       is_pil_image, is_torch_tensor)
 from ._errors import DecodeError, MissingDependencyError, error_for_kind
-from ._ops import CompileContext, Op, RandomErasing, RandomGrayscale, check_order, check_table
+from ._ops import CompileContext, Op, OutputOptions, check_order
 # The ops lived here before the registry; code that imports them from here keeps working.
 from ._ops import (PRESETS, CenterCrop, Grayscale, InterpolationMode, Normalize,  # noqa: F401
                    RandomHorizontalFlip, RandomResizedCrop, RandomVerticalFlip, Resize, ToTensor)
@@ -68,18 +68,9 @@ def _compile(transforms, exact, dtype, layout, color, simd, max_pixels, strict):
     color = color.upper()
     if color not in _core.Color.__members__:
         raise ValueError(f"color must be RGB, BGR or GRAY, got {color!r}")
-    if ctx.gray and color != "GRAY":
-        raise ValueError("Grayscale conflicts with color=" + color)
-    if color == "GRAY" and any(isinstance(o, RandomGrayscale) for o in transforms):
-        raise ValueError("RandomGrayscale needs a 3-channel output: color='GRAY' is already gray")
-    if norm is not None:
-        check_table(norm, norm.input_range == "unit", dtype)
-    channels = 1 if color == "GRAY" and (ctx.gray or 1) == 1 else 3
+    out = OutputOptions(dtype, layout, color, 1 if color == "GRAY" and (ctx.gray or 1) == 1 else 3)
     for op in transforms:
-        if isinstance(op, RandomErasing) and op.value != "random" and len(op.value) != 1 and channels == 1:
-            raise ValueError(f"RandomErasing value {op.value} has 3 values for a 1-channel output: give one")
-    if want_color and color != want_color:
-        raise ValueError(f"Normalize preset {norm.preset!r} expects {want_color} channel order, got color={color!r}")
+        op.check_output(out)
 
     spec.dtype = getattr(_core.DType, dtype)
     spec.layout = getattr(_core.Layout, layout)
