@@ -39,36 +39,52 @@ int tv_gray_floor(int r, int g, int b) {
   return static_cast<int>(l2);  // l2 >= 0: truncation is floor
 }
 
-void jitter_brightness(uint8_t* px, int n, float f) {
-  uint8_t lut[256];
-  for (int v = 0; v < 256; ++v) lut[v] = to_u8_trunc(static_cast<float>(v) * f);
-  for (int i = 0; i < n; ++i, px += 4) {
-    px[0] = lut[px[0]];
-    px[1] = lut[px[1]];
-    px[2] = lut[px[2]];
+namespace {
+// The same table on R, G and B of every row.
+void apply_lut(const uint8_t lut[256], uint8_t* const* rows, int n_rows, int width) {
+  for (int y = 0; y < n_rows; ++y) {
+    uint8_t* px = rows[y];
+    for (int i = 0; i < width; ++i, px += 4) {
+      px[0] = lut[px[0]];
+      px[1] = lut[px[1]];
+      px[2] = lut[px[2]];
+    }
   }
 }
+}  // namespace
 
-void jitter_contrast(uint8_t* px, int n, float f, float mean) {
+void jitter_brightness(uint8_t* const* rows, int n_rows, int width, float f) {
+  uint8_t lut[256];  // built once per image
+  for (int v = 0; v < 256; ++v) lut[v] = to_u8_trunc(static_cast<float>(v) * f);
+  apply_lut(lut, rows, n_rows, width);
+}
+
+void jitter_contrast(uint8_t* const* rows, int n_rows, int width, float f) {
+  uint64_t sum = 0;  // the gray mean of the image as it is now
+  for (int y = 0; y < n_rows; ++y)
+    for (int x = 0; x < width; ++x) {
+      const uint8_t* q = rows[y] + 4 * x;
+      sum += static_cast<uint64_t>(tv_gray_floor(q[0], q[1], q[2]));
+    }
+  const float mean = static_cast<float>(sum) / static_cast<float>(static_cast<int64_t>(n_rows) * width);
   uint8_t lut[256];
   const float k = static_cast<float>(1.0 - static_cast<double>(f));
   for (int v = 0; v < 256; ++v) lut[v] = to_u8_trunc(fused(static_cast<float>(v) * f, k, mean));
-  for (int i = 0; i < n; ++i, px += 4) {
-    px[0] = lut[px[0]];
-    px[1] = lut[px[1]];
-    px[2] = lut[px[2]];
-  }
+  apply_lut(lut, rows, n_rows, width);
 }
 
-void jitter_saturation(uint8_t* px, int n, float f) {
+void jitter_saturation(uint8_t* const* rows, int n_rows, int width, float f) {
   const double k = static_cast<float>(1.0 - static_cast<double>(f));
-  double scaled[256];  // v * f rounded to float, held exactly in double
+  double scaled[256];  // v * f rounded to float, held exactly in double; built once per image
   for (int v = 0; v < 256; ++v) scaled[v] = static_cast<float>(v) * f;
-  for (int i = 0; i < n; ++i, px += 4) {
-    const double gk = k * tv_gray_floor(px[0], px[1], px[2]);  // exact: k has 24 bits, gray 8
-    px[0] = to_u8_trunc(static_cast<float>(scaled[px[0]] + gk));
-    px[1] = to_u8_trunc(static_cast<float>(scaled[px[1]] + gk));
-    px[2] = to_u8_trunc(static_cast<float>(scaled[px[2]] + gk));
+  for (int y = 0; y < n_rows; ++y) {
+    uint8_t* px = rows[y];
+    for (int i = 0; i < width; ++i, px += 4) {
+      const double gk = k * tv_gray_floor(px[0], px[1], px[2]);  // exact: k has 24 bits, gray 8
+      px[0] = to_u8_trunc(static_cast<float>(scaled[px[0]] + gk));
+      px[1] = to_u8_trunc(static_cast<float>(scaled[px[1]] + gk));
+      px[2] = to_u8_trunc(static_cast<float>(scaled[px[2]] + gk));
+    }
   }
 }
 
@@ -134,21 +150,12 @@ void apply_color_jitter(Simd simd, const JitterParams& p, uint8_t* const* rows, 
     const int op = p.order[k];
     if (!(p.mask >> op & 1)) continue;
     const float f = p.factor[op];
-    if (op == 1) {  // contrast: the gray mean of the image as it is now
-      uint64_t sum = 0;
-      for (int y = 0; y < n_rows; ++y)
-        for (int x = 0; x < width; ++x) {
-          const uint8_t* q = rows[y] + 4 * x;
-          sum += static_cast<uint64_t>(tv_gray_floor(q[0], q[1], q[2]));
-        }
-      const float mean = static_cast<float>(sum) / static_cast<float>(static_cast<int64_t>(n_rows) * width);
-      for (int y = 0; y < n_rows; ++y) jitter_contrast(rows[y], width, f, mean);
-      continue;
-    }
-    for (int y = 0; y < n_rows; ++y) {
-      if (op == 0) jitter_brightness(rows[y], width, f);
-      else if (op == 2) jitter_saturation(rows[y], width, f);
-      else hue(rows[y], width, f);
+    switch (op) {
+      case 0: jitter_brightness(rows, n_rows, width, f); break;
+      case 1: jitter_contrast(rows, n_rows, width, f); break;
+      case 2: jitter_saturation(rows, n_rows, width, f); break;
+      default:
+        for (int y = 0; y < n_rows; ++y) hue(rows[y], width, f);
     }
   }
 }

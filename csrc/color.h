@@ -39,11 +39,11 @@ struct JitterParams {
 // kernels of level `simd` (every level gives the scalar reference's bytes).
 void apply_color_jitter(Simd simd, const JitterParams& p, uint8_t* const* rows, int n_rows, int width);
 
-// One op on one pixel run, exposed for tests: brightness / contrast (with the gray mean) /
-// saturation / hue.
-void jitter_brightness(uint8_t* rgbx, int n, float f);
-void jitter_contrast(uint8_t* rgbx, int n, float f, float mean);
-void jitter_saturation(uint8_t* rgbx, int n, float f);
+// One op on a whole image (its tables built once): brightness / contrast (which computes the
+// image's gray mean) / saturation; hue on one pixel run.
+void jitter_brightness(uint8_t* const* rows, int n_rows, int width, float f);
+void jitter_contrast(uint8_t* const* rows, int n_rows, int width, float f);
+void jitter_saturation(uint8_t* const* rows, int n_rows, int width, float f);
 void jitter_hue(uint8_t* rgbx, int n, float h);
 void jitter_hue_avx2(uint8_t* rgbx, int n, float h);  // color_avx2.cpp
 // floor(0.2989 r + 0.587 g + 0.114 b) in torchvision's float32 arithmetic.
