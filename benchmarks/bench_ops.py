@@ -34,6 +34,7 @@ def variants(size):
         "+hue 0.1": head + [fp.ColorJitter(hue=0.1)] + tail,
         "+RandomGrayscale(0.5)": head + [fp.RandomGrayscale(0.5)] + tail,
         "+RandomVerticalFlip": head + [fp.RandomVerticalFlip()] + tail,
+        "+RandomHSV(0.015,0.7,0.4)": head + [fp.RandomHSV(0.015, 0.7, 0.4)] + tail,
         "Normalize('per_image')": head + [fp.ToTensor(), fp.Normalize("per_image")],
     }
 

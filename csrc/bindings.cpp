@@ -126,6 +126,7 @@ struct ParamRecord {
   int8_t jitter_order[4];            // ColorJitter: torchvision's fn_idx order
   float jitter_factor[4];            // brightness, contrast, saturation, hue
   float lighting_alpha[3];           // Lighting's draws (0 when off)
+  float hsv[3];                      // RandomHSV's gains r (h, s, v) as drawn (0 when off)
   int32_t erase[4];                  // RandomErasing top, left, height, width (-1: nothing erased)
   int32_t src_h, src_w, out_h, out_w;
   int32_t decode_denom, orientation;
@@ -210,6 +211,7 @@ class PyBatch {
       }
       const EraseParams& er = r[i].params.erase;
       for (int k = 0; k < 3; ++k) rec.lighting_alpha[k] = r[i].params.color.alpha[k];
+      for (int k = 0; k < 3; ++k) rec.hsv[k] = r[i].params.color.hsv.gain[k];
       const int32_t box[4] = {er.top, er.left, er.height, er.width};
       for (int k = 0; k < 4; ++k) rec.erase[k] = er.on ? box[k] : -1;
       rec.src_h = g.src_h, rec.src_w = g.src_w, rec.out_h = g.out_h, rec.out_w = g.out_w;
@@ -250,7 +252,7 @@ PYBIND11_MODULE(_core, m) {
   });
 
   PYBIND11_NUMPY_DTYPE(ParamRecord, top, left, height, width, flip, vflip, gray, jitter_mask, jitter_order,
-                       jitter_factor, lighting_alpha, erase, src_h, src_w, out_h, out_w, decode_denom, orientation, norm_offset, norm_scale);
+                       jitter_factor, lighting_alpha, hsv, erase, src_h, src_w, out_h, out_w, decode_denom, orientation, norm_offset, norm_scale);
 
   // Enums: the one definition of every code that crosses the boundary (common.h, output.h,
   // pipeline.h); Python uses these objects, never integers of its own.
@@ -260,9 +262,10 @@ PYBIND11_MODULE(_core, m) {
       .value("uint8", DType::kU8).value("float32", DType::kF32).value("float16", DType::kF16)
       .value("bfloat16", DType::kBF16);
   py::enum_<Layout>(m, "Layout").value("CHW", Layout::kCHW).value("HWC", Layout::kHWC);
-  py::enum_<Color>(m, "Color").value("RGB", Color::kRGB).value("BGR", Color::kBGR).value("GRAY", Color::kGray);
+  py::enum_<Color>(m, "Color").value("RGB", Color::kRGB).value("BGR", Color::kBGR).value("GRAY", Color::kGray).value("YCbCr", Color::kYCbCr);
   py::enum_<NormMode>(m, "NormMode")
-      .value("table", NormMode::kTable).value("per_image", NormMode::kPerImage).value("minmax", NormMode::kMinMax);
+      .value("table", NormMode::kTable).value("per_image", NormMode::kPerImage).value("minmax", NormMode::kMinMax)
+      .value("whiten", NormMode::kWhiten);
   py::enum_<Simd>(m, "Simd").value("scalar", Simd::kScalar).value("sse41", Simd::kSSE41).value("avx2", Simd::kAVX2);
   py::enum_<ErrorKind>(m, "ErrorKind")
       .value("decode", ErrorKind::kDecode).value("unsupported", ErrorKind::kUnsupported)

@@ -6,11 +6,6 @@
 namespace fastprep {
 namespace {
 
-// float32 a + k * b rounded once (torch's fused add with alpha), see Note [ColorJitter arithmetic].
-inline float fused(float a, float k, float b) {
-  return static_cast<float>(static_cast<double>(a) + static_cast<double>(k) * static_cast<double>(b));
-}
-
 inline uint8_t to_u8_trunc(float x) {  // clamp to [0, 255], then truncate as Tensor.to(uint8)
   x = x < 0.f ? 0.f : (x > 255.f ? 255.f : x);
   return static_cast<uint8_t>(x);
@@ -18,25 +13,11 @@ inline uint8_t to_u8_trunc(float x) {  // clamp to [0, 255], then truncate as Te
 
 }  // namespace
 
-// The products of torchvision's gray, per level: r * 0.2989f rounded to float, and the exact
-// (double) products g * 0.587f and b * 0.114f that its two fused adds take.
-struct GrayTables {
-  float r[256];
-  double g[256], b[256];
-  GrayTables() {
-    for (int v = 0; v < 256; ++v) {
-      r[v] = static_cast<float>(v) * 0.2989f;
-      g[v] = static_cast<double>(0.587f) * v;
-      b[v] = static_cast<double>(0.114f) * v;
-    }
-  }
-};
-const GrayTables kGray;  // immutable after static initialisation
-
 int tv_gray_floor(int r, int g, int b) {
-  const float l1 = static_cast<float>(static_cast<double>(kGray.r[r]) + kGray.g[g]);
-  const float l2 = static_cast<float>(static_cast<double>(l1) + kGray.b[b]);
-  return static_cast<int>(l2);  // l2 >= 0: truncation is floor
+  // r * 0.2989, then two fused adds (Note [ColorJitter arithmetic]); l2 >= 0: truncation is floor.
+  const float l2 = std::fmaf(0.114f, static_cast<float>(b),
+                             std::fmaf(0.587f, static_cast<float>(g), static_cast<float>(r) * 0.2989f));
+  return static_cast<int>(l2);
 }
 
 namespace {
@@ -59,33 +40,38 @@ void jitter_brightness(uint8_t* const* rows, int n_rows, int width, float f) {
   apply_lut(lut, rows, n_rows, width);
 }
 
+uint64_t gray_sum(const uint8_t* px, int n) {
+  uint64_t sum = 0;
+  for (int i = 0; i < n; ++i, px += 4) sum += static_cast<uint64_t>(tv_gray_floor(px[0], px[1], px[2]));
+  return sum;
+}
+
+float contrast_mean(uint64_t sum, int n_rows, int width) {
+  return static_cast<float>(sum) / static_cast<float>(static_cast<int64_t>(n_rows) * width);
+}
+
 void jitter_contrast(uint8_t* const* rows, int n_rows, int width, float f) {
   uint64_t sum = 0;  // the gray mean of the image as it is now
-  for (int y = 0; y < n_rows; ++y)
-    for (int x = 0; x < width; ++x) {
-      const uint8_t* q = rows[y] + 4 * x;
-      sum += static_cast<uint64_t>(tv_gray_floor(q[0], q[1], q[2]));
-    }
-  const float mean = static_cast<float>(sum) / static_cast<float>(static_cast<int64_t>(n_rows) * width);
+  for (int y = 0; y < n_rows; ++y) sum += gray_sum(rows[y], width);
+  const float mean = contrast_mean(sum, n_rows, width);
   uint8_t lut[256];
-  const float k = static_cast<float>(1.0 - static_cast<double>(f));
-  for (int v = 0; v < 256; ++v) lut[v] = to_u8_trunc(fused(static_cast<float>(v) * f, k, mean));
+  const float k = 1.f - f;
+  for (int v = 0; v < 256; ++v) lut[v] = to_u8_trunc(std::fmaf(k, mean, static_cast<float>(v) * f));
   apply_lut(lut, rows, n_rows, width);
 }
 
-void jitter_saturation(uint8_t* const* rows, int n_rows, int width, float f) {
-  const double k = static_cast<float>(1.0 - static_cast<double>(f));
-  double scaled[256];  // v * f rounded to float, held exactly in double; built once per image
-  for (int v = 0; v < 256; ++v) scaled[v] = static_cast<float>(v) * f;
-  for (int y = 0; y < n_rows; ++y) {
-    uint8_t* px = rows[y];
-    for (int i = 0; i < width; ++i, px += 4) {
-      const double gk = k * tv_gray_floor(px[0], px[1], px[2]);  // exact: k has 24 bits, gray 8
-      px[0] = to_u8_trunc(static_cast<float>(scaled[px[0]] + gk));
-      px[1] = to_u8_trunc(static_cast<float>(scaled[px[1]] + gk));
-      px[2] = to_u8_trunc(static_cast<float>(scaled[px[2]] + gk));
-    }
+void jitter_saturation_row(uint8_t* px, int n, float f) {
+  const float k = 1.f - f;
+  for (int i = 0; i < n; ++i, px += 4) {
+    const float gray = static_cast<float>(tv_gray_floor(px[0], px[1], px[2]));
+    px[0] = to_u8_trunc(std::fmaf(k, gray, static_cast<float>(px[0]) * f));
+    px[1] = to_u8_trunc(std::fmaf(k, gray, static_cast<float>(px[1]) * f));
+    px[2] = to_u8_trunc(std::fmaf(k, gray, static_cast<float>(px[2]) * f));
   }
+}
+
+void jitter_saturation(uint8_t* const* rows, int n_rows, int width, float f) {
+  for (int y = 0; y < n_rows; ++y) jitter_saturation_row(rows[y], width, f);
 }
 
 void jitter_hue(uint8_t* px, int n, float hue) {
@@ -141,22 +127,147 @@ void jitter_hue(uint8_t* px, int n, float hue) {
 
 void apply_color_jitter(Simd simd, const JitterParams& p, uint8_t* const* rows, int n_rows, int width) {
 #if defined(__x86_64__) || defined(__i386__)
-  void (*hue)(uint8_t*, int, float) = simd == Simd::kAVX2 ? jitter_hue_avx2 : jitter_hue;
+  const bool avx2 = simd == Simd::kAVX2;
 #else
-  void (*hue)(uint8_t*, int, float) = jitter_hue;
+  const bool avx2 = false;
   (void)simd;
 #endif
   for (int k = 0; k < 4; ++k) {
     const int op = p.order[k];
     if (!(p.mask >> op & 1)) continue;
     const float f = p.factor[op];
-    switch (op) {
-      case 0: jitter_brightness(rows, n_rows, width, f); break;
-      case 1: jitter_contrast(rows, n_rows, width, f); break;
-      case 2: jitter_saturation(rows, n_rows, width, f); break;
-      default:
-        for (int y = 0; y < n_rows; ++y) hue(rows[y], width, f);
+    if (!avx2) {
+      switch (op) {
+        case 0: jitter_brightness(rows, n_rows, width, f); break;
+        case 1: jitter_contrast(rows, n_rows, width, f); break;
+        case 2: jitter_saturation(rows, n_rows, width, f); break;
+        default:
+          for (int y = 0; y < n_rows; ++y) jitter_hue(rows[y], width, f);
+      }
+      continue;
     }
+#if defined(__x86_64__) || defined(__i386__)
+    switch (op) {
+      case 0:  // v * f is fma(0, 0, v * f)
+        for (int y = 0; y < n_rows; ++y) jitter_scale_avx2(rows[y], width, f, 0.f, 0.f);
+        break;
+      case 1: {
+        uint64_t sum = 0;
+        for (int y = 0; y < n_rows; ++y) sum += gray_sum_avx2(rows[y], width);
+        const float mean = contrast_mean(sum, n_rows, width);
+        for (int y = 0; y < n_rows; ++y) jitter_scale_avx2(rows[y], width, f, 1.f - f, mean);
+        break;
+      }
+      case 2:
+        for (int y = 0; y < n_rows; ++y) jitter_saturation_avx2(rows[y], width, f);
+        break;
+      default:
+        for (int y = 0; y < n_rows; ++y) jitter_hue_avx2(rows[y], width, f);
+    }
+#endif
+  }
+}
+
+}  // namespace fastprep
+
+namespace fastprep {
+
+namespace {
+// OpenCV's RGB2HSV reciprocal tables (hsv_shift = 12): 255 * 2^12 / i and 180 * 2^12 / (6 i),
+// rounded (no entry is a tie); entry 0 is 0.
+struct HsvTables {
+  int sdiv[256], hdiv[256];
+  HsvTables() {
+    sdiv[0] = hdiv[0] = 0;
+    for (int i = 1; i < 256; ++i) {
+      sdiv[i] = static_cast<int>(std::nearbyint(255.0 * 4096.0 / i));
+      hdiv[i] = static_cast<int>(std::nearbyint(180.0 * 4096.0 / (6.0 * i)));
+    }
+  }
+};
+const HsvTables kHsv;  // immutable after static initialisation
+
+}  // namespace
+
+const int* hsv_sdiv_table() { return kHsv.sdiv; }
+const int* hsv_hdiv_table() { return kHsv.hdiv; }
+
+namespace {
+inline uint8_t trunc_clip255(double x) { return static_cast<uint8_t>(x < 0.0 ? 0.0 : (x > 255.0 ? 255.0 : x)); }
+}  // namespace
+
+void random_hsv_row(uint8_t* px, int n, const uint8_t hue[256], const uint8_t sat[256], const uint8_t val[256]) {
+  const float hscale = 6.f / 180.f, inv255 = 1.f / 255.f;
+  // (b, g, r) indices into {v, v(1 - s), v(1 - s f), v(1 - s(1 - f))} per sector
+  static constexpr int kSector[6][3] = {{1, 3, 0}, {1, 0, 2}, {3, 0, 1}, {0, 2, 1}, {0, 1, 3}, {2, 1, 0}};
+  for (int i = 0; i < n; ++i, px += 4) {
+    const int r = px[0], g = px[1], b = px[2];
+    const int v = std::max(r, std::max(g, b)), diff = v - std::min(r, std::min(g, b));
+    const int s = (diff * kHsv.sdiv[v] + 2048) >> 12;
+    const int pre = v == r ? g - b : (v == g ? b - r + 2 * diff : r - g + 4 * diff);
+    int h = (pre * kHsv.hdiv[diff] + 2048) >> 12;  // arithmetic shift: floor
+    if (h < 0) h += 180;
+    // The tables, then HSV2RGB.
+    const float hh = static_cast<float>(hue[h]) * hscale, ss = static_cast<float>(sat[s]) * inv255,
+                vv = static_cast<float>(val[v]) * inv255;
+    const float whole = static_cast<float>(static_cast<int>(hh)), f = hh - whole;
+    const int sector = static_cast<int>(whole) % 6;
+    const float tab[4] = {vv, vv * (1.f - ss), vv * std::fmaf(-ss, f, 1.f), vv * std::fmaf(-ss, 1.f - f, 1.f)};
+    const int* idx = kSector[sector];
+    px[0] = static_cast<uint8_t>(std::min(255.f, tab[idx[2]] * 255.f));
+    px[1] = static_cast<uint8_t>(std::min(255.f, tab[idx[1]] * 255.f));
+    px[2] = static_cast<uint8_t>(std::min(255.f, tab[idx[0]] * 255.f));
+  }
+}
+
+void apply_random_hsv(Simd simd, const HsvParams& p, uint8_t* const* rows, int n_rows, int width) {
+  uint8_t hue[256], sat[256], val[256];
+  const double r0 = p.gain[0], r1 = p.gain[1], r2 = p.gain[2];
+  for (int x = 0; x < 256; ++x) {
+    // numpy's float % (Python's): fmod, plus the divisor when the signs differ.
+    double m = std::fmod(x + r0 * 180.0, 180.0);
+    if (m != 0.0 && m < 0.0) m += 180.0;
+    hue[x] = static_cast<uint8_t>(m);
+    sat[x] = trunc_clip255(x * (r1 + 1.0));
+    val[x] = trunc_clip255(x * (r2 + 1.0));
+  }
+#if defined(__x86_64__) || defined(__i386__)
+  if (simd == Simd::kAVX2) {
+    int32_t hue32[256], sat32[256], val32[256];
+    for (int x = 0; x < 256; ++x) hue32[x] = hue[x], sat32[x] = sat[x], val32[x] = val[x];
+    for (int y = 0; y < n_rows; ++y) random_hsv_row_avx2(rows[y], width, hue32, sat32, val32, hue, sat, val);
+    return;
+  }
+#else
+  (void)simd;
+#endif
+  for (int y = 0; y < n_rows; ++y) random_hsv_row(rows[y], width, hue, sat, val);
+}
+
+namespace {
+// PIL's RGB -> YCbCr tables, in 1/64ths: round(c * i * 64) for c > 0 and -trunc(|c| * i * 64 - 0.5)
+// for c < 0 (that is how Pillow's tables were generated; checked against Pillow on all 2^24 colours).
+struct YccTables {
+  int t[9][256];  // Y_R, Y_G, Y_B, Cb_R, Cb_G, Cb_B, Cr_R, Cr_G, Cr_B
+  YccTables() {
+    static constexpr double kCoef[9] = {0.299, 0.587, 0.114, -0.16874, -0.33126, 0.5, 0.5, -0.41869, -0.08131};
+    for (int k = 0; k < 9; ++k)
+      for (int i = 0; i < 256; ++i) {
+        const double x = kCoef[k] * i * 64.0;
+        t[k][i] = kCoef[k] > 0 ? static_cast<int>(std::floor(x + 0.5)) : -static_cast<int>(std::trunc(-x - 0.5));
+      }
+  }
+};
+const YccTables kYcc;  // immutable after static initialisation
+}  // namespace
+
+void rgb_to_ycbcr_row(uint8_t* px, int n) {
+  const auto& t = kYcc.t;
+  for (int i = 0; i < n; ++i, px += 4) {
+    const int r = px[0], g = px[1], b = px[2];
+    px[0] = static_cast<uint8_t>((t[0][r] + t[1][g] + t[2][b]) >> 6);
+    px[1] = static_cast<uint8_t>(((t[3][r] + t[4][g] + t[5][b]) >> 6) + 128);
+    px[2] = static_cast<uint8_t>(((t[6][r] + t[7][g] + t[8][b]) >> 6) + 128);
   }
 }
 

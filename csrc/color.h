@@ -10,10 +10,10 @@
 //   saturation f:  trunc(clamp(v * f + (1 - f) * floor(gray), 0, 255)), gray of the pixel itself
 //   hue h:         v / 255 -> HSV (Pillow's formulas, float32) -> (h + hue) mod 1 -> RGB ->
 //                  trunc(x * 255.999)
-// torch evaluates `a.add_(b, alpha=k)` as a fused multiply-add (a + k * b rounded once); we
-// compute that sum in double and round once to float, which gives the same float32 except in
-// rare double-rounding ties; torch fuses only in its vectorised (AVX2/AVX-512) kernels, so on a
-// build or CPU without them the reference rounds twice and can differ by a level. The contrast
+// torch evaluates `a.add_(b, alpha=k)` in its vectorised (AVX2/AVX-512) kernels as a fused
+// multiply-add (a + k * b rounded once); we call std::fmaf (exact in every libm, a single
+// instruction in the AVX2+FMA kernels). On a build or CPU without torch's vectorised kernels the
+// reference rounds twice and can differ by a level. The contrast
 // mean is exact here (integer sum); torch's float32 sum of floored grays is exact up to
 // 2^24 / 255 = 65,793 pixels (256x256), so larger images can differ by a level there. The file
 // is compiled with -ffp-contract=off: every float op rounds as torch's does. Brightness and contrast are per-sample
@@ -45,8 +45,50 @@ void jitter_brightness(uint8_t* const* rows, int n_rows, int width, float f);
 void jitter_contrast(uint8_t* const* rows, int n_rows, int width, float f);
 void jitter_saturation(uint8_t* const* rows, int n_rows, int width, float f);
 void jitter_hue(uint8_t* rgbx, int n, float h);
-void jitter_hue_avx2(uint8_t* rgbx, int n, float h);  // color_avx2.cpp
+void jitter_saturation_row(uint8_t* rgbx, int n, float f);
+// The contrast op's parts: the sum of floor(gray) over a pixel run, and the image mean from it.
+uint64_t gray_sum(const uint8_t* rgbx, int n);
+float contrast_mean(uint64_t sum, int n_rows, int width);
+
+// color_avx2.cpp: one pixel run each (brightness and contrast apply v * f, resp. fma(1 - f, mean, v * f)).
+void jitter_hue_avx2(uint8_t* rgbx, int n, float h);
+void jitter_scale_avx2(uint8_t* rgbx, int n, float f, float k, float mean);
+void jitter_saturation_avx2(uint8_t* rgbx, int n, float f);
+uint64_t gray_sum_avx2(const uint8_t* rgbx, int n);
 // floor(0.2989 r + 0.587 g + 0.114 b) in torchvision's float32 arithmetic.
 int tv_gray_floor(int r, int g, int b);
+
+}  // namespace fastprep
+
+namespace fastprep {
+
+// Note [RandomHSV arithmetic]
+// Ultralytics' RandomHSV (YOLO's HSV augmentation) on a uint8 RGB image: gains r = U(-1, 1)^3 *
+// (h, s, v); three per-sample tables built in float64 as numpy does,
+//   hue[x] = uint8(floor_mod(x + r0 * 180, 180)),  sat[x] = uint8(clip(x * (r1 + 1), 0, 255)),
+//   val[x] = uint8(clip(x * (r2 + 1), 0, 255))    (uint8() truncates);
+// OpenCV's RGB2HSV for uint8 (integer, H in 0..179: V = max, S = round(diff * 255 / V),
+// H = round(hue sextant * 30) with 12-bit fixed-point reciprocal tables), the tables applied,
+// then OpenCV's HSV2RGB for uint8 (float32: h = H * (6/180), s = S / 255, v = V / 255, the
+// sector's four values v, v(1 - s), v(1 - s f), v(1 - s(1 - f)) with the two 1 - s x products
+// fused, then trunc(x * 255)). That last step is what OpenCV's vectorised path computes on its
+// x86-64 AVX2 builds (the pip wheels) for all but the last width % 32 pixels of a row; its scalar
+// path rounds instead of truncating, so against OpenCV as a whole the result is within 1 level.
+struct HsvParams {
+  bool on = false;
+  float gain[3] = {0.f, 0.f, 0.f};  // r as drawn (rounded to float; the tables use these values)
+};
+void apply_random_hsv(Simd simd, const HsvParams& p, uint8_t* const* rows, int n_rows, int width);
+void random_hsv_row(uint8_t* rgbx, int n, const uint8_t hue[256], const uint8_t sat[256], const uint8_t val[256]);
+// OpenCV's RGB2HSV reciprocal tables (hsv_shift = 12), shared by the scalar and AVX2 kernels.
+const int* hsv_sdiv_table();
+const int* hsv_hdiv_table();
+// color_avx2.cpp: the per-sample tables widened to int32 (the kernel gathers them).
+void random_hsv_row_avx2(uint8_t* rgbx, int n, const int32_t hue[256], const int32_t sat[256], const int32_t val[256],
+                         const uint8_t hue8[256], const uint8_t sat8[256], const uint8_t val8[256]);
+
+// PIL's RGB -> "YCbCr" (JPEG's full-range BT.601) in its 6-bit fixed point, in place on RGBX rows
+// (Y, Cb, Cr in bytes 0, 1, 2): identical to Image.convert("YCbCr") on every colour.
+void rgb_to_ycbcr_row(uint8_t* rgbx, int n);
 
 }  // namespace fastprep

@@ -32,7 +32,7 @@ enum class Simd : int { kScalar = 0, kSSE41 = 1, kAVX2 = 2 };
 enum class Interp : int { kNearest = 0, kBilinear = 1, kBicubic = 2 };
 enum class DType : int { kU8 = 0, kF32 = 1, kF16 = 2, kBF16 = 3 };
 enum class Layout : int { kCHW = 0, kHWC = 1 };
-enum class Color : int { kRGB = 0, kBGR = 1, kGray = 2 };
+enum class Color : int { kRGB = 0, kBGR = 1, kGray = 2, kYCbCr = 3 };
 
 inline size_t dtype_size(DType d) {
   switch (d) {

@@ -207,10 +207,42 @@ void write_row_t(const OutputSpec& o, const uint8_t* table, const uint8_t* px, i
   }
 }
 
+// Colour-mixed output (Note [Colour mixing]): three table terms per output value, then the cast.
+void write_row_mixed(const OutputSpec& o, const uint8_t* table, const uint8_t* px, int n, uint8_t* slot, int h,
+                     int w, int y, int x0) {
+  const float* t = reinterpret_cast<const float*>(table);
+  const size_t es = dtype_size(o.dtype), plane = static_cast<size_t>(h) * w;
+  for (int i = 0; i < n; ++i, px += 4) {
+    const size_t pix = static_cast<size_t>(y) * w + x0 + i;
+    for (int c = 0; c < 3; ++c) {
+      const float* tc = t + static_cast<size_t>(c) * 3 * 256;
+      const float v = (tc[px[0]] + tc[256 + px[1]]) + tc[512 + px[2]];
+      const size_t idx = o.layout == Layout::kCHW ? c * plane + pix : pix * 3 + c;
+      store_value(v, o.dtype, slot + idx * es);
+    }
+  }
+}
+
 }  // namespace
+
+void build_mix_table(const OutputSpec& o, const float mix[9], const float mean[3], const float shift_rgb[3],
+                     bool unit_range, std::vector<uint8_t>* lut) {
+  lut->resize(9 * 256 * sizeof(float));
+  float* t = reinterpret_cast<float*>(lut->data());
+  for (int c = 0; c < 3; ++c)
+    for (int j = 0; j < 3; ++j)
+      for (int v = 0; v < 256; ++v) {
+        const float x = unit_range ? static_cast<float>(v) / 255.0f : static_cast<float>(v);
+        t[(c * 3 + j) * 256 + v] = mix[3 * c + j] * ((x + shift_rgb[j]) - mean[j]);
+      }
+}
 
 void write_row(const OutputSpec& o, const uint8_t* lut, const uint8_t* rgbx, int n, uint8_t* slot, int h, int w,
                int y, int x0, bool to_gray) {
+  if (o.mixed) {
+    write_row_mixed(o, lut, rgbx, n, slot, h, w, y, x0);
+    return;
+  }
   switch (dtype_size(o.dtype)) {
     case 1: write_row_t<uint8_t>(o, lut, rgbx, n, slot, h, w, y, x0, to_gray); break;
     case 2: write_row_t<uint16_t>(o, lut, rgbx, n, reinterpret_cast<uint16_t*>(slot), h, w, y, x0, to_gray); break;
@@ -239,6 +271,17 @@ void accumulate_histogram(const OutputSpec& o, const uint8_t* px, int n, bool to
 void fill_level0(const OutputSpec& o, const uint8_t* lut, uint8_t* slot, int h, int w) {
   const size_t es = dtype_size(o.dtype);
   const size_t plane = static_cast<size_t>(h) * w;
+  if (o.mixed) {  // one black pixel through the mix, then copied
+    const uint8_t black[4] = {0, 0, 0, 0};
+    std::vector<uint8_t> px(3 * es);
+    write_row(o, lut, black, 1, px.data(), 1, 1, 0, 0);  // 1 x 1: CHW and HWC coincide
+    for (size_t i = 0; i < plane; ++i)
+      for (int c = 0; c < 3; ++c) {
+        const size_t idx = o.layout == Layout::kCHW ? c * plane + i : i * 3 + c;
+        std::memcpy(slot + idx * es, px.data() + c * es, es);
+      }
+    return;
+  }
   for (int c = 0; c < o.channels; ++c) {
     const uint8_t* v = &lut[static_cast<size_t>(c) * 256 * es];
     for (size_t i = 0; i < plane; ++i) {

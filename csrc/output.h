@@ -34,8 +34,18 @@ struct OutputSpec {
   Color color = Color::kRGB;
   int channels = 3;           // 3, or 1 for kGray (3 equal channels when gray_channels = 3)
   int perm[3] = {0, 1, 2};    // output channel c reads RGBX byte perm[c] (not used for kGray)
-  std::vector<uint8_t> lut;   // channels * 256 entries of dtype_size(dtype) bytes
+  std::vector<uint8_t> lut;   // channels * 256 entries of dtype_size(dtype) bytes; or, when
+                              // mixed, 9 float tables of 256 (Note [Colour mixing])
+  bool mixed = false;
 };
+
+// Note [Colour mixing]
+// A colour matrix on the [0, 1] values (PCA/ZCA whitening: out_c = sum_j W[c][j] (x_j - mean_j))
+// is still a function of the pixel's three levels, one term per input channel: the table holds
+// T[c][j][v] = W[c][j] * ((v * in_scale + shift_j) - mean_j) in float32 (shift: Lighting's, per
+// sample), and out_c = (T[c][0][r] + T[c][1][g]) + T[c][2][b], then the cast.
+void build_mix_table(const OutputSpec& o, const float mix[9], const float mean[3], const float shift_rgb[3],
+                     bool unit_range, std::vector<uint8_t>* lut);
 
 // value(v, c) = ((v * in_scale) - mean[c]) / std[c] in float32 where in_scale is 1/255 for
 // unit-range inputs or 1 for 0-255 inputs; uint8 output stores v unchanged. For kGray, v is the
@@ -59,6 +69,7 @@ enum class NormMode : int {
   kTable = 0,     // one table per plan: ToTensor / Normalize(mean, std) / cast
   kPerImage = 1,  // (x - mean(x)) / max(std(x), 1/sqrt(N)) over the whole output image
   kMinMax = 2,    // (x - min(x)) / (max(x) - min(x)) mapped to [range_lo, range_hi]
+  kWhiten = 3,    // out_c = sum_j mix[c][j] * (x_j - mean_j): a colour matrix (Note [Colour mixing])
 };
 
 // Per-channel level histograms of one output image, in output channel order.

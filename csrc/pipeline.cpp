@@ -141,6 +141,10 @@ uint8_t* prepare_inter(Worker& w) {
 const uint8_t* sample_table(const Plan& plan, const SampleParams& sp, Worker& w) {
   if (!sp.color.lighting) return plan.out.lut.data();
   const PlanSpec& s = plan.spec;
+  if (plan.out.mixed) {
+    build_mix_table(plan.out, s.mix.data(), s.mean.data(), sp.color.shift, s.unit_range, &w.lut);
+    return w.lut.data();
+  }
   build_shifted_table(plan.out, sp.color.shift, s.normalize, s.mean.data(), s.std.data(), s.unit_range, &w.lut);
   return w.lut.data();
 }
@@ -204,6 +208,9 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
   for (int y = 0; y < g.out_h; ++y) w.rows[y] = w.stage.data() + static_cast<size_t>(y) * fstride;
   // Colour ops on the finished uint8 image.
   if (sp.color.jitter.mask) apply_color_jitter(plan.spec.simd, sp.color.jitter, w.rows.data(), g.out_h, g.out_w);
+  if (sp.color.hsv.on) apply_random_hsv(plan.spec.simd, sp.color.hsv, w.rows.data(), g.out_h, g.out_w);
+  if (plan.out.color == Color::kYCbCr)
+    for (int y = 0; y < g.out_h; ++y) rgb_to_ycbcr_row(w.rows[y], g.out_w);
   // Phase 2: the table (the plan's, or one built from this image's histograms), then every row.
   const PlanSpec& s = plan.spec;
   const uint8_t* lut = sample_table(plan, sp, w);

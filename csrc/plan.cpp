@@ -32,8 +32,13 @@ void validate(const PlanSpec& s) {
   }
   if ((s.jitter_mask & 8) && !(s.hue_lo >= -0.5 && s.hue_lo <= s.hue_hi && s.hue_hi <= 0.5))
     bad("ColorJitter hue range must satisfy -0.5 <= lo <= hi <= 0.5");
+  for (float g : s.hsv_gain)
+    if (!(g >= 0.f && std::isfinite(g))) bad("RandomHSV gains must be finite and >= 0");
+  if (s.color == Color::kYCbCr && s.gray_p > 0.0)
+    bad("RandomGrayscale cannot be combined with YCbCr output (a gray sample is Y with Cb = Cr = 128: "
+        "convert after the fact)");
   if (!(s.lighting_std >= 0.0 && std::isfinite(s.lighting_std))) bad("Lighting alphastd must be finite and >= 0");
-  if (s.lighting_std > 0.0 && s.norm_mode != NormMode::kTable)
+  if (s.lighting_std > 0.0 && s.norm_mode != NormMode::kTable && s.norm_mode != NormMode::kWhiten)
     bad("Lighting cannot be combined with a per-image normalisation");
   if (s.lighting_std > 0.0 && s.color == Color::kGray) bad("Lighting needs an RGB or BGR output");
   if (s.lighting_std > 0.0 && (s.dtype == DType::kU8 || !s.unit_range))
@@ -48,9 +53,16 @@ void validate(const PlanSpec& s) {
       bad("RandomErasing ratio must satisfy 0 < lo <= hi");
   }
   const int nm = static_cast<int>(s.norm_mode);
-  if (nm < 0 || nm > 2) bad("unknown normalisation mode");
+  if (nm < 0 || nm > 3) bad("unknown normalisation mode");
+  if (s.norm_mode == NormMode::kWhiten) {
+    if (s.color != Color::kRGB) bad("whitening works on RGB output");
+    for (int k = 0; k < 9; ++k)
+      if (!std::isfinite(s.mix[k])) bad("whitening matrix must be finite");
+    for (int c = 0; c < 3; ++c)
+      if (!std::isfinite(s.mean[c])) bad("whitening mean must be finite");
+  }
   if (s.norm_mode != NormMode::kTable) {
-    if (s.normalize) bad("a per-image normalisation cannot be combined with Normalize(mean, std)");
+    if (s.normalize) bad("a per-image normalisation or whitening cannot be combined with Normalize(mean, std)");
     if (s.dtype == DType::kU8) bad("uint8 output stores raw levels: it cannot be normalised");
     if (s.norm_mode == NormMode::kMinMax && !(std::isfinite(s.range_lo) && std::isfinite(s.range_hi)))
       bad("min-max range must be finite");
@@ -60,7 +72,7 @@ void validate(const PlanSpec& s) {
       if (!(s.std[c] != 0.0f) || !std::isfinite(s.std[c]) || !std::isfinite(s.mean[c]))
         bad("Normalize std must be finite and nonzero, mean finite");
   }
-  if (static_cast<int>(s.color) < 0 || static_cast<int>(s.color) > 2) bad("color must be RGB, BGR or GRAY");
+  if (static_cast<int>(s.color) < 0 || static_cast<int>(s.color) > 3) bad("color must be RGB, BGR, GRAY or YCbCr");
   if (static_cast<int>(s.dtype) < 0 || static_cast<int>(s.dtype) > 3) bad("unknown dtype");
   if (static_cast<int>(s.layout) < 0 || static_cast<int>(s.layout) > 1) bad("layout must be CHW or HWC");
   if (s.gray_channels != 1 && s.gray_channels != 3) bad("Grayscale num_output_channels must be 1 or 3");
@@ -73,6 +85,11 @@ Plan::Plan(const PlanSpec& s) : spec(s) {
   validate(s);
   build_output_spec(&out, s.dtype, s.layout, s.color, s.gray_channels, s.normalize, s.mean.data(), s.std.data(),
                     s.unit_range);
+  if (s.norm_mode == NormMode::kWhiten) {
+    const float none[3] = {0.f, 0.f, 0.f};
+    out.mixed = true;
+    build_mix_table(out, s.mix.data(), s.mean.data(), none, s.unit_range, &out.lut);
+  }
 }
 
 bool Plan::fixed_size(int* h, int* w) const {
@@ -242,6 +259,12 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
         break;
       }
     }
+  }
+  if (s.hsv_gain[0] != 0.f || s.hsv_gain[1] != 0.f || s.hsv_gain[2] != 0.f) {
+    // Ultralytics' RandomHSV: r = U(-1, 1) * gain for h, s, v (Note [RandomHSV arithmetic]).
+    Rng rng = stream(streams::kHsv);
+    p.color.hsv.on = true;
+    for (int k = 0; k < 3; ++k) p.color.hsv.gain[k] = static_cast<float>(rng.uniform(-1.0, 1.0) * s.hsv_gain[k]);
   }
   if (s.jitter_mask) {
     // torchvision's ColorJitter: a random order of the four ops (randperm), then each enabled

@@ -52,6 +52,7 @@ using Float9 = std::array<float, 9>;
   X(double, saturation_hi, 1.0, "ColorJitter saturation factor range, high")                         \
   X(double, hue_lo, 0.0, "ColorJitter hue shift range, low (in turns, within [-0.5, 0.5])")          \
   X(double, hue_hi, 0.0, "ColorJitter hue shift range, high")                                        \
+  X(Float3, hsv_gain, (Float3{0.f, 0.f, 0.f}), "RandomHSV gains (h, s, v); all 0 = off")            \
   /* On the float values (after ToTensor, before Normalize). */                                       \
   X(double, lighting_std, 0.0, "Lighting: alpha ~ N(0, lighting_std) per eigenvector (0 = off)")      \
   X(Float3, eigval, (Float3{0.f, 0.f, 0.f}), "Lighting: RGB covariance eigenvalues ([0, 1] scale)")  \
@@ -75,6 +76,7 @@ using Float9 = std::array<float, 9>;
   X(bool, unit_range, true, "levels scaled to [0, 1] first (ToTensor)")                               \
   X(NormMode, norm_mode, NormMode::kTable, "table, or a per-image normalisation")                     \
   X(float, range_lo, 0.f, "NormMode.minmax: value of the darkest level")                              \
+  X(Float9, mix, (Float9{}), "NormMode.whiten: the colour matrix W, row-major 3x3 (assign all 9)")    \
   X(float, range_hi, 1.f, "NormMode.minmax: value of the brightest level")                            \
   /* Decode. */                                                                                       \
   X(bool, exact, false, "no DCT-domain downscaling")                                                  \
@@ -100,7 +102,13 @@ struct Plan {
   bool fixed_size(int* h, int* w) const;
   // An op needs the finished uint8 image before the output is written (two-phase output stage:
   // colour ops that see the whole image, or a per-image table).
-  bool needs_stats() const { return spec.norm_mode != NormMode::kTable || spec.jitter_mask != 0; }
+  // Per-pixel colour ops (RandomHSV, YCbCr output) use the staged image too: the rows the
+  // vertical pass hands over may be the intermediate's own.
+  bool needs_stats() const {
+    return spec.norm_mode == NormMode::kPerImage || spec.norm_mode == NormMode::kMinMax || spec.jitter_mask != 0 ||
+           hsv() || spec.color == Color::kYCbCr;
+  }
+  bool hsv() const { return spec.hsv_gain[0] != 0.f || spec.hsv_gain[1] != 0.f || spec.hsv_gain[2] != 0.f; }
 };
 
 struct Geometry {
@@ -116,6 +124,7 @@ struct Geometry {
 // Per-sample draws of the colour stage (identity by default).
 struct ColorParams {
   JitterParams jitter;  // ColorJitter's order and factors (mask 0: off)
+  HsvParams hsv;        // RandomHSV's gains
   bool gray = false;    // RandomGrayscale converted this sample
   bool lighting = false;
   float alpha[3] = {0.f, 0.f, 0.f};  // Lighting's draws, one per eigenvector
@@ -153,6 +162,7 @@ constexpr uint64_t kVFlip = stream_id("vflip");
 constexpr uint64_t kGray = stream_id("grayscale");
 constexpr uint64_t kJitter = stream_id("color_jitter");
 constexpr uint64_t kLighting = stream_id("lighting");
+constexpr uint64_t kHsv = stream_id("random_hsv");
 constexpr uint64_t kErase = stream_id("erase");
 constexpr uint64_t kEraseNoise = stream_id("erase_noise");
 }  // namespace streams

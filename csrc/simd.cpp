@@ -7,7 +7,8 @@ namespace fastprep {
 Simd cpu_best_simd() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2")) return Simd::kAVX2;
+  // AVX2 kernels may use FMA (every AVX2 CPU made has it; a VM may still hide it).
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Simd::kAVX2;
   if (__builtin_cpu_supports("sse4.1")) return Simd::kSSE41;
 #endif
   return Simd::kScalar;

@@ -33,11 +33,13 @@ class Color(_PybindEnum):
     RGB: ClassVar[Color]
     BGR: ClassVar[Color]
     GRAY: ClassVar[Color]
+    YCbCr: ClassVar[Color]
 
 class NormMode(_PybindEnum):
     table: ClassVar[NormMode]
     per_image: ClassVar[NormMode]
     minmax: ClassVar[NormMode]
+    whiten: ClassVar[NormMode]
 
 class Simd(_PybindEnum):
     scalar: ClassVar[Simd]
@@ -86,6 +88,7 @@ class PlanSpec:
     saturation_hi: float
     hue_lo: float
     hue_hi: float
+    hsv_gain: list[float]
     lighting_std: float
     eigval: list[float]
     eigvec: list[float]
@@ -107,6 +110,7 @@ class PlanSpec:
     norm_mode: NormMode
     range_lo: float
     range_hi: float
+    mix: list[float]
     exact: bool
     max_pixels: int
     strict: bool
@@ -156,7 +160,7 @@ class Batch:
     def errors(self) -> list[tuple[int, ErrorKind, str]]: ...
     def params(self) -> np.ndarray:
         """Structured array: top, left, height, width, flip, vflip, gray, jitter_mask, jitter_order[4],
-        jitter_factor[4], lighting_alpha[3], erase[4], src_h, src_w, out_h, out_w, decode_denom, orientation, norm_offset, norm_scale."""
+        jitter_factor[4], lighting_alpha[3], hsv[3], erase[4], src_h, src_w, out_h, out_w, decode_denom, orientation, norm_offset, norm_scale."""
 
 class EncodedBytes:
     def __len__(self) -> int: ...

@@ -23,7 +23,7 @@ from . import _core
 __all__ = [
     "Stage", "Op", "register_op", "registered_ops", "op_table", "Resize", "CenterCrop", "RandomResizedCrop",
     "RandomHorizontalFlip", "RandomVerticalFlip", "Grayscale", "RandomGrayscale", "ColorJitter", "ToTensor", "Normalize",
-    "Lighting", "RandomErasing",
+    "Lighting", "RandomErasing", "RandomHSV",
     "InterpolationMode", "PRESETS",
 ]
 
@@ -496,8 +496,10 @@ class ColorJitter(Op):
 
     stage = Stage.UINT8
     torchvision = ("ColorJitter",)
-    not_after = {n: "ColorJitter after {prev} cannot be fused: put colour jitter before grayscale conversion"
-                 for n in ("Grayscale", "RandomGrayscale")}
+    not_after = {**{n: "ColorJitter after {prev} cannot be fused: put colour jitter before grayscale conversion"
+                    for n in ("Grayscale", "RandomGrayscale")},
+                 "RandomHSV": "ColorJitter after RandomHSV cannot be fused: the fused pass applies ColorJitter "
+                              "first; put it before RandomHSV"}
     params = ("jitter",)
 
     def __init__(self, brightness=0, contrast=0, saturation=0, hue=0):
@@ -528,6 +530,32 @@ class ColorJitter(Op):
         for k, name in enumerate(_JITTER_OPS):
             d[name] = float(rec["jitter_factor"][k]) if mask >> k & 1 else None
         return {"jitter": d}
+
+
+@register_op
+class RandomHSV(Op):
+    """YOLO-style HSV jitter as current Ultralytics: gains r = U(-1, 1) * (h, s, v) per sample, hue
+    shifted by r_h * 180 in OpenCV's 0..179 hue, saturation and value scaled by 1 + r_s and 1 + r_v
+    (Note [RandomHSV arithmetic] in csrc/color.h)."""
+
+    stage = Stage.UINT8
+    not_after = {n: "RandomHSV after {prev} cannot be fused: put HSV jitter before grayscale conversion"
+                 for n in ("Grayscale", "RandomGrayscale")}
+    params = ("hsv",)
+
+    def __init__(self, h=0.015, s=0.7, v=0.4):
+        gains = []
+        for name, g in (("h", h), ("s", s), ("v", v)):
+            if isinstance(g, bool) or not isinstance(g, numbers.Real) or not (math.isfinite(g) and g >= 0):
+                raise ValueError(f"RandomHSV {name} gain must be a finite number >= 0, got {g!r}")
+            gains.append(float(np.float32(g)))
+        self.h, self.s, self.v = gains
+
+    def compile(self, spec, ctx):
+        spec.hsv_gain = [self.h, self.s, self.v]
+
+    def sample_params(self, rec):
+        return {"hsv": [float(x) for x in rec["hsv"]]}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -716,18 +744,34 @@ class Normalize(Op):
     Per image: ``Normalize("per_image")`` is (x - mean(x)) / max(std(x), 1/sqrt(N)) over the whole
     output (tf.image.per_image_standardization); ``Normalize("minmax", range=(lo, hi))`` maps the
     image's darkest level to lo and its brightest to hi (default (0, 1); a flat image gives lo).
-    Both work on [0, 1] values after ToTensor, or on 0-255 values without it."""
+    Both work on [0, 1] values after ToTensor, or on 0-255 values without it.
+
+    Whitening: ``Normalize("whiten", stats="stats.json", zca=False, eps=1e-6)`` maps the [0, 1] RGB
+    values x to W (x - mean) with the dataset mean and the eigen-decomposition (eigvec, eigval) of
+    its RGB covariance that ``fastprep stats --pca --out stats.json`` wrote: PCA whitening
+    W = diag(1 / sqrt(eigval + eps)) eigvec^T, or with ``zca=True`` ZCA whitening
+    W = eigvec diag(1 / sqrt(eigval + eps)) eigvec^T (the output stays in RGB axes). ``stats`` may
+    also be the dict :func:`fastprep.compute_stats` returns (with ``pca=True``)."""
 
     stage = Stage.NORMALIZE
     torchvision = ("Normalize",)
     params = ("normalize (per_image, minmax)",)
 
-    def __init__(self, mean=None, std=None, preset=None, range=None):
+    def __init__(self, mean=None, std=None, preset=None, range=None, stats=None, zca=False, eps=1e-6):
         if isinstance(mean, str):
             preset, mean = mean, None
         self.preset = preset
         self.input_range = "unit"
         self.color = None
+        if preset == "whiten":
+            if mean is not None or std is not None or range is not None:
+                raise ValueError("Normalize('whiten') takes its mean and covariance from stats=: drop mean/std/range")
+            self.mean, self.matrix = _whitening(stats, zca, eps)
+            self.std = None
+            self.zca, self.eps = bool(zca), float(eps)
+            return
+        if stats is not None or zca:
+            raise ValueError("Normalize stats= and zca= are for 'whiten'")
         if preset in _PER_IMAGE_MODES:
             if mean is not None or std is not None:
                 raise ValueError(f"Normalize({preset!r}) computes mean and std per image: drop mean/std")
@@ -745,7 +789,7 @@ class Normalize(Op):
         if preset is not None:
             if preset not in PRESETS:
                 raise ValueError(f"unknown Normalize preset {preset!r}: one of "
-                                 f"{sorted(PRESETS) + list(_PER_IMAGE_MODES)}")
+                                 f"{sorted(PRESETS) + list(_PER_IMAGE_MODES) + ['whiten']}")
             pmean, pstd, self.input_range, self.color = PRESETS[preset]
             mean = pmean if mean is None else mean
             std = pstd if std is None else std
@@ -772,7 +816,11 @@ class Normalize(Op):
     def compile(self, spec, ctx):
         ctx.norm = self
         ctx.want_color = self.color
-        if self.per_image:
+        if self.preset == "whiten":
+            spec.norm_mode = _core.NormMode.whiten
+            spec.mean = list(self.mean)
+            spec.mix = [x for row in self.matrix for x in row]
+        elif self.per_image:
             spec.norm_mode = getattr(_core.NormMode, self.preset)
             if self.preset == "minmax":
                 spec.range_lo, spec.range_hi = self.range
@@ -781,6 +829,8 @@ class Normalize(Op):
             spec.mean, spec.std = list(self.mean), list(self.std)
 
     def check_output(self, out):
+        if self.preset == "whiten" and out.color != "RGB":
+            raise ValueError(f"Normalize('whiten') works on RGB output, got color={out.color!r}")
         check_table(self, self.input_range == "unit", out.dtype)
         if self.color and out.color != self.color:
             raise ValueError(f"Normalize preset {self.preset!r} expects {self.color} channel order, "
@@ -822,10 +872,45 @@ def _floats3(v, arg, what="Normalize"):
     return tuple(vals)
 
 
+def _whitening(stats, zca, eps):
+    """(mean, W) of PCA (or ZCA) whitening from `fastprep stats --pca` output: a path, a
+    StatsRecord or the dict compute_stats returns."""
+    if stats is None:
+        raise ValueError("Normalize('whiten') needs stats=: the JSON `fastprep stats --pca --out FILE` writes")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"Normalize('whiten') eps must be a finite number >= 0, got {eps!r}")
+    name = "stats"
+    if isinstance(stats, dict):
+        mean, pca = stats.get("mean"), stats.get("pca")
+    else:
+        from ._formats import StatsRecord
+
+        rec = stats if isinstance(stats, StatsRecord) else StatsRecord.read(stats)
+        name = str(stats) if not isinstance(stats, StatsRecord) else name
+        mean, pca = rec.mean, rec.pca
+    if not pca:
+        raise ValueError(f"{name}: no PCA in these stats; run fastprep stats --pca --out FILE")
+    mean = np.asarray(mean, dtype=np.float64)
+    val = np.asarray(pca["eigenvalues"], dtype=np.float64)
+    vec = np.asarray(pca["eigenvectors"], dtype=np.float64)
+    if mean.shape != (3,) or val.shape != (3,) or vec.shape != (3, 3):
+        raise ValueError(f"{name}: whitening needs RGB stats (3 means, 3 eigenvalues, 3x3 eigenvectors), got shapes "
+                         f"{mean.shape}, {val.shape}, {vec.shape}")
+    if not (np.isfinite(mean).all() and np.isfinite(val).all() and np.isfinite(vec).all()):
+        raise ValueError(f"{name}: the stats are not finite")
+    if (val + eps <= 0).any():
+        raise ValueError(f"{name}: an eigenvalue + eps is <= 0 ({val.tolist()}, eps={eps}): the colours are degenerate; "
+                         "pass a positive eps")
+    w = np.diag(1.0 / np.sqrt(val + eps)) @ vec.T
+    if zca:
+        w = vec @ w
+    return tuple(float(m) for m in mean), tuple(tuple(float(x) for x in row) for row in w)
+
+
 def check_table(norm, has_tensor, dtype):
     """Raises ValueError naming std when (level - mean) / std, computed in float32 as torchvision
     does (and as the native table is filled), is not finite in the output dtype."""
-    if dtype == "uint8" or norm.preset == "per_image":  # per-image values are bounded by sqrt(N)
+    if dtype == "uint8" or norm.preset in ("per_image", "whiten"):  # bounded values
         return
     if norm.preset == "minmax":
         lo, hi = norm.range

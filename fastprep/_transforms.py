@@ -65,9 +65,10 @@ def _compile(transforms, exact, dtype, layout, color, simd, max_pixels, strict):
     want_color = ctx.want_color
     if color is None:
         color = "GRAY" if ctx.gray else (want_color or "RGB")
-    color = color.upper()
-    if color not in _core.Color.__members__:
-        raise ValueError(f"color must be RGB, BGR or GRAY, got {color!r}")
+    colors = {c.upper(): c for c in _core.Color.__members__}
+    if not isinstance(color, str) or color.upper() not in colors:
+        raise ValueError(f"color must be RGB, BGR, GRAY or YCbCr, got {color!r}")
+    color = colors[color.upper()]
     out = OutputOptions(dtype, layout, color, 1 if color == "GRAY" and (ctx.gray or 1) == 1 else 3)
     for op in transforms:
         op.check_output(out)
@@ -103,7 +104,8 @@ class Compose:
         dtype: "float32" (default with ToTensor), "float16", "bfloat16" or "uint8" (raw levels,
             default without ToTensor).
         layout: "CHW" (default with ToTensor) or "HWC".
-        color: "RGB" (default), "BGR" or "GRAY".
+        color: "RGB" (default), "BGR", "GRAY" or "YCbCr" (PIL's ``convert("YCbCr")``: JPEG's
+            full-range BT.601, identical bytes; converted after the colour ops, before ToTensor).
         simd: "avx2", "sse41", "scalar" or None (best available, capped by FASTPREP_SIMD).
         max_pixels: images with more pixels are rejected from their header (0 = no limit).
         strict: corrupt-data warnings of the JPEG decoder are errors (default True).

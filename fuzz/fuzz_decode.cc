@@ -30,7 +30,7 @@ namespace {
 
 constexpr int64_t kMaxPixels = 20'000'000;  // fuzzing limit (the library default is ~179 MP)
 constexpr int64_t kMaxRunPixels = 2'000'000;  // largest image-dependent output run (see below)
-constexpr int kPlans = 10;
+constexpr int kPlans = 11;
 
 PlanSpec base_spec(int which) {
   PlanSpec s;
@@ -71,12 +71,21 @@ PlanSpec base_spec(int which) {
     case 6:  // the whole image (output size from the header), uint8 HWC
       s.exact = true, s.dtype = DType::kU8, s.layout = Layout::kHWC;
       break;
-    case 7:  // heavy DCT scaling (1/8)
+    case 7:  // heavy DCT scaling (1/8), YCbCr output
       s.resize_mode = 1, s.resize_size = 4, s.crop_h = s.crop_w = 3, s.dtype = DType::kU8;
+      s.color = Color::kYCbCr;
       break;
     case 8:  // Resize(int) alone, bicubic with antialias, float32 HWC
       s.resize_mode = 1, s.resize_size = 31, s.interp = Interp::kBicubic, s.layout = Layout::kHWC;
       s.norm_mode = NormMode::kMinMax, s.range_lo = -1.f;
+      break;
+    case 10:  // RandomHSV, Lighting and whitening over a padded crop
+      s.resize_mode = 1, s.resize_size = 40, s.crop_h = s.crop_w = 48;
+      s.hsv_gain = {1.f, 1.f, 1.f};
+      s.lighting_std = 0.1, s.eigval = {0.2175f, 0.0188f, 0.0045f};
+      s.eigvec = {-0.5675f, 0.7192f, 0.4009f, -0.5808f, -0.0045f, -0.8140f, -0.5836f, -0.6948f, 0.4203f};
+      s.norm_mode = NormMode::kWhiten, s.mean = {0.5f, 0.4f, 0.3f};
+      s.mix = {2.f, 3.f, -1.f, 0.5f, 8.f, 1.f, -4.f, 0.f, 12.f};
       break;
     default:  // RRC with extreme ratios and tiny scale
       s.rrc = true, s.rrc_h = 7, s.rrc_w = 65, s.scale_lo = 0.001, s.scale_hi = 0.01;

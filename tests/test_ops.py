@@ -576,17 +576,23 @@ def test_random_erasing_box_distribution_and_conversion(photos):
 
 
 @pytest.mark.parametrize("simd", SIMD_LEVELS)
-def test_hue_kernel_levels_identical_on_every_kind_of_pixel(simd):
-    """The hue kernel (the one with an AVX2 variant) against the scalar reference on random
-    pixels, gray pixels, saturated ramps and odd widths (the scalar tail), for several shifts."""
+@pytest.mark.parametrize("op", ["brightness", "contrast", "saturation", "hue"])
+def test_jitter_kernel_levels_identical_on_every_kind_of_pixel(simd, op):
+    """Each jitter op's kernel (all four have an AVX2+FMA variant) against the scalar reference on
+    random pixels, gray pixels, saturated ramps and odd widths (the scalar tail), for several
+    factors, including ones that clip at 0 and 255."""
     rs = np.random.RandomState(0)
     x = rs.randint(0, 256, (300, 301, 3)).astype(np.uint8)
     x[:10] = rs.randint(0, 256, (10, 301, 1)).astype(np.uint8)  # gray: hue undefined
     x[10, :256, 0], x[10, :256, 1], x[10, :256, 2] = np.arange(256), 255, 0
     x[11, :256] = np.arange(256)[:, None]
-    for h in (0.5, -0.5, 0.1, -0.37, 0.013):
-        ref = fp.Compose([fp.ColorJitter(hue=(h, h))], simd="scalar")(x, seed=0)
-        assert np.array_equal(fp.Compose([fp.ColorJitter(hue=(h, h))], simd=simd)(x, seed=0), ref), h
+    factors = (0.5, -0.5, 0.1, -0.37, 0.013) if op == "hue" else (0.0, 0.6, 0.999, 1.0, 1.37, 2.5)
+    for f in factors:
+        t = fp.ColorJitter(**{op: (f, f)})
+        ref = fp.Compose([t], simd="scalar")(x, seed=0)
+        assert np.array_equal(fp.Compose([t], simd=simd)(x, seed=0), ref), f
+        narrow = x[:, :13]  # narrower than two AVX2 steps
+        assert np.array_equal(fp.Compose([t], simd=simd)(narrow, seed=0), fp.Compose([t], simd="scalar")(narrow, seed=0))
 
 
 def test_color_jitter_on_cmyk_exif_and_gray_jpegs(photos):
