@@ -63,7 +63,7 @@ SOURCES = [
 ]
 
 extra_compile = ["-O3", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unused-parameter",
-                 # float ops round one by one, as torch computes them (no fused multiply-adds)
+                 # float ops round one by one, as torch computes them (a fused multiply-add only where written: std::fmaf / _mm256_fmadd_ps)
                  "-ffp-contract=off"]
 extra_link = []
 if os.environ.get("FASTPREP_SANITIZE"):  # e.g. "address,undefined" for the ASan CI job

@@ -13,11 +13,13 @@
 // torch evaluates `a.add_(b, alpha=k)` in its vectorised (AVX2/AVX-512) kernels as a fused
 // multiply-add (a + k * b rounded once); we call std::fmaf (exact in every libm, a single
 // instruction in the AVX2+FMA kernels). On a build or CPU without torch's vectorised kernels the
-// reference rounds twice and can differ by a level. The contrast
-// mean is exact here (integer sum); torch's float32 sum of floored grays is exact up to
-// 2^24 / 255 = 65,793 pixels (256x256), so larger images can differ by a level there. The file
-// is compiled with -ffp-contract=off: every float op rounds as torch's does. Brightness and contrast are per-sample
-// tables; saturation and hue are per pixel. This is the scalar reference.
+// reference rounds twice and can differ by a level. The contrast mean is exact here (integer
+// sum); torch's float32 sum of floored grays is exact up to 2^24 / 255 = 65,793 pixels
+// (256x256), so larger images can differ by a level there. The files are compiled with
+// -ffp-contract=off: every other float op rounds as torch's does. The scalar functions here are
+// the reference (brightness and contrast through a per-sample table there, saturation and hue
+// per pixel); the AVX2+FMA variants (color_avx2.cpp) compute the same float32 operations 8
+// pixels at a time and are tested byte-identical to them in one process.
 #pragma once
 
 #include <cstdint>
@@ -63,8 +65,8 @@ int tv_gray_floor(int r, int g, int b);
 namespace fastprep {
 
 // Note [RandomHSV arithmetic]
-// Ultralytics' RandomHSV (YOLO's HSV augmentation) on a uint8 RGB image: gains r = U(-1, 1)^3 *
-// (h, s, v); three per-sample tables built in float64 as numpy does,
+// Ultralytics' RandomHSV (YOLO's HSV augmentation) on a uint8 RGB image: gains r = (r0, r1, r2),
+// three U(-1, 1) draws times (h, s, v); three per-sample tables built in float64 as numpy does,
 //   hue[x] = uint8(floor_mod(x + r0 * 180, 180)),  sat[x] = uint8(clip(x * (r1 + 1), 0, 255)),
 //   val[x] = uint8(clip(x * (r2 + 1), 0, 255))    (uint8() truncates);
 // OpenCV's RGB2HSV for uint8 (integer, H in 0..179: V = max, S = round(diff * 255 / V),

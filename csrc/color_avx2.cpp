@@ -81,14 +81,18 @@ FP_AVX2 void jitter_saturation_avx2(uint8_t* px, int n, float f) {
 }
 
 FP_AVX2 uint64_t gray_sum_avx2(const uint8_t* px, int n) {
-  __m256i acc = _mm256_setzero_si256();  // per lane at most 255 * n / 8 < 2^31 for n < 2^26
-  int i = 0;
-  for (; i + 8 <= n; i += 8, px += 32)
-    acc = _mm256_add_epi32(acc, gray_floor(unpack(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(px)))));
-  alignas(32) uint32_t lanes[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc);
   uint64_t sum = 0;
-  for (uint32_t v : lanes) sum += v;
+  int i = 0;
+  while (i + 8 <= n) {
+    // int32 lanes, emptied into the 64-bit sum every 2^20 pixels (a lane then holds < 2^26)
+    __m256i acc = _mm256_setzero_si256();
+    const int end = n - i > (1 << 20) ? i + (1 << 20) : n;
+    for (; i + 8 <= end; i += 8, px += 32)
+      acc = _mm256_add_epi32(acc, gray_floor(unpack(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(px)))));
+    alignas(32) uint32_t lanes[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc);
+    for (uint32_t v : lanes) sum += v;
+  }
   return sum + (i < n ? gray_sum(px, n - i) : 0);
 }
 

@@ -214,7 +214,7 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
   // Phase 2: the table (the plan's, or one built from this image's histograms), then every row.
   const PlanSpec& s = plan.spec;
   const uint8_t* lut = sample_table(plan, sp, w);
-  if (s.norm_mode != NormMode::kTable) {
+  if (plan.per_image_table()) {
     w.hist.clear();
     for (int y = 0; y < g.out_h; ++y) accumulate_histogram(plan.out, w.rows[y], g.out_w, to_gray, &w.hist);
     if (plan.out.color == Color::kGray || to_gray) w.hist.replicate_gray(plan.out.channels);

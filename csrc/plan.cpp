@@ -40,7 +40,8 @@ void validate(const PlanSpec& s) {
   if (!(s.lighting_std >= 0.0 && std::isfinite(s.lighting_std))) bad("Lighting alphastd must be finite and >= 0");
   if (s.lighting_std > 0.0 && s.norm_mode != NormMode::kTable && s.norm_mode != NormMode::kWhiten)
     bad("Lighting cannot be combined with a per-image normalisation");
-  if (s.lighting_std > 0.0 && s.color == Color::kGray) bad("Lighting needs an RGB or BGR output");
+  if (s.lighting_std > 0.0 && (s.color == Color::kGray || s.color == Color::kYCbCr))
+    bad("Lighting needs an RGB or BGR output");
   if (s.lighting_std > 0.0 && (s.dtype == DType::kU8 || !s.unit_range))
     bad("Lighting works on [0, 1] values: it needs ToTensor, a float dtype and a Normalize on [0, 1] values "
         "(not a 0-255 preset)");
@@ -56,6 +57,7 @@ void validate(const PlanSpec& s) {
   if (nm < 0 || nm > 3) bad("unknown normalisation mode");
   if (s.norm_mode == NormMode::kWhiten) {
     if (s.color != Color::kRGB) bad("whitening works on RGB output");
+    if (s.gray_p > 0.0) bad("RandomGrayscale cannot be combined with whitening");
     for (int k = 0; k < 9; ++k)
       if (!std::isfinite(s.mix[k])) bad("whitening matrix must be finite");
     for (int c = 0; c < 3; ++c)

@@ -104,9 +104,10 @@ struct Plan {
   // colour ops that see the whole image, or a per-image table).
   // Per-pixel colour ops (RandomHSV, YCbCr output) use the staged image too: the rows the
   // vertical pass hands over may be the intermediate's own.
-  bool needs_stats() const {
-    return spec.norm_mode == NormMode::kPerImage || spec.norm_mode == NormMode::kMinMax || spec.jitter_mask != 0 ||
-           hsv() || spec.color == Color::kYCbCr;
+  bool needs_stats() const { return per_image_table() || spec.jitter_mask != 0 || hsv() || spec.color == Color::kYCbCr; }
+  // The output table is built per sample from the image's histograms.
+  bool per_image_table() const {
+    return spec.norm_mode == NormMode::kPerImage || spec.norm_mode == NormMode::kMinMax;
   }
   bool hsv() const { return spec.hsv_gain[0] != 0.f || spec.hsv_gain[1] != 0.f || spec.hsv_gain[2] != 0.f; }
 };

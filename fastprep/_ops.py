@@ -133,7 +133,7 @@ def _by_torchvision():
 
 class OutputOptions:
     """The Compose's output options once resolved: dtype and layout names, color ("RGB", "BGR",
-    "GRAY") and the number of output channels."""
+    "GRAY", "YCbCr") and the number of output channels."""
 
     def __init__(self, dtype, layout, color, channels):
         self.dtype, self.layout, self.color, self.channels = dtype, layout, color, channels
@@ -546,7 +546,8 @@ class RandomHSV(Op):
     def __init__(self, h=0.015, s=0.7, v=0.4):
         gains = []
         for name, g in (("h", h), ("s", s), ("v", v)):
-            if isinstance(g, bool) or not isinstance(g, numbers.Real) or not (math.isfinite(g) and g >= 0):
+            ok = not isinstance(g, bool) and isinstance(g, numbers.Real) and math.isfinite(g) and 0 <= g <= _F32_MAX
+            if not ok:
                 raise ValueError(f"RandomHSV {name} gain must be a finite number >= 0, got {g!r}")
             gains.append(float(np.float32(g)))
         self.h, self.s, self.v = gains
@@ -658,6 +659,10 @@ class Lighting(Op):
         if not ctx.has_tensor:
             raise ValueError("Lighting works on [0, 1] values: put ToTensor before it")
 
+    def check_output(self, out):
+        if out.color not in ("RGB", "BGR"):
+            raise ValueError(f"Lighting shifts RGB values: it needs an RGB or BGR output, got color={out.color!r}")
+
     def compile(self, spec, ctx):
         spec.lighting_std = self.alphastd
         spec.eigval = list(self.eigval)
@@ -738,7 +743,7 @@ _F32_MAX = float(np.finfo(np.float32).max)
 
 @register_op
 class Normalize(Op):
-    """(x - mean) / std per channel, or per image ("per_image", "minmax"). ``Normalize("imagenet")`` and the other PRESETS set mean,
+    """(x - mean) / std per channel, per image ("per_image", "minmax"), or a colour whitening ("whiten"). ``Normalize("imagenet")`` and the other PRESETS set mean,
     std, the input range (0-1 or 0-255) and, for "caffe", BGR channel order.
 
     Per image: ``Normalize("per_image")`` is (x - mean(x)) / max(std(x), 1/sqrt(N)) over the whole
@@ -757,7 +762,7 @@ class Normalize(Op):
     torchvision = ("Normalize",)
     params = ("normalize (per_image, minmax)",)
 
-    def __init__(self, mean=None, std=None, preset=None, range=None, stats=None, zca=False, eps=1e-6):
+    def __init__(self, mean=None, std=None, preset=None, range=None, stats=None, zca=False, eps=None):
         if isinstance(mean, str):
             preset, mean = mean, None
         self.preset = preset
@@ -766,12 +771,13 @@ class Normalize(Op):
         if preset == "whiten":
             if mean is not None or std is not None or range is not None:
                 raise ValueError("Normalize('whiten') takes its mean and covariance from stats=: drop mean/std/range")
+            eps = 1e-6 if eps is None else eps
             self.mean, self.matrix = _whitening(stats, zca, eps)
             self.std = None
             self.zca, self.eps = bool(zca), float(eps)
             return
-        if stats is not None or zca:
-            raise ValueError("Normalize stats= and zca= are for 'whiten'")
+        if stats is not None or zca or eps is not None:
+            raise ValueError("Normalize stats=, zca= and eps= are for 'whiten'")
         if preset in _PER_IMAGE_MODES:
             if mean is not None or std is not None:
                 raise ValueError(f"Normalize({preset!r}) computes mean and std per image: drop mean/std")
@@ -812,6 +818,9 @@ class Normalize(Op):
     def check(self, ctx):
         if not ctx.has_tensor and self.input_range == "unit" and not self.per_image:
             raise ValueError("Normalize needs ToTensor before it (as torchvision), or a 0-255 preset")
+        if self.preset == "whiten" and ctx.seen("RandomGrayscale"):
+            raise ValueError("RandomGrayscale cannot be combined with Normalize('whiten'): whitening needs the "
+                             "three colour channels")
 
     def compile(self, spec, ctx):
         ctx.norm = self
@@ -910,7 +919,15 @@ def _whitening(stats, zca, eps):
 def check_table(norm, has_tensor, dtype):
     """Raises ValueError naming std when (level - mean) / std, computed in float32 as torchvision
     does (and as the native table is filled), is not finite in the output dtype."""
-    if dtype == "uint8" or norm.preset in ("per_image", "whiten"):  # bounded values
+    if dtype == "uint8" or norm.preset == "per_image":  # per-image values are bounded by sqrt(N)
+        return
+    if norm.preset == "whiten":  # |out_c| <= sum_j |W[c][j]| * max(|mean_j|, |1 - mean_j|) (plus Lighting's shift)
+        w, m = np.abs(np.array(norm.matrix)), np.array(norm.mean)
+        bound = float((w @ np.maximum(np.abs(m), np.abs(1 - m))).max())
+        big = {"float16": 65504.0, "bfloat16": 3.3895313892515355e38}.get(dtype, _F32_MAX)
+        if not bound < big / 2:
+            raise ValueError(f"Normalize('whiten') values reach {bound:.4g}, beyond {dtype}'s range: "
+                             "use a larger eps or dtype='float32'")
         return
     if norm.preset == "minmax":
         lo, hi = norm.range

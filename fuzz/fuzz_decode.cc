@@ -79,11 +79,10 @@ PlanSpec base_spec(int which) {
       s.resize_mode = 1, s.resize_size = 31, s.interp = Interp::kBicubic, s.layout = Layout::kHWC;
       s.norm_mode = NormMode::kMinMax, s.range_lo = -1.f;
       break;
-    case 10:  // RandomHSV, Lighting and whitening over a padded crop
+    case 10:  // ColorJitter, RandomHSV and whitening over a padded crop
       s.resize_mode = 1, s.resize_size = 40, s.crop_h = s.crop_w = 48;
       s.hsv_gain = {1.f, 1.f, 1.f};
-      s.lighting_std = 0.1, s.eigval = {0.2175f, 0.0188f, 0.0045f};
-      s.eigvec = {-0.5675f, 0.7192f, 0.4009f, -0.5808f, -0.0045f, -0.8140f, -0.5836f, -0.6948f, 0.4203f};
+      s.jitter_mask = 1, s.brightness_lo = 0.5, s.brightness_hi = 1.5;
       s.norm_mode = NormMode::kWhiten, s.mean = {0.5f, 0.4f, 0.3f};
       s.mix = {2.f, 3.f, -1.f, 0.5f, 8.f, 1.f, -4.f, 0.f, 12.f};
       break;

@@ -148,6 +148,18 @@ def test_ycbcr_through_a_pipeline(photos):
     assert np.abs(pi - ((x - m[:, None, None, None]) / s[:, None, None, None]).transpose(0, 3, 1, 2)).max() < 1e-4
 
 
+def test_ycbcr_padding_is_converted_black(photos):
+    """A crop larger than the image pads with level 0 before the colour ops (as torchvision pads
+    the RGB image): padding comes out as black converted, (0, 128, 128)."""
+    from PIL import Image
+
+    geo = [fp.Resize((20, 30)), fp.CenterCrop((26, 36))]
+    rgb = fp.Compose(geo, dtype="uint8", layout="HWC")(photos[0])
+    ycc = fp.Compose(geo, dtype="uint8", layout="HWC", color="YCbCr")(photos[0])
+    assert np.array_equal(ycc, np.asarray(Image.fromarray(rgb).convert("YCbCr")))
+    assert (ycc[0] == (0, 128, 128)).all() and (ycc[:, 0] == (0, 128, 128)).all()
+
+
 def test_ycbcr_conflicts():
     with pytest.raises(ValueError, match="color must be RGB, BGR, GRAY or YCbCr"):
         fp.Compose([], color="HSV")
@@ -155,6 +167,8 @@ def test_ycbcr_conflicts():
         fp.Compose([fp.RandomGrayscale()], color="YCbCr")
     with pytest.raises(ValueError, match="Grayscale conflicts with color=YCbCr"):
         fp.Compose([fp.Grayscale()], color="YCbCr")
+    with pytest.raises(ValueError, match="Lighting shifts RGB values"):
+        fp.Compose([fp.ToTensor(), fp.Lighting(), fp.Normalize(MEAN, STD)], color="YCbCr")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -214,6 +228,28 @@ def test_whitening_with_lighting_and_padding(photos, stats):
     assert h.dtype == np.float16 and np.array_equal(h, fp.Compose(geo + [op]).batch(photos).astype(np.float16))
 
 
+@pytest.mark.parametrize("colour", ["jitter", "hsv"])
+def test_whitening_after_colour_ops_and_with_erasing(photos, stats, colour):
+    """With a two-phase colour op before it (the staged image, then the whitening tables) and
+    RandomErasing after it: the numpy formula on the jittered uint8 image of the same seed."""
+    op = fp.Normalize("whiten", stats=stats)
+    w, mean = np.array(op.matrix), np.array(op.mean)
+    ops = GEO + [fp.ColorJitter(0.4, 0.4, 0.4, 0.1) if colour == "jitter" else fp.RandomHSV(0.1, 0.9, 0.9)]
+    u8 = fp.Compose(ops, dtype="uint8", layout="HWC").batch(photos, seed=8)
+    y, params = fp.Compose(ops + [fp.ToTensor(), op, fp.RandomErasing(p=0.5, value=7.0)]).batch(
+        photos, seed=8, return_params=True)
+    ref = np.einsum("cj,njhw->nchw", w, u8.transpose(0, 3, 1, 2) / 255.0 - mean[None, :, None, None])
+    erased = 0
+    for yi, ri, p in zip(y, ref, params):
+        if p["erase"] is not None:
+            t, l, h, wd = p["erase"]
+            assert (yi[:, t:t + h, l:l + wd] == 7.0).all()
+            ri[:, t:t + h, l:l + wd] = 7.0
+            erased += 1
+        assert np.abs(yi - ri).max() < 1e-5
+    assert 0 < erased < len(photos)
+
+
 def test_whitening_errors(stats, tmp_path):
     no_pca = dict(stats, pca=None)
     with pytest.raises(ValueError, match="no PCA"):
@@ -222,8 +258,16 @@ def test_whitening_errors(stats, tmp_path):
         fp.Normalize("whiten")
     with pytest.raises(ValueError, match="drop mean/std"):
         fp.Normalize("whiten", std=(1, 1, 1), stats=stats)
-    with pytest.raises(ValueError, match="stats= and zca= are for 'whiten'"):
+    with pytest.raises(ValueError, match="stats=, zca= and eps= are for 'whiten'"):
         fp.Normalize(MEAN, STD, zca=True)
+    with pytest.raises(ValueError, match="are for 'whiten'"):
+        fp.Normalize(MEAN, STD, eps=1e-3)
+    with pytest.raises(ValueError, match="RandomGrayscale cannot be combined with Normalize"):
+        fp.Compose([fp.RandomGrayscale(), fp.ToTensor(), fp.Normalize("whiten", stats=stats)])
+    tiny = dict(stats, pca=dict(stats["pca"], eigenvalues=[0.1, 0.01, 1e-13]))
+    fp.Compose([fp.ToTensor(), fp.Normalize("whiten", stats=tiny, eps=0)])  # float32 holds it
+    with pytest.raises(ValueError, match="beyond float16's range"):
+        fp.Compose([fp.ToTensor(), fp.Normalize("whiten", stats=tiny, eps=0)], dtype="float16")
     with pytest.raises(ValueError, match="eps must be"):
         fp.Normalize("whiten", stats=stats, eps=-1)
     with pytest.raises(ValueError, match="works on RGB output"):
@@ -235,3 +279,19 @@ def test_whitening_errors(stats, tmp_path):
         fp.Normalize("whiten", stats=flat, eps=0)
     with pytest.raises(OSError):
         fp.Normalize("whiten", stats=str(tmp_path / "missing.json"))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 3), (3, 1), (2, 9)])
+def test_tiny_and_odd_images(shape, stats):
+    """1x1 and odd sizes (only the scalar tails of the AVX2 kernels run) against the references."""
+    from PIL import Image
+
+    pytest.importorskip("cv2")
+    x = np.random.RandomState(sum(shape)).randint(0, 256, shape + (3,)).astype(np.uint8)
+    y, p = fp.Compose([fp.RandomHSV(0.5, 0.9, 0.9)], dtype="uint8").batch([x], seed=1, return_params=True)
+    assert np.abs(y[0].astype(int) - ultralytics_hsv(x, p[0]["hsv"])).max() <= 1
+    assert np.array_equal(fp.Compose([], color="YCbCr", dtype="uint8")(x), np.asarray(Image.fromarray(x).convert("YCbCr")))
+    op = fp.Normalize("whiten", stats=stats, zca=True)
+    w = fp.Compose([fp.ToTensor(), op])(x)
+    ref = np.einsum("cj,jhw->chw", np.array(op.matrix), x.transpose(2, 0, 1) / 255.0 - np.array(op.mean)[:, None, None])
+    assert w.shape == (3,) + shape and np.abs(w - ref).max() < 1e-5

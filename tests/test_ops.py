@@ -586,7 +586,7 @@ def test_jitter_kernel_levels_identical_on_every_kind_of_pixel(simd, op):
     x[:10] = rs.randint(0, 256, (10, 301, 1)).astype(np.uint8)  # gray: hue undefined
     x[10, :256, 0], x[10, :256, 1], x[10, :256, 2] = np.arange(256), 255, 0
     x[11, :256] = np.arange(256)[:, None]
-    factors = (0.5, -0.5, 0.1, -0.37, 0.013) if op == "hue" else (0.0, 0.6, 0.999, 1.0, 1.37, 2.5)
+    factors = (0.5, -0.5, 0.1, -0.37, 0.013) if op == "hue" else (0.0, 0.6, 0.999, 1.001, 1.37, 2.5)
     for f in factors:
         t = fp.ColorJitter(**{op: (f, f)})
         ref = fp.Compose([t], simd="scalar")(x, seed=0)
