@@ -11,6 +11,11 @@ inline uint8_t to_u8_trunc(float x) {  // clamp to [0, 255], then truncate as Te
   return static_cast<uint8_t>(x);
 }
 
+// Brightness (k = 0, mean = 0: v * f exactly) and contrast: fma(k, mean, v * f), to uint8.
+inline uint8_t scale_level(int v, float f, float k, float mean) {
+  return to_u8_trunc(std::fmaf(k, mean, static_cast<float>(v) * f));
+}
+
 }  // namespace
 
 int tv_gray_floor(int r, int g, int b) {
@@ -36,8 +41,13 @@ void apply_lut(const uint8_t lut[256], uint8_t* const* rows, int n_rows, int wid
 
 void jitter_brightness(uint8_t* const* rows, int n_rows, int width, float f) {
   uint8_t lut[256];  // built once per image
-  for (int v = 0; v < 256; ++v) lut[v] = to_u8_trunc(static_cast<float>(v) * f);
+  for (int v = 0; v < 256; ++v) lut[v] = scale_level(v, f, 0.f, 0.f);
   apply_lut(lut, rows, n_rows, width);
+}
+
+void jitter_scale_row(uint8_t* px, int n, float f, float k, float mean) {
+  for (int i = 0; i < n; ++i, px += 4)
+    for (int c = 0; c < 3; ++c) px[c] = scale_level(px[c], f, k, mean);
 }
 
 uint64_t gray_sum(const uint8_t* px, int n) {
@@ -56,7 +66,7 @@ void jitter_contrast(uint8_t* const* rows, int n_rows, int width, float f) {
   const float mean = contrast_mean(sum, n_rows, width);
   uint8_t lut[256];
   const float k = 1.f - f;
-  for (int v = 0; v < 256; ++v) lut[v] = to_u8_trunc(std::fmaf(k, mean, static_cast<float>(v) * f));
+  for (int v = 0; v < 256; ++v) lut[v] = scale_level(v, f, k, mean);
   apply_lut(lut, rows, n_rows, width);
 }
 

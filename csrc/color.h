@@ -48,6 +48,8 @@ void jitter_contrast(uint8_t* const* rows, int n_rows, int width, float f);
 void jitter_saturation(uint8_t* const* rows, int n_rows, int width, float f);
 void jitter_hue(uint8_t* rgbx, int n, float h);
 void jitter_saturation_row(uint8_t* rgbx, int n, float f);
+// Brightness / contrast on one pixel run without a table (the AVX2 kernel's tail).
+void jitter_scale_row(uint8_t* rgbx, int n, float f, float k, float mean);
 // The contrast op's parts: the sum of floor(gray) over a pixel run, and the image mean from it.
 uint64_t gray_sum(const uint8_t* rgbx, int n);
 float contrast_mean(uint64_t sum, int n_rows, int width);

@@ -5,7 +5,6 @@
 // when cpuid reports AVX2 and FMA (simd.cpp). The 4th byte of each pixel is kept as it is.
 #include "color.h"
 
-#include <cmath>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -57,12 +56,7 @@ FP_AVX2 void jitter_scale_avx2(uint8_t* px, int n, float f, float k, float mean)
     const __m256 b = _mm256_fmadd_ps(vk, vm, _mm256_mul_ps(c.b, vf));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(px), pack(r, g, b, p));
   }
-  for (; i < n; ++i, px += 4)  // the tail: the scalar reference's arithmetic
-    for (int c = 0; c < 3; ++c) {
-      float x = std::fmaf(k, mean, static_cast<float>(px[c]) * f);
-      x = x < 0.f ? 0.f : (x > 255.f ? 255.f : x);
-      px[c] = static_cast<uint8_t>(x);
-    }
+  if (i < n) jitter_scale_row(px, n - i, f, k, mean);  // the tail: the scalar reference
 }
 
 FP_AVX2 void jitter_saturation_avx2(uint8_t* px, int n, float f) {
