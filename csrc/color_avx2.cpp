@@ -5,7 +5,6 @@
 // when cpuid reports AVX2 and FMA (simd.cpp). The 4th byte of each pixel is kept as it is.
 #include "color.h"
 
-
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
