@@ -45,6 +45,8 @@ def find_jpeg():
 include_dirs, library_dirs = find_jpeg()
 
 SOURCES = [
+    "csrc/augment.cpp",
+    "csrc/augment_avx2.cpp",
     "csrc/batch.cpp",
     "csrc/bindings.cpp",
     "csrc/color.cpp",

@@ -6,12 +6,16 @@
 #include <pybind11/stl.h>
 
 #include <atomic>
+#include <cstring>
+#include <functional>
+#include <optional>
 #include <chrono>
 #include <thread>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "augment.h"
 #include "batch.h"
 #include "jpeg_decoder.h"
 #include "jpeg_encoder.h"
@@ -127,6 +131,11 @@ struct ParamRecord {
   float jitter_factor[4];            // brightness, contrast, saturation, hue
   float lighting_alpha[3];           // Lighting's draws (0 when off)
   float hsv[3];                      // RandomHSV's gains r (h, s, v) as drawn (0 when off)
+  bool affine_on;                    // RandomRotation / RandomAffine applied
+  float affine[6];                   // angle, tx, ty, scale, shear_x, shear_y
+  int8_t aug_n;                      // the policy's ops applied, in order
+  int8_t aug_op[kMaxAugOps];         // AugOp codes
+  float aug_mag[kMaxAugOps];         // signed magnitudes
   int32_t erase[4];                  // RandomErasing top, left, height, width (-1: nothing erased)
   int32_t src_h, src_w, out_h, out_w;
   int32_t decode_denom, orientation;
@@ -212,6 +221,16 @@ class PyBatch {
       const EraseParams& er = r[i].params.erase;
       for (int k = 0; k < 3; ++k) rec.lighting_alpha[k] = r[i].params.color.alpha[k];
       for (int k = 0; k < 3; ++k) rec.hsv[k] = r[i].params.color.hsv.gain[k];
+      const AffineParams& af = r[i].params.affine;
+      rec.affine_on = af.on;
+      const float aff[6] = {af.angle, af.tx, af.ty, af.scale, af.shear_x, af.shear_y};
+      for (int k = 0; k < 6; ++k) rec.affine[k] = aff[k];
+      const AugmentParams& au = r[i].params.augment;
+      rec.aug_n = static_cast<int8_t>(au.n);
+      for (int k = 0; k < au.n; ++k) {
+        rec.aug_op[k] = static_cast<int8_t>(au.op[k]);
+        rec.aug_mag[k] = au.mag[k];
+      }
       const int32_t box[4] = {er.top, er.left, er.height, er.width};
       for (int k = 0; k < 4; ++k) rec.erase[k] = er.on ? box[k] : -1;
       rec.src_h = g.src_h, rec.src_w = g.src_w, rec.out_h = g.out_h, rec.out_w = g.out_w;
@@ -252,7 +271,7 @@ PYBIND11_MODULE(_core, m) {
   });
 
   PYBIND11_NUMPY_DTYPE(ParamRecord, top, left, height, width, flip, vflip, gray, jitter_mask, jitter_order,
-                       jitter_factor, lighting_alpha, hsv, erase, src_h, src_w, out_h, out_w, decode_denom, orientation, norm_offset, norm_scale);
+                       jitter_factor, lighting_alpha, hsv, affine_on, affine, aug_n, aug_op, aug_mag, erase, src_h, src_w, out_h, out_w, decode_denom, orientation, norm_offset, norm_scale);
 
   // Enums: the one definition of every code that crosses the boundary (common.h, output.h,
   // pipeline.h); Python uses these objects, never integers of its own.
@@ -369,6 +388,75 @@ PYBIND11_MODULE(_core, m) {
       py::call_guard<ReleaseGil>(), "Encodes an HxW or HxWx3 uint8 image as JPEG with libjpeg-turbo.");
 
   // Kernel-level entry points for tests and micro-benchmarks.
+  // One augmentation op (or warp) on an HxWx3 uint8 image, as the fused pass applies it.
+  auto run_aug = [](const py::array_t<uint8_t, py::array::c_style | py::array::forcecast>& img, Simd simd,
+                    const std::function<void(uint8_t* const*, int, int, AugmentScratch*)>& fn) {
+    if (img.ndim() != 3 || img.shape(2) != 3) throw Error(ErrorKind::kInvalid, "image must be HxWx3 uint8");
+    const int h = static_cast<int>(img.shape(0)), w = static_cast<int>(img.shape(1));
+    py::array_t<uint8_t> out({static_cast<py::ssize_t>(h), static_cast<py::ssize_t>(w), py::ssize_t(3)});
+    uint8_t* dst = out.mutable_data();
+    const uint8_t* src = img.data();
+    {
+      ReleaseGil nogil;
+      std::vector<uint8_t> rgbx(checked_mul(static_cast<size_t>(h) * w, 4) + 32);
+      std::vector<uint8_t*> rows(static_cast<size_t>(h));
+      for (int y = 0; y < h; ++y) rows[y] = rgbx.data() + static_cast<size_t>(y) * w * 4;
+      for (size_t i = 0; i < static_cast<size_t>(h) * w; ++i) std::memcpy(&rgbx[i * 4], src + i * 3, 3);
+      AugmentScratch scratch;
+      fn(rows.data(), h, w, &scratch);
+      for (size_t i = 0; i < static_cast<size_t>(h) * w; ++i) std::memcpy(dst + i * 3, &rgbx[i * 4], 3);
+    }
+    return out;
+  };
+  auto warp_of = [](Interp interp, const std::optional<std::vector<float>>& fill) {
+    if (interp != Interp::kNearest && interp != Interp::kBilinear)
+      throw Error(ErrorKind::kInvalid, "interpolation must be nearest or bilinear");
+    if (fill && fill->size() != 1 && fill->size() != 3) throw Error(ErrorKind::kInvalid, "fill must have 1 or 3 values");
+    Float3 f{0.f, 0.f, 0.f};
+    if (fill)
+      for (int c = 0; c < 3; ++c) f[c] = (*fill)[fill->size() == 1 ? 0 : c];
+    return Plan::warp_spec(interp, fill.has_value(), f);
+  };
+  py::enum_<AugOp>(m, "AugOp", "torchvision's automatic-augmentation op names (csrc/augment.h)")
+      .value("Identity", AugOp::kIdentity).value("ShearX", AugOp::kShearX).value("ShearY", AugOp::kShearY)
+      .value("TranslateX", AugOp::kTranslateX).value("TranslateY", AugOp::kTranslateY).value("Rotate", AugOp::kRotate)
+      .value("Brightness", AugOp::kBrightness).value("Color", AugOp::kColor).value("Contrast", AugOp::kContrast)
+      .value("Sharpness", AugOp::kSharpness).value("Posterize", AugOp::kPosterize).value("Solarize", AugOp::kSolarize)
+      .value("AutoContrast", AugOp::kAutoContrast).value("Equalize", AugOp::kEqualize).value("Invert", AugOp::kInvert);
+  py::enum_<AugTable>(m, "AugTable", "how a policy op's magnitude table is built (csrc/augment.h)")
+      .value("none", AugTable::kNone).value("linspace", AugTable::kLinspace)
+      .value("linspace_width", AugTable::kLinspaceWidth).value("linspace_height", AugTable::kLinspaceHeight)
+      .value("posterize", AugTable::kPosterize);
+  m.attr("MAX_AUG_OPS") = kMaxAugOps;
+  m.def(
+      "augment_image",
+      [run_aug, warp_of](const py::array_t<uint8_t, py::array::c_style | py::array::forcecast>& img, AugOp op,
+                         float magnitude, Interp interp, std::optional<std::vector<float>> fill, Simd simd) {
+        const WarpSpec ws = warp_of(interp, fill);
+        return run_aug(img, simd, [&](uint8_t* const* rows, int h, int w, AugmentScratch* s) {
+          apply_aug_op(simd, op, magnitude, ws, rows, h, w, s);
+        });
+      },
+      py::arg("image"), py::arg("op"), py::arg("magnitude"), py::arg("interpolation") = Interp::kNearest,
+      py::arg("fill") = py::none(), py::arg("simd") = Simd::kScalar,
+      "One policy op with its signed magnitude on an HxWx3 uint8 image (torchvision's _apply_op).");
+  m.def(
+      "affine_image",
+      [run_aug, warp_of](const py::array_t<uint8_t, py::array::c_style | py::array::forcecast>& img, float angle,
+                         float tx, float ty, float scale, float shear_x, float shear_y, bool rotate, Interp interp,
+                         std::optional<std::vector<float>> fill, Simd simd) {
+        const WarpSpec ws = warp_of(interp, fill);
+        AffineParams p;
+        p.on = true, p.rotate = rotate, p.angle = angle, p.tx = tx, p.ty = ty, p.scale = scale;
+        p.shear_x = shear_x, p.shear_y = shear_y;
+        return run_aug(img, simd, [&](uint8_t* const* rows, int h, int w, AugmentScratch* s) {
+          apply_affine(simd, p, ws, rows, h, w, s);
+        });
+      },
+      py::arg("image"), py::arg("angle"), py::arg("tx") = 0.f, py::arg("ty") = 0.f, py::arg("scale") = 1.f,
+      py::arg("shear_x") = 0.f, py::arg("shear_y") = 0.f, py::arg("rotate") = false,
+      py::arg("interpolation") = Interp::kNearest, py::arg("fill") = py::none(), py::arg("simd") = Simd::kScalar,
+      "F.affine (rotate=False) or F.rotate (rotate=True) on an HxWx3 uint8 image, as RandomAffine/RandomRotation apply it.");
   m.def("float_to_half", [](float f) { return float_to_half(f); });
   m.def("float_to_bfloat16", [](float f) { return float_to_bfloat16(f); });
 }

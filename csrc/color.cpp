@@ -60,18 +60,16 @@ float contrast_mean(uint64_t sum, int n_rows, int width) {
   return static_cast<float>(sum) / static_cast<float>(static_cast<int64_t>(n_rows) * width);
 }
 
-void jitter_contrast(uint8_t* const* rows, int n_rows, int width, float f) {
+void jitter_contrast(uint8_t* const* rows, int n_rows, int width, float f, float k) {
   uint64_t sum = 0;  // the gray mean of the image as it is now
   for (int y = 0; y < n_rows; ++y) sum += gray_sum(rows[y], width);
   const float mean = contrast_mean(sum, n_rows, width);
   uint8_t lut[256];
-  const float k = 1.f - f;
   for (int v = 0; v < 256; ++v) lut[v] = scale_level(v, f, k, mean);
   apply_lut(lut, rows, n_rows, width);
 }
 
-void jitter_saturation_row(uint8_t* px, int n, float f) {
-  const float k = 1.f - f;
+void jitter_saturation_row(uint8_t* px, int n, float f, float k) {
   for (int i = 0; i < n; ++i, px += 4) {
     const float gray = static_cast<float>(tv_gray_floor(px[0], px[1], px[2]));
     px[0] = to_u8_trunc(std::fmaf(k, gray, static_cast<float>(px[0]) * f));
@@ -80,8 +78,8 @@ void jitter_saturation_row(uint8_t* px, int n, float f) {
   }
 }
 
-void jitter_saturation(uint8_t* const* rows, int n_rows, int width, float f) {
-  for (int y = 0; y < n_rows; ++y) jitter_saturation_row(rows[y], width, f);
+void jitter_saturation(uint8_t* const* rows, int n_rows, int width, float f, float k) {
+  for (int y = 0; y < n_rows; ++y) jitter_saturation_row(rows[y], width, f, k);
 }
 
 void jitter_hue(uint8_t* px, int n, float hue) {
@@ -135,46 +133,61 @@ void jitter_hue(uint8_t* px, int n, float hue) {
   }
 }
 
-void apply_color_jitter(Simd simd, const JitterParams& p, uint8_t* const* rows, int n_rows, int width) {
+namespace {
+bool use_avx2(Simd simd) {
 #if defined(__x86_64__) || defined(__i386__)
-  const bool avx2 = simd == Simd::kAVX2;
+  return simd == Simd::kAVX2;
 #else
-  const bool avx2 = false;
   (void)simd;
+  return false;
 #endif
+}
+}  // namespace
+
+void color_brightness(Simd simd, uint8_t* const* rows, int n_rows, int width, float f) {
+  if (!use_avx2(simd)) return jitter_brightness(rows, n_rows, width, f);
+#if defined(__x86_64__) || defined(__i386__)
+  for (int y = 0; y < n_rows; ++y) jitter_scale_avx2(rows[y], width, f, 0.f, 0.f);  // v * f is fma(0, 0, v * f)
+#endif
+}
+
+void color_contrast(Simd simd, uint8_t* const* rows, int n_rows, int width, float f, float k) {
+  if (!use_avx2(simd)) return jitter_contrast(rows, n_rows, width, f, k);
+#if defined(__x86_64__) || defined(__i386__)
+  uint64_t sum = 0;
+  for (int y = 0; y < n_rows; ++y) sum += gray_sum_avx2(rows[y], width);
+  const float mean = contrast_mean(sum, n_rows, width);
+  for (int y = 0; y < n_rows; ++y) jitter_scale_avx2(rows[y], width, f, k, mean);
+#endif
+}
+
+void color_saturation(Simd simd, uint8_t* const* rows, int n_rows, int width, float f, float k) {
+  if (!use_avx2(simd)) return jitter_saturation(rows, n_rows, width, f, k);
+#if defined(__x86_64__) || defined(__i386__)
+  for (int y = 0; y < n_rows; ++y) jitter_saturation_avx2(rows[y], width, f, k);
+#endif
+}
+
+void apply_color_jitter(Simd simd, const JitterParams& p, uint8_t* const* rows, int n_rows, int width) {
   for (int k = 0; k < 4; ++k) {
     const int op = p.order[k];
     if (!(p.mask >> op & 1)) continue;
-    const float f = p.factor[op];
-    if (!avx2) {
-      switch (op) {
-        case 0: jitter_brightness(rows, n_rows, width, f); break;
-        case 1: jitter_contrast(rows, n_rows, width, f); break;
-        case 2: jitter_saturation(rows, n_rows, width, f); break;
-        default:
-          for (int y = 0; y < n_rows; ++y) jitter_hue(rows[y], width, f);
-      }
-      continue;
-    }
-#if defined(__x86_64__) || defined(__i386__)
+    const float f = p.factor[op];  // a float draw: 1 - f in float is torch's float(1.0 - f)
     switch (op) {
-      case 0:  // v * f is fma(0, 0, v * f)
-        for (int y = 0; y < n_rows; ++y) jitter_scale_avx2(rows[y], width, f, 0.f, 0.f);
-        break;
-      case 1: {
-        uint64_t sum = 0;
-        for (int y = 0; y < n_rows; ++y) sum += gray_sum_avx2(rows[y], width);
-        const float mean = contrast_mean(sum, n_rows, width);
-        for (int y = 0; y < n_rows; ++y) jitter_scale_avx2(rows[y], width, f, 1.f - f, mean);
-        break;
-      }
-      case 2:
-        for (int y = 0; y < n_rows; ++y) jitter_saturation_avx2(rows[y], width, f);
-        break;
+      case 0: color_brightness(simd, rows, n_rows, width, f); break;
+      case 1: color_contrast(simd, rows, n_rows, width, f, 1.f - f); break;
+      case 2: color_saturation(simd, rows, n_rows, width, f, 1.f - f); break;
       default:
-        for (int y = 0; y < n_rows; ++y) jitter_hue_avx2(rows[y], width, f);
-    }
+        for (int y = 0; y < n_rows; ++y) {
+#if defined(__x86_64__) || defined(__i386__)
+          if (use_avx2(simd)) {
+            jitter_hue_avx2(rows[y], width, f);
+            continue;
+          }
 #endif
+          jitter_hue(rows[y], width, f);
+        }
+    }
   }
 }
 

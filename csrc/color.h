@@ -43,11 +43,17 @@ void apply_color_jitter(Simd simd, const JitterParams& p, uint8_t* const* rows, 
 
 // One op on a whole image (its tables built once): brightness / contrast (which computes the
 // image's gray mean) / saturation; hue on one pixel run.
+// Contrast and saturation blend with weight k: torch casts its 1.0 - f to float, so k is given
+// (1 - f for a float factor f; the augmentation ops' f = 1 + m is not a float).
 void jitter_brightness(uint8_t* const* rows, int n_rows, int width, float f);
-void jitter_contrast(uint8_t* const* rows, int n_rows, int width, float f);
-void jitter_saturation(uint8_t* const* rows, int n_rows, int width, float f);
+void jitter_contrast(uint8_t* const* rows, int n_rows, int width, float f, float k);
+void jitter_saturation(uint8_t* const* rows, int n_rows, int width, float f, float k);
 void jitter_hue(uint8_t* rgbx, int n, float h);
-void jitter_saturation_row(uint8_t* rgbx, int n, float f);
+void jitter_saturation_row(uint8_t* rgbx, int n, float f, float k);
+// The same ops with the kernels of level `simd` (every level gives the scalar reference's bytes).
+void color_brightness(Simd simd, uint8_t* const* rows, int n_rows, int width, float f);
+void color_contrast(Simd simd, uint8_t* const* rows, int n_rows, int width, float f, float k);
+void color_saturation(Simd simd, uint8_t* const* rows, int n_rows, int width, float f, float k);
 // Brightness / contrast on one pixel run without a table (the AVX2 kernel's tail).
 void jitter_scale_row(uint8_t* rgbx, int n, float f, float k, float mean);
 // The contrast op's parts: the sum of floor(gray) over a pixel run, and the image mean from it.
@@ -57,7 +63,7 @@ float contrast_mean(uint64_t sum, int n_rows, int width);
 // color_avx2.cpp: one pixel run each (brightness and contrast apply v * f, resp. fma(1 - f, mean, v * f)).
 void jitter_hue_avx2(uint8_t* rgbx, int n, float h);
 void jitter_scale_avx2(uint8_t* rgbx, int n, float f, float k, float mean);
-void jitter_saturation_avx2(uint8_t* rgbx, int n, float f);
+void jitter_saturation_avx2(uint8_t* rgbx, int n, float f, float k);
 uint64_t gray_sum_avx2(const uint8_t* rgbx, int n);
 // floor(0.2989 r + 0.587 g + 0.114 b) in torchvision's float32 arithmetic.
 int tv_gray_floor(int r, int g, int b);

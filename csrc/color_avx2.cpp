@@ -58,8 +58,8 @@ FP_AVX2 void jitter_scale_avx2(uint8_t* px, int n, float f, float k, float mean)
   if (i < n) jitter_scale_row(px, n - i, f, k, mean);  // the tail: the scalar reference
 }
 
-FP_AVX2 void jitter_saturation_avx2(uint8_t* px, int n, float f) {
-  const __m256 vf = _mm256_set1_ps(f), vk = _mm256_set1_ps(1.f - f);
+FP_AVX2 void jitter_saturation_avx2(uint8_t* px, int n, float f, float k) {
+  const __m256 vf = _mm256_set1_ps(f), vk = _mm256_set1_ps(k);
   int i = 0;
   for (; i + 8 <= n; i += 8, px += 32) {
     const __m256i p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(px));
@@ -70,7 +70,7 @@ FP_AVX2 void jitter_saturation_avx2(uint8_t* px, int n, float f) {
     const __m256 b = _mm256_fmadd_ps(vk, gk, _mm256_mul_ps(c.b, vf));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(px), pack(r, g, b, p));
   }
-  if (i < n) jitter_saturation_row(px, n - i, f);
+  if (i < n) jitter_saturation_row(px, n - i, f, k);
 }
 
 FP_AVX2 uint64_t gray_sum_avx2(const uint8_t* px, int n) {

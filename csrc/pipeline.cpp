@@ -206,7 +206,14 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
                 vertical(e, w.orow.data()), row_bytes);
   w.rows.resize(static_cast<size_t>(g.out_h));
   for (int y = 0; y < g.out_h; ++y) w.rows[y] = w.stage.data() + static_cast<size_t>(y) * fstride;
-  // Colour ops on the finished uint8 image.
+  // Augmentation (warps first, then the policy's ops in their order) and colour ops on the
+  // finished uint8 image.
+  if (sp.affine.on) apply_affine(plan.spec.simd, sp.affine, plan.affine_warp(), w.rows.data(), g.out_h, g.out_w, &w.aug);
+  if (sp.augment.n) {
+    const WarpSpec ws = plan.aug_warp();
+    for (int k = 0; k < sp.augment.n; ++k)
+      apply_aug_op(plan.spec.simd, sp.augment.op[k], sp.augment.mag[k], ws, w.rows.data(), g.out_h, g.out_w, &w.aug);
+  }
   if (sp.color.jitter.mask) apply_color_jitter(plan.spec.simd, sp.color.jitter, w.rows.data(), g.out_h, g.out_w);
   if (sp.color.hsv.on) apply_random_hsv(plan.spec.simd, sp.color.hsv, w.rows.data(), g.out_h, g.out_w);
   if (plan.out.color == Color::kYCbCr)
@@ -339,7 +346,7 @@ struct TrimScratch {
 }  // namespace
 
 void Worker::trim(size_t keep) {
-  for (std::vector<uint8_t>* v : {&file, &row, &inter, &orow, &full, &oriented, &stage})
+  for (std::vector<uint8_t>* v : {&file, &row, &inter, &orow, &full, &oriented, &stage, &aug.image})
     if (v->capacity() > keep) std::vector<uint8_t>().swap(*v);
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "augment.h"
 #include "common.h"
 #include "jpeg_decoder.h"
 #include "plan.h"
@@ -50,6 +51,7 @@ struct Worker {
   std::vector<uint8_t*> rows;           // two-phase output: the staged image's rows
   std::vector<uint8_t> lut;             // two-phase output: the per-sample table
   LevelHistogram hist;
+  AugmentScratch aug;                   // the augmentation ops' copy of the staged image
   AxisTable ht, vt;
   // Frees every buffer whose capacity is over `keep` bytes.
   void trim(size_t keep);

@@ -37,6 +37,58 @@ void validate(const PlanSpec& s) {
   if (s.color == Color::kYCbCr && s.gray_p > 0.0)
     bad("RandomGrayscale cannot be combined with YCbCr output (a gray sample is Y with Cb = Cr = 128: "
         "convert after the fact)");
+  auto fill_ok = [](const Float3& f) {
+    for (float v : f)
+      if (!(v >= 0.f && v <= 255.f)) return false;
+    return true;
+  };
+  auto interp_ok = [](Interp i) { return i == Interp::kNearest || i == Interp::kBilinear; };
+  if (s.affine_mode < 0 || s.affine_mode > 2) bad("affine_mode must be 0, 1 or 2");
+  if (s.affine_mode) {
+    if (!(std::isfinite(s.degrees_lo) && s.degrees_lo <= s.degrees_hi && std::isfinite(s.degrees_hi)))
+      bad("degrees must satisfy lo <= hi (finite)");
+    if (!(s.translate_x >= 0.0 && s.translate_x <= 1.0 && s.translate_y >= 0.0 && s.translate_y <= 1.0))
+      bad("translate values must be in [0, 1]");
+    if (!(s.affine_scale_lo > 0.0 && s.affine_scale_lo <= s.affine_scale_hi && std::isfinite(s.affine_scale_hi)))
+      bad("scale must satisfy 0 < lo <= hi");
+    if (s.shear_n != 0 && s.shear_n != 2 && s.shear_n != 4) bad("shear_n must be 0, 2 or 4");
+    for (const Float3* sh : {&s.shear_x, &s.shear_y})
+      if (!(std::isfinite((*sh)[0]) && (*sh)[0] <= (*sh)[1] && std::isfinite((*sh)[1]) && std::fabs((*sh)[0]) < 90.f &&
+            std::fabs((*sh)[1]) < 90.f))
+        bad("shear ranges must satisfy lo <= hi within (-90, 90) degrees");
+    if (!interp_ok(s.affine_interp)) bad("RandomRotation/RandomAffine interpolation must be nearest or bilinear");
+    if (!fill_ok(s.affine_fill)) bad("RandomRotation/RandomAffine fill must be levels in [0, 255]");
+  }
+  if (s.aug_policy < 0 || s.aug_policy > 3) bad("aug_policy must be 0..3");
+  if (s.aug_policy) {
+    const size_t n = s.aug_ops.size();
+    if (n == 0) bad("an augmentation policy needs at least one op");
+    if (s.aug_table.size() != n || s.aug_lo.size() != n || s.aug_hi.size() != n || s.aug_signed.size() != n)
+      bad("aug_table, aug_lo, aug_hi and aug_signed must have one entry per op of aug_ops");
+    for (size_t k = 0; k < n; ++k) {
+      if (s.aug_ops[k] < 0 || s.aug_ops[k] >= kAugOpCount) bad("unknown augmentation op code");
+      if (s.aug_table[k] < 0 || s.aug_table[k] > 4) bad("unknown magnitude table code");
+      if (!(std::isfinite(s.aug_lo[k]) && std::isfinite(s.aug_hi[k]))) bad("magnitude tables must be finite");
+      if (s.aug_table[k] == static_cast<int>(AugTable::kPosterize) && !(s.aug_hi[k] > 0.0))
+        bad("Posterize's magnitude divisor must be positive");
+    }
+    if (s.aug_bins < 1 || s.aug_bins > 1 << 20) bad("num_magnitude_bins must be in [1, 2^20]");
+    if (s.aug_policy == 1) {
+      if (s.aug_num_ops < 0 || s.aug_num_ops > kMaxAugOps)
+        bad("RandAugment num_ops must be in [0, " + std::to_string(kMaxAugOps) + "]");
+      if (s.aug_magnitude < 0 || s.aug_magnitude >= s.aug_bins) bad("RandAugment magnitude must be in [0, num_magnitude_bins)");
+    }
+    if (s.aug_policy == 3) {
+      if (n % 2 || s.aug_prob.size() != n || s.aug_bin.size() != n)
+        bad("AutoAugment needs two (op, probability, bin) entries per sub-policy");
+      for (size_t k = 0; k < n; ++k) {
+        if (!(s.aug_prob[k] >= 0.0 && s.aug_prob[k] <= 1.0)) bad("AutoAugment probabilities must be in [0, 1]");
+        if (s.aug_bin[k] < 0 || s.aug_bin[k] >= s.aug_bins) bad("AutoAugment magnitude bins must be in [0, bins)");
+      }
+    }
+    if (!interp_ok(s.aug_interp)) bad("augmentation interpolation must be nearest or bilinear");
+    if (!fill_ok(s.aug_fill)) bad("augmentation fill must be levels in [0, 255]");
+  }
   if (!(s.lighting_std >= 0.0 && std::isfinite(s.lighting_std))) bad("Lighting alphastd must be finite and >= 0");
   if (s.lighting_std > 0.0 && s.norm_mode != NormMode::kTable && s.norm_mode != NormMode::kWhiten)
     bad("Lighting cannot be combined with a per-image normalisation");
@@ -260,6 +312,51 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
         e.noise_seed = rng.next();
         break;
       }
+    }
+  }
+  if (s.affine_mode) {
+    // torchvision v2's RandomRotation / RandomAffine._get_params: angle uniform in degrees; tx, ty
+    // = round(uniform(-max, max)) with max = fraction * size; scale uniform; shear x (and y).
+    Rng rng = stream(streams::kAffine);
+    AffineParams& a = p.affine;
+    a.on = true;
+    a.rotate = s.affine_mode == 1;
+    a.angle = static_cast<float>(rng.uniform(s.degrees_lo, s.degrees_hi));
+    if (s.affine_mode == 2) {
+      const double mx = s.translate_x * g.out_w, my = s.translate_y * g.out_h;
+      a.tx = static_cast<float>(round_half_even(static_cast<float>(rng.uniform(-mx, mx))));
+      a.ty = static_cast<float>(round_half_even(static_cast<float>(rng.uniform(-my, my))));
+      a.scale = static_cast<float>(rng.uniform(s.affine_scale_lo, s.affine_scale_hi));
+      if (s.shear_n >= 2) a.shear_x = static_cast<float>(rng.uniform(s.shear_x[0], s.shear_x[1]));
+      if (s.shear_n == 4) a.shear_y = static_cast<float>(rng.uniform(s.shear_y[0], s.shear_y[1]));
+    }
+  }
+  if (s.aug_policy) {
+    // torchvision v2's RandAugment / TrivialAugmentWide / AutoAugment forward(): which ops, which
+    // magnitude bin, and a coin for the sign of signed ops.
+    Rng rng = stream(streams::kAugment);
+    AugmentParams& a = p.augment;
+    const int n_ops = static_cast<int>(s.aug_ops.size());
+    auto add = [&](int entry, int bin) {
+      const AugTable t = static_cast<AugTable>(s.aug_table[entry]);
+      float m = 0.f;
+      if (t != AugTable::kNone) {
+        m = aug_magnitude(t, s.aug_lo[entry], s.aug_hi[entry], s.aug_bins, bin, g.out_h, g.out_w);
+        if (s.aug_signed[entry] && rng.uniform() < 0.5) m = -m;
+      }
+      a.op[a.n] = static_cast<AugOp>(s.aug_ops[entry]);
+      a.mag[a.n] = m;
+      ++a.n;
+    };
+    if (s.aug_policy == 1) {
+      for (int k = 0; k < s.aug_num_ops; ++k) add(static_cast<int>(rng.randint(0, n_ops)), s.aug_magnitude);
+    } else if (s.aug_policy == 2) {
+      const int entry = static_cast<int>(rng.randint(0, n_ops));
+      add(entry, static_cast<int>(rng.randint(0, s.aug_bins)));
+    } else {
+      const int sub = static_cast<int>(rng.randint(0, n_ops / 2));
+      for (int k = 2 * sub; k < 2 * sub + 2; ++k)
+        if (s.aug_prob[k] > 0.0 && rng.uniform() < s.aug_prob[k]) add(k, s.aug_bin[k]);
     }
   }
   if (s.hsv_gain[0] != 0.f || s.hsv_gain[1] != 0.f || s.hsv_gain[2] != 0.f) {

@@ -10,7 +10,9 @@
 
 #include <array>
 #include <cstdint>
+#include <vector>
 
+#include "augment.h"
 #include "color.h"
 #include "common.h"
 #include "output.h"
@@ -19,6 +21,8 @@ namespace fastprep {
 
 using Float3 = std::array<float, 3>;
 using Float9 = std::array<float, 9>;
+using IntVec = std::vector<int>;
+using DoubleVec = std::vector<double>;
 
 // X(type, name, default, doc)
 #define FASTPREP_PLAN_FIELDS(X)                                                                        \
@@ -53,6 +57,35 @@ using Float9 = std::array<float, 9>;
   X(double, hue_lo, 0.0, "ColorJitter hue shift range, low (in turns, within [-0.5, 0.5])")          \
   X(double, hue_hi, 0.0, "ColorJitter hue shift range, high")                                        \
   X(Float3, hsv_gain, (Float3{0.f, 0.f, 0.f}), "RandomHSV gains (h, s, v); all 0 = off")            \
+  /* Geometric augmentation on uint8 (RandomRotation, RandomAffine), before the policies. */          \
+  X(int, affine_mode, 0, "0 off, 1 RandomRotation (F.rotate), 2 RandomAffine (F.affine)")            \
+  X(double, degrees_lo, 0.0, "rotation angle range, low (degrees)")                                  \
+  X(double, degrees_hi, 0.0, "rotation angle range, high")                                           \
+  X(double, translate_x, 0.0, "RandomAffine: max |tx| as a fraction of the width")                   \
+  X(double, translate_y, 0.0, "RandomAffine: max |ty| as a fraction of the height")                  \
+  X(double, affine_scale_lo, 1.0, "RandomAffine scale range, low")                                    \
+  X(double, affine_scale_hi, 1.0, "RandomAffine scale range, high")                                   \
+  X(int, shear_n, 0, "RandomAffine shear: 0 none, 2 x range, 4 x and y ranges")                      \
+  X(Float3, shear_x, (Float3{0.f, 0.f, 0.f}), "RandomAffine shear x range (lo, hi, unused), degrees")  \
+  X(Float3, shear_y, (Float3{0.f, 0.f, 0.f}), "RandomAffine shear y range (lo, hi, unused), degrees")  \
+  X(Interp, affine_interp, Interp::kNearest, "RandomRotation/RandomAffine sampling: nearest, bilinear") \
+  X(bool, affine_fill_on, true, "fill outside the warped image (false: torchvision's fill=None)")    \
+  X(Float3, affine_fill, (Float3{0.f, 0.f, 0.f}), "fill value per channel (levels)")                 \
+  /* Automatic augmentation policies on uint8 (Note [Augment arithmetic] in augment.h). */            \
+  X(int, aug_policy, 0, "0 off, 1 RandAugment, 2 TrivialAugmentWide, 3 AutoAugment")                 \
+  X(IntVec, aug_ops, (IntVec{}), "the op space, AugOp codes (AutoAugment: two per sub-policy)")      \
+  X(IntVec, aug_table, (IntVec{}), "per entry of aug_ops: AugTable code of its magnitude table")     \
+  X(DoubleVec, aug_lo, (DoubleVec{}), "per entry: magnitude table start")                            \
+  X(DoubleVec, aug_hi, (DoubleVec{}), "per entry: magnitude table end (or Posterize's divisor)")     \
+  X(IntVec, aug_signed, (IntVec{}), "per entry: 1 when the magnitude gets a random sign")            \
+  X(DoubleVec, aug_prob, (DoubleVec{}), "AutoAugment: probability per entry")                        \
+  X(IntVec, aug_bin, (IntVec{}), "AutoAugment: magnitude bin per entry")                             \
+  X(int, aug_num_ops, 2, "RandAugment: ops per sample")                                              \
+  X(int, aug_magnitude, 9, "RandAugment: magnitude bin")                                             \
+  X(int, aug_bins, 31, "number of magnitude bins")                                                   \
+  X(Interp, aug_interp, Interp::kNearest, "policy's geometric ops: nearest or bilinear")             \
+  X(bool, aug_fill_on, false, "policy's fill given (false: fill=None, zeros)")                       \
+  X(Float3, aug_fill, (Float3{0.f, 0.f, 0.f}), "policy's fill per channel (levels)")                 \
   /* On the float values (after ToTensor, before Normalize). */                                       \
   X(double, lighting_std, 0.0, "Lighting: alpha ~ N(0, lighting_std) per eigenvector (0 = off)")      \
   X(Float3, eigval, (Float3{0.f, 0.f, 0.f}), "Lighting: RGB covariance eigenvalues ([0, 1] scale)")  \
@@ -104,7 +137,20 @@ struct Plan {
   // colour ops that see the whole image, or a per-image table).
   // Per-pixel colour ops (RandomHSV, YCbCr output) use the staged image too: the rows the
   // vertical pass hands over may be the intermediate's own.
-  bool needs_stats() const { return per_image_table() || spec.jitter_mask != 0 || hsv() || spec.color == Color::kYCbCr; }
+  bool needs_stats() const {
+    return per_image_table() || spec.jitter_mask != 0 || hsv() || spec.color == Color::kYCbCr || augments();
+  }
+  // RandomRotation / RandomAffine or a policy: warps and per-image ops on the staged image.
+  bool augments() const { return spec.affine_mode != 0 || spec.aug_policy != 0; }
+  WarpSpec affine_warp() const { return warp_spec(spec.affine_interp, spec.affine_fill_on, spec.affine_fill); }
+  WarpSpec aug_warp() const { return warp_spec(spec.aug_interp, spec.aug_fill_on, spec.aug_fill); }
+  static WarpSpec warp_spec(Interp interp, bool fill_on, const Float3& fill) {
+    WarpSpec w;
+    w.bilinear = interp == Interp::kBilinear;
+    w.fill_on = fill_on;
+    for (int c = 0; c < 3; ++c) w.fill[c] = fill[c];
+    return w;
+  }
   // The output table is built per sample from the image's histograms.
   bool per_image_table() const {
     return spec.norm_mode == NormMode::kPerImage || spec.norm_mode == NormMode::kMinMax;
@@ -142,6 +188,8 @@ struct EraseParams {
 // Everything one sample draws: plan_sample()'s result.
 struct SampleParams {
   Geometry geom;
+  AffineParams affine;   // RandomRotation / RandomAffine
+  AugmentParams augment; // the policy's ops and signed magnitudes
   ColorParams color;
   EraseParams erase;
 };
@@ -166,6 +214,8 @@ constexpr uint64_t kLighting = stream_id("lighting");
 constexpr uint64_t kHsv = stream_id("random_hsv");
 constexpr uint64_t kErase = stream_id("erase");
 constexpr uint64_t kEraseNoise = stream_id("erase_noise");
+constexpr uint64_t kAffine = stream_id("affine");
+constexpr uint64_t kAugment = stream_id("augment");
 }  // namespace streams
 
 class Rng {

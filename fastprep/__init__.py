@@ -7,7 +7,7 @@
 """
 from ._errors import (DecodeError, ImageTooLargeError, MissingDependencyError, ReadError,
                       UnsupportedImageError)
-from ._ops import (PRESETS, CenterCrop, ColorJitter, Grayscale, Lighting, RandomErasing, RandomHSV, InterpolationMode, Normalize, Op, RandomGrayscale,
+from ._ops import (PRESETS, AutoAugment, RandAugment, RandomAffine, RandomRotation, TrivialAugmentWide, CenterCrop, ColorJitter, Grayscale, Lighting, RandomErasing, RandomHSV, InterpolationMode, Normalize, Op, RandomGrayscale,
                    RandomHorizontalFlip, RandomResizedCrop, RandomVerticalFlip, Resize, Stage, ToTensor, op_table,
                    register_op, registered_ops)
 from ._transforms import DEFAULT_MAX_PIXELS, Compose
@@ -24,7 +24,8 @@ def simd_info():
 
 __all__ = [
     "Compose", "Resize", "CenterCrop", "RandomResizedCrop", "RandomHorizontalFlip", "RandomVerticalFlip",
-    "ToTensor", "Normalize", "Grayscale", "RandomGrayscale", "ColorJitter", "Lighting", "RandomErasing", "RandomHSV", "Op", "Stage", "register_op", "registered_ops",
+    "ToTensor", "Normalize", "Grayscale", "RandomGrayscale", "ColorJitter", "Lighting", "RandomErasing", "RandomHSV",
+    "RandomRotation", "RandomAffine", "RandAugment", "TrivialAugmentWide", "AutoAugment", "Op", "Stage", "register_op", "registered_ops",
     "op_table", "InterpolationMode", "PRESETS", "DEFAULT_MAX_PIXELS", "from_torchvision", "simd_info",
     "DecodeError", "UnsupportedImageError", "ImageTooLargeError", "ReadError", "MissingDependencyError",
 ]

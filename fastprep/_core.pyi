@@ -19,6 +19,32 @@ class Interp(_PybindEnum):
     bilinear: ClassVar[Interp]
     bicubic: ClassVar[Interp]
 
+class AugOp(_PybindEnum):
+    Identity: ClassVar[AugOp]
+    ShearX: ClassVar[AugOp]
+    ShearY: ClassVar[AugOp]
+    TranslateX: ClassVar[AugOp]
+    TranslateY: ClassVar[AugOp]
+    Rotate: ClassVar[AugOp]
+    Brightness: ClassVar[AugOp]
+    Color: ClassVar[AugOp]
+    Contrast: ClassVar[AugOp]
+    Sharpness: ClassVar[AugOp]
+    Posterize: ClassVar[AugOp]
+    Solarize: ClassVar[AugOp]
+    AutoContrast: ClassVar[AugOp]
+    Equalize: ClassVar[AugOp]
+    Invert: ClassVar[AugOp]
+
+class AugTable(_PybindEnum):
+    none: ClassVar[AugTable]
+    linspace: ClassVar[AugTable]
+    linspace_width: ClassVar[AugTable]
+    linspace_height: ClassVar[AugTable]
+    posterize: ClassVar[AugTable]
+
+MAX_AUG_OPS: int
+
 class DType(_PybindEnum):
     uint8: ClassVar[DType]
     float32: ClassVar[DType]
@@ -89,6 +115,33 @@ class PlanSpec:
     hue_lo: float
     hue_hi: float
     hsv_gain: list[float]
+    affine_mode: int
+    degrees_lo: float
+    degrees_hi: float
+    translate_x: float
+    translate_y: float
+    affine_scale_lo: float
+    affine_scale_hi: float
+    shear_n: int
+    shear_x: list[float]
+    shear_y: list[float]
+    affine_interp: Interp
+    affine_fill_on: bool
+    affine_fill: list[float]
+    aug_policy: int
+    aug_ops: list[int]
+    aug_table: list[int]
+    aug_lo: list[float]
+    aug_hi: list[float]
+    aug_signed: list[int]
+    aug_prob: list[float]
+    aug_bin: list[int]
+    aug_num_ops: int
+    aug_magnitude: int
+    aug_bins: int
+    aug_interp: Interp
+    aug_fill_on: bool
+    aug_fill: list[float]
     lighting_std: float
     eigval: list[float]
     eigvec: list[float]
@@ -170,5 +223,10 @@ def default_simd() -> Simd: ...
 def parse_simd(name: str) -> Simd: ...
 def encode_jpeg(image: np.ndarray, quality: int = 90, subsampling: int = 420,
                 progressive: bool = False) -> EncodedBytes: ...
+def augment_image(image: np.ndarray, op: AugOp, magnitude: float, interpolation: Interp = ...,
+                  fill: list[float] | None = None, simd: Simd = ...) -> np.ndarray: ...
+def affine_image(image: np.ndarray, angle: float, tx: float = 0.0, ty: float = 0.0, scale: float = 1.0,
+                 shear_x: float = 0.0, shear_y: float = 0.0, rotate: bool = False, interpolation: Interp = ...,
+                 fill: list[float] | None = None, simd: Simd = ...) -> np.ndarray: ...
 def float_to_half(f: float) -> int: ...
 def float_to_bfloat16(f: float) -> int: ...

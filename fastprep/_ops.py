@@ -23,7 +23,8 @@ from . import _core
 __all__ = [
     "Stage", "Op", "register_op", "registered_ops", "op_table", "Resize", "CenterCrop", "RandomResizedCrop",
     "RandomHorizontalFlip", "RandomVerticalFlip", "Grayscale", "RandomGrayscale", "ColorJitter", "ToTensor", "Normalize",
-    "Lighting", "RandomErasing", "RandomHSV",
+    "Lighting", "RandomErasing", "RandomHSV", "RandomRotation", "RandomAffine", "RandAugment", "TrivialAugmentWide",
+    "AutoAugment",
     "InterpolationMode", "PRESETS",
 ]
 
@@ -557,6 +558,378 @@ class RandomHSV(Op):
 
     def sample_params(self, rec):
         return {"hsv": [float(x) for x in rec["hsv"]]}
+
+
+# ----------------------------------------------------------------------------------------------
+# Geometric augmentation and automatic augmentation policies on uint8 (csrc/augment.h)
+
+_AFFINE_OPS = ("RandomRotation", "RandomAffine")
+_POLICY_OPS = ("RandAugment", "TrivialAugmentWide", "AutoAugment")
+_AFTER_COLOR = {**{n: "{name} after {prev} cannot be fused: the fused pass runs augmentation before the colour "
+                      "ops; put {name} before {prev}" for n in ("ColorJitter", "RandomHSV")},
+                **{n: "{name} after {prev} cannot be fused: put augmentation before grayscale conversion"
+                   for n in ("Grayscale", "RandomGrayscale")}}
+
+
+def _aug_interp(interpolation, what):
+    name = str(getattr(interpolation, "value", interpolation)).lower()
+    if name not in ("nearest", "bilinear"):
+        raise ValueError(f"{what} interpolation must be nearest or bilinear (torchvision's tensor warps), "
+                         f"got {interpolation!r}")
+    return name
+
+
+def _aug_fill(fill, what, allow_none):
+    """None (torchvision's fill=None: zeros, no mask) or 3 levels in [0, 255]."""
+    if fill is None:
+        if not allow_none:
+            raise ValueError(f"{what} fill must be a number or a sequence of 1 or 3 numbers, got None")
+        return None
+    vals = list(fill) if isinstance(fill, (tuple, list)) else [fill]
+    ok = len(vals) in (1, 3) and all(not isinstance(v, bool) and isinstance(v, numbers.Real) and 0 <= v <= 255
+                                     for v in vals)
+    if not ok:
+        raise ValueError(f"{what} fill must be a level in [0, 255] or a sequence of 1 or 3 of them, got {fill!r}")
+    vals = [float(v) for v in vals]
+    return vals * 3 if len(vals) == 1 else vals
+
+
+def _tv_fill(op):
+    fill = getattr(op, "fill", None)
+    if isinstance(fill, dict):  # v2 stores {type: fill}; one value for images is all fastprep needs
+        vals = {repr(v) for v in fill.values()}
+        if len(vals) > 1:
+            raise ValueError(f"{type(op).__name__}: a per-type fill dict with different values cannot be converted")
+        fill = next(iter(fill.values()), None)
+    return fill
+
+
+def _set_warp(spec, prefix, interp, fill):
+    setattr(spec, f"{prefix}_interp", getattr(_core.Interp, interp))
+    setattr(spec, f"{prefix}_fill_on", fill is not None)
+    setattr(spec, f"{prefix}_fill", fill if fill is not None else [0.0, 0.0, 0.0])
+
+
+def _degrees(degrees, what):
+    """torchvision's _setup_angle: d -> (-d, d) (d >= 0), or a (lo, hi) pair."""
+    if isinstance(degrees, numbers.Real) and not isinstance(degrees, bool):
+        if degrees < 0:
+            raise ValueError(f"{what} degrees must be non-negative when a single number, got {degrees!r}")
+        lo, hi = -float(degrees), float(degrees)
+    elif isinstance(degrees, (tuple, list)) and len(degrees) == 2:
+        lo, hi = _range2(degrees, what, "degrees")
+    else:
+        raise ValueError(f"{what} degrees must be a number or a pair (lo, hi), got {degrees!r}")
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+        raise ValueError(f"{what} degrees must be finite with lo <= hi, got {degrees!r}")
+    return lo, hi
+
+
+class _Warp(Op):
+    stage = Stage.UINT8
+    not_after = {**_AFTER_COLOR, **{n: "{name} after {prev} cannot be fused: the fused pass warps before the "
+                                       "policy's ops; put {name} first" for n in _POLICY_OPS}}
+    params = ("affine",)
+
+    def sample_params(self, rec):
+        return {"affine": [float(x) for x in rec["affine"]] if rec["affine_on"] else None}
+
+    def check_output(self, out):
+        pass
+
+
+@register_op
+class RandomRotation(_Warp):
+    """Rotates by an angle uniform in degrees about the centre, on the uint8 image after the crop,
+    as torchvision v2's F.rotate on tensors (nearest or bilinear, fill outside)."""
+
+    torchvision = ("RandomRotation",)
+    exclusive = {"RandomAffine": "RandomRotation and RandomAffine cannot be combined: use one RandomAffine"}
+
+    def __init__(self, degrees, interpolation="nearest", expand=False, fill=0):
+        self.degrees = _degrees(degrees, "RandomRotation")
+        self.interpolation = _aug_interp(interpolation, "RandomRotation")
+        if expand:
+            raise ValueError("RandomRotation expand=True changes the image size after the crop, and fastprep's output "
+                             "size is fixed by the geometric ops: use expand=False (followed by a crop in torchvision "
+                             "terms, rotate a larger crop)")
+        self.expand = False
+        self.fill = _aug_fill(fill, "RandomRotation", allow_none=True)
+
+    def compile(self, spec, ctx):
+        spec.affine_mode = 1
+        spec.degrees_lo, spec.degrees_hi = self.degrees
+        _set_warp(spec, "affine", self.interpolation, self.fill)
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        if getattr(op, "center", None) is not None:
+            raise ValueError("RandomRotation with a center cannot be converted: fastprep rotates about the image centre")
+        return [cls(tuple(op.degrees), getattr(op.interpolation, "value", op.interpolation), bool(op.expand),
+                    _tv_fill(op))]
+
+
+@register_op
+class RandomAffine(_Warp):
+    """Random rotation, translation, scale and shear about the centre, on the uint8 image after
+    the crop, as torchvision v2's RandomAffine draws them and F.affine warps tensors."""
+
+    torchvision = ("RandomAffine",)
+    exclusive = {"RandomRotation": "RandomRotation and RandomAffine cannot be combined: use one RandomAffine"}
+
+    def __init__(self, degrees, translate=None, scale=None, shear=None, interpolation="nearest", fill=0):
+        self.degrees = _degrees(degrees, "RandomAffine")
+        if translate is not None:
+            t = _range2(translate, "RandomAffine", "translate")
+            if not all(0.0 <= v <= 1.0 for v in t):
+                raise ValueError(f"RandomAffine translate values should be between 0 and 1, got {translate!r}")
+            translate = t
+        self.translate = translate
+        if scale is not None:
+            s = _range2(scale, "RandomAffine", "scale")
+            if not (0.0 < s[0] <= s[1] and math.isfinite(s[1])):
+                raise ValueError(f"RandomAffine scale values should be positive with lo <= hi, got {scale!r}")
+            scale = s
+        self.scale = scale
+        if shear is not None:
+            if isinstance(shear, numbers.Real) and not isinstance(shear, bool):
+                if shear < 0:
+                    raise ValueError(f"RandomAffine shear must be non-negative when a single number, got {shear!r}")
+                sh = (-float(shear), float(shear))
+            elif isinstance(shear, (tuple, list)) and len(shear) in (2, 4):
+                sh = tuple(float(v) for v in shear)
+            else:
+                raise ValueError(f"RandomAffine shear must be a number or a sequence of 2 or 4 numbers, got {shear!r}")
+            for k in range(0, len(sh), 2):
+                if not (-90.0 < sh[k] <= sh[k + 1] < 90.0):
+                    raise ValueError(f"RandomAffine shear ranges must satisfy -90 < lo <= hi < 90 degrees, got {shear!r}")
+            shear = sh
+        self.shear = shear
+        self.interpolation = _aug_interp(interpolation, "RandomAffine")
+        self.fill = _aug_fill(fill, "RandomAffine", allow_none=True)
+
+    def compile(self, spec, ctx):
+        spec.affine_mode = 2
+        spec.degrees_lo, spec.degrees_hi = self.degrees
+        if self.translate is not None:
+            spec.translate_x, spec.translate_y = self.translate
+        if self.scale is not None:
+            spec.affine_scale_lo, spec.affine_scale_hi = self.scale
+        if self.shear is not None:
+            spec.shear_n = len(self.shear)
+            spec.shear_x = [self.shear[0], self.shear[1], 0.0]
+            if len(self.shear) == 4:
+                spec.shear_y = [self.shear[2], self.shear[3], 0.0]
+        _set_warp(spec, "affine", self.interpolation, self.fill)
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        if getattr(op, "center", None) is not None:
+            raise ValueError("RandomAffine with a center cannot be converted: fastprep warps about the image centre")
+        opt = lambda v: None if v is None else tuple(v)  # noqa: E731
+        return [cls(tuple(op.degrees), opt(op.translate), opt(op.scale), opt(op.shear),
+                    getattr(op.interpolation, "value", op.interpolation), _tv_fill(op))]
+
+
+# torchvision v2's _AUGMENTATION_SPACE entries: (op name, magnitude table, lo, hi, signed); the
+# table is torch.linspace(lo, hi, bins) ("linspace"), with hi times the image width or height,
+# or 8 - round(arange(bins) / ((bins - 1) / hi)) ("posterize").
+def _space(shear, translate, translate_table, rotate, color, posterize_div, identity=True, invert=False):
+    s = [("Identity", "none", 0.0, 0.0, False)] if identity else []
+    s += [("ShearX", "linspace", 0.0, shear, True), ("ShearY", "linspace", 0.0, shear, True),
+          ("TranslateX", translate_table[0], 0.0, translate, True),
+          ("TranslateY", translate_table[1], 0.0, translate, True),
+          ("Rotate", "linspace", 0.0, rotate, True)]
+    s += [(n, "linspace", 0.0, color, True) for n in ("Brightness", "Color", "Contrast", "Sharpness")]
+    s += [("Posterize", "posterize", 0.0, posterize_div, False), ("Solarize", "linspace", 1.0, 0.0, False),
+          ("AutoContrast", "none", 0.0, 0.0, False), ("Equalize", "none", 0.0, 0.0, False)]
+    if invert:
+        s.append(("Invert", "none", 0.0, 0.0, False))
+    return s
+
+
+_REL = ("linspace_width", "linspace_height")
+_RA_SPACE = _space(0.3, 150.0 / 331.0, _REL, 30.0, 0.9, 4)
+_TA_SPACE = _space(0.99, 32.0, ("linspace", "linspace"), 135.0, 0.99, 6)
+_AA_SPACE = {e[0]: e for e in _space(0.3, 150.0 / 331.0, _REL, 30.0, 0.9, 4, identity=False, invert=True)}
+
+# torchvision's AutoAugment sub-policies: ((op, probability, magnitude bin or None), x2).
+_AA_POLICIES = {
+    "imagenet": (
+        (("Posterize", 0.4, 8), ("Rotate", 0.6, 9)), (("Solarize", 0.6, 5), ("AutoContrast", 0.6, None)),
+        (("Equalize", 0.8, None), ("Equalize", 0.6, None)), (("Posterize", 0.6, 7), ("Posterize", 0.6, 6)),
+        (("Equalize", 0.4, None), ("Solarize", 0.2, 4)), (("Equalize", 0.4, None), ("Rotate", 0.8, 8)),
+        (("Solarize", 0.6, 3), ("Equalize", 0.6, None)), (("Posterize", 0.8, 5), ("Equalize", 1.0, None)),
+        (("Rotate", 0.2, 3), ("Solarize", 0.6, 8)), (("Equalize", 0.6, None), ("Posterize", 0.4, 6)),
+        (("Rotate", 0.8, 8), ("Color", 0.4, 0)), (("Rotate", 0.4, 9), ("Equalize", 0.6, None)),
+        (("Equalize", 0.0, None), ("Equalize", 0.8, None)), (("Invert", 0.6, None), ("Equalize", 1.0, None)),
+        (("Color", 0.6, 4), ("Contrast", 1.0, 8)), (("Rotate", 0.8, 8), ("Color", 1.0, 2)),
+        (("Color", 0.8, 8), ("Solarize", 0.8, 7)), (("Sharpness", 0.4, 7), ("Invert", 0.6, None)),
+        (("ShearX", 0.6, 5), ("Equalize", 1.0, None)), (("Color", 0.4, 0), ("Equalize", 0.6, None)),
+        (("Equalize", 0.4, None), ("Solarize", 0.2, 4)), (("Solarize", 0.6, 5), ("AutoContrast", 0.6, None)),
+        (("Invert", 0.6, None), ("Equalize", 1.0, None)), (("Color", 0.6, 4), ("Contrast", 1.0, 8)),
+        (("Equalize", 0.8, None), ("Equalize", 0.6, None)),
+    ),
+    "cifar10": (
+        (("Invert", 0.1, None), ("Contrast", 0.2, 6)), (("Rotate", 0.7, 2), ("TranslateX", 0.3, 9)),
+        (("Sharpness", 0.8, 1), ("Sharpness", 0.9, 3)), (("ShearY", 0.5, 8), ("TranslateY", 0.7, 9)),
+        (("AutoContrast", 0.5, None), ("Equalize", 0.9, None)), (("ShearY", 0.2, 7), ("Posterize", 0.3, 7)),
+        (("Color", 0.4, 3), ("Brightness", 0.6, 7)), (("Sharpness", 0.3, 9), ("Brightness", 0.7, 9)),
+        (("Equalize", 0.6, None), ("Equalize", 0.5, None)), (("Contrast", 0.6, 7), ("Sharpness", 0.6, 5)),
+        (("Color", 0.7, 7), ("TranslateX", 0.5, 8)), (("Equalize", 0.3, None), ("AutoContrast", 0.4, None)),
+        (("TranslateY", 0.4, 3), ("Sharpness", 0.2, 6)), (("Brightness", 0.9, 6), ("Color", 0.2, 8)),
+        (("Solarize", 0.5, 2), ("Invert", 0.0, None)), (("Equalize", 0.2, None), ("AutoContrast", 0.6, None)),
+        (("Equalize", 0.2, None), ("Equalize", 0.6, None)), (("Color", 0.9, 9), ("Equalize", 0.6, None)),
+        (("AutoContrast", 0.8, None), ("Solarize", 0.2, 8)), (("Brightness", 0.1, 3), ("Color", 0.7, 0)),
+        (("Solarize", 0.4, 5), ("AutoContrast", 0.9, None)), (("TranslateY", 0.9, 9), ("TranslateY", 0.7, 9)),
+        (("AutoContrast", 0.9, None), ("Solarize", 0.8, 3)), (("Equalize", 0.8, None), ("Invert", 0.1, None)),
+        (("TranslateY", 0.7, 9), ("AutoContrast", 0.9, None)),
+    ),
+    "svhn": (
+        (("ShearX", 0.9, 4), ("Invert", 0.2, None)), (("ShearY", 0.9, 8), ("Invert", 0.7, None)),
+        (("Equalize", 0.6, None), ("Solarize", 0.6, 6)), (("Invert", 0.9, None), ("Equalize", 0.6, None)),
+        (("Equalize", 0.6, None), ("Rotate", 0.9, 3)), (("ShearX", 0.9, 4), ("AutoContrast", 0.8, None)),
+        (("ShearY", 0.9, 8), ("Invert", 0.4, None)), (("ShearY", 0.9, 5), ("Solarize", 0.2, 6)),
+        (("Invert", 0.9, None), ("AutoContrast", 0.8, None)), (("Equalize", 0.6, None), ("Rotate", 0.9, 3)),
+        (("ShearX", 0.9, 4), ("Solarize", 0.3, 3)), (("ShearY", 0.8, 8), ("Invert", 0.7, None)),
+        (("Equalize", 0.9, None), ("TranslateY", 0.6, 6)), (("Invert", 0.9, None), ("Equalize", 0.6, None)),
+        (("Contrast", 0.3, 3), ("Rotate", 0.8, 4)), (("Invert", 0.8, None), ("TranslateY", 0.0, 2)),
+        (("ShearY", 0.7, 6), ("Solarize", 0.4, 8)), (("Invert", 0.6, None), ("Rotate", 0.8, 4)),
+        (("ShearY", 0.3, 7), ("TranslateX", 0.9, 3)), (("ShearX", 0.1, 6), ("Invert", 0.6, None)),
+        (("Solarize", 0.7, 2), ("TranslateY", 0.6, 7)), (("ShearY", 0.8, 4), ("Invert", 0.8, None)),
+        (("ShearX", 0.7, 9), ("TranslateY", 0.8, 3)), (("ShearY", 0.8, 5), ("AutoContrast", 0.7, None)),
+        (("ShearX", 0.7, 2), ("Invert", 0.1, None)),
+    ),
+}
+
+_AUG_NAMES = {int(v): k for k, v in _core.AugOp.__members__.items()}
+
+
+def _bins(v, what, arg="num_magnitude_bins", lo=1):
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not lo <= v <= 2**20:
+        raise ValueError(f"{what} {arg} must be an int in [{lo}, 2**20], got {v!r}")
+    return int(v)
+
+
+class _Policy(Op):
+    stage = Stage.UINT8
+    not_after = _AFTER_COLOR
+    exclusive = {}  # filled below: one policy per Compose
+    params = ("augment",)
+    policy_code = 0
+
+    def _entries(self):
+        """[(op name, table, lo, hi, signed, probability, bin)] for the native plan."""
+        raise NotImplementedError
+
+    def compile(self, spec, ctx):
+        e = self._entries()
+        spec.aug_policy = self.policy_code
+        spec.aug_ops = [int(getattr(_core.AugOp, x[0])) for x in e]
+        spec.aug_table = [int(getattr(_core.AugTable, x[1])) for x in e]
+        spec.aug_lo = [float(x[2]) for x in e]
+        spec.aug_hi = [float(x[3]) for x in e]
+        spec.aug_signed = [int(x[4]) for x in e]
+        spec.aug_prob = [float(x[5]) for x in e]
+        spec.aug_bin = [int(x[6]) for x in e]
+        spec.aug_bins = self.num_magnitude_bins
+        _set_warp(spec, "aug", self.interpolation, self.fill)
+
+    def sample_params(self, rec):
+        n = int(rec["aug_n"])
+        return {"augment": [[_AUG_NAMES[int(rec["aug_op"][k])], float(rec["aug_mag"][k])] for k in range(n)]}
+
+    def _warp_args(self, interpolation, fill):
+        self.interpolation = _aug_interp(interpolation, type(self).__name__)
+        self.fill = _aug_fill(fill, type(self).__name__, allow_none=True)
+
+
+@register_op
+class RandAugment(_Policy):
+    """torchvision v2's RandAugment on the uint8 image after the crop: num_ops ops drawn from its
+    14, each at the given magnitude bin with a random sign (Note [Augment arithmetic] in
+    csrc/augment.h)."""
+
+    torchvision = ("RandAugment",)
+    policy_code = 1
+
+    def __init__(self, num_ops=2, magnitude=9, num_magnitude_bins=31, interpolation="nearest", fill=None):
+        mx = int(_core.MAX_AUG_OPS)
+        if isinstance(num_ops, bool) or not isinstance(num_ops, numbers.Integral) or not 0 <= num_ops <= mx:
+            raise ValueError(f"RandAugment num_ops must be an int in [0, {mx}], got {num_ops!r}")
+        self.num_ops = int(num_ops)
+        self.num_magnitude_bins = _bins(num_magnitude_bins, "RandAugment")
+        if isinstance(magnitude, bool) or not isinstance(magnitude, numbers.Integral) or \
+                not 0 <= magnitude < self.num_magnitude_bins:
+            raise ValueError(f"RandAugment magnitude must be an int in [0, num_magnitude_bins), got {magnitude!r}")
+        self.magnitude = int(magnitude)
+        self._warp_args(interpolation, fill)
+
+    def _entries(self):
+        return [e + (0.0, 0) for e in _RA_SPACE]
+
+    def compile(self, spec, ctx):
+        super().compile(spec, ctx)
+        spec.aug_num_ops = self.num_ops
+        spec.aug_magnitude = self.magnitude
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(op.num_ops, op.magnitude, op.num_magnitude_bins,
+                    getattr(op.interpolation, "value", op.interpolation), _tv_fill(op))]
+
+
+@register_op
+class TrivialAugmentWide(_Policy):
+    """torchvision v2's TrivialAugmentWide on the uint8 image after the crop: one op of its 14 at a
+    uniformly drawn magnitude bin, with a random sign."""
+
+    torchvision = ("TrivialAugmentWide",)
+    policy_code = 2
+
+    def __init__(self, num_magnitude_bins=31, interpolation="nearest", fill=None):
+        self.num_magnitude_bins = _bins(num_magnitude_bins, "TrivialAugmentWide")
+        self._warp_args(interpolation, fill)
+
+    def _entries(self):
+        return [e + (0.0, 0) for e in _TA_SPACE]
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(op.num_magnitude_bins, getattr(op.interpolation, "value", op.interpolation), _tv_fill(op))]
+
+
+@register_op
+class AutoAugment(_Policy):
+    """torchvision v2's AutoAugment ("imagenet", "cifar10" or "svhn" policy) on the uint8 image
+    after the crop: one sub-policy per sample, each of its two ops applied with its probability."""
+
+    torchvision = ("AutoAugment",)
+    policy_code = 3
+
+    def __init__(self, policy="imagenet", interpolation="nearest", fill=None):
+        name = str(getattr(policy, "value", policy)).lower()
+        if name not in _AA_POLICIES:
+            raise ValueError(f"AutoAugment policy must be one of {sorted(_AA_POLICIES)}, got {policy!r}")
+        self.policy = name
+        self.num_magnitude_bins = 10
+        self._warp_args(interpolation, fill)
+
+    def _entries(self):
+        return [_AA_SPACE[op] + (p, 0 if b is None else b) for sub in _AA_POLICIES[self.policy] for op, p, b in sub]
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(op.policy, getattr(op.interpolation, "value", op.interpolation), _tv_fill(op))]
+
+
+for _c in (RandAugment, TrivialAugmentWide, AutoAugment):
+    _c.exclusive = {n: "{name} and {prev} cannot be combined: one augmentation policy per Compose"
+                    for n in _POLICY_OPS if n != _c.__name__}
+_FLIP_AFTER_WARP = {n: "{name} after {prev} cannot be fused: flips run in the resampler, before any warp; put "
+                       "{name} first" for n in _AFFINE_OPS + _POLICY_OPS}
+RandomHorizontalFlip.not_after = {**RandomHorizontalFlip.not_after, **_FLIP_AFTER_WARP}
+RandomVerticalFlip.not_after = {**RandomVerticalFlip.not_after, **_FLIP_AFTER_WARP}
 
 
 # ----------------------------------------------------------------------------------------------
