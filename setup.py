@@ -54,6 +54,7 @@ SOURCES = [
     "csrc/exif.cpp",
     "csrc/jpeg_decoder.cpp",
     "csrc/jpeg_encoder.cpp",
+    "csrc/mix.cpp",
     "csrc/output.cpp",
     "csrc/pipeline.cpp",
     "csrc/plan.cpp",

@@ -19,6 +19,7 @@
 #include "batch.h"
 #include "jpeg_decoder.h"
 #include "jpeg_encoder.h"
+#include "mix.h"
 #include "output.h"
 #include "pipeline.h"
 #include "plan.h"
@@ -386,6 +387,51 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("image"), py::arg("quality") = 90, py::arg("subsampling") = 420, py::arg("progressive") = false,
       py::call_guard<ReleaseGil>(), "Encodes an HxW or HxWx3 uint8 image as JPEG with libjpeg-turbo.");
+
+  // Batch mixing in place on a Loader's batch buffer (Note [Batch mixing] in csrc/mix.h).
+  m.def(
+      "mixup",
+      [](py::buffer buf, double lam) {
+        py::buffer_info b = buf.request(true);
+        if (b.readonly || b.format != py::format_descriptor<float>::format() || b.ndim < 1)
+          throw Error(ErrorKind::kInvalid, "MixUp needs a writable float32 batch array");
+        py::ssize_t expect = b.itemsize;
+        for (py::ssize_t d = b.ndim - 1; d >= 0; --d) {
+          if (b.shape[d] > 1 && b.strides[d] != expect) throw Error(ErrorKind::kInvalid, "batch must be C-contiguous");
+          expect *= b.shape[d];
+        }
+        const int64_t n = b.shape[0];
+        const size_t m = n ? static_cast<size_t>(b.size / n) : 0;
+        float* data = static_cast<float*>(b.ptr);
+        // torch casts each Python scalar (double) to float32 before the multiplication.
+        const float l = static_cast<float>(lam), ol = static_cast<float>(1.0 - lam);
+        ReleaseGil nogil;
+        mixup_f32(data, n, m, l, ol);
+      },
+      py::arg("batch"), py::arg("lam"), "MixUp in place: x[i] = x[i-1] * (1 - lam) + x[i] * lam (float32).");
+  m.def(
+      "cutmix",
+      [](py::buffer buf, Layout layout, int y1, int y2, int x1, int x2) {
+        py::buffer_info b = buf.request(true);
+        if (b.readonly || (b.ndim != 3 && b.ndim != 4)) throw Error(ErrorKind::kInvalid, "CutMix needs a writable batch array");
+        py::ssize_t expect = b.itemsize;
+        for (py::ssize_t d = b.ndim - 1; d >= 0; --d) {
+          if (b.shape[d] > 1 && b.strides[d] != expect) throw Error(ErrorKind::kInvalid, "batch must be C-contiguous");
+          expect *= b.shape[d];
+        }
+        int h, w, c;
+        if (b.ndim == 3) h = static_cast<int>(b.shape[1]), w = static_cast<int>(b.shape[2]), c = 1;
+        else if (layout == Layout::kCHW) c = static_cast<int>(b.shape[1]), h = static_cast<int>(b.shape[2]), w = static_cast<int>(b.shape[3]);
+        else h = static_cast<int>(b.shape[1]), w = static_cast<int>(b.shape[2]), c = static_cast<int>(b.shape[3]);
+        if (!(0 <= y1 && y1 <= y2 && y2 <= h && 0 <= x1 && x1 <= x2 && x2 <= w))
+          throw Error(ErrorKind::kInvalid, "CutMix box outside the image");
+        uint8_t* data = static_cast<uint8_t*>(b.ptr);
+        const size_t es = static_cast<size_t>(b.itemsize);
+        ReleaseGil nogil;
+        cutmix(data, b.shape[0], h, w, c, es, layout, y1, y2, x1, x2);
+      },
+      py::arg("batch"), py::arg("layout"), py::arg("y1"), py::arg("y2"), py::arg("x1"), py::arg("x2"),
+      "CutMix in place: the box [y1, y2) x [x1, x2) of x[i] from x[i-1], any dtype.");
 
   // Kernel-level entry points for tests and micro-benchmarks.
   // One augmentation op (or warp) on an HxWx3 uint8 image, as the fused pass applies it.

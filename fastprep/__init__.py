@@ -31,8 +31,9 @@ __all__ = [
 ]
 
 from ._loader import Loader  # noqa: E402,F401
+from ._mix import CutMix, MixUp, RandomChoice  # noqa: E402
 
-__all__.append("Loader")
+__all__ += ["Loader", "MixUp", "CutMix", "RandomChoice"]
 
 from ._datasets import IMG_EXTENSIONS, Dataset, index_source  # noqa: E402
 from ._shards import ShardDataset  # noqa: E402

@@ -160,6 +160,14 @@ class Loader:
         worker_init_fn: accepted for DataLoader compatibility and never called: fastprep's
             workers are native threads that run no Python (randomness is keyed by (seed, epoch,
             index), so no per-worker seeding is needed). Passing one warns once.
+        mix: batch mixing, ``fp.MixUp(alpha)``, ``fp.CutMix(alpha)`` or
+            ``fp.RandomChoice([...])`` of them (torchvision v2's semantics), applied natively in
+            place on each batch before it is handed out; the loop then gets float32 targets
+            (N, num_classes) instead of integer labels. Draws are keyed by (seed, epoch, rank,
+            batch index); ``batch_params()`` returns the last batch's.
+        num_classes: required with ``mix`` (the targets' width).
+        label_smoothing: with ``mix``, one-hot rows smoothed as timm does (off = s / classes,
+            on = 1 - s + off) before mixing.
 
     Epochs: each ``iter(loader)`` starts a new epoch, as DataLoader reshuffles on every
     iteration: 0, 1, 2, ... ``set_epoch(e)`` pins the epoch of the next iteration (the following
@@ -172,7 +180,8 @@ class Loader:
     def __init__(self, source, transform=None, batch_size=256, shuffle=True, drop_last=False, threads=None,
                  prefetch=2, seed=0, pin_memory=None, device=None, rank=0, world_size=1, on_error="raise",
                  backend=None, extensions=None, *, num_workers=None, collate_fn=None, timeout=0,
-                 persistent_workers=None, worker_init_fn=None, prefetch_factor=None, sampler=None):
+                 persistent_workers=None, worker_init_fn=None, prefetch_factor=None, sampler=None, mix=None,
+                 num_classes=None, label_smoothing=0.0):
         from ._shards import ShardDataset, is_shard_dir
 
         # ---- arguments first: a bad one fails before any indexing work ----------------------
@@ -246,6 +255,11 @@ class Loader:
             self._shape = transform.output_shape()
             self._dtype = transform.np_dtype
             self._native_items = _core.Items(list(self.dataset.items))
+        from ._mix import check_mix
+
+        self.mix, self.num_classes, self.label_smoothing = check_mix(mix, num_classes, label_smoothing, self._dtype)
+        self._mix_layout = self.transform.layout if self.transform is not None else getattr(self.dataset, "layout", "CHW")
+        self._batch_params = None
         self.epoch = None         # epoch of the latest iteration
         self._pinned_epoch = None  # set_epoch(e): the next iteration's epoch
         self.errors = []
@@ -294,6 +308,14 @@ class Loader:
     @property
     def class_to_idx(self):
         return self.dataset.class_to_idx
+
+    def batch_params(self):
+        """What batch mixing drew for the last batch the loop received: {"mix": "MixUp" or
+        "CutMix", "lam": the targets' weight of each sample's own label (CutMix: corrected by the
+        box's area), "box": (x1, y1, x2, y2) or None, "batch": its index in the epoch}; None without
+        ``mix=`` or before the first batch. Replaying it with torchvision v2's MixUp / CutMix
+        arithmetic on the unmixed batch gives the same batch and targets."""
+        return None if self._batch_params is None else dict(self._batch_params)
 
     def set_epoch(self, epoch):
         """Pins the epoch of the next iteration (later iterations continue from epoch + 1)."""
@@ -394,6 +416,7 @@ class _Producer:
         self.loader = loader
         self.order = order
         self.epoch = epoch
+        self.batch_index = 0  # batches handed out this epoch: the batch mixing's key
         self.queue = queue.Queue(maxsize=loader.prefetch)
         self.stop = threading.Event()
         self.cancel = _core.CancelToken()  # stops a running native batch between samples
@@ -442,6 +465,7 @@ class _Producer:
                 continue
             if not self._put(self._publish(slot, filled)):
                 return
+            self.batch_index += 1
 
     def _fill(self, slot, picks, cursor):
         """Writes picks (int64 array) into the slot. Returns (count, exception or None, cursor)."""
@@ -507,25 +531,35 @@ class _Producer:
 
     def _publish(self, slot, n):
         L = self.loader
+        params = None
+        if L.mix is not None:  # in place on the slot, before anything is handed out
+            from ._mix import mix_batch, mix_key
+
+            rng = np.random.default_rng(mix_key(L.seed, self.epoch, L.rank, self.batch_index))
+            targets, params = mix_batch(slot.array[:n], slot.labels[:n], L.mix, L.num_classes, L.label_smoothing,
+                                        L._mix_layout, rng)
+            params["batch"] = self.batch_index
         images, labels = slot.hand_out(n)
+        if params is not None:
+            labels = targets
         L._stats["images"] += n
         L._stats["batches"] += 1
         if L.backend == "numpy":
-            return images, labels, None
+            return images, labels, None, params
         torch = L._torch
         ti = torch.from_numpy(images)  # keeps the handed-out view alive (Note [Buffer ring])
         if images.dtype == np.uint16:
             ti = ti.view(torch.bfloat16)
         tl = torch.from_numpy(labels)
         if L.device is None:
-            return ti, tl, None
+            return ti, tl, None, params
         with torch.cuda.stream(L._stream):
             gi = ti.to(L.device, non_blocking=True)
             gl = tl.to(L.device, non_blocking=True)
             ev = torch.cuda.Event()
             ev.record(L._stream)
         slot.event = ev
-        return gi, gl, ev
+        return gi, gl, ev, params
 
     def close(self):
         _LIVE.discard(self)
@@ -577,7 +611,7 @@ class _Iterator:
                 self._done = True
                 self.close()
             raise item
-        images, labels, ev = item
+        images, labels, ev, L._batch_params = item
         if ev is not None:
             torch = L._torch
             cur = torch.cuda.current_stream(L.device)
