@@ -634,9 +634,6 @@ class _Warp(Op):
     def sample_params(self, rec):
         return {"affine": [float(x) for x in rec["affine"]] if rec["affine_on"] else None}
 
-    def check_output(self, out):
-        pass
-
 
 @register_op
 class RandomRotation(_Warp):

@@ -30,7 +30,7 @@ namespace {
 
 constexpr int64_t kMaxPixels = 20'000'000;  // fuzzing limit (the library default is ~179 MP)
 constexpr int64_t kMaxRunPixels = 2'000'000;  // largest image-dependent output run (see below)
-constexpr int kPlans = 11;
+constexpr int kPlans = 13;
 
 PlanSpec base_spec(int which) {
   PlanSpec s;
@@ -85,6 +85,26 @@ PlanSpec base_spec(int which) {
       s.jitter_mask = 1, s.brightness_lo = 0.5, s.brightness_hi = 1.5;
       s.norm_mode = NormMode::kWhiten, s.mean = {0.5f, 0.4f, 0.3f};
       s.mix = {2.f, 3.f, -1.f, 0.5f, 8.f, 1.f, -4.f, 0.f, 12.f};
+      break;
+    case 11:  // RandomAffine (bilinear, fill) then a TrivialAugmentWide-like space of every op, over padding
+      s.resize_mode = 1, s.resize_size = 30, s.crop_h = 33, s.crop_w = 37;
+      s.affine_mode = 2, s.degrees_lo = -170.0, s.degrees_hi = 170.0, s.translate_x = s.translate_y = 0.5;
+      s.affine_scale_lo = 0.2, s.affine_scale_hi = 3.0, s.shear_n = 4, s.shear_x = {-80.f, 80.f, 0.f};
+      s.shear_y = {-80.f, 80.f, 0.f}, s.affine_interp = Interp::kBilinear, s.affine_fill = {1.f, 2.f, 3.f};
+      s.aug_policy = 2, s.aug_bins = 5, s.aug_interp = Interp::kBilinear;
+      for (int op = 0; op < kAugOpCount; ++op) {
+        s.aug_ops.push_back(op), s.aug_table.push_back(op == 10 ? 4 : (op >= 3 && op <= 4 ? 2 + (op - 3) : 1));
+        s.aug_lo.push_back(0.0), s.aug_hi.push_back(op == 10 ? 6.0 : 0.99), s.aug_signed.push_back(op != 10);
+      }
+      break;
+    case 12:  // RandomRotation (nearest, no fill) then RandAugment with many ops, uint8 output
+      s.rrc = true, s.rrc_h = 17, s.rrc_w = 17, s.affine_mode = 1, s.degrees_lo = -360.0, s.degrees_hi = 360.0;
+      s.affine_fill_on = false, s.aug_policy = 1, s.aug_num_ops = kMaxAugOps, s.aug_magnitude = 30, s.dtype = DType::kU8;
+      for (int op = 0; op < kAugOpCount; ++op) {
+        s.aug_ops.push_back(op), s.aug_table.push_back(op == 10 ? 4 : 1);
+        s.aug_lo.push_back(op == 11 ? 1.0 : 0.0), s.aug_hi.push_back(op == 10 ? 4.0 : (op == 11 ? 0.0 : 0.9));
+        s.aug_signed.push_back(1);
+      }
       break;
     default:  // RRC with extreme ratios and tiny scale
       s.rrc = true, s.rrc_h = 7, s.rrc_w = 65, s.scale_lo = 0.001, s.scale_hi = 0.01;

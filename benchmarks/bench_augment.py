@@ -1,0 +1,144 @@
+"""Automatic augmentation inside the fused pass (issue 13): the DeiT/timm-style recipe
+RandomResizedCrop + flip + TrivialAugmentWide + Normalize + RandomErasing against torchvision v2's
+same recipe and against fastprep's plain train recipe, and each policy op's own cost.
+
+One thread, float32 normalized output, batches of 64 into one reused buffer, on real photos.
+Every pipeline runs once per round, the order rotated each round; the medians of per-round
+ratios are printed. torchvision v2 runs on decode_jpeg tensors with torch.set_num_threads(1).
+The per-op table times each kernel alone (fastprep._core.augment_image on a 224x224 crop, scalar
+and the best SIMD level), the same rounds-and-medians way.
+
+    python benchmarks/bench_augment.py /work/corpus/imagenet_like --rounds 5
+"""
+import argparse
+import glob
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import fastprep as fp
+from fastprep import _core
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def variants(size):
+    head = [fp.RandomResizedCrop(size), fp.RandomHorizontalFlip()]
+    tail = [fp.ToTensor(), fp.Normalize(MEAN, STD)]
+    return {
+        "train": head + tail,
+        "recipe: +TrivialAugmentWide +RandomErasing(0.25)": head + [fp.TrivialAugmentWide()] + tail
+        + [fp.RandomErasing(0.25)],
+        "+RandAugment(2, 9)": head + [fp.RandAugment()] + tail,
+        "+AutoAugment(imagenet)": head + [fp.AutoAugment()] + tail,
+        "+RandomRotation(15, bilinear)": head + [fp.RandomRotation(15, interpolation="bilinear")] + tail,
+        "+RandomAffine(10, 0.1, (0.9, 1.1), 5)": head + [fp.RandomAffine(10, (0.1, 0.1), (0.9, 1.1), 5)] + tail,
+    }
+
+
+def torchvision_recipe(size):
+    import torch
+    from torchvision.io import decode_jpeg
+    from torchvision.transforms import v2
+
+    t = v2.Compose([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(), v2.TrivialAugmentWide(),
+                    v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD), v2.RandomErasing(0.25)])
+
+    def run(datas):
+        for d in datas:
+            t(decode_jpeg(torch.frombuffer(d, dtype=torch.uint8)))
+    return run
+
+
+def rounds(runs, arg, n_rounds):
+    names = list(runs)
+    for r in runs.values():  # warm-up
+        r(arg)
+    per = {k: [] for k in names}
+    for rnd in range(n_rounds):
+        for k in names[rnd % len(names):] + names[:rnd % len(names)]:
+            t0 = time.perf_counter()
+            runs[k](arg)
+            per[k].append(time.perf_counter() - t0)
+    return per
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folder")
+    ap.add_argument("--count", type=int, default=192)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--no-torchvision", action="store_true")
+    args = ap.parse_args()
+    paths = sorted(glob.glob(os.path.join(args.folder, "*.jpg")))[:args.count]
+    datas = [open(p, "rb").read() for p in paths]
+    n = len(datas)
+    out = np.empty((64, 3, args.size, args.size), np.float32)
+    runs = {}
+    for name, ops in variants(args.size).items():
+        t = fp.Compose(ops)
+
+        def run(datas, t=t):
+            for i in range(0, len(datas), 64):
+                part = datas[i:i + 64]
+                t.batch(part, seed=1, threads=1, out=out[:len(part)], indices=range(i, i + len(part)))
+        runs[name] = run
+    tv_name = "torchvision v2 recipe"
+    if not args.no_torchvision:
+        try:
+            import torch
+
+            torch.set_num_threads(1)
+            runs[tv_name] = torchvision_recipe(args.size)
+        except ImportError:
+            print("torchvision not installed: pip install 'fastprep[bench]'", file=sys.stderr)
+    per = rounds(runs, datas, args.rounds)
+    base = per["train"]
+    print(f"{n} photos from {args.folder}, {args.rounds} rounds, 1 thread, {args.size}px float32; "
+          f"SIMD {fp.simd_info()['default']}")
+    print("| pipeline | ms/image (median) | speed vs fastprep train (median of per-round ratios) |")
+    print("|---|---|---|")
+    for k in per:
+        ms = statistics.median(per[k]) / n * 1e3
+        print(f"| {k} | {ms:.2f} | {statistics.median([b / a for a, b in zip(per[k], base)]):.2f}x |")
+    recipe = per["recipe: +TrivialAugmentWide +RandomErasing(0.25)"]
+    if tv_name in per:
+        print(f"\nfastprep recipe vs torchvision v2 same recipe: "
+              f"{statistics.median([b / a for a, b in zip(recipe, per[tv_name])]):.2f}x (median of per-round ratios)")
+
+    # Per-op kernel cost on one 224x224 crop.
+    crop = fp.Compose([fp.Resize((args.size, args.size))], dtype="uint8", layout="HWC")(datas[0])
+    best = getattr(_core.Simd, fp.simd_info()["default"])
+    mags = {"Posterize": 4.0, "Solarize": 0.5, "TranslateX": 30.0, "TranslateY": 30.0, "Rotate": 20.0,
+            "ShearX": 0.3, "ShearY": 0.3}
+    kern = {}
+    for name in _core.AugOp.__members__:
+        for simd in ([_core.Simd.scalar, best] if best != _core.Simd.scalar else [best]):
+            for interp in ((_core.Interp.nearest, _core.Interp.bilinear) if name in mags and "ize" not in name
+                           else (_core.Interp.nearest,)):
+                key = (name, simd.name, interp.name)
+                op, m = getattr(_core.AugOp, name), mags.get(name, 0.5)
+
+                def run(reps, op=op, m=m, simd=simd, interp=interp):
+                    for _ in range(reps):
+                        _core.augment_image(crop, op, m, interp, None, simd)
+                kern[key] = run
+    base_run = kern[("Identity", best.name, "nearest")]  # the harness: copies in and out
+    kern["harness"] = base_run
+    per = rounds(kern, 50, args.rounds)
+    print(f"\n| op (224x224 crop) | SIMD | sampling | ms/image over the harness's copy (median) |")
+    print("|---|---|---|---|")
+    h = per["harness"]
+    for k, v in per.items():
+        if k == "harness" or k[0] == "Identity":
+            continue
+        extra = statistics.median([(a - b) / 50 * 1e3 for a, b in zip(v, h)])
+        print(f"| {k[0]} | {k[1]} | {k[2]} | {extra:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
