@@ -70,9 +70,9 @@ bool use_avx2(Simd simd) {
 // The image copied into scratch (rows packed, 4 bytes per pixel): the source of a warp or filter.
 const uint8_t* snapshot(uint8_t* const* rows, int h, int w, AugmentScratch* s) {
   const size_t row_bytes = static_cast<size_t>(w) * 4;
-  s->image.resize(checked_mul(row_bytes, static_cast<size_t>(h)) + 32);
-  for (int y = 0; y < h; ++y) std::memcpy(s->image.data() + y * row_bytes, rows[y], row_bytes);
-  return s->image.data();
+  uint8_t* img = s->reserve(checked_mul(row_bytes, static_cast<size_t>(h)) + 32);
+  for (int y = 0; y < h; ++y) std::memcpy(img + y * row_bytes, rows[y], row_bytes);
+  return img;
 }
 
 // Per channel table on R, G, B.

@@ -33,8 +33,9 @@
 // variants (augment_avx2.cpp), tested byte-identical to the scalar reference here.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
-#include <vector>
+#include <memory>
 
 #include "common.h"
 
@@ -85,7 +86,19 @@ void inverse_affine_matrix(double cx, double cy, double angle, double tx, double
 
 // Scratch the geometric ops warp into (reused across samples).
 struct AugmentScratch {
-  std::vector<uint8_t> image;
+  std::unique_ptr<uint8_t[]> image;  // grown, never shrunk while the worker lives
+  size_t capacity = 0;
+  uint8_t* reserve(size_t n) {
+    if (n > capacity) {
+      image.reset(new uint8_t[n]);
+      capacity = n;
+    }
+    return image.get();
+  }
+  void release() {
+    image.reset();
+    capacity = 0;
+  }
 };
 
 // The ops, in place on `rows` (h rows of w RGBX pixels).

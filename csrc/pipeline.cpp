@@ -346,8 +346,9 @@ struct TrimScratch {
 }  // namespace
 
 void Worker::trim(size_t keep) {
-  for (std::vector<uint8_t>* v : {&file, &row, &inter, &orow, &full, &oriented, &stage, &aug.image})
+  for (std::vector<uint8_t>* v : {&file, &row, &inter, &orow, &full, &oriented, &stage})
     if (v->capacity() > keep) std::vector<uint8_t>().swap(*v);
+  if (aug.capacity > keep) aug.release();
 }
 
 bool decode_only(const PlanSpec& spec, Worker& w, const SampleInput& in, SampleResult* res) {
