@@ -10,16 +10,10 @@ and the best SIMD level), the same rounds-and-medians way.
 
     python benchmarks/bench_augment.py /work/corpus/imagenet_like --rounds 5
 """
-import argparse
-import glob
-import os
 import statistics
-import sys
-import time
-
-import numpy as np
 
 import fastprep as fp
+from bench_ops import add_torchvision, fastprep_runs, interleaved, parse_args
 from fastprep import _core
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -53,50 +47,14 @@ def torchvision_recipe(size):
     return run
 
 
-def rounds(runs, arg, n_rounds):
-    names = list(runs)
-    for r in runs.values():  # warm-up
-        r(arg)
-    per = {k: [] for k in names}
-    for rnd in range(n_rounds):
-        for k in names[rnd % len(names):] + names[:rnd % len(names)]:
-            t0 = time.perf_counter()
-            runs[k](arg)
-            per[k].append(time.perf_counter() - t0)
-    return per
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folder")
-    ap.add_argument("--count", type=int, default=192)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--no-torchvision", action="store_true")
-    args = ap.parse_args()
-    paths = sorted(glob.glob(os.path.join(args.folder, "*.jpg")))[:args.count]
-    datas = [open(p, "rb").read() for p in paths]
+    args, datas = parse_args(__doc__, 5)
     n = len(datas)
-    out = np.empty((64, 3, args.size, args.size), np.float32)
-    runs = {}
-    for name, ops in variants(args.size).items():
-        t = fp.Compose(ops)
-
-        def run(datas, t=t):
-            for i in range(0, len(datas), 64):
-                part = datas[i:i + 64]
-                t.batch(part, seed=1, threads=1, out=out[:len(part)], indices=range(i, i + len(part)))
-        runs[name] = run
+    runs = fastprep_runs(variants(args.size), args.size)
     tv_name = "torchvision v2 recipe"
     if not args.no_torchvision:
-        try:
-            import torch
-
-            torch.set_num_threads(1)
-            runs[tv_name] = torchvision_recipe(args.size)
-        except ImportError:
-            print("torchvision not installed: pip install 'fastprep[bench]'", file=sys.stderr)
-    per = rounds(runs, datas, args.rounds)
+        add_torchvision(runs, tv_name, torchvision_recipe, args.size)
+    per = interleaved(runs, datas, args.rounds)
     base = per["train"]
     print(f"{n} photos from {args.folder}, {args.rounds} rounds, 1 thread, {args.size}px float32; "
           f"SIMD {fp.simd_info()['default']}")
@@ -129,8 +87,8 @@ def main():
                 kern[key] = run
     base_run = kern[("Identity", best.name, "nearest")]  # the harness: copies in and out
     kern["harness"] = base_run
-    per = rounds(kern, 50, args.rounds)
-    print(f"\n| op (224x224 crop) | SIMD | sampling | ms/image over the harness's copy (median) |")
+    per = interleaved(kern, 50, args.rounds)
+    print("\n| op (224x224 crop) | SIMD | sampling | ms/image over the harness's copy (median) |")
     print("|---|---|---|---|")
     h = per["harness"]
     for k, v in per.items():

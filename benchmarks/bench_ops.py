@@ -53,20 +53,24 @@ def torchvision_jitter(size):
     return run
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(doc, rounds):
+    """The arguments every per-op benchmark takes, and the photos' bytes."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder")
     ap.add_argument("--count", type=int, default=192)
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=rounds)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--no-torchvision", action="store_true")
     args = ap.parse_args()
     paths = sorted(glob.glob(os.path.join(args.folder, "*.jpg")))[:args.count]
-    datas = [open(p, "rb").read() for p in paths]
-    n = len(datas)
-    out = np.empty((64, 3, args.size, args.size), np.float32)
+    return args, [open(p, "rb").read() for p in paths]
+
+
+def fastprep_runs(variants, size):
+    """{name: run(datas)}: each variant's Compose, one thread, batches of 64 into one buffer."""
+    out = np.empty((64, 3, size, size), np.float32)
     runs = {}
-    for name, ops in variants(args.size).items():
+    for name, ops in variants.items():
         t = fp.Compose(ops)
 
         def run(datas, t=t):
@@ -74,30 +78,47 @@ def main():
                 part = datas[i:i + 64]
                 t.batch(part, seed=1, threads=1, out=out[:len(part)], indices=range(i, i + len(part)))
         runs[name] = run
-    if not args.no_torchvision:
-        try:
-            import torch
+    return runs
 
-            torch.set_num_threads(1)
-            runs["torchvision v2 train+ColorJitter"] = torchvision_jitter(args.size)
-        except ImportError:
-            print("torchvision not installed: pip install 'fastprep[bench]'", file=sys.stderr)
+
+def add_torchvision(runs, name, make, size):
+    """Adds torchvision's run (one torch thread), or says how to install it."""
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+        runs[name] = make(size)
+    except ImportError:
+        print("torchvision not installed: pip install 'fastprep[bench]'", file=sys.stderr)
+
+
+def interleaved(runs, arg, n_rounds):
+    """Every run once per round, the order rotated each round, after one warm-up: {name: [seconds]}."""
     names = list(runs)
-    for r in runs.values():  # warm-up
-        r(datas[:64])
-    per_img = {k: [] for k in names}
-    for rnd in range(args.rounds):
-        order = names[rnd % len(names):] + names[:rnd % len(names)]
-        for k in order:
+    for r in runs.values():
+        r(arg)
+    per = {k: [] for k in names}
+    for rnd in range(n_rounds):
+        for k in names[rnd % len(names):] + names[:rnd % len(names)]:
             t0 = time.perf_counter()
-            runs[k](datas)
-            per_img[k].append((time.perf_counter() - t0) / n)
+            runs[k](arg)
+            per[k].append(time.perf_counter() - t0)
+    return per
+
+
+def main():
+    args, datas = parse_args(__doc__, 7)
+    n = len(datas)
+    runs = fastprep_runs(variants(args.size), args.size)
+    if not args.no_torchvision:
+        add_torchvision(runs, "torchvision v2 train+ColorJitter", torchvision_jitter, args.size)
+    per_img = {k: [t / n for t in v] for k, v in interleaved(runs, datas, args.rounds).items()}
     base = per_img["train"]
     print(f"{n} photos from {args.folder}, {args.rounds} rounds, 1 thread, {args.size}px float32; "
           f"SIMD {fp.simd_info()['default']}")
     print("| pipeline | ms/image (median) | extra ms/image vs train | speed vs train |")
     print("|---|---|---|---|")
-    for k in names:
+    for k in per_img:
         ms = statistics.median(per_img[k]) * 1e3
         extra = statistics.median([(a - b) * 1e3 for a, b in zip(per_img[k], base)])
         ratio = statistics.median([b / a for a, b in zip(per_img[k], base)])

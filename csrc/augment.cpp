@@ -58,15 +58,6 @@ inline uint8_t round_u8(float v) {  // Tensor.round_() (half to even), then to u
   return static_cast<uint8_t>(v < 0.f ? 0.f : (v > 255.f ? 255.f : v));
 }
 
-bool use_avx2(Simd simd) {
-#if defined(__x86_64__) || defined(__i386__)
-  return simd == Simd::kAVX2;
-#else
-  (void)simd;
-  return false;
-#endif
-}
-
 // The image copied into scratch (rows packed, 4 bytes per pixel): the source of a warp or filter.
 const uint8_t* snapshot(uint8_t* const* rows, int h, int w, AugmentScratch* s) {
   const size_t row_bytes = static_cast<size_t>(w) * 4;

@@ -133,17 +133,6 @@ void jitter_hue(uint8_t* px, int n, float hue) {
   }
 }
 
-namespace {
-bool use_avx2(Simd simd) {
-#if defined(__x86_64__) || defined(__i386__)
-  return simd == Simd::kAVX2;
-#else
-  (void)simd;
-  return false;
-#endif
-}
-}  // namespace
-
 void color_brightness(Simd simd, uint8_t* const* rows, int n_rows, int width, float f) {
   if (!use_avx2(simd)) return jitter_brightness(rows, n_rows, width, f);
 #if defined(__x86_64__) || defined(__i386__)

@@ -29,6 +29,16 @@ class Error : public std::runtime_error {
 // SIMD level of the resampling kernels. Chosen per plan (see simd.h).
 enum class Simd : int { kScalar = 0, kSSE41 = 1, kAVX2 = 2 };
 
+// The level's AVX2(+FMA) kernels are to be used (false on non-x86 builds).
+inline bool use_avx2(Simd simd) {
+#if defined(__x86_64__) || defined(__i386__)
+  return simd == Simd::kAVX2;
+#else
+  (void)simd;
+  return false;
+#endif
+}
+
 enum class Interp : int { kNearest = 0, kBilinear = 1, kBicubic = 2 };
 enum class DType : int { kU8 = 0, kF32 = 1, kF16 = 2, kBF16 = 3 };
 enum class Layout : int { kCHW = 0, kHWC = 1 };
