@@ -59,7 +59,7 @@ inline uint8_t round_u8(float v) {  // Tensor.round_() (half to even), then to u
 }
 
 // The image copied into scratch (rows packed, 4 bytes per pixel): the source of a warp or filter.
-const uint8_t* snapshot(uint8_t* const* rows, int h, int w, AugmentScratch* s) {
+const uint8_t* snapshot(uint8_t* const* rows, int h, int w, Scratch* s) {
   const size_t row_bytes = static_cast<size_t>(w) * 4;
   uint8_t* img = s->reserve(checked_mul(row_bytes, static_cast<size_t>(h)) + 32);
   for (int y = 0; y < h; ++y) std::memcpy(img + y * row_bytes, rows[y], row_bytes);
@@ -147,7 +147,7 @@ void warp_row(const WarpRow& t, const WarpSpec& ws, const uint8_t* src, size_t s
 }
 
 void warp_affine(Simd simd, const double m[6], const WarpSpec& ws, uint8_t* const* rows, int h, int w,
-                 AugmentScratch* scratch) {
+                 Scratch* scratch) {
   if (h <= 0 || w <= 0) return;
   const uint8_t* src = snapshot(rows, h, w, scratch);
   const size_t stride = static_cast<size_t>(w) * 4;
@@ -177,7 +177,7 @@ void warp_affine(Simd simd, const double m[6], const WarpSpec& ws, uint8_t* cons
 }
 
 void tv_affine(Simd simd, double angle, double tx, double ty, double scale, double shear_x, double shear_y,
-               bool center_origin, const WarpSpec& ws, uint8_t* const* rows, int h, int w, AugmentScratch* scratch) {
+               bool center_origin, const WarpSpec& ws, uint8_t* const* rows, int h, int w, Scratch* scratch) {
   // affine_image: center_f = center - size / 2 ((0, 0) for the image centre).
   const double cx = center_origin ? -w * 0.5 : 0.0, cy = center_origin ? -h * 0.5 : 0.0;
   double m[6];
@@ -186,7 +186,7 @@ void tv_affine(Simd simd, double angle, double tx, double ty, double scale, doub
 }
 
 void tv_rotate(Simd simd, double angle, const WarpSpec& ws, uint8_t* const* rows, int h, int w,
-               AugmentScratch* scratch) {
+               Scratch* scratch) {
   // rotate_image: angle % 360 (Python's float remainder), torch.rot90 for the exact cases.
   double a = std::fmod(angle, 360.0);
   if (a != 0.0 && a < 0.0) a += 360.0;
@@ -224,7 +224,7 @@ void sharpness_row(const uint8_t* up, const uint8_t* mid, const uint8_t* down, i
     }
 }
 
-void aug_sharpness(Simd simd, float alpha, uint8_t* const* rows, int h, int w, AugmentScratch* scratch) {
+void aug_sharpness(Simd simd, float alpha, uint8_t* const* rows, int h, int w, Scratch* scratch) {
   if (h <= 2 || w <= 2) return;  // torchvision returns such images unchanged
   const uint8_t* src = snapshot(rows, h, w, scratch);
   const size_t stride = static_cast<size_t>(w) * 4;
@@ -312,7 +312,7 @@ void aug_equalize(uint8_t* const* rows, int h, int w) {
 }
 
 void apply_aug_op(Simd simd, AugOp op, float magnitude, const WarpSpec& ws, uint8_t* const* rows, int h, int w,
-                  AugmentScratch* scratch) {
+                  Scratch* scratch) {
   const double m = magnitude;
   const double rad2deg = 180.0 / M_PI;  // math.degrees
   switch (op) {
@@ -339,7 +339,7 @@ void apply_aug_op(Simd simd, AugOp op, float magnitude, const WarpSpec& ws, uint
 }
 
 void apply_affine(Simd simd, const AffineParams& p, const WarpSpec& ws, uint8_t* const* rows, int h, int w,
-                  AugmentScratch* scratch) {
+                  Scratch* scratch) {
   if (!p.on) return;
   if (p.rotate) return tv_rotate(simd, p.angle, ws, rows, h, w, scratch);
   tv_affine(simd, p.angle, p.tx, p.ty, p.scale, p.shear_x, p.shear_y, false, ws, rows, h, w, scratch);

@@ -38,6 +38,7 @@
 #include <memory>
 
 #include "common.h"
+#include "scratch.h"
 
 namespace fastprep {
 
@@ -84,32 +85,15 @@ float aug_magnitude(AugTable t, double lo, double hi, int bins, int i, int h, in
 void inverse_affine_matrix(double cx, double cy, double angle, double tx, double ty, double scale, double shear_x,
                            double shear_y, double m[6]);
 
-// Scratch the geometric ops warp into (reused across samples).
-struct AugmentScratch {
-  std::unique_ptr<uint8_t[]> image;  // grown, never shrunk while the worker lives
-  size_t capacity = 0;
-  uint8_t* reserve(size_t n) {
-    if (n > capacity) {
-      image.reset(new uint8_t[n]);
-      capacity = n;
-    }
-    return image.get();
-  }
-  void release() {
-    image.reset();
-    capacity = 0;
-  }
-};
-
 // The ops, in place on `rows` (h rows of w RGBX pixels).
 void warp_affine(Simd simd, const double m[6], const WarpSpec& ws, uint8_t* const* rows, int h, int w,
-                 AugmentScratch* scratch);
+                 Scratch* scratch);
 // F.affine (center = image centre, or (0, 0) when center_origin) and F.rotate.
 void tv_affine(Simd simd, double angle, double tx, double ty, double scale, double shear_x, double shear_y,
-               bool center_origin, const WarpSpec& ws, uint8_t* const* rows, int h, int w, AugmentScratch* scratch);
+               bool center_origin, const WarpSpec& ws, uint8_t* const* rows, int h, int w, Scratch* scratch);
 void tv_rotate(Simd simd, double angle, const WarpSpec& ws, uint8_t* const* rows, int h, int w,
-               AugmentScratch* scratch);
-void aug_sharpness(Simd simd, float alpha, uint8_t* const* rows, int h, int w, AugmentScratch* scratch);
+               Scratch* scratch);
+void aug_sharpness(Simd simd, float alpha, uint8_t* const* rows, int h, int w, Scratch* scratch);
 void aug_posterize(int bits, uint8_t* const* rows, int h, int w);
 void aug_solarize(double threshold, uint8_t* const* rows, int h, int w);
 void aug_invert(uint8_t* const* rows, int h, int w);
@@ -118,9 +102,9 @@ void aug_equalize(uint8_t* const* rows, int h, int w);
 
 // One policy op with its signed magnitude (as torchvision's _apply_image_or_video_transform).
 void apply_aug_op(Simd simd, AugOp op, float magnitude, const WarpSpec& ws, uint8_t* const* rows, int h, int w,
-                  AugmentScratch* scratch);
+                  Scratch* scratch);
 void apply_affine(Simd simd, const AffineParams& p, const WarpSpec& ws, uint8_t* const* rows, int h, int w,
-                  AugmentScratch* scratch);
+                  Scratch* scratch);
 
 // Scalar reference rows (the AVX2 kernels' tails) and the AVX2 kernels (augment_avx2.cpp).
 // Warp of output row y, pixels [x0, x1), from the source image `src` (rows src_stride apart).

@@ -436,7 +436,7 @@ PYBIND11_MODULE(_core, m) {
   // Kernel-level entry points for tests and micro-benchmarks.
   // One augmentation op (or warp) on an HxWx3 uint8 image, as the fused pass applies it.
   auto run_aug = [](const py::array_t<uint8_t, py::array::c_style | py::array::forcecast>& img, Simd simd,
-                    const std::function<void(uint8_t* const*, int, int, AugmentScratch*)>& fn) {
+                    const std::function<void(uint8_t* const*, int, int, Scratch*)>& fn) {
     if (img.ndim() != 3 || img.shape(2) != 3) throw Error(ErrorKind::kInvalid, "image must be HxWx3 uint8");
     const int h = static_cast<int>(img.shape(0)), w = static_cast<int>(img.shape(1));
     py::array_t<uint8_t> out({static_cast<py::ssize_t>(h), static_cast<py::ssize_t>(w), py::ssize_t(3)});
@@ -448,7 +448,7 @@ PYBIND11_MODULE(_core, m) {
       std::vector<uint8_t*> rows(static_cast<size_t>(h));
       for (int y = 0; y < h; ++y) rows[y] = rgbx.data() + static_cast<size_t>(y) * w * 4;
       for (size_t i = 0; i < static_cast<size_t>(h) * w; ++i) std::memcpy(&rgbx[i * 4], src + i * 3, 3);
-      AugmentScratch scratch;
+      Scratch scratch;
       fn(rows.data(), h, w, &scratch);
       for (size_t i = 0; i < static_cast<size_t>(h) * w; ++i) std::memcpy(dst + i * 3, &rgbx[i * 4], 3);
     }
@@ -479,7 +479,7 @@ PYBIND11_MODULE(_core, m) {
       [run_aug, warp_of](const py::array_t<uint8_t, py::array::c_style | py::array::forcecast>& img, AugOp op,
                          float magnitude, Interp interp, std::optional<std::vector<float>> fill, Simd simd) {
         const WarpSpec ws = warp_of(interp, fill);
-        return run_aug(img, simd, [&](uint8_t* const* rows, int h, int w, AugmentScratch* s) {
+        return run_aug(img, simd, [&](uint8_t* const* rows, int h, int w, Scratch* s) {
           apply_aug_op(simd, op, magnitude, ws, rows, h, w, s);
         });
       },
@@ -495,7 +495,7 @@ PYBIND11_MODULE(_core, m) {
         AffineParams p;
         p.on = true, p.rotate = rotate, p.angle = angle, p.tx = tx, p.ty = ty, p.scale = scale;
         p.shear_x = shear_x, p.shear_y = shear_y;
-        return run_aug(img, simd, [&](uint8_t* const* rows, int h, int w, AugmentScratch* s) {
+        return run_aug(img, simd, [&](uint8_t* const* rows, int h, int w, Scratch* s) {
           apply_affine(simd, p, ws, rows, h, w, s);
         });
       },

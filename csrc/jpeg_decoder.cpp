@@ -252,6 +252,26 @@ void JpegDecoder::Session::skip_rows(int n) {
   if (!m.guarded([&] { jpeg_skip_scanlines(&m.cinfo, static_cast<JDIMENSION>(n)); })) m.fail();
 }
 
+void JpegDecoder::Session::read_rows(uint8_t* const* rows, int n) {
+  Impl& m = impl();
+  if (m.cmyk) {
+    for (int i = 0; i < n; ++i) read_row(rows[i]);
+    return;
+  }
+  m.require_active();
+  int done = 0;
+  while (done < n) {
+    JDIMENSION got = 0;
+    JSAMPARRAY dst = const_cast<JSAMPARRAY>(rows + done);
+    if (!m.guarded([&] { got = jpeg_read_scanlines(&m.cinfo, dst, static_cast<JDIMENSION>(n - done)); })) m.fail();
+    if (got == 0) {
+      std::snprintf(m.err.msg, sizeof(m.err.msg), "decoder returned no scanline");
+      m.fail(ErrorKind::kDecode);
+    }
+    done += static_cast<int>(got);
+  }
+}
+
 void JpegDecoder::Session::read_row(uint8_t* rgbx) {
   Impl& m = impl();
   m.require_active();

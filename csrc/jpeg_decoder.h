@@ -79,6 +79,8 @@ class [[nodiscard]] JpegDecoder::Session {
   void start(int denom, int x0, int w, int* out_x0, int* out_w, int* out_h, int* full_w);
   void skip_rows(int n);
   void read_row(uint8_t* rgbx);  // out_w RGBX pixels
+  // The next n rows (as many read_row calls, but libjpeg fills several rows per call).
+  void read_rows(uint8_t* const* rows, int n);
 
   int warnings() const;  // so far, for this image (see JpegDecoder::warnings)
 

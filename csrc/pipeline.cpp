@@ -27,7 +27,7 @@ const char* file_kind(mode_t m) {
 // Reads a regular file of at most kMaxFileBytes. Opened non-blocking so that a FIFO cannot block
 // the open; anything but a regular file (directory, device such as /dev/zero, FIFO, socket) is
 // refused from fstat before a byte is read, so no input makes the read unbounded or endless.
-void read_file(const std::string& path, std::vector<uint8_t>* buf, size_t* size) {
+void read_file(const std::string& path, Scratch* buf, size_t* size) {
   if (path.find('\0') != std::string::npos) throw Error(ErrorKind::kIo, "path contains a NUL byte");
   int fd;
   do {
@@ -45,7 +45,7 @@ void read_file(const std::string& path, std::vector<uint8_t>* buf, size_t* size)
     throw Error(ErrorKind::kTooLarge, "file is " + std::to_string(static_cast<long long>(st.st_size)) +
                                           " bytes, over the 2 GiB limit");
   const size_t n = static_cast<size_t>(st.st_size);
-  if (buf->size() < n) buf->resize(n);
+  buf->reserve(n);
   size_t got = 0;
   while (got < n) {
     ssize_t r = ::pread(fd, buf->data() + got, n - got, static_cast<off_t>(got));
@@ -92,9 +92,7 @@ struct Span {  // slot indices [s0, s1) that fall inside the resized image
 };
 Span valid_span(int off, int rz, int out) { return {std::max(0, -off), std::min(out, rz - off)}; }
 
-void grow(std::vector<uint8_t>* v, size_t n) {
-  if (v->size() < n) v->resize(n);
-}
+void grow(Scratch* v, size_t n) { v->reserve(n); }
 
 // Builds both tables for a source of dec_h x dec_w decoded pixels where one decoded pixel is
 // `denom` source pixels.
@@ -124,6 +122,17 @@ void build_tables(const Plan& plan, const Geometry& g, int dec_h, int dec_w, int
   ay.o1 = g.off_y + sy->s1;
   ay.reverse = g.vflip;
   build_axis_table(ay, &w.vt);
+}
+
+// Rows decoded per libjpeg call before the horizontal pass runs over them: the pass's tables stay
+// in L1 across the block instead of being evicted by the decoder after every row.
+constexpr int kRowBlock = 16;
+// Byte stride of a block row of `px` RGBX pixels: 64-byte multiple, never a multiple of 4 KiB (rows
+// of a block would share L1 sets).
+size_t block_stride(size_t px) {
+  size_t b = (checked_mul(px, 4) + 63) & ~size_t(63);
+  if (b % kPage == 0) b += 64;
+  return b;
 }
 
 size_t inter_stride(const AxisTable& ht) { return (static_cast<size_t>(ht.n) * 4 + 31) & ~size_t(31); }
@@ -249,7 +258,12 @@ void decode_whole(JpegDecoder::Session img, Worker& w, int denom, int dec_w, int
   img.start(denom, 0, dec_w, &x0, &xw, full_h, full_w);
   const size_t row_bytes = static_cast<size_t>(*full_w) * 4;
   grow(&w.full, checked_mul(*full_h, row_bytes));
-  for (int y = 0; y < *full_h; ++y) img.read_row(w.full.data() + y * row_bytes);
+  uint8_t* ptrs[kRowBlock];
+  for (int y = 0; y < *full_h; y += kRowBlock) {
+    const int nb = std::min(kRowBlock, *full_h - y);
+    for (int i = 0; i < nb; ++i) ptrs[i] = w.full.data() + static_cast<size_t>(y + i) * row_bytes;
+    img.read_rows(ptrs, nb);
+  }
 }
 
 void run_jpeg(const Plan& plan, Worker& w, const uint8_t* data, size_t size, const RunKey& key, uint8_t* slot,
@@ -282,13 +296,18 @@ void run_jpeg(const Plan& plan, Worker& w, const uint8_t* data, size_t size, con
     const int want_lo = std::max(0, w.ht.src_lo - 1), want_hi = std::min(dec_w, w.ht.src_hi + 1);
     region.start(denom, want_lo, want_hi - want_lo, &x0, &xw, &full_h, &full_w);
     if (full_h != dec_h || full_w != dec_w) throw Error(ErrorKind::kDecode, "unexpected scaled size");
-    grow(&w.row, checked_mul(static_cast<size_t>(xw) + w.ht.ksize + 4, 4));
+    const size_t rs = block_stride(static_cast<size_t>(xw) + w.ht.ksize + 4);
+    grow(&w.row, checked_mul(rs, kRowBlock));
     uint8_t* inter = prepare_inter(w);
     const size_t stride = inter_stride(w.ht);
     region.skip_rows(w.vt.src_lo);
-    for (int y = w.vt.src_lo; y < w.vt.src_hi; ++y) {
-      region.read_row(w.row.data());
-      hpass_row(s.simd, w.row.data(), x0, w.ht, inter + static_cast<size_t>(y - w.vt.src_lo) * stride);
+    uint8_t* ptrs[kRowBlock];
+    for (int i = 0; i < kRowBlock; ++i) ptrs[i] = w.row.data() + rs * i;
+    for (int y = w.vt.src_lo; y < w.vt.src_hi; y += kRowBlock) {
+      const int nb = std::min(kRowBlock, w.vt.src_hi - y);
+      region.read_rows(ptrs, nb);
+      for (int i = 0; i < nb; ++i)
+        hpass_row(s.simd, ptrs[i], x0, w.ht, inter + static_cast<size_t>(y + i - w.vt.src_lo) * stride);
     }
   } else {
     // Oriented images: decode whole, rotate, then resample the displayed image.
@@ -345,10 +364,13 @@ struct TrimScratch {
 
 }  // namespace
 
+// Distinct page offsets for the buffers that are streamed together (Note [Scratch placement]).
+Worker::Worker() : file(0), row(1024), inter(2048), orow(3072), full(512), oriented(1536), stage(2560) {}
+
 void Worker::trim(size_t keep) {
-  for (std::vector<uint8_t>* v : {&file, &row, &inter, &orow, &full, &oriented, &stage})
-    if (v->capacity() > keep) std::vector<uint8_t>().swap(*v);
-  if (aug.capacity > keep) aug.release();
+  for (Scratch* v : {&file, &row, &inter, &orow, &full, &oriented, &stage})
+    if (v->capacity() > keep) v->release();
+  if (aug.capacity() > keep) aug.release();
 }
 
 bool decode_only(const PlanSpec& spec, Worker& w, const SampleInput& in, SampleResult* res) {

@@ -11,6 +11,7 @@
 #include "jpeg_decoder.h"
 #include "plan.h"
 #include "resample.h"
+#include "scratch.h"
 
 namespace fastprep {
 
@@ -46,12 +47,13 @@ constexpr size_t kScratchKeepBytes = size_t(64) << 20;
 
 struct Worker {
   JpegDecoder dec;
-  std::vector<uint8_t> file, row, inter, orow, full, oriented;
-  std::vector<uint8_t> stage;           // two-phase output: the sample's uint8 rows
+  Worker();
+  Scratch file, row, inter, orow, full, oriented;
+  Scratch stage;                        // two-phase output: the sample's uint8 rows
   std::vector<uint8_t*> rows;           // two-phase output: the staged image's rows
   std::vector<uint8_t> lut;             // two-phase output: the per-sample table
   LevelHistogram hist;
-  AugmentScratch aug;                   // the augmentation ops' copy of the staged image
+  Scratch aug{3584};                    // the augmentation ops' copy of the staged image
   AxisTable ht, vt;
   // Frees every buffer whose capacity is over `keep` bytes.
   void trim(size_t keep);

@@ -119,11 +119,11 @@ void build_axis_table(const AxisSpec& a, AxisTable* t) {
   t->identity_step = step;
   const int kmax = std::min((cmax + 1) & ~1, t->ksize);
   t->kmax = kmax;
-  t->wide.resize(checked_mul(checked_mul(n, kmax), 4));
+  int32_t* wide = reinterpret_cast<int32_t*>(t->wide_buf.reserve(checked_mul(checked_mul(checked_mul(n, kmax), 4), 4)));
   for (int e = 0; e < n; ++e)
     for (int j = 0; j < kmax; ++j) {
       const int32_t k = t->coef[static_cast<size_t>(e) * t->ksize + j];
-      int32_t* d = &t->wide[(static_cast<size_t>(e) * kmax + j) * 4];
+      int32_t* d = &wide[(static_cast<size_t>(e) * kmax + j) * 4];
       d[0] = d[1] = d[2] = d[3] = k;
     }
 }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common.h"
+#include "scratch.h"
 
 namespace fastprep {
 
@@ -47,7 +48,8 @@ struct AxisTable {
   // wide[(e * kmax + j) * 4 + c] = coef[e * ksize + j]. A fixed trip count keeps the horizontal
   // loop free of mispredicted exits, and the repeated weights load straight into registers.
   int kmax = 0;
-  std::vector<int32_t> wide;
+  Scratch wide_buf{256};
+  const int32_t* wide() const { return reinterpret_cast<const int32_t*>(wide_buf.data()); }
   // Every output copies one source pixel (weight 1.0) from consecutive sources, stepping +1
   // (or -1 when reversed): the pass is a copy. Set by build_axis_table.
   bool identity = false;

@@ -26,7 +26,7 @@ template <int KP>
 FP_AVX2 static inline void hpass_avx2_k(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out, int kp_rt) {
   const int kp = KP > 0 ? KP : kp_rt;
   const __m128i round = _mm_set1_epi32(1 << (kPrecisionBits - 1));
-  const int32_t* wide = t.wide.data();
+  const int32_t* wide = t.wide();
   const size_t wstride = static_cast<size_t>(kp) * 8;  // int32 per output in `wide`
   int e = 0;
   for (; e + 1 < t.n; e += 2) {

@@ -23,7 +23,7 @@ FP_SSE41 inline __m128i load_px(const uint8_t* p) {  // one RGBX pixel -> [r g b
 FP_SSE41 void hpass_row_sse41(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out) {
   const __m128i round = _mm_set1_epi32(1 << (kPrecisionBits - 1));
   const int km = t.kmax;
-  const int32_t* wide = t.wide.data();
+  const int32_t* wide = t.wide();
   for (int e = 0; e < t.n; ++e) {
     const uint8_t* p = row + static_cast<size_t>(t.start[e] - origin) * 4;
     const __m128i* k = reinterpret_cast<const __m128i*>(wide + static_cast<size_t>(e) * km * 4);
