@@ -19,6 +19,7 @@ from ._ops import CompileContext, Op, OutputOptions, check_order
 # The ops lived here before the registry; code that imports them from here keeps working.
 from ._ops import (PRESETS, CenterCrop, Grayscale, InterpolationMode, Normalize,  # noqa: F401
                    RandomHorizontalFlip, RandomResizedCrop, RandomVerticalFlip, Resize, ToTensor)
+from ._pool import OutputPool
 from ._util import default_threads
 
 __all__ = ["Compose", "DEFAULT_MAX_PIXELS"]
@@ -141,6 +142,7 @@ class Compose:
         self._engines = {}
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._pool = OutputPool()  # batch() outputs without out= (Note [Output pool])
 
     # Pickling: a Compose is rebuilt from its ops and options (in another process it gets its
     # own native plan and pools), so it can be sent to multiprocessing / DataLoader workers / Ray.
@@ -275,7 +277,7 @@ class Compose:
             size = self._probe(items, engine, seed, epoch, index=keys[0])
         shape = (n,) + self.output_shape(*size)
         if out is None:
-            arr = np.empty(shape, dtype=self.np_dtype)
+            arr = self._pool.take(shape, self.np_dtype)  # Note [Output pool]
             result = None
         else:
             arr, result = _as_output(out, shape, self.np_dtype, self.dtype)
