@@ -1,0 +1,146 @@
+"""Instructions per image for each stage of the fused pass, against libjpeg-turbo's bare decode:
+the noise-free opinion that goes beside the interleaved timings.
+
+Each pipeline runs once under `valgrind --tool=callgrind` in its own process over the same
+photos (one thread, batches of 64 into one reused float32 buffer), and once more with the same
+imports and file reads but no pass (the empty run). Exclusive instruction counts are summed per
+stage from callgrind_annotate's per-function table, the empty run's are subtracted, and the
+result is divided by the number of photos:
+
+    decode    libjpeg-turbo (entropy decoding, IDCT, upsampling, colour conversion)
+    hpass     the horizontal resampling pass (hpass_row_*)
+    vpass     the vertical resampling pass (vpass_row_*)
+    output    the output stage (write_row*: table lookup, normalise, cast, layout)
+    tables    per-image planning (build_axis_table, plan_sample)
+    other     everything else (the rest of fastprep, libc, Python's share of batch())
+
+    python benchmarks/bench_instructions.py /work/corpus/imagenet_like --count 100 \
+        --md benchmarks/results/instructions.md --json benchmarks/results/instructions.json
+
+Needs valgrind (apt-get install valgrind). ~1 minute per pipeline for 100 photos.
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+PIPELINES = ("empty", "decode", "eval", "train", "eval-fast", "train-fast")  # -fast: exact=False
+STAGES = ("decode", "hpass", "vpass", "output", "tables", "other")
+
+
+def child(pipeline, folder, count):
+    import numpy as np
+
+    import fastprep as fp
+    from fastprep import _bench
+
+    paths = sorted(glob.glob(os.path.join(folder, "*.jpg")))[:count]
+    datas = [open(p, "rb").read() for p in paths]
+    norm = [fp.ToTensor(), fp.Normalize("imagenet")]
+    ops = {"eval": [fp.Resize(256), fp.CenterCrop(224)] + norm,
+           "train": [fp.RandomResizedCrop(224), fp.RandomHorizontalFlip()] + norm}
+    name, _, fast = pipeline.partition("-")
+    if name in ops:
+        t = fp.Compose(ops[name], exact=not fast)
+        out = np.empty((64,) + t.output_shape(), np.float32)
+        for i in range(0, len(datas), 64):
+            part = datas[i:i + 64]
+            t.batch(part, seed=1, threads=1, out=out[:len(part)], indices=range(i, i + len(part)))
+    elif pipeline == "decode":
+        run, _ = _bench._ceiling(datas, 1)
+        run()
+    else:  # empty: the same imports and reads, no pass
+        fp.Compose([fp.Resize(256), fp.CenterCrop(224)] + norm)
+        _bench._ceiling_plan()
+
+
+def stage_of(func, obj):
+    if "libjpeg" in obj:
+        return "decode"
+    if "hpass_row" in func or "hpass16_row" in func:
+        return "hpass"
+    if "vpass_row" in func:
+        return "vpass"
+    if "write_row" in func or "fill_level0" in func:
+        return "output"
+    if "build_axis_table" in func or "plan_sample" in func:
+        return "tables"
+    return "other"
+
+
+LINE = re.compile(r"^\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(.*?)(?:\s+\[(.*)\])?\s*$")
+
+
+def profile(pipeline, folder, count, workdir):
+    out = os.path.join(workdir, f"callgrind.{pipeline}")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                    os.path.realpath(sys.executable), os.path.abspath(__file__), folder, "--child", pipeline,
+                    "--count", str(count)], check=True, env=env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    text = subprocess.run(["callgrind_annotate", "--threshold=100", out], check=True, capture_output=True,
+                          text=True).stdout
+    sums = dict.fromkeys(STAGES, 0)
+    total = 0
+    in_table = False
+    for line in text.splitlines():
+        if "file:function" in line:
+            in_table = True
+            continue
+        m = LINE.match(line)
+        if not m:
+            continue
+        n = int(m.group(1).replace(",", ""))
+        if "PROGRAM TOTALS" in line:
+            total = n
+            continue
+        if in_table:
+            sums[stage_of(m.group(2), m.group(3) or "")] += n
+    sums["total"] = total
+    return sums
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folder")
+    ap.add_argument("--count", type=int, default=100)
+    ap.add_argument("--pipelines", default="decode,eval,train", help="of " + ",".join(PIPELINES[1:]))
+    ap.add_argument("--json")
+    ap.add_argument("--md")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        child(a.child, a.folder, a.count)
+        return
+    count = min(a.count, len(glob.glob(os.path.join(a.folder, "*.jpg"))))
+    names = ["empty"] + [p for p in a.pipelines.split(",") if p != "empty"]
+    with tempfile.TemporaryDirectory() as wd:
+        raw = {p: profile(p, a.folder, count, wd) for p in names}
+    per = {p: {k: (raw[p][k] - raw["empty"][k]) / count for k in STAGES + ("total",)} for p in names if p != "empty"}
+    bare = per.get("decode", {}).get("total")
+    rows = ["| pipeline | " + " | ".join(STAGES) + " | total | / bare decode |",
+            "|---|" + "---:|" * (len(STAGES) + 2)]
+    for p, v in per.items():
+        cells = [f"{v[k] / 1e6:.2f}M" for k in STAGES + ("total",)]
+        ratio = f"{v['total'] / bare:.2f}" if bare else "-"
+        rows.append(f"| {p} | " + " | ".join(cells) + f" | {ratio} |")
+    table = "\n".join(rows)
+    head = (f"Instructions per image (callgrind, {count} photos of {a.folder}, one thread, float32 normalized "
+            f"output; the empty run's counts subtracted).\n`python benchmarks/bench_instructions.py {a.folder} "
+            f"--count {count}`\n\n")
+    print(head + table)
+    if a.md:
+        with open(a.md, "w") as f:
+            f.write(head + table + "\n")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"count": count, "folder": a.folder, "per_image": per, "raw": raw}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
