@@ -55,6 +55,7 @@ SOURCES = [
     "csrc/jpeg_decoder.cpp",
     "csrc/jpeg_encoder.cpp",
     "csrc/mix.cpp",
+    "csrc/moments.cpp",
     "csrc/output.cpp",
     "csrc/pipeline.cpp",
     "csrc/plan.cpp",

@@ -20,6 +20,7 @@
 #include "jpeg_decoder.h"
 #include "jpeg_encoder.h"
 #include "mix.h"
+#include "moments.h"
 #include "output.h"
 #include "pipeline.h"
 #include "plan.h"
@@ -409,6 +410,44 @@ PYBIND11_MODULE(_core, m) {
         mixup_f32(data, n, m, l, ol);
       },
       py::arg("batch"), py::arg("lam"), "MixUp in place: x[i] = x[i-1] * (1 - lam) + x[i] * lam (float32).");
+  m.def(
+      "level_moments",
+      [](py::array_t<uint8_t, py::array::c_style> batch, py::buffer s1, py::buffer s2, std::optional<py::buffer> sx,
+         int64_t hw) {
+        // Totals are written in place: they must be the caller's own contiguous int64 arrays (a
+        // converted copy would silently drop the sums).
+        auto totals = [](py::buffer& buf, size_t count, const char* name) {
+          py::buffer_info i = buf.request();  // writability checked below, with the argument's name
+          if (i.readonly || !(i.format == "q" || i.format == "l") || i.itemsize != 8 ||
+              static_cast<size_t>(i.size) != count)
+            throw Error(ErrorKind::kInvalid, std::string("level_moments: ") + name + " must be a writable int64 array of " +
+                                                 std::to_string(count) + " values");
+          py::ssize_t expect = 8;
+          for (py::ssize_t d = i.ndim - 1; d >= 0; --d) {
+            if (i.shape[d] > 1 && i.strides[d] != expect)
+              throw Error(ErrorKind::kInvalid, std::string("level_moments: ") + name + " must be C-contiguous");
+            expect *= i.shape[d];
+          }
+          return static_cast<int64_t*>(i.ptr);
+        };
+        if (batch.ndim() < 1) throw Error(ErrorKind::kInvalid, "level_moments: batch must be (N, ...) uint8");
+        const int64_t n = batch.shape(0);
+        const size_t p = n ? static_cast<size_t>(batch.size() / n) : 0;
+        int64_t* a = totals(s1, p, "s1");
+        int64_t* b = totals(s2, p, "s2");
+        int64_t* c = nullptr;
+        if (sx) {
+          if (hw <= 0 || 3 * static_cast<size_t>(hw) != p)
+            throw Error(ErrorKind::kInvalid, "level_moments: cross products need 3 planes of hw values");
+          c = totals(*sx, 3 * static_cast<size_t>(hw), "sx");
+        }
+        const uint8_t* data = batch.data();
+        ReleaseGil nogil;
+        level_moments(data, n, p, a, b, c, static_cast<size_t>(hw));
+      },
+      py::arg("batch"), py::arg("s1"), py::arg("s2"), py::arg("sx") = py::none(), py::arg("hw") = 0,
+      "Adds a uint8 batch's per-position sums, sums of squares and (sx) RGB cross products into int64 totals "
+      "(Note [Level moments]).");
   m.def(
       "cutmix",
       [](py::buffer buf, Layout layout, int y1, int y2, int x1, int x2) {

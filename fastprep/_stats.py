@@ -4,10 +4,9 @@ with its PCA) of a dataset, in one streaming pass over the native pool.
 Numerics. The statistics are taken over the transform's uint8 output, so every value is an
 integer level 0..255 and all the sums a mean, a variance or a covariance needs are integers:
 
-* per batch, per pixel position: S1 = sum x (in uint16 over chunks of 128 images, then uint32),
-  S2 = sum x*x (each square in uint16, as 255**2 = 65025 < 2**16, summed in uint32) and, for
-  --pca, the cross products r*g, r*b, g*b the same way. Batches are at most 65,536 images, so
-  no uint32 sum can overflow;
+* per batch, per pixel position: S1 = sum x, S2 = sum x*x and, for --pca, the cross products
+  r*g, r*b, g*b, summed in uint32 by a native kernel without the GIL (csrc/moments.cpp, Note
+  [Level moments]). Batches are at most 65,536 images, so no uint32 sum can overflow;
 * these are added into int64 per-pixel totals (exact up to 1.4e14 images), and the channel totals
   are summed from them as Python integers (unbounded);
 * the moments come from exact integer numerators, rounded once at the very end:
@@ -28,14 +27,13 @@ import sys
 
 import numpy as np
 
-from . import _offline
+from . import _core, _offline
 from ._datasets import index_source
 from ._formats import StatsRecord
 from ._util import Progress, default_threads
 
 CHANNELS = ("R", "G", "B")
 _MAX_BATCH = 65536  # uint32 sums of squares stay exact: 65536 * 65025 < 2**32
-_BLOCK = 16384  # positions per cache block in LevelMoments
 
 
 class LevelMoments:
@@ -53,7 +51,7 @@ class LevelMoments:
         self.shape = None
         self.s1 = self.s2 = self.sx = None  # int64 totals per (C, H, W) position; sx: (3, H, W) rg, rb, gb
 
-    def add(self, batch, valid=None, chunk=128):
+    def add(self, batch, valid=None):
         """Adds (N, C, H, W) uint8 ``batch``. ``valid`` (N bools) marks the samples to count;
         samples not counted must be all zeros (they add nothing to the sums)."""
         batch = np.asarray(batch)
@@ -71,50 +69,14 @@ class LevelMoments:
         elif batch.shape[1:] != self.shape:
             raise ValueError(f"image shape changed from {self.shape} to {batch.shape[1:]}")
         for b0 in range(0, len(batch), _MAX_BATCH):
-            self._add(batch[b0:b0 + _MAX_BATCH], chunk)
+            self._add(batch[b0:b0 + _MAX_BATCH])
         self.images += n
 
-    def _add(self, batch, chunk):
-        # Cache-blocked: for a chunk of up to 128 images, walk the flattened (C*H*W) positions in
-        # blocks, so the uint16 squares of a block stay in cache while they are summed.
-        k = max(1, min(int(chunk), 128))  # uint16 sums of levels over k images: 128 * 255 < 2**16
-        n_pos = int(np.prod(self.shape))
-        hw = self.shape[1] * self.shape[2]
-        blk = min(_BLOCK, n_pos)
-        bufs = getattr(self, "_bufs", None)
-        if bufs is None or bufs[0].shape[0] < k:
-            bufs = self._bufs = (np.empty((k, blk), np.uint16), np.empty(blk, np.uint16), np.empty(blk, np.uint32))
-        sq, t16, t32 = bufs
-        s1 = np.zeros(n_pos, np.uint32)
-        s2 = np.zeros(n_pos, np.uint32)
-        sx = np.zeros((3, hw), np.uint32) if self.cross else None
-        flat = batch.reshape(len(batch), n_pos)
-        for i in range(0, len(batch), k):
-            c = flat[i:i + k]
-            m = len(c)
-            for p in range(0, n_pos, blk):
-                v = c[:, p:p + blk]
-                b = v.shape[1]
-                np.add.reduce(v, axis=0, dtype=np.uint16, out=t16[:b])
-                np.add(s1[p:p + b], t16[:b], out=s1[p:p + b])
-                q = sq[:m, :b]
-                np.multiply(v, v, out=q, dtype=np.uint16)
-                np.add.reduce(q, axis=0, dtype=np.uint32, out=t32[:b])
-                np.add(s2[p:p + b], t32[:b], out=s2[p:p + b])
-            if self.cross:
-                for j, (a, bb) in enumerate(((0, 1), (0, 2), (1, 2))):
-                    for p in range(0, hw, blk):
-                        u = c[:, a * hw + p:a * hw + min(p + blk, hw)]
-                        w = c[:, bb * hw + p:bb * hw + min(p + blk, hw)]
-                        b = u.shape[1]
-                        q = sq[:m, :b]
-                        np.multiply(u, w, out=q, dtype=np.uint16)
-                        np.add.reduce(q, axis=0, dtype=np.uint32, out=t32[:b])
-                        np.add(sx[j, p:p + b], t32[:b], out=sx[j, p:p + b])
-        self.s1 += s1.reshape(self.shape)
-        self.s2 += s2.reshape(self.shape)
-        if self.cross:
-            self.sx += sx.reshape((3,) + self.shape[1:])
+    def _add(self, batch):
+        # One native call per batch, without the GIL (Note [Level moments] in csrc/moments.h):
+        # uint32 partial sums per cache block of positions, added into the int64 totals.
+        hw = self.shape[1] * self.shape[2] if self.cross else 0
+        _core.level_moments(np.ascontiguousarray(batch), self.s1, self.s2, self.sx if self.cross else None, hw)
 
     def merge(self, other):
         if other.shape is None:

@@ -155,3 +155,43 @@ def test_progress_bar_on_a_terminal():
     bar.update(10)
     bar.close()
     assert quiet.getvalue() == ""
+
+
+def test_native_level_moments_against_numpy():
+    """_core.level_moments (Note [Level moments]) adds exactly numpy's int64 sums, cross products
+    included, over sizes that are not multiples of its cache block."""
+    from fastprep import _core
+
+    rng = np.random.default_rng(7)
+    for n, h, w in [(1, 1, 1), (5, 13, 17), (130, 47, 45), (3, 64, 96)]:
+        x = rng.integers(0, 256, size=(n, 3, h, w), dtype=np.uint8)
+        x[0] = 255  # the largest squares and products
+        s1 = np.full((3, h, w), 11, np.int64)  # added to, not overwritten
+        s2 = np.zeros((3, h, w), np.int64)
+        sx = np.zeros((3, h, w), np.int64)
+        _core.level_moments(x, s1, s2, sx, h * w)
+        v = x.astype(np.int64)
+        np.testing.assert_array_equal(s1, 11 + v.sum(0))
+        np.testing.assert_array_equal(s2, (v * v).sum(0))
+        np.testing.assert_array_equal(sx[0], (v[:, 0] * v[:, 1]).sum(0))
+        np.testing.assert_array_equal(sx[1], (v[:, 0] * v[:, 2]).sum(0))
+        np.testing.assert_array_equal(sx[2], (v[:, 1] * v[:, 2]).sum(0))
+
+
+def test_native_level_moments_refuses_totals_it_cannot_write():
+    from fastprep import _core
+
+    x = np.zeros((2, 3, 4, 4), np.uint8)
+    ok = np.zeros((3, 4, 4), np.int64)
+    with pytest.raises(ValueError, match="s1 must be a writable int64"):
+        _core.level_moments(x, np.zeros((3, 4, 4), np.int32), ok, None, 0)
+    ro = np.zeros((3, 4, 4), np.int64)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="s2 must be a writable int64"):
+        _core.level_moments(x, ok, ro, None, 0)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core.level_moments(x, np.zeros((4, 4, 3), np.int64).transpose(2, 0, 1), ok, None, 0)
+    with pytest.raises(ValueError, match="3 planes"):
+        _core.level_moments(x, ok, ok.copy(), ok.copy(), 5)
+    with pytest.raises(TypeError):
+        _core.level_moments(x.astype(np.float32), ok, ok.copy(), None, 0)
