@@ -230,8 +230,9 @@ def _preprocess_npy(ds, t0, source, out, transform, size, dtype, layout, shard_s
     batches = (x for x in ())
     try:
         # The native pool decodes straight into a page-aligned shard buffer; this thread sums the
-        # moments and hands each complete shard to the writer thread, which writes it with O_DIRECT
-        # (DMA, next to no CPU) while the next shard is decoded into the other buffer.
+        # moments and tells the writer thread which rows are final after each batch: the writer
+        # writes their whole pages with O_DIRECT (DMA, next to no CPU) while decoding goes on, and
+        # finishes a shard (tail, header page, labels, json, rename) once it is complete.
         batches = _offline.iter_batches(compose, ds.items, ranges, threads, on_error, ds.names,
                                         out_alloc=buffers.rows, check=writer.check)
         for a, b, arr, ok, fails in batches:
@@ -239,15 +240,27 @@ def _preprocess_npy(ds, t0, source, out, transform, size, dtype, layout, shard_s
             k = a // shard_size
             if state is None:
                 state = [k, [], [], LevelMoments(compose.channels, layout=compose.layout) if levels
-                         else FloatMoments(compose.channels, layout=compose.layout)]
-            state[1].append(ok if on_error == "skip" else np.ones(b - a, bool))
+                         else FloatMoments(compose.channels, layout=compose.layout), 0]
+            keep_b = ok if on_error == "skip" else np.ones(b - a, bool)
+            state[1].append(keep_b)
             state[2].extend(fails)
             state[3].add(arr, ok if on_error == "skip" else None)  # zeros: black samples are data too
             del arr
+            # The shard's kept rows, in order, at its start: a batch after a skipped sample moves
+            # its kept rows down (destinations below sources: safe in place). Then those rows are
+            # final and the writer may write them while the next batch decodes.
+            first, kept = a - shards[k][0], state[4]
+            idx = np.flatnonzero(keep_b)
+            buf, rows = buffers.peek(k)
+            if kept != first or len(idx) != b - a:
+                rows[kept:kept + len(idx)] = rows[first + idx]
+            state[4] = kept + len(idx)
+            writer.progress(k, buf, state[4] * buffers.sample_bytes)
+            del rows
             bar.update(b - a)
             if b == shards[k][1]:
                 mask = np.concatenate(state[1])
-                writer.submit(k, mask, np.arange(*shards[k])[mask], ds.labels, state[2], state[3], on_error)
+                writer.submit(k, state[4], np.arange(*shards[k])[mask], ds.labels, state[2], state[3], on_error)
                 state = None
     except _Stopped:
         writer.check()  # the writer failed and closed the buffers: its error is the one to report
@@ -335,6 +348,11 @@ class _ShardBuffers:
         start = self.shards[k][0]
         return entry[1][a - start:b - start]
 
+    def peek(self, k):
+        """(buffer, rows array) of shard k, which stays active."""
+        with self.lock:
+            return self.active[k]
+
     def take(self, k):
         with self.lock:
             return self.active.pop(k)
@@ -346,42 +364,80 @@ class _ShardBuffers:
         self.closed = True
 
 
-def _write_file(path, buf, length):
-    """Writes buf[:length] to path; with O_DIRECT when the file system takes it (buf is page
-    aligned and padded, the file is truncated to ``length`` afterwards), else buffered."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    direct = getattr(os, "O_DIRECT", 0)
-    fd = -1
-    if direct:
-        try:
-            fd = os.open(path, flags | direct, 0o644)
-        except OSError:
-            direct = 0
-    if fd < 0:
-        fd = os.open(path, flags, 0o644)
-    try:
+class _ShardFile:
+    """One images file written from its page-aligned shard buffer (npy header page + data), while
+    the shard is still being decoded: ``write_upto`` writes the whole pages of rows that are final
+    (O_DIRECT when the file system takes it: DMA, next to no CPU), ``finish`` writes the rest, then
+    the header page (its count is known only at the end), and truncates the page padding. So the
+    write of a shard overlaps its own decoding and only its last pages follow the last batch."""
+
+    def __init__(self, path):
+        self.path = path
+        self.done = _NPY_HEADER  # file bytes [_NPY_HEADER, done) are written
+        self.direct = bool(getattr(os, "O_DIRECT", 0))
+        self.fd = -1
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        if self.direct:
+            try:
+                self.fd = os.open(path, flags | os.O_DIRECT, 0o644)
+            except OSError:
+                self.direct = False
+        if self.fd < 0:
+            self.fd = os.open(path, flags, 0o644)
+
+    def _buffered(self):
+        """O_DIRECT refused (EINVAL) or written partially: go on with plain writes."""
+        os.close(self.fd)
+        self.fd = -1
+        self.fd = os.open(self.path, os.O_WRONLY, 0o644)
+        self.direct = False
+
+    def _write(self, buf, start, end):
         mv = memoryview(buf)
-        end = _round_up(length, _PAGE) if direct else length
-        off = 0
+        off = start
+        os.lseek(self.fd, off, os.SEEK_SET)
         while off < end:
             try:
-                wrote = os.write(fd, mv[off:min(end, off + _IO_CHUNK)])
+                wrote = os.write(self.fd, mv[off:min(end, off + _IO_CHUNK)])
             except OSError as e:
-                if not direct or e.errno != errno.EINVAL:
+                if not self.direct or e.errno != errno.EINVAL:
                     raise
                 wrote = 0
-            if direct and (wrote == 0 or wrote % _PAGE):  # O_DIRECT refused or partial: go on buffered
-                os.close(fd)
-                fd = os.open(path, os.O_WRONLY, 0o644)
+            if self.direct and (wrote == 0 or wrote % _PAGE):
+                self._buffered()
                 off += wrote
-                os.lseek(fd, off, os.SEEK_SET)
-                direct, end = 0, length
+                os.lseek(self.fd, off, os.SEEK_SET)
                 continue
             off += wrote
-        if direct or off > length:
-            os.ftruncate(fd, length)
-    finally:
-        os.close(fd)
+        return off
+
+    def write_upto(self, buf, end):
+        """Writes the whole pages of buf[done:end] (rows below `end` are final)."""
+        end = end // _PAGE * _PAGE
+        if end > self.done:
+            self.done = self._write(buf, self.done, end)
+
+    def finish(self, buf, length):
+        """Writes the rest of buf[:length] (the header page last) and closes the file."""
+        try:
+            end = _round_up(length, _PAGE) if self.direct else length
+            if end > self.done:
+                self.done = self._write(buf, self.done, end)
+            self._write(buf, 0, min(_NPY_HEADER, end if self.direct else length))
+            if self.direct or self.done > length:
+                os.ftruncate(self.fd, length)
+        finally:
+            self.close()
+
+    def close(self):
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _write_file(path, buf, length):
+    """Writes buf[:length] (a page-aligned, page-padded buffer) to path in one go."""
+    _ShardFile(path).finish(buf, length)
 
 
 class _Writer:
@@ -396,35 +452,49 @@ class _Writer:
         self.thread = threading.Thread(target=self._run, name="fastprep-shard-writer", daemon=True)
         self.thread.start()
 
-    def submit(self, k, mask, keep, labels, failed, moments, on_error):
+    def progress(self, k, buf, nbytes):
+        """The first `nbytes` data bytes of shard k's buffer are final: the writer may write them."""
+        self.jobs.put(("rows", k, buf, _NPY_HEADER + nbytes))
+
+    def submit(self, k, count, keep, labels, failed, moments, on_error):
+        """Shard k is complete: its first `count` rows are its kept samples, in order."""
         buf, arr = self.buffers.take(k)
-        count = int(np.count_nonzero(mask))
-        if count < len(mask):  # on_error="skip": close the gaps (dst <= src, in order: safe in place)
-            for dst, src in enumerate(np.nonzero(mask)[0]):
-                if dst != src:
-                    arr[dst] = arr[src]
         del arr
         buf[:_NPY_HEADER] = _npy_header((count,) + self.buffers.sample_shape, self.buffers.dtype)
         a, b = self.buffers.shards[k]
         meta = ShardMeta(shard=k, start=a, stop=b, count=count, on_error=on_error, moments=moments.to_json(),
                          failed=list(failed), kept=keep.tolist() if len(keep) != b - a else None)
-        self.jobs.put((k, buf, count, labels[keep].astype(np.int64), meta))
+        self.jobs.put(("shard", k, buf, count, labels[keep].astype(np.int64), meta))
 
     def _run(self):
+        files = {}  # shard -> its _ShardFile while the shard is being written
         while True:
             job = self.jobs.get()
             if job is None:
+                for f in files.values():
+                    f.close()
                 return
-            k, buf, count, labels, meta = job
-            if self.error is not None:  # stopping: hand the buffer back, write nothing more
-                self.buffers.release(buf)
-                continue
+            kind, k = job[0], job[1]
             img_name, lab_name, meta_name = shard_names(k)
             img_path = os.path.join(self.out, img_name)
             tmp = img_path + ".tmp"
+            if self.error is not None:  # stopping: hand the buffer back, write nothing more
+                if kind == "shard":
+                    self.buffers.release(job[2])
+                continue
             try:
+                if kind == "rows":
+                    try:
+                        if k not in files:
+                            files[k] = _ShardFile(tmp)
+                        files[k].write_upto(job[2], job[3])
+                    except OSError as e:
+                        raise _offline.write_error(e, img_path) from e
+                    continue
+                _, _, buf, count, labels, meta = job
                 try:
-                    _write_file(tmp, buf, _NPY_HEADER + count * self.buffers.sample_bytes)
+                    f = files.pop(k, None) or _ShardFile(tmp)
+                    f.finish(buf, _NPY_HEADER + count * self.buffers.sample_bytes)
                 except OSError as e:
                     raise _offline.write_error(e, img_path) from e
                 finally:
@@ -441,6 +511,9 @@ class _Writer:
                 if self.kill_after and self.written == self.kill_after:
                     _simulate_crash(self.out, k + 1)
             except BaseException as e:  # noqa: BLE001 - reported to the main thread
+                f = files.pop(k, None)
+                if f is not None:
+                    f.close()
                 _offline.remove_quietly(tmp)  # an unfinished shard leaves no .tmp behind
                 self.error = e
                 self.buffers.close()  # a decoder waiting for a free buffer stops now

@@ -130,17 +130,18 @@ def test_file_size_limit_mid_run_then_resume(bad_first_tree, tmp_path):
 
 @pytest.mark.parametrize("nth", [1, 3])
 def test_disk_full_in_writer_thread_does_not_hang(tree, tmp_path, monkeypatch, nth):
-    """ENOSPC on the nth shard write. One sample per shard: the decoder runs ahead and waits for a
-    free shard buffer, the state that deadlocked when the writer kept its buffer after an error."""
+    """ENOSPC on the nth shard's images file. One sample per shard: the decoder runs ahead and waits
+    for a free shard buffer, the state that deadlocked when the writer kept its buffer after an
+    error."""
     clean = str(tmp_path / "clean")
     preprocess(tree, clean, size=SIZE, shard_size=1, batch_size=1, threads=1, progress=False)
     real_write = os.write
     calls = []
 
-    def write(fd, data):
+    def write(fd, data):  # the first write into the nth shard's images file fails
         if threading.current_thread().name == "fastprep-shard-writer":
-            calls.append(1)
-            if len(calls) == nth:
+            if os.readlink(f"/proc/self/fd/{fd}").endswith(f"images_{nth - 1:05d}.npy.tmp"):
+                calls.append(1)
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_write(fd, data)
 
@@ -150,6 +151,7 @@ def test_disk_full_in_writer_thread_does_not_hang(tree, tmp_path, monkeypatch, n
                                        progress=False))
     monkeypatch.setattr(os, "write", real_write)
     assert isinstance(err, _offline.WriteError) and err.errno == errno.ENOSPC, repr(err)
+    assert calls == [1]
     bad = f"images_{nth - 1:05d}.npy"
     assert err.filename == os.path.join(out, bad) and "No space" in str(err) and bad in str(err)
     files = set(os.listdir(out))

@@ -122,6 +122,32 @@ def test_resume_after_kill(tree, tmp_path):
     assert ShardDataset(out).sample_shape == (3, 32, 32)
 
 
+@pytest.mark.parametrize("batch_size", [1, 2, 4])
+def test_skip_moves_later_batches_of_a_shard_down(tree, tmp_path, photos, batch_size):
+    """Several batches per shard and an undecodable file in the middle: the writer streams each
+    shard's final rows while it is decoded, so the kept rows of every later batch must move down
+    before they are handed over (rows of 6912 bytes: writes end mid-page)."""
+    bad = os.path.join(tree, "a", "01z_truncated.jpg")
+    with open(photos[3], "rb") as f:
+        open(bad, "wb").write(f.read()[:3000])
+    ds = index_source(tree)
+    bad_i = ds.names.index("a/01z_truncated.jpg")
+    assert 0 < bad_i % 6 < 5  # inside a shard, not at its ends
+    out = str(tmp_path / "out")
+    res = preprocess(tree, out, size=SIZE, shard_size=6, batch_size=batch_size, threads=2, on_error="skip",
+                     progress=False)
+    keep = [i for i in range(len(ds)) if i != bad_i]
+    assert res["images"] == 10 and [f["index"] for f in res["failed"]] == [bad_i]
+    sd = ShardDataset(out)
+    assert np.array_equal(sd.read(range(10)), reference([ds.items[i] for i in keep]))
+    assert np.array_equal(sd.labels, ds.labels[keep])
+    index = json.load(open(os.path.join(out, "index.json")))
+    assert [s["count"] for s in index["shards"]] == [5, 5]
+    for s in index["shards"]:  # the .npy files are plain numpy, of exactly their size
+        arr = np.load(os.path.join(out, s["images"]))
+        assert arr.shape[0] == s["count"]
+
+
 def test_corrupted_file(tree, tmp_path, photos, capsys):
     bad = os.path.join(tree, "b", "05b_truncated.jpg")
     with open(photos[3], "rb") as f:
