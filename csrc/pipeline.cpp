@@ -246,9 +246,16 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
 void hpass_image(const Plan& plan, Worker& w, const uint8_t* img, size_t row_bytes) {
   uint8_t* inter = prepare_inter(w);
   const size_t stride = inter_stride(w.ht);
-  for (int y = w.vt.src_lo; y < w.vt.src_hi; ++y)
-    hpass_row(plan.spec.simd, img + static_cast<size_t>(y) * row_bytes, 0, w.ht,
-              inter + static_cast<size_t>(y - w.vt.src_lo) * stride);
+  const uint8_t* rows[kRowBlock];
+  uint8_t* outs[kRowBlock];
+  for (int y = w.vt.src_lo; y < w.vt.src_hi; y += kRowBlock) {
+    const int nb = std::min(kRowBlock, w.vt.src_hi - y);
+    for (int i = 0; i < nb; ++i) {
+      rows[i] = img + static_cast<size_t>(y + i) * row_bytes;
+      outs[i] = inter + static_cast<size_t>(y + i - w.vt.src_lo) * stride;
+    }
+    hpass_rows(plan.spec.simd, rows, nb, 0, w.ht, outs);
+  }
 }
 
 // Decodes the whole image at scale 1/denom into w.full (RGBX rows packed). Takes the session
@@ -306,8 +313,9 @@ void run_jpeg(const Plan& plan, Worker& w, const uint8_t* data, size_t size, con
     for (int y = w.vt.src_lo; y < w.vt.src_hi; y += kRowBlock) {
       const int nb = std::min(kRowBlock, w.vt.src_hi - y);
       region.read_rows(ptrs, nb);
-      for (int i = 0; i < nb; ++i)
-        hpass_row(s.simd, ptrs[i], x0, w.ht, inter + static_cast<size_t>(y + i - w.vt.src_lo) * stride);
+      uint8_t* outs[kRowBlock];
+      for (int i = 0; i < nb; ++i) outs[i] = inter + static_cast<size_t>(y + i - w.vt.src_lo) * stride;
+      hpass_rows(s.simd, ptrs, nb, x0, w.ht, outs);
     }
   } else {
     // Oriented images: decode whole, rotate, then resample the displayed image.

@@ -179,6 +179,15 @@ void hpass_row(Simd simd, const uint8_t* row, int origin, const AxisTable& t, ui
   }
 }
 
+void hpass_rows(Simd simd, const uint8_t* const* rows, int n, int origin, const AxisTable& t, uint8_t* const* outs) {
+  int i = 0;
+#if defined(__x86_64__) || defined(__i386__)
+  if (simd == Simd::kAVX2 && !t.identity)
+    for (; i + 4 <= n; i += 4) hpass_rows4_avx2(rows + i, origin, t, outs + i);
+#endif
+  for (; i < n; ++i) hpass_row(simd, rows[i], origin, t, outs[i]);
+}
+
 void vpass_row(Simd simd, const uint8_t* src, size_t stride, int first, const int32_t* k, int ks, int nbytes,
                uint8_t* out) {
   switch (simd) {

@@ -65,6 +65,10 @@ void build_axis_table(const AxisSpec& a, AxisTable* t);
 // (the X byte is unspecified).
 void hpass_row(Simd simd, const uint8_t* row, int origin, const AxisTable& t, uint8_t* out);
 
+// The horizontal pass over n rows: rows[i] -> outs[i], each as hpass_row (same bytes at every
+// level). AVX2 runs four rows at a time (Note [Horizontal pass, 4 rows]).
+void hpass_rows(Simd simd, const uint8_t* const* rows, int n, int origin, const AxisTable& t, uint8_t* const* outs);
+
 // Vertical pass for one output row: combines `ks` rows of `src` (row stride `stride` bytes,
 // first row = `first`) with weights `k`, over `nbytes` bytes (a multiple of 4), into `out`.
 // Reads and writes up to the next multiple of 32 bytes, so buffers must be padded to that.
@@ -74,6 +78,7 @@ void vpass_row(Simd simd, const uint8_t* src, size_t stride, int first, const in
 // Per-ISA variants (resample_sse41.cpp, resample_avx2.cpp). Same contract as above.
 void hpass_row_sse41(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out);
 void hpass_row_avx2(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out);
+void hpass_rows4_avx2(const uint8_t* const* rows, int origin, const AxisTable& t, uint8_t* const* outs);
 void vpass_row_sse41(const uint8_t* src, size_t stride, int first, const int32_t* k, int ks, int nbytes,
                      uint8_t* out);
 void vpass_row_avx2(const uint8_t* src, size_t stride, int first, const int32_t* k, int ks, int nbytes,

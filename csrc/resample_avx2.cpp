@@ -14,6 +14,10 @@ namespace {
 FP_AVX2 inline __m256i load_2px(const uint8_t* p) {  // two RGBX pixels -> [r0 g0 b0 x0 r1 g1 b1 x1]
   return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
 }
+// [a.lo + a.hi | b.lo + b.hi]
+FP_AVX2 inline __m256i fold(__m256i a, __m256i b) {
+  return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
 }  // namespace
 
 // Note [Horizontal pass, AVX2]
@@ -66,6 +70,86 @@ FP_AVX2 void hpass_row_avx2(const uint8_t* row, int origin, const AxisTable& t, 
     case 3: hpass_avx2_k<3>(row, origin, t, out, 3); break;
     case 4: hpass_avx2_k<4>(row, origin, t, out, 4); break;
     default: hpass_avx2_k<0>(row, origin, t, out, t.kmax / 2); break;
+  }
+}
+
+// Note [Horizontal pass, 4 rows]
+// Four rows share one walk over the outputs: the start positions and weights of two outputs are
+// loaded once and used for all four rows (eight accumulators, each the same int32 sum as the
+// one-row kernel), and the four rows' results are folded, rounded, clamped and packed together:
+//   s_r = [row r, output e | row r, output e+1]        (the two halves of each sum added)
+//   packs(s0, s1), packs(s2, s3), packus -> per lane [r0 r1 r2 r3] of output e | e+1 (dwords)
+//   permute (0 4 1 5 2 6 3 7)            -> [r0.e r0.e1 r1.e r1.e1 r2.e r2.e1 r3.e r3.e1]
+// then 8 bytes are stored per row. About a third fewer instructions per output than four
+// one-row passes (the addressing and the epilogue are shared).
+template <int KP>
+FP_AVX2 static inline void hpass4_avx2_k(const uint8_t* const* rows, int origin, const AxisTable& t,
+                                         uint8_t* const* outs, int kp_rt) {
+  const int kp = KP > 0 ? KP : kp_rt;
+  const __m256i round = _mm256_set1_epi32(1 << (kPrecisionBits - 1));
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const int32_t* wide = t.wide();
+  const size_t wstride = static_cast<size_t>(kp) * 8;
+  const uint8_t *r0 = rows[0], *r1 = rows[1], *r2 = rows[2], *r3 = rows[3];
+  int e = 0;
+  for (; e + 1 < t.n; e += 2) {
+    const size_t o0 = static_cast<size_t>(t.start[e] - origin) * 4;
+    const size_t o1 = static_cast<size_t>(t.start[e + 1] - origin) * 4;
+    const __m256i* k0 = reinterpret_cast<const __m256i*>(wide + e * wstride);
+    const __m256i* k1 = reinterpret_cast<const __m256i*>(wide + (e + 1) * wstride);
+    __m256i w0 = _mm256_loadu_si256(k0), w1 = _mm256_loadu_si256(k1);
+    __m256i a00 = _mm256_mullo_epi32(load_2px(r0 + o0), w0), a01 = _mm256_mullo_epi32(load_2px(r0 + o1), w1);
+    __m256i a10 = _mm256_mullo_epi32(load_2px(r1 + o0), w0), a11 = _mm256_mullo_epi32(load_2px(r1 + o1), w1);
+    __m256i a20 = _mm256_mullo_epi32(load_2px(r2 + o0), w0), a21 = _mm256_mullo_epi32(load_2px(r2 + o1), w1);
+    __m256i a30 = _mm256_mullo_epi32(load_2px(r3 + o0), w0), a31 = _mm256_mullo_epi32(load_2px(r3 + o1), w1);
+    for (int j = 1; j < kp; ++j) {
+      const size_t p0 = o0 + 8 * j, p1 = o1 + 8 * j;
+      w0 = _mm256_loadu_si256(k0 + j);
+      w1 = _mm256_loadu_si256(k1 + j);
+      a00 = _mm256_add_epi32(a00, _mm256_mullo_epi32(load_2px(r0 + p0), w0));
+      a01 = _mm256_add_epi32(a01, _mm256_mullo_epi32(load_2px(r0 + p1), w1));
+      a10 = _mm256_add_epi32(a10, _mm256_mullo_epi32(load_2px(r1 + p0), w0));
+      a11 = _mm256_add_epi32(a11, _mm256_mullo_epi32(load_2px(r1 + p1), w1));
+      a20 = _mm256_add_epi32(a20, _mm256_mullo_epi32(load_2px(r2 + p0), w0));
+      a21 = _mm256_add_epi32(a21, _mm256_mullo_epi32(load_2px(r2 + p1), w1));
+      a30 = _mm256_add_epi32(a30, _mm256_mullo_epi32(load_2px(r3 + p0), w0));
+      a31 = _mm256_add_epi32(a31, _mm256_mullo_epi32(load_2px(r3 + p1), w1));
+    }
+    const __m256i s0 = _mm256_srai_epi32(_mm256_add_epi32(fold(a00, a01), round), kPrecisionBits);
+    const __m256i s1 = _mm256_srai_epi32(_mm256_add_epi32(fold(a10, a11), round), kPrecisionBits);
+    const __m256i s2 = _mm256_srai_epi32(_mm256_add_epi32(fold(a20, a21), round), kPrecisionBits);
+    const __m256i s3 = _mm256_srai_epi32(_mm256_add_epi32(fold(a30, a31), round), kPrecisionBits);
+    const __m256i b = _mm256_permutevar8x32_epi32(
+        _mm256_packus_epi16(_mm256_packs_epi32(s0, s1), _mm256_packs_epi32(s2, s3)), order);
+    const __m128i lo = _mm256_castsi256_si128(b), hi = _mm256_extracti128_si256(b, 1);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(outs[0] + 4 * e), lo);
+    _mm_storeh_pd(reinterpret_cast<double*>(outs[1] + 4 * e), _mm_castsi128_pd(lo));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(outs[2] + 4 * e), hi);
+    _mm_storeh_pd(reinterpret_cast<double*>(outs[3] + 4 * e), _mm_castsi128_pd(hi));
+  }
+  if (e < t.n) {  // an odd last output: one row at a time, as the one-row kernel's tail
+    const size_t o0 = static_cast<size_t>(t.start[e] - origin) * 4;
+    const __m256i* k0 = reinterpret_cast<const __m256i*>(wide + e * wstride);
+    for (int r = 0; r < 4; ++r) {
+      __m256i a = _mm256_setzero_si256();
+      for (int j = 0; j < kp; ++j)
+        a = _mm256_add_epi32(a, _mm256_mullo_epi32(load_2px(rows[r] + o0 + 8 * j), _mm256_loadu_si256(k0 + j)));
+      __m128i v = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+      v = _mm_srai_epi32(_mm_add_epi32(v, _mm256_castsi256_si128(round)), kPrecisionBits);
+      v = _mm_packus_epi16(_mm_packs_epi32(v, v), v);
+      const int32_t px = _mm_cvtsi128_si32(v);
+      std::memcpy(outs[r] + 4 * e, &px, 4);
+    }
+  }
+}
+
+FP_AVX2 void hpass_rows4_avx2(const uint8_t* const* rows, int origin, const AxisTable& t, uint8_t* const* outs) {
+  switch (t.kmax / 2) {
+    case 1: hpass4_avx2_k<1>(rows, origin, t, outs, 1); break;
+    case 2: hpass4_avx2_k<2>(rows, origin, t, outs, 2); break;
+    case 3: hpass4_avx2_k<3>(rows, origin, t, outs, 3); break;
+    case 4: hpass4_avx2_k<4>(rows, origin, t, outs, 4); break;
+    default: hpass4_avx2_k<0>(rows, origin, t, outs, t.kmax / 2); break;
   }
 }
 
