@@ -26,6 +26,7 @@ threads: an iterator made before the fork raises in the child instead of waiting
 rebuilds itself (Note [Fork] in csrc/thread_pool.h).
 """
 import atexit
+import hashlib
 import numbers
 import os
 import queue
@@ -43,6 +44,17 @@ from ._transforms import Compose
 from ._util import default_threads
 
 _STOP = object()
+_STATE_FORMAT = "fastprep.loader_state.v1"
+
+# Note [Resume]
+# A batch's content depends only on (seed, epoch, the samples in it) and the order of an epoch is
+# a pure function of (seed, epoch, rank, world_size), so where an epoch stands is one number: the
+# position in the epoch's order after the last batch handed out (the "cursor"; under
+# on_error="skip" it is past the refills that batch used). The producer hands each batch out with
+# (epoch, cursor, batches so far); state_dict() reports the latest one the consumer received, and
+# a resumed iteration starts its producer at that cursor with that batch count (batch mixing's
+# key), which gives the uninterrupted run's remaining batches byte for byte. The fingerprint
+# (sample names and labels, transform, seed, batching, ranks) refuses a state from another loader.
 _LIVE = weakref.WeakSet()  # running producers, stopped at exit (Note [Exit and fork])
 
 
@@ -260,6 +272,9 @@ class Loader:
         self.mix, self.num_classes, self.label_smoothing = check_mix(mix, num_classes, label_smoothing, self._dtype)
         self._mix_layout = self.transform.layout if self.transform is not None else getattr(self.dataset, "layout", "CHW")
         self._batch_params = None
+        self._position = None     # (epoch, cursor, batches) after the last batch handed out (state_dict)
+        self._resume = None       # (cursor, batches) for the next iteration (load_state_dict)
+        self._fingerprint = None
         self.epoch = None         # epoch of the latest iteration
         self._pinned_epoch = None  # set_epoch(e): the next iteration's epoch
         self.errors = []
@@ -321,6 +336,58 @@ class Loader:
         """Pins the epoch of the next iteration (later iterations continue from epoch + 1)."""
         self._pinned_epoch = check_epoch(epoch)
 
+    # ---- mid-epoch resume (Note [Resume]) ---------------------------------------------------
+    def state_dict(self):
+        """Where this loader is, between batches: a small JSON-serializable dict. A Loader built
+        with the same arguments and given it with ``load_state_dict`` yields exactly the batches
+        this one had not yet handed out (byte-identical), then the following epochs."""
+        if self._position is not None:
+            epoch, cursor, batches = self._position
+        else:
+            epoch, cursor, batches = self.next_epoch, 0, 0
+            if self._resume is not None:
+                cursor, batches = self._resume
+        return {"format": _STATE_FORMAT, "epoch": int(epoch), "cursor": int(cursor), "batches": int(batches),
+                "errors": [[int(i), str(m)] for i, m in self.errors], "fingerprint": self._state_fingerprint()}
+
+    def load_state_dict(self, state):
+        """Continues from ``state_dict()``'s point: the next ``iter(loader)`` resumes that epoch.
+        Refused (ValueError) for another dataset, transform or batching."""
+        if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
+            raise ValueError(f"not a fastprep Loader state (format {_STATE_FORMAT!r} expected)")
+        fp_ = state.get("fingerprint", {})
+        mine = self._state_fingerprint()
+        diff = sorted(k for k in set(mine) | set(fp_) if mine.get(k) != fp_.get(k))
+        if diff:
+            raise ValueError("this state belongs to a Loader over another dataset or with other arguments "
+                             f"(differs in: {', '.join(diff)})")
+        epoch, cursor, batches = (int(state[k]) for k in ("epoch", "cursor", "batches"))
+        if epoch < 0 or cursor < 0 or batches < 0:
+            raise ValueError("corrupt Loader state: negative epoch, cursor or batch count")
+        self.set_epoch(epoch)
+        self._resume = (cursor, batches)
+        self._position = None
+        self.errors = [(int(i), str(m)) for i, m in state.get("errors", [])]
+
+    def _state_fingerprint(self):
+        """What must match for a state to resume here: the samples (count and names), the transform,
+        and everything that decides the order and the batches."""
+        if self._fingerprint is None:
+            names = getattr(self.dataset, "names", None)
+            h = hashlib.sha1()
+            for name in (names if names is not None else []):
+                h.update(os.fsencode(name) if isinstance(name, str) else bytes(name))
+                h.update(b"\0")
+            h.update(np.ascontiguousarray(self.dataset.labels, dtype=np.int64).tobytes())
+            self._fingerprint = {
+                "samples": len(self.dataset), "names_sha1": h.hexdigest(),
+                "transform": repr(self.transform), "mix": repr(self.mix), "seed": self.seed,
+                "batch_size": self.batch_size, "shuffle": self.shuffle, "drop_last": self.drop_last,
+                "rank": self.rank, "world_size": self.world_size, "on_error": self.on_error,
+                "sampler": None if self.sampler is None else type(self.sampler).__name__,
+            }
+        return dict(self._fingerprint)
+
     @property
     def next_epoch(self):
         """The epoch the next ``iter(loader)`` will use."""
@@ -381,7 +448,10 @@ class Loader:
         order = self.indices(epoch)
         self._pinned_epoch = None
         self.epoch = epoch
-        return _Iterator(self, order, epoch)
+        start, batches = self._resume if self._resume is not None else (0, 0)
+        self._resume = None
+        self._position = (epoch, start, batches)
+        return _Iterator(self, order, epoch, start, batches)
 
     def _after_fork_check(self):
         """In a forked child the parent's slots may be mid-use by threads that do not exist
@@ -412,11 +482,12 @@ class _Producer:
     """Fills batches in a background thread. Holds no reference to the iterator, so dropping the
     iterator (break, del, an exception) stops it."""
 
-    def __init__(self, loader, order, epoch):
+    def __init__(self, loader, order, epoch, start=0, batches=0):
         self.loader = loader
         self.order = order
         self.epoch = epoch
-        self.batch_index = 0  # batches handed out this epoch: the batch mixing's key
+        self.start = start  # position in the epoch's order to start from (a resumed epoch)
+        self.batch_index = batches  # batches handed out this epoch: the batch mixing's key
         self.queue = queue.Queue(maxsize=loader.prefetch)
         self.stop = threading.Event()
         self.cancel = _core.CancelToken()  # stops a running native batch between samples
@@ -445,7 +516,7 @@ class _Producer:
         L = self.loader
         order = self.order
         bs = L.batch_size
-        cursor = 0
+        cursor = self.start
         n = len(order)
         while cursor < n and not self.stop.is_set():
             slot = L._acquire()
@@ -463,7 +534,7 @@ class _Producer:
                 if err is not None and not self._put(err):
                     return
                 continue
-            if not self._put(self._publish(slot, filled)):
+            if not self._put(self._publish(slot, filled) + ((self.epoch, cursor, self.batch_index + 1),)):
                 return
             self.batch_index += 1
 
@@ -577,11 +648,11 @@ class _Producer:
 
 
 class _Iterator:
-    def __init__(self, loader, order, epoch):
+    def __init__(self, loader, order, epoch, start=0, batches=0):
         self.loader = loader
         self.epoch = epoch
         self._pid = os.getpid()
-        self._producer = _Producer(loader, order, epoch)
+        self._producer = _Producer(loader, order, epoch, start, batches)
         self._t0 = time.perf_counter()
         self._done = False
 
@@ -605,13 +676,14 @@ class _Iterator:
         if item is _STOP:
             self._done = True
             self.close()
+            L._position = None  # the epoch is over: a state now resumes at the next one
             raise StopIteration
         if isinstance(item, BaseException):
             if not isinstance(item, DecodeError):
                 self._done = True
                 self.close()
             raise item
-        images, labels, ev, L._batch_params = item
+        images, labels, ev, L._batch_params, L._position = item
         if ev is not None:
             torch = L._torch
             cur = torch.cuda.current_stream(L.device)
