@@ -1,4 +1,4 @@
-"""Build of fastprep's native core (fastprep._core) against the system libjpeg-turbo.
+"""Build of fastprep's native core (fastprep._core) against the system libjpeg-turbo and libpng.
 
 No -march=native: SIMD kernels are compiled per function with target attributes and chosen at
 run time (csrc/simd.cpp), so one build runs on any x86-64 CPU.
@@ -11,21 +11,31 @@ import subprocess
 from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import setup
 
-HEADER_HELP = """
+HEADER_HELP = {
+    "jpeglib.h": """
 fastprep needs the libjpeg-turbo development headers (jpeglib.h) to build.
   Debian/Ubuntu:  sudo apt-get install libjpeg62-turbo-dev   (Ubuntu: libjpeg-turbo8-dev)
   Fedora/RHEL:    sudo dnf install libjpeg-turbo-devel
   macOS:          brew install jpeg-turbo   (then export CPATH/LIBRARY_PATH to its prefix)
 Set FASTPREP_JPEG_PREFIX=/path/to/prefix to point the build at another install.
-"""
+""",
+    "png.h": """
+fastprep needs the libpng development headers (png.h) to build (native PNG decoding).
+  Debian/Ubuntu:  sudo apt-get install libpng-dev
+  Fedora/RHEL:    sudo dnf install libpng-devel
+  macOS:          brew install libpng   (then export CPATH/LIBRARY_PATH to its prefix)
+Set FASTPREP_PNG_PREFIX=/path/to/prefix to point the build at another install.
+""",
+}
 
 
-def find_jpeg():
-    prefix = os.environ.get("FASTPREP_JPEG_PREFIX")
+def find_library(header, prefix_env):
+    """Include and library dirs for `header`, found by compiling a probe (not by guessing paths:
+    multiarch dirs, Homebrew, conda...); stops the build with the packages to install."""
+    prefix = os.environ.get(prefix_env)
     inc = [os.path.join(prefix, "include")] if prefix else []
     lib = [os.path.join(prefix, "lib")] if prefix else []
-    # Probe with the compiler rather than guessing paths: multiarch dirs, Homebrew, conda...
-    src = "#include <stdio.h>\n#include <jpeglib.h>\nint main(void){return 0;}\n"
+    src = f"#include <stdio.h>\n#include <{header}>\nint main(void){{return 0;}}\n"
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "probe.c")
         with open(path, "w") as f:
@@ -37,12 +47,14 @@ def find_jpeg():
         except OSError:
             ok = True  # no standalone compiler to probe with: let the real build report
     if not ok:
-        sys.stderr.write(HEADER_HELP)
-        raise SystemExit("error: jpeglib.h not found (install libjpeg-turbo development headers)")
+        sys.stderr.write(HEADER_HELP[header])
+        raise SystemExit(f"error: {header} not found (install the development headers named above)")
     return inc, lib
 
 
-include_dirs, library_dirs = find_jpeg()
+_jpeg = find_library("jpeglib.h", "FASTPREP_JPEG_PREFIX")
+_png = find_library("png.h", "FASTPREP_PNG_PREFIX")
+include_dirs, library_dirs = _jpeg[0] + _png[0], _jpeg[1] + _png[1]
 
 SOURCES = [
     "csrc/augment.cpp",
@@ -59,6 +71,7 @@ SOURCES = [
     "csrc/output.cpp",
     "csrc/pipeline.cpp",
     "csrc/plan.cpp",
+    "csrc/png_decoder.cpp",
     "csrc/resample.cpp",
     "csrc/resample_avx2.cpp",
     "csrc/resample_sse41.cpp",
@@ -80,7 +93,7 @@ ext = Pybind11Extension(
     SOURCES,
     include_dirs=["csrc"] + include_dirs,
     library_dirs=library_dirs,
-    libraries=["jpeg"],
+    libraries=["jpeg", "png"],
     cxx_std=17,
     extra_compile_args=extra_compile,
     extra_link_args=extra_link,

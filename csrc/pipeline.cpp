@@ -11,6 +11,7 @@
 
 #include "color.h"
 #include "exif.h"
+#include "png_decoder.h"
 
 namespace fastprep {
 namespace {
@@ -332,6 +333,57 @@ void run_jpeg(const Plan& plan, Worker& w, const uint8_t* data, size_t size, con
   finish_sample(plan, w, res->params, sy, sx, slot, res);
 }
 
+// A PNG (Note [PNG decoding]): rows in order, in blocks of kRowBlock, each block through the
+// horizontal pass as it arrives; rows above the region are decoded and dropped (PNG rows cannot
+// be skipped) and decoding stops after the region's last row. Interlaced files are decoded whole.
+void run_png(const Plan& plan, Worker& w, const uint8_t* data, size_t size, const RunKey& key, uint8_t* slot,
+             int out_h, int out_w, SampleResult* res) {
+  PngImage img(data, size, plan.spec.max_pixels);
+  const int ih = img.height(), iw = img.width(), orient = img.orientation();
+  int oh, ow;
+  oriented_dims(orient, ih, iw, &oh, &ow);
+  res->params = plan_sample(plan.spec, oh, ow, key);
+  res->decode_denom = 1;
+  res->orientation = orient;
+  const Geometry& g = res->params.geom;
+  if (g.out_h != out_h || g.out_w != out_w) throw Error(ErrorKind::kInvalid, "output size differs from the slot");
+  Span sy, sx;
+  const size_t row_bytes = checked_mul(static_cast<size_t>(iw), 4);
+  if (img.interlaced() || orient != 1) {  // decoded whole (then rotated)
+    build_tables(plan, g, oh, ow, 1, w, &sy, &sx);
+    // the horizontal pass reads up to ksize + 2 pixels past a row's used span: padding after the last
+    grow(&w.full, checked_mul(static_cast<size_t>(ih), row_bytes) + (static_cast<size_t>(w.ht.ksize) + 4) * 4);
+    w.rows.resize(static_cast<size_t>(ih));
+    for (int y = 0; y < ih; ++y) w.rows[y] = w.full.data() + static_cast<size_t>(y) * row_bytes;
+    img.read_all(w.rows.data());
+    if (orient == 1) {
+      hpass_image(plan, w, w.full.data(), row_bytes);
+    } else {
+      const size_t orow_bytes = static_cast<size_t>(ow) * 4;
+      grow(&w.oriented, checked_mul(oh, orow_bytes) + (static_cast<size_t>(w.ht.ksize) + 4) * 4);
+      apply_orientation(orient, w.full.data(), ih, iw, w.oriented.data());
+      hpass_image(plan, w, w.oriented.data(), orow_bytes);
+    }
+  } else {
+    build_tables(plan, g, ih, iw, 1, w, &sy, &sx);
+    const size_t rs = block_stride(static_cast<size_t>(iw) + w.ht.ksize + 4);
+    grow(&w.row, checked_mul(rs, kRowBlock));
+    uint8_t* inter = prepare_inter(w);
+    const size_t stride = inter_stride(w.ht);
+    uint8_t* ptrs[kRowBlock];
+    uint8_t* outs[kRowBlock];
+    for (int i = 0; i < kRowBlock; ++i) ptrs[i] = w.row.data() + rs * i;
+    for (int y = 0; y < w.vt.src_lo; y += kRowBlock) img.read_rows(ptrs, std::min(kRowBlock, w.vt.src_lo - y));
+    for (int y = w.vt.src_lo; y < w.vt.src_hi; y += kRowBlock) {
+      const int nb = std::min(kRowBlock, w.vt.src_hi - y);
+      img.read_rows(ptrs, nb);
+      for (int i = 0; i < nb; ++i) outs[i] = inter + static_cast<size_t>(y + i - w.vt.src_lo) * stride;
+      hpass_rows(plan.spec.simd, ptrs, nb, 0, w.ht, outs);
+    }
+  }
+  finish_sample(plan, w, res->params, sy, sx, slot, res);
+}
+
 void run_array(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, uint8_t* slot, int out_h,
                int out_w, SampleResult* res) {
   if (in.h <= 0 || in.w <= 0 || !(in.c == 1 || in.c == 3 || in.c == 4))
@@ -413,15 +465,21 @@ bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunK
       const uint8_t* data;
       size_t size;
       encoded_bytes(w, in, &data, &size);
-      if (!is_jpeg(data, size)) {
-        res->status = SampleStatus::kNotJpeg;
-        res->message = "not a JPEG";
-        return false;
+      if (is_png(data, size)) {
+        const PngImage img(data, size, plan.spec.max_pixels);  // the header is all a probe reads
+        oriented_dims(img.orientation(), img.height(), img.width(), &h, &wd);
+        res->orientation = img.orientation();
+      } else {
+        if (!is_jpeg(data, size)) {
+          res->status = SampleStatus::kNotJpeg;
+          res->message = "not a JPEG or PNG";
+          return false;
+        }
+        // A session that ends with this statement: the header is all a probe reads.
+        const JpegHeader hdr = w.dec.open(data, size, limits_of(plan.spec)).header();
+        oriented_dims(hdr.orientation, hdr.height, hdr.width, &h, &wd);
+        res->orientation = hdr.orientation;
       }
-      // A session that ends with this statement: the header is all a probe reads.
-      const JpegHeader hdr = w.dec.open(data, size, limits_of(plan.spec)).header();
-      oriented_dims(hdr.orientation, hdr.height, hdr.width, &h, &wd);
-      res->orientation = hdr.orientation;
     }
     res->params = plan_sample(plan.spec, h, wd, key);
     const Geometry& geom = res->params.geom;
@@ -460,9 +518,13 @@ void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey
     const uint8_t* data;
     size_t size;
     encoded_bytes(w, in, &data, &size);
+    if (is_png(data, size)) {
+      run_png(plan, w, data, size, key, slot, out_h, out_w, res);
+      return;
+    }
     if (!is_jpeg(data, size)) {
       res->status = SampleStatus::kNotJpeg;
-      res->message = "not a JPEG";
+      res->message = "not a JPEG or PNG";
       return;
     }
     run_jpeg(plan, w, data, size, key, slot, out_h, out_w, res);

@@ -21,6 +21,7 @@
 
 #include "batch.h"
 #include "pipeline.h"
+#include "png_decoder.h"
 #include "plan.h"
 #include "simd.h"
 
@@ -197,6 +198,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case SampleStatus::kNotJpeg:
       if (is_jpeg(data, size)) finding("JPEG bytes reported as not a JPEG", r);
+      if (is_png(data, size)) finding("PNG bytes reported as not decodable natively", r);
       break;
   }
   return 0;

@@ -1,11 +1,13 @@
-"""Writes the fuzz seed corpus: small JPEGs of every kind the decoder has a path for.
+"""Writes the fuzz seed corpus: small JPEGs and PNGs of every kind the decoders have a path for.
 
     python fuzz/make_seeds.py build/fuzz/seeds
 
 Nothing binary is committed: the seeds are made here with Pillow (and cjpeg, from Debian's
 libjpeg-turbo-progs, when installed: arithmetic coding, 4:4:0, 4:1:1). The native harness
 (fuzz_decode.cc) picks its plan from an input's last byte, so each image is written a few times
-with a different byte after its EOI (a JPEG decoder ignores what follows EOI).
+with a different byte after its EOI (a JPEG decoder ignores what follows EOI; libpng ignores
+what follows IEND). The PNGs Pillow cannot write (16-bit colour, Adam7) come from the tests'
+hand-written PNG writer (tests/pngfile.py).
 """
 import io
 import os
@@ -77,6 +79,34 @@ def seeds():
                            "s411": ["-sample", "4x1"], "s440_progressive": ["-sample", "1x2", "-progressive"]}.items():
             out[name] = subprocess.run([cjpeg, "-quality", "75", *args], input=ppm.getvalue(), capture_output=True,
                                        check=True).stdout
+    out.update(png_seeds(p))
+    return out
+
+
+def png_seeds(p):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    from pngfile import make_png
+
+    def png(im, **kw):
+        b = io.BytesIO()
+        im.save(b, "PNG", **kw)
+        return b.getvalue()
+
+    small = p.resize((17, 11))
+    rgb = np.asarray(small).astype(np.int64)
+    out = {
+        "png_rgb": png(small),
+        "png_rgba": png(small.convert("RGBA")),
+        "png_la": png(small.convert("LA")),
+        "png_gray": png(small.convert("L")),
+        "png_1bit": png(small.convert("1")),
+        "png_palette_trns": png(small.convert("P", palette=Image.ADAPTIVE, colors=13), transparency=3),
+        "png_gray16": png(Image.fromarray((np.asarray(small.convert("L")).astype(np.uint16) * 3))),
+        "png_exif_6": png(small, exif=exif(6)),
+        "png_rgb16_adam7": make_png(rgb * 257, 2, 16, interlace=True),
+        "png_palette2_adam7": make_png(rgb[:, :, :1] % 4, 3, 2, palette=rgb.reshape(-1, 3)[:4], interlace=True),
+    }
+    out["png_truncated"] = out["png_rgb"][: len(out["png_rgb"]) * 2 // 3]
     return out
 
 
@@ -86,7 +116,8 @@ def main(argv):
     n = 0
     for k, (name, data) in enumerate(sorted(seeds().items())):
         for j, sel in enumerate((k * 7) % 90 + d for d in (0, 31, 62)):  # spread over the plan table
-            with open(os.path.join(dest, f"{name}_{j}.jpg"), "wb") as f:
+            ext = "png" if name.startswith("png") else "jpg"
+            with open(os.path.join(dest, f"{name}_{j}.{ext}"), "wb") as f:
                 f.write(data + bytes([sel % 256]))
             n += 1
     print(f"{n} seeds in {dest}")

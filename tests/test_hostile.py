@@ -24,6 +24,7 @@ import zlib
 
 import numpy as np
 import pytest
+from pngfile import make_png
 
 import fastprep as fp
 
@@ -143,12 +144,12 @@ def set_adobe_transform(data, transform):
 
 
 def png_raw(w, h, bit_depth, color_type, raw_rows):
-    """A PNG written by hand (Pillow cannot write 48-bit RGB)."""
-    def chunk(t, d):
-        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
-    ihdr = struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, 0)
-    idat = zlib.compress(b"".join(b"\x00" + r for r in raw_rows))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    """A PNG written by hand (Pillow cannot write 48-bit RGB) from packed rows."""
+    samples = {0: 1, 2: 3, 4: 2, 6: 4}[color_type] * (2 if bit_depth == 16 else 1)
+    img = np.frombuffer(b"".join(raw_rows), np.uint8).reshape(h, w, samples)
+    if bit_depth == 16:
+        img = img.view(">u2")
+    return make_png(img, color_type, bit_depth)
 
 
 def png16_rgb(w=33, h=21):

@@ -1,0 +1,86 @@
+"""Native PNG decoding (issue 16): the train recipe on PNG photographs, fastprep against
+torchvision v1 (PIL) on the same in-memory files, and fastprep's thread scaling.
+
+Pipelines, each run once per round (order reversed every other round), medians of per-round
+ratios against fastprep with one thread:
+  fastprep x1, x2      Compose.batch on the PNG bytes (native libpng decode in the pool), batches
+                       of 64 into one reused float32 buffer;
+  via Pillow           what fastprep did before: Pillow decodes each file (Image.open + convert
+                       "RGB", one at a time), the arrays go through the same native pass;
+  torchvision v1       Image.open + convert("RGB") + RandomResizedCrop + flip + ToTensor +
+                       Normalize, one thread (torch.set_num_threads(1)).
+
+    python benchmarks/bench_png.py /work/corpus/png_like [--count 128] [--rounds 5]
+
+Make the corpus from real photographs with Pillow's default PNG settings, e.g.
+    python -c "import glob; from PIL import Image; [Image.open(p).convert('RGB').save(
+        '/work/corpus/png_like/' + p.split('/')[-1][:-4] + '.png')
+        for p in sorted(glob.glob('/work/corpus/imagenet_like/*.jpg'))]"
+"""
+import argparse
+import glob
+import io
+import os
+import statistics
+import time
+
+import numpy as np
+
+import fastprep as fp
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folder")
+    ap.add_argument("--count", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=5)
+    a = ap.parse_args()
+    import torch
+    from PIL import Image
+    from torchvision import transforms as T
+
+    torch.set_num_threads(1)
+    paths = sorted(glob.glob(os.path.join(a.folder, "*.png")))[:a.count]
+    datas = [open(p, "rb").read() for p in paths]
+    t = fp.Compose([fp.RandomResizedCrop(224), fp.RandomHorizontalFlip(), fp.ToTensor(), fp.Normalize(MEAN, STD)])
+    out = np.empty((64, 3, 224, 224), np.float32)
+    tv = T.Compose([T.RandomResizedCrop(224), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)])
+
+    def fastprep(threads):
+        def run():
+            for i in range(0, len(datas), 64):
+                part = datas[i:i + 64]
+                t.batch(part, seed=1, threads=threads, out=out[:len(part)], indices=range(i, i + len(part)))
+        return run
+
+    def via_pillow():
+        for i in range(0, len(datas), 64):
+            arrays = [np.asarray(Image.open(io.BytesIO(d)).convert("RGB")) for d in datas[i:i + 64]]
+            t.batch(arrays, seed=1, threads=1, out=out[:len(arrays)], indices=range(i, i + len(arrays)))
+
+    def torchvision_v1():
+        for d in datas:
+            tv(Image.open(io.BytesIO(d)).convert("RGB"))
+
+    pipes = {"fastprep x1": fastprep(1), "fastprep x2": fastprep(2), "fastprep via Pillow (before)": via_pillow,
+             "torchvision v1 (PIL)": torchvision_v1}
+    for f in pipes.values():
+        f()
+    secs = {k: [] for k in pipes}
+    for r in range(a.rounds):
+        for k in (list(pipes) if r % 2 == 0 else list(pipes)[::-1]):
+            t0 = time.perf_counter()
+            pipes[k]()
+            secs[k].append(time.perf_counter() - t0)
+    base = secs["fastprep x1"]
+    print(f"{len(datas)} PNG photos from {a.folder}, train recipe, 224 px float32, {a.rounds} rounds")
+    print("| pipeline | img/s (median) | speed relative to fastprep x1 (median of per-round ratios) |\n|---|---:|---:|")
+    for k, v in secs.items():
+        ratio = statistics.median(b1 / b2 for b1, b2 in zip(base, v))
+        print(f"| {k} | {len(datas) / statistics.median(v):.0f} | {ratio:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

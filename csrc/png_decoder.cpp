@@ -1,0 +1,197 @@
+#include "png_decoder.h"
+
+#include "exif.h"
+
+#include <png.h>
+
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace fastprep {
+
+namespace {
+constexpr png_alloc_size_t kMaxChunkBytes = png_alloc_size_t(8) << 20;
+}
+
+// libpng reports errors by longjmp to the setjmp of the call that failed. Every call into libpng
+// goes through one of the step functions below: each holds only plain data in its frame (a
+// longjmp skips destructors), and turns a failure into `false` with the message in `msg`.
+struct PngImage::Impl {
+  png_structp png = nullptr;
+  png_infop info = nullptr;
+  const uint8_t* data = nullptr;
+  size_t size = 0, pos = 0;
+  char msg[200] = {0};
+  png_uint_32 width = 0, height = 0;
+  int bit_depth = 0, color_type = 0, interlace = 0;
+  bool gray16 = false;  // 16-bit gray: read as is, clamped by hand (Note [PNG decoding])
+  int orientation = 1;
+  int rows_read = 0;
+  std::vector<uint8_t> tmp;  // 16-bit gray rows before the clamp
+
+  ~Impl() {
+    if (png) png_destroy_read_struct(&png, info ? &info : nullptr, nullptr);
+  }
+
+  [[noreturn]] void fail(ErrorKind kind = ErrorKind::kDecode) {
+    throw Error(kind, std::string("PNG: ") + (msg[0] ? msg : "decode error"));
+  }
+};
+
+namespace {
+
+void on_error(png_structp png, png_const_charp message) {
+  auto* m = static_cast<PngImage::Impl*>(png_get_error_ptr(png));
+  std::snprintf(m->msg, sizeof(m->msg), "%s", message ? message : "decode error");
+  png_longjmp(png, 1);
+}
+
+void on_warning(png_structp, png_const_charp) {}  // ancillary-chunk trouble: ignored, as Pillow
+
+void on_read(png_structp png, png_bytep out, png_size_t n) {
+  auto* m = static_cast<PngImage::Impl*>(png_get_io_ptr(png));
+  if (n > m->size - m->pos) png_error(png, "file is truncated");
+  std::memcpy(out, m->data + m->pos, n);
+  m->pos += n;
+}
+
+bool step_header(PngImage::Impl* m) {
+  if (setjmp(png_jmpbuf(m->png))) return false;
+  png_set_read_fn(m->png, m, on_read);
+  png_set_chunk_malloc_max(m->png, kMaxChunkBytes);
+#ifdef FASTPREP_FUZZING
+  // The fuzzer cannot fix up CRCs: let mutated chunks through to the code behind them.
+  png_set_crc_action(m->png, PNG_CRC_QUIET_USE, PNG_CRC_QUIET_USE);
+#endif
+  png_read_info(m->png, m->info);
+  png_get_IHDR(m->png, m->info, &m->width, &m->height, &m->bit_depth, &m->color_type, &m->interlace, nullptr,
+               nullptr);
+  return true;
+}
+
+bool step_transforms(PngImage::Impl* m, size_t* rowbytes, int* channels) {
+  if (setjmp(png_jmpbuf(m->png))) return false;
+  png_structp p = m->png;
+  const int ct = m->color_type;
+  const bool gray = (ct & PNG_COLOR_MASK_COLOR) == 0;
+  if (!m->gray16) {
+    if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(p);  // tRNS becomes an alpha byte
+    if (gray && m->bit_depth < 8) png_set_expand_gray_1_2_4_to_8(p);
+    if (m->bit_depth == 16) png_set_strip_16(p);  // the high byte
+    if (gray) png_set_gray_to_rgb(p);
+    const bool alpha = (ct & PNG_COLOR_MASK_ALPHA) ||
+                       (ct == PNG_COLOR_TYPE_PALETTE && png_get_valid(p, m->info, PNG_INFO_tRNS));
+    if (!alpha) png_set_filler(p, 0, PNG_FILLER_AFTER);  // RGB -> RGBX; RGBA keeps its 4 bytes
+  }
+  if (m->interlace != PNG_INTERLACE_NONE) png_set_interlace_handling(p);
+  png_read_update_info(p, m->info);
+  *rowbytes = png_get_rowbytes(p, m->info);
+  *channels = png_get_channels(p, m->info);
+  return true;
+}
+
+bool step_rows(PngImage::Impl* m, uint8_t* const* rows, int n) {
+  if (setjmp(png_jmpbuf(m->png))) return false;
+  for (int i = 0; i < n; ++i) png_read_row(m->png, rows[i], nullptr);
+  return true;
+}
+
+bool step_image(PngImage::Impl* m, uint8_t* const* rows) {
+  if (setjmp(png_jmpbuf(m->png))) return false;
+  png_read_image(m->png, const_cast<png_bytepp>(rows));
+  return true;
+}
+
+// 16-bit big-endian gray -> RGBX, min(v, 255) as Pillow's I;16 -> RGB.
+void gray16_to_rgbx(const uint8_t* src, int w, uint8_t* dst) {
+  for (int x = 0; x < w; ++x) {
+    const int v = (src[2 * x] << 8) | src[2 * x + 1];
+    const uint8_t c = static_cast<uint8_t>(v > 255 ? 255 : v);
+    dst[4 * x] = dst[4 * x + 1] = dst[4 * x + 2] = c;
+    dst[4 * x + 3] = 0;
+  }
+}
+
+}  // namespace
+
+PngImage::PngImage(const uint8_t* data, size_t size, int64_t max_pixels) : m_(new Impl) {
+  Impl& m = *m_;
+  m.data = data;
+  m.size = size;
+  if (!is_png(data, size)) throw Error(ErrorKind::kDecode, "not a PNG");
+  m.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &m, on_error, on_warning);
+  if (!m.png) throw Error(ErrorKind::kDecode, "PNG: cannot create the decoder");
+  m.info = png_create_info_struct(m.png);
+  if (!m.info) throw Error(ErrorKind::kDecode, "PNG: cannot create the decoder");
+  if (!step_header(&m)) m.fail();
+  const int64_t px = static_cast<int64_t>(m.width) * m.height;
+  if (max_pixels > 0 && px > max_pixels)
+    throw Error(ErrorKind::kTooLarge, "PNG of " + std::to_string(m.width) + "x" + std::to_string(m.height) + " = " +
+                                          std::to_string(px) + " pixels, over the limit of " +
+                                          std::to_string(max_pixels) + " (max_pixels)");
+  if (m.width > (1u << 24) || m.height > (1u << 24))
+    throw Error(ErrorKind::kTooLarge, "PNG dimensions over 16777216");
+  m.gray16 = m.color_type == PNG_COLOR_TYPE_GRAY && m.bit_depth == 16;
+  png_uint_32 exif_len = 0;
+  png_bytep exif = nullptr;
+  if (png_get_eXIf_1(m.png, m.info, &exif_len, &exif) && exif && exif_len > 0 && exif_len < (1u << 20)) {
+    std::vector<uint8_t> app1(6 + exif_len);  // the JPEG APP1 form exif_orientation reads
+    std::memcpy(app1.data(), "Exif\0\0", 6);
+    std::memcpy(app1.data() + 6, exif, exif_len);
+    m.orientation = exif_orientation(app1.data(), app1.size());
+  }
+  size_t rowbytes = 0;
+  int channels = 0;
+  if (!step_transforms(&m, &rowbytes, &channels)) m.fail();
+  const size_t want = static_cast<size_t>(m.width) * (m.gray16 ? 2 : 4);
+  if (rowbytes != want || channels != (m.gray16 ? 1 : 4)) {
+    std::snprintf(m.msg, sizeof(m.msg), "unexpected row layout (%zu bytes, %d channels)", rowbytes, channels);
+    m.fail();
+  }
+}
+
+PngImage::~PngImage() = default;
+
+int PngImage::width() const { return static_cast<int>(m_->width); }
+int PngImage::height() const { return static_cast<int>(m_->height); }
+bool PngImage::interlaced() const { return m_->interlace != PNG_INTERLACE_NONE; }
+int PngImage::orientation() const { return m_->orientation; }
+
+void PngImage::read_rows(uint8_t* const* rows, int n) {
+  Impl& m = *m_;
+  if (interlaced()) throw Error(ErrorKind::kInvalid, "PNG: an interlaced image is read whole");
+  if (n < 0 || m.rows_read + n > height()) throw Error(ErrorKind::kInvalid, "PNG: reading past the last row");
+  if (!m.gray16) {
+    if (!step_rows(&m, rows, n)) m.fail();
+  } else {
+    if (m.tmp.size() < m.width * size_t(2)) m.tmp.resize(m.width * size_t(2));
+    for (int i = 0; i < n; ++i) {
+      uint8_t* t = m.tmp.data();
+      if (!step_rows(&m, &t, 1)) m.fail();
+      gray16_to_rgbx(t, width(), rows[i]);
+    }
+  }
+  m.rows_read += n;
+}
+
+void PngImage::read_all(uint8_t* const* rows) {
+  Impl& m = *m_;
+  if (m.rows_read) throw Error(ErrorKind::kInvalid, "PNG: rows were already read");
+  const int h = height();
+  if (!m.gray16) {
+    if (!step_image(&m, rows)) m.fail();
+  } else {
+    const size_t rb = m.width * size_t(2);
+    m.tmp.resize(checked_mul(rb, static_cast<size_t>(h)));
+    std::vector<uint8_t*> t(static_cast<size_t>(h));
+    for (int y = 0; y < h; ++y) t[y] = m.tmp.data() + rb * y;
+    if (!step_image(&m, t.data())) m.fail();
+    for (int y = 0; y < h; ++y) gray16_to_rgbx(t[y], width(), rows[y]);
+  }
+  m.rows_read = h;
+}
+
+}  // namespace fastprep

@@ -1,0 +1,61 @@
+// libpng decoder: one PNG at a time into RGBX rows, RAII, errors as exceptions. No Python here.
+//
+// Note [PNG decoding]
+// The output is what torchvision's default loader gets from Pillow, Image.open(f).convert("RGB"):
+//   * palette -> its RGB colours; gray 1/2/4-bit scaled to 8 bits (0..255); gray -> R = G = B;
+//   * alpha and tRNS transparency are dropped (the 4th byte of a pixel is unspecified);
+//   * 16-bit RGB, RGBA and gray+alpha keep the high byte (Pillow unpacks "RGB;16B" that way);
+//   * 16-bit gray is clamped, min(v, 255): Pillow opens it as mode I;16 and its convert to RGB
+//     clips (tests/test_png.py checks each case against the installed Pillow);
+//   * no gamma, sBIT or colour-profile correction (Pillow applies none);
+//   * an eXIf orientation is applied, as for JPEG.
+// Rows come out in order, so the resampler can take them as they arrive (a few rows of memory
+// plus the output), except for Adam7-interlaced files, which are decoded whole. Limits: the
+// pixel count from the header is checked against max_pixels before anything is allocated,
+// ancillary chunks are capped at 8 MiB, a truncated file or a CRC error in a critical chunk is
+// an error (libpng's defaults), and APNG animation chunks are ignored (the first frame, as
+// Pillow's default frame).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "common.h"
+
+namespace fastprep {
+
+inline bool is_png(const uint8_t* d, size_t n) {
+  static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+  if (n < 8) return false;
+  for (int i = 0; i < 8; ++i)
+    if (d[i] != sig[i]) return false;
+  return true;
+}
+
+class PngImage {
+ public:
+  // Parses the header and sets the conversions; throws Error (kDecode, kTooLarge).
+  PngImage(const uint8_t* data, size_t size, int64_t max_pixels);
+  ~PngImage();
+  PngImage(const PngImage&) = delete;
+  PngImage& operator=(const PngImage&) = delete;
+
+  int width() const;
+  int height() const;
+  bool interlaced() const;
+  // EXIF orientation (1..8) from an eXIf chunk before the image data, else 1: applied as for
+  // JPEG (what Pillow's exif_transpose does).
+  int orientation() const;
+  // The next n rows as RGBX (width() * 4 bytes each). Not for interlaced images.
+  void read_rows(uint8_t* const* rows, int n);
+  // Every row (height() of them) as RGBX; the way to read an interlaced image.
+  void read_all(uint8_t* const* rows);
+
+  struct Impl;  // libpng's state (png_decoder.cpp)
+
+ private:
+  std::unique_ptr<Impl> m_;
+};
+
+}  // namespace fastprep

@@ -1,0 +1,164 @@
+"""Native PNG decoding (Note [PNG decoding] in csrc/png_decoder.h): pixels against the installed
+Pillow's Image.open(f).convert("RGB") (0 levels) for every colour type and bit depth, Adam7
+interlacing and transparency; the resize pipeline against torchvision v1 on PNG photos; hostile
+files."""
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from pngfile import make_png, png_chunk as _chunk
+
+import fastprep as fp
+from fastprep import _core
+
+PIL = pytest.importorskip("PIL")
+from PIL import Image  # noqa: E402
+
+IDENTITY = fp.Compose([], dtype="uint8", layout="HWC")
+
+def pil_rgb(data):
+    return np.array(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def _cases():
+    rng = np.random.default_rng(0)
+    h, w = 13, 21  # odd sizes: packed rows end mid-byte, every Adam7 pass is partial
+    cases = []
+    for bd in (1, 2, 4, 8, 16):
+        cases.append((f"gray{bd}", rng.integers(0, 2 ** bd, (h, w, 1)), 0, bd, {}))
+    g16 = rng.integers(0, 600, (h, w, 1))  # values on both sides of 255 (Pillow clamps)
+    cases.append(("gray16-low", g16, 0, 16, {}))
+    for bd in (8, 16):
+        cases.append((f"gray-alpha{bd}", rng.integers(0, 2 ** bd, (h, w, 2)), 4, bd, {}))
+        cases.append((f"rgb{bd}", rng.integers(0, 2 ** bd, (h, w, 3)), 2, bd, {}))
+        cases.append((f"rgba{bd}", rng.integers(0, 2 ** bd, (h, w, 4)), 6, bd, {}))
+    for bd in (1, 2, 4, 8):
+        n = 2 ** bd
+        pal = rng.integers(0, 256, (n, 3))
+        idx = rng.integers(0, n, (h, w, 1))
+        cases.append((f"palette{bd}", idx, 3, bd, {"palette": pal}))
+        cases.append((f"palette{bd}-trns", idx, 3, bd, {"palette": pal, "trns": bytes(range(0, 256, 256 // n))[:n]}))
+    cases.append(("gray8-trns", rng.integers(0, 256, (h, w, 1)), 0, 8, {"trns": struct.pack(">H", 7)}))
+    cases.append(("rgb8-trns", rng.integers(0, 256, (h, w, 3)), 2, 8, {"trns": struct.pack(">HHH", 1, 2, 3)}))
+    return cases
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize("interlace", [False, True], ids=["plain", "adam7"])
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_pixels_equal_pillow(case, interlace):
+    name, img, ct, bd, kw = case
+    data = make_png(img, ct, bd, interlace=interlace, **kw)
+    ref = pil_rgb(data)
+    got = IDENTITY(data)
+    assert got.shape == ref.shape
+    assert np.array_equal(got, ref), (name, np.abs(got.astype(int) - ref).max())
+
+
+def test_png_is_decoded_natively_not_by_the_fallback():
+    data = make_png(np.zeros((4, 4, 3), int), 2, 8)
+    t = fp.Compose([fp.Resize((2, 2))], dtype="uint8")
+    b = _core.Batch(t._plan, _core.Items([data]), [0], [0], [0], 0, 0)
+    out = np.empty((1,) + t.output_shape(), np.uint8)
+    b.set_output(out, 2, 2)
+    b.run(_core.Engine(1))
+    assert int(b.status()[0]) == int(_core.SampleStatus.ok)
+
+
+@pytest.mark.parametrize("interlace", [False, True], ids=["plain", "adam7"])
+def test_resize_pipeline_against_torchvision_v1(photos, interlace):
+    """The photos as PNG through Resize(256) + CenterCrop(224), train-style crops too: within 1
+    level of torchvision v1 on the same PIL image (the JPEG path's tolerance)."""
+    tv = pytest.importorskip("torchvision")
+    T = tv.transforms
+    for p in photos[:4]:
+        im = Image.open(p).convert("RGB")
+        arr = np.array(im)
+        data = make_png(arr, 2, 8, interlace=interlace) if interlace else _pil_png(im)
+        ref = np.array(T.Compose([T.Resize(96), T.CenterCrop(80)])(im))
+        got = fp.Compose([fp.Resize(96), fp.CenterCrop(80)], dtype="uint8", layout="HWC")(data)
+        assert np.abs(got.astype(int) - ref).max() <= 1
+
+
+def _pil_png(im):
+    b = io.BytesIO()
+    im.save(b, "PNG")
+    return b.getvalue()
+
+
+def test_png_in_a_loader_and_params(tree, photos):
+    """A folder of PNGs through fp.Loader: the same batches as the same images given as arrays."""
+    import os
+
+    for p in photos[:3]:
+        im = Image.open(p).convert("RGB")
+        im.save(os.path.join(tree, "a", os.path.basename(p)[:-4] + "_png.png"))
+    t = fp.Compose([fp.RandomResizedCrop(48), fp.RandomHorizontalFlip(), fp.ToTensor()])
+    L = fp.Loader(tree, t, batch_size=4, shuffle=False, backend="numpy", extensions=(".png",))
+    assert len(L.dataset) == 3
+    (x, y), = list(L)
+    arrays = [np.array(Image.open(f).convert("RGB")) for f in L.dataset.items]
+    ref = t.batch(arrays, indices=range(3))
+    assert np.array_equal(x[:3], ref)
+
+
+# ---- hostile files ----------------------------------------------------------------------------
+
+def _valid():
+    return make_png(np.random.default_rng(1).integers(0, 256, (40, 30, 3)), 2, 8)
+
+
+def test_truncated_png_is_a_decode_error():
+    data = _valid()
+    for cut in (8, 20, 40, len(data) // 2, len(data) - 13):
+        with pytest.raises(fp.DecodeError, match="PNG"):
+            IDENTITY(data[:cut])
+
+
+def test_crc_error_in_a_critical_chunk_is_a_decode_error():
+    data = bytearray(_valid())
+    i = data.index(b"IDAT")
+    data[i + 8] ^= 0xFF  # a data byte: the CRC no longer matches
+    with pytest.raises(fp.DecodeError, match="PNG"):
+        IDENTITY(bytes(data))
+
+
+def test_bomb_header_refused_before_allocation():
+    ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + \
+        _chunk(b"IEND", b"")
+    t = fp.Compose([fp.Resize((8, 8))], dtype="uint8", max_pixels=10 ** 8)
+    with pytest.raises(fp.DecodeError, match="max_pixels"):
+        t(data)
+
+
+def test_huge_ancillary_chunk_and_apng_frames():
+    img = np.random.default_rng(2).integers(0, 256, (12, 9, 3))
+    big = _chunk(b"zTXt", b"k\x00\x00" + zlib.compress(b"x" * (64 << 20)))  # inflates to 64 MiB
+    apng = _chunk(b"acTL", struct.pack(">II", 2, 0)) + _chunk(b"fcTL", struct.pack(">IIIIIHHBB", 0, 9, 12, 0, 0, 1, 1, 0, 0))
+    for extra in (big, apng):
+        data = make_png(img, 2, 8, extra=extra)
+        got = IDENTITY(data)
+        assert np.array_equal(got, img.astype(np.uint8))
+
+
+def test_not_png_after_the_signature():
+    with pytest.raises(fp.DecodeError):
+        IDENTITY(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+
+
+@pytest.mark.parametrize("interlace", [False, True], ids=["plain", "adam7"])
+def test_large_downscale_matches_the_array_path(interlace):
+    """A wide image shrunk 100x (wide filter windows, padding past the last row): the PNG gives
+    the same bytes as the same pixels handed over as an array."""
+    img = np.random.default_rng(3).integers(0, 256, (37, 1500, 3))
+    data = make_png(img, 2, 8, interlace=interlace)
+    for ops in ([fp.Resize((5, 15))], [fp.RandomResizedCrop((6, 9), scale=(0.5, 1.0)), fp.RandomHorizontalFlip()]):
+        t = fp.Compose(ops, dtype="uint8", layout="HWC")
+        a = t.batch([data] * 3, seed=2)
+        b = t.batch([img.astype(np.uint8)] * 3, seed=2)
+        assert np.array_equal(a, b)
