@@ -135,6 +135,11 @@ size_t block_stride(size_t px) {
   if (b % kPage == 0) b += 64;
   return b;
 }
+// Rows per block for rows of `stride` bytes: kRowBlock, fewer for very wide images so that a block
+// stays within 4 MiB (a 1-row PNG 16 million pixels wide must not cost a gigabyte of scratch).
+int block_rows(size_t stride) {
+  return static_cast<int>(std::max<size_t>(1, std::min<size_t>(kRowBlock, (size_t(4) << 20) / stride)));
+}
 
 size_t inter_stride(const AxisTable& ht) { return (static_cast<size_t>(ht.n) * 4 + 31) & ~size_t(31); }
 
@@ -305,14 +310,15 @@ void run_jpeg(const Plan& plan, Worker& w, const uint8_t* data, size_t size, con
     region.start(denom, want_lo, want_hi - want_lo, &x0, &xw, &full_h, &full_w);
     if (full_h != dec_h || full_w != dec_w) throw Error(ErrorKind::kDecode, "unexpected scaled size");
     const size_t rs = block_stride(static_cast<size_t>(xw) + w.ht.ksize + 4);
-    grow(&w.row, checked_mul(rs, kRowBlock));
+    const int nblock = block_rows(rs);
+    grow(&w.row, checked_mul(rs, nblock));
     uint8_t* inter = prepare_inter(w);
     const size_t stride = inter_stride(w.ht);
     region.skip_rows(w.vt.src_lo);
     uint8_t* ptrs[kRowBlock];
-    for (int i = 0; i < kRowBlock; ++i) ptrs[i] = w.row.data() + rs * i;
-    for (int y = w.vt.src_lo; y < w.vt.src_hi; y += kRowBlock) {
-      const int nb = std::min(kRowBlock, w.vt.src_hi - y);
+    for (int i = 0; i < nblock; ++i) ptrs[i] = w.row.data() + rs * i;
+    for (int y = w.vt.src_lo; y < w.vt.src_hi; y += nblock) {
+      const int nb = std::min(nblock, w.vt.src_hi - y);
       region.read_rows(ptrs, nb);
       uint8_t* outs[kRowBlock];
       for (int i = 0; i < nb; ++i) outs[i] = inter + static_cast<size_t>(y + i - w.vt.src_lo) * stride;
@@ -367,15 +373,16 @@ void run_png(const Plan& plan, Worker& w, const uint8_t* data, size_t size, cons
   } else {
     build_tables(plan, g, ih, iw, 1, w, &sy, &sx);
     const size_t rs = block_stride(static_cast<size_t>(iw) + w.ht.ksize + 4);
-    grow(&w.row, checked_mul(rs, kRowBlock));
+    const int nblock = block_rows(rs);
+    grow(&w.row, checked_mul(rs, nblock));
     uint8_t* inter = prepare_inter(w);
     const size_t stride = inter_stride(w.ht);
     uint8_t* ptrs[kRowBlock];
     uint8_t* outs[kRowBlock];
-    for (int i = 0; i < kRowBlock; ++i) ptrs[i] = w.row.data() + rs * i;
-    for (int y = 0; y < w.vt.src_lo; y += kRowBlock) img.read_rows(ptrs, std::min(kRowBlock, w.vt.src_lo - y));
-    for (int y = w.vt.src_lo; y < w.vt.src_hi; y += kRowBlock) {
-      const int nb = std::min(kRowBlock, w.vt.src_hi - y);
+    for (int i = 0; i < nblock; ++i) ptrs[i] = w.row.data() + rs * i;
+    for (int y = 0; y < w.vt.src_lo; y += nblock) img.read_rows(ptrs, std::min(nblock, w.vt.src_lo - y));
+    for (int y = w.vt.src_lo; y < w.vt.src_hi; y += nblock) {
+      const int nb = std::min(nblock, w.vt.src_hi - y);
       img.read_rows(ptrs, nb);
       for (int i = 0; i < nb; ++i) outs[i] = inter + static_cast<size_t>(y + i - w.vt.src_lo) * stride;
       hpass_rows(plan.spec.simd, ptrs, nb, 0, w.ht, outs);

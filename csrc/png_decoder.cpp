@@ -14,6 +14,7 @@ namespace fastprep {
 
 namespace {
 constexpr png_alloc_size_t kMaxChunkBytes = png_alloc_size_t(8) << 20;
+constexpr png_uint_32 kMaxSide = png_uint_32(1) << 24;
 }
 
 // libpng reports errors by longjmp to the setjmp of the call that failed. Every call into libpng
@@ -62,6 +63,7 @@ bool step_header(PngImage::Impl* m) {
   if (setjmp(png_jmpbuf(m->png))) return false;
   png_set_read_fn(m->png, m, on_read);
   png_set_chunk_malloc_max(m->png, kMaxChunkBytes);
+  png_set_user_limits(m->png, kMaxSide, kMaxSide);  // libpng's default is 1,000,000; max_pixels bounds the area
 #ifdef FASTPREP_FUZZING
   // The fuzzer cannot fix up CRCs: let mutated chunks through to the code behind them.
   png_set_crc_action(m->png, PNG_CRC_QUIET_USE, PNG_CRC_QUIET_USE);
@@ -132,8 +134,6 @@ PngImage::PngImage(const uint8_t* data, size_t size, int64_t max_pixels) : m_(ne
     throw Error(ErrorKind::kTooLarge, "PNG of " + std::to_string(m.width) + "x" + std::to_string(m.height) + " = " +
                                           std::to_string(px) + " pixels, over the limit of " +
                                           std::to_string(max_pixels) + " (max_pixels)");
-  if (m.width > (1u << 24) || m.height > (1u << 24))
-    throw Error(ErrorKind::kTooLarge, "PNG dimensions over 16777216");
   m.gray16 = m.color_type == PNG_COLOR_TYPE_GRAY && m.bit_depth == 16;
   png_uint_32 exif_len = 0;
   png_bytep exif = nullptr;

@@ -11,7 +11,8 @@
 //   * an eXIf orientation is applied, as for JPEG.
 // Rows come out in order, so the resampler can take them as they arrive (a few rows of memory
 // plus the output), except for Adam7-interlaced files, which are decoded whole. Limits: the
-// pixel count from the header is checked against max_pixels before anything is allocated,
+// pixel count from the header is checked against max_pixels before anything is allocated (sides
+// up to 2^24, where libpng's default stops at 1,000,000 and Pillow has none),
 // ancillary chunks are capped at 8 MiB, a truncated file or a CRC error in a critical chunk is
 // an error (libpng's defaults), and APNG animation chunks are ignored (the first frame, as
 // Pillow's default frame).

@@ -162,3 +162,12 @@ def test_large_downscale_matches_the_array_path(interlace):
         a = t.batch([data] * 3, seed=2)
         b = t.batch([img.astype(np.uint8)] * 3, seed=2)
         assert np.array_equal(a, b)
+
+
+def test_very_wide_png_uses_small_blocks():
+    """A 1 x 1,200,000 image: a block of 16 such rows would be 77 MB of scratch; blocks shrink to
+    stay within 4 MiB (here one row) and the result is the array path's."""
+    img = np.random.default_rng(4).integers(0, 256, (3, 1_200_000, 3)).astype(np.uint8)
+    data = _pil_png(Image.fromarray(img))
+    t = fp.Compose([fp.Resize((2, 30))], dtype="uint8", layout="HWC")
+    assert np.array_equal(t(data), t(img))
