@@ -1,4 +1,4 @@
-"""Build of fastprep's native core (fastprep._core) against the system libjpeg-turbo and libpng.
+"""Build of fastprep's native core (fastprep._core) against the system libjpeg-turbo, libpng and libwebp.
 
 No -march=native: SIMD kernels are compiled per function with target attributes and chosen at
 run time (csrc/simd.cpp), so one build runs on any x86-64 CPU.
@@ -18,6 +18,13 @@ fastprep needs the libjpeg-turbo development headers (jpeglib.h) to build.
   Fedora/RHEL:    sudo dnf install libjpeg-turbo-devel
   macOS:          brew install jpeg-turbo   (then export CPATH/LIBRARY_PATH to its prefix)
 Set FASTPREP_JPEG_PREFIX=/path/to/prefix to point the build at another install.
+""",
+    "webp/decode.h": """
+fastprep needs the libwebp development headers (webp/decode.h) to build (native WebP decoding).
+  Debian/Ubuntu:  sudo apt-get install libwebp-dev
+  Fedora/RHEL:    sudo dnf install libwebp-devel
+  macOS:          brew install webp   (then export CPATH/LIBRARY_PATH to its prefix)
+Set FASTPREP_WEBP_PREFIX=/path/to/prefix to point the build at another install.
 """,
     "png.h": """
 fastprep needs the libpng development headers (png.h) to build (native PNG decoding).
@@ -54,7 +61,9 @@ def find_library(header, prefix_env):
 
 _jpeg = find_library("jpeglib.h", "FASTPREP_JPEG_PREFIX")
 _png = find_library("png.h", "FASTPREP_PNG_PREFIX")
-include_dirs, library_dirs = _jpeg[0] + _png[0], _jpeg[1] + _png[1]
+_webp = find_library("webp/decode.h", "FASTPREP_WEBP_PREFIX")
+include_dirs = _jpeg[0] + _png[0] + _webp[0]
+library_dirs = _jpeg[1] + _png[1] + _webp[1]
 
 SOURCES = [
     "csrc/augment.cpp",
@@ -77,6 +86,7 @@ SOURCES = [
     "csrc/resample_sse41.cpp",
     "csrc/simd.cpp",
     "csrc/thread_pool.cpp",
+    "csrc/webp_decoder.cpp",
 ]
 
 extra_compile = ["-O3", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unused-parameter",
@@ -93,7 +103,7 @@ ext = Pybind11Extension(
     SOURCES,
     include_dirs=["csrc"] + include_dirs,
     library_dirs=library_dirs,
-    libraries=["jpeg", "png"],
+    libraries=["jpeg", "png", "webp"],
     cxx_std=17,
     extra_compile_args=extra_compile,
     extra_link_args=extra_link,

@@ -1,5 +1,5 @@
-"""Native PNG decoding (issue 16): the train recipe on PNG photographs, fastprep against
-torchvision v1 (PIL) on the same in-memory files, and fastprep's thread scaling.
+"""Native PNG and WebP decoding (issue 16): the train recipe on PNG (or WebP) photographs,
+fastprep against torchvision v1 (PIL) on the same in-memory files, and fastprep's thread scaling.
 
 Pipelines, each run once per round (order reversed every other round), medians of per-round
 ratios against fastprep with one thread:
@@ -10,9 +10,9 @@ ratios against fastprep with one thread:
   torchvision v1       Image.open + convert("RGB") + RandomResizedCrop + flip + ToTensor +
                        Normalize, one thread (torch.set_num_threads(1)).
 
-    python benchmarks/bench_png.py /work/corpus/png_like [--count 128] [--rounds 5]
+    python benchmarks/bench_png.py /work/corpus/png_like [--count 128] [--rounds 5] [--ext png|webp]
 
-Make the corpus from real photographs with Pillow's default PNG settings, e.g.
+Make the corpus from real photographs with Pillow's default PNG settings (WebP: quality=80), e.g.
     python -c "import glob; from PIL import Image; [Image.open(p).convert('RGB').save(
         '/work/corpus/png_like/' + p.split('/')[-1][:-4] + '.png')
         for p in sorted(glob.glob('/work/corpus/imagenet_like/*.jpg'))]"
@@ -36,13 +36,14 @@ def main():
     ap.add_argument("folder")
     ap.add_argument("--count", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--ext", default="png", help="file extension of the photos (png or webp)")
     a = ap.parse_args()
     import torch
     from PIL import Image
     from torchvision import transforms as T
 
     torch.set_num_threads(1)
-    paths = sorted(glob.glob(os.path.join(a.folder, "*.png")))[:a.count]
+    paths = sorted(glob.glob(os.path.join(a.folder, "*." + a.ext)))[:a.count]
     datas = [open(p, "rb").read() for p in paths]
     t = fp.Compose([fp.RandomResizedCrop(224), fp.RandomHorizontalFlip(), fp.ToTensor(), fp.Normalize(MEAN, STD)])
     out = np.empty((64, 3, 224, 224), np.float32)
@@ -75,7 +76,7 @@ def main():
             pipes[k]()
             secs[k].append(time.perf_counter() - t0)
     base = secs["fastprep x1"]
-    print(f"{len(datas)} PNG photos from {a.folder}, train recipe, 224 px float32, {a.rounds} rounds")
+    print(f"{len(datas)} {a.ext.upper()} photos from {a.folder}, train recipe, 224 px float32, {a.rounds} rounds")
     print("| pipeline | img/s (median) | speed relative to fastprep x1 (median of per-round ratios) |\n|---|---:|---:|")
     for k, v in secs.items():
         ratio = statistics.median(b1 / b2 for b1, b2 in zip(base, v))

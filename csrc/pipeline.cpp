@@ -12,6 +12,7 @@
 #include "color.h"
 #include "exif.h"
 #include "png_decoder.h"
+#include "webp_decoder.h"
 
 namespace fastprep {
 namespace {
@@ -391,6 +392,34 @@ void run_png(const Plan& plan, Worker& w, const uint8_t* data, size_t size, cons
   finish_sample(plan, w, res->params, sy, sx, slot, res);
 }
 
+// A still WebP (Note [WebP decoding]): decoded whole, rotated by its EXIF orientation, resampled.
+void run_webp(const Plan& plan, Worker& w, const uint8_t* data, size_t size, const WebpInfo& info, const RunKey& key,
+              uint8_t* slot, int out_h, int out_w, SampleResult* res) {
+  const int ih = info.height, iw = info.width, orient = info.orientation;
+  int oh, ow;
+  oriented_dims(orient, ih, iw, &oh, &ow);
+  res->params = plan_sample(plan.spec, oh, ow, key);
+  res->decode_denom = 1;
+  res->orientation = orient;
+  const Geometry& g = res->params.geom;
+  if (g.out_h != out_h || g.out_w != out_w) throw Error(ErrorKind::kInvalid, "output size differs from the slot");
+  Span sy, sx;
+  build_tables(plan, g, oh, ow, 1, w, &sy, &sx);
+  const size_t row_bytes = checked_mul(static_cast<size_t>(iw), 4);
+  const size_t pad = (static_cast<size_t>(w.ht.ksize) + 4) * 4;  // read past a row's used span
+  grow(&w.full, checked_mul(static_cast<size_t>(ih), row_bytes) + pad);
+  webp_decode(data, size, info, w.full.data(), row_bytes);
+  if (orient == 1) {
+    hpass_image(plan, w, w.full.data(), row_bytes);
+  } else {
+    const size_t orow_bytes = static_cast<size_t>(ow) * 4;
+    grow(&w.oriented, checked_mul(oh, orow_bytes) + pad);
+    apply_orientation(orient, w.full.data(), ih, iw, w.oriented.data());
+    hpass_image(plan, w, w.oriented.data(), orow_bytes);
+  }
+  finish_sample(plan, w, res->params, sy, sx, slot, res);
+}
+
 void run_array(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, uint8_t* slot, int out_h,
                int out_w, SampleResult* res) {
   if (in.h <= 0 || in.w <= 0 || !(in.c == 1 || in.c == 3 || in.c == 4))
@@ -472,14 +501,18 @@ bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunK
       const uint8_t* data;
       size_t size;
       encoded_bytes(w, in, &data, &size);
+      const WebpInfo webp = is_webp(data, size) ? webp_info(data, size, plan.spec.max_pixels) : WebpInfo();
       if (is_png(data, size)) {
         const PngImage img(data, size, plan.spec.max_pixels);  // the header is all a probe reads
         oriented_dims(img.orientation(), img.height(), img.width(), &h, &wd);
         res->orientation = img.orientation();
+      } else if (webp.width > 0 && !webp.animated) {
+        oriented_dims(webp.orientation, webp.height, webp.width, &h, &wd);
+        res->orientation = webp.orientation;
       } else {
         if (!is_jpeg(data, size)) {
           res->status = SampleStatus::kNotJpeg;
-          res->message = "not a JPEG or PNG";
+          res->message = "no native decoder for this format";
           return false;
         }
         // A session that ends with this statement: the header is all a probe reads.
@@ -529,9 +562,16 @@ void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey
       run_png(plan, w, data, size, key, slot, out_h, out_w, res);
       return;
     }
+    if (is_webp(data, size)) {
+      const WebpInfo info = webp_info(data, size, plan.spec.max_pixels);
+      if (!info.animated) {
+        run_webp(plan, w, data, size, info, key, slot, out_h, out_w, res);
+        return;
+      }  // animated: the Pillow fallback takes the first frame
+    }
     if (!is_jpeg(data, size)) {
       res->status = SampleStatus::kNotJpeg;
-      res->message = "not a JPEG or PNG";
+      res->message = "no native decoder for this format";
       return;
     }
     run_jpeg(plan, w, data, size, key, slot, out_h, out_w, res);

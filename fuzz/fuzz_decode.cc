@@ -22,6 +22,7 @@
 #include "batch.h"
 #include "pipeline.h"
 #include "png_decoder.h"
+#include "webp_decoder.h"
 #include "plan.h"
 #include "simd.h"
 
@@ -199,6 +200,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case SampleStatus::kNotJpeg:
       if (is_jpeg(data, size)) finding("JPEG bytes reported as not a JPEG", r);
       if (is_png(data, size)) finding("PNG bytes reported as not decodable natively", r);
+      if (is_webp(data, size)) {
+        bool still = false;
+        try {
+          still = !webp_info(data, size, 0).animated;
+        } catch (const Error&) {
+        }
+        if (still) finding("still WebP reported as not native", r);
+      }
       break;
   }
   return 0;

@@ -1,4 +1,4 @@
-"""Writes the fuzz seed corpus: small JPEGs and PNGs of every kind the decoders have a path for.
+"""Writes the fuzz seed corpus: small JPEGs, PNGs and WebPs of every kind the decoders have a path for.
 
     python fuzz/make_seeds.py build/fuzz/seeds
 
@@ -6,7 +6,7 @@ Nothing binary is committed: the seeds are made here with Pillow (and cjpeg, fro
 libjpeg-turbo-progs, when installed: arithmetic coding, 4:4:0, 4:1:1). The native harness
 (fuzz_decode.cc) picks its plan from an input's last byte, so each image is written a few times
 with a different byte after its EOI (a JPEG decoder ignores what follows EOI; libpng ignores
-what follows IEND). The PNGs Pillow cannot write (16-bit colour, Adam7) come from the tests'
+what follows IEND, libwebp what follows the RIFF size). The PNGs Pillow cannot write (16-bit colour, Adam7) come from the tests'
 hand-written PNG writer (tests/pngfile.py).
 """
 import io
@@ -107,6 +107,20 @@ def png_seeds(p):
         "png_palette2_adam7": make_png(rgb[:, :, :1] % 4, 3, 2, palette=rgb.reshape(-1, 3)[:4], interlace=True),
     }
     out["png_truncated"] = out["png_rgb"][: len(out["png_rgb"]) * 2 // 3]
+
+    def webp(im, **kw):
+        b = io.BytesIO()
+        im.save(b, "WEBP", **kw)
+        return b.getvalue()
+
+    from PIL import features
+    if features.check("webp"):
+        out["webp_lossy"] = webp(small, quality=80)
+        out["webp_lossless"] = webp(small, lossless=True)
+        out["webp_lossy_alpha"] = webp(small.convert("RGBA"), quality=60)
+        out["webp_exif_6"] = webp(small, quality=80, exif=exif(6))
+        out["webp_animated"] = webp(small, save_all=True, append_images=[small.rotate(90)], duration=40)
+        out["webp_truncated"] = out["webp_lossy"][: len(out["webp_lossy"]) // 2]
     return out
 
 
@@ -116,7 +130,7 @@ def main(argv):
     n = 0
     for k, (name, data) in enumerate(sorted(seeds().items())):
         for j, sel in enumerate((k * 7) % 90 + d for d in (0, 31, 62)):  # spread over the plan table
-            ext = "png" if name.startswith("png") else "jpg"
+            ext = name.split("_")[0] if name.startswith(("png", "webp")) else "jpg"
             with open(os.path.join(dest, f"{name}_{j}.{ext}"), "wb") as f:
                 f.write(data + bytes([sel % 256]))
             n += 1

@@ -1,0 +1,128 @@
+"""Native WebP decoding (Note [WebP decoding] in csrc/webp_decoder.h): pixels against the installed
+Pillow's Image.open(f).convert("RGB") (0 levels), lossy and lossless, with and without alpha;
+EXIF orientation; animated files through the Pillow fallback; the resize pipeline against
+torchvision v1; hostile files."""
+import io
+import struct
+
+import numpy as np
+import pytest
+
+import fastprep as fp
+from fastprep import _core
+
+PIL = pytest.importorskip("PIL")
+from PIL import Image, ImageOps, features  # noqa: E402
+
+if not features.check("webp"):
+    pytest.skip("this Pillow cannot write WebP (the reference)", allow_module_level=True)
+
+IDENTITY = fp.Compose([], dtype="uint8", layout="HWC")
+
+
+def webp(im, **kw):
+    b = io.BytesIO()
+    im.save(b, "WEBP", **kw)
+    return b.getvalue()
+
+
+def pil_rgb(data):
+    with Image.open(io.BytesIO(data)) as im:
+        return np.array(ImageOps.exif_transpose(im).convert("RGB"))
+
+
+def _image(w, h, alpha=False, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    a = np.stack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), (x * y) % 256], -1) + rng.integers(0, 30, (h, w, 3))
+    a = np.clip(a, 0, 255).astype(np.uint8)
+    if alpha:
+        a = np.concatenate([a, ((x + 3 * y) % 256).astype(np.uint8)[..., None]], -1)
+        return Image.fromarray(a, "RGBA")
+    return Image.fromarray(a, "RGB")
+
+
+ENCODINGS = {"lossy_q80": dict(quality=80), "lossy_q30": dict(quality=30), "lossy_q100": dict(quality=100),
+             "lossless": dict(lossless=True)}
+
+
+@pytest.mark.parametrize("alpha", [False, True], ids=["rgb", "rgba"])
+@pytest.mark.parametrize("enc", list(ENCODINGS), ids=list(ENCODINGS))
+@pytest.mark.parametrize("size", [(1, 1), (17, 9), (64, 48), (333, 211)], ids=str)
+def test_pixels_equal_pillow(enc, alpha, size):
+    data = webp(_image(*size, alpha=alpha), **ENCODINGS[enc])
+    ref = pil_rgb(data)
+    got = IDENTITY(data)
+    assert got.shape == ref.shape
+    assert np.array_equal(got, ref), np.abs(got.astype(int) - ref).max()
+
+
+def test_webp_is_decoded_natively():
+    data = webp(_image(20, 10), quality=80)
+    t = fp.Compose([fp.Resize((4, 4))], dtype="uint8")
+    b = _core.Batch(t._plan, _core.Items([data]), [0], [0], [0], 0, 0)
+    out = np.empty((1,) + t.output_shape(), np.uint8)
+    b.set_output(out, 4, 4)
+    b.run(_core.Engine(1))
+    assert int(b.status()[0]) == int(_core.SampleStatus.ok)
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_orientation(orientation):
+    e = Image.Exif()
+    e[0x0112] = orientation
+    data = webp(_image(30, 20), quality=90, exif=e.tobytes())
+    ref = pil_rgb(data)
+    got = IDENTITY(data)
+    assert got.shape == ref.shape and np.array_equal(got, ref)
+
+
+def test_animated_webp_goes_to_pillow_first_frame():
+    frames = [_image(24, 16, seed=s) for s in range(3)]
+    b = io.BytesIO()
+    frames[0].save(b, "WEBP", save_all=True, append_images=frames[1:], duration=50, quality=90)
+    data = b.getvalue()
+    assert np.array_equal(IDENTITY(data), pil_rgb(data))
+
+
+def test_resize_pipeline_against_torchvision_v1(photos):
+    tv = pytest.importorskip("torchvision")
+    T = tv.transforms
+    for p in photos[:4]:
+        data = webp(Image.open(p).convert("RGB"), quality=85)
+        im = Image.open(io.BytesIO(data)).convert("RGB")
+        ref = np.array(T.Compose([T.Resize(96), T.CenterCrop(80)])(im))
+        got = fp.Compose([fp.Resize(96), fp.CenterCrop(80)], dtype="uint8", layout="HWC")(data)
+        assert np.abs(got.astype(int) - ref).max() <= 1
+
+
+def test_random_ops_match_the_array_path():
+    data = webp(_image(300, 200), quality=75)
+    arr = pil_rgb(data)
+    t = fp.Compose([fp.RandomResizedCrop(48), fp.RandomHorizontalFlip(), fp.ToTensor()])
+    assert np.array_equal(t.batch([data] * 4, seed=3), t.batch([arr] * 4, seed=3))
+
+
+# ---- hostile files ----------------------------------------------------------------------------
+
+def test_truncated_webp_is_a_decode_error():
+    data = webp(_image(64, 48), quality=80)
+    for cut in (16, 30, len(data) // 2, len(data) - 5):
+        with pytest.raises(fp.DecodeError, match="WebP"):
+            IDENTITY(data[:cut])
+
+
+def test_canvas_bomb_refused_before_allocation():
+    data = bytearray(webp(_image(16, 16, alpha=True), quality=80))  # extended format: VP8X
+    i = data.index(b"VP8X")
+    big = 16000 - 1
+    data[i + 12:i + 15] = struct.pack("<I", big)[:3]  # canvas width - 1 (24 bits)
+    data[i + 15:i + 18] = struct.pack("<I", big)[:3]  # canvas height - 1
+    t = fp.Compose([fp.Resize((8, 8))], dtype="uint8", max_pixels=10 ** 8)
+    with pytest.raises(fp.DecodeError):
+        t(bytes(data))
+
+
+def test_garbage_after_the_riff_header():
+    with pytest.raises(fp.DecodeError):
+        IDENTITY(b"RIFF\x20\x00\x00\x00WEBPVP8 " + b"\x00" * 24)
