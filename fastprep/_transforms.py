@@ -4,6 +4,7 @@ A Compose checks its ops when it is built (the rules come from the op registry, 
 and turns them into a single native pass: decode, resize, crop, flips, colour, normalise, cast and
 layout all happen while the output is written; nothing runs per pixel in Python.
 """
+import concurrent.futures as cf
 import os
 import threading
 import warnings
@@ -335,7 +336,8 @@ class Compose:
     def execute(self, native_items, raw_items, picks, slots, keys, arr, size, engine, seed, epoch, want_params=True,
                 cancel=None):
         """Runs picks[i] of the pinned items into arr[slots[i]] natively (GIL released), then decodes
-        the non-JPEG ones with Pillow and runs those through the same native pass.
+        the ones without a native decoder (BMP, GIF, TIFF, animated WebP, ...) with Pillow, on as
+        many threads as the engine has, and runs those through the same native pass.
 
         picks, slots, keys: int64 sequences (numpy arrays pass through without a Python loop).
         Returns (params per position or None, {position: DecodeError}). When every sample is a JPEG
@@ -364,11 +366,24 @@ class Compose:
         fallback = np.flatnonzero(status == _NOT_JPEG)
         if len(fallback):
             decoded, pos = [], []
-            for i in fallback:
+
+            def pillow(i):  # Pillow releases the GIL while it decodes: several files at once
                 try:
-                    decoded.append(_fallback.decode(raw_items[picks[i]], name(i), self.max_pixels))
-                    pos.append(int(i))
+                    return i, _fallback.decode(raw_items[picks[i]], name(i), self.max_pixels), None
                 except DecodeError as e:
+                    return i, None, e
+
+            workers = min(engine.threads, len(fallback))
+            if workers > 1:
+                with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastprep-pillow") as ex:
+                    results = list(ex.map(pillow, fallback))
+            else:
+                results = [pillow(i) for i in fallback]
+            for i, img, e in results:
+                if e is None:
+                    decoded.append(img)
+                    pos.append(int(i))
+                else:
                     e.index = int(picks[i])
                     e.args = (f"{e.source} (sample {picks[i]}): {e.reason}",)
                     errors[int(i)] = e

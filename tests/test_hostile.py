@@ -886,3 +886,36 @@ def test_decoder_reusable_after_each_failure(exact):
         for k, i in enumerate(order):
             if i in good_idx:
                 assert np.array_equal(again[k], out[i]), i
+
+
+def test_pillow_formats_decode_on_several_threads(monkeypatch, tmp_path):
+    """Files without a native decoder are decoded by Pillow on the engine's threads at once
+    (never one at a time on the calling thread), with the same result as one thread."""
+    import threading
+    import time
+
+    from PIL import Image
+
+    from fastprep import _fallback
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(6):
+        p = tmp_path / f"im{i}.bmp"
+        Image.fromarray(rng.integers(0, 256, (20 + i, 30, 3), dtype=np.uint8)).save(p)
+        paths.append(str(p))
+    t = fp.Compose([fp.Resize((8, 8))], dtype="uint8")
+    one = t.batch(paths, threads=1)
+    seen, lock = set(), threading.Lock()
+    real = _fallback.decode
+
+    def slow(*a, **k):
+        with lock:
+            seen.add(threading.current_thread().name)
+        time.sleep(0.05)  # long enough for the other workers to start
+        return real(*a, **k)
+
+    monkeypatch.setattr(_fallback, "decode", slow)
+    two = t.batch(paths, threads=2)
+    assert np.array_equal(one, two)
+    assert len(seen) == 2 and all(n.startswith("fastprep-pillow") for n in seen), seen
