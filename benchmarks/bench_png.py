@@ -11,6 +11,12 @@ ratios against fastprep with one thread:
                        Normalize, one thread (torch.set_num_threads(1)).
 
     python benchmarks/bench_png.py /work/corpus/png_like [--count 128] [--rounds 5] [--ext png|webp]
+        [--loader-epochs 6]
+
+With --loader-epochs N, also fp.Loader(threads=2) against torch's DataLoader(num_workers=2,
+persistent_workers=True) over the same files (read from disk, page cache warm) with
+torchvision v1 (PIL) transforms, batch 64, N epochs of each interleaved; the median of
+per-epoch-pair ratios is printed (the first pair is a warm-up and left out).
 
 Make the corpus from real photographs with Pillow's default PNG settings (WebP: quality=80), e.g.
     python -c "import glob; from PIL import Image; [Image.open(p).convert('RGB').save(
@@ -37,6 +43,7 @@ def main():
     ap.add_argument("--count", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--ext", default="png", help="file extension of the photos (png or webp)")
+    ap.add_argument("--loader-epochs", type=int, default=0)
     a = ap.parse_args()
     import torch
     from PIL import Image
@@ -81,6 +88,46 @@ def main():
     for k, v in secs.items():
         ratio = statistics.median(b1 / b2 for b1, b2 in zip(base, v))
         print(f"| {k} | {len(datas) / statistics.median(v):.0f} | {ratio:.2f}x |")
+    if a.loader_epochs:
+        loaders(paths, tv, a.loader_epochs)
+
+
+class _Files:
+    """Map-style dataset for DataLoader: (torchvision v1 tensor, 0) per file."""
+
+    def __init__(self, paths, tv):
+        self.paths, self.tv = paths, tv
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        with Image.open(self.paths[i]) as im:
+            return self.tv(im.convert("RGB")), 0
+
+
+def loaders(paths, tv, epochs):
+    import torch
+
+    t = fp.Compose([fp.RandomResizedCrop(224), fp.RandomHorizontalFlip(), fp.ToTensor(), fp.Normalize(MEAN, STD)])
+    ours = fp.Loader(paths, t, batch_size=64, threads=2, shuffle=True)
+    theirs = torch.utils.data.DataLoader(_Files(paths, tv), batch_size=64, shuffle=True, num_workers=2,
+                                         persistent_workers=True)
+    rates = {"fp.Loader(threads=2)": [], "DataLoader(num_workers=2) + torchvision v1": []}
+    for e in range(epochs + 1):
+        for name, ld in ((("fp.Loader(threads=2)", ours), ("DataLoader(num_workers=2) + torchvision v1", theirs))
+                         if e % 2 == 0 else (("DataLoader(num_workers=2) + torchvision v1", theirs),
+                                             ("fp.Loader(threads=2)", ours))):
+            t0 = time.perf_counter()
+            n = sum(len(x) for x, _ in ld)
+            rates[name].append(n / (time.perf_counter() - t0))
+    a, b = (rates[k][1:] for k in rates)
+    print(f"\nLoader, {len(paths)} files per epoch, batch 64, {epochs} epochs each (after one warm-up):")
+    for k, v in rates.items():
+        print(f"  {k}: {statistics.median(v[1:]):.0f} img/s")
+    print(f"  fp.Loader / DataLoader: {statistics.median(x / y for x, y in zip(a, b)):.2f}x (median of per-epoch ratios)")
 
 
 if __name__ == "__main__":
