@@ -265,6 +265,37 @@ void hpass_image(const Plan& plan, Worker& w, const uint8_t* img, size_t row_byt
   }
 }
 
+// The horizontal pass of a whole decoded image in w.full (h x w RGBX rows packed), shown with
+// EXIF `orientation`: rotated into w.oriented first when it is not 1. The tables must be built for
+// the displayed size; both buffers get the padding the pass reads past a row.
+void hpass_whole(const Plan& plan, Worker& w, int orientation, int h, int wd) {
+  const size_t pad = (static_cast<size_t>(w.ht.ksize) + 4) * 4;
+  if (orientation == 1) {
+    hpass_image(plan, w, w.full.data(), static_cast<size_t>(wd) * 4);
+    return;
+  }
+  int oh, ow;
+  oriented_dims(orientation, h, wd, &oh, &ow);
+  const size_t orow_bytes = static_cast<size_t>(ow) * 4;
+  grow(&w.oriented, checked_mul(oh, orow_bytes) + pad);
+  apply_orientation(orientation, w.full.data(), h, wd, w.oriented.data());
+  hpass_image(plan, w, w.oriented.data(), orow_bytes);
+}
+
+// plan_sample for a decoded-whole format (PNG, WebP) of h x w stored pixels shown with EXIF
+// `orientation`; checks the output size against the slot.
+const Geometry& plan_whole(const Plan& plan, int h, int wd, int orientation, const RunKey& key, int out_h, int out_w,
+                           SampleResult* res) {
+  int oh, ow;
+  oriented_dims(orientation, h, wd, &oh, &ow);
+  res->params = plan_sample(plan.spec, oh, ow, key);
+  res->decode_denom = 1;
+  res->orientation = orientation;
+  const Geometry& g = res->params.geom;
+  if (g.out_h != out_h || g.out_w != out_w) throw Error(ErrorKind::kInvalid, "output size differs from the slot");
+  return g;
+}
+
 // Decodes the whole image at scale 1/denom into w.full (RGBX rows packed). Takes the session
 // over: the image is abandoned (libjpeg's memory for it freed) by the end of the call.
 void decode_whole(JpegDecoder::Session img, Worker& w, int denom, int dec_w, int* full_h, int* full_w) {
@@ -331,11 +362,8 @@ void run_jpeg(const Plan& plan, Worker& w, const uint8_t* data, size_t size, con
     decode_whole(std::move(img), w, denom, dec_w, &full_h, &full_w);
     int odh, odw;
     oriented_dims(hdr.orientation, full_h, full_w, &odh, &odw);
-    const size_t orow_bytes = static_cast<size_t>(odw) * 4;
     build_tables(plan, g, odh, odw, denom, w, &sy, &sx);
-    grow(&w.oriented, checked_mul(odh, orow_bytes) + (static_cast<size_t>(w.ht.ksize) + 4) * 4);
-    apply_orientation(hdr.orientation, w.full.data(), full_h, full_w, w.oriented.data());
-    hpass_image(plan, w, w.oriented.data(), orow_bytes);
+    hpass_whole(plan, w, hdr.orientation, full_h, full_w);
   }
   finish_sample(plan, w, res->params, sy, sx, slot, res);
 }
@@ -347,30 +375,18 @@ void run_png(const Plan& plan, Worker& w, const uint8_t* data, size_t size, cons
              int out_h, int out_w, SampleResult* res) {
   PngImage img(data, size, plan.spec.max_pixels);
   const int ih = img.height(), iw = img.width(), orient = img.orientation();
-  int oh, ow;
-  oriented_dims(orient, ih, iw, &oh, &ow);
-  res->params = plan_sample(plan.spec, oh, ow, key);
-  res->decode_denom = 1;
-  res->orientation = orient;
-  const Geometry& g = res->params.geom;
-  if (g.out_h != out_h || g.out_w != out_w) throw Error(ErrorKind::kInvalid, "output size differs from the slot");
+  const Geometry& g = plan_whole(plan, ih, iw, orient, key, out_h, out_w, res);
   Span sy, sx;
-  const size_t row_bytes = checked_mul(static_cast<size_t>(iw), 4);
   if (img.interlaced() || orient != 1) {  // decoded whole (then rotated)
+    int oh, ow;
+    oriented_dims(orient, ih, iw, &oh, &ow);
     build_tables(plan, g, oh, ow, 1, w, &sy, &sx);
-    // the horizontal pass reads up to ksize + 2 pixels past a row's used span: padding after the last
+    const size_t row_bytes = static_cast<size_t>(iw) * 4;  // ih * iw is within max_pixels
     grow(&w.full, checked_mul(static_cast<size_t>(ih), row_bytes) + (static_cast<size_t>(w.ht.ksize) + 4) * 4);
     w.rows.resize(static_cast<size_t>(ih));
     for (int y = 0; y < ih; ++y) w.rows[y] = w.full.data() + static_cast<size_t>(y) * row_bytes;
     img.read_all(w.rows.data());
-    if (orient == 1) {
-      hpass_image(plan, w, w.full.data(), row_bytes);
-    } else {
-      const size_t orow_bytes = static_cast<size_t>(ow) * 4;
-      grow(&w.oriented, checked_mul(oh, orow_bytes) + (static_cast<size_t>(w.ht.ksize) + 4) * 4);
-      apply_orientation(orient, w.full.data(), ih, iw, w.oriented.data());
-      hpass_image(plan, w, w.oriented.data(), orow_bytes);
-    }
+    hpass_whole(plan, w, orient, ih, iw);
   } else {
     build_tables(plan, g, ih, iw, 1, w, &sy, &sx);
     const size_t rs = block_stride(static_cast<size_t>(iw) + w.ht.ksize + 4);
@@ -395,28 +411,16 @@ void run_png(const Plan& plan, Worker& w, const uint8_t* data, size_t size, cons
 // A still WebP (Note [WebP decoding]): decoded whole, rotated by its EXIF orientation, resampled.
 void run_webp(const Plan& plan, Worker& w, const uint8_t* data, size_t size, const WebpInfo& info, const RunKey& key,
               uint8_t* slot, int out_h, int out_w, SampleResult* res) {
-  const int ih = info.height, iw = info.width, orient = info.orientation;
+  const int ih = info.height, iw = info.width;
+  const Geometry& g = plan_whole(plan, ih, iw, info.orientation, key, out_h, out_w, res);
   int oh, ow;
-  oriented_dims(orient, ih, iw, &oh, &ow);
-  res->params = plan_sample(plan.spec, oh, ow, key);
-  res->decode_denom = 1;
-  res->orientation = orient;
-  const Geometry& g = res->params.geom;
-  if (g.out_h != out_h || g.out_w != out_w) throw Error(ErrorKind::kInvalid, "output size differs from the slot");
+  oriented_dims(info.orientation, ih, iw, &oh, &ow);
   Span sy, sx;
   build_tables(plan, g, oh, ow, 1, w, &sy, &sx);
   const size_t row_bytes = checked_mul(static_cast<size_t>(iw), 4);
-  const size_t pad = (static_cast<size_t>(w.ht.ksize) + 4) * 4;  // read past a row's used span
-  grow(&w.full, checked_mul(static_cast<size_t>(ih), row_bytes) + pad);
+  grow(&w.full, checked_mul(static_cast<size_t>(ih), row_bytes) + (static_cast<size_t>(w.ht.ksize) + 4) * 4);
   webp_decode(data, size, info, w.full.data(), row_bytes);
-  if (orient == 1) {
-    hpass_image(plan, w, w.full.data(), row_bytes);
-  } else {
-    const size_t orow_bytes = static_cast<size_t>(ow) * 4;
-    grow(&w.oriented, checked_mul(oh, orow_bytes) + pad);
-    apply_orientation(orient, w.full.data(), ih, iw, w.oriented.data());
-    hpass_image(plan, w, w.oriented.data(), orow_bytes);
-  }
+  hpass_whole(plan, w, info.orientation, ih, iw);
   finish_sample(plan, w, res->params, sy, sx, slot, res);
 }
 

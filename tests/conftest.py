@@ -66,3 +66,14 @@ def pil_eval_reference(path, resize=256, crop=224, resample=None):
 def psnr(a, b):
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def native_status(data):
+    """The native pass's status for one encoded file (ok, error, or not_jpeg: left to Pillow)."""
+    from fastprep import _core
+
+    t = fp.Compose([fp.Resize((4, 4))], dtype="uint8")
+    b = _core.Batch(t._plan, _core.Items([data]), [0], [0], [0], 0, 0)
+    b.set_output(np.empty((1,) + t.output_shape(), np.uint8), 4, 4)
+    b.run(_core.Engine(1))
+    return _core.SampleStatus(int(b.status()[0]))

@@ -7,6 +7,7 @@ import struct
 
 import numpy as np
 import pytest
+from conftest import native_status
 
 import fastprep as fp
 from fastprep import _core
@@ -58,13 +59,11 @@ def test_pixels_equal_pillow(enc, alpha, size):
 
 
 def test_webp_is_decoded_natively():
-    data = webp(_image(20, 10), quality=80)
-    t = fp.Compose([fp.Resize((4, 4))], dtype="uint8")
-    b = _core.Batch(t._plan, _core.Items([data]), [0], [0], [0], 0, 0)
-    out = np.empty((1,) + t.output_shape(), np.uint8)
-    b.set_output(out, 4, 4)
-    b.run(_core.Engine(1))
-    assert int(b.status()[0]) == int(_core.SampleStatus.ok)
+    assert native_status(webp(_image(20, 10), quality=80)) == _core.SampleStatus.ok
+    frames = [_image(24, 16, seed=s) for s in range(2)]
+    b = io.BytesIO()
+    frames[0].save(b, "WEBP", save_all=True, append_images=frames[1:], duration=50)
+    assert native_status(b.getvalue()) == _core.SampleStatus.not_jpeg  # animated: left to Pillow
 
 
 @pytest.mark.parametrize("orientation", [3, 6, 8])
