@@ -3,8 +3,9 @@
 Note [Output pool]
 A fresh (N, 3, 224, 224) float32 array per call is ~150 MB for N = 256: malloc maps new pages and
 the workers pay a page fault per 4 KiB on first touch, which cost 10-33% of a batch's time
-(benchmarks/bench_alloc.py here; issue 14's measurement). Writing into a reused buffer does not pay it, but a caller who drops each batch before
-asking for the next should not have to manage one. So each Compose owns a small pool:
+(benchmarks/bench_alloc.py here; issue 14's measurement). Writing into a reused buffer does not
+pay it, but a caller who drops each batch before asking for the next should not have to manage
+one. So each Compose owns a small pool:
 
   * ``take(shape, dtype)`` hands out a block from the pool (or a new one) wrapped in a ``_Lease``;
     arrays made from the lease keep it alive through their ``base`` chain (views, reshapes and
