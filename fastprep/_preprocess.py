@@ -470,9 +470,10 @@ class _Writer:
         files = {}  # shard -> its _ShardFile while the shard is being written
         while True:
             job = self.jobs.get()
-            if job is None:
+            if job is None:  # stopping: a shard begun but never completed leaves no .tmp behind
                 for f in files.values():
                     f.close()
+                    _offline.remove_quietly(f.path)
                 return
             kind, k = job[0], job[1]
             img_name, lab_name, meta_name = shard_names(k)

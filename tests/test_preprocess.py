@@ -292,3 +292,15 @@ def test_loader_reads_shards_without_decoding(tree, tmp_path):
     assert np.array_equal(xs, ds.read(order)) and np.array_equal(ys, ds.labels[order])
     with pytest.raises(ValueError, match="already transformed"):
         fp.Loader(str(out), fp.Compose([fp.CenterCrop(8)]))
+
+
+def test_raise_mid_shard_leaves_no_tmp_file(tree, tmp_path, photos):
+    """A shard whose first batches were already streamed to its .tmp file, then a file that
+    fails under on_error="raise": the error names it and no partial file stays behind."""
+    bad = os.path.join(tree, "a", "01z_truncated.jpg")
+    with open(photos[3], "rb") as f:
+        open(bad, "wb").write(f.read()[:3000])
+    out = str(tmp_path / "out")
+    with pytest.raises(fp.DecodeError, match="01z_truncated"):
+        preprocess(tree, out, size=SIZE, shard_size=6, batch_size=1, threads=1, progress=False)
+    assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
