@@ -13,15 +13,12 @@ and the best SIMD level), the same rounds-and-medians way.
 import statistics
 
 import fastprep as fp
-from bench_ops import add_torchvision, fastprep_runs, interleaved, parse_args
+from bench_ops import MEAN, STD, add_torchvision, fastprep_runs, head_tail, interleaved, parse_args
 from fastprep import _core
-
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def variants(size):
-    head = [fp.RandomResizedCrop(size), fp.RandomHorizontalFlip()]
-    tail = [fp.ToTensor(), fp.Normalize(MEAN, STD)]
+    head, tail = head_tail(size)
     return {
         "train": head + tail,
         "recipe: +TrivialAugmentWide +RandomErasing(0.25)": head + [fp.TrivialAugmentWide()] + tail

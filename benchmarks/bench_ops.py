@@ -22,9 +22,14 @@ import fastprep as fp
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
+def head_tail(size):
+    """The train recipe's ops around the one a variant adds: (RandomResizedCrop + flip,
+    ToTensor + Normalize)."""
+    return [fp.RandomResizedCrop(size), fp.RandomHorizontalFlip()], [fp.ToTensor(), fp.Normalize(MEAN, STD)]
+
+
 def variants(size):
-    head = [fp.RandomResizedCrop(size), fp.RandomHorizontalFlip()]
-    tail = [fp.ToTensor(), fp.Normalize(MEAN, STD)]
+    head, tail = head_tail(size)
     return {
         "train": head + tail,
         "+ColorJitter(0.4,0.4,0.4,0.1)": head + [fp.ColorJitter(0.4, 0.4, 0.4, 0.1)] + tail,

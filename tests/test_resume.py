@@ -26,9 +26,9 @@ def _epochs(loader, n):
 
 
 def _same(a, b):
-    assert len(a) == len(b)
-    for (x1, y1), (x2, y2) in zip(a, b):
-        assert np.array_equal(x1, x2) and np.array_equal(y1, y2)
+    """Two lists of (images, labels) batches are identical, batch for batch and byte for byte."""
+    return len(a) == len(b) and all(np.array_equal(x1, x2) and np.array_equal(y1, y2)
+                                    for (x1, y1), (x2, y2) in zip(a, b))
 
 
 @pytest.mark.parametrize("stop_after", [0, 1, 2, 4])  # before the first batch, mid-epoch, at the last batch
@@ -43,8 +43,8 @@ def test_resume_is_byte_identical(tree, stop_after):
     b = _loader(tree)
     b.load_state_dict(state)
     rest = [(x.copy(), y.copy()) for x, y in b]
-    _same(got + rest, full[1])
-    _same(_epochs(b, 1)[0], full[2])  # and the next epoch as if nothing happened
+    assert _same(got + rest, full[1])
+    assert _same(_epochs(b, 1)[0], full[2])  # and the next epoch as if nothing happened
 
 
 def test_resume_between_epochs_and_with_mixing(tree):
@@ -56,7 +56,7 @@ def test_resume_between_epochs_and_with_mixing(tree):
     assert state["epoch"] == 1 and state["cursor"] == 0
     b = _loader(tree, **mix)
     b.load_state_dict(state)
-    _same(_epochs(b, 1)[0], full[1])
+    assert _same(_epochs(b, 1)[0], full[1])
     # mid-epoch: the batch mixing's draws continue from the right batch index
     c = _loader(tree, **mix)
     it = iter(c)
@@ -65,7 +65,7 @@ def test_resume_between_epochs_and_with_mixing(tree):
     del it
     d = _loader(tree, **mix)
     d.load_state_dict(s)
-    _same(first + [(x.copy(), y.copy()) for x, y in d], full[0])
+    assert _same(first + [(x.copy(), y.copy()) for x, y in d], full[0])
 
 
 def test_resume_with_skip_and_ranks(tree, photos):
@@ -88,7 +88,7 @@ def test_resume_with_skip_and_ranks(tree, photos):
             del it
             b = _loader(tree, **kw)
             b.load_state_dict(state)
-            _same(got + [(x.copy(), y.copy()) for x, y in b], full)
+            assert _same(got + [(x.copy(), y.copy()) for x, y in b], full)
             assert b.errors == ref.errors  # the skipped files are part of the state
 
 
