@@ -91,6 +91,21 @@ class Items {
         in.path = enc.cast<std::string>();
         continue;
       }
+      if (py::isinstance<py::tuple>(o)) {  // a tar member: (shard path, offset, size, member name)
+        py::tuple t = py::reinterpret_borrow<py::tuple>(o);
+        if (t.size() < 3 || !py::isinstance<py::str>(t[0]))
+          throw Error(ErrorKind::kInvalid, "item " + std::to_string(i) + ": a tuple item must be (path, offset, size, ...)");
+        const long long off = t[1].cast<long long>(), len = t[2].cast<long long>();
+        if (off < 0 || len < 0)
+          throw Error(ErrorKind::kInvalid, "item " + std::to_string(i) + ": member offset and size must be >= 0");
+        in.kind = SampleInput::kPath;
+        py::object enc = py::reinterpret_steal<py::object>(PyUnicode_EncodeFSDefault(t[0].ptr()));
+        if (!enc) throw py::error_already_set();
+        in.path = enc.cast<std::string>();
+        in.offset = off;
+        in.size = static_cast<size_t>(len);
+        continue;
+      }
       bufs_.push_back(std::make_unique<py::buffer_info>(py::reinterpret_borrow<py::buffer>(o).request()));
       const py::buffer_info& b = *bufs_.back();
       if (b.ndim <= 1) {

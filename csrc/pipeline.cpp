@@ -29,7 +29,10 @@ const char* file_kind(mode_t m) {
 // Reads a regular file of at most kMaxFileBytes. Opened non-blocking so that a FIFO cannot block
 // the open; anything but a regular file (directory, device such as /dev/zero, FIFO, socket) is
 // refused from fstat before a byte is read, so no input makes the read unbounded or endless.
-void read_file(const std::string& path, Scratch* buf, size_t* size) {
+// offset >= 0 reads only the `length` bytes at `offset` (a member of a tar shard, Note [Tar
+// members] in fastprep/_tar.py): positional reads, never a memory map, so a shard truncated or
+// replaced while a Loader runs fails that sample with an error instead of a SIGBUS.
+void read_file(const std::string& path, Scratch* buf, size_t* size, int64_t offset = -1, size_t length = 0) {
   if (path.find('\0') != std::string::npos) throw Error(ErrorKind::kIo, "path contains a NUL byte");
   int fd;
   do {
@@ -46,11 +49,21 @@ void read_file(const std::string& path, Scratch* buf, size_t* size) {
   if (st.st_size > kMaxFileBytes)
     throw Error(ErrorKind::kTooLarge, "file is " + std::to_string(static_cast<long long>(st.st_size)) +
                                           " bytes, over the 2 GiB limit");
-  const size_t n = static_cast<size_t>(st.st_size);
+  size_t n = static_cast<size_t>(st.st_size);
+  off_t base = 0;
+  if (offset >= 0) {
+    if (length > static_cast<size_t>(kMaxFileBytes)) throw Error(ErrorKind::kTooLarge, "member is " + std::to_string(length) + " bytes, over the 2 GiB limit");
+    if (static_cast<uint64_t>(offset) + length > n)
+      throw Error(ErrorKind::kIo, "member [" + std::to_string(offset) + ", " + std::to_string(offset + length) +
+                                      ") lies past the end of the file (" + std::to_string(n) +
+                                      " bytes): the shard was truncated or replaced after indexing");
+    n = length;
+    base = static_cast<off_t>(offset);
+  }
   buf->reserve(n);
   size_t got = 0;
   while (got < n) {
-    ssize_t r = ::pread(fd, buf->data() + got, n - got, static_cast<off_t>(got));
+    ssize_t r = ::pread(fd, buf->data() + got, n - got, base + static_cast<off_t>(got));
     if (r < 0) {
       if (errno == EINTR) continue;
       throw Error(ErrorKind::kIo, std::string("read failed: ") + std::strerror(errno));
@@ -64,7 +77,7 @@ void read_file(const std::string& path, Scratch* buf, size_t* size) {
 // Encoded bytes of a path/bytes sample (a path is read into w.file).
 void encoded_bytes(Worker& w, const SampleInput& in, const uint8_t** data, size_t* size) {
   if (in.kind == SampleInput::kPath) {
-    read_file(in.path, &w.file, size);
+    read_file(in.path, &w.file, size, in.offset, in.size);
     *data = w.file.data();
   } else {
     *data = in.data;

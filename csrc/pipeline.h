@@ -18,8 +18,9 @@ namespace fastprep {
 struct SampleInput {
   enum Kind { kPath = 0, kBytes = 1, kArray = 2 } kind = kBytes;
   std::string path;               // kPath: file to read
+  int64_t offset = -1;            // kPath: >= 0 reads only bytes [offset, offset + size) (a tar member)
   const uint8_t* data = nullptr;  // kBytes: encoded image; kArray: first pixel
-  size_t size = 0;
+  size_t size = 0;                // kBytes: encoded size; kPath with offset >= 0: member size
   int h = 0, w = 0, c = 0;        // kArray: uint8 pixels, c in {1, 3, 4} (alpha ignored)
   int64_t row_stride = 0, px_stride = 0;  // kArray, in bytes
 };

@@ -43,6 +43,7 @@ from ._preprocess import preprocess  # noqa: E402
 from ._offline import WriteError  # noqa: E402
 from ._preprocess import OutputLockedError  # noqa: E402
 from ._shards import ShardTruncatedError  # noqa: E402
+from ._tar import TarFormatError, TarMember  # noqa: E402
 
 __all__ += ["index_source", "Dataset", "IMG_EXTENSIONS", "ShardDataset", "compute_stats", "preprocess",
-            "WriteError", "OutputLockedError", "ShardTruncatedError"]
+            "WriteError", "OutputLockedError", "ShardTruncatedError", "TarFormatError", "TarMember"]

@@ -13,7 +13,9 @@ Sources accepted by :func:`index_source`:
 * a text or CSV file list, one ``path,label`` per line (also ``path<TAB>label``, Caffe-style
   ``path label`` or just ``path``); relative paths are resolved against the list file's folder;
   a header line is allowed, ``#`` starts a comment line; labels are integers or class names;
-* a sequence of paths, of ``(path, label)`` pairs, of bytes objects or of ``(bytes, label)``.
+* a sequence of paths, of ``(path, label)`` pairs, of bytes objects or of ``(bytes, label)``;
+* WebDataset tar shards: ``"train-{000000..000127}.tar"``, a glob, a ``.tar`` path, a list of
+  them or a folder of only ``.tar`` files (``_tar``: members indexed once, read in place).
 """
 import csv
 import errno
@@ -25,8 +27,9 @@ import warnings
 import numpy as np
 
 from ._fallback import path_str
+from ._tar import TarMember, expand_shards, index_tars
 
-__all__ = ["IMG_EXTENSIONS", "Dataset", "index_source"]
+__all__ = ["IMG_EXTENSIONS", "Dataset", "index_source", "warn_skipped"]
 
 # torchvision.datasets.folder.IMG_EXTENSIONS, compared case-insensitively.
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -64,10 +67,13 @@ class Dataset:
         class_to_idx: dict class name -> label.
         names: list of str, a stable relative name per item ("cat/001.jpg"), unique.
         root: the directory the names are relative to, or None.
-        kind: "imagefolder", "flat", "list" or "sequence".
+        kind: "imagefolder", "flat", "list", "sequence" or "tar".
+        skipped: [(name, reason)] of the samples left out while indexing (tar shards under
+            on_error other than "raise").
     """
 
-    def __init__(self, items, labels, classes=(), class_to_idx=None, names=None, root=None, kind="sequence"):
+    def __init__(self, items, labels, classes=(), class_to_idx=None, names=None, root=None, kind="sequence",
+                 skipped=()):
         self.items = list(items)
         self.labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         if len(self.labels) != len(self.items):
@@ -78,6 +84,7 @@ class Dataset:
         self.names = list(names) if names is not None else [f"{i:08d}" for i in range(len(self.items))]
         self.root = root
         self.kind = kind
+        self.skipped = list(skipped)
 
     def __len__(self):
         return len(self.items)
@@ -101,7 +108,7 @@ class Dataset:
         return f"Dataset({self.kind}, {len(self)} items, {len(self.classes)} classes{where})"
 
 
-def index_source(source, extensions=None, layout="auto"):
+def index_source(source, extensions=None, layout="auto", on_error="raise"):
     """Indexes ``source`` (see the module docstring) into a :class:`Dataset`.
 
     Args:
@@ -111,14 +118,19 @@ def index_source(source, extensions=None, layout="auto"):
             there are none; a folder holding both images and non-hidden sub-folders is ambiguous
             and raises), "imagefolder" (top-level files ignored, as torchvision) or "flat" (only
             the top-level files).
+        on_error: tar shards only: "raise" (a corrupt shard, a sample without an image or label,
+            a duplicate key raise TarFormatError) or anything else (those samples are left out
+            and listed in ``Dataset.skipped``).
     """
     if isinstance(source, Dataset):
         return source
     exts = _extensions(extensions)
+    shards = expand_shards(source)
+    if shards is not None:
+        items, labels, names, skipped, root = index_tars(shards, exts, on_error=on_error)
+        return Dataset(items, labels, names=names, root=root, kind="tar", skipped=skipped)
     if isinstance(source, (str, os.PathLike)):
         path = path_str(source, "dataset source")
-        if not os.path.exists(path) and path.lower().endswith(_TAR_EXTENSIONS):
-            raise ValueError(f"{path!r}: tar shards (WebDataset) are not supported yet")
         if os.path.isdir(path):
             return _index_directory(path, exts, layout)
         if not os.path.exists(path):
@@ -126,8 +138,8 @@ def index_source(source, extensions=None, layout="auto"):
         if path.lower().endswith(exts) and not path.lower().endswith(_LIST_EXTENSIONS):
             return _from_pairs([(path, None)], kind="sequence")  # one image file
         if _is_tar(path):
-            raise ValueError(f"{path!r} is a tar archive: tar shards (WebDataset) are not supported yet; "
-                             "extract it into an ImageFolder tree or pass a file list")
+            raise ValueError(f"{path!r} is a tar archive without the .tar name: rename it to .tar to read it as a "
+                             "WebDataset shard")
         return _index_list_file(path)
     if isinstance(source, (bytes, bytearray, memoryview)):
         raise TypeError("pass a sequence of encoded images ([data]), not a single bytes object")
@@ -138,7 +150,9 @@ def index_source(source, extensions=None, layout="auto"):
                         "of paths, (path, label) pairs or bytes") from None
     pairs = []
     for i, el in enumerate(seq):
-        if isinstance(el, tuple) or (isinstance(el, list) and len(el) == 2):
+        if isinstance(el, TarMember):
+            item, label = el, None
+        elif isinstance(el, tuple) or (isinstance(el, list) and len(el) == 2):
             if len(el) != 2:
                 raise ValueError(f"item {i}: expected (item, label), got a {len(el)}-tuple")
             item, label = el
@@ -146,10 +160,18 @@ def index_source(source, extensions=None, layout="auto"):
             item, label = el, None
         if isinstance(item, os.PathLike):
             item = os.fspath(item)
-        if not isinstance(item, (str, bytes, bytearray, memoryview, np.ndarray)):
+        if not isinstance(item, (str, bytes, bytearray, memoryview, np.ndarray, TarMember)):
             raise TypeError(f"item {i}: expected a path or encoded bytes, got {type(item).__name__}")
         pairs.append((item, label))
     return _from_pairs(pairs, kind="sequence")
+
+
+def warn_skipped(skipped, stacklevel=3):
+    """One warning for the samples left out while indexing (``Dataset.skipped``)."""
+    first = "; ".join(f"{n}: {r}" for n, r in skipped[:3])
+    more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
+    warnings.warn(f"{len(skipped)} sample(s) left out while indexing the tar shards: {first}{more}; the full "
+                  "list is in dataset.skipped", UserWarning, stacklevel=stacklevel)
 
 
 def _extensions(extensions):

@@ -6,6 +6,7 @@ import stat
 import numpy as np
 
 from ._errors import DecodeError, ImageTooLargeError, ReadError, UnsupportedImageError
+from ._tar import TarMember
 
 _MAGIC = [
     (b"\x89PNG\r\n\x1a\n", "PNG"),
@@ -60,6 +61,33 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (
           (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
 
 
+def read_member(m, source=None):
+    """The bytes of a tar member (``_tar.TarMember``), read where it lies, as the native reader
+    does: refused when the shard no longer holds it (truncated or replaced since indexing)."""
+    source = str(m) if source is None else source
+    try:
+        fd = os.open(m.shard, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise ReadError(source, f"cannot open: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ReadError(source, "the shard is not a regular file")
+        if m.size > MAX_FILE_BYTES:
+            raise ImageTooLargeError(source, f"member is {m.size} bytes, over the {MAX_FILE_BYTES >> 30} GiB limit")
+        if m.offset + m.size > st.st_size:
+            raise ReadError(source, f"member [{m.offset}, {m.offset + m.size}) lies past the end of the file "
+                                    f"({st.st_size} bytes): the shard was truncated or replaced after indexing")
+        data = os.pread(fd, m.size, m.offset)
+        if len(data) != m.size:
+            raise ReadError(source, "the shard shrank while being read")
+        return data
+    except OSError as e:
+        raise ReadError(source, f"read failed: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+
+
 def read_file(path, source=None, limit=MAX_FILE_BYTES):
     """The bytes of a regular file of at most ``limit`` bytes, as the native reader reads them:
     opened non-blocking (a FIFO cannot block the open), anything but a regular file refused from
@@ -101,6 +129,8 @@ def decode(item, source, max_pixels):
     orientation (EXIF applied), alpha dropped as torchvision's default loader does."""
     if isinstance(item, str):
         data = read_file(item, source)
+    elif isinstance(item, TarMember):
+        data = read_member(item, source)
     else:
         data = bytes(memoryview(item).cast("B"))
     fmt = sniff(data)
@@ -131,8 +161,8 @@ def decode(item, source, max_pixels):
 
 
 def display_name(item, index):
-    if isinstance(item, str):
-        return item
+    if isinstance(item, (str, TarMember)):
+        return str(item)
     if isinstance(item, os.PathLike):
         return os.fspath(item)
     return f"<item {index}>"

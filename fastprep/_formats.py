@@ -374,7 +374,29 @@ class JpegIndex(_Record):
                    failed=_offline.failures_from_json(f.opt("failed", [])), version=version)
 
 
-INDEX_FORMATS = {ShardIndex.FORMAT: ShardIndex, JpegIndex.FORMAT: JpegIndex}
+@dataclass
+class TarIndex(JpegIndex):
+    """OUT/index.json of ``--format tar``: as JpegIndex, ``files[i]`` being ``shard/key.jpg``;
+    ``shards`` lists the tar files (relative to OUT), ``shard_size`` the samples per shard."""
+
+    FORMAT: ClassVar[str] = "fastprep-tar"
+
+    shards: List[str] = field(default_factory=list)
+    shard_size: Optional[int] = None
+
+    def to_json(self):
+        return {**super().to_json(), "shards": list(self.shards), "shard_size": self.shard_size}
+
+    @classmethod
+    def _from_fields(cls, f, version):
+        base = JpegIndex._from_fields.__func__(cls, f, version)
+        base.shards = [str(x) for x in f.req("shards")]
+        size = f.opt("shard_size")
+        base.shard_size = None if size is None else int(size)
+        return base
+
+
+INDEX_FORMATS = {ShardIndex.FORMAT: ShardIndex, JpegIndex.FORMAT: JpegIndex, TarIndex.FORMAT: TarIndex}
 
 
 def read_index(path):

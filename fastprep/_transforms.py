@@ -21,6 +21,7 @@ from ._ops import CompileContext, Op, OutputOptions, check_order
 from ._ops import (PRESETS, CenterCrop, Grayscale, InterpolationMode, Normalize,  # noqa: F401
                    RandomHorizontalFlip, RandomResizedCrop, RandomVerticalFlip, Resize, ToTensor)
 from ._pool import OutputPool
+from ._tar import TarMember
 from ._util import default_threads
 
 __all__ = ["Compose", "DEFAULT_MAX_PIXELS"]
@@ -466,7 +467,7 @@ def _normalize_item(x):
     """str/PathLike -> str path; bytes-like -> as is; arrays -> uint8 numpy; torch/PIL -> numpy."""
     if isinstance(x, (str, os.PathLike)):
         return _fallback.path_str(x)
-    if isinstance(x, (bytes, bytearray, memoryview)):
+    if isinstance(x, (bytes, bytearray, memoryview, TarMember)):
         return x
     if is_torch_tensor(x):
         x = _tensor_to_numpy(x)

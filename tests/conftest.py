@@ -27,6 +27,12 @@ def tree(tmp_path, photos):
     return str(root)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _tar_index_cache(tmp_path_factory):
+    """Tar shard indexes go to a per-session folder, not the user's ~/.cache (subprocesses inherit it)."""
+    os.environ["FASTPREP_CACHE_DIR"] = str(tmp_path_factory.mktemp("fastprep-cache"))
+
+
 @pytest.fixture(scope="session")
 def photos():
     assert len(PHOTOS) >= 10, "tests/data/photos is missing"
