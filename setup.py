@@ -1,7 +1,8 @@
 """Build of fastprep's native core (fastprep._core) against the system libjpeg-turbo, libpng and libwebp.
 
 No -march=native: SIMD kernels are compiled per function with target attributes and chosen at
-run time (csrc/simd.cpp), so one build runs on any x86-64 CPU.
+run time (csrc/simd.cpp), so one build runs on any x86-64 CPU; on AArch64 (Linux, macOS arm64) the
+NEON kernels need no flag (NEON is in the base ISA).
 """
 import os
 import sys
@@ -36,12 +37,10 @@ Set FASTPREP_PNG_PREFIX=/path/to/prefix to point the build at another install.
 }
 
 
-def find_library(header, prefix_env):
-    """Include and library dirs for `header`, found by compiling a probe (not by guessing paths:
-    multiarch dirs, Homebrew, conda...); stops the build with the packages to install."""
-    prefix = os.environ.get(prefix_env)
-    inc = [os.path.join(prefix, "include")] if prefix else []
-    lib = [os.path.join(prefix, "lib")] if prefix else []
+HOMEBREW_FORMULA = {"jpeglib.h": "jpeg-turbo", "png.h": "libpng", "webp/decode.h": "webp"}
+
+
+def _probe(header, inc):
     src = f"#include <stdio.h>\n#include <{header}>\nint main(void){{return 0;}}\n"
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "probe.c")
@@ -50,10 +49,25 @@ def find_library(header, prefix_env):
         cc = os.environ.get("CC", "cc")
         cmd = [cc, "-fsyntax-only", path] + ["-I" + i for i in inc]
         try:
-            ok = subprocess.run(cmd, capture_output=True).returncode == 0
+            return subprocess.run(cmd, capture_output=True).returncode == 0
         except OSError:
-            ok = True  # no standalone compiler to probe with: let the real build report
-    if not ok:
+            return True  # no standalone compiler to probe with: let the real build report
+
+
+def find_library(header, prefix_env):
+    """Include and library dirs for `header`, found by compiling a probe (not by guessing paths:
+    multiarch dirs, Homebrew, conda...); stops the build with the packages to install. On macOS a
+    header the compiler does not find is also looked for in Homebrew's keg (Apple silicon and
+    Intel prefixes), where keg-only formulas such as jpeg-turbo live."""
+    prefix = os.environ.get(prefix_env)
+    inc = [os.path.join(prefix, "include")] if prefix else []
+    lib = [os.path.join(prefix, "lib")] if prefix else []
+    if not prefix and sys.platform == "darwin" and not _probe(header, []):
+        for root in ("/opt/homebrew/opt", "/usr/local/opt"):
+            keg = os.path.join(root, HOMEBREW_FORMULA[header])
+            if os.path.exists(os.path.join(keg, "include", header)):
+                return [os.path.join(keg, "include")], [os.path.join(keg, "lib")]
+    if not _probe(header, inc):
         sys.stderr.write(HEADER_HELP[header])
         raise SystemExit(f"error: {header} not found (install the development headers named above)")
     return inc, lib
@@ -83,6 +97,7 @@ SOURCES = [
     "csrc/png_decoder.cpp",
     "csrc/resample.cpp",
     "csrc/resample_avx2.cpp",
+    "csrc/resample_neon.cpp",
     "csrc/resample_sse41.cpp",
     "csrc/simd.cpp",
     "csrc/thread_pool.cpp",

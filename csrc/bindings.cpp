@@ -302,7 +302,7 @@ PYBIND11_MODULE(_core, m) {
   py::enum_<NormMode>(m, "NormMode")
       .value("table", NormMode::kTable).value("per_image", NormMode::kPerImage).value("minmax", NormMode::kMinMax)
       .value("whiten", NormMode::kWhiten);
-  py::enum_<Simd>(m, "Simd").value("scalar", Simd::kScalar).value("sse41", Simd::kSSE41).value("avx2", Simd::kAVX2);
+  py::enum_<Simd>(m, "Simd").value("scalar", Simd::kScalar).value("sse41", Simd::kSSE41).value("avx2", Simd::kAVX2).value("neon", Simd::kNEON);
   py::enum_<ErrorKind>(m, "ErrorKind")
       .value("decode", ErrorKind::kDecode).value("unsupported", ErrorKind::kUnsupported)
       .value("too_large", ErrorKind::kTooLarge).value("io", ErrorKind::kIo).value("invalid", ErrorKind::kInvalid);
@@ -310,6 +310,12 @@ PYBIND11_MODULE(_core, m) {
       .value("ok", SampleStatus::kOk).value("error", SampleStatus::kError).value("not_jpeg", SampleStatus::kNotJpeg);
 
   m.def("cpu_simd", [] { return cpu_best_simd(); }, "Best SIMD level of this CPU.");
+  m.def("simd_levels", [] {
+    std::vector<Simd> out;
+    for (Simd s : {Simd::kScalar, Simd::kSSE41, Simd::kAVX2, Simd::kNEON})
+      if (simd_supported(s)) out.push_back(s);
+    return out;
+  }, "Every SIMD level this build and CPU can run, scalar first.");
   m.def("default_simd", [] { return default_simd(); }, "SIMD level used by default (FASTPREP_SIMD caps it).");
   m.def("parse_simd", [](const std::string& name) { return parse_simd(name); },
         "A SIMD level by name (scalar, sse41, avx2, auto); an error if this CPU lacks it.");

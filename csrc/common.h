@@ -26,8 +26,9 @@ class Error : public std::runtime_error {
   ErrorKind kind_;
 };
 
-// SIMD level of the resampling kernels. Chosen per plan (see simd.h).
-enum class Simd : int { kScalar = 0, kSSE41 = 1, kAVX2 = 2 };
+// SIMD level of the kernels. Chosen per plan (see simd.h). x86-64: scalar < SSE4.1 < AVX2;
+// AArch64: scalar < NEON. A level of the other architecture is never available.
+enum class Simd : int { kScalar = 0, kSSE41 = 1, kAVX2 = 2, kNEON = 3 };
 
 // The level's AVX2(+FMA) kernels are to be used (false on non-x86 builds).
 inline bool use_avx2(Simd simd) {

@@ -174,6 +174,8 @@ void hpass_row(Simd simd, const uint8_t* row, int origin, const AxisTable& t, ui
 #if defined(__x86_64__) || defined(__i386__)
     case Simd::kAVX2: hpass_row_avx2(row, origin, t, out); return;
     case Simd::kSSE41: hpass_row_sse41(row, origin, t, out); return;
+#elif defined(__aarch64__)
+    case Simd::kNEON: hpass_row_neon(row, origin, t, out); return;
 #endif
     default: hpass_row_scalar(row, origin, t, out);
   }
@@ -194,6 +196,8 @@ void vpass_row(Simd simd, const uint8_t* src, size_t stride, int first, const in
 #if defined(__x86_64__) || defined(__i386__)
     case Simd::kAVX2: vpass_row_avx2(src, stride, first, k, ks, nbytes, out); return;
     case Simd::kSSE41: vpass_row_sse41(src, stride, first, k, ks, nbytes, out); return;
+#elif defined(__aarch64__)
+    case Simd::kNEON: vpass_row_neon(src, stride, first, k, ks, nbytes, out); return;
 #endif
     default: vpass_row_scalar(src, stride, first, k, ks, nbytes, out);
   }

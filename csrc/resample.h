@@ -75,13 +75,16 @@ void hpass_rows(Simd simd, const uint8_t* const* rows, int n, int origin, const 
 void vpass_row(Simd simd, const uint8_t* src, size_t stride, int first, const int32_t* k, int ks,
                int nbytes, uint8_t* out);
 
-// Per-ISA variants (resample_sse41.cpp, resample_avx2.cpp). Same contract as above.
+// Per-ISA variants (resample_sse41.cpp, resample_avx2.cpp, resample_neon.cpp). Same contract as above.
 void hpass_row_sse41(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out);
 void hpass_row_avx2(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out);
 void hpass_rows4_avx2(const uint8_t* const* rows, int origin, const AxisTable& t, uint8_t* const* outs);
 void vpass_row_sse41(const uint8_t* src, size_t stride, int first, const int32_t* k, int ks, int nbytes,
                      uint8_t* out);
 void vpass_row_avx2(const uint8_t* src, size_t stride, int first, const int32_t* k, int ks, int nbytes,
+                    uint8_t* out);
+void hpass_row_neon(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out);  // resample_neon.cpp
+void vpass_row_neon(const uint8_t* src, size_t stride, int first, const int32_t* k, int ks, int nbytes,
                     uint8_t* out);
 
 inline uint8_t clip_fixed(int32_t acc) {

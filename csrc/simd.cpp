@@ -10,14 +10,28 @@ Simd cpu_best_simd() {
   // AVX2 kernels may use FMA (every AVX2 CPU made has it; a VM may still hide it).
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Simd::kAVX2;
   if (__builtin_cpu_supports("sse4.1")) return Simd::kSSE41;
+#elif defined(__aarch64__)
+  return Simd::kNEON;  // Advanced SIMD is mandatory in ARMv8-A
 #endif
   return Simd::kScalar;
+}
+
+bool simd_supported(Simd s) {
+  const Simd best = cpu_best_simd();
+  switch (s) {
+    case Simd::kScalar: return true;
+    case Simd::kSSE41: return best == Simd::kSSE41 || best == Simd::kAVX2;
+    case Simd::kAVX2: return best == Simd::kAVX2;
+    case Simd::kNEON: return best == Simd::kNEON;
+  }
+  return false;
 }
 
 const char* simd_name(Simd s) {
   switch (s) {
     case Simd::kAVX2: return "avx2";
     case Simd::kSSE41: return "sse41";
+    case Simd::kNEON: return "neon";
     default: return "scalar";
   }
 }
@@ -29,8 +43,9 @@ Simd parse_simd(const std::string& name) {
   if (name == "scalar" || name == "none") want = Simd::kScalar;
   else if (name == "sse41" || name == "sse4.1") want = Simd::kSSE41;
   else if (name == "avx2") want = Simd::kAVX2;
-  else throw Error(ErrorKind::kInvalid, "unknown SIMD level '" + name + "' (expected scalar, sse41, avx2 or auto)");
-  if (static_cast<int>(want) > static_cast<int>(best))
+  else if (name == "neon") want = Simd::kNEON;
+  else throw Error(ErrorKind::kInvalid, "unknown SIMD level '" + name + "' (expected scalar, sse41, avx2, neon or auto)");
+  if (!simd_supported(want))
     throw Error(ErrorKind::kInvalid, std::string("SIMD level '") + name + "' is not supported by this CPU (best: " +
                                          simd_name(best) + ")");
   return want;

@@ -10,11 +10,15 @@ namespace fastprep {
 // Best level this CPU supports (cpuid), independent of any override.
 Simd cpu_best_simd();
 
+// Whether this build and CPU can run `s` (scalar always; SSE4.1/AVX2 on x86-64 per cpuid; NEON
+// on AArch64, where it is part of the base ISA).
+bool simd_supported(Simd s);
+
 // Level to use by default: cpu_best_simd() capped by the FASTPREP_SIMD environment variable
-// ("scalar", "sse41", "avx2"). The environment is read on every call; nothing is cached.
+// ("scalar", "sse41", "avx2", "neon"). The environment is read on every call; nothing is cached.
 Simd default_simd();
 
-// Parses "scalar" | "sse41" | "avx2" | "auto"; throws Error(kInvalid) otherwise.
+// Parses "scalar" | "sse41" | "avx2" | "neon" | "auto"; throws Error(kInvalid) otherwise.
 // A level the CPU lacks is an error, never a silent downgrade.
 Simd parse_simd(const std::string& name);
 

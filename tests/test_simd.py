@@ -58,3 +58,14 @@ def test_env_rejects_unknown_level():
     r = subprocess.run([sys.executable, "-c", "import fastprep as fp; fp.Compose([fp.Resize(8)])"], env=env,
                        capture_output=True, text=True)
     assert r.returncode != 0 and "avx9000" in r.stderr
+
+
+def test_levels_of_the_other_architecture_are_refused():
+    levels = [s.name for s in fp._core.simd_levels()]
+    assert levels[0] == "scalar" and fp.simd_info()["cpu"] == levels[-1]
+    other = ["neon"] if levels[-1] in ("sse41", "avx2") else ["sse41", "avx2"]
+    for name in other:
+        with pytest.raises(ValueError, match="not supported by this CPU"):
+            fp.Compose([fp.Resize(8)], simd=name)
+    with pytest.raises(ValueError, match="expected scalar, sse41, avx2, neon or auto"):
+        fp.Compose([fp.Resize(8)], simd="sve")
