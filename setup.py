@@ -86,6 +86,7 @@ SOURCES = [
     "csrc/bindings.cpp",
     "csrc/color.cpp",
     "csrc/color_avx2.cpp",
+    "csrc/color_neon.cpp",
     "csrc/exif.cpp",
     "csrc/jpeg_decoder.cpp",
     "csrc/jpeg_encoder.cpp",

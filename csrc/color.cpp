@@ -133,28 +133,45 @@ void jitter_hue(uint8_t* px, int n, float hue) {
   }
 }
 
+// The SIMD row kernels of a level (the scalar reference where the level has none).
+namespace {
+struct JitterKernels {
+  void (*scale)(uint8_t*, int, float, float, float) = nullptr;
+  void (*saturation)(uint8_t*, int, float, float) = nullptr;
+  uint64_t (*gray)(const uint8_t*, int) = nullptr;
+  void (*hue)(uint8_t*, int, float) = jitter_hue;
+};
+JitterKernels jitter_kernels(Simd simd) {
+  JitterKernels k;
+#if defined(__x86_64__) || defined(__i386__)
+  if (use_avx2(simd)) k = {jitter_scale_avx2, jitter_saturation_avx2, gray_sum_avx2, jitter_hue_avx2};
+#elif defined(__aarch64__)
+  if (use_neon(simd)) k = {jitter_scale_neon, jitter_saturation_neon, gray_sum_neon, jitter_hue_neon};
+#endif
+  (void)simd;
+  return k;
+}
+}  // namespace
+
 void color_brightness(Simd simd, uint8_t* const* rows, int n_rows, int width, float f) {
-  if (!use_avx2(simd)) return jitter_brightness(rows, n_rows, width, f);
-#if defined(__x86_64__) || defined(__i386__)
-  for (int y = 0; y < n_rows; ++y) jitter_scale_avx2(rows[y], width, f, 0.f, 0.f);  // v * f is fma(0, 0, v * f)
-#endif
+  const JitterKernels k = jitter_kernels(simd);
+  if (!k.scale) return jitter_brightness(rows, n_rows, width, f);
+  for (int y = 0; y < n_rows; ++y) k.scale(rows[y], width, f, 0.f, 0.f);  // v * f is fma(0, 0, v * f)
 }
 
-void color_contrast(Simd simd, uint8_t* const* rows, int n_rows, int width, float f, float k) {
-  if (!use_avx2(simd)) return jitter_contrast(rows, n_rows, width, f, k);
-#if defined(__x86_64__) || defined(__i386__)
+void color_contrast(Simd simd, uint8_t* const* rows, int n_rows, int width, float f, float kk) {
+  const JitterKernels k = jitter_kernels(simd);
+  if (!k.scale) return jitter_contrast(rows, n_rows, width, f, kk);
   uint64_t sum = 0;
-  for (int y = 0; y < n_rows; ++y) sum += gray_sum_avx2(rows[y], width);
+  for (int y = 0; y < n_rows; ++y) sum += k.gray(rows[y], width);
   const float mean = contrast_mean(sum, n_rows, width);
-  for (int y = 0; y < n_rows; ++y) jitter_scale_avx2(rows[y], width, f, k, mean);
-#endif
+  for (int y = 0; y < n_rows; ++y) k.scale(rows[y], width, f, kk, mean);
 }
 
-void color_saturation(Simd simd, uint8_t* const* rows, int n_rows, int width, float f, float k) {
-  if (!use_avx2(simd)) return jitter_saturation(rows, n_rows, width, f, k);
-#if defined(__x86_64__) || defined(__i386__)
-  for (int y = 0; y < n_rows; ++y) jitter_saturation_avx2(rows[y], width, f, k);
-#endif
+void color_saturation(Simd simd, uint8_t* const* rows, int n_rows, int width, float f, float kk) {
+  const JitterKernels k = jitter_kernels(simd);
+  if (!k.saturation) return jitter_saturation(rows, n_rows, width, f, kk);
+  for (int y = 0; y < n_rows; ++y) k.saturation(rows[y], width, f, kk);
 }
 
 void apply_color_jitter(Simd simd, const JitterParams& p, uint8_t* const* rows, int n_rows, int width) {
@@ -166,16 +183,10 @@ void apply_color_jitter(Simd simd, const JitterParams& p, uint8_t* const* rows, 
       case 0: color_brightness(simd, rows, n_rows, width, f); break;
       case 1: color_contrast(simd, rows, n_rows, width, f, 1.f - f); break;
       case 2: color_saturation(simd, rows, n_rows, width, f, 1.f - f); break;
-      default:
-        for (int y = 0; y < n_rows; ++y) {
-#if defined(__x86_64__) || defined(__i386__)
-          if (use_avx2(simd)) {
-            jitter_hue_avx2(rows[y], width, f);
-            continue;
-          }
-#endif
-          jitter_hue(rows[y], width, f);
-        }
+      default: {
+        const JitterKernels kern = jitter_kernels(simd);
+        for (int y = 0; y < n_rows; ++y) kern.hue(rows[y], width, f);
+      }
     }
   }
 }

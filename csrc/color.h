@@ -65,6 +65,10 @@ void jitter_hue_avx2(uint8_t* rgbx, int n, float h);
 void jitter_scale_avx2(uint8_t* rgbx, int n, float f, float k, float mean);
 void jitter_saturation_avx2(uint8_t* rgbx, int n, float f, float k);
 uint64_t gray_sum_avx2(const uint8_t* rgbx, int n);
+void jitter_hue_neon(uint8_t* rgbx, int n, float h);  // color_neon.cpp (AArch64 builds only)
+void jitter_scale_neon(uint8_t* rgbx, int n, float f, float k, float mean);
+void jitter_saturation_neon(uint8_t* rgbx, int n, float f, float k);
+uint64_t gray_sum_neon(const uint8_t* rgbx, int n);
 // floor(0.2989 r + 0.587 g + 0.114 b) in torchvision's float32 arithmetic.
 int tv_gray_floor(int r, int g, int b);
 

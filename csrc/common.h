@@ -30,6 +30,16 @@ class Error : public std::runtime_error {
 // AArch64: scalar < NEON. A level of the other architecture is never available.
 enum class Simd : int { kScalar = 0, kSSE41 = 1, kAVX2 = 2, kNEON = 3 };
 
+// The level's NEON kernels are to be used (false on non-AArch64 builds).
+inline bool use_neon(Simd simd) {
+#if defined(__aarch64__)
+  return simd == Simd::kNEON;
+#else
+  (void)simd;
+  return false;
+#endif
+}
+
 // The level's AVX2(+FMA) kernels are to be used (false on non-x86 builds).
 inline bool use_avx2(Simd simd) {
 #if defined(__x86_64__) || defined(__i386__)

@@ -109,7 +109,8 @@ class Compose:
         layout: "CHW" (default with ToTensor) or "HWC".
         color: "RGB" (default), "BGR", "GRAY" or "YCbCr" (PIL's ``convert("YCbCr")``: JPEG's
             full-range BT.601, identical bytes; converted after the colour ops, before ToTensor).
-        simd: "avx2", "sse41", "scalar" or None (best available, capped by FASTPREP_SIMD).
+        simd: "avx2", "sse41" (x86-64), "neon" (AArch64), "scalar" or None (best available, capped by
+            FASTPREP_SIMD).
         max_pixels: images with more pixels are rejected from their header (0 = no limit).
         strict: corrupt-data warnings of the JPEG decoder are errors (default True).
         allow_truncated: a JPEG that ends early (a cut download) is decoded anyway, its missing

@@ -1,4 +1,4 @@
-// Every SIMD level of the resampling kernels against the scalar reference, byte for byte, in pure
+// Every SIMD level of the resampling and ColorJitter kernels against the scalar reference, byte for byte, in pure
 // C++ (no Python): built natively and, cross-compiled for AArch64, run under qemu-user by
 // tests/native/run_arm.sh, so the NEON kernels are checked on a machine without ARM hardware.
 //
@@ -7,7 +7,9 @@
 // Cases: random rows, and the rows of a real photo when given (raw RGBX bytes); every
 // interpolation (nearest, bilinear, bicubic), upscaling and downscaling from 1x to 9x (every tap
 // count up to 2 * 9 * 2 + 1), odd widths, flipped axes, and vertical-pass widths that are not a
-// multiple of the vector length. Exit status 0 iff every level matches the reference everywhere.
+// multiple of the vector length; ColorJitter's four ops (brightness, contrast, saturation, hue) alone
+// and combined, with factors over their whole range, on widths that leave a scalar tail. Exit
+// status 0 iff every level matches the reference everywhere.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "color.h"
 #include "resample.h"
 #include "simd.h"
 
@@ -129,6 +132,22 @@ void check_resize(const Image& im, int out_w, int out_h, Interp interp, bool rev
   }
 }
 
+// ColorJitter on `im` (in place on copies): every level against the scalar reference.
+void check_jitter(const Image& im, const JitterParams& jp, const std::vector<Simd>& levels, const std::string& name) {
+  auto run = [&](Simd s) {
+    std::vector<uint8_t> px = im.px;
+    std::vector<uint8_t*> rows(im.h);
+    for (int y = 0; y < im.h; ++y) rows[y] = &px[static_cast<size_t>(y) * im.w * 4];
+    apply_color_jitter(s, jp, rows.data(), im.h, im.w);
+    return px;
+  };
+  const std::vector<uint8_t> ref = run(Simd::kScalar);
+  char where[160];
+  std::snprintf(where, sizeof where, "%s %dx%d mask=%d factors=%g,%g,%g,%g", name.c_str(), im.w, im.h, jp.mask,
+                jp.factor[0], jp.factor[1], jp.factor[2], jp.factor[3]);
+  for (Simd s : levels) expect_same("color_jitter", s, ref, run(s), ref.size(), 1, where);
+}
+
 bool read_photo(const char* path, int w, int h, Image* im) {
   FILE* f = std::fopen(path, "rb");
   if (!f) return false;
@@ -168,6 +187,17 @@ int main(int argc, char** argv) {
     const Image im = random_image(rng, 37 * f + 3, 11 * f + 1);
     for (Interp in : interps) check_resize(im, 37, 11, in, f % 2 == 0, levels, "scale" + std::to_string(f));
   }
+  std::uniform_real_distribution<float> bright(0.f, 2.f), hue(-0.5f, 0.5f);
+  for (int w : {1, 3, 4, 7, 8, 9, 31, 100}) {
+    const Image im = random_image(rng, w, 5);
+    for (int mask = 1; mask < 16; ++mask) {
+      JitterParams jp;
+      jp.mask = mask;
+      jp.order[0] = mask % 4, jp.order[1] = (mask + 1) % 4, jp.order[2] = (mask + 2) % 4, jp.order[3] = (mask + 3) % 4;
+      jp.factor[0] = bright(rng), jp.factor[1] = bright(rng), jp.factor[2] = bright(rng), jp.factor[3] = hue(rng);
+      check_jitter(im, jp, levels, "random");
+    }
+  }
   if (argc == 4) {
     Image photo;
     if (!read_photo(argv[1], std::atoi(argv[2]), std::atoi(argv[3]), &photo)) {
@@ -177,6 +207,18 @@ int main(int argc, char** argv) {
     for (int out : {224, 256, 97, 641}) {
       const int oh = std::max(1, photo.h * out / photo.w);
       for (Interp in : interps) check_resize(photo, out, oh, in, out == 97, levels, "photo");
+    }
+    for (float f : {0.0f, 0.35f, 1.0f, 1.7f}) {
+      JitterParams jp;
+      jp.mask = 15;
+      jp.factor[0] = f, jp.factor[1] = 2.f - f, jp.factor[2] = f * 0.8f, jp.factor[3] = (f - 0.85f) / 2.f;
+      check_jitter(photo, jp, levels, "photo");
+    }
+    for (int i = 0; i < 24; ++i) {  // contrast and saturation alone: fma(k, mean, v * f) rounds once
+      JitterParams jp;
+      jp.mask = i % 2 ? 2 : 4;
+      jp.factor[1] = jp.factor[2] = 0.05f + 0.083f * i;
+      check_jitter(photo, jp, levels, "photo");
     }
   }
   std::printf("%ld comparisons, %d mismatches\n", checks, failures);
