@@ -29,7 +29,7 @@ import numpy as np
 from ._fallback import path_str
 from ._tar import TarMember, expand_shards, index_tars
 
-__all__ = ["IMG_EXTENSIONS", "Dataset", "index_source", "warn_skipped"]
+__all__ = ["IMG_EXTENSIONS", "Dataset", "index_source", "index_for_job", "warn_skipped"]
 
 # torchvision.datasets.folder.IMG_EXTENSIONS, compared case-insensitively.
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -164,6 +164,15 @@ def index_source(source, extensions=None, layout="auto", on_error="raise"):
             raise TypeError(f"item {i}: expected a path or encoded bytes, got {type(item).__name__}")
         pairs.append((item, label))
     return _from_pairs(pairs, kind="sequence")
+
+
+def index_for_job(source, extensions=None, on_error="raise"):
+    """index_source() for the Loader and the offline jobs: the samples left out while indexing
+    (tar shards under on_error other than "raise") are reported in one warning."""
+    ds = index_source(source, extensions=extensions, on_error=on_error)
+    if ds.skipped:
+        warn_skipped(ds.skipped, stacklevel=4)
+    return ds
 
 
 def warn_skipped(skipped, stacklevel=3):

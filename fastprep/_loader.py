@@ -243,11 +243,9 @@ class Loader:
         elif isinstance(source, (str, os.PathLike)) and is_shard_dir(source):
             self.dataset = ShardDataset(source)
         else:
-            from ._datasets import index_source, warn_skipped
+            from ._datasets import index_for_job
 
-            self.dataset = index_source(source, extensions=extensions, on_error=self.on_error)
-            if self.dataset.skipped:
-                warn_skipped(self.dataset.skipped)
+            self.dataset = index_for_job(source, extensions=extensions, on_error=self.on_error)
         self._decoded = isinstance(self.dataset, ShardDataset)
         if self._decoded:
             if transform is not None:

@@ -75,7 +75,7 @@ def failure(index, name, reason):
     return {"index": int(index), "file": name, "error": reason}
 
 
-def iter_batches(compose, items, ranges, threads, policy, names, out_alloc=None, prefetch=2, check=None):
+def iter_batches(compose, items, ranges, threads, policy, names, out_alloc=None, prefetch=2, check=None, base=0):
     """Yields (start, stop, array, ok, failures) for each (start, stop) in ``ranges``, decoded by
     ``compose.batch`` on ``threads`` native threads in a background thread, so that the consumer's
     work (accumulating, writing) overlaps decoding.
@@ -88,6 +88,9 @@ def iter_batches(compose, items, ranges, threads, policy, names, out_alloc=None,
     Neither side can wait forever on the other: the producer gives up putting once the consumer
     has stopped, and the consumer waits in short steps, calling ``check()`` (which may raise, e.g.
     a writer thread's error) and noticing a producer thread that ended without a result.
+
+    ``items`` and ``names`` may hold only the dataset's positions ``base`` on (``ranges``, random
+    keys and failure indices stay dataset-wide): a Ray task gets only its shard's.
     """
     q = queue.Queue(maxsize=max(1, prefetch))
     stop_flag = threading.Event()
@@ -107,14 +110,14 @@ def iter_batches(compose, items, ranges, threads, policy, names, out_alloc=None,
             for a, b in ranges:
                 if stop_flag.is_set():
                     return
-                chunk = items[a:b]
+                chunk = items[a - base:b - base]
                 out = out_alloc(a, b) if out_alloc is not None else None
                 try:
                     arr, params = compose.batch(chunk, seed=0, threads=threads, out=out, return_params=True,
                                                 on_error=batch_policy, indices=range(a, b))
                 except DecodeError as e:
                     i = a + (e.index or 0)
-                    err = type(e)(names[i], e.reason, i)
+                    err = type(e)(names[i - base], e.reason, i)
                     put(("error", err))
                     return
                 ok = np.ones(b - a, dtype=bool)
@@ -123,7 +126,7 @@ def iter_batches(compose, items, ranges, threads, policy, names, out_alloc=None,
                     if "error" in p or "error_reason" in p:
                         ok[j] = False
                         reason = sample_reason(compose, chunk[j], a + j, threads, p)
-                        fails.append(failure(a + j, names[a + j], reason))
+                        fails.append(failure(a + j, names[a + j - base], reason))
                 if not put(("batch", (a, b, arr, ok, fails))):
                     return
             put(("done", None))

@@ -19,6 +19,10 @@ before it). A rerun skips finished shards, redoes the others, and rewrites index
 chroma subsampling, as Pillow's default; no Pillow needed) into a mirrored folder tree (with
 --transform resize: shorter side = size, aspect kept); a rerun skips the files already there.
 
+``--format tar`` writes WebDataset shards of those JPEGs (``OUT/shard-000000.tar`` ..., members
+``<key>.jpg`` and ``<key>.cls``; shard k holds items [k * shard_size, (k + 1) * shard_size) minus
+the failures, byte-reproducible) and an index.json; a rerun skips the shards already there.
+
 Every JSON file here is defined once, in ``_formats`` (RunRecord, ShardMeta, ShardIndex,
 JpegIndex), with a format version.
 
@@ -37,9 +41,11 @@ as a readable form with \\xNN escapes, and the base64 of its raw bytes goes into
 """
 import argparse
 import concurrent.futures as cf
+import contextlib
 import errno
 import fcntl
 import hashlib
+import io
 import math
 import mmap
 import numbers
@@ -53,14 +59,16 @@ import time
 import numpy as np
 
 from . import _core, _offline
-from ._datasets import index_source
+from ._datasets import index_for_job
 from ._errors import DecodeError
-from ._formats import JpegIndex, RunRecord, ShardEntry, ShardIndex, ShardMeta
+from ._formats import JpegIndex, RunRecord, ShardEntry, ShardIndex, ShardMeta, TarIndex
+from ._tar import _scan as _tar_scan
 from ._stats import FloatMoments, LevelMoments, empty_levels, moments_from_json, normalize_line, summarize
 from ._util import Progress, default_threads
 
 INDEX_FORMAT = ShardIndex.FORMAT
 JPEG_INDEX_FORMAT = JpegIndex.FORMAT
+TAR_INDEX_FORMAT = TarIndex.FORMAT
 JPEG_SUBSAMPLING = 420  # Pillow's default for every quality (what --format jpeg wrote with Pillow)
 _KILL_ENV = "FASTPREP_TEST_KILL_AFTER_SHARDS"  # test hook: os._exit() in the middle of the next shard
 LOCK_NAME = ".lock"
@@ -165,67 +173,148 @@ def preprocess(source, out, transform="eval", size=224, dtype="uint8", format="n
                shard_size=1024, threads=None, quality=90, on_error="raise", batch_size=256, progress=None,
                interpolation="bilinear", exact=None, overwrite=False, extensions=None):
     """Runs the preprocessing job; returns a summary dict (see ``fastprep preprocess --help``)."""
-    if on_error not in _offline.POLICIES:
-        raise ValueError(f"on_error must be one of {_offline.POLICIES}, got {on_error!r}")
-    if format not in ("npy", "jpeg"):
-        raise ValueError(f"format must be 'npy' or 'jpeg', got {format!r}")
-    if format == "jpeg":
-        if isinstance(quality, bool) or not isinstance(quality, numbers.Real) or not math.isfinite(quality) \
-                or quality != int(quality) or not 1 <= quality <= 100:
-            raise ValueError(f"quality must be an integer in [1, 100] (JPEG quality), got {quality!r}")
-        if dtype != "uint8":
-            raise ValueError("--format jpeg stores 8-bit images: use --dtype uint8")
-        if on_error == "zeros":
-            raise ValueError("on_error='zeros' has no meaning for --format jpeg (no fixed size): use skip or raise")
-    if format == "npy" and int(shard_size) <= 0:
-        raise ValueError("shard_size must be positive")
+    check_job(format, quality, dtype, on_error, shard_size)
     t0 = time.perf_counter()
-    ds = index_source(source, extensions=extensions)
-    out = os.fspath(out)
-    _offline.make_dirs(out, "output folder")  # before the pass, parents included
-    with _OutLock(out), _offline.ignore_sigxfsz():
+    ds = index_for_job(source, extensions=extensions, on_error=on_error)
+    with output_folder(out) as out:
         if format == "npy":
             return _preprocess_npy(ds, t0, source, out, transform, size, dtype, layout, shard_size, threads,
                                    on_error, batch_size, progress, interpolation, exact, overwrite)
+        if format == "tar":
+            return _preprocess_tar(ds, t0, source, out, transform, size, threads, quality, on_error, progress,
+                                   interpolation, exact, overwrite, int(shard_size))
         return _preprocess_jpeg(ds, t0, source, out, transform, size, threads, quality, on_error, progress,
                                 interpolation, exact, overwrite)
 
 
+def check_job(format, quality, dtype, on_error, shard_size):
+    """The argument checks of a preprocess run (the CLI, fastprep.preprocess, fastprep.ray)."""
+    if on_error not in _offline.POLICIES:
+        raise ValueError(f"on_error must be one of {_offline.POLICIES}, got {on_error!r}")
+    if format not in ("npy", "jpeg", "tar"):
+        raise ValueError(f"format must be 'npy', 'jpeg' or 'tar', got {format!r}")
+    if format in ("jpeg", "tar"):
+        if isinstance(quality, bool) or not isinstance(quality, numbers.Real) or not math.isfinite(quality) \
+                or quality != int(quality) or not 1 <= quality <= 100:
+            raise ValueError(f"quality must be an integer in [1, 100] (JPEG quality), got {quality!r}")
+        if dtype != "uint8":
+            raise ValueError(f"--format {format} stores 8-bit JPEGs: use --dtype uint8")
+        if on_error == "zeros":
+            raise ValueError(f"on_error='zeros' has no meaning for --format {format} (no fixed size): use skip or raise")
+    if format in ("npy", "tar") and (isinstance(shard_size, bool) or not isinstance(shard_size, numbers.Integral)
+                                     or int(shard_size) <= 0):
+        raise ValueError("shard_size must be positive")
+
+
+@contextlib.contextmanager
+def output_folder(out):
+    """OUT created (parents included, before the pass) and held: its lock for the whole run, and
+    SIGXFSZ ignored so that the file size limit is a WriteError. Yields OUT as a str."""
+    out = os.fspath(out)
+    _offline.make_dirs(out, "output folder")
+    with _OutLock(out), _offline.ignore_sigxfsz():
+        yield out
+
+
 # ---------------------------------------------------------------------------------------------- npy shards
+#
+# A run is three steps, so that the shards can be written by other processes (fastprep/ray.py: one
+# Ray task per shard) through the same code as here: _npy_start (under the OUT lock: run.json, the
+# shard ranges, the shards already finished), _write_npy_shards (decode and write some shards; a
+# shard's files depend only on its own source range) and _npy_finish (index.json from the shards'
+# json files, the summary).
+
+class _NpyJob:
+    """The settings of an npy run that shape its files (picklable: a Ray task gets one)."""
+
+    def __init__(self, transform, size, dtype, layout, shard_size, on_error, batch_size, interpolation, exact):
+        self.transform, self.size, self.dtype, self.layout = transform, size, dtype, layout
+        self.shard_size = int(shard_size)
+        if self.shard_size <= 0:
+            raise ValueError("shard_size must be positive")
+        self.on_error, self.batch_size = on_error, int(batch_size)
+        self.interpolation, self.exact = interpolation, exact
+
+    def compose(self):
+        return _offline.build_transform(self.transform, self.size, self.dtype, self.layout, fixed=True,
+                                        interpolation=self.interpolation, exact=self.exact)
+
+
+class _NpyStart:
+    """What _npy_start found: the shard ranges, the finished shards, the shards to write, and the
+    index when the run was complete already."""
+
+    def __init__(self, compose, spec, shards, done, index):
+        self.compose, self.spec, self.shards, self.done, self.index = compose, spec, shards, done, index
+        self.todo = [k for k in range(len(shards)) if k not in done]
+
+    def pending(self):
+        """Source items in the shards still to write."""
+        return sum(self.shards[k][1] - self.shards[k][0] for k in self.todo)
+
 
 def _preprocess_npy(ds, t0, source, out, transform, size, dtype, layout, shard_size, threads, on_error,
                     batch_size, progress, interpolation, exact, overwrite):
-    compose = _offline.build_transform(transform, size, dtype, layout, fixed=True, interpolation=interpolation,
-                                       exact=exact)
-    spec = _offline.transform_spec(transform, size, compose)
-    shard_size = int(shard_size)
-    if shard_size <= 0:
-        raise ValueError("shard_size must be positive")
-    threads = threads or default_threads()
+    job = _NpyJob(transform, size, dtype, layout, shard_size, on_error, batch_size, interpolation, exact)
+    st = _npy_start(job, ds, out, overwrite)
+    if st.index is not None:
+        return _summary(out, st.index, resumed=len(st.shards), written=0, seconds=time.perf_counter() - t0,
+                        complete_before=True)
     n = len(ds)
-    sample_shape = compose.output_shape()
-    np_dtype = compose.np_dtype
-    fp_ = _fingerprint(ds, spec, shard_size)
-    present = _prepare_out(out, fp_, overwrite)
-    shards = _offline.chunk_ranges(0, n, shard_size)
+    bar = Progress(n, "preprocess", enabled=progress, initial=n - st.pending())
+    try:
+        written = _write_npy_shards(job, out, ds.items, ds.names, ds.labels, st.shards, st.todo,
+                                    threads or default_threads(), bar=bar, compose=st.compose,
+                                    kill_after=int(os.environ.get(_KILL_ENV, "0") or 0))
+    finally:
+        bar.close()
+    return _npy_finish(job, out, ds, source, st, written, t0)
+
+
+def _npy_start(job, ds, out, overwrite):
+    """Checks OUT/run.json against this run (or writes it), removes stale .tmp files and an
+    index.json that no longer holds, and finds the finished shards. Runs under the OUT lock."""
+    compose = job.compose()
+    spec = _offline.transform_spec(job.transform, job.size, compose)
+    present = _prepare_out(out, _fingerprint(ds, spec, job.shard_size), overwrite)
+    shards = _offline.chunk_ranges(0, len(ds), job.shard_size)
     index_path = os.path.join(out, "index.json")
-    sample_bytes = int(np.prod(sample_shape)) * np.dtype(np_dtype).itemsize
+    sample_bytes = int(np.prod(compose.output_shape())) * compose.np_dtype.itemsize
     # A shard is done when its three files are there and its images file has the size its json
     # says (a shard truncated or cut short since is redone, and index.json rewritten).
     done = {k for k in range(len(shards)) if _shard_done(out, k, present, sample_bytes)}
+    index = None
     if "index.json" in present:
         if len(done) == len(shards):
             index = ShardIndex.read(index_path)
-            return _summary(out, index, resumed=len(shards), written=0, seconds=time.perf_counter() - t0,
-                            complete_before=True)
-        os.remove(index_path)
-    todo = [k for k in range(len(shards)) if k not in done]
-    ranges = [r for k in todo for r in _offline.chunk_ranges(*shards[k], min(int(batch_size), shard_size))]
+        else:
+            os.remove(index_path)
+    return _NpyStart(compose, spec, shards, done, index)
+
+
+def _npy_finish(job, out, ds, source, st, written, t0):
+    """Writes index.json from the shards' json files (all shards finished); returns the summary."""
+    index = _build_index(out, ds, st.shards, st.spec, st.compose, st.compose.output_shape(), job.on_error, source)
+    index.write(os.path.join(out, "index.json"))
+    return _summary(out, index, resumed=len(st.done), written=written, seconds=time.perf_counter() - t0,
+                    processed=st.pending())
+
+
+def _write_npy_shards(job, out, items, names, labels, shards, todo, threads, base=0, bar=None, compose=None,
+                      kill_after=0):
+    """Decodes the source items of shards ``todo`` (indices into ``shards``, the run's ranges) on
+    ``threads`` native threads and writes their files into ``out``; returns how many were written.
+    ``items``, ``names`` and ``labels`` hold the dataset's positions ``base`` on (a Ray task gets
+    only its shard's); random keys and failure indices stay dataset-wide."""
+    compose = compose if compose is not None else job.compose()
+    shard_size, on_error = job.shard_size, job.on_error
+    sample_shape = compose.output_shape()
+    np_dtype = compose.np_dtype
+    ranges = [r for k in todo for r in _offline.chunk_ranges(*shards[k], min(job.batch_size, shard_size))]
     levels = np_dtype == np.uint8
     cap = max((b - a for a, b in shards), default=0)
     buffers = _ShardBuffers(shards, shard_size, cap, sample_shape, np_dtype)
-    writer = _Writer(out, buffers, kill_after=int(os.environ.get(_KILL_ENV, "0") or 0))
-    bar = Progress(n, "preprocess", enabled=progress, initial=n - sum(b - a for a, b in ranges))
+    writer = _Writer(out, buffers, kill_after=kill_after)
     state = None  # the shard being filled: [k, ok masks, failures, moments]
     batches = (x for x in ())
     try:
@@ -233,8 +322,8 @@ def _preprocess_npy(ds, t0, source, out, transform, size, dtype, layout, shard_s
         # moments and tells the writer thread which rows are final after each batch: the writer
         # writes their whole pages with O_DIRECT (DMA, next to no CPU) while decoding goes on, and
         # finishes a shard (tail, header page, labels, json, rename) once it is complete.
-        batches = _offline.iter_batches(compose, ds.items, ranges, threads, on_error, ds.names,
-                                        out_alloc=buffers.rows, check=writer.check)
+        batches = _offline.iter_batches(compose, items, ranges, threads, on_error, names,
+                                        out_alloc=buffers.rows, check=writer.check, base=base)
         for a, b, arr, ok, fails in batches:
             writer.check()
             k = a // shard_size
@@ -257,25 +346,21 @@ def _preprocess_npy(ds, t0, source, out, transform, size, dtype, layout, shard_s
             state[4] = kept + len(idx)
             writer.progress(k, buf, state[4] * buffers.sample_bytes)
             del rows
-            bar.update(b - a)
+            if bar is not None:
+                bar.update(b - a)
             if b == shards[k][1]:
-                mask = np.concatenate(state[1])
-                writer.submit(k, state[4], np.arange(*shards[k])[mask], ds.labels, state[2], state[3], on_error)
+                keep = np.arange(*shards[k])[np.concatenate(state[1])]
+                writer.submit(k, state[4], keep, np.asarray(labels)[keep - base], state[2], state[3], on_error)
                 state = None
     except _Stopped:
         writer.check()  # the writer failed and closed the buffers: its error is the one to report
         raise
     finally:
-        bar.close()
         buffers.close()  # a decoder waiting for a free buffer gives up ...
         batches.close()  # ... so that the decoding thread can be joined
         writer.close()  # finishes the shards already handed over, then stops
     writer.check()
-
-    index = _build_index(out, ds, shards, spec, compose, sample_shape, on_error, source)
-    index.write(index_path)
-    return _summary(out, index, resumed=len(done), written=writer.written, seconds=time.perf_counter() - t0,
-                    processed=sum(b - a for a, b in ranges))
+    return writer.written
 
 
 def _shard_done(out, k, present, sample_bytes):
@@ -457,14 +542,15 @@ class _Writer:
         self.jobs.put(("rows", k, buf, _NPY_HEADER + nbytes))
 
     def submit(self, k, count, keep, labels, failed, moments, on_error):
-        """Shard k is complete: its first `count` rows are its kept samples, in order."""
+        """Shard k is complete: its first `count` rows are its kept samples, in order (source
+        positions ``keep``, their ``labels``)."""
         buf, arr = self.buffers.take(k)
         del arr
         buf[:_NPY_HEADER] = _npy_header((count,) + self.buffers.sample_shape, self.buffers.dtype)
         a, b = self.buffers.shards[k]
         meta = ShardMeta(shard=k, start=a, stop=b, count=count, on_error=on_error, moments=moments.to_json(),
                          failed=list(failed), kept=keep.tolist() if len(keep) != b - a else None)
-        self.jobs.put(("shard", k, buf, count, labels[keep].astype(np.int64), meta))
+        self.jobs.put(("shard", k, buf, count, np.asarray(labels, dtype=np.int64), meta))
 
     def _run(self):
         files = {}  # shard -> its _ShardFile while the shard is being written
@@ -626,6 +712,68 @@ def encode_jpeg(img, quality):
     return bytes(_core.encode_jpeg(np.ascontiguousarray(img), int(quality), JPEG_SUBSAMPLING, False))
 
 
+def _encoder(transform, size, interpolation, exact):
+    """work(item) -> JPEG-ready HxWx3 uint8 image, one Compose (and native engine) per thread."""
+    local = threading.local()
+
+    def run(item):
+        t = getattr(local, "t", None)
+        if t is None:
+            t = local.t = _offline.build_transform(transform, size, "uint8", "HWC", fixed=False,
+                                                   interpolation=interpolation, exact=exact)
+        return t.batch([item], threads=1, on_error="raise")[0]
+    return run
+
+
+def _encode_all(items, names, todo, encoder, threads, quality, on_error, bar, store, done, dst_name, base=0):
+    """Decodes, resizes and JPEG-encodes source item i (``items[i - base]``, named ``names[i -
+    base]``) for i in ``todo`` on ``threads`` threads. ``store(i, data)`` runs on the worker (it
+    may write the file); ``done(i, stored)`` runs on the calling thread in completion order.
+    Returns the failures (or raises the first under on_error="raise"); a WriteError from
+    ``store`` is raised as it is."""
+    def work(i):
+        try:
+            img = encoder(items[i - base])
+        except DecodeError as e:
+            name = names[i - base]
+            return i, _offline.failure(i, name, e.reason), type(e)(name, e.reason, i), None
+        try:  # in memory (the GIL released), then written with checked writes
+            data = encode_jpeg(img, quality)
+        except ValueError as e:  # e.g. a side over JPEG's 65500 limit
+            raise ValueError(f"cannot encode {_offline.display(dst_name(i))} as JPEG: {e}") from None
+        return i, None, None, store(i, data)
+
+    failed = []
+    window = max(4, 4 * threads)
+    with cf.ThreadPoolExecutor(threads, thread_name_prefix="fastprep-jpeg") as ex:
+        pending = set()
+        it = iter(todo)
+        exhausted = False
+        try:
+            while pending or not exhausted:
+                while not exhausted and len(pending) < window:
+                    try:
+                        pending.add(ex.submit(work, next(it)))
+                    except StopIteration:
+                        exhausted = True
+                if not pending:
+                    break
+                finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                for fut in finished:
+                    i, err, exc, stored = fut.result()  # a WriteError (disk full, ...) is raised here
+                    bar.update(1)
+                    if err is not None:
+                        if on_error == "raise":
+                            raise exc
+                        failed.append(err)
+                    done(i, stored if err is None else None)
+        except BaseException:
+            for p in pending:  # the pool's exit then waits for the running ones only
+                p.cancel()
+            raise
+    return failed
+
+
 def _preprocess_jpeg(ds, t0, source, out, transform, size, threads, quality, on_error, progress, interpolation,
                      exact, overwrite):
     probe = _offline.build_transform(transform, size, "uint8", "HWC", fixed=False, interpolation=interpolation,
@@ -642,54 +790,14 @@ def _preprocess_jpeg(ds, t0, source, out, transform, size, threads, quality, on_
         if d:
             _offline.make_dirs(os.path.join(out, d))
 
-    local = threading.local()
-
-    def work(i):
-        t = getattr(local, "t", None)
-        if t is None:  # one Compose (and native engine) per worker thread
-            t = local.t = _offline.build_transform(transform, size, "uint8", "HWC", fixed=False,
-                                                   interpolation=interpolation, exact=exact)
-        try:
-            img = t.batch([ds.items[i]], threads=1, on_error="raise")[0]
-        except DecodeError as e:
-            return i, _offline.failure(i, ds.names[i], e.reason), type(e)(ds.names[i], e.reason, i)
-        dst = os.path.join(out, out_names[i])
-        try:  # in memory (the GIL released), then written with checked writes
-            data = encode_jpeg(img, quality)
-        except ValueError as e:  # e.g. a side over JPEG's 65500 limit
-            raise ValueError(f"cannot encode {_offline.display(dst)} as JPEG: {e}") from None
-        _offline.atomic_write_bytes(dst, lambda f: f.write(data))
-        return i, None, None
+    def store(i, data):
+        _offline.atomic_write_bytes(os.path.join(out, out_names[i]), lambda f: f.write(data))
 
     bar = Progress(len(ds), "preprocess", enabled=progress, initial=len(ds) - len(todo))
-    failed = []
-    window = max(4, 4 * threads)
     try:
-        with cf.ThreadPoolExecutor(threads, thread_name_prefix="fastprep-jpeg") as ex:
-            pending = set()
-            it = iter(todo)
-            exhausted = False
-            try:
-                while pending or not exhausted:
-                    while not exhausted and len(pending) < window:
-                        try:
-                            pending.add(ex.submit(work, next(it)))
-                        except StopIteration:
-                            exhausted = True
-                    if not pending:
-                        break
-                    finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                    for fut in finished:
-                        i, err, exc = fut.result()  # a WriteError (disk full, ...) is raised here
-                        bar.update(1)
-                        if err is not None:
-                            if on_error == "raise":
-                                raise exc
-                            failed.append(err)
-            except BaseException:
-                for p in pending:  # the pool's exit then waits for the running ones only
-                    p.cancel()
-                raise
+        failed = _encode_all(ds.items, ds.names, todo, _encoder(transform, size, interpolation, exact), threads,
+                             quality, on_error, bar, store, lambda i, stored: None,
+                             lambda i: os.path.join(out, out_names[i]))
     finally:
         bar.close()
     failed.sort(key=lambda f: f["index"])
@@ -705,10 +813,172 @@ def _preprocess_jpeg(ds, t0, source, out, transform, size, threads, quality, on_
             "images_per_second": round((len(todo) - len(failed)) / seconds, 1) if seconds > 0 and todo else None}
 
 
+# ---------------------------------------------------------------------------------------------- tar shards
+
+def tar_shard_name(k):
+    return f"shard-{k:06d}.tar"
+
+
+def _tar_keys(ds):
+    """A WebDataset key per sample: its name (a tar sample: its member name) without the folder
+    all names share and the extension, the dots of its base name made underscores (a key ends at
+    the first dot of the base name), made unique."""
+    names = [m.member for m in ds.items] if ds.kind == "tar" else [nm.replace("\\", "/") for nm in ds.names]
+    dirs = {os.path.dirname(nm) for nm in names}
+    common = os.path.commonpath(list(dirs)) if dirs and "" not in dirs else ""  # file lists: drop the shared folder
+    keys, seen = [], set()
+    for i, nm in enumerate(names):
+        if common:
+            nm = nm[len(common) + 1:]
+        stem = os.path.splitext(nm)[0]
+        head, _, base = stem.rpartition("/")
+        key = (head + "/" if head else "") + base.replace(".", "_")
+        if key in seen:
+            key = f"{key}_{i}"
+        seen.add(key)
+        keys.append(key)
+    return keys
+
+
+def _tar_bytes(members):
+    """An uncompressed tar of [(name, data)]: ustar/pax headers, mtime 0, owner 0, mode 0444, so
+    the same inputs always give the same bytes."""
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, data in members:
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mtime, ti.mode, ti.uid, ti.gid, ti.uname, ti.gname = len(data), 0, 0o444, 0, 0, "", ""
+            tf.addfile(ti, io.BytesIO(data))
+    return buf.getbuffer()
+
+
+class _TarJob:
+    """The settings of a tar run that shape its files (picklable: a Ray task gets one)."""
+
+    def __init__(self, transform, size, quality, on_error, interpolation, exact, shard_size):
+        self.transform, self.size, self.quality, self.on_error = transform, size, int(quality), on_error
+        self.interpolation, self.exact, self.shard_size = interpolation, exact, int(shard_size)
+
+    def encoder(self):
+        return _encoder(self.transform, self.size, self.interpolation, self.exact)
+
+
+class _TarStart:
+    """What _tar_start found: shard ranges and file names, sample keys, the shards already there."""
+
+    def __init__(self, spec, shards, names, keys, done):
+        self.spec, self.shards, self.names, self.keys, self.done = spec, shards, names, keys, done
+        self.todo = [k for k in range(len(shards)) if k not in done]
+
+    def pending(self):
+        return sum(self.shards[k][1] - self.shards[k][0] for k in self.todo)
+
+
+def _tar_start(job, ds, out, overwrite):
+    probe = _offline.build_transform(job.transform, job.size, "uint8", "HWC", fixed=False,
+                                     interpolation=job.interpolation, exact=job.exact)
+    spec = _offline.transform_spec(job.transform, job.size, probe)
+    n = len(ds)
+    shards = [(a, min(n, a + job.shard_size)) for a in range(0, n, job.shard_size)]
+    names = [tar_shard_name(k) for k in range(len(shards))]
+    existing = set() if overwrite else _existing_files(out)
+    for r in [r for r in existing if r.endswith(".tmp")]:
+        _offline.remove_quietly(os.path.join(out, r))
+    held = {}  # a shard of an earlier run: its member names; an unreadable one is written again
+    for k, nm in enumerate(names):
+        if nm in existing:
+            try:
+                scan = _tar_scan(os.path.join(out, nm))
+            except DecodeError:
+                continue
+            if not scan["problems"]:
+                held[k] = set(scan["names"])
+    st = _TarStart(spec, shards, names, _tar_keys(ds), set(held))
+    st.held = held
+    return st
+
+
+def _write_tar_shards(job, out, items, labels, keys, names, shards, shard_names, ks, threads, labeled, bar,
+                      base=0):
+    """Encodes and writes shards ``ks`` (items[i - base], labels[i - base], keys[i - base] for
+    source item i): a shard is written (to .tmp, renamed) as soon as its last item is done, in
+    item order. Returns (failures, images written)."""
+    todo = [i for k in ks for i in range(*shards[k])]
+    results = {}                         # index -> JPEG bytes (None: failed), until its shard is written
+    left = {k: shards[k][1] - shards[k][0] for k in ks}
+    written = [0]
+
+    def done(i, data):
+        results[i] = data
+        k = i // job.shard_size
+        left[k] -= 1
+        if left[k] == 0:
+            a, b = shards[k]
+            members = []
+            for j in range(a, b):
+                d = results.pop(j)
+                if d is not None:
+                    members.append((keys[j - base] + ".jpg", d))
+                    if labeled:
+                        members.append((keys[j - base] + ".cls", str(int(labels[j - base])).encode()))
+            tar = _tar_bytes(members)
+            _offline.atomic_write_bytes(os.path.join(out, shard_names[k]), lambda f: f.write(tar))
+            written[0] += len(members) // (2 if labeled else 1)
+
+    failed = _encode_all(items, names, todo, job.encoder(), threads, job.quality, job.on_error, bar,
+                         lambda i, data: data, done, lambda i: os.path.join(out, shard_names[i // job.shard_size]),
+                         base=base)
+    return failed, written[0]
+
+
+def _tar_finish(job, out, ds, source, st, failed, written, t0):
+    n = len(ds)
+    failed = list(failed)
+    for k in sorted(st.done):  # shards of an earlier run: what they hold was read back from them
+        for i in range(*st.shards[k]):
+            if st.keys[i] + ".jpg" not in st.held[k]:
+                failed.append(_offline.failure(i, ds.names[i], f"not in {st.names[k]} (left out by an earlier run)"))
+    failed.sort(key=lambda f: f["index"])
+    bad = {f["index"] for f in failed}
+    ok = [i for i in range(n) if i not in bad]
+    TarIndex(source=_source_path(source), count=None, source_count=n, transform=st.spec, quality=job.quality,
+             classes=[str(c) for c in ds.classes], class_to_idx=ds.class_to_idx, on_error=job.on_error,
+             files=[f"{st.names[i // job.shard_size]}/{st.keys[i]}.jpg" for i in ok], labels=ds.labels[ok].tolist(),
+             sources=[ds.names[i] for i in ok], failed=failed, shards=st.names,
+             shard_size=job.shard_size).write(os.path.join(out, "index.json"))
+    seconds = time.perf_counter() - t0
+    return {"out": out, "format": TAR_INDEX_FORMAT, "images": len(ok), "written": written,
+            "shards": len(st.shards), "shards_resumed": len(st.done), "skipped_existing": n - st.pending(),
+            "failed": failed, "seconds": round(seconds, 3),
+            "images_per_second": round(written / seconds, 1) if seconds > 0 and written else None}
+
+
+def _preprocess_tar(ds, t0, source, out, transform, size, threads, quality, on_error, progress, interpolation,
+                    exact, overwrite, shard_size):
+    """WebDataset shards of re-encoded JPEGs: ``OUT/shard-000000.tar`` ... hold ``<key>.jpg`` and,
+    for a labeled source, ``<key>.cls``. Shard k holds items [k * shard_size, (k + 1) * shard_size)
+    minus the failures, in order, so its bytes depend only on those items; it is written to .tmp
+    and renamed when complete, and a rerun skips the shards already there. Three steps, as the
+    npy run, so that fastprep/ray.py writes the shards in Ray tasks through the same code."""
+    job = _TarJob(transform, size, quality, on_error, interpolation, exact, shard_size)
+    st = _tar_start(job, ds, out, overwrite)
+    n = len(ds)
+    bar = Progress(n, "preprocess", enabled=progress, initial=n - st.pending())
+    try:
+        failed, written = _write_tar_shards(job, out, ds.items, ds.labels, st.keys, ds.names, st.shards, st.names,
+                                            st.todo, threads or default_threads(), ds.labeled, bar)
+    finally:
+        bar.close()
+    return _tar_finish(job, out, ds, source, st, failed, written, t0)
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 
 def add_arguments(p):
-    p.add_argument("src", help="ImageFolder directory, flat image directory, or a path,label file list")
+    p.add_argument("src", help="ImageFolder directory, flat image directory, a path,label file list, or WebDataset "
+                               "tar shards ('train-{000000..000127}.tar', a glob, a folder of .tar files)")
     p.add_argument("out", help="output directory (created; a rerun resumes)")
     p.add_argument("--transform", choices=_offline.TRANSFORMS, default="eval",
                    help="eval: Resize(size/0.875) + CenterCrop(size) (default); resize: npy: Resize((size, size)), "
@@ -717,8 +987,9 @@ def add_arguments(p):
     p.add_argument("--dtype", choices=("uint8", "float16", "float32"), default="uint8",
                    help="uint8 levels (default) or float in [0, 1] (ToTensor)")
     p.add_argument("--layout", choices=("CHW", "HWC"), default="CHW", help="npy sample layout (default CHW)")
-    p.add_argument("--format", choices=("npy", "jpeg"), default="npy")
-    p.add_argument("--shard-size", type=int, default=1024, help="samples per npy shard (default 1024)")
+    p.add_argument("--format", choices=("npy", "jpeg", "tar"), default="npy",
+                   help="npy shards of the output (default), a JPEG folder tree, or WebDataset tar shards of JPEGs")
+    p.add_argument("--shard-size", type=int, default=1024, help="samples per npy or tar shard (default 1024)")
     p.add_argument("--threads", type=int, default=None, help="native decode threads (default: all cores)")
     p.add_argument("--batch-size", type=int, default=256, help="images per native batch (default 256)")
     p.add_argument("--quality", type=int, default=90,
@@ -769,6 +1040,10 @@ def main(args):
 def format_summary(res):
     rate = f", {res['images_per_second']:,.0f} img/s" if res.get("images_per_second") else ""
     out = _offline.display(res["out"])
+    if res["format"] == TAR_INDEX_FORMAT:
+        return (f"{res['images']:,} images in {res['shards']} tar shards of {out} ({res['written']:,} written, "
+                f"{res['shards_resumed']} shards already there, {len(res['failed'])} failed) in "
+                f"{res['seconds']:.1f} s{rate}")
     if res["format"] == JPEG_INDEX_FORMAT:
         return (f"{res['images']:,} images in {out} ({res['written']:,} written, {res['skipped_existing']:,} "
                 f"already there, {len(res['failed'])} failed) in {res['seconds']:.1f} s{rate}")

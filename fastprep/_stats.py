@@ -28,7 +28,7 @@ import sys
 import numpy as np
 
 from . import _core, _offline
-from ._datasets import index_source
+from ._datasets import index_for_job
 from ._formats import StatsRecord
 from ._util import Progress, default_threads
 
@@ -284,26 +284,50 @@ def compute_stats(source, transform="eval", size=224, per_pixel=False, pca=False
     """
     if on_error not in _offline.POLICIES:
         raise ValueError(f"on_error must be one of {_offline.POLICIES}, got {on_error!r}")
-    ds = index_source(source, extensions=extensions)
-    compose = _offline.build_transform(transform, size, "uint8", "CHW", fixed=True, interpolation=interpolation,
-                                       exact=exact)
+    ds = index_for_job(source, extensions=extensions, on_error=on_error)
+    compose = stats_transform(transform, size, interpolation, exact)
     threads = threads or default_threads()
-    acc = LevelMoments(compose.channels, cross=pca)
     n = len(ds)
     bar = Progress(n, "stats", enabled=progress)
-    failed = []
-    ranges = _offline.chunk_ranges(0, n, min(int(batch_size), _MAX_BATCH))
     try:
-        for a, b, arr, ok, fails in _offline.iter_batches(compose, ds.items, ranges, threads, on_error, ds.names):
-            acc.add(arr, None if on_error == "zeros" else ok)
-            failed.extend(fails)
-            bar.update(b - a)
+        acc, failed = accumulate(compose, ds.items, ds.names,
+                                 _offline.chunk_ranges(0, n, min(int(batch_size), _MAX_BATCH)), threads, on_error,
+                                 pca, bar=bar)
     finally:
         bar.close()
-    seconds = bar.elapsed
+    return stats_result(source, ds, transform, size, compose, on_error, acc, failed, bar.elapsed, per_pixel, pca)
+
+
+# compute_stats in three steps, so that fastprep/ray.py runs the middle one as Ray tasks (each on a
+# range of the files) and merges their exact sums into the same result.
+
+def stats_transform(transform, size, interpolation, exact):
+    """The Compose whose uint8 CHW output the statistics are taken over."""
+    return _offline.build_transform(transform, size, "uint8", "CHW", fixed=True, interpolation=interpolation,
+                                    exact=exact)
+
+
+def accumulate(compose, items, names, ranges, threads, on_error, pca, base=0, bar=None):
+    """(LevelMoments, failures) of the source positions in ``ranges``; ``items`` and ``names``
+    hold the positions ``base`` on. Batches are capped at 65,536 images (exact uint32 sums)."""
+    acc = LevelMoments(compose.channels, cross=pca)
+    failed = []
+    ranges = [r for a, b in ranges for r in _offline.chunk_ranges(a, b, _MAX_BATCH)]
+    for a, b, arr, ok, fails in _offline.iter_batches(compose, items, ranges, threads, on_error, names, base=base):
+        acc.add(arr, None if on_error == "zeros" else ok)
+        failed.extend(fails)
+        if bar is not None:
+            bar.update(b - a)
+    return acc, failed
+
+
+def stats_result(source, ds, transform, size, compose, on_error, acc, failed, seconds, per_pixel, pca):
+    """The result dict of compute_stats from the merged moments (exact sums: the same numbers
+    however the files were split)."""
+    n = len(ds)
     mean, std = acc.channel_stats()
     res = {
-        "source": os.fspath(source) if isinstance(source, (str, os.PathLike)) else f"<{len(ds)} items>",
+        "source": os.fspath(source) if isinstance(source, (str, os.PathLike)) else f"<{n} items>",
         "images": acc.images,
         "pixels_per_channel": acc.pixels,
         "channels": list(CHANNELS[:compose.channels]),
