@@ -1,11 +1,11 @@
 """Non-JPEG formats, decoded by Pillow when it is installed (an optional dependency)."""
 import io
 import os
-import stat
 
 import numpy as np
 
 from ._errors import DecodeError, ImageTooLargeError, ReadError, UnsupportedImageError
+from ._io import open_regular
 from ._tar import TarMember
 
 _MAGIC = [
@@ -57,22 +57,11 @@ def path_str(p, what="path"):
 # The native reader's limit (csrc/pipeline.h kMaxFileBytes): no file is read past it.
 MAX_FILE_BYTES = 1 << 31
 
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
-
-
 def read_member(m, source=None):
     """The bytes of a tar member (``_tar.TarMember``), read where it lies, as the native reader
     does: refused when the shard no longer holds it (truncated or replaced since indexing)."""
     source = str(m) if source is None else source
-    try:
-        fd = os.open(m.shard, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError as e:
-        raise ReadError(source, f"cannot open: {e.strerror or e}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ReadError(source, "the shard is not a regular file")
+    with open_regular(m.shard, source) as (fd, st):
         if m.size > MAX_FILE_BYTES:
             raise ImageTooLargeError(source, f"member is {m.size} bytes, over the {MAX_FILE_BYTES >> 30} GiB limit")
         if m.offset + m.size > st.st_size:
@@ -82,10 +71,6 @@ def read_member(m, source=None):
         if len(data) != m.size:
             raise ReadError(source, "the shard shrank while being read")
         return data
-    except OSError as e:
-        raise ReadError(source, f"read failed: {e.strerror or e}") from None
-    finally:
-        os.close(fd)
 
 
 def read_file(path, source=None, limit=MAX_FILE_BYTES):
@@ -97,15 +82,7 @@ def read_file(path, source=None, limit=MAX_FILE_BYTES):
     source = path if source is None else source
     if "\0" in path:
         raise ReadError(source, "path contains a NUL character")
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError as e:
-        raise ReadError(source, f"cannot open: {e.strerror or e}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = next((name for test, name in _KINDS if test(st.st_mode)), "a special file")
-            raise ReadError(source, f"is {kind}, not a regular file")
+    with open_regular(path, source) as (fd, st):
         if st.st_size > limit:
             raise ImageTooLargeError(source, f"file is {st.st_size} bytes, over the {limit >> 30} GiB limit")
         chunks, got = [], 0
@@ -118,10 +95,6 @@ def read_file(path, source=None, limit=MAX_FILE_BYTES):
         if got > limit:
             raise ImageTooLargeError(source, f"file grew past the {limit >> 30} GiB limit while being read")
         return b"".join(chunks)
-    except OSError as e:
-        raise ReadError(source, f"read failed: {e.strerror or e}") from None
-    finally:
-        os.close(fd)
 
 
 def decode(item, source, max_pixels):

@@ -35,10 +35,10 @@ import hashlib
 import json
 import os
 import re
-import stat
 from typing import NamedTuple
 
 from ._errors import DecodeError
+from ._io import open_regular
 
 __all__ = ["TarMember", "TarFormatError", "expand_shards", "tar_source", "index_tars"]
 
@@ -114,15 +114,7 @@ def expand_shards(source):
         if _BRACE.search(path) and not os.path.exists(path):
             paths = expand_braces(path)
             if len(paths) > 1 or paths[0] != path:
-                for p in paths:
-                    _refuse_compressed(p)
-                if not all(_looks_like_tar(p) for p in paths):
-                    return None
-                missing = [p for p in paths if not os.path.exists(p)]
-                if missing:
-                    raise FileNotFoundError(f"{len(missing)} of the {len(paths)} shards named by {path!r} do not exist, "
-                                            f"first: {missing[0]!r}")
-                return paths
+                return _existing_shards(paths, f"named by {path!r}")
         if glob.has_magic(path) and not os.path.exists(path):
             paths = sorted(glob.glob(path))
             if not paths:
@@ -141,16 +133,21 @@ def expand_shards(source):
             return [path]
         return None
     if isinstance(source, (list, tuple)) and source and all(isinstance(p, (str, os.PathLike)) for p in source):
-        paths = [os.fsdecode(os.fspath(p)) for p in source]
-        for p in paths:
-            _refuse_compressed(p)
-        if not all(_looks_like_tar(p) for p in paths):
-            return None
-        missing = [p for p in paths if not os.path.exists(p)]
-        if missing:
-            raise FileNotFoundError(f"tar shard {missing[0]!r} does not exist")
-        return paths
+        return _existing_shards([os.fsdecode(os.fspath(p)) for p in source], "listed")
     return None
+
+
+def _existing_shards(paths, how):
+    """``paths`` when they all name .tar files, None when one does not (not a tar source); a
+    compressed or missing shard raises."""
+    for p in paths:
+        _refuse_compressed(p)
+    if not all(_looks_like_tar(p) for p in paths):
+        return None
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} of the {len(paths)} shards {how} do not exist, first: {missing[0]!r}")
+    return paths
 
 
 def _shard_dir(path):
@@ -242,14 +239,7 @@ def _scan(path):
     """Walks one shard's headers: {"names", "offsets", "sizes", "labels": {i: label},
     "problems": [[member or None, reason]]} (see the module docstring)."""
     names, offsets, sizes, labels, problems = [], [], [], {}, []
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
-    except OSError as e:
-        raise TarFormatError(path, f"cannot open: {e.strerror or e}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise TarFormatError(path, "not a regular file")
+    with open_regular(path, error=TarFormatError) as (fd, st):
         end, pos, long_name, pax = st.st_size, 0, None, {}
         while True:
             if pos + _BLOCK > end:
@@ -311,10 +301,6 @@ def _scan(path):
         return {"format": _INDEX_FORMAT, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "names": names,
                 "offsets": offsets, "sizes": sizes, "labels": {str(k): v for k, v in labels.items()},
                 "problems": problems}
-    except OSError as e:
-        raise TarFormatError(path, f"read failed: {e.strerror or e}") from None
-    finally:
-        os.close(fd)
 
 
 def _cache_file(real):
