@@ -82,6 +82,7 @@ library_dirs = _jpeg[1] + _png[1] + _webp[1]
 SOURCES = [
     "csrc/augment.cpp",
     "csrc/augment_avx2.cpp",
+    "csrc/augment_neon.cpp",
     "csrc/batch.cpp",
     "csrc/bindings.cpp",
     "csrc/color.cpp",

@@ -235,6 +235,11 @@ void aug_sharpness(Simd simd, float alpha, uint8_t* const* rows, int h, int w, S
       sharpness_row_avx2(mid - stride, mid, mid + stride, w, alpha, rows[y]);
       continue;
     }
+#elif defined(__aarch64__)
+    if (use_neon(simd)) {
+      sharpness_row_neon(mid - stride, mid, mid + stride, w, alpha, rows[y]);
+      continue;
+    }
 #endif
     sharpness_row(mid - stride, mid, mid + stride, 1, w - 1, alpha, rows[y]);
   }

@@ -122,5 +122,7 @@ void warp_row_avx2(const WarpRow& t, const WarpSpec& ws, const uint8_t* src, siz
 void sharpness_row(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int x0, int x1, float alpha,
                    uint8_t* dst);
 void sharpness_row_avx2(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int w, float alpha, uint8_t* dst);
+void sharpness_row_neon(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int w, float alpha,
+                        uint8_t* dst);  // augment_neon.cpp (AArch64 builds only)
 
 }  // namespace fastprep

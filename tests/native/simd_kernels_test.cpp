@@ -1,15 +1,16 @@
-// Every SIMD level of the resampling and ColorJitter kernels against the scalar reference, byte for byte, in pure
-// C++ (no Python): built natively and, cross-compiled for AArch64, run under qemu-user by
-// tests/native/run_arm.sh, so the NEON kernels are checked on a machine without ARM hardware.
+// Every SIMD level of the resampling, ColorJitter and Sharpness kernels against the scalar
+// reference, byte for byte, in pure C++ (no Python): built natively and, cross-compiled for
+// AArch64, run under qemu-user by tests/native/run.sh, so the NEON kernels are checked on a
+// machine without ARM hardware.
 //
-//   resample_kernels_test [photo.rgbx WIDTH HEIGHT]
+//   simd_kernels_test [photo.rgbx WIDTH HEIGHT]
 //
-// Cases: random rows, and the rows of a real photo when given (raw RGBX bytes); every
+// Cases: random rows, and the rows of a real photo when given (raw RGBX bytes). Resampling: every
 // interpolation (nearest, bilinear, bicubic), upscaling and downscaling from 1x to 9x (every tap
-// count up to 2 * 9 * 2 + 1), odd widths, flipped axes, and vertical-pass widths that are not a
-// multiple of the vector length; ColorJitter's four ops (brightness, contrast, saturation, hue) alone
-// and combined, with factors over their whole range, on widths that leave a scalar tail. Exit
-// status 0 iff every level matches the reference everywhere.
+// count up to 2 * 9 * 2 + 1), odd widths, flipped axes, vertical-pass widths that are not a
+// multiple of the vector length. ColorJitter: its four ops alone and combined, factors over their
+// whole range, widths that leave a scalar tail. Sharpness: alphas in and out of [0, 1], narrow
+// images. Exit status 0 iff every level matches the reference everywhere.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "augment.h"
 #include "color.h"
 #include "resample.h"
 #include "simd.h"
@@ -148,6 +150,22 @@ void check_jitter(const Image& im, const JitterParams& jp, const std::vector<Sim
   for (Simd s : levels) expect_same("color_jitter", s, ref, run(s), ref.size(), 1, where);
 }
 
+// The sharpness filter (RandAugment's Sharpness) on `im`: every level against the scalar reference.
+void check_sharpness(const Image& im, float alpha, const std::vector<Simd>& levels, const std::string& name) {
+  auto run = [&](Simd s) {
+    std::vector<uint8_t> px = im.px;
+    std::vector<uint8_t*> rows(im.h);
+    for (int y = 0; y < im.h; ++y) rows[y] = &px[static_cast<size_t>(y) * im.w * 4];
+    Scratch scratch;
+    aug_sharpness(s, alpha, rows.data(), im.h, im.w, &scratch);
+    return px;
+  };
+  const std::vector<uint8_t> ref = run(Simd::kScalar);
+  char where[120];
+  std::snprintf(where, sizeof where, "%s %dx%d alpha=%g", name.c_str(), im.w, im.h, alpha);
+  for (Simd s : levels) expect_same("sharpness", s, ref, run(s), ref.size(), 1, where);
+}
+
 bool read_photo(const char* path, int w, int h, Image* im) {
   FILE* f = std::fopen(path, "rb");
   if (!f) return false;
@@ -198,6 +216,8 @@ int main(int argc, char** argv) {
       check_jitter(im, jp, levels, "random");
     }
   }
+  for (int w : {3, 4, 5, 6, 9, 10, 13, 40, 101})
+    for (float alpha : {0.0f, 0.1f, 0.5f, 0.95f, 1.0f, 1.9f, -0.7f}) check_sharpness(random_image(rng, w, 6), alpha, levels, "random");
   if (argc == 4) {
     Image photo;
     if (!read_photo(argv[1], std::atoi(argv[2]), std::atoi(argv[3]), &photo)) {
@@ -214,6 +234,7 @@ int main(int argc, char** argv) {
       jp.factor[0] = f, jp.factor[1] = 2.f - f, jp.factor[2] = f * 0.8f, jp.factor[3] = (f - 0.85f) / 2.f;
       check_jitter(photo, jp, levels, "photo");
     }
+    for (float alpha : {0.05f, 0.5f, 1.0f, 1.9f}) check_sharpness(photo, alpha, levels, "photo");
     for (int i = 0; i < 24; ++i) {  // contrast and saturation alone: fma(k, mean, v * f) rounds once
       JitterParams jp;
       jp.mask = i % 2 ? 2 : 4;
