@@ -1,7 +1,7 @@
 """Speed of two fastprep checkouts (built in place) on the same work, interleaved: A B A B ...
 
 Each run is a fresh process that imports fastprep from one checkout and times one pass of the
-eval or train recipe (1 thread, batches of 64 into a reused float32 buffer) over the photos; the
+eval, train or jitter (train + ColorJitter) recipe (1 thread, batches of 64 into a reused float32 buffer) over the photos; the
 ratio B/A of each pair is printed as a median with its spread (> 1: A is faster).
 
     git worktree add /tmp/old <commit> && (cd /tmp/old && python setup.py build_ext --inplace)
@@ -22,8 +22,11 @@ datas = [open(p, "rb").read() for p in sorted(glob.glob(folder + "/*.jpg"))[:cou
 M, S = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 if transform == "eval":
     ops = [fp.Resize(256), fp.CenterCrop(224), fp.ToTensor(), fp.Normalize(M, S)]
-else:
+elif transform == "train":
     ops = [fp.RandomResizedCrop(224), fp.RandomHorizontalFlip(), fp.ToTensor(), fp.Normalize(M, S)]
+else:  # "jitter": the train recipe with ColorJitter's four ops
+    ops = [fp.RandomResizedCrop(224), fp.RandomHorizontalFlip(), fp.ColorJitter(0.4, 0.4, 0.4, 0.1), fp.ToTensor(),
+           fp.Normalize(M, S)]
 t = fp.Compose(ops, exact=True)
 out = np.empty((64, 3, 224, 224), np.float32)
 def one(rep):
@@ -50,7 +53,7 @@ def main():
     ap.add_argument("a", help="checkout A (the baseline)")
     ap.add_argument("b", help="checkout B")
     ap.add_argument("folder", help="folder of JPEG photos")
-    ap.add_argument("--transform", choices=["eval", "train"], default="eval")
+    ap.add_argument("--transform", choices=["eval", "train", "jitter"], default="eval")
     ap.add_argument("--pairs", type=int, default=11)
     ap.add_argument("--count", type=int, default=192)
     ap.add_argument("--reps", type=int, default=4)
