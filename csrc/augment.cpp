@@ -171,6 +171,11 @@ void warp_affine(Simd simd, const double m[6], const WarpSpec& ws, uint8_t* cons
       warp_row_avx2(t, ws, src, stride, h, w, y, rows[y]);
       continue;
     }
+#elif defined(__aarch64__)
+    if (use_neon(simd)) {
+      warp_row_neon(t, ws, src, stride, h, w, y, rows[y]);
+      continue;
+    }
 #endif
     warp_row(t, ws, src, stride, h, w, y, 0, w, rows[y]);
   }

@@ -117,6 +117,8 @@ void warp_row(const WarpRow& t, const WarpSpec& ws, const uint8_t* src, size_t s
               int x1, uint8_t* dst);
 void warp_row_avx2(const WarpRow& t, const WarpSpec& ws, const uint8_t* src, size_t src_stride, int h, int w, int y,
                    uint8_t* dst);
+void warp_row_neon(const WarpRow& t, const WarpSpec& ws, const uint8_t* src, size_t src_stride, int h, int w, int y,
+                   uint8_t* dst);  // augment_neon.cpp (AArch64 builds only)
 // Sharpness of interior row y (1 <= y < h - 1) pixels [x0, x1) (1 <= x0, x1 <= w - 1), from the
 // three original rows above, at and below it.
 void sharpness_row(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int x0, int x1, float alpha,

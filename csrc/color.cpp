@@ -261,6 +261,11 @@ void apply_random_hsv(Simd simd, const HsvParams& p, uint8_t* const* rows, int n
     for (int y = 0; y < n_rows; ++y) random_hsv_row_avx2(rows[y], width, hue32, sat32, val32, hue, sat, val);
     return;
   }
+#elif defined(__aarch64__)
+  if (use_neon(simd)) {
+    for (int y = 0; y < n_rows; ++y) random_hsv_row_neon(rows[y], width, hue, sat, val);
+    return;
+  }
 #else
   (void)simd;
 #endif

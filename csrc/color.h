@@ -100,6 +100,8 @@ const int* hsv_hdiv_table();
 // color_avx2.cpp: the per-sample tables widened to int32 (the kernel gathers them).
 void random_hsv_row_avx2(uint8_t* rgbx, int n, const int32_t hue[256], const int32_t sat[256], const int32_t val[256],
                          const uint8_t hue8[256], const uint8_t sat8[256], const uint8_t val8[256]);
+void random_hsv_row_neon(uint8_t* rgbx, int n, const uint8_t hue[256], const uint8_t sat[256],
+                         const uint8_t val[256]);  // color_neon.cpp (AArch64 builds only)
 
 // PIL's RGB -> "YCbCr" (JPEG's full-range BT.601) in its 6-bit fixed point, in place on RGBX rows
 // (Y, Cb, Cr in bytes 0, 1, 2): identical to Image.convert("YCbCr") on every colour.

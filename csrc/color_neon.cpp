@@ -1,4 +1,4 @@
-// AArch64 NEON variants of ColorJitter's ops: 4 RGBX pixels per step, the same float32 operations
+// AArch64 NEON variants of ColorJitter's ops and RandomHSV: 4 RGBX pixels per step, the same float32 operations
 // in the same order as the scalar reference in color.cpp (std::fmaf there is vfmaq_f32 here, a
 // fused multiply-add as well), so the bytes are identical (checked against it by
 // tests/native/run.sh under qemu-aarch64). The 4th byte of each pixel is kept as it is.
@@ -140,6 +140,68 @@ void jitter_hue_neon(uint8_t* px, int n, float hue) {
     vst1q_u32(reinterpret_cast<uint32_t*>(px), vorrq_u32(vorrq_u32(ri, vshlq_n_u32(gi, 8)), vorrq_u32(vshlq_n_u32(bi, 16), x)));
   }
   if (i < n) jitter_hue(px, n - i, hue);  // the tail: the scalar reference
+}
+
+namespace {
+// tab[idx[k]] for each lane (NEON has no gather: one lane at a time).
+template <typename T>
+inline int32x4_t lookup4(const T* tab, int32x4_t idx) {
+  int32_t i[4], out[4];
+  vst1q_s32(i, idx);
+  for (int k = 0; k < 4; ++k) out[k] = static_cast<int32_t>(tab[i[k]]);
+  return vld1q_s32(out);
+}
+}  // namespace
+
+// RandomHSV (Note [RandomHSV arithmetic]): the integer RGB -> HSV of OpenCV, the three tables,
+// then HSV -> RGB in float32, 4 pixels per step; the table lookups are done lane by lane.
+void random_hsv_row_neon(uint8_t* px, int n, const uint8_t* hue, const uint8_t* sat, const uint8_t* val) {
+  const int* sdiv = hsv_sdiv_table();
+  const int* hdiv = hsv_hdiv_table();
+  const int32x4_t byte = vdupq_n_s32(0xFF), round = vdupq_n_s32(2048);
+  const float32x4_t one = vdupq_n_f32(1.f), k255 = vdupq_n_f32(255.f);
+  const float hscale = 6.f / 180.f, inv255 = 1.f / 255.f;
+  // Per sector, the index (0..3) into {v, v(1 - s), v(1 - s f), v(1 - s(1 - f))} of R, G and B.
+  static constexpr uint32_t kR[6] = {0, 2, 1, 1, 3, 0}, kG[6] = {3, 0, 0, 2, 1, 1}, kB[6] = {1, 1, 3, 0, 0, 2};
+  int i = 0;
+  for (; i + 4 <= n; i += 4, px += 16) {
+    const uint32x4_t p = vld1q_u32(reinterpret_cast<const uint32_t*>(px));
+    const int32x4_t ps = vreinterpretq_s32_u32(p);
+    const int32x4_t r = vandq_s32(ps, byte), g = vandq_s32(vshrq_n_s32(ps, 8), byte),
+                    b = vandq_s32(vshrq_n_s32(ps, 16), byte);
+    const int32x4_t v = vmaxq_s32(r, vmaxq_s32(g, b));
+    const int32x4_t diff = vsubq_s32(v, vminq_s32(r, vminq_s32(g, b)));
+    const int32x4_t s = vshrq_n_s32(vaddq_s32(vmulq_s32(diff, lookup4(sdiv, v)), round), 12);
+    const uint32x4_t vr = vceqq_s32(v, r), vg = vceqq_s32(v, g);
+    const int32x4_t d2 = vaddq_s32(diff, diff);
+    const int32x4_t pre_b = vaddq_s32(vsubq_s32(r, g), vaddq_s32(d2, d2));  // r - g + 4 diff
+    const int32x4_t pre_g = vaddq_s32(vsubq_s32(b, r), d2);                  // b - r + 2 diff
+    const int32x4_t pre = vbslq_s32(vr, vsubq_s32(g, b), vbslq_s32(vg, pre_g, pre_b));
+    int32x4_t h = vshrq_n_s32(vaddq_s32(vmulq_s32(pre, lookup4(hdiv, diff)), round), 12);
+    h = vaddq_s32(h, vandq_s32(vreinterpretq_s32_u32(vcltq_s32(h, vdupq_n_s32(0))), vdupq_n_s32(180)));
+    // The tables, then HSV2RGB.
+    const float32x4_t hh = vmulq_n_f32(vcvtq_f32_s32(lookup4(hue, h)), hscale);
+    const float32x4_t ss = vmulq_n_f32(vcvtq_f32_s32(lookup4(sat, s)), inv255);
+    const float32x4_t vv = vmulq_n_f32(vcvtq_f32_s32(lookup4(val, v)), inv255);
+    const float32x4_t whole = vrndq_f32(hh);
+    const float32x4_t f = vsubq_f32(hh, whole);
+    uint32_t sector[4];
+    vst1q_u32(sector, vcvtq_u32_f32(whole));  // 0..6; 6 is sector 0
+    const float32x4_t t[4] = {vv, vmulq_f32(vv, vsubq_f32(one, ss)), vmulq_f32(vv, vfmsq_f32(one, ss, f)),
+                              vmulq_f32(vv, vfmsq_f32(one, ss, vsubq_f32(one, f)))};
+    auto pick = [&](const uint32_t* table) {
+      uint32_t k[4];
+      for (int l = 0; l < 4; ++l) k[l] = table[sector[l] % 6];
+      const uint32x4_t kv = vld1q_u32(k);
+      const uint32x4_t bit0 = vtstq_u32(kv, vdupq_n_u32(1)), bit1 = vtstq_u32(kv, vdupq_n_u32(2));
+      const float32x4_t lo = vbslq_f32(bit0, t[1], t[0]), hi = vbslq_f32(bit0, t[3], t[2]);
+      return vcvtq_u32_f32(vminq_f32(k255, vmulq_f32(vbslq_f32(bit1, hi, lo), k255)));
+    };
+    const uint32x4_t ro = pick(kR), go = pick(kG), bo = pick(kB);
+    const uint32x4_t x = vandq_u32(p, vdupq_n_u32(0xFF000000u));
+    vst1q_u32(reinterpret_cast<uint32_t*>(px), vorrq_u32(vorrq_u32(ro, vshlq_n_u32(go, 8)), vorrq_u32(vshlq_n_u32(bo, 16), x)));
+  }
+  if (i < n) random_hsv_row(px, n - i, hue, sat, val);
 }
 
 }  // namespace fastprep

@@ -1,5 +1,5 @@
-// Every SIMD level of the resampling, ColorJitter and Sharpness kernels against the scalar
-// reference, byte for byte, in pure C++ (no Python): built natively and, cross-compiled for
+// Every SIMD level of the resampling, ColorJitter, RandomHSV, affine warp and Sharpness kernels
+// against the scalar reference, byte for byte, in pure C++ (no Python): built natively and, cross-compiled for
 // AArch64, run under qemu-user by tests/native/run.sh, so the NEON kernels are checked on a
 // machine without ARM hardware.
 //
@@ -9,8 +9,10 @@
 // interpolation (nearest, bilinear, bicubic), upscaling and downscaling from 1x to 9x (every tap
 // count up to 2 * 9 * 2 + 1), odd widths, flipped axes, vertical-pass widths that are not a
 // multiple of the vector length. ColorJitter: its four ops alone and combined, factors over their
-// whole range, widths that leave a scalar tail. Sharpness: alphas in and out of [0, 1], narrow
-// images. Exit status 0 iff every level matches the reference everywhere.
+// whole range, widths that leave a scalar tail. RandomHSV: random gains. Warp: rotations, scales,
+// shears and shifts that take corners outside, nearest and bilinear, with and without a fill.
+// Sharpness: alphas in and out of [0, 1], narrow images. Exit status 0 iff every level matches the reference everywhere.
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -166,6 +168,46 @@ void check_sharpness(const Image& im, float alpha, const std::vector<Simd>& leve
   for (Simd s : levels) expect_same("sharpness", s, ref, run(s), ref.size(), 1, where);
 }
 
+// The affine warp (RandomRotation, RandomAffine, the policies' Shear/Translate/Rotate) on `im`:
+// every level against the scalar reference, nearest and bilinear, with and without a fill.
+void check_warp(const Image& im, const double m[6], const std::vector<Simd>& levels, const std::string& name) {
+  for (int mode = 0; mode < 4; ++mode) {
+    WarpSpec ws;
+    ws.bilinear = mode & 1;
+    ws.fill_on = mode & 2;
+    ws.fill[0] = 12.5f, ws.fill[1] = 200.f, ws.fill[2] = 255.7f;
+    auto run = [&](Simd s) {
+      std::vector<uint8_t> px = im.px;
+      std::vector<uint8_t*> rows(im.h);
+      for (int y = 0; y < im.h; ++y) rows[y] = &px[static_cast<size_t>(y) * im.w * 4];
+      Scratch scratch;
+      warp_affine(s, m, ws, rows.data(), im.h, im.w, &scratch);
+      return px;
+    };
+    const std::vector<uint8_t> ref = run(Simd::kScalar);
+    char where[200];
+    std::snprintf(where, sizeof where, "%s %dx%d m=[%g %g %g; %g %g %g] bilinear=%d fill=%d", name.c_str(), im.w,
+                  im.h, m[0], m[1], m[2], m[3], m[4], m[5], ws.bilinear, ws.fill_on);
+    for (Simd s : levels) expect_same("warp", s, ref, run(s), ref.size(), 1, where);
+  }
+}
+
+// RandomHSV on `im`: every level against the scalar reference.
+void check_hsv(const Image& im, const HsvParams& hp, const std::vector<Simd>& levels, const std::string& name) {
+  auto run = [&](Simd s) {
+    std::vector<uint8_t> px = im.px;
+    std::vector<uint8_t*> rows(im.h);
+    for (int y = 0; y < im.h; ++y) rows[y] = &px[static_cast<size_t>(y) * im.w * 4];
+    apply_random_hsv(s, hp, rows.data(), im.h, im.w);
+    return px;
+  };
+  const std::vector<uint8_t> ref = run(Simd::kScalar);
+  char where[160];
+  std::snprintf(where, sizeof where, "%s %dx%d gains=%g,%g,%g", name.c_str(), im.w, im.h, hp.gain[0], hp.gain[1],
+                hp.gain[2]);
+  for (Simd s : levels) expect_same("random_hsv", s, ref, run(s), ref.size(), 1, where);
+}
+
 bool read_photo(const char* path, int w, int h, Image* im) {
   FILE* f = std::fopen(path, "rb");
   if (!f) return false;
@@ -218,6 +260,26 @@ int main(int argc, char** argv) {
   }
   for (int w : {3, 4, 5, 6, 9, 10, 13, 40, 101})
     for (float alpha : {0.0f, 0.1f, 0.5f, 0.95f, 1.0f, 1.9f, -0.7f}) check_sharpness(random_image(rng, w, 6), alpha, levels, "random");
+  std::uniform_real_distribution<float> gain(-0.9f, 0.9f);
+  for (int w : {1, 3, 4, 7, 8, 9, 33, 100}) {
+    const Image im = random_image(rng, w, 4);
+    for (int k = 0; k < 8; ++k) {
+      HsvParams hp;
+      hp.on = true;
+      hp.gain[0] = gain(rng), hp.gain[1] = gain(rng), hp.gain[2] = gain(rng);
+      check_hsv(im, hp, levels, "random");
+    }
+  }
+  std::uniform_real_distribution<double> angle(-3.2, 3.2), scale(0.6, 1.6), shift(-20.0, 20.0), shear(-0.5, 0.5);
+  for (int w : {1, 2, 3, 5, 8, 13, 64, 97}) {
+    const Image im = random_image(rng, w, std::max(1, w * 2 / 3 + 1));
+    for (int k = 0; k < 6; ++k) {
+      const double a = angle(rng), sc = scale(rng), sh = shear(rng);
+      const double m[6] = {sc * std::cos(a), -sc * std::sin(a) + sh, shift(rng),
+                           sc * std::sin(a), sc * std::cos(a), shift(rng)};
+      check_warp(im, m, levels, "random");
+    }
+  }
   if (argc == 4) {
     Image photo;
     if (!read_photo(argv[1], std::atoi(argv[2]), std::atoi(argv[3]), &photo)) {
@@ -235,6 +297,16 @@ int main(int argc, char** argv) {
       check_jitter(photo, jp, levels, "photo");
     }
     for (float alpha : {0.05f, 0.5f, 1.0f, 1.9f}) check_sharpness(photo, alpha, levels, "photo");
+    for (float g : {-0.5f, 0.015f, 0.4f}) {
+      HsvParams hp;
+      hp.on = true;
+      hp.gain[0] = g, hp.gain[1] = -g * 0.7f, hp.gain[2] = g * 0.4f;
+      check_hsv(photo, hp, levels, "photo");
+    }
+    for (double a : {0.3, -1.1, 2.9}) {
+      const double m[6] = {std::cos(a), -std::sin(a), 7.5, std::sin(a), std::cos(a), -3.25};
+      check_warp(photo, m, levels, "photo");
+    }
     for (int i = 0; i < 24; ++i) {  // contrast and saturation alone: fma(k, mean, v * f) rounds once
       JitterParams jp;
       jp.mask = i % 2 ? 2 : 4;
