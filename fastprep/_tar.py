@@ -132,8 +132,12 @@ def expand_shards(source):
                 raise FileNotFoundError(f"tar shard {path!r} does not exist")
             return [path]
         return None
-    if isinstance(source, (list, tuple)) and source and all(isinstance(p, (str, os.PathLike)) for p in source):
-        return _existing_shards([os.fsdecode(os.fspath(p)) for p in source], "listed")
+    if isinstance(source, (list, tuple)) and source and isinstance(source[0], (str, os.PathLike)):
+        # a list of a million image paths is not looked at past its first entry
+        if not os.fsdecode(os.fspath(source[0])).lower().endswith((".tar",) + _COMPRESSED):
+            return None
+        if all(isinstance(p, (str, os.PathLike)) for p in source):
+            return _existing_shards([os.fsdecode(os.fspath(p)) for p in source], "listed")
     return None
 
 
