@@ -45,6 +45,7 @@ void Batch::decode_only(Engine& engine) {
 
 void Batch::run(Engine& engine) {
   if (!out_) throw Error(ErrorKind::kInvalid, "no output attached");
+  std::atomic<int64_t> keep_budget{kFallbackKeepBytes};  // Note [Fallback bytes] (pipeline.h)
   engine.run(static_cast<int64_t>(size()), [&](Worker& w, int64_t i) {
     if (cancel_ && cancel_->flag.load(std::memory_order_relaxed)) {
       results_[i].status = SampleStatus::kError;
@@ -53,7 +54,7 @@ void Batch::run(Engine& engine) {
       return;
     }
     run_sample(*plan_, w, (*items_)[picks_[i]], key(i), out_ + slot_bytes_ * slots_[i], out_h_, out_w_,
-               &results_[i]);
+               &results_[i], &keep_budget);
   });
 }
 

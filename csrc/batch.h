@@ -37,6 +37,8 @@ class Batch {
   size_t size() const { return picks_.size(); }
   const Plan& plan() const { return *plan_; }
   const std::vector<SampleResult>& results() const { return results_; }
+  // The bytes a kNotJpeg file sample was read into (empty otherwise), moved out: once per sample.
+  std::vector<uint8_t> take_encoded(size_t i) { return std::move(results_.at(i).encoded); }
 
  private:
   RunKey key(size_t i) const { return RunKey{seed_, epoch_, indices_[i]}; }

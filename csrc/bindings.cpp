@@ -210,6 +210,14 @@ class PyBatch {
     return a;
   }
 
+  // The bytes a "not JPEG" file sample was read into, for the Pillow fallback (None when the
+  // sample was not read from a file here, or was taken already).
+  py::object take_encoded(size_t i) {
+    std::vector<uint8_t> v = batch_.take_encoded(i);
+    if (v.empty()) return py::none();
+    return py::bytes(reinterpret_cast<const char*>(v.data()), v.size());
+  }
+
   // (position, ErrorKind, message) of every failed sample.
   py::list errors() const {
     const auto& r = batch_.results();
@@ -388,6 +396,7 @@ PYBIND11_MODULE(_core, m) {
       .def("status", &PyBatch::status, "Per sample: int8 SampleStatus values.")
       .def("warnings", &PyBatch::warnings)
       .def("errors", &PyBatch::errors)
+      .def("take_encoded", &PyBatch::take_encoded, py::arg("position"))
       .def("params", &PyBatch::params, "Per sample: a structured array of named fields (ParamRecord).");
 
   // Encoded bytes returned from a GIL-free call; Python wraps them with bytes(...) (buffer protocol).

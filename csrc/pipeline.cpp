@@ -563,7 +563,7 @@ bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunK
 }
 
 void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, uint8_t* slot, int out_h,
-                int out_w, SampleResult* res) {
+                int out_w, SampleResult* res, std::atomic<int64_t>* keep_budget) {
   TrimScratch trim{w};
   res->status = SampleStatus::kOk;
   res->warnings = 0;
@@ -589,6 +589,9 @@ void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey
     if (!is_jpeg(data, size)) {
       res->status = SampleStatus::kNotJpeg;
       res->message = "no native decoder for this format";
+      const int64_t n = static_cast<int64_t>(size);
+      if (in.kind == SampleInput::kPath && keep_budget && keep_budget->fetch_sub(n) >= n)
+        res->encoded.assign(data, data + size);  // Note [Fallback bytes]
       return;
     }
     run_jpeg(plan, w, data, size, key, slot, out_h, out_w, res);

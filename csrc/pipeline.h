@@ -2,6 +2,7 @@
 // pass per decoded row -> vertical pass -> output stage into the caller's slot.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -36,6 +37,7 @@ struct SampleResult {
   int decode_denom = 1;  // DCT scaling used (1 = full resolution)
   int orientation = 1;
   int warnings = 0;  // corrupt-data warnings tolerated (strict=false, or a truncation allowed)
+  std::vector<uint8_t> encoded;  // kNotJpeg of a file: the bytes read (Note [Fallback bytes])
 };
 
 // Note [Scratch]
@@ -64,10 +66,18 @@ struct Worker {
 // Returns false and fills *res when the sample is not a JPEG or fails.
 bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, SampleResult* res);
 
+// Note [Fallback bytes]
+// A file that no native decoder takes (BMP, GIF, TIFF, animated WebP, ...) comes back "not JPEG"
+// and Python decodes it with Pillow. So that it is not read from disk a second time, run_sample
+// copies the bytes it read into res->encoded (Batch.take_encoded hands them to Python), as long as
+// the run's `keep_budget` (kFallbackKeepBytes per Batch::run, shared by its threads) lasts; past
+// it (a batch of huge TIFFs) the fallback reads the file itself, so memory stays bounded.
+constexpr int64_t kFallbackKeepBytes = int64_t(512) << 20;
+
 // Runs the fused pass into `slot` (out_h x out_w x channels of the plan's dtype). Never throws:
 // failures land in *res, and a failed sample's slot content is unspecified.
 void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, uint8_t* slot, int out_h,
-                int out_w, SampleResult* res);
+                int out_w, SampleResult* res, std::atomic<int64_t>* keep_budget = nullptr);
 
 // The speed ceiling: libjpeg-turbo's own full decode of a JPEG sample (RGBX, full size, no
 // transform), into the worker's scratch. Returns false and fills *res on failure.

@@ -104,6 +104,8 @@ def decode(item, source, max_pixels):
         data = read_file(item, source)
     elif isinstance(item, TarMember):
         data = read_member(item, source)
+    elif isinstance(item, bytes):
+        data = item
     else:
         data = bytes(memoryview(item).cast("B"))
     fmt = sniff(data)

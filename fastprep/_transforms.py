@@ -368,10 +368,13 @@ class Compose:
         fallback = np.flatnonzero(status == _NOT_JPEG)
         if len(fallback):
             decoded, pos = [], []
+            read = {int(i): b.take_encoded(int(i)) for i in fallback}  # files the native pass read already
 
             def pillow(i):  # Pillow releases the GIL while it decodes: several files at once
+                data = read[int(i)]
                 try:
-                    return i, _fallback.decode(raw_items[picks[i]], name(i), self.max_pixels), None
+                    return i, _fallback.decode(raw_items[picks[i]] if data is None else data, name(i),
+                                               self.max_pixels), None
                 except DecodeError as e:
                     return i, None, e
 

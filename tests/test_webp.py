@@ -125,3 +125,31 @@ def test_canvas_bomb_refused_before_allocation():
 def test_garbage_after_the_riff_header():
     with pytest.raises(fp.DecodeError):
         IDENTITY(b"RIFF\x20\x00\x00\x00WEBPVP8 " + b"\x00" * 24)
+
+
+def test_pillow_formats_are_read_once(tmp_path, monkeypatch, photos):
+    """A file no native decoder takes (BMP, animated WebP, a tar member) reaches Pillow with the
+    bytes the native pass read (Note [Fallback bytes]): the Python readers are never called."""
+    from fastprep import _fallback
+
+    im = Image.open(photos[0]).convert("RGB").resize((64, 48))
+    bmp = tmp_path / "a.bmp"
+    im.save(bmp, "BMP")
+    anim = tmp_path / "b.webp"
+    im.save(anim, "WEBP", save_all=True, append_images=[im.rotate(90)], duration=50, quality=90)
+    t = fp.Compose([fp.Resize(32), fp.CenterCrop(32)], dtype="uint8", layout="HWC")
+    want = t.batch([bmp.read_bytes(), anim.read_bytes()])  # bytes items: nothing to read
+
+    def no_read(*a, **k):
+        raise AssertionError("the fallback read the file again")
+
+    monkeypatch.setattr(_fallback, "read_file", no_read)
+    monkeypatch.setattr(_fallback, "read_member", no_read)
+    got = t.batch([str(bmp), str(anim)], threads=2)
+    assert np.array_equal(got, want)
+    import tarfile
+
+    with tarfile.open(tmp_path / "s.tar", "w") as tf:
+        tf.add(bmp, arcname="a.bmp")
+    ds = fp.index_source(str(tmp_path / "s.tar"))
+    assert np.array_equal(t.batch(ds.items), want[:1])
