@@ -32,7 +32,7 @@ class Batch {
 
   void probe(Engine& engine);        // header-only: what each sample would draw and its size
   void run(Engine& engine);          // the fused pass into the output
-  void decode_only(Engine& engine);  // bare libjpeg-turbo decode of each pick (the speed ceiling)
+  void decode_only(Engine& engine);  // bare decode of each pick (libjpeg-turbo, libpng, libwebp): the speed ceiling
 
   size_t size() const { return picks_.size(); }
   const Plan& plan() const { return *plan_; }

@@ -492,7 +492,26 @@ bool decode_only(const PlanSpec& spec, Worker& w, const SampleInput& in, SampleR
     const uint8_t* data;
     size_t size;
     encoded_bytes(w, in, &data, &size);
-    if (!is_jpeg(data, size)) throw Error(ErrorKind::kDecode, "not a JPEG");
+    if (is_png(data, size)) {  // libpng's whole decode into RGBX rows
+      PngImage img(data, size, spec.max_pixels);
+      const size_t row_bytes = static_cast<size_t>(img.width()) * 4;
+      grow(&w.full, checked_mul(static_cast<size_t>(img.height()), row_bytes));
+      w.rows.resize(static_cast<size_t>(img.height()));
+      for (int y = 0; y < img.height(); ++y) w.rows[y] = w.full.data() + static_cast<size_t>(y) * row_bytes;
+      img.read_all(w.rows.data());
+      res->status = SampleStatus::kOk;
+      return true;
+    }
+    if (is_webp(data, size)) {  // libwebp's whole decode into RGBX
+      const WebpInfo info = webp_info(data, size, spec.max_pixels);
+      if (info.animated) throw Error(ErrorKind::kUnsupported, "animated WebP (no native decoder)");
+      const size_t row_bytes = checked_mul(static_cast<size_t>(info.width), 4);
+      grow(&w.full, checked_mul(static_cast<size_t>(info.height), row_bytes));
+      webp_decode(data, size, info, w.full.data(), row_bytes);
+      res->status = SampleStatus::kOk;
+      return true;
+    }
+    if (!is_jpeg(data, size)) throw Error(ErrorKind::kDecode, "not a JPEG, PNG or WebP");
     JpegDecoder::Session img = w.dec.open(data, size, limits_of(spec));
     const int width = img.header().width;
     int full_h, full_w;

@@ -79,8 +79,9 @@ constexpr int64_t kFallbackKeepBytes = int64_t(512) << 20;
 void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, uint8_t* slot, int out_h,
                 int out_w, SampleResult* res, std::atomic<int64_t>* keep_budget = nullptr);
 
-// The speed ceiling: libjpeg-turbo's own full decode of a JPEG sample (RGBX, full size, no
-// transform), into the worker's scratch. Returns false and fills *res on failure.
+// The speed ceiling: the library's own full decode of a JPEG (libjpeg-turbo), PNG (libpng) or
+// still WebP (libwebp) sample (RGBX, full size, no transform), into the worker's scratch.
+// Returns false and fills *res on failure.
 bool decode_only(const PlanSpec& spec, Worker& w, const SampleInput& in, SampleResult* res);
 
 // Maximum size of a file read from a path (bounded read; larger files are rejected).

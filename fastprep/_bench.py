@@ -47,12 +47,49 @@ LABELS = {"fastprep-exact": "fastprep exact", "fastprep-fast": "fastprep fast",
           "ceiling": "libjpeg-turbo decode (ceiling)", "torchvision": "torchvision v2 (decode_jpeg)",
           "pil": "torchvision v1 (PIL)", "dali": "DALI (CPU)"}
 _IMG_EXT = (".jpg", ".jpeg", ".JPG", ".JPEG")
+FORMATS = ("jpeg", "png", "webp")
+_FORMAT_LABELS = {"png": {"ceiling": "libpng decode (ceiling)", "torchvision": "torchvision v2 (decode_image)"},
+                  "webp": {"ceiling": "libwebp decode (ceiling)", "torchvision": "torchvision v2 (decode_image)"}}
+
+
+def _label(name, fmt="jpeg"):
+    return _FORMAT_LABELS.get(fmt, {}).get(name, LABELS[name])
+
+
+def reencode(datas, fmt):
+    """The photos as PNG (Pillow's default compression) or WebP (quality 80), in memory: what the
+    --format png/webp runs time. An unreadable photo stays as it is (the screening reports it)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise SystemExit(f"fastprep bench: --format {fmt} re-encodes the photos with Pillow: "
+                         "pip install 'fastprep[pil]' (or pip install Pillow)") from None
+    import io
+
+    out = []
+    for d in datas:
+        if isinstance(d, Exception):
+            out.append(d)
+            continue
+        try:
+            with Image.open(io.BytesIO(d)) as im:
+                buf = io.BytesIO()
+                im.convert("RGB").save(buf, format="PNG" if fmt == "png" else "WEBP",
+                                       **({} if fmt == "png" else {"quality": 80}))
+            out.append(buf.getvalue())
+        except Exception as e:  # Pillow raises many types
+            out.append(OSError(f"cannot re-encode as {fmt}: {e}"))
+    return out
 
 
 def add_arguments(p):
     p.add_argument("path", nargs="?",
                    help="folder of JPEGs (*.jpg, *.jpeg, searched recursively) (default: the built-in sample set, "
                         "64 photo-like scenes generated once into ~/.cache/fastprep)")
+    p.add_argument("--format", choices=FORMATS, default="jpeg",
+                   help="jpeg: the files as they are; png / webp: each photo re-encoded in memory first (PNG at "
+                        "Pillow's default compression, WebP at quality 80; needs Pillow), the ceiling then being "
+                        "libpng's / libwebp's own full decode, and DALI skipped (default: %(default)s)")
     p.add_argument("--transform", choices=["eval", "train", "train-jitter"], default="eval",
                    help="eval: Resize(size/0.875) + CenterCrop(size); train: RandomResizedCrop(size) + "
                         "RandomHorizontalFlip; train-jitter: train + ColorJitter(0.4, 0.4, 0.4, 0.1) (fastprep "
@@ -280,18 +317,24 @@ def _torch_loop(datas, names, threads, make_one, timeout, batch=64):
     return run, close
 
 
-def _tv_decode():
+def _tv_decoder(any_format=False):
+    """torchvision's decoder of a uint8 tensor of encoded bytes: decode_jpeg (a JPEG pipeline, as
+    torchvision v2 users write it), or decode_image for the --format png/webp runs."""
+    from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+
+    fn = decode_image if any_format else decode_jpeg
+    return lambda t: fn(t, mode=ImageReadMode.RGB)
+
+
+def _tv_decode(any_format=False):
     import torch
-    from torchvision.io import ImageReadMode, decode_jpeg
 
-    def dec(d):
-        return decode_jpeg(torch.frombuffer(bytearray(d), dtype=torch.uint8), mode=ImageReadMode.RGB)
-    return dec
+    dec = _tv_decoder(any_format)
+    return lambda d: dec(torch.frombuffer(bytearray(d), dtype=torch.uint8))
 
 
-def _torchvision_v2(datas, names, transform, size, threads, timeout):
+def _torchvision_v2(datas, names, transform, size, threads, timeout, any_format=False):
     import torch
-    from torchvision.io import ImageReadMode, decode_jpeg
     from torchvision.transforms import v2
 
     if transform == "eval":
@@ -302,8 +345,10 @@ def _torchvision_v2(datas, names, transform, size, threads, timeout):
     tensors = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
     index = {id(d): t for d, t in zip(datas, tensors)}
 
+    dec = _tv_decoder(any_format)
+
     def one(d):
-        return tf(decode_jpeg(index[id(d)], mode=ImageReadMode.RGB))
+        return tf(dec(index[id(d)]))
     return _torch_loop(datas, names, threads, one, timeout)
 
 
@@ -392,6 +437,13 @@ def _dali_decode():
 
 _PEER_BUILD = {"torchvision": _torchvision_v2, "pil": _torchvision_v1_pil, "dali": _dali}
 _PEER_DECODE = {"torchvision": _tv_decode, "pil": _pil_decode, "dali": _dali_decode}
+# --format png/webp: the peers whose JPEG decoder would not read the re-encoded files
+_PEER_BUILD_IMAGE = {"torchvision": lambda *a: _torchvision_v2(*a, any_format=True)}
+_PEER_DECODE_IMAGE = {"torchvision": lambda: _tv_decode(any_format=True)}
+
+
+def _peer_table(table, image_table, fmt):
+    return table if fmt == "jpeg" else {**table, **image_table}
 
 
 # ---- the pre-pass ----------------------------------------------------------------------------
@@ -435,9 +487,9 @@ def _screen_ceiling(datas, good, threads, bar):
     return bad
 
 
-def _screen_peer(peer, datas, good, bar):
+def _screen_peer(peer, datas, good, bar, fmt="jpeg"):
     try:
-        dec = _PEER_DECODE[peer]()
+        dec = _peer_table(_PEER_DECODE, _PEER_DECODE_IMAGE, fmt)[peer]()
     except Exception as e:
         return None, _reason(e)
     bad = {}
@@ -450,7 +502,7 @@ def _screen_peer(peer, datas, good, bar):
     return bad, None
 
 
-def screen(files, datas, transform, size, modes, peers, threads, bar):
+def screen(files, datas, transform, size, modes, peers, threads, bar, fmt="jpeg"):
     """Decodes every file once with each selected pipeline. Returns ({index: {pipeline: reason}},
     {index: (h, w)}, {peer: error} for peers whose decoder could not even be set up)."""
     bad = {}
@@ -474,7 +526,7 @@ def screen(files, datas, transform, size, modes, peers, threads, bar):
         if p == "ceiling":
             b = _screen_ceiling(datas, good, max(threads), bar)
         else:
-            b, err = _screen_peer(p, datas, good, bar)
+            b, err = _screen_peer(p, datas, good, bar, fmt)
             if b is None:
                 broken[p] = err
                 continue
@@ -502,7 +554,7 @@ def _parse_list(text, allowed, what):
 
 
 def run_bench(files, transform="eval", threads=(1,), vs=PEERS, size=224, repeat=DEFAULT_REPEAT, modes=MODES,
-              on_error="skip", progress=True, timeout=DEFAULT_TIMEOUT):
+              on_error="skip", progress=True, timeout=DEFAULT_TIMEOUT, format="jpeg"):
     bar = progress if isinstance(progress, Progress) else _progress(bool(progress))
     vs = _parse_list(",".join(vs), PEERS, "peer(s)")
     modes = _parse_list(",".join(modes), MODES, "mode(s)")
@@ -516,10 +568,14 @@ def run_bench(files, transform="eval", threads=(1,), vs=PEERS, size=224, repeat=
     if on_error not in ("skip", "raise"):
         raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
 
+    if format not in FORMATS:
+        raise SystemExit(f"fastprep bench: --format must be one of {', '.join(FORMATS)}, got {format!r}")
     skipped, peers = {}, []
     for peer in vs:
         missing = missing_modules(peer)
-        if missing:
+        if peer == "dali" and format != "jpeg":
+            skipped[peer] = f"timed on JPEG only (--format {format})"
+        elif missing:
             skipped[peer] = install_hint(peer, missing)
         else:
             peers.append(peer)
@@ -531,7 +587,10 @@ def run_bench(files, transform="eval", threads=(1,), vs=PEERS, size=224, repeat=
                 datas.append(fh.read())
         except OSError as e:
             datas.append(e)
-    bad, sizes, broken = screen(files, datas, transform, size, modes, peers, threads, bar)
+    if format != "jpeg":
+        datas = reencode(datas, format)
+    bad, sizes, broken = screen(files, datas, transform, size, modes, peers, threads, bar, format)
+    build_peer = _peer_table(_PEER_BUILD, _PEER_BUILD_IMAGE, format)
     bar.close()
     failed = [{"pipeline": p, "threads": t, "error": f"cannot set up its decoder: {err}"}
               for p, err in broken.items() for t in threads]
@@ -569,7 +628,7 @@ def run_bench(files, transform="eval", threads=(1,), vs=PEERS, size=224, repeat=
             if peer == "ceiling":
                 builders.append((peer, lambda t=t: _ceiling(datas, t)))
             else:
-                builders.append((peer, lambda t=t, peer=peer: _PEER_BUILD[peer](datas, names, transform, size, t,
+                builders.append((peer, lambda t=t, peer=peer: build_peer[peer](datas, names, transform, size, t,
                                                                               timeout)))
         for name, build in builders:
             try:
@@ -607,7 +666,7 @@ def run_bench(files, transform="eval", threads=(1,), vs=PEERS, size=224, repeat=
                         failed.append({"pipeline": name, "threads": t, "error": err})
                         broken_now.add((name, t))
                         times.pop((name, t), None)
-                        bar.write(f"fastprep bench: {LABELS[name]} x{t} failed: {err}")
+                        bar.write(f"fastprep bench: {_label(name, format)} x{t} failed: {err}")
                         continue
                     if rnd:
                         times.setdefault((name, t), []).append(dt)
@@ -649,7 +708,7 @@ def run_bench(files, transform="eval", threads=(1,), vs=PEERS, size=224, repeat=
     import platform
 
     return {
-        "transform": transform, "size": size, "modes": modes, "speedup_reference": ref_name,
+        "transform": transform, "size": size, "format": format, "modes": modes, "speedup_reference": ref_name,
         "files": n, "files_found": len(files), "excluded": excluded, "on_error": on_error,
         "source_megapixels": mp, "threads": threads, "repeat": repeat, "results": results, "failed": failed,
         "skipped": skipped,
@@ -688,13 +747,15 @@ def _cpu_name():
 
 def format_table(rep):
     left = f" ({len(rep['excluded'])} undecodable left out, listed on stderr)" if rep.get("excluded") else ""
-    ref = LABELS[rep["speedup_reference"]]
-    lines = [f"fastprep bench: {rep['files']} files{left}, transform={rep['transform']} ({rep['size']}px, "
+    fmt = rep.get("format", "jpeg")
+    ref = _label(rep["speedup_reference"], fmt)
+    as_ = f" as {fmt.upper()}" if fmt != "jpeg" else ""
+    lines = [f"fastprep bench: {rep['files']} files{as_}{left}, transform={rep['transform']} ({rep['size']}px, "
              f"float32 CHW), median of {rep['repeat']} pass{'es' if rep['repeat'] != 1 else ''}",
              f"machine: {rep['machine']['cpu']}, {rep['machine']['cores']} cores, SIMD {rep['machine']['simd']}",
              f"'{ref.split()[-1]} x': how many times faster {ref} is than the row (same threads; the median of "
              "per-round ratios for rows timed in the same rounds); "
-             "'of ceiling': the row's img/s / libjpeg-turbo's bare full decode", ""]
+             f"'of ceiling': the row's img/s / {_label('ceiling', fmt).split(' (')[0]}'s bare full decode", ""]
     hdr = f"{'pipeline':<32} {'threads':>7} {'img/s':>9} {'MP/s':>8} {ref.split()[-1] + ' x':>9} {'of ceiling':>11}"
     lines += [hdr, "-" * len(hdr)]
     for t in rep["threads"]:
@@ -705,18 +766,18 @@ def format_table(rep):
             if r["pipeline"] == rep["speedup_reference"]:
                 sp = "-"
             vc = f"{r['vs_ceiling']:.2f}" if "vs_ceiling" in r else "n/a"
-            lines.append(f"{LABELS[r['pipeline']]:<32} {t:>7} {r['images_per_s']:>9.0f} "
+            lines.append(f"{_label(r['pipeline'], fmt):<32} {t:>7} {r['images_per_s']:>9.0f} "
                          f"{r['megapixels_per_s']:>8.1f} {sp:>9} {vc:>11}")
         for f in rep["failed"]:
             if f["threads"] == t:
-                lines.append(f"{LABELS[f['pipeline']]:<32} {t:>7} FAILED: {f['error']}")
+                lines.append(f"{_label(f['pipeline'], fmt):<32} {t:>7} FAILED: {f['error']}")
     for peer, why in rep["skipped"].items():
-        lines.append(f"skipped {LABELS[peer]}: {why}")
+        lines.append(f"skipped {_label(peer, fmt)}: {why}")
     return "\n".join(lines)
 
 
 def plot(rep, path):
-    labels = [f"{LABELS[r['pipeline']]} x{r['threads']}" for r in rep["results"]]
+    labels = [f"{_label(r['pipeline'], rep.get('format', 'jpeg'))} x{r['threads']}" for r in rep["results"]]
     vals = [r["images_per_s"] for r in rep["results"]]
     if not vals:
         return
@@ -763,7 +824,7 @@ def main(args):
         bar.write("fastprep bench: using the built-in sample set (generated into ~/.cache/fastprep on first use)")
     files = _files(args.path, args.limit)
     rep = run_bench(files, args.transform, threads, args.vs.split(","), args.size, args.repeat, modes.split(","),
-                    on_error=args.on_error, progress=bar, timeout=args.timeout)
+                    on_error=args.on_error, progress=bar, timeout=args.timeout, format=args.format)
     print(format_table(rep))
     sys.stdout.flush()
     if args.json_out:

@@ -182,3 +182,23 @@ def test_train_jitter_recipe_is_the_same_on_both_sides():
                                                "Normalize"]
     assert ops[2] == fp.ColorJitter(*_bench.JITTER)
     assert not any(type(o).__name__ == "ColorJitter" for o in _bench._compose("train", 32, True).transforms)
+
+
+@pytest.mark.parametrize("fmt, ceiling", [("png", "libpng decode (ceiling)"), ("webp", "libwebp decode (ceiling)")])
+def test_png_and_webp_formats(folder, tmp_path, fmt, ceiling):
+    """--format png/webp re-encodes the photos in memory: fastprep decodes them natively, the
+    ceiling is the format's own library, DALI is skipped, bad files are still named."""
+    pytest.importorskip("PIL", reason="--format png/webp re-encodes with Pillow: pip install Pillow")
+    out = tmp_path / "r.json"
+    vs = "ceiling,torchvision,dali" if _has("torchvision") else "ceiling,dali"
+    r = _run([str(folder), "--format", fmt, "--vs", vs, "--modes", "exact", "--repeat", "1", "--json", str(out)],
+             tmp_path)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(out.read_text())
+    assert rep["format"] == fmt and rep["files"] == 3 and _names(rep) == ["corrupt.jpg", "empty.jpg"]
+    rows = {x["pipeline"] for x in rep["results"]}
+    assert {"fastprep-exact", "ceiling"} <= rows and rep["failed"] == []
+    assert "dali" in rep["skipped"] and fmt in rep["skipped"]["dali"]
+    assert ceiling in r.stdout and f"3 files as {fmt.upper()}" in r.stdout
+    if _has("torchvision"):
+        assert "torchvision" in rows and "decode_image" in r.stdout
