@@ -48,6 +48,7 @@ LABELS = {"fastprep-exact": "fastprep exact", "fastprep-fast": "fastprep fast",
           "pil": "torchvision v1 (PIL)", "dali": "DALI (CPU)"}
 _IMG_EXT = (".jpg", ".jpeg", ".JPG", ".JPEG")
 FORMATS = ("jpeg", "png", "webp")
+_LIBRARY = {"jpeg": "libjpeg-turbo", "png": "libpng", "webp": "libwebp"}
 _FORMAT_LABELS = {"png": {"ceiling": "libpng decode (ceiling)", "torchvision": "torchvision v2 (decode_image)"},
                   "webp": {"ceiling": "libwebp decode (ceiling)", "torchvision": "torchvision v2 (decode_image)"}}
 
@@ -755,7 +756,7 @@ def format_table(rep):
              f"machine: {rep['machine']['cpu']}, {rep['machine']['cores']} cores, SIMD {rep['machine']['simd']}",
              f"'{ref.split()[-1]} x': how many times faster {ref} is than the row (same threads; the median of "
              "per-round ratios for rows timed in the same rounds); "
-             f"'of ceiling': the row's img/s / {_label('ceiling', fmt).split(' (')[0]}'s bare full decode", ""]
+             f"'of ceiling': the row's img/s / {_LIBRARY[fmt]}'s bare full decode", ""]
     hdr = f"{'pipeline':<32} {'threads':>7} {'img/s':>9} {'MP/s':>8} {ref.split()[-1] + ' x':>9} {'of ceiling':>11}"
     lines += [hdr, "-" * len(hdr)]
     for t in rep["threads"]:
