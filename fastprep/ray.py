@@ -5,8 +5,8 @@
   ``read_webdataset`` column such as "jpg"), runs a fastprep Compose over each batch on the native
   pool (as many threads as the actor's CPUs) and returns the output as a numpy array column,
   carrying the other columns (paths, keys, labels) through.
-* :func:`preprocess` and :func:`stats`: ``fastprep preprocess`` (npy shards) and ``fastprep stats``
-  as Ray tasks, writing and returning what the single-machine commands do.
+* :func:`preprocess` and :func:`stats`: ``fastprep preprocess`` (npy or tar shards) and
+  ``fastprep stats`` as Ray tasks, writing and returning what the single-machine commands do.
 
 Ray is imported when it is needed, so ``import fastprep.ray`` works without it; what needs it
 raises MissingDependencyError (an ImportError) with the pip command.
@@ -34,6 +34,7 @@ import hashlib
 import numbers
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -236,6 +237,11 @@ class Transform:
             i = e.index or 0
             raise type(e)(_key_name(key_col[i]), e.reason) from None
         if ok is not None and not ok.all():
+            bad = [_key_name(key_col[i]) for i in np.flatnonzero(~ok)]
+            what = "dropped" if self.on_error == "skip" else "zero-filled"
+            warnings.warn(f"fastprep.ray.Transform: {len(bad)} undecodable row(s) {what} (on_error="
+                          f"{self.on_error!r}): {', '.join(map(str, bad[:5]))}{' ...' if len(bad) > 5 else ''}",
+                          UserWarning, stacklevel=2)
             if self.on_error == "skip":
                 arr = arr[ok]
                 out = {k: np.asarray(v)[ok] for k, v in out.items()}

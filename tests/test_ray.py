@@ -130,10 +130,13 @@ def test_udf_errors_and_policies(photos):
     with pytest.raises(fp.DecodeError) as ei:
         fpr.Transform(t)(batch)
     assert ei.value.source == photos[2] and ei.value.reason and photos[2] in str(ei.value)
-    out = fpr.Transform(t, on_error="skip")(batch)
+    with pytest.warns(UserWarning, match="1 undecodable row") as w:
+        out = fpr.Transform(t, on_error="skip")(batch)
+    assert photos[2] in str(w[0].message)  # no silent loss: the dropped row is named
     assert set(out) == {"path", "label", "image"} and list(out["label"]) == [0, 1, 3]
     assert list(out["path"]) == [photos[i] for i in (0, 1, 3)] and out["image"].shape == (3, 16, 16, 3)
-    out = fpr.Transform(t, on_error="zeros", output_column="x")(batch)
+    with pytest.warns(UserWarning, match="zero-filled"):
+        out = fpr.Transform(t, on_error="zeros", output_column="x")(batch)
     assert out["x"].shape == (4, 16, 16, 3) and not out["x"][2].any() and out["x"][3].any()
     with pytest.raises(ValueError, match="include_paths=True"):
         fpr.Transform(t)({"bytes": batch["bytes"]})
