@@ -386,7 +386,7 @@ void run_jpeg(const Plan& plan, Worker& w, const uint8_t* data, size_t size, con
 // be skipped) and decoding stops after the region's last row. Interlaced files are decoded whole.
 void run_png(const Plan& plan, Worker& w, const uint8_t* data, size_t size, const RunKey& key, uint8_t* slot,
              int out_h, int out_w, SampleResult* res) {
-  PngImage img(data, size, plan.spec.max_pixels);
+  PngImage img(data, size, plan.spec.max_pixels, plan.spec.allow_truncated);
   const int ih = img.height(), iw = img.width(), orient = img.orientation();
   const Geometry& g = plan_whole(plan, ih, iw, orient, key, out_h, out_w, res);
   Span sy, sx;
@@ -418,6 +418,7 @@ void run_png(const Plan& plan, Worker& w, const uint8_t* data, size_t size, cons
       hpass_rows(plan.spec.simd, ptrs, nb, 0, w.ht, outs);
     }
   }
+  if (img.truncated()) res->warnings = 1;  // allow_truncated: reported as for a cut-off JPEG
   finish_sample(plan, w, res->params, sy, sx, slot, res);
 }
 

@@ -115,7 +115,7 @@ using DoubleVec = std::vector<double>;
   X(bool, exact, false, "no DCT-domain downscaling")                                                  \
   X(int64_t, max_pixels, 0, "images with more pixels are rejected from their header (0 = no limit)")  \
   X(bool, strict, true, "corrupt-data warnings are errors")                                           \
-  X(bool, allow_truncated, false, "a JPEG that ends early decodes, missing rows gray")                 \
+  X(bool, allow_truncated, false, "a cut-off JPEG/PNG decodes, missing rows filled")                  \
   X(Simd, simd, Simd::kScalar, "kernel level")
 
 struct PlanSpec {

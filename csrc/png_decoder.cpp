@@ -31,6 +31,9 @@ struct PngImage::Impl {
   bool gray16 = false;  // 16-bit gray: read as is, clamped by hand (Note [PNG decoding])
   int orientation = 1;
   int rows_read = 0;
+  bool allow_truncated = false;  // Note [PNG decoding]: a file that ends early keeps its decoded rows
+  bool truncated = false;        // the data ran out (allow_truncated): the remaining rows are black
+  int rows_done = 0;             // rows step_rows wrote (plain data: valid after a longjmp)
   std::vector<uint8_t> tmp;  // 16-bit gray rows before the clamp
 
   ~Impl() {
@@ -54,7 +57,10 @@ void on_warning(png_structp, png_const_charp) {}  // ancillary-chunk trouble: ig
 
 void on_read(png_structp png, png_bytep out, png_size_t n) {
   auto* m = static_cast<PngImage::Impl*>(png_get_io_ptr(png));
-  if (n > m->size - m->pos) png_error(png, "file is truncated");
+  if (n > m->size - m->pos) {
+    m->truncated = m->allow_truncated;
+    png_error(png, "file is truncated");
+  }
   std::memcpy(out, m->data + m->pos, n);
   m->pos += n;
 }
@@ -96,8 +102,12 @@ bool step_transforms(PngImage::Impl* m, size_t* rowbytes, int* channels) {
 }
 
 bool step_rows(PngImage::Impl* m, uint8_t* const* rows, int n) {
+  m->rows_done = 0;
   if (setjmp(png_jmpbuf(m->png))) return false;
-  for (int i = 0; i < n; ++i) png_read_row(m->png, rows[i], nullptr);
+  for (int i = 0; i < n; ++i) {
+    png_read_row(m->png, rows[i], nullptr);
+    m->rows_done = i + 1;
+  }
   return true;
 }
 
@@ -119,7 +129,7 @@ void gray16_to_rgbx(const uint8_t* src, int w, uint8_t* dst) {
 
 }  // namespace
 
-PngImage::PngImage(const uint8_t* data, size_t size, int64_t max_pixels) : m_(new Impl) {
+PngImage::PngImage(const uint8_t* data, size_t size, int64_t max_pixels, bool allow_truncated) : m_(new Impl) {
   Impl& m = *m_;
   m.data = data;
   m.size = size;
@@ -128,7 +138,8 @@ PngImage::PngImage(const uint8_t* data, size_t size, int64_t max_pixels) : m_(ne
   if (!m.png) throw Error(ErrorKind::kDecode, "PNG: cannot create the decoder");
   m.info = png_create_info_struct(m.png);
   if (!m.info) throw Error(ErrorKind::kDecode, "PNG: cannot create the decoder");
-  if (!step_header(&m)) m.fail();
+  if (!step_header(&m)) m.fail();  // a header cut short is an error even with allow_truncated
+  m.allow_truncated = allow_truncated;
   const int64_t px = static_cast<int64_t>(m.width) * m.height;
   if (max_pixels > 0 && px > max_pixels)
     throw Error(ErrorKind::kTooLarge, "PNG of " + std::to_string(m.width) + "x" + std::to_string(m.height) + " = " +
@@ -160,20 +171,35 @@ int PngImage::height() const { return static_cast<int>(m_->height); }
 bool PngImage::interlaced() const { return m_->interlace != PNG_INTERLACE_NONE; }
 int PngImage::orientation() const { return m_->orientation; }
 
+bool PngImage::truncated() const { return m_->truncated; }
+
 void PngImage::read_rows(uint8_t* const* rows, int n) {
   Impl& m = *m_;
   if (interlaced()) throw Error(ErrorKind::kInvalid, "PNG: an interlaced image is read whole");
   if (n < 0 || m.rows_read + n > height()) throw Error(ErrorKind::kInvalid, "PNG: reading past the last row");
+  const size_t rb = m.width * size_t(4);
+  int i = 0;
   if (!m.gray16) {
-    if (!step_rows(&m, rows, n)) m.fail();
+    if (m.truncated) {
+      i = 0;  // the data ran out in an earlier call
+    } else if (step_rows(&m, rows, n)) {
+      i = n;
+    } else {
+      if (!m.truncated) m.fail();
+      i = m.rows_done;  // the data ran out in row i: it and the rows after it are black
+    }
   } else {
     if (m.tmp.size() < m.width * size_t(2)) m.tmp.resize(m.width * size_t(2));
-    for (int i = 0; i < n; ++i) {
+    for (; i < n && !m.truncated; ++i) {
       uint8_t* t = m.tmp.data();
-      if (!step_rows(&m, &t, 1)) m.fail();
+      if (!step_rows(&m, &t, 1)) {
+        if (!m.truncated) m.fail();
+        break;
+      }
       gray16_to_rgbx(t, width(), rows[i]);
     }
   }
+  for (; i < n; ++i) std::memset(rows[i], 0, rb);  // as Pillow's zero-filled image under LOAD_TRUNCATED_IMAGES
   m.rows_read += n;
 }
 
@@ -181,14 +207,16 @@ void PngImage::read_all(uint8_t* const* rows) {
   Impl& m = *m_;
   if (m.rows_read) throw Error(ErrorKind::kInvalid, "PNG: rows were already read");
   const int h = height();
+  if (m.allow_truncated)  // what a cut-off file leaves undecoded stays black
+    for (int y = 0; y < h; ++y) std::memset(rows[y], 0, m.width * size_t(4));
   if (!m.gray16) {
-    if (!step_image(&m, rows)) m.fail();
+    if (!step_image(&m, rows) && !m.truncated) m.fail();
   } else {
     const size_t rb = m.width * size_t(2);
-    m.tmp.resize(checked_mul(rb, static_cast<size_t>(h)));
+    m.tmp.assign(checked_mul(rb, static_cast<size_t>(h)), 0);
     std::vector<uint8_t*> t(static_cast<size_t>(h));
     for (int y = 0; y < h; ++y) t[y] = m.tmp.data() + rb * y;
-    if (!step_image(&m, t.data())) m.fail();
+    if (!step_image(&m, t.data()) && !m.truncated) m.fail();
     for (int y = 0; y < h; ++y) gray16_to_rgbx(t[y], width(), rows[y]);
   }
   m.rows_read = h;

@@ -15,7 +15,10 @@
 // up to 2^24, where libpng's default stops at 1,000,000 and Pillow has none),
 // ancillary chunks are capped at 8 MiB, a truncated file or a CRC error in a critical chunk is
 // an error (libpng's defaults), and APNG animation chunks are ignored (the first frame, as
-// Pillow's default frame).
+// Pillow's default frame). With allow_truncated, image data that ends early keeps the rows
+// decoded so far and the rest is black, as Pillow's ImageFile.LOAD_TRUNCATED_IMAGES leaves it
+// (libpng inflates IDAT in pieces of a few KB, so the last rows of the data may be black here
+// and decoded by Pillow); a cut inside the header is still an error.
 #pragma once
 
 #include <cstddef>
@@ -37,7 +40,9 @@ inline bool is_png(const uint8_t* d, size_t n) {
 class PngImage {
  public:
   // Parses the header and sets the conversions; throws Error (kDecode, kTooLarge).
-  PngImage(const uint8_t* data, size_t size, int64_t max_pixels);
+  // allow_truncated: image data that ends early is not an error; the rows it did not reach are
+  // black (truncated() then says so).
+  PngImage(const uint8_t* data, size_t size, int64_t max_pixels, bool allow_truncated = false);
   ~PngImage();
   PngImage(const PngImage&) = delete;
   PngImage& operator=(const PngImage&) = delete;
@@ -48,6 +53,7 @@ class PngImage {
   // EXIF orientation (1..8) from an eXIf chunk before the image data, else 1: applied as for
   // JPEG (what Pillow's exif_transpose does).
   int orientation() const;
+  bool truncated() const;  // the data ran out (allow_truncated): rows past that point are black
   // The next n rows as RGBX (width() * 4 bytes each). Not for interlaced images.
   void read_rows(uint8_t* const* rows, int n);
   // Every row (height() of them) as RGBX; the way to read an interlaced image.

@@ -113,9 +113,10 @@ class Compose:
             FASTPREP_SIMD).
         max_pixels: images with more pixels are rejected from their header (0 = no limit).
         strict: corrupt-data warnings of the JPEG decoder are errors (default True).
-        allow_truncated: a JPEG that ends early (a cut download) is decoded anyway, its missing
-            rows mid-gray as PIL's ``LOAD_TRUNCATED_IMAGES``, with a ``UserWarning`` naming the
-            file; other corrupt data stays an error while ``strict`` (default False).
+        allow_truncated: a JPEG or PNG that ends early (a cut download) is decoded anyway, its
+            missing rows as PIL's ``LOAD_TRUNCATED_IMAGES`` leaves them (JPEG: mid-gray; PNG:
+            black), with a ``UserWarning`` naming the file; other corrupt data stays an error
+            while ``strict``; a cut-off WebP stays an error, as in Pillow (default False).
         on_error: default policy of :meth:`batch`: "raise", "skip" or "zeros".
     """
 
@@ -363,8 +364,8 @@ class Compose:
         errors = {i: error_for_kind(kind, name(i), msg, int(picks[i])) for i, kind, msg in b.errors()}
         if self.allow_truncated:
             for i in np.flatnonzero(b.warnings()):
-                warnings.warn(f"{name(i)} (sample {picks[i]}): truncated JPEG decoded, its missing rows filled gray "
-                              "(allow_truncated=True)", UserWarning, stacklevel=4)
+                warnings.warn(f"{name(i)} (sample {picks[i]}): truncated image decoded, its missing rows filled "
+                              "(JPEG: gray, PNG: black; allow_truncated=True)", UserWarning, stacklevel=4)
         fallback = np.flatnonzero(status == _NOT_JPEG)
         if len(fallback):
             decoded, pos = [], []

@@ -114,6 +114,45 @@ def test_truncated_png_is_a_decode_error():
             IDENTITY(data[:cut])
 
 
+@pytest.mark.parametrize("kind", ["rgb", "gray16", "adam7"])
+def test_allow_truncated_keeps_the_decoded_rows_as_pillow(photos, kind):
+    """A PNG cut inside its image data: with allow_truncated the rows decoded so far are Pillow's
+    (ImageFile.LOAD_TRUNCATED_IMAGES), the rest black, with a warning naming the file; Pillow may
+    decode a few more rows (libpng inflates in pieces of a few KB)."""
+    from PIL import ImageFile
+
+    im = Image.open(photos[0]).convert("RGB")
+    arr = np.asarray(im)
+    if kind == "gray16":
+        data = make_png(arr[:, :, :1].astype(np.int64) * 3, 0, 16)  # values up to 765: the clamp matters
+    elif kind == "adam7":
+        data = make_png(arr, 2, 8, interlace=True)
+    else:
+        data = _pil_png(im)
+    t = fp.Compose([], dtype="uint8", layout="HWC", allow_truncated=True)
+    for frac in (0.3, 0.7):
+        cut = data[:int(len(data) * frac)]
+        with pytest.raises(fp.DecodeError, match="truncated"):
+            IDENTITY(cut)  # without allow_truncated: an error
+        with pytest.warns(UserWarning, match="truncated image decoded"):
+            got = t.batch([cut])[0]
+        ImageFile.LOAD_TRUNCATED_IMAGES = True
+        try:
+            ref = np.asarray(Image.open(io.BytesIO(cut)).convert("RGB"))
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = False
+        assert got.shape == ref.shape
+        if kind == "adam7":  # the passes decoded so far, the rest black: not row-aligned, so no row check
+            assert 0 < np.count_nonzero(got.any(2)) < got.shape[0] * got.shape[1]
+            continue
+        rows = got.reshape(got.shape[0], -1).any(1)
+        k = int(np.argmin(rows)) if not rows.all() else got.shape[0]  # the first black row
+        assert 0 < k < got.shape[0] and not rows[k:].any()
+        assert np.array_equal(got[:k], ref[:k])  # every decoded row is Pillow's
+        pil_rows = int(np.flatnonzero(ref.reshape(ref.shape[0], -1).any(1)).max()) + 1
+        assert k <= pil_rows <= k + 64  # Pillow decodes at most a few KB more
+
+
 def test_crc_error_in_a_critical_chunk_is_a_decode_error():
     data = bytearray(_valid())
     i = data.index(b"IDAT")
