@@ -11,7 +11,8 @@
 // multiple of the vector length. ColorJitter: its four ops alone and combined, factors over their
 // whole range, widths that leave a scalar tail. RandomHSV: random gains. Warp: rotations, scales,
 // shears and shifts that take corners outside, nearest and bilinear, with and without a fill.
-// Sharpness: alphas in and out of [0, 1], narrow images. Exit status 0 iff every level matches the reference everywhere.
+// Sharpness: alphas in and out of [0, 1], narrow images. Exit status 0 iff every level matches
+// the reference everywhere.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -136,36 +137,38 @@ void check_resize(const Image& im, int out_w, int out_h, Interp interp, bool rev
   }
 }
 
-// ColorJitter on `im` (in place on copies): every level against the scalar reference.
-void check_jitter(const Image& im, const JitterParams& jp, const std::vector<Simd>& levels, const std::string& name) {
-  auto run = [&](Simd s) {
-    std::vector<uint8_t> px = im.px;
-    std::vector<uint8_t*> rows(im.h);
-    for (int y = 0; y < im.h; ++y) rows[y] = &px[static_cast<size_t>(y) * im.w * 4];
-    apply_color_jitter(s, jp, rows.data(), im.h, im.w);
-    return px;
-  };
-  const std::vector<uint8_t> ref = run(Simd::kScalar);
-  char where[160];
-  std::snprintf(where, sizeof where, "%s %dx%d mask=%d factors=%g,%g,%g,%g", name.c_str(), im.w, im.h, jp.mask,
-                jp.factor[0], jp.factor[1], jp.factor[2], jp.factor[3]);
-  for (Simd s : levels) expect_same("color_jitter", s, ref, run(s), ref.size(), 1, where);
-}
-
-// The sharpness filter (RandAugment's Sharpness) on `im`: every level against the scalar reference.
-void check_sharpness(const Image& im, float alpha, const std::vector<Simd>& levels, const std::string& name) {
+// An in-place op on a copy of `im` at every level, each compared with the scalar reference.
+template <typename Op>
+void check_in_place(const char* what, const Image& im, const std::vector<Simd>& levels, const char* where, Op op) {
   auto run = [&](Simd s) {
     std::vector<uint8_t> px = im.px;
     std::vector<uint8_t*> rows(im.h);
     for (int y = 0; y < im.h; ++y) rows[y] = &px[static_cast<size_t>(y) * im.w * 4];
     Scratch scratch;
-    aug_sharpness(s, alpha, rows.data(), im.h, im.w, &scratch);
+    op(s, rows.data(), &scratch);
     return px;
   };
   const std::vector<uint8_t> ref = run(Simd::kScalar);
+  for (Simd s : levels) expect_same(what, s, ref, run(s), ref.size(), 1, where);
+}
+
+// ColorJitter on `im` (in place on copies): every level against the scalar reference.
+void check_jitter(const Image& im, const JitterParams& jp, const std::vector<Simd>& levels, const std::string& name) {
+  char where[160];
+  std::snprintf(where, sizeof where, "%s %dx%d mask=%d factors=%g,%g,%g,%g", name.c_str(), im.w, im.h, jp.mask,
+                jp.factor[0], jp.factor[1], jp.factor[2], jp.factor[3]);
+  check_in_place("color_jitter", im, levels, where, [&](Simd s, uint8_t* const* rows, Scratch*) {
+    apply_color_jitter(s, jp, rows, im.h, im.w);
+  });
+}
+
+// The sharpness filter (RandAugment's Sharpness) on `im`: every level against the scalar reference.
+void check_sharpness(const Image& im, float alpha, const std::vector<Simd>& levels, const std::string& name) {
   char where[120];
   std::snprintf(where, sizeof where, "%s %dx%d alpha=%g", name.c_str(), im.w, im.h, alpha);
-  for (Simd s : levels) expect_same("sharpness", s, ref, run(s), ref.size(), 1, where);
+  check_in_place("sharpness", im, levels, where, [&](Simd s, uint8_t* const* rows, Scratch* scratch) {
+    aug_sharpness(s, alpha, rows, im.h, im.w, scratch);
+  });
 }
 
 // The affine warp (RandomRotation, RandomAffine, the policies' Shear/Translate/Rotate) on `im`:
@@ -176,36 +179,23 @@ void check_warp(const Image& im, const double m[6], const std::vector<Simd>& lev
     ws.bilinear = mode & 1;
     ws.fill_on = mode & 2;
     ws.fill[0] = 12.5f, ws.fill[1] = 200.f, ws.fill[2] = 255.7f;
-    auto run = [&](Simd s) {
-      std::vector<uint8_t> px = im.px;
-      std::vector<uint8_t*> rows(im.h);
-      for (int y = 0; y < im.h; ++y) rows[y] = &px[static_cast<size_t>(y) * im.w * 4];
-      Scratch scratch;
-      warp_affine(s, m, ws, rows.data(), im.h, im.w, &scratch);
-      return px;
-    };
-    const std::vector<uint8_t> ref = run(Simd::kScalar);
     char where[200];
     std::snprintf(where, sizeof where, "%s %dx%d m=[%g %g %g; %g %g %g] bilinear=%d fill=%d", name.c_str(), im.w,
                   im.h, m[0], m[1], m[2], m[3], m[4], m[5], ws.bilinear, ws.fill_on);
-    for (Simd s : levels) expect_same("warp", s, ref, run(s), ref.size(), 1, where);
+    check_in_place("warp", im, levels, where, [&](Simd s, uint8_t* const* rows, Scratch* scratch) {
+      warp_affine(s, m, ws, rows, im.h, im.w, scratch);
+    });
   }
 }
 
 // RandomHSV on `im`: every level against the scalar reference.
 void check_hsv(const Image& im, const HsvParams& hp, const std::vector<Simd>& levels, const std::string& name) {
-  auto run = [&](Simd s) {
-    std::vector<uint8_t> px = im.px;
-    std::vector<uint8_t*> rows(im.h);
-    for (int y = 0; y < im.h; ++y) rows[y] = &px[static_cast<size_t>(y) * im.w * 4];
-    apply_random_hsv(s, hp, rows.data(), im.h, im.w);
-    return px;
-  };
-  const std::vector<uint8_t> ref = run(Simd::kScalar);
   char where[160];
   std::snprintf(where, sizeof where, "%s %dx%d gains=%g,%g,%g", name.c_str(), im.w, im.h, hp.gain[0], hp.gain[1],
                 hp.gain[2]);
-  for (Simd s : levels) expect_same("random_hsv", s, ref, run(s), ref.size(), 1, where);
+  check_in_place("random_hsv", im, levels, where, [&](Simd s, uint8_t* const* rows, Scratch*) {
+    apply_random_hsv(s, hp, rows, im.h, im.w);
+  });
 }
 
 bool read_photo(const char* path, int w, int h, Image* im) {
