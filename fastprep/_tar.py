@@ -69,6 +69,7 @@ class TarMember(NamedTuple):
 # ---------------------------------------------------------------------------------------------- sources
 
 _BRACE = re.compile(r"\{([^{}]*)\}")
+_MAX_BRACE_RANGE = 10_000_000  # a typo such as {0..1000000000000} must not exhaust memory
 
 
 def expand_braces(pattern):
@@ -82,6 +83,9 @@ def expand_braces(pattern):
     if r:
         a, b = r.group(1), r.group(2)
         lo, hi = int(a), int(b)
+        if abs(hi - lo) >= _MAX_BRACE_RANGE:
+            raise ValueError(f"{pattern!r}: the range {{{a}..{b}}} names {abs(hi - lo) + 1:,} shards (at most "
+                             f"{_MAX_BRACE_RANGE:,} per range)")
         width = max(len(a), len(b)) if (len(a) > 1 and a.startswith("0")) or (len(b) > 1 and b.startswith("0")) else 0
         step = 1 if hi >= lo else -1
         choices = [str(v).zfill(width) for v in range(lo, hi + step, step)]
@@ -90,6 +94,8 @@ def expand_braces(pattern):
     else:  # not a brace expression: keep it literally
         return [head + "{" + body + "}" + t for t in expand_braces(tail)]
     rest = expand_braces(tail)
+    if len(choices) * len(rest) > _MAX_BRACE_RANGE:
+        raise ValueError(f"{pattern!r} names {len(choices) * len(rest):,} shards (at most {_MAX_BRACE_RANGE:,})")
     return [head + c + t for c in choices for t in rest]
 
 

@@ -99,6 +99,8 @@ def test_source_forms_name_the_same_samples(shards, tmp_path):
                                                      "a11bx", "a11by"]
     with pytest.raises(FileNotFoundError, match="000002"):
         fp.index_source(os.path.join(d, "train-{000000..000002}.tar"))
+    with pytest.raises(ValueError, match="at most"):
+        fp.index_source(os.path.join(d, "train-{0..99999999999}.tar"))
     with pytest.raises(FileNotFoundError, match="no shard matches"):
         fp.index_source(os.path.join(d, "val-*.tar"))
     gz = tmp_path / "x.tar.gz"
