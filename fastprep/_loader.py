@@ -136,8 +136,9 @@ class Loader:
 
     Args:
         source: ImageFolder-layout directory, list of paths or (path, label), a "path,label" text
-            or CSV file, a sequence of bytes, a :class:`fastprep.Dataset`, or a directory written
-            by ``fastprep preprocess`` (read without decoding).
+            or CSV file, a sequence of bytes, a :class:`fastprep.Dataset`, a directory written
+            by ``fastprep preprocess`` (read without decoding), or WebDataset tar shards
+            ("train-{000000..000127}.tar", a glob, a list, a folder of .tar files; see _tar).
         transform: a fastprep Compose (or a torchvision Compose, converted by from_torchvision).
         batch_size, shuffle, drop_last: as torch.utils.data.DataLoader.
         threads: native decode threads (default None: all usable cores).
