@@ -424,7 +424,8 @@ def _short(op_repr):
 # ---------------------------------------------------------------------------------------------- CLI
 
 def add_arguments(p):
-    p.add_argument("src", help="ImageFolder directory, flat image directory, or a path,label file list")
+    p.add_argument("src", help="ImageFolder directory, flat image directory, a path,label file list, or WebDataset "
+                               "tar shards ('train-{000000..000127}.tar', a glob, a folder of .tar files)")
     p.add_argument("--transform", choices=_offline.TRANSFORMS, default="eval",
                    help="eval: Resize(size/0.875) + CenterCrop(size) (default); resize: Resize((size, size))")
     p.add_argument("--size", type=int, default=224, help="output size (default 224)")
