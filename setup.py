@@ -1,4 +1,4 @@
-"""Build of fastprep's native core (fastprep._core) against the system libjpeg-turbo, libpng and libwebp.
+"""Build of fastprep's native core (fastprep._core) against the system libjpeg-turbo, libpng, zlib and libwebp.
 
 No -march=native: SIMD kernels are compiled per function with target attributes and chosen at
 run time (csrc/simd.cpp), so one build runs on any x86-64 CPU; on AArch64 (Linux, macOS arm64) the
@@ -27,6 +27,13 @@ fastprep needs the libwebp development headers (webp/decode.h) to build (native 
   macOS:          brew install webp   (then export CPATH/LIBRARY_PATH to its prefix)
 Set FASTPREP_WEBP_PREFIX=/path/to/prefix to point the build at another install.
 """,
+    "zlib.h": """
+fastprep needs the zlib development headers (zlib.h) to build (the PNG decoder's inflate).
+  Debian/Ubuntu:  sudo apt-get install zlib1g-dev
+  Fedora/RHEL:    sudo dnf install zlib-devel
+  macOS:          part of the Xcode command line tools (xcode-select --install)
+Set FASTPREP_ZLIB_PREFIX=/path/to/prefix to point the build at another install.
+""",
     "png.h": """
 fastprep needs the libpng development headers (png.h) to build (native PNG decoding).
   Debian/Ubuntu:  sudo apt-get install libpng-dev
@@ -37,7 +44,7 @@ Set FASTPREP_PNG_PREFIX=/path/to/prefix to point the build at another install.
 }
 
 
-HOMEBREW_FORMULA = {"jpeglib.h": "jpeg-turbo", "png.h": "libpng", "webp/decode.h": "webp"}
+HOMEBREW_FORMULA = {"jpeglib.h": "jpeg-turbo", "png.h": "libpng", "webp/decode.h": "webp", "zlib.h": "zlib"}
 
 
 def _probe(header, inc):
@@ -76,8 +83,9 @@ def find_library(header, prefix_env):
 _jpeg = find_library("jpeglib.h", "FASTPREP_JPEG_PREFIX")
 _png = find_library("png.h", "FASTPREP_PNG_PREFIX")
 _webp = find_library("webp/decode.h", "FASTPREP_WEBP_PREFIX")
-include_dirs = _jpeg[0] + _png[0] + _webp[0]
-library_dirs = _jpeg[1] + _png[1] + _webp[1]
+_zlib = find_library("zlib.h", "FASTPREP_ZLIB_PREFIX")
+include_dirs = _jpeg[0] + _png[0] + _webp[0] + _zlib[0]
+library_dirs = _jpeg[1] + _png[1] + _webp[1] + _zlib[1]
 
 SOURCES = [
     "csrc/augment.cpp",
@@ -97,6 +105,9 @@ SOURCES = [
     "csrc/pipeline.cpp",
     "csrc/plan.cpp",
     "csrc/png_decoder.cpp",
+    "csrc/png_rows.cpp",
+    "csrc/png_rows_neon.cpp",
+    "csrc/png_rows_sse41.cpp",
     "csrc/resample.cpp",
     "csrc/resample_avx2.cpp",
     "csrc/resample_neon.cpp",
@@ -120,7 +131,7 @@ ext = Pybind11Extension(
     SOURCES,
     include_dirs=["csrc"] + include_dirs,
     library_dirs=library_dirs,
-    libraries=["jpeg", "png", "webp"],
+    libraries=["jpeg", "png", "webp", "z"],
     cxx_std=17,
     extra_compile_args=extra_compile,
     extra_link_args=extra_link,

@@ -24,7 +24,7 @@ need_apt() {  # installs Debian packages that are missing (CI runs as root on a 
 }
 
 run_fuzz() {
-  need_apt clang-14 libclang-rt-14-dev libjpeg-turbo-progs libjpeg62-turbo-dev libpng-dev libwebp-dev
+  need_apt clang-14 libclang-rt-14-dev libjpeg-turbo-progs libjpeg62-turbo-dev libpng-dev zlib1g-dev libwebp-dev
   local CXX=${FUZZ_CXX:-clang++-14} OUT=$ROOT/build/fuzz
   mkdir -p "$OUT/obj" "$OUT/corpus" "$OUT/artifacts"
   rm -rf "$OUT/seeds"
@@ -43,7 +43,7 @@ run_fuzz() {
     if [ ${#pids[@]} -ge "$JOBS" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
   done
   for b in "${pids[@]}"; do wait "$b"; done
-  $CXX "${flags[@]}" -fsanitize=fuzzer fuzz/fuzz_decode.cc "${objs[@]}" -ljpeg -lpng -lwebp -o "$OUT/fuzz_decode"
+  $CXX "${flags[@]}" -fsanitize=fuzzer fuzz/fuzz_decode.cc "${objs[@]}" -ljpeg -lpng -lwebp -lz -o "$OUT/fuzz_decode"
   echo "== fuzzing for ${FUZZ_SECONDS}s"
   # The first directory collects what the fuzzer finds; the seeds are read only.
   ASAN_OPTIONS=${ASAN_OPTIONS:-allocator_may_return_null=1:detect_leaks=1} \

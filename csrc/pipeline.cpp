@@ -386,7 +386,7 @@ void run_jpeg(const Plan& plan, Worker& w, const uint8_t* data, size_t size, con
 // be skipped) and decoding stops after the region's last row. Interlaced files are decoded whole.
 void run_png(const Plan& plan, Worker& w, const uint8_t* data, size_t size, const RunKey& key, uint8_t* slot,
              int out_h, int out_w, SampleResult* res) {
-  PngImage img(data, size, plan.spec.max_pixels, plan.spec.allow_truncated);
+  PngImage img(data, size, plan.spec.max_pixels, plan.spec.allow_truncated, plan.spec.simd);
   const int ih = img.height(), iw = img.width(), orient = img.orientation();
   const Geometry& g = plan_whole(plan, ih, iw, orient, key, out_h, out_w, res);
   Span sy, sx;
@@ -493,8 +493,8 @@ bool decode_only(const PlanSpec& spec, Worker& w, const SampleInput& in, SampleR
     const uint8_t* data;
     size_t size;
     encoded_bytes(w, in, &data, &size);
-    if (is_png(data, size)) {  // libpng's whole decode into RGBX rows
-      PngImage img(data, size, spec.max_pixels);
+    if (is_png(data, size)) {  // libpng's own whole decode into RGBX rows (no fast path)
+      PngImage img(data, size, spec.max_pixels, false, spec.simd, false);
       const size_t row_bytes = static_cast<size_t>(img.width()) * 4;
       grow(&w.full, checked_mul(static_cast<size_t>(img.height()), row_bytes));
       w.rows.resize(static_cast<size_t>(img.height()));
@@ -540,7 +540,7 @@ bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunK
       encoded_bytes(w, in, &data, &size);
       const WebpInfo webp = is_webp(data, size) ? webp_info(data, size, plan.spec.max_pixels) : WebpInfo();
       if (is_png(data, size)) {
-        const PngImage img(data, size, plan.spec.max_pixels);  // the header is all a probe reads
+        const PngImage img(data, size, plan.spec.max_pixels, false, plan.spec.simd, false);  // the header only
         oriented_dims(img.orientation(), img.height(), img.width(), &h, &wd);
         res->orientation = img.orientation();
       } else if (webp.width > 0 && !webp.animated) {

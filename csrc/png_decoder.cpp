@@ -1,8 +1,10 @@
 #include "png_decoder.h"
 
 #include "exif.h"
+#include "png_rows.h"
 
 #include <png.h>
+#include <zlib.h>
 
 #include <csetjmp>
 #include <cstdio>
@@ -36,7 +38,21 @@ struct PngImage::Impl {
   int rows_done = 0;             // rows step_rows wrote (plain data: valid after a longjmp)
   std::vector<uint8_t> tmp;  // 16-bit gray rows before the clamp
 
+  // The fast path (Note [PNG fast path]); its state is plain data, touched outside libpng's calls.
+  bool fast = false;
+  Simd simd = Simd::kScalar;
+  int channels = 0;             // 8-bit samples per pixel: the filters' bytes per pixel
+  size_t rowbytes = 0;          // bytes of a row after its filter-type byte
+  z_stream z{};
+  bool z_live = false, z_ended = false;
+  size_t next_chunk = 0;        // offset of the chunk header after the IDAT being inflated
+  bool cut = false;             // the file ends inside the IDAT being inflated
+  std::vector<uint8_t> raw, recon[2];  // the filtered row; this row and the previous, reconstructed
+  int cur = 0;
+  uint32_t palette[256] = {0};  // RGBX words; indices past the PLTE give black, as libpng
+
   ~Impl() {
+    if (z_live) inflateEnd(&z);
     if (png) png_destroy_read_struct(&png, info ? &info : nullptr, nullptr);
   }
 
@@ -127,10 +143,118 @@ void gray16_to_rgbx(const uint8_t* src, int w, uint8_t* dst) {
   }
 }
 
+// Note [PNG fast path]
+// Most PNGs in a dataset are 8-bit and not interlaced. For those, libpng reads the header and
+// the chunks before the image data (checks, limits, PLTE, eXIf) and stops at the first IDAT; from
+// there the rows are ours: the IDAT chunks' data (each CRC-checked, as libpng does for a
+// critical chunk) is inflated by zlib straight into one filtered row at a time, the filter is
+// undone by png_rows' kernels and the pixels expanded to RGBX. libpng's own row path undoes the
+// Sub, Average and Paeth filters a byte at a time (the Paeth of a photo costs about as much as
+// its inflate), and Debian's build has no vector filters. zlib's Adler-32 of the inflated stream
+// is not computed (inflateValidate): every IDAT byte is already covered by its chunk's CRC.
+// The pixels are those of the libpng path (Note [PNG decoding]); errors name libpng's cases: a
+// CRC error, zlib's message, a bad filter type, image data that ends before the last row. Other
+// PNGs (1/2/4/16-bit, Adam7) take libpng's path.
+
+uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
+
+[[noreturn]] void fast_fail(const std::string& why) { throw Error(ErrorKind::kDecode, "PNG: " + why); }
+
+// Moves zlib's input to the IDAT chunk whose header is at m->next_chunk. False when the file ends
+// there (truncated); an error when the next chunk is not an IDAT (the image data ended early).
+bool next_idat(PngImage::Impl* m) {
+  const size_t hdr = m->next_chunk;
+  if (m->cut || hdr > m->size || m->size - hdr < 8) return false;
+  const uint8_t* h = m->data + hdr;
+  const uint32_t len = be32(h);
+  if (std::memcmp(h + 4, "IDAT", 4) != 0) fast_fail("not enough image data");
+  if (len > 0x7FFFFFFFu) fast_fail("IDAT: invalid chunk length");
+  const size_t body = hdr + 8, avail = m->size - body;
+  if (avail < size_t(len) + 4) {  // cut inside the chunk (its CRC included)
+    if (!m->allow_truncated) fast_fail("file is truncated");
+    m->cut = true;  // what is there is inflated, unchecked
+    m->z.next_in = const_cast<Bytef*>(m->data + body);
+    m->z.avail_in = static_cast<uInt>(avail > len ? len : avail);
+    return true;
+  }
+#ifndef FASTPREP_FUZZING  // the fuzzer cannot fix up CRCs (as in step_header)
+  const uint32_t crc = static_cast<uint32_t>(crc32(crc32(0L, h + 4, 4), m->data + body, len));
+  if (crc != be32(m->data + body + len)) fast_fail("IDAT: CRC error");
+#endif
+  m->z.next_in = const_cast<Bytef*>(m->data + body);
+  m->z.avail_in = len;
+  m->next_chunk = body + len + 4;
+  return true;
+}
+
+// Inflates the next filtered row (filter byte + rowbytes) into m->raw. False when the file ends
+// first (truncated).
+bool inflate_row(PngImage::Impl* m) {
+  z_stream& z = m->z;
+  if (m->z_ended) fast_fail("not enough image data");
+  z.next_out = m->raw.data();
+  z.avail_out = static_cast<uInt>(m->rowbytes + 1);
+  while (z.avail_out > 0) {
+    if (z.avail_in == 0 && !next_idat(m)) return false;
+    const int r = inflate(&z, Z_SYNC_FLUSH);
+    if (r == Z_STREAM_END) {
+      m->z_ended = true;
+      if (z.avail_out > 0) fast_fail("not enough image data");
+    } else if (r != Z_OK && r != Z_BUF_ERROR) {  // Z_BUF_ERROR: the input ran out, the loop feeds more
+      fast_fail(std::string("IDAT: ") + (z.msg ? z.msg : "zlib error"));
+    }
+  }
+  return true;
+}
+
+// The next row into `dst` as RGBX. False when the file ends first (truncated).
+bool fast_row(PngImage::Impl* m, int color_type, uint8_t* dst) {
+  if (!inflate_row(m)) return false;
+  uint8_t* out = m->recon[m->cur].data();
+  const uint8_t* prev = m->recon[m->cur ^ 1].data();
+  if (!png_unfilter(m->simd, m->raw[0], m->raw.data() + 1, prev, out, m->rowbytes, m->channels))
+    fast_fail("bad adaptive filter value");
+  png_expand_rgbx(m->simd, color_type, out, static_cast<int>(m->width), m->palette, dst);
+  m->cur ^= 1;
+  return true;
+}
+
+// Takes the fast path when the image allows it; libpng has read up to the first IDAT's data.
+void start_fast(PngImage::Impl* m) {
+  static const int kChannels[7] = {1, 0, 3, 1, 2, 0, 4};
+  if (m->interlace != PNG_INTERLACE_NONE || m->bit_depth != 8 || m->color_type > 6 ||
+      kChannels[m->color_type] == 0 || m->pos < 8 || std::memcmp(m->data + m->pos - 4, "IDAT", 4) != 0)
+    return;
+  if (m->color_type == PNG_COLOR_TYPE_PALETTE) {
+    png_colorp pal = nullptr;
+    int num = 0;
+    if (!png_get_PLTE(m->png, m->info, &pal, &num) || !pal) return;
+    for (int i = 0; i < num && i < 256; ++i) {
+      const uint8_t px[4] = {pal[i].red, pal[i].green, pal[i].blue, 0};
+      std::memcpy(&m->palette[i], px, 4);
+    }
+  }
+  m->channels = kChannels[m->color_type];
+  m->rowbytes = checked_mul(static_cast<size_t>(m->width), static_cast<size_t>(m->channels));
+  if (inflateInit(&m->z) != Z_OK) fast_fail("cannot start zlib");
+  m->z_live = true;
+#if ZLIB_VERNUM >= 0x1290
+  inflateValidate(&m->z, 0);
+#endif
+  m->raw.assign(m->rowbytes + 1 + kPngRowPad, 0);
+  m->recon[0].assign(m->rowbytes + kPngRowPad, 0);
+  m->recon[1].assign(m->rowbytes + kPngRowPad, 0);  // the row above the first: zeros
+  m->next_chunk = m->pos - 8;
+  m->fast = true;
+}
+
 }  // namespace
 
-PngImage::PngImage(const uint8_t* data, size_t size, int64_t max_pixels, bool allow_truncated) : m_(new Impl) {
+PngImage::PngImage(const uint8_t* data, size_t size, int64_t max_pixels, bool allow_truncated, Simd simd,
+                   bool fast)
+    : m_(new Impl) {
   Impl& m = *m_;
+  m.simd = simd;
   m.data = data;
   m.size = size;
   if (!is_png(data, size)) throw Error(ErrorKind::kDecode, "not a PNG");
@@ -154,6 +278,8 @@ PngImage::PngImage(const uint8_t* data, size_t size, int64_t max_pixels, bool al
     std::memcpy(app1.data() + 6, exif, exif_len);
     m.orientation = exif_orientation(app1.data(), app1.size());
   }
+  if (fast) start_fast(&m);
+  if (m.fast) return;
   size_t rowbytes = 0;
   int channels = 0;
   if (!step_transforms(&m, &rowbytes, &channels)) m.fail();
@@ -179,7 +305,14 @@ void PngImage::read_rows(uint8_t* const* rows, int n) {
   if (n < 0 || m.rows_read + n > height()) throw Error(ErrorKind::kInvalid, "PNG: reading past the last row");
   const size_t rb = m.width * size_t(4);
   int i = 0;
-  if (!m.gray16) {
+  if (m.fast) {
+    for (; i < n && !m.truncated; ++i) {
+      if (fast_row(&m, m.color_type, rows[i])) continue;
+      if (!m.allow_truncated) fast_fail("file is truncated");
+      m.truncated = true;  // row i and the rows after it are black
+      break;
+    }
+  } else if (!m.gray16) {
     if (m.truncated) {
       i = 0;  // the data ran out in an earlier call
     } else if (step_rows(&m, rows, n)) {
@@ -207,6 +340,7 @@ void PngImage::read_all(uint8_t* const* rows) {
   Impl& m = *m_;
   if (m.rows_read) throw Error(ErrorKind::kInvalid, "PNG: rows were already read");
   const int h = height();
+  if (m.fast) return read_rows(rows, h);
   if (m.allow_truncated)  // what a cut-off file leaves undecoded stays black
     for (int y = 0; y < h; ++y) std::memset(rows[y], 0, m.width * size_t(4));
   if (!m.gray16) {

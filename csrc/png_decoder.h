@@ -1,4 +1,6 @@
-// libpng decoder: one PNG at a time into RGBX rows, RAII, errors as exceptions. No Python here.
+// PNG decoder: one PNG at a time into RGBX rows, RAII, errors as exceptions. libpng reads the
+// header and chunks; 8-bit non-interlaced image data is inflated and unfiltered here with vector
+// kernels (Note [PNG fast path] in png_decoder.cpp), everything else by libpng. No Python here.
 //
 // Note [PNG decoding]
 // The output is what torchvision's default loader gets from Pillow, Image.open(f).convert("RGB"):
@@ -41,8 +43,10 @@ class PngImage {
  public:
   // Parses the header and sets the conversions; throws Error (kDecode, kTooLarge).
   // allow_truncated: image data that ends early is not an error; the rows it did not reach are
-  // black (truncated() then says so).
-  PngImage(const uint8_t* data, size_t size, int64_t max_pixels, bool allow_truncated = false);
+  // black (truncated() then says so). simd: the level of the fast path's row kernels. fast: take
+  // the fast path where the image allows (Note [PNG fast path] in png_decoder.cpp); false keeps
+  // every row in libpng (the bare-decode reference of the benchmarks).
+  PngImage(const uint8_t* data, size_t size, int64_t max_pixels, bool allow_truncated, Simd simd, bool fast = true);
   ~PngImage();
   PngImage(const PngImage&) = delete;
   PngImage& operator=(const PngImage&) = delete;

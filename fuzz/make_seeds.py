@@ -105,6 +105,9 @@ def png_seeds(p):
         "png_exif_6": png(small, exif=exif(6)),
         "png_rgb16_adam7": make_png(rgb * 257, 2, 16, interlace=True),
         "png_palette2_adam7": make_png(rgb[:, :, :1] % 4, 3, 2, palette=rgb.reshape(-1, 3)[:4], interlace=True),
+        # every row filter, for the fast path's kernels (Pillow's encoder picks its own)
+        "png_rgb_filters": make_png(rgb, 2, 8, filters=(0, 1, 2, 3, 4)),
+        "png_la_filters": make_png(rgb[:, :, :2], 4, 8, filters=(4, 3, 2, 1, 0)),
     }
     out["png_truncated"] = out["png_rgb"][: len(out["png_rgb"]) * 2 // 3]
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds tests/native/simd_kernels_test.cpp and checks every SIMD level of the resampling,
-# ColorJitter and Sharpness kernels against the scalar reference: natively (x86-64: SSE4.1, AVX2) and, when Debian's
+# ColorJitter, Sharpness and PNG row kernels against the scalar reference: natively (x86-64: SSE4.1, AVX2) and, when Debian's
 # cross compiler and qemu-user are installed (apt-get install g++-aarch64-linux-gnu qemu-user),
 # cross-compiled for AArch64 and run under emulation (NEON). Pure C++, no Python module needed.
 #   bash tests/native/run.sh [--arm-only|--native-only]
@@ -10,7 +10,8 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 srcs="tests/native/simd_kernels_test.cpp csrc/resample.cpp csrc/resample_sse41.cpp csrc/resample_avx2.cpp
       csrc/resample_neon.cpp csrc/color.cpp csrc/color_avx2.cpp csrc/color_neon.cpp csrc/augment.cpp
-      csrc/augment_avx2.cpp csrc/augment_neon.cpp csrc/simd.cpp"
+      csrc/augment_avx2.cpp csrc/augment_neon.cpp csrc/png_rows.cpp csrc/png_rows_sse41.cpp csrc/png_rows_neon.cpp
+      csrc/simd.cpp"
 flags="-std=c++17 -O2 -Wall -Wextra -Wno-unused-parameter -ffp-contract=off -Icsrc"
 
 # A real photo's rows as raw RGBX (Pillow decodes it; the C++ test reads the bytes).

@@ -1,4 +1,4 @@
-// Every SIMD level of the resampling, ColorJitter, RandomHSV, affine warp and Sharpness kernels
+// Every SIMD level of the resampling, ColorJitter, RandomHSV, affine warp, Sharpness and PNG row kernels
 // against the scalar reference, byte for byte, in pure C++ (no Python): built natively and, cross-compiled for
 // AArch64, run under qemu-user by tests/native/run.sh, so the NEON kernels are checked on a
 // machine without ARM hardware.
@@ -11,7 +11,8 @@
 // multiple of the vector length. ColorJitter: its four ops alone and combined, factors over their
 // whole range, widths that leave a scalar tail. RandomHSV: random gains. Warp: rotations, scales,
 // shears and shifts that take corners outside, nearest and bilinear, with and without a fill.
-// Sharpness: alphas in and out of [0, 1], narrow images. Exit status 0 iff every level matches
+// Sharpness: alphas in and out of [0, 1], narrow images. PNG rows: every filter type on 1- to
+// 4-byte pixels (the predictor's ties included), the colour expansions. Exit status 0 iff every level matches
 // the reference everywhere.
 #include <cmath>
 #include <cstdint>
@@ -24,6 +25,7 @@
 
 #include "augment.h"
 #include "color.h"
+#include "png_rows.h"
 #include "resample.h"
 #include "simd.h"
 
@@ -211,6 +213,48 @@ bool read_photo(const char* path, int w, int h, Image* im) {
 
 }  // namespace
 
+// The PNG row kernels on rows of `im` (RGBX bytes taken as rows of `bpp`-byte pixels): each filter
+// type undone on each row (its predecessor as the previous row), then each colour expansion.
+void check_png_rows(const Image& im, const std::vector<Simd>& levels, const std::string& name) {
+  for (int bpp = 1; bpp <= 4; ++bpp) {
+    const size_t n = static_cast<size_t>(im.w) * bpp;
+    for (int y = 0; y < im.h; ++y) {
+      std::vector<uint8_t> raw(n + kPngRowPad), prev(n + kPngRowPad, 0);
+      std::memcpy(raw.data(), &im.px[static_cast<size_t>(y) * im.w * 4], n);
+      if (y > 0) std::memcpy(prev.data(), &im.px[static_cast<size_t>(y - 1) * im.w * 4], n);
+      for (int type = 0; type <= 4; ++type) {
+        auto run = [&](Simd s) {
+          std::vector<uint8_t> out(n + kPngRowPad, 0);
+          if (!png_unfilter(s, type, raw.data(), prev.data(), out.data(), n, bpp)) out.assign(out.size(), 1);
+          return out;
+        };
+        char where[120];
+        std::snprintf(where, sizeof where, "%s w=%d row=%d bpp=%d filter=%d", name.c_str(), im.w, y, bpp, type);
+        const std::vector<uint8_t> ref = run(Simd::kScalar);
+        for (Simd s : levels) expect_same("png_unfilter", s, ref, run(s), n, 1, where);
+      }
+    }
+  }
+  std::vector<uint32_t> palette(256);
+  for (int i = 0; i < 256; ++i) palette[i] = 0x01010101u * static_cast<uint32_t>(255 - i) ^ 0x00ff00u;
+  for (int ct : {0, 2, 3, 4, 6}) {
+    const int samples = ct == 2 ? 3 : ct == 4 ? 2 : ct == 6 ? 4 : 1;
+    for (int y = 0; y < im.h; ++y) {
+      std::vector<uint8_t> src(static_cast<size_t>(im.w) * samples + kPngRowPad, 0);
+      std::memcpy(src.data(), &im.px[static_cast<size_t>(y) * im.w * 4], static_cast<size_t>(im.w) * samples);
+      auto run = [&](Simd s) {
+        std::vector<uint8_t> out(static_cast<size_t>(im.w) * 4, 0);
+        png_expand_rgbx(s, ct, src.data(), im.w, palette.data(), out.data());
+        return out;
+      };
+      char where[120];
+      std::snprintf(where, sizeof where, "%s w=%d row=%d colour type %d", name.c_str(), im.w, y, ct);
+      const std::vector<uint8_t> ref = run(Simd::kScalar);
+      for (Simd s : levels) expect_same("png_expand_rgbx", s, ref, run(s), ref.size(), 1, where);
+    }
+  }
+}
+
 int main(int argc, char** argv) {
   std::vector<Simd> levels;
   for (Simd s : {Simd::kSSE41, Simd::kAVX2, Simd::kNEON})
@@ -270,6 +314,7 @@ int main(int argc, char** argv) {
       check_warp(im, m, levels, "random");
     }
   }
+  for (int w : {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 100}) check_png_rows(random_image(rng, w, 4), levels, "random");
   if (argc == 4) {
     Image photo;
     if (!read_photo(argv[1], std::atoi(argv[2]), std::atoi(argv[3]), &photo)) {
@@ -297,6 +342,10 @@ int main(int argc, char** argv) {
       const double m[6] = {std::cos(a), -std::sin(a), 7.5, std::sin(a), std::cos(a), -3.25};
       check_warp(photo, m, levels, "photo");
     }
+    Image strip = photo;  // 24 rows of the photo: smooth rows, where the Paeth predictor ties
+    strip.h = std::min(photo.h, 24);
+    strip.px.resize(static_cast<size_t>(strip.w) * strip.h * 4);
+    check_png_rows(strip, levels, "photo");
     for (int i = 0; i < 24; ++i) {  // contrast and saturation alone: fma(k, mean, v * f) rounds once
       JitterParams jp;
       jp.mask = i % 2 ? 2 : 4;
