@@ -422,7 +422,8 @@ void run_png(const Plan& plan, Worker& w, const uint8_t* data, size_t size, cons
   finish_sample(plan, w, res->params, sy, sx, slot, res);
 }
 
-// A still WebP (Note [WebP decoding]): decoded whole, rotated by its EXIF orientation, resampled.
+// A still WebP (Note [WebP decoding]): only the rectangle the resampler reads is decoded, then
+// resampled; an image with an EXIF orientation is decoded whole and rotated first.
 void run_webp(const Plan& plan, Worker& w, const uint8_t* data, size_t size, const WebpInfo& info, const RunKey& key,
               uint8_t* slot, int out_h, int out_w, SampleResult* res) {
   const int ih = info.height, iw = info.width;
@@ -431,10 +432,32 @@ void run_webp(const Plan& plan, Worker& w, const uint8_t* data, size_t size, con
   oriented_dims(info.orientation, ih, iw, &oh, &ow);
   Span sy, sx;
   build_tables(plan, g, oh, ow, 1, w, &sy, &sx);
-  const size_t row_bytes = checked_mul(static_cast<size_t>(iw), 4);
-  grow(&w.full, checked_mul(static_cast<size_t>(ih), row_bytes) + (static_cast<size_t>(w.ht.ksize) + 4) * 4);
-  webp_decode(data, size, info, w.full.data(), row_bytes);
-  hpass_whole(plan, w, info.orientation, ih, iw);
+  if (info.orientation == 1) {
+    // The rectangle holds the rows and columns the tables read plus libwebp's margin; each row
+    // has room for what the horizontal pass reads past its last pixel.
+    const WebpRect r = webp_region_rect(info, w.ht.src_lo, w.vt.src_lo, w.ht.src_hi - w.ht.src_lo,
+                                        w.vt.src_hi - w.vt.src_lo);
+    const size_t rs = block_stride(static_cast<size_t>(r.width) + w.ht.ksize + 4);
+    grow(&w.full, checked_mul(rs, static_cast<size_t>(r.height)));
+    webp_decode_rect(data, size, r, w.full.data(), rs);
+    uint8_t* inter = prepare_inter(w);
+    const size_t stride = inter_stride(w.ht);
+    const uint8_t* rows[kRowBlock];
+    uint8_t* outs[kRowBlock];
+    for (int y = w.vt.src_lo; y < w.vt.src_hi; y += kRowBlock) {
+      const int nb = std::min(kRowBlock, w.vt.src_hi - y);
+      for (int i = 0; i < nb; ++i) {
+        rows[i] = w.full.data() + static_cast<size_t>(y + i - r.top) * rs;
+        outs[i] = inter + static_cast<size_t>(y + i - w.vt.src_lo) * stride;
+      }
+      hpass_rows(plan.spec.simd, rows, nb, r.left, w.ht, outs);
+    }
+  } else {
+    const size_t row_bytes = checked_mul(static_cast<size_t>(iw), 4);
+    grow(&w.full, checked_mul(static_cast<size_t>(ih), row_bytes) + (static_cast<size_t>(w.ht.ksize) + 4) * 4);
+    webp_decode(data, size, info, w.full.data(), row_bytes);
+    hpass_whole(plan, w, info.orientation, ih, iw);
+  }
   finish_sample(plan, w, res->params, sy, sx, slot, res);
 }
 

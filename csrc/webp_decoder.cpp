@@ -51,6 +51,16 @@ int exif_chunk_orientation(const uint8_t* d, size_t n) {
   return 1;
 }
 
+// Stored indices [lo, lo + n) of an axis of `size` pixels, clamped to it (never empty), widened by
+// one on each side and the start rounded down to even (Note [WebP decoding]), within [0, size).
+void widen(int lo, int n, int size, int* start, int* len) {
+  const int64_t a = std::clamp<int64_t>(lo, 0, size - 1);
+  const int64_t b = std::clamp<int64_t>(static_cast<int64_t>(lo) + n, a + 1, size);
+  const int64_t s = std::max<int64_t>(a - 1, 0) & ~int64_t(1);
+  *start = static_cast<int>(s);
+  *len = static_cast<int>(std::min<int64_t>(b + 1, size) - s);
+}
+
 }  // namespace
 
 WebpInfo webp_info(const uint8_t* data, size_t size, int64_t max_pixels) {
@@ -91,6 +101,34 @@ void webp_decode(const uint8_t* data, size_t size, const WebpInfo& info, uint8_t
     }
     throw Error(ErrorKind::kDecode, std::string("WebP: ") + status_name(st));
   }
+}
+
+WebpRect webp_region_rect(const WebpInfo& info, int x0, int y0, int w, int h) {
+  WebpRect r;
+  widen(x0, w, info.width, &r.left, &r.width);
+  widen(y0, h, info.height, &r.top, &r.height);
+  return r;
+}
+
+void webp_decode_rect(const uint8_t* data, size_t size, const WebpRect& rect, uint8_t* out, size_t stride) {
+  if (rect.width <= 0 || rect.height <= 0 || stride < static_cast<size_t>(rect.width) * 4 ||
+      stride > static_cast<size_t>(INT32_MAX))
+    throw Error(ErrorKind::kInvalid, "WebP: bad rectangle or row stride");
+  WebPDecoderConfig config;
+  if (!WebPInitDecoderConfig(&config)) throw Error(ErrorKind::kDecode, "WebP: libwebp version mismatch");
+  config.options.use_cropping = 1;
+  config.options.crop_left = rect.left;  // even: libwebp would round a lossy crop's offsets down
+  config.options.crop_top = rect.top;
+  config.options.crop_width = rect.width;
+  config.options.crop_height = rect.height;
+  config.output.colorspace = MODE_RGBA;
+  config.output.is_external_memory = 1;
+  config.output.u.RGBA.rgba = out;
+  config.output.u.RGBA.stride = static_cast<int>(stride);
+  config.output.u.RGBA.size = checked_mul(stride, static_cast<size_t>(rect.height));
+  const VP8StatusCode st = WebPDecode(data, size, &config);
+  WebPFreeDecBuffer(&config.output);
+  if (st != VP8_STATUS_OK) throw Error(ErrorKind::kDecode, std::string("WebP: ") + status_name(st));
 }
 
 }  // namespace fastprep

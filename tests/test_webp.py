@@ -1,13 +1,13 @@
 """Native WebP decoding (Note [WebP decoding] in csrc/webp_decoder.h): pixels against the installed
 Pillow's Image.open(f).convert("RGB") (0 levels), lossy and lossless, with and without alpha;
 EXIF orientation; animated files through the Pillow fallback; the resize pipeline against
-torchvision v1; hostile files."""
+torchvision v1; the cropped decode of an unrotated image against the whole decode; hostile files."""
 import io
 import struct
 
 import numpy as np
 import pytest
-from conftest import native_status
+from conftest import native_status, tv_center_crop_box
 
 import fastprep as fp
 from fastprep import _core
@@ -100,6 +100,67 @@ def test_random_ops_match_the_array_path():
     arr = pil_rgb(data)
     t = fp.Compose([fp.RandomResizedCrop(48), fp.RandomHorizontalFlip(), fp.ToTensor()])
     assert np.array_equal(t.batch([data] * 4, seed=3), t.batch([arr] * 4, seed=3))
+
+
+# ---- cropped decode (Note [WebP decoding]) ---------------------------------------------------
+# An unrotated WebP is decoded only over the rectangle the resampler reads; its pixels must be the
+# whole decode's, which the Pillow-decoded array (test_pixels_equal_pillow) stands for.
+
+CROP_ENCODINGS = {"lossy_q80": dict(quality=80), "lossy_q30": dict(quality=30), "lossless": dict(lossless=True),
+                  "alpha_lossy": dict(quality=80, alpha=True), "alpha_lossless": dict(lossless=True, alpha=True)}
+
+
+def _photo_webp(photos, enc, size):
+    """A committed photo resized to `size` (w, h) and encoded as WebP by Pillow."""
+    kw = dict(CROP_ENCODINGS[enc])
+    im = Image.open(photos[4]).convert("RGB").resize(size, Image.BILINEAR)
+    if kw.pop("alpha", False):
+        im.putalpha(_image(*size).getchannel(0))
+    return webp(im, **kw)
+
+
+@pytest.mark.parametrize("enc", list(CROP_ENCODINGS))
+@pytest.mark.parametrize("interp", ["nearest", "bilinear", "bicubic"])
+def test_random_crops_equal_the_whole_decode(photos, enc, interp):
+    """Random crops of every size and place, flipped or not: nearest reads the rectangle's edge
+    pixels unmixed, so one wrong edge row or column of the cropped decode shows."""
+    w, h = 257, 193  # odd: the last chroma sample covers one pixel
+    data = _photo_webp(photos, enc, (w, h))
+    arr = pil_rgb(data)
+    t = fp.Compose([fp.RandomResizedCrop((40, 56), scale=(0.002, 1.0), ratio=(0.3, 3.0), interpolation=interp),
+                    fp.RandomHorizontalFlip(), fp.RandomVerticalFlip()], dtype="uint8", layout="HWC")
+    n = 96
+    got, params = t.batch([data] * n, seed=11, return_params=True)
+    want = t.batch([arr] * n, seed=11)
+    bad = [i for i in range(n) if not np.array_equal(got[i], want[i])]
+    assert not bad, [params[i]["box"] for i in bad]
+    boxes = [p["box"] for p in params]  # (top, left, height, width)
+    assert any(b[0] == 0 for b in boxes) and any(b[1] == 0 for b in boxes)
+    assert any(b[0] + b[2] == h for b in boxes) and any(b[1] + b[3] == w for b in boxes)
+    assert any(b[0] % 2 and b[1] % 2 and b[0] + b[2] < h and b[1] + b[3] < w for b in boxes)
+
+
+@pytest.mark.parametrize("enc", list(CROP_ENCODINGS))
+def test_center_crops_are_the_whole_decode_cut_out(photos, enc):
+    """A crop without resize copies the region's pixels: they must be the whole decode's, at even
+    and odd offsets and sizes, on every image parity."""
+    for w, h in [(64, 48), (65, 49), (33, 70)]:
+        data = _photo_webp(photos, enc, (w, h))
+        arr = pil_rgb(data)
+        for ch, cw in [(1, 1), (2, 3), (7, 8), (h - 1, w - 2), (h, 5), (3, w), (h, w)]:
+            got = fp.Compose([fp.CenterCrop((ch, cw))], dtype="uint8", layout="HWC")(data)
+            top, left = tv_center_crop_box(h, w, ch, cw)
+            assert np.array_equal(got, arr[top:top + ch, left:left + cw]), (w, h, ch, cw)
+
+
+@pytest.mark.parametrize("enc", list(CROP_ENCODINGS))
+def test_resize_pipelines_equal_the_whole_decode(photos, enc):
+    data = _photo_webp(photos, enc, (301, 199))
+    arr = pil_rgb(data)
+    for ops in ([fp.Resize(96), fp.CenterCrop(80)], [fp.Resize((57, 301))], [fp.Resize(250), fp.CenterCrop((17, 230))],
+                [fp.Resize(40, interpolation="bicubic"), fp.CenterCrop(39)]):
+        t = fp.Compose(ops, dtype="uint8", layout="HWC")
+        assert np.array_equal(t(data), t(arr)), ops
 
 
 # ---- hostile files ----------------------------------------------------------------------------
