@@ -6,6 +6,7 @@ ratio B/A of each pair is printed as a median with its spread (> 1: A is faster)
 
     git worktree add /tmp/old <commit> && (cd /tmp/old && python setup.py build_ext --inplace)
     python benchmarks/bench_ab.py /tmp/old . /work/corpus/imagenet_like --transform eval --pairs 11
+    python benchmarks/bench_ab.py /tmp/old . /work/corpus/png_like --ext png --transform train
 """
 import argparse
 import os
@@ -17,8 +18,8 @@ CHILD = r"""
 import glob, sys, time
 import numpy as np
 import fastprep as fp
-folder, transform, count, reps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-datas = [open(p, "rb").read() for p in sorted(glob.glob(folder + "/*.jpg"))[:count]]
+folder, transform, count, reps, ext = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+datas = [open(p, "rb").read() for p in sorted(glob.glob(folder + "/*." + ext))[:count]]
 M, S = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 if transform == "eval":
     ops = [fp.Resize(256), fp.CenterCrop(224), fp.ToTensor(), fp.Normalize(M, S)]
@@ -37,27 +38,35 @@ one(0)  # warm-up
 t0 = time.perf_counter()
 for rep in range(reps):
     one(rep)
+print(fp.__file__)
 print(len(datas) * reps / (time.perf_counter() - t0))
 """
 
 
 def run(checkout, args):
+    # Run in the checkout: `python -c` puts the working directory first on sys.path, so started
+    # from another checkout's root the child would import that one whatever PYTHONPATH says.
     env = dict(os.environ, PYTHONPATH=os.path.abspath(checkout))
-    r = subprocess.run([sys.executable, "-c", CHILD, args.folder, args.transform, str(args.count), str(args.reps)],
-                       env=env, capture_output=True, text=True, check=True)
-    return float(r.stdout.strip().splitlines()[-1])
+    r = subprocess.run([sys.executable, "-c", CHILD, args.folder, args.transform, str(args.count), str(args.reps), args.ext],
+                       env=env, cwd=os.path.abspath(checkout), capture_output=True, text=True, check=True)
+    where, speed = r.stdout.strip().splitlines()[-2:]
+    if not os.path.abspath(where).startswith(os.path.abspath(checkout) + os.sep):
+        raise SystemExit(f"{checkout}: the child imported fastprep from {where}")
+    return float(speed)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("a", help="checkout A (the baseline)")
     ap.add_argument("b", help="checkout B")
-    ap.add_argument("folder", help="folder of JPEG photos")
+    ap.add_argument("folder", help="folder of photos")
+    ap.add_argument("--ext", default="jpg", help="extension of the photos to take (jpg, png, webp)")
     ap.add_argument("--transform", choices=["eval", "train", "jitter"], default="eval")
     ap.add_argument("--pairs", type=int, default=11)
     ap.add_argument("--count", type=int, default=192)
     ap.add_argument("--reps", type=int, default=4)
     args = ap.parse_args()
+    args.folder = os.path.abspath(args.folder)
     ratios, ra, rb = [], [], []
     for k in range(args.pairs):
         first, second = (args.a, args.b) if k % 2 == 0 else (args.b, args.a)  # alternate who starts
