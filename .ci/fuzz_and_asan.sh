@@ -2,7 +2,7 @@
 # Issue #5 in CI: (a) the libFuzzer harness (fuzz/fuzz_decode.cc) over the native core with
 # ASan+UBSan for FUZZ_SECONDS (default 60) on the generated seed corpus, failing on any finding;
 # (b) the extension built with FASTPREP_SANITIZE=address,undefined into build/asan and the fast
-# tests (test_hostile, test_simd) run against it. About 4-5 minutes on 2 cores.
+# tests (test_hostile, test_simd, test_png, test_webp, test_ops) run against it. About 4-5 minutes on 2 cores.
 #
 #   bash .ci/fuzz_and_asan.sh            # both
 #   bash .ci/fuzz_and_asan.sh fuzz|asan  # one
@@ -86,7 +86,7 @@ EOF
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   $PY -c "import fastprep, sys; f = fastprep._core.__file__; print('== ASan extension:', f); sys.exit(not f.startswith('$OUT/lib/'))"
   echo "== tests under ASan+UBSan"
-  $PY -m pytest -q -p no:cacheprovider tests/test_hostile.py tests/test_simd.py
+  $PY -m pytest -q -p no:cacheprovider tests/test_hostile.py tests/test_simd.py tests/test_png.py tests/test_webp.py
   # The op stages (flips, grayscale, the two-phase output stage); the README, stub and
   # spawn-worker tests need the checkout and a clean child environment: main job only.
   $PY -m pytest -q -p no:cacheprovider tests/test_ops.py -k "not readme and not stub and not spawn"
