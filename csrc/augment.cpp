@@ -271,17 +271,32 @@ void aug_invert(uint8_t* const* rows, int h, int w) {
   apply_table(lut, rows, h, w);
 }
 
-void aug_autocontrast(uint8_t* const* rows, int h, int w) {
+void rgb_min_max(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]) {
+  for (int i = 0; i < n; ++i, row += 4)
+    for (int c = 0; c < 3; ++c) {
+      lo[c] = std::min(lo[c], row[c]);
+      hi[c] = std::max(hi[c], row[c]);
+    }
+}
+
+void aug_autocontrast(Simd simd, uint8_t* const* rows, int h, int w) {
   if (h <= 0 || w <= 0) return;
-  int lo[3] = {255, 255, 255}, hi[3] = {0, 0, 0};
+  uint8_t lo8[3] = {255, 255, 255}, hi8[3] = {0, 0, 0};
   for (int y = 0; y < h; ++y) {
-    const uint8_t* px = rows[y];
-    for (int i = 0; i < w; ++i, px += 4)
-      for (int c = 0; c < 3; ++c) {
-        lo[c] = std::min(lo[c], static_cast<int>(px[c]));
-        hi[c] = std::max(hi[c], static_cast<int>(px[c]));
-      }
+#if defined(__x86_64__) || defined(__i386__)
+    if (use_avx2(simd)) {
+      rgb_min_max_avx2(rows[y], w, lo8, hi8);
+      continue;
+    }
+#elif defined(__aarch64__)
+    if (use_neon(simd)) {
+      rgb_min_max_neon(rows[y], w, lo8, hi8);
+      continue;
+    }
+#endif
+    rgb_min_max(rows[y], w, lo8, hi8);
   }
+  const int lo[3] = {lo8[0], lo8[1], lo8[2]}, hi[3] = {hi8[0], hi8[1], hi8[2]};
   uint8_t lut[3][256];
   const float inv255 = static_cast<float>(1.0 / 255.0);
   for (int c = 0; c < 3; ++c) {
@@ -342,7 +357,7 @@ void apply_aug_op(Simd simd, AugOp op, float magnitude, const WarpSpec& ws, uint
     case AugOp::kSharpness: return aug_sharpness(simd, static_cast<float>(1.0 - (1.0 + m)), rows, h, w, scratch);
     case AugOp::kPosterize: return aug_posterize(static_cast<int>(m), rows, h, w);
     case AugOp::kSolarize: return aug_solarize(255.0 * m, rows, h, w);
-    case AugOp::kAutoContrast: return aug_autocontrast(rows, h, w);
+    case AugOp::kAutoContrast: return aug_autocontrast(simd, rows, h, w);
     case AugOp::kEqualize: return aug_equalize(rows, h, w);
     case AugOp::kInvert: return aug_invert(rows, h, w);
   }

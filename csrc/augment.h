@@ -97,7 +97,7 @@ void aug_sharpness(Simd simd, float alpha, uint8_t* const* rows, int h, int w, S
 void aug_posterize(int bits, uint8_t* const* rows, int h, int w);
 void aug_solarize(double threshold, uint8_t* const* rows, int h, int w);
 void aug_invert(uint8_t* const* rows, int h, int w);
-void aug_autocontrast(uint8_t* const* rows, int h, int w);
+void aug_autocontrast(Simd simd, uint8_t* const* rows, int h, int w);
 void aug_equalize(uint8_t* const* rows, int h, int w);
 
 // One policy op with its signed magnitude (as torchvision's _apply_image_or_video_transform).
@@ -126,5 +126,10 @@ void sharpness_row(const uint8_t* up, const uint8_t* mid, const uint8_t* down, i
 void sharpness_row_avx2(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int w, float alpha, uint8_t* dst);
 void sharpness_row_neon(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int w, float alpha,
                         uint8_t* dst);  // augment_neon.cpp (AArch64 builds only)
+
+// AutoContrast's per-channel minimum and maximum over n RGBX pixels, folded into lo and hi.
+void rgb_min_max(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]);
+void rgb_min_max_avx2(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]);
+void rgb_min_max_neon(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]);  // AArch64 builds only
 
 }  // namespace fastprep

@@ -1,6 +1,7 @@
 // AVX2+FMA variants of the augmentation kernels (augment.h): the affine warp (8 output pixels per
 // step, their source pixels gathered) and the sharpness filter (32 bytes per step, the blur in
-// 16-bit integers, the blend in float32 with the reference's fused multiply-add). Same operations
+// 16-bit integers, the blend in float32 with the reference's fused multiply-add) and
+// AutoContrast's minimum and maximum (32 bytes per step). Same operations
 // in the same order as the scalar reference in augment.cpp, tested byte-identical to it in one
 // process. Compiled without -mavx2 (target attribute; simd.cpp routes here only when cpuid
 // reports AVX2 and FMA).
@@ -9,6 +10,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -152,6 +154,27 @@ FP_AVX2 void sharpness_row_avx2(const uint8_t* up, const uint8_t* mid, const uin
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), bytes);
   }
   if (x < w - 1) sharpness_row(up, mid, down, x, w - 1, alpha, dst);
+}
+
+// 8 pixels per step in byte-wise min/max accumulators, folded to channels at the end.
+FP_AVX2 void rgb_min_max_avx2(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]) {
+  __m256i mn = _mm256_set1_epi8(-1), mx = _mm256_setzero_si256();
+  int x = 0;
+  for (; x + 8 <= n; x += 8) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + static_cast<size_t>(x) * 4));
+    mn = _mm256_min_epu8(mn, v);
+    mx = _mm256_max_epu8(mx, v);
+  }
+  alignas(32) uint8_t a[32], b[32];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(a), mn);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(b), mx);
+  for (int j = 0; j < 32; ++j) {
+    const int c = j & 3;
+    if (c == 3) continue;  // the X byte
+    lo[c] = std::min(lo[c], a[j]);
+    hi[c] = std::max(hi[c], b[j]);
+  }
+  if (x < n) rgb_min_max(row + static_cast<size_t>(x) * 4, n - x, lo, hi);
 }
 
 }  // namespace fastprep

@@ -6,10 +6,13 @@
 //     lane at a time;
 //   * the sharpness filter, 16 bytes (4 RGBX pixels) per step: the blur in 16-bit integers, the
 //     blend in float32.
+//   * AutoContrast's minimum and maximum, 16 bytes per step.
 #include "augment.h"
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
+
+#include <algorithm>
 
 #include <cmath>
 #include <cstring>
@@ -148,6 +151,27 @@ void sharpness_row_neon(const uint8_t* up, const uint8_t* mid, const uint8_t* do
     vst1q_u8(dst + i, vbslq_u8(xmask, keep, vcombine_u8(out8[0], out8[1])));
   }
   if (x < w - 1) sharpness_row(up, mid, down, x, w - 1, alpha, dst);
+}
+
+// As rgb_min_max_avx2: 4 pixels per step.
+void rgb_min_max_neon(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]) {
+  uint8x16_t mn = vdupq_n_u8(255), mx = vdupq_n_u8(0);
+  int x = 0;
+  for (; x + 4 <= n; x += 4) {
+    const uint8x16_t v = vld1q_u8(row + static_cast<size_t>(x) * 4);
+    mn = vminq_u8(mn, v);
+    mx = vmaxq_u8(mx, v);
+  }
+  uint8_t a[16], b[16];
+  vst1q_u8(a, mn);
+  vst1q_u8(b, mx);
+  for (int j = 0; j < 16; ++j) {
+    const int c = j & 3;
+    if (c == 3) continue;  // the X byte
+    lo[c] = std::min(lo[c], a[j]);
+    hi[c] = std::max(hi[c], b[j]);
+  }
+  if (x < n) rgb_min_max(row + static_cast<size_t>(x) * 4, n - x, lo, hi);
 }
 
 }  // namespace fastprep

@@ -530,6 +530,16 @@ def test_random_erasing_matches_torchvision_replayed(photos):
         for x, y, e in zip(base, out, erased):
             ref = x if e is None else F.erase(torch.from_numpy(x.copy()), *e, v).numpy()
             assert np.array_equal(y, ref)
+    # float16, channels last: the same rectangles hold the values rounded to float16
+    base = fp.Compose(geo, dtype="float16", layout="HWC").batch(photos * 3, seed=5, indices=range(30))
+    t = fp.Compose(geo + [fp.RandomErasing(p=0.7, value=(1.0, -1.0, 0.3))], dtype="float16", layout="HWC")
+    out, params = t.batch(photos * 3, seed=5, return_params=True, indices=range(30))
+    for x, y, p in zip(base, out, params):
+        ref = x.copy()
+        if p["erase"] is not None:
+            i, j, h, w = p["erase"]
+            ref[i:i + h, j:j + w] = np.array([1.0, -1.0, 0.3], np.float16)
+        assert np.array_equal(y, ref)
 
 
 def test_random_erasing_box_distribution_and_conversion(photos):

@@ -1,4 +1,4 @@
-// Every SIMD level of the resampling, ColorJitter, RandomHSV, affine warp, Sharpness and PNG row kernels
+// Every SIMD level of the resampling, ColorJitter, RandomHSV, affine warp, Sharpness, AutoContrast and PNG row kernels
 // against the scalar reference, byte for byte, in pure C++ (no Python): built natively and, cross-compiled for
 // AArch64, run under qemu-user by tests/native/run.sh, so the NEON kernels are checked on a
 // machine without ARM hardware.
@@ -173,6 +173,15 @@ void check_sharpness(const Image& im, float alpha, const std::vector<Simd>& leve
   });
 }
 
+// AutoContrast (its per-channel minimum and maximum by the level's kernel) on `im`.
+void check_autocontrast(const Image& im, const std::vector<Simd>& levels, const std::string& name) {
+  char where[120];
+  std::snprintf(where, sizeof where, "%s %dx%d", name.c_str(), im.w, im.h);
+  check_in_place("autocontrast", im, levels, where, [&](Simd s, uint8_t* const* rows, Scratch*) {
+    aug_autocontrast(s, rows, im.h, im.w);
+  });
+}
+
 // The affine warp (RandomRotation, RandomAffine, the policies' Shear/Translate/Rotate) on `im`:
 // every level against the scalar reference, nearest and bilinear, with and without a fill.
 void check_warp(const Image& im, const double m[6], const std::vector<Simd>& levels, const std::string& name) {
@@ -315,6 +324,11 @@ int main(int argc, char** argv) {
     }
   }
   for (int w : {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 100}) check_png_rows(random_image(rng, w, 4), levels, "random");
+  for (int w : {1, 3, 4, 5, 8, 9, 31, 64, 101}) {  // narrow value ranges, so the stretch is visible
+    Image im = random_image(rng, w, 5);
+    for (size_t i = 0; i < im.px.size(); ++i) im.px[i] = static_cast<uint8_t>(40 + im.px[i] % (60 + i % 7));
+    check_autocontrast(im, levels, "random");
+  }
   if (argc == 4) {
     Image photo;
     if (!read_photo(argv[1], std::atoi(argv[2]), std::atoi(argv[3]), &photo)) {
@@ -332,6 +346,7 @@ int main(int argc, char** argv) {
       check_jitter(photo, jp, levels, "photo");
     }
     for (float alpha : {0.05f, 0.5f, 1.0f, 1.9f}) check_sharpness(photo, alpha, levels, "photo");
+    check_autocontrast(photo, levels, "photo");
     for (float g : {-0.5f, 0.015f, 0.4f}) {
       HsvParams hp;
       hp.on = true;
