@@ -280,8 +280,9 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
   erase(plan, sp, slot);
 }
 
-// Horizontal pass of every needed row of an RGBX image held in memory (rows `row_bytes` apart).
-void hpass_image(const Plan& plan, Worker& w, const uint8_t* img, size_t row_bytes) {
+// Horizontal pass of every needed row of an RGBX image held in memory (rows `row_bytes` apart):
+// `img` holds source rows from `top` on, each from column `origin` on.
+void hpass_image(const Plan& plan, Worker& w, const uint8_t* img, size_t row_bytes, int top = 0, int origin = 0) {
   uint8_t* inter = prepare_inter(w);
   const size_t stride = inter_stride(w.ht);
   const uint8_t* rows[kRowBlock];
@@ -289,10 +290,10 @@ void hpass_image(const Plan& plan, Worker& w, const uint8_t* img, size_t row_byt
   for (int y = w.vt.src_lo; y < w.vt.src_hi; y += kRowBlock) {
     const int nb = std::min(kRowBlock, w.vt.src_hi - y);
     for (int i = 0; i < nb; ++i) {
-      rows[i] = img + static_cast<size_t>(y + i) * row_bytes;
+      rows[i] = img + static_cast<size_t>(y + i - top) * row_bytes;
       outs[i] = inter + static_cast<size_t>(y + i - w.vt.src_lo) * stride;
     }
-    hpass_rows(plan.spec.simd, rows, nb, 0, w.ht, outs);
+    hpass_rows(plan.spec.simd, rows, nb, origin, w.ht, outs);
   }
 }
 
@@ -458,18 +459,7 @@ void run_webp(const Plan& plan, Worker& w, const uint8_t* data, size_t size, con
     const size_t rs = block_stride(static_cast<size_t>(r.width) + w.ht.ksize + 4);
     grow(&w.full, checked_mul(rs, static_cast<size_t>(r.height)));
     webp_decode_rect(data, size, r, w.full.data(), rs);
-    uint8_t* inter = prepare_inter(w);
-    const size_t stride = inter_stride(w.ht);
-    const uint8_t* rows[kRowBlock];
-    uint8_t* outs[kRowBlock];
-    for (int y = w.vt.src_lo; y < w.vt.src_hi; y += kRowBlock) {
-      const int nb = std::min(kRowBlock, w.vt.src_hi - y);
-      for (int i = 0; i < nb; ++i) {
-        rows[i] = w.full.data() + static_cast<size_t>(y + i - r.top) * rs;
-        outs[i] = inter + static_cast<size_t>(y + i - w.vt.src_lo) * stride;
-      }
-      hpass_rows(plan.spec.simd, rows, nb, r.left, w.ht, outs);
-    }
+    hpass_image(plan, w, w.full.data(), rs, r.top, r.left);
   } else {
     const size_t row_bytes = checked_mul(static_cast<size_t>(iw), 4);
     grow(&w.full, checked_mul(static_cast<size_t>(ih), row_bytes) + (static_cast<size_t>(w.ht.ksize) + 4) * 4);
