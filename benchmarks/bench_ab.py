@@ -7,6 +7,7 @@ ratio B/A of each pair is printed as a median with its spread (> 1: A is faster)
     git worktree add /tmp/old <commit> && (cd /tmp/old && python setup.py build_ext --inplace)
     python benchmarks/bench_ab.py /tmp/old . /work/corpus/imagenet_like --transform eval --pairs 11
     python benchmarks/bench_ab.py /tmp/old . /work/corpus/png_like --ext png --transform train
+    python benchmarks/bench_ab.py /tmp/old . /work/corpus/imagenet_like --transform train --fast
 """
 import argparse
 import os
@@ -19,6 +20,7 @@ import glob, sys, time
 import numpy as np
 import fastprep as fp
 folder, transform, count, reps, ext = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+exact = sys.argv[6] == "exact"
 datas = [open(p, "rb").read() for p in sorted(glob.glob(folder + "/*." + ext))[:count]]
 M, S = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 if transform == "eval":
@@ -28,7 +30,7 @@ elif transform == "train":
 else:  # "jitter": the train recipe with ColorJitter's four ops
     ops = [fp.RandomResizedCrop(224), fp.RandomHorizontalFlip(), fp.ColorJitter(0.4, 0.4, 0.4, 0.1), fp.ToTensor(),
            fp.Normalize(M, S)]
-t = fp.Compose(ops, exact=True)
+t = fp.Compose(ops, exact=exact)
 out = np.empty((64, 3, 224, 224), np.float32)
 def one(rep):
     for i in range(0, len(datas), 64):
@@ -47,7 +49,8 @@ def run(checkout, args):
     # Run in the checkout: `python -c` puts the working directory first on sys.path, so started
     # from another checkout's root the child would import that one whatever PYTHONPATH says.
     env = dict(os.environ, PYTHONPATH=os.path.abspath(checkout))
-    r = subprocess.run([sys.executable, "-c", CHILD, args.folder, args.transform, str(args.count), str(args.reps), args.ext],
+    r = subprocess.run([sys.executable, "-c", CHILD, args.folder, args.transform, str(args.count), str(args.reps), args.ext,
+                        "fast" if args.fast else "exact"],
                        env=env, cwd=os.path.abspath(checkout), capture_output=True, text=True, check=True)
     where, speed = r.stdout.strip().splitlines()[-2:]
     if not os.path.abspath(where).startswith(os.path.abspath(checkout) + os.sep):
@@ -62,6 +65,7 @@ def main():
     ap.add_argument("folder", help="folder of photos")
     ap.add_argument("--ext", default="jpg", help="extension of the photos to take (jpg, png, webp)")
     ap.add_argument("--transform", choices=["eval", "train", "jitter"], default="eval")
+    ap.add_argument("--fast", action="store_true", help="fast mode (exact=False) on both sides")
     ap.add_argument("--pairs", type=int, default=11)
     ap.add_argument("--count", type=int, default=192)
     ap.add_argument("--reps", type=int, default=4)

@@ -61,9 +61,9 @@ def child(pipeline, folder, count):
 def stage_of(func, obj):
     if "libjpeg" in obj:
         return "decode"
-    if "hpass_row" in func or "hpass16_row" in func:
+    if "hpass" in func:  # hpass_row*, hpass_rows*, their kernels' templates
         return "hpass"
-    if "vpass_row" in func:
+    if "vpass" in func:
         return "vpass"
     if "write_row" in func or "fill_level0" in func:
         return "output"

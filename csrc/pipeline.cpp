@@ -120,6 +120,7 @@ void build_tables(const Plan& plan, const Geometry& g, int dec_h, int dec_w, int
   AxisSpec ax;
   ax.interp = plan.spec.interp;
   ax.antialias = plan.spec.antialias;
+  ax.fast = !plan.spec.exact;  // Note [Fast resampling]
   ax.src_size = dec_w;
   ax.b0 = g.box_l * inv;
   ax.b1 = (g.box_l + g.box_w) * inv;
@@ -129,6 +130,7 @@ void build_tables(const Plan& plan, const Geometry& g, int dec_h, int dec_w, int
   ax.reverse = g.flip;
   build_axis_table(ax, &w.ht);
   AxisSpec ay = ax;
+  ay.vertical = true;
   ay.src_size = dec_h;
   ay.b0 = g.box_t * inv;
   ay.b1 = (g.box_t + g.box_h) * inv;
@@ -230,8 +232,7 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
   auto vertical = [&](int e, uint8_t* dst) -> const uint8_t* {
     if (vt.identity)  // one whole source row per output row: use it as is
       return w.inter.data() + static_cast<size_t>(vt.start[e] - vt.src_lo) * stride;
-    vpass_row(plan.spec.simd, w.inter.data(), stride, vt.start[e] - vt.src_lo,
-              &vt.coef[static_cast<size_t>(e) * vt.ksize], vt.count[e], w.ht.n * 4, dst);
+    vpass_row(plan.spec.simd, w.inter.data(), stride, vt.start[e] - vt.src_lo, vt, e, w.ht.n * 4, dst);
     return dst;
   };
   if (!plan.needs_stats()) {  // single pass

@@ -21,9 +21,17 @@ double filter_bicubic(double x) {
   return 0.0;
 }
 
-int32_t to_fixed(double w) {
-  double s = w * static_cast<double>(1 << kPrecisionBits);
+int32_t to_fixed(double w, int prec) {
+  double s = w * static_cast<double>(1 << prec);
   return static_cast<int32_t>(w < 0 ? s - 0.5 : s + 0.5);
+}
+
+// Fast mode's precision (Note [Fast resampling]): the most fraction bits, at most kPrecisionBits,
+// at which the largest weight magnitude `wmax` still rounds into int16.
+int fast_precision(double wmax) {
+  int p = kPrecisionBits;
+  while (p > 0 && to_fixed(wmax, p) > 32767) --p;
+  return p;
 }
 
 }  // namespace
@@ -41,6 +49,8 @@ void build_axis_table(const AxisSpec& a, AxisTable* t) {
   const double scale = (in1 - in0) / a.out_size;
   const int n = a.o1 - a.o0;
   t->n = n;
+  t->fast = a.fast;
+  t->prec = kPrecisionBits;  // fast mode: lowered once the largest weight is known
   t->start.resize(n);
   t->count.resize(n);
 
@@ -48,6 +58,7 @@ void build_axis_table(const AxisSpec& a, AxisTable* t) {
     // Pillow maps output x to int(box0 + (x + 0.5) * scale), accumulating the position in double.
     t->ksize = 2;
     t->coef.assign(static_cast<size_t>(n) * 2, 0);
+    if (a.fast) t->prec = fast_precision(1.0);
     double pos = in0 + scale * 0.5;
     for (int x = 0; x < a.o0; ++x) pos += scale;
     for (int i = 0; i < n; ++i, pos += scale) {
@@ -56,7 +67,7 @@ void build_axis_table(const AxisSpec& a, AxisTable* t) {
       int e = a.reverse ? n - 1 - i : i;
       t->start[e] = lo + s;
       t->count[e] = 1;
-      t->coef[static_cast<size_t>(e) * 2] = 1 << kPrecisionBits;
+      t->coef[static_cast<size_t>(e) * 2] = 1 << t->prec;
     }
   } else {
     const double fsupport = a.interp == Interp::kBicubic ? 2.0 : 1.0;
@@ -66,8 +77,11 @@ void build_axis_table(const AxisSpec& a, AxisTable* t) {
     ksize = (ksize + 1) & ~1;  // even, for the two-taps-per-vector AVX2 loop
     t->ksize = ksize;
     t->coef.assign(checked_mul(n, ksize), 0);
-    if (t->scratch.size() < static_cast<size_t>(ksize)) t->scratch.resize(ksize);
-    double* w = t->scratch.data();
+    // Fast mode keeps the normalised weights in double (n * ksize, emission order) until P is
+    // known; exact mode converts them at once.
+    const size_t keep = a.fast ? checked_mul(n, ksize) : static_cast<size_t>(ksize);
+    if (t->scratch.size() < keep) t->scratch.resize(keep);
+    double wmax = 0.0;
     const double ss = 1.0 / fscale;
     for (int i = 0; i < n; ++i) {
       const int xx = a.o0 + i;
@@ -81,21 +95,36 @@ void build_axis_table(const AxisSpec& a, AxisTable* t) {
         xmin = std::min(std::max(static_cast<int>(center), 0), in_size - 1);
         cnt = 1;
       }
+      int e = a.reverse ? n - 1 - i : i;
+      double* w = a.fast ? &t->scratch[static_cast<size_t>(e) * ksize] : t->scratch.data();
       double total = 0.0;
       for (int k = 0; k < cnt; ++k) {
         double f = (k + xmin - center + 0.5) * ss;
         w[k] = a.interp == Interp::kBicubic ? filter_bicubic(f) : filter_bilinear(f);
         total += w[k];
       }
-      int e = a.reverse ? n - 1 - i : i;
-      int32_t* dst = &t->coef[static_cast<size_t>(e) * ksize];
       if (total == 0.0) {
-        dst[0] = 1 << kPrecisionBits;
+        w[0] = 1.0;
+        for (int k = 1; k < cnt; ++k) w[k] = 0.0;
       } else {
-        for (int k = 0; k < cnt; ++k) dst[k] = to_fixed(w[k] / total);
+        for (int k = 0; k < cnt; ++k) w[k] /= total;
       }
       t->start[e] = lo + xmin;
       t->count[e] = cnt;
+      if (a.fast) {
+        for (int k = 0; k < cnt; ++k) wmax = std::max(wmax, std::fabs(w[k]));
+      } else {
+        int32_t* dst = &t->coef[static_cast<size_t>(e) * ksize];
+        for (int k = 0; k < cnt; ++k) dst[k] = to_fixed(w[k], kPrecisionBits);
+      }
+    }
+    if (a.fast) {
+      t->prec = fast_precision(wmax);
+      for (int e = 0; e < n; ++e) {
+        const double* w = &t->scratch[static_cast<size_t>(e) * ksize];
+        int32_t* dst = &t->coef[static_cast<size_t>(e) * ksize];
+        for (int k = 0; k < t->count[e]; ++k) dst[k] = to_fixed(w[k], t->prec);
+      }
     }
   }
   int slo = a.src_size, shi = 0, cmax = 1;
@@ -111,7 +140,7 @@ void build_axis_table(const AxisSpec& a, AxisTable* t) {
   const int step = n > 1 ? t->start[1] - t->start[0] : 1;
   for (int e = 0; e < n && ident; ++e) {
     const int32_t* k = &t->coef[static_cast<size_t>(e) * t->ksize];
-    ident = k[0] == (1 << kPrecisionBits) && (step == 1 || step == -1) &&
+    ident = k[0] == (1 << t->prec) && (step == 1 || step == -1) &&
             (e == 0 || t->start[e] - t->start[e - 1] == step);
     for (int j = 1; j < t->ksize && ident; ++j) ident = k[j] == 0;
   }
@@ -119,6 +148,16 @@ void build_axis_table(const AxisSpec& a, AxisTable* t) {
   t->identity_step = step;
   const int kmax = std::min((cmax + 1) & ~1, t->ksize);
   t->kmax = kmax;
+  if (a.vertical) {
+    if (a.fast) {  // Note [Fast resampling]: the vertical pass's tap pairs
+      const int half_k = t->ksize / 2;
+      t->pairs.resize(checked_mul(n, half_k));
+      for (size_t i = 0; i < t->pairs.size(); ++i)
+        t->pairs[i] = static_cast<int32_t>(static_cast<uint16_t>(t->coef[2 * i]) |
+                                           (static_cast<uint32_t>(static_cast<uint16_t>(t->coef[2 * i + 1])) << 16));
+    }
+    return;
+  }
   int32_t* wide = reinterpret_cast<int32_t*>(t->wide_buf.reserve(checked_mul(checked_mul(checked_mul(n, kmax), 4), 4)));
   for (int e = 0; e < n; ++e)
     for (int j = 0; j < kmax; ++j) {
@@ -126,6 +165,22 @@ void build_axis_table(const AxisSpec& a, AxisTable* t) {
       int32_t* d = &wide[(static_cast<size_t>(e) * kmax + j) * 4];
       d[0] = d[1] = d[2] = d[3] = k;
     }
+  if (!a.fast) return;
+  // Note [Fast resampling]: the horizontal pass's pairs of outputs, steps of four taps, int16.
+  const int kq = (cmax + 3) / 4;
+  t->kq = kq;
+  const size_t npairs = (static_cast<size_t>(n) + 1) / 2;
+  const size_t bytes = checked_mul(checked_mul(npairs, kq), 64);
+  int16_t* f = reinterpret_cast<int16_t*>(t->fast_buf.reserve(bytes));
+  std::memset(f, 0, bytes);  // taps past an output's count (and an odd last output's partner) weigh 0
+  for (int e = 0; e < n; ++e) {
+    const int32_t* k = &t->coef[static_cast<size_t>(e) * t->ksize];
+    int16_t* d = f + static_cast<size_t>(e / 2) * kq * 32 + (e & 1) * 8;
+    for (int j = 0; j < t->count[e]; ++j) {  // tap j: step j / 4, half (j / 2) % 2, slot j % 2
+      int16_t* v = d + (j / 4) * 32 + ((j / 2) & 1) * 16 + (j & 1);
+      v[0] = v[2] = v[4] = v[6] = static_cast<int16_t>(k[j]);
+    }
+  }
 }
 
 namespace {
@@ -135,26 +190,26 @@ void hpass_row_scalar(const uint8_t* row, int origin, const AxisTable& t, uint8_
   for (int e = 0; e < t.n; ++e) {
     const uint8_t* p = row + static_cast<size_t>(t.start[e] - origin) * 4;
     const int32_t* k = &t.coef[static_cast<size_t>(e) * ks];
-    int32_t r = 1 << (kPrecisionBits - 1), g = r, b = r;
+    int32_t r = 1 << (t.prec - 1), g = r, b = r;
     for (int j = 0; j < t.count[e]; ++j) {
       r += p[4 * j] * k[j];
       g += p[4 * j + 1] * k[j];
       b += p[4 * j + 2] * k[j];
     }
-    out[4 * e] = clip_fixed(r);
-    out[4 * e + 1] = clip_fixed(g);
-    out[4 * e + 2] = clip_fixed(b);
+    out[4 * e] = clip_fixed(r, t.prec);
+    out[4 * e + 1] = clip_fixed(g, t.prec);
+    out[4 * e + 2] = clip_fixed(b, t.prec);
     out[4 * e + 3] = 0;  // unspecified for the SIMD paths; never read by the output stage
   }
 }
 
 void vpass_row_scalar(const uint8_t* src, size_t stride, int first, const int32_t* k, int ks, int nbytes,
-                      uint8_t* out) {
+                      uint8_t* out, int prec) {
   const uint8_t* base = src + static_cast<size_t>(first) * stride;
   for (int i = 0; i < nbytes; ++i) {
-    int32_t acc = 1 << (kPrecisionBits - 1);
+    int32_t acc = 1 << (prec - 1);
     for (int j = 0; j < ks; ++j) acc += base[static_cast<size_t>(j) * stride + i] * k[j];
-    out[i] = clip_fixed(acc);
+    out[i] = clip_fixed(acc, prec);
   }
 }
 
@@ -172,7 +227,13 @@ void hpass_row(Simd simd, const uint8_t* row, int origin, const AxisTable& t, ui
   }
   switch (simd) {
 #if defined(__x86_64__) || defined(__i386__)
-    case Simd::kAVX2: hpass_row_avx2(row, origin, t, out); return;
+    case Simd::kAVX2:
+      if (t.fast) {
+        hpass_row_fast_avx2(row, origin, t, out);
+      } else {
+        hpass_row_avx2(row, origin, t, out);
+      }
+      return;
     case Simd::kSSE41: hpass_row_sse41(row, origin, t, out); return;
 #elif defined(__aarch64__)
     case Simd::kNEON: hpass_row_neon(row, origin, t, out); return;
@@ -185,21 +246,36 @@ void hpass_rows(Simd simd, const uint8_t* const* rows, int n, int origin, const 
   int i = 0;
 #if defined(__x86_64__) || defined(__i386__)
   if (simd == Simd::kAVX2 && !t.identity)
-    for (; i + 4 <= n; i += 4) hpass_rows4_avx2(rows + i, origin, t, outs + i);
+    for (; i + 4 <= n; i += 4) {
+      if (t.fast) {
+        hpass_rows4_fast_avx2(rows + i, origin, t, outs + i);
+      } else {
+        hpass_rows4_avx2(rows + i, origin, t, outs + i);
+      }
+    }
 #endif
   for (; i < n; ++i) hpass_row(simd, rows[i], origin, t, outs[i]);
 }
 
-void vpass_row(Simd simd, const uint8_t* src, size_t stride, int first, const int32_t* k, int ks, int nbytes,
+void vpass_row(Simd simd, const uint8_t* src, size_t stride, int first, const AxisTable& t, int e, int nbytes,
                uint8_t* out) {
+  const int32_t* k = &t.coef[static_cast<size_t>(e) * t.ksize];
+  const int ks = t.count[e], prec = t.prec;
   switch (simd) {
 #if defined(__x86_64__) || defined(__i386__)
-    case Simd::kAVX2: vpass_row_avx2(src, stride, first, k, ks, nbytes, out); return;
-    case Simd::kSSE41: vpass_row_sse41(src, stride, first, k, ks, nbytes, out); return;
+    case Simd::kAVX2:
+      if (t.fast) {
+        vpass_row_fast_avx2(src, stride, first, &t.pairs[static_cast<size_t>(e) * (t.ksize / 2)], ks, nbytes, out,
+                            prec);
+      } else {
+        vpass_row_avx2(src, stride, first, k, ks, nbytes, out);
+      }
+      return;
+    case Simd::kSSE41: vpass_row_sse41(src, stride, first, k, ks, nbytes, out, prec); return;
 #elif defined(__aarch64__)
-    case Simd::kNEON: vpass_row_neon(src, stride, first, k, ks, nbytes, out); return;
+    case Simd::kNEON: vpass_row_neon(src, stride, first, k, ks, nbytes, out, prec); return;
 #endif
-    default: vpass_row_scalar(src, stride, first, k, ks, nbytes, out);
+    default: vpass_row_scalar(src, stride, first, k, ks, nbytes, out, prec);
   }
 }
 

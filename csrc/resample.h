@@ -12,6 +12,17 @@
 //   * the horizontal pass runs first into a uint8 intermediate, then the vertical pass.
 // All SIMD variants do exactly this integer arithmetic, so every level gives identical bytes.
 // Pixels are RGBX: 4 bytes, the 4th is carried along and ignored.
+//
+// Note [Fast resampling]
+// Fast mode (exact=False) keeps the same filters and the same rounding but stores the weights in
+// 16 bits: an axis's precision P is the largest (at most kPrecisionBits) at which every weight,
+// rounded to P fraction bits, fits in int16. A uint8 pixel times such a weight fits in int16 x int16,
+// so the AVX2 passes multiply two taps per 32-bit lane with one madd (vpmaddwd) instead of one tap
+// with a two-uop 32-bit multiply, and the horizontal pass reads four source pixels per load. Every
+// sum is still the exact int32 sum of the scalar reference at precision P, so within fast mode all
+// levels give identical bytes (the SSE4.1 and NEON levels run their 32-bit kernels at precision P).
+// Against exact mode, P >= 14 bits of weight differ from 22 by at most ~2^-15 per weight: outputs
+// move by at most one level, rarely (tests/test_parity.py checks PSNR and the level distance).
 #pragma once
 
 #include <cstdint>
@@ -33,6 +44,8 @@ struct AxisSpec {
   bool reverse = false;  // emit outputs in reverse order (a flip along this axis)
   Interp interp = Interp::kBilinear;
   bool antialias = true;
+  bool fast = false;     // 16-bit weights (Note [Fast resampling])
+  bool vertical = false; // the table feeds vpass_row: the horizontal pass's layouts are not built
 };
 
 // Fixed-point weights for one axis, in emission order.
@@ -41,7 +54,9 @@ struct AxisTable {
   int ksize = 0;               // taps stored per output (even, zero padded)
   std::vector<int32_t> start;  // first source index of each output (decoded coordinates)
   std::vector<int32_t> count;  // taps with a nonzero weight window
-  std::vector<int32_t> coef;   // n * ksize weights
+  std::vector<int32_t> coef;   // n * ksize weights, `prec` fraction bits
+  int prec = kPrecisionBits;   // fraction bits of the weights: kPrecisionBits, or less in fast mode
+  bool fast = false;           // weights fit in int16; fast_w() is built
   int src_lo = 0, src_hi = 0;  // source indices read by any output: [src_lo, src_hi)
   // SIMD layout: every output gets the same even number of taps, kmax (the largest count,
   // rounded up; the extra weights are zero), each weight repeated 4 times (one per RGBX lane):
@@ -50,6 +65,16 @@ struct AxisTable {
   int kmax = 0;
   Scratch wide_buf{256};
   const int32_t* wide() const { return reinterpret_cast<const int32_t*>(wide_buf.data()); }
+  // Fast-mode AVX2 layout (Note [Fast resampling]): outputs in pairs (e, e+1), kq steps of four
+  // taps each; step q of pair b is two 32-byte vectors, taps (4q, 4q+1) then (4q+2, 4q+3), each
+  // [output e: (k0 k1) x 4 | output e+1: (k0 k1) x 4] as int16. An odd last output pairs with
+  // zero weights.
+  int kq = 0;
+  // Fast mode, vertical pass: taps in pairs, pairs[e * ksize / 2 + p] = the int16 weights of taps
+  // 2p and 2p+1 of output e in one int32 (low half first), as madd takes them.
+  std::vector<int32_t> pairs;
+  Scratch fast_buf{1280};
+  const int16_t* fast_w() const { return reinterpret_cast<const int16_t*>(fast_buf.data()); }
   // Every output copies one source pixel (weight 1.0) from consecutive sources, stepping +1
   // (or -1 when reversed): the pass is a copy. Set by build_axis_table.
   bool identity = false;
@@ -69,26 +94,31 @@ void hpass_row(Simd simd, const uint8_t* row, int origin, const AxisTable& t, ui
 // level). AVX2 runs four rows at a time (Note [Horizontal pass, 4 rows]).
 void hpass_rows(Simd simd, const uint8_t* const* rows, int n, int origin, const AxisTable& t, uint8_t* const* outs);
 
-// Vertical pass for one output row: combines `ks` rows of `src` (row stride `stride` bytes,
-// first row = `first`) with weights `k`, over `nbytes` bytes (a multiple of 4), into `out`.
-// Reads and writes up to the next multiple of 32 bytes, so buffers must be padded to that.
-void vpass_row(Simd simd, const uint8_t* src, size_t stride, int first, const int32_t* k, int ks,
-               int nbytes, uint8_t* out);
+// Vertical pass for output row `e` of table `t`: combines t.count[e] rows of `src` (row stride
+// `stride` bytes, the first at row `first`) with that output's weights, over `nbytes` bytes (a
+// multiple of 4), into `out`. Reads and writes up to the next multiple of 32 bytes, so buffers
+// must be padded to that.
+void vpass_row(Simd simd, const uint8_t* src, size_t stride, int first, const AxisTable& t, int e, int nbytes,
+               uint8_t* out);
 
 // Per-ISA variants (resample_sse41.cpp, resample_avx2.cpp, resample_neon.cpp). Same contract as above.
 void hpass_row_sse41(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out);
 void hpass_row_avx2(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out);
 void hpass_rows4_avx2(const uint8_t* const* rows, int origin, const AxisTable& t, uint8_t* const* outs);
+void hpass_row_fast_avx2(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out);
+void hpass_rows4_fast_avx2(const uint8_t* const* rows, int origin, const AxisTable& t, uint8_t* const* outs);
 void vpass_row_sse41(const uint8_t* src, size_t stride, int first, const int32_t* k, int ks, int nbytes,
-                     uint8_t* out);
+                     uint8_t* out, int prec);
 void vpass_row_avx2(const uint8_t* src, size_t stride, int first, const int32_t* k, int ks, int nbytes,
                     uint8_t* out);
+void vpass_row_fast_avx2(const uint8_t* src, size_t stride, int first, const int32_t* pairs, int ks, int nbytes,
+                         uint8_t* out, int prec);
 void hpass_row_neon(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out);  // resample_neon.cpp
 void vpass_row_neon(const uint8_t* src, size_t stride, int first, const int32_t* k, int ks, int nbytes,
-                    uint8_t* out);
+                    uint8_t* out, int prec);
 
-inline uint8_t clip_fixed(int32_t acc) {
-  int32_t v = acc >> kPrecisionBits;  // arithmetic shift, as the SIMD srai
+inline uint8_t clip_fixed(int32_t acc, int prec = kPrecisionBits) {
+  int32_t v = acc >> prec;  // arithmetic shift, as the SIMD srai
   return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
 }
 

@@ -9,6 +9,9 @@
 namespace fastprep {
 
 #define FP_AVX2 __attribute__((target("avx2")))
+// A lambda inside an FP_AVX2 function does not inherit the target: without its own attribute the
+// intrinsics in it are not inlined.
+#define FP_AVX2_LAMBDA __attribute__((target("avx2"), always_inline))
 
 namespace {
 FP_AVX2 inline __m256i load_2px(const uint8_t* p) {  // two RGBX pixels -> [r0 g0 b0 x0 r1 g1 b1 x1]
@@ -32,10 +35,12 @@ FP_AVX2 static inline void hpass_avx2_k(const uint8_t* row, int origin, const Ax
   const __m128i round = _mm_set1_epi32(1 << (kPrecisionBits - 1));
   const int32_t* wide = t.wide();
   const size_t wstride = static_cast<size_t>(kp) * 8;  // int32 per output in `wide`
+  const int32_t* start = t.start.data();  // locals: the stores may alias t
+  const int n = t.n;
   int e = 0;
-  for (; e + 1 < t.n; e += 2) {
-    const uint8_t* p0 = row + static_cast<size_t>(t.start[e] - origin) * 4;
-    const uint8_t* p1 = row + static_cast<size_t>(t.start[e + 1] - origin) * 4;
+  for (; e + 1 < n; e += 2) {
+    const uint8_t* p0 = row + static_cast<size_t>(start[e] - origin) * 4;
+    const uint8_t* p1 = row + static_cast<size_t>(start[e + 1] - origin) * 4;
     const __m256i* k0 = reinterpret_cast<const __m256i*>(wide + e * wstride);
     const __m256i* k1 = reinterpret_cast<const __m256i*>(wide + (e + 1) * wstride);
     __m256i a0 = _mm256_mullo_epi32(load_2px(p0), _mm256_loadu_si256(k0));
@@ -49,8 +54,8 @@ FP_AVX2 static inline void hpass_avx2_k(const uint8_t* row, int origin, const Ax
     __m128i v = _mm_packs_epi32(_mm_srai_epi32(s0, kPrecisionBits), _mm_srai_epi32(s1, kPrecisionBits));
     _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 4 * e), _mm_packus_epi16(v, v));
   }
-  if (e < t.n) {
-    const uint8_t* p0 = row + static_cast<size_t>(t.start[e] - origin) * 4;
+  if (e < n) {
+    const uint8_t* p0 = row + static_cast<size_t>(start[e] - origin) * 4;
     const __m256i* k0 = reinterpret_cast<const __m256i*>(wide + e * wstride);
     __m256i a0 = _mm256_setzero_si256();
     for (int j = 0; j < kp; ++j)
@@ -90,11 +95,15 @@ FP_AVX2 static inline void hpass4_avx2_k(const uint8_t* const* rows, int origin,
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   const int32_t* wide = t.wide();
   const size_t wstride = static_cast<size_t>(kp) * 8;
+  // Locals, so that the stores (uint8_t, which may alias anything) do not force reloads.
   const uint8_t *r0 = rows[0], *r1 = rows[1], *r2 = rows[2], *r3 = rows[3];
+  uint8_t *d0 = outs[0], *d1 = outs[1], *d2 = outs[2], *d3 = outs[3];
+  const int32_t* start = t.start.data();
+  const int n = t.n;
   int e = 0;
-  for (; e + 1 < t.n; e += 2) {
-    const size_t o0 = static_cast<size_t>(t.start[e] - origin) * 4;
-    const size_t o1 = static_cast<size_t>(t.start[e + 1] - origin) * 4;
+  for (; e + 1 < n; e += 2) {
+    const size_t o0 = static_cast<size_t>(start[e] - origin) * 4;
+    const size_t o1 = static_cast<size_t>(start[e + 1] - origin) * 4;
     const __m256i* k0 = reinterpret_cast<const __m256i*>(wide + e * wstride);
     const __m256i* k1 = reinterpret_cast<const __m256i*>(wide + (e + 1) * wstride);
     __m256i w0 = _mm256_loadu_si256(k0), w1 = _mm256_loadu_si256(k1);
@@ -122,13 +131,13 @@ FP_AVX2 static inline void hpass4_avx2_k(const uint8_t* const* rows, int origin,
     const __m256i b = _mm256_permutevar8x32_epi32(
         _mm256_packus_epi16(_mm256_packs_epi32(s0, s1), _mm256_packs_epi32(s2, s3)), order);
     const __m128i lo = _mm256_castsi256_si128(b), hi = _mm256_extracti128_si256(b, 1);
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(outs[0] + 4 * e), lo);
-    _mm_storeh_pd(reinterpret_cast<double*>(outs[1] + 4 * e), _mm_castsi128_pd(lo));
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(outs[2] + 4 * e), hi);
-    _mm_storeh_pd(reinterpret_cast<double*>(outs[3] + 4 * e), _mm_castsi128_pd(hi));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(d0 + 4 * e), lo);
+    _mm_storeh_pd(reinterpret_cast<double*>(d1 + 4 * e), _mm_castsi128_pd(lo));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(d2 + 4 * e), hi);
+    _mm_storeh_pd(reinterpret_cast<double*>(d3 + 4 * e), _mm_castsi128_pd(hi));
   }
-  if (e < t.n) {  // an odd last output: one row at a time, as the one-row kernel's tail
-    const size_t o0 = static_cast<size_t>(t.start[e] - origin) * 4;
+  if (e < n) {  // an odd last output: one row at a time, as the one-row kernel's tail
+    const size_t o0 = static_cast<size_t>(start[e] - origin) * 4;
     const __m256i* k0 = reinterpret_cast<const __m256i*>(wide + e * wstride);
     for (int r = 0; r < 4; ++r) {
       __m256i a = _mm256_setzero_si256();
@@ -150,6 +159,142 @@ FP_AVX2 void hpass_rows4_avx2(const uint8_t* const* rows, int origin, const Axis
     case 3: hpass4_avx2_k<3>(rows, origin, t, outs, 3); break;
     case 4: hpass4_avx2_k<4>(rows, origin, t, outs, 4); break;
     default: hpass4_avx2_k<0>(rows, origin, t, outs, t.kmax / 2); break;
+  }
+}
+
+// Note [Horizontal pass, fast]
+// Fast mode's pass (Note [Fast resampling]): each 128-bit lane computes one output, so a ymm holds
+// the outputs e and e+1 side by side and needs no fold at the end. A step loads four source pixels
+// (16 bytes) per output, lane 0 from output e's window and lane 1 from output e+1's, and uses them
+// twice: pshufb spreads taps (0, 1), then (2, 3), as int16 [r0 r1 g0 g1 b0 b1 x0 x1], and one
+// madd with the int16 weights [k0 k1] x 4 gives the four channels' two-tap sums as int32. The
+// accumulators start at the rounding constant. R rows (1 or 4) share the weight loads; four rows
+// are packed and stored as in Note [Horizontal pass, 4 rows].
+namespace {
+FP_AVX2 inline __m256i load_2x16(const uint8_t* p0, const uint8_t* p1) {
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p0))),
+                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(p1)), 1);
+}
+}  // namespace
+
+template <int R, int KQ>
+FP_AVX2 static inline void hpass_fast_k(const uint8_t* const* rows, int origin, const AxisTable& t,
+                                        uint8_t* const* outs, int kq_rt) {
+  const int kq = KQ > 0 ? KQ : kq_rt;
+  const __m256i round = _mm256_set1_epi32(1 << (t.prec - 1));
+  const __m128i shift = _mm_cvtsi32_si128(t.prec);
+  const __m256i taps01 = _mm256_setr_epi8(0, -1, 4, -1, 1, -1, 5, -1, 2, -1, 6, -1, 3, -1, 7, -1,  //
+                                          0, -1, 4, -1, 1, -1, 5, -1, 2, -1, 6, -1, 3, -1, 7, -1);
+  const __m256i taps23 = _mm256_setr_epi8(8, -1, 12, -1, 9, -1, 13, -1, 10, -1, 14, -1, 11, -1, 15, -1,  //
+                                          8, -1, 12, -1, 9, -1, 13, -1, 10, -1, 14, -1, 11, -1, 15, -1);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  // Locals, so that the stores (uint8_t, which may alias anything) do not force reloads.
+  const uint8_t* row[R];
+  uint8_t* out[R];
+  for (int r = 0; r < R; ++r) {
+    row[r] = rows[r] - static_cast<ptrdiff_t>(origin) * 4;
+    out[r] = outs[r];
+  }
+  const int32_t* start = t.start.data();
+  const int n = t.n;
+  const __m256i* w = reinterpret_cast<const __m256i*>(t.fast_w());
+  // One pair of outputs: lane 0 reads from o0, lane 1 from o1; lane 1's weights are 0 when the
+  // pair is an odd last output alone.
+  auto pair = [&](size_t o0, size_t o1, __m256i* a) FP_AVX2_LAMBDA {
+    for (int r = 0; r < R; ++r) a[r] = round;
+    for (int q = 0; q < kq; ++q) {
+      const __m256i w01 = _mm256_load_si256(w + 2 * q), w23 = _mm256_load_si256(w + 2 * q + 1);
+      for (int r = 0; r < R; ++r) {
+        const __m256i px = load_2x16(row[r] + o0 + 16 * q, row[r] + o1 + 16 * q);
+        a[r] = _mm256_add_epi32(a[r], _mm256_madd_epi16(_mm256_shuffle_epi8(px, taps01), w01));
+        a[r] = _mm256_add_epi32(a[r], _mm256_madd_epi16(_mm256_shuffle_epi8(px, taps23), w23));
+      }
+    }
+    w += 2 * kq;
+  };
+  int e = 0;
+  for (; e + 1 < n; e += 2) {
+    __m256i a[R];
+    pair(static_cast<size_t>(start[e]) * 4, static_cast<size_t>(start[e + 1]) * 4, a);
+    if constexpr (R == 4) {
+      const __m256i s01 = _mm256_packs_epi32(_mm256_sra_epi32(a[0], shift), _mm256_sra_epi32(a[1], shift));
+      const __m256i s23 = _mm256_packs_epi32(_mm256_sra_epi32(a[2], shift), _mm256_sra_epi32(a[3], shift));
+      // [row 0: e e+1 | row 1: e e+1 || row 2: e e+1 | row 3: e e+1], one dword per output
+      const __m256i b = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(s01, s23), order);
+      const __m128i lo = _mm256_castsi256_si128(b), hi = _mm256_extracti128_si256(b, 1);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out[0] + 4 * e), lo);
+      _mm_storeh_pd(reinterpret_cast<double*>(out[1] + 4 * e), _mm_castsi128_pd(lo));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out[2] + 4 * e), hi);
+      _mm_storeh_pd(reinterpret_cast<double*>(out[3] + 4 * e), _mm_castsi128_pd(hi));
+    } else {
+      const __m256i s = _mm256_sra_epi32(a[0], shift);
+      const __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(s, s), s);  // lane i: output e+i, dword 0
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out[0] + 4 * e),
+                       _mm_unpacklo_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1)));
+    }
+  }
+  if (e < n) {  // an odd last output: lane 0 only
+    __m256i a[R];
+    const size_t o0 = static_cast<size_t>(start[e]) * 4;
+    pair(o0, o0, a);
+    for (int r = 0; r < R; ++r) {
+      const __m256i s = _mm256_sra_epi32(a[r], shift);
+      const int32_t px = _mm_cvtsi128_si32(_mm256_castsi256_si128(_mm256_packus_epi16(_mm256_packs_epi32(s, s), s)));
+      std::memcpy(out[r] + 4 * e, &px, 4);
+    }
+  }
+}
+
+template <int R>
+FP_AVX2 static void hpass_fast(const uint8_t* const* rows, int origin, const AxisTable& t, uint8_t* const* outs) {
+  switch (t.kq) {
+    case 1: hpass_fast_k<R, 1>(rows, origin, t, outs, 1); break;
+    case 2: hpass_fast_k<R, 2>(rows, origin, t, outs, 2); break;
+    case 3: hpass_fast_k<R, 3>(rows, origin, t, outs, 3); break;
+    default: hpass_fast_k<R, 0>(rows, origin, t, outs, t.kq); break;
+  }
+}
+
+FP_AVX2 void hpass_row_fast_avx2(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out) {
+  hpass_fast<1>(&row, origin, t, &out);
+}
+
+FP_AVX2 void hpass_rows4_fast_avx2(const uint8_t* const* rows, int origin, const AxisTable& t, uint8_t* const* outs) {
+  hpass_fast<4>(rows, origin, t, outs);
+}
+
+// Note [Vertical pass, fast]
+// Two source rows per step: their bytes are interleaved (unpack lo/hi within each lane), widened
+// to int16 pairs (a_i, b_i) by unpacking with zero, and one madd with [k_j k_j+1] gives the two-tap
+// int32 sum of four bytes. The four int32 accumulators of a 32-byte block cover bytes 0-3, 4-7,
+// 8-11 and 12-15 of each lane, so packs then packus put the bytes back in order with no permute.
+// An odd last tap is paired with a row of zeros.
+FP_AVX2 void vpass_row_fast_avx2(const uint8_t* src, size_t stride, int first, const int32_t* pairs, int ks, int nbytes,
+                                 uint8_t* out, int prec) {
+  const __m256i round = _mm256_set1_epi32(1 << (prec - 1));
+  const __m128i shift = _mm_cvtsi32_si128(prec);
+  const __m256i zero = _mm256_setzero_si256();
+  const uint8_t* base = src + static_cast<size_t>(first) * stride;
+  const int np = ks / 2;  // whole pairs; an odd last tap is paired with zeros
+  const size_t stride2 = 2 * stride;
+  for (int i = 0; i < nbytes; i += 32) {
+    __m256i a0 = round, a1 = round, a2 = round, a3 = round;
+    const uint8_t* ra = base + i;
+    auto step = [&](__m256i va, __m256i vb, const int32_t* kp) FP_AVX2_LAMBDA {
+      const __m256i kk = _mm256_set1_epi32(*kp);
+      const __m256i lo = _mm256_unpacklo_epi8(va, vb), hi = _mm256_unpackhi_epi8(va, vb);
+      a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_unpacklo_epi8(lo, zero), kk));
+      a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_unpackhi_epi8(lo, zero), kk));
+      a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(_mm256_unpacklo_epi8(hi, zero), kk));
+      a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(_mm256_unpackhi_epi8(hi, zero), kk));
+    };
+    for (int p = 0; p < np; ++p, ra += stride2)
+      step(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ra)),
+           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ra + stride)), pairs + p);
+    if (ks & 1) step(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ra)), zero, pairs + np);
+    const __m256i p01 = _mm256_packs_epi32(_mm256_sra_epi32(a0, shift), _mm256_sra_epi32(a1, shift));
+    const __m256i p23 = _mm256_packs_epi32(_mm256_sra_epi32(a2, shift), _mm256_sra_epi32(a3, shift));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_packus_epi16(p01, p23));
   }
 }
 

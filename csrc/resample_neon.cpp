@@ -19,17 +19,19 @@ inline int32x4_t load_px(const uint8_t* p) {  // one RGBX pixel -> [r g b x] int
   return vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(w)));
 }
 
-// [16 x int32] (four vectors) >> kPrecisionBits, clamped to [0, 255], in order.
-inline uint8x16_t narrow16(int32x4_t a0, int32x4_t a1, int32x4_t a2, int32x4_t a3) {
-  const int16x8_t lo = vcombine_s16(vqmovn_s32(vshrq_n_s32(a0, kPrecisionBits)), vqmovn_s32(vshrq_n_s32(a1, kPrecisionBits)));
-  const int16x8_t hi = vcombine_s16(vqmovn_s32(vshrq_n_s32(a2, kPrecisionBits)), vqmovn_s32(vshrq_n_s32(a3, kPrecisionBits)));
+// [16 x int32] (four vectors) >> prec (`shift` = -prec in every lane: an arithmetic right shift),
+// clamped to [0, 255], in order.
+inline uint8x16_t narrow16(int32x4_t a0, int32x4_t a1, int32x4_t a2, int32x4_t a3, int32x4_t shift) {
+  const int16x8_t lo = vcombine_s16(vqmovn_s32(vshlq_s32(a0, shift)), vqmovn_s32(vshlq_s32(a1, shift)));
+  const int16x8_t hi = vcombine_s16(vqmovn_s32(vshlq_s32(a2, shift)), vqmovn_s32(vshlq_s32(a3, shift)));
   return vcombine_u8(vqmovun_s16(lo), vqmovun_s16(hi));
 }
 }  // namespace
 
 // One tap per step ([r g b x] * [k k k k], AxisTable::wide), fixed trip count kmax.
 void hpass_row_neon(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out) {
-  const int32x4_t round = vdupq_n_s32(1 << (kPrecisionBits - 1));
+  const int32x4_t round = vdupq_n_s32(1 << (t.prec - 1));
+  const int32x4_t shift = vdupq_n_s32(-t.prec);
   const int km = t.kmax;
   const int32_t* wide = t.wide();
   for (int e = 0; e < t.n; ++e) {
@@ -37,7 +39,7 @@ void hpass_row_neon(const uint8_t* row, int origin, const AxisTable& t, uint8_t*
     const int32_t* k = wide + static_cast<size_t>(e) * km * 4;
     int32x4_t acc = round;
     for (int j = 0; j < km; ++j) acc = vmlaq_s32(acc, load_px(p + 4 * j), vld1q_s32(k + 4 * j));
-    const int16x4_t n16 = vqmovn_s32(vshrq_n_s32(acc, kPrecisionBits));
+    const int16x4_t n16 = vqmovn_s32(vshlq_s32(acc, shift));
     const uint8x8_t n8 = vqmovun_s16(vcombine_s16(n16, n16));
     const uint32_t px = vget_lane_u32(vreinterpret_u32_u8(n8), 0);
     std::memcpy(out + 4 * e, &px, 4);
@@ -45,8 +47,9 @@ void hpass_row_neon(const uint8_t* row, int origin, const AxisTable& t, uint8_t*
 }
 
 void vpass_row_neon(const uint8_t* src, size_t stride, int first, const int32_t* k, int ks, int nbytes,
-                    uint8_t* out) {
-  const int32x4_t round = vdupq_n_s32(1 << (kPrecisionBits - 1));
+                    uint8_t* out, int prec) {
+  const int32x4_t round = vdupq_n_s32(1 << (prec - 1));
+  const int32x4_t shift = vdupq_n_s32(-prec);
   const uint8_t* base = src + static_cast<size_t>(first) * stride;
   for (int i = 0; i < nbytes; i += 16) {
     int32x4_t a0 = round, a1 = round, a2 = round, a3 = round;
@@ -60,7 +63,7 @@ void vpass_row_neon(const uint8_t* src, size_t stride, int first, const int32_t*
       a2 = vmlaq_n_s32(a2, vmovl_s16(vget_low_s16(hi)), kk);
       a3 = vmlaq_n_s32(a3, vmovl_s16(vget_high_s16(hi)), kk);
     }
-    vst1q_u8(out + i, narrow16(a0, a1, a2, a3));
+    vst1q_u8(out + i, narrow16(a0, a1, a2, a3, shift));
   }
 }
 

@@ -21,7 +21,8 @@ FP_SSE41 inline __m128i load_px(const uint8_t* p) {  // one RGBX pixel -> [r g b
 
 // One tap per step ([r g b x] * [k k k k], AxisTable::wide), fixed trip count kmax.
 FP_SSE41 void hpass_row_sse41(const uint8_t* row, int origin, const AxisTable& t, uint8_t* out) {
-  const __m128i round = _mm_set1_epi32(1 << (kPrecisionBits - 1));
+  const __m128i round = _mm_set1_epi32(1 << (t.prec - 1));
+  const __m128i shift = _mm_cvtsi32_si128(t.prec);
   const int km = t.kmax;
   const int32_t* wide = t.wide();
   for (int e = 0; e < t.n; ++e) {
@@ -29,7 +30,7 @@ FP_SSE41 void hpass_row_sse41(const uint8_t* row, int origin, const AxisTable& t
     const __m128i* k = reinterpret_cast<const __m128i*>(wide + static_cast<size_t>(e) * km * 4);
     __m128i acc = round;
     for (int j = 0; j < km; ++j) acc = _mm_add_epi32(acc, _mm_mullo_epi32(load_px(p + 4 * j), _mm_loadu_si128(k + j)));
-    __m128i v = _mm_srai_epi32(acc, kPrecisionBits);
+    __m128i v = _mm_sra_epi32(acc, shift);
     v = _mm_packus_epi16(_mm_packs_epi32(v, v), v);  // clamp to [0, 255]
     int32_t px = _mm_cvtsi128_si32(v);
     std::memcpy(out + 4 * e, &px, 4);
@@ -37,8 +38,9 @@ FP_SSE41 void hpass_row_sse41(const uint8_t* row, int origin, const AxisTable& t
 }
 
 FP_SSE41 void vpass_row_sse41(const uint8_t* src, size_t stride, int first, const int32_t* k, int ks,
-                              int nbytes, uint8_t* out) {
-  const __m128i round = _mm_set1_epi32(1 << (kPrecisionBits - 1));
+                              int nbytes, uint8_t* out, int prec) {
+  const __m128i round = _mm_set1_epi32(1 << (prec - 1));
+  const __m128i shift = _mm_cvtsi32_si128(prec);
   const uint8_t* base = src + static_cast<size_t>(first) * stride;
   for (int i = 0; i < nbytes; i += 16) {
     __m128i a0 = round, a1 = round, a2 = round, a3 = round;
@@ -51,8 +53,8 @@ FP_SSE41 void vpass_row_sse41(const uint8_t* src, size_t stride, int first, cons
       a3 = _mm_add_epi32(a3, _mm_mullo_epi32(load_px(r + 12), kk));
     }
     // [16 x int32] -> [16 x uint8], clamped; SSE packs keep element order.
-    __m128i lo = _mm_packs_epi32(_mm_srai_epi32(a0, kPrecisionBits), _mm_srai_epi32(a1, kPrecisionBits));
-    __m128i hi = _mm_packs_epi32(_mm_srai_epi32(a2, kPrecisionBits), _mm_srai_epi32(a3, kPrecisionBits));
+    __m128i lo = _mm_packs_epi32(_mm_sra_epi32(a0, shift), _mm_sra_epi32(a1, shift));
+    __m128i hi = _mm_packs_epi32(_mm_sra_epi32(a2, shift), _mm_sra_epi32(a3, shift));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm_packus_epi16(lo, hi));
   }
 }

@@ -115,6 +115,40 @@ def test_fast_mode_train_psnr(photos):
         assert psnr(a[i], b[i]) >= 40.0
 
 
+@pytest.mark.parametrize("interp", ["bilinear", "bicubic"])
+def test_fast_mode_16bit_weights_near_exact(photos, interp):
+    """Note [Fast resampling]: without DCT scaling, fast mode differs from exact only by its
+    16-bit weights: a few pixels by a level or two, never more, PSNR far above the 40 dB bound."""
+    differing = 0
+    for resize, crop in [(256, 224), (300, 280)]:  # downscales and upscales of the test photos
+        fast = _eval(exact=False, resize=resize, crop=crop, interpolation=interp)
+        exact = _eval(exact=True, resize=resize, crop=crop, interpolation=interp)
+        a, prm = fast.batch(photos, return_params=True)
+        b = exact.batch(photos)
+        assert all(x["decode_scale"] == 1 for x in prm)
+        d = np.abs(a.astype(int) - b.astype(int))
+        assert d.max() <= 2, d.max()
+        assert (d > 0).mean() < 0.02
+        assert min(psnr(x, y) for x, y in zip(a, b)) >= 55.0
+        differing += int((d > 0).sum())
+    assert differing > 0, "fast mode gave exact mode's bytes: its 16-bit weights were not used"
+
+
+@pytest.mark.parametrize("simd", SIMD_LEVELS[1:])
+def test_fast_mode_every_level_matches_scalar(photos, simd):
+    """Within fast mode every SIMD level gives the scalar reference's bytes (the AVX2 level runs
+    its own 16-bit madd kernels), for resizes down and up, both filters, flipped or not."""
+    for interp in ("bilinear", "bicubic"):
+        ops = [fp.RandomResizedCrop(96, scale=(0.05, 1.0), interpolation=interp), fp.RandomHorizontalFlip()]
+        ref = fp.Compose(ops, exact=False, simd="scalar").batch(photos * 2, seed=7)
+        got = fp.Compose(ops, exact=False, simd=simd).batch(photos * 2, seed=7)
+        assert np.array_equal(ref, got), (interp, simd)
+        for resize in (64, 300):
+            ref = _eval(exact=False, simd="scalar", resize=resize, crop=resize, interpolation=interp).batch(photos)
+            got = _eval(exact=False, simd=simd, resize=resize, crop=resize, interpolation=interp).batch(photos)
+            assert np.array_equal(ref, got), (interp, simd, resize)
+
+
 # ---- real torchvision, when installed ------------------------------------------------------
 
 def _tv():

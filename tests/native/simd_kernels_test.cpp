@@ -72,8 +72,8 @@ Image random_image(std::mt19937& rng, int w, int h) {
 }
 
 // The horizontal pass (hpass_row and hpass_rows) and the vertical pass of one resize of `im`.
-void check_resize(const Image& im, int out_w, int out_h, Interp interp, bool reverse, const std::vector<Simd>& levels,
-                  const std::string& name) {
+void check_resize(const Image& im, int out_w, int out_h, Interp interp, bool reverse, bool fast,
+                  const std::vector<Simd>& levels, const std::string& name) {
   AxisSpec ax;
   ax.src_size = im.w;
   ax.b0 = 0;
@@ -83,6 +83,7 @@ void check_resize(const Image& im, int out_w, int out_h, Interp interp, bool rev
   ax.o1 = out_w;
   ax.interp = interp;
   ax.reverse = reverse;
+  ax.fast = fast;  // Note [Fast resampling]: 16-bit weights, AVX2 madd kernels
   AxisTable ht;
   build_axis_table(ax, &ht);
   const int pad = ht.ksize + 8;  // the passes may read past the last tap (resample.h)
@@ -107,13 +108,15 @@ void check_resize(const Image& im, int out_w, int out_h, Interp interp, bool rev
   const std::vector<uint8_t> ref = hpass_all(Simd::kScalar, false);
   const std::string where = name + " " + std::to_string(im.w) + "x" + std::to_string(im.h) + "->" +
                             std::to_string(out_w) + "x" + std::to_string(out_h) + " interp=" +
-                            std::to_string(static_cast<int>(interp)) + (reverse ? " flipped" : "");
+                            std::to_string(static_cast<int>(interp)) + (reverse ? " flipped" : "") +
+                            (fast ? " fast (precision " + std::to_string(ht.prec) + ")" : "");
   for (Simd s : levels) {
     expect_same("hpass_row", s, ref, hpass_all(s, false), ref.size(), 4, where);
     expect_same("hpass_rows", s, ref, hpass_all(s, true), ref.size(), 4, where);
   }
 
   AxisSpec ay = ax;
+  ay.vertical = true;
   ay.src_size = im.h;
   ay.b1 = im.h;
   ay.out_size = out_h;
@@ -124,8 +127,7 @@ void check_resize(const Image& im, int out_w, int out_h, Interp interp, bool rev
   auto vpass_all = [&](Simd s) {
     std::vector<uint8_t> out(static_cast<size_t>(out_h) * inter_stride + 64, 0);
     for (int e = 0; e < vt.n; ++e)
-      vpass_row(s, ref.data(), inter_stride, vt.start[e], &vt.coef[static_cast<size_t>(e) * vt.ksize], vt.count[e],
-                nbytes, &out[e * inter_stride]);
+      vpass_row(s, ref.data(), inter_stride, vt.start[e], vt, e, nbytes, &out[e * inter_stride]);
     return out;
   };
   const std::vector<uint8_t> vref = vpass_all(Simd::kScalar);
@@ -283,12 +285,21 @@ int main(int argc, char** argv) {
     for (int out : {1, 3, 5, 16, 37, 224}) {
       if (out > w * 2 + 40) continue;
       for (Interp in : interps)
-        for (bool rev : {false, true}) check_resize(im, out, std::max(1, out * 3 / 4 + 1), in, rev, levels, "random");
+        for (bool rev : {false, true})
+          for (bool fast : {false, true})
+            check_resize(im, out, std::max(1, out * 3 / 4 + 1), in, rev, fast, levels, "random");
     }
   }
   for (int f = 1; f <= 9; ++f) {  // downscale by f: 2 * f * support taps
     const Image im = random_image(rng, 37 * f + 3, 11 * f + 1);
-    for (Interp in : interps) check_resize(im, 37, 11, in, f % 2 == 0, levels, "scale" + std::to_string(f));
+    for (Interp in : interps)
+      for (bool fast : {false, true})
+        check_resize(im, 37, 11, in, f % 2 == 0, fast, levels, "scale" + std::to_string(f));
+  }
+  {  // a 600x downscale: fast mode's weights are small enough for the full 22-bit precision
+    const Image im = random_image(rng, 3000, 3);
+    for (Interp in : interps)
+      for (bool fast : {false, true}) check_resize(im, 5, 1, in, false, fast, levels, "wide");
   }
   std::uniform_real_distribution<float> bright(0.f, 2.f), hue(-0.5f, 0.5f);
   for (int w : {1, 3, 4, 7, 8, 9, 31, 100}) {
@@ -337,7 +348,8 @@ int main(int argc, char** argv) {
     }
     for (int out : {224, 256, 97, 641}) {
       const int oh = std::max(1, photo.h * out / photo.w);
-      for (Interp in : interps) check_resize(photo, out, oh, in, out == 97, levels, "photo");
+      for (Interp in : interps)
+        for (bool fast : {false, true}) check_resize(photo, out, oh, in, out == 97, fast, levels, "photo");
     }
     for (float f : {0.0f, 0.35f, 1.0f, 1.7f}) {
       JitterParams jp;
