@@ -112,7 +112,7 @@ using DoubleVec = std::vector<double>;
   X(Float9, mix, (Float9{}), "NormMode.whiten: the colour matrix W, row-major 3x3 (assign all 9)")    \
   X(float, range_hi, 1.f, "NormMode.minmax: value of the brightest level")                            \
   /* Decode. */                                                                                       \
-  X(bool, exact, false, "no DCT scaling, 22-bit weights")                                                \
+  X(bool, exact, false, "no DCT scaling, 22-bit weights")                                             \
   X(int64_t, max_pixels, 0, "images with more pixels are rejected from their header (0 = no limit)")  \
   X(bool, strict, true, "corrupt-data warnings are errors")                                           \
   X(bool, allow_truncated, false, "a cut-off JPEG/PNG decodes, missing rows filled")                  \

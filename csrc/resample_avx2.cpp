@@ -21,6 +21,20 @@ FP_AVX2 inline __m256i load_2px(const uint8_t* p) {  // two RGBX pixels -> [r0 g
 FP_AVX2 inline __m256i fold(__m256i a, __m256i b) {
   return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
 }
+// Four rows' results for outputs (e, e+1), s_r = [row r: e | row r: e+1] as shifted int32:
+// clamped to bytes and stored, 8 bytes per row (Note [Horizontal pass, 4 rows]).
+FP_AVX2 inline void store_4rows(__m256i s0, __m256i s1, __m256i s2, __m256i s3, uint8_t* d0, uint8_t* d1, uint8_t* d2,
+                                uint8_t* d3) {
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  // [row 0: e e+1 | row 1: e e+1 || row 2: e e+1 | row 3: e e+1], one dword per output
+  const __m256i b =
+      _mm256_permutevar8x32_epi32(_mm256_packus_epi16(_mm256_packs_epi32(s0, s1), _mm256_packs_epi32(s2, s3)), order);
+  const __m128i lo = _mm256_castsi256_si128(b), hi = _mm256_extracti128_si256(b, 1);
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(d0), lo);
+  _mm_storeh_pd(reinterpret_cast<double*>(d1), _mm_castsi128_pd(lo));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(d2), hi);
+  _mm_storeh_pd(reinterpret_cast<double*>(d3), _mm_castsi128_pd(hi));
+}
 }  // namespace
 
 // Note [Horizontal pass, AVX2]
@@ -92,7 +106,6 @@ FP_AVX2 static inline void hpass4_avx2_k(const uint8_t* const* rows, int origin,
                                          uint8_t* const* outs, int kp_rt) {
   const int kp = KP > 0 ? KP : kp_rt;
   const __m256i round = _mm256_set1_epi32(1 << (kPrecisionBits - 1));
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   const int32_t* wide = t.wide();
   const size_t wstride = static_cast<size_t>(kp) * 8;
   // Locals, so that the stores (uint8_t, which may alias anything) do not force reloads.
@@ -128,13 +141,7 @@ FP_AVX2 static inline void hpass4_avx2_k(const uint8_t* const* rows, int origin,
     const __m256i s1 = _mm256_srai_epi32(_mm256_add_epi32(fold(a10, a11), round), kPrecisionBits);
     const __m256i s2 = _mm256_srai_epi32(_mm256_add_epi32(fold(a20, a21), round), kPrecisionBits);
     const __m256i s3 = _mm256_srai_epi32(_mm256_add_epi32(fold(a30, a31), round), kPrecisionBits);
-    const __m256i b = _mm256_permutevar8x32_epi32(
-        _mm256_packus_epi16(_mm256_packs_epi32(s0, s1), _mm256_packs_epi32(s2, s3)), order);
-    const __m128i lo = _mm256_castsi256_si128(b), hi = _mm256_extracti128_si256(b, 1);
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(d0 + 4 * e), lo);
-    _mm_storeh_pd(reinterpret_cast<double*>(d1 + 4 * e), _mm_castsi128_pd(lo));
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(d2 + 4 * e), hi);
-    _mm_storeh_pd(reinterpret_cast<double*>(d3 + 4 * e), _mm_castsi128_pd(hi));
+    store_4rows(s0, s1, s2, s3, d0 + 4 * e, d1 + 4 * e, d2 + 4 * e, d3 + 4 * e);
   }
   if (e < n) {  // an odd last output: one row at a time, as the one-row kernel's tail
     const size_t o0 = static_cast<size_t>(start[e] - origin) * 4;
@@ -187,7 +194,6 @@ FP_AVX2 static inline void hpass_fast_k(const uint8_t* const* rows, int origin, 
                                           0, -1, 4, -1, 1, -1, 5, -1, 2, -1, 6, -1, 3, -1, 7, -1);
   const __m256i taps23 = _mm256_setr_epi8(8, -1, 12, -1, 9, -1, 13, -1, 10, -1, 14, -1, 11, -1, 15, -1,  //
                                           8, -1, 12, -1, 9, -1, 13, -1, 10, -1, 14, -1, 11, -1, 15, -1);
-  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   // Locals, so that the stores (uint8_t, which may alias anything) do not force reloads.
   const uint8_t* row[R];
   uint8_t* out[R];
@@ -217,15 +223,8 @@ FP_AVX2 static inline void hpass_fast_k(const uint8_t* const* rows, int origin, 
     __m256i a[R];
     pair(static_cast<size_t>(start[e]) * 4, static_cast<size_t>(start[e + 1]) * 4, a);
     if constexpr (R == 4) {
-      const __m256i s01 = _mm256_packs_epi32(_mm256_sra_epi32(a[0], shift), _mm256_sra_epi32(a[1], shift));
-      const __m256i s23 = _mm256_packs_epi32(_mm256_sra_epi32(a[2], shift), _mm256_sra_epi32(a[3], shift));
-      // [row 0: e e+1 | row 1: e e+1 || row 2: e e+1 | row 3: e e+1], one dword per output
-      const __m256i b = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(s01, s23), order);
-      const __m128i lo = _mm256_castsi256_si128(b), hi = _mm256_extracti128_si256(b, 1);
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(out[0] + 4 * e), lo);
-      _mm_storeh_pd(reinterpret_cast<double*>(out[1] + 4 * e), _mm_castsi128_pd(lo));
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(out[2] + 4 * e), hi);
-      _mm_storeh_pd(reinterpret_cast<double*>(out[3] + 4 * e), _mm_castsi128_pd(hi));
+      store_4rows(_mm256_sra_epi32(a[0], shift), _mm256_sra_epi32(a[1], shift), _mm256_sra_epi32(a[2], shift),
+                  _mm256_sra_epi32(a[3], shift), out[0] + 4 * e, out[1] + 4 * e, out[2] + 4 * e, out[3] + 4 * e);
     } else {
       const __m256i s = _mm256_sra_epi32(a[0], shift);
       const __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(s, s), s);  // lane i: output e+i, dword 0
