@@ -23,7 +23,10 @@ native batch is cancelled between samples) before the interpreter finalizes, so 
 Ctrl-C) with an iterator alive never aborts. After ``fork()`` the child has none of the parent's
 threads: an iterator made before the fork raises in the child instead of waiting forever, a new
 ``iter(loader)`` in the child works (the ring and its lock are rebuilt), and the native pool
-rebuilds itself (Note [Fork] in csrc/thread_pool.h).
+rebuilds itself (Note [Fork] in csrc/thread_pool.h). CUDA does not survive a fork: in a child
+forked after the parent initialised CUDA (``torch.cuda._is_in_bad_fork()``), the child's new
+ring is not pinned (page-locked memory is a CUDA allocation) and a ``device="cuda"`` loader raises
+a RuntimeError saying why, instead of CUDA's bare "initialization error" from the producer thread.
 """
 import atexit
 import hashlib
@@ -149,7 +152,8 @@ class Loader:
             accepted as DataLoader's name for it).
         seed: shuffle order and augmentation are pure functions of (seed, epoch, sample index).
             None draws fresh entropy once; ``loader.seed`` records it, so a run can be replayed.
-        pin_memory: None pins when CUDA is available; True without CUDA warns (as DataLoader)
+        pin_memory: None pins when the backend is torch and CUDA is available (a numpy-backend
+            loader does not touch CUDA unless asked); True without CUDA warns (as DataLoader)
             and does not pin.
         device: e.g. "cuda": batches arrive on the GPU (copied on a side stream).
         rank, world_size: DistributedSampler semantics (equal, disjoint shards; padded unless
@@ -307,7 +311,7 @@ class Loader:
                 self.device = None
             elif backend != "torch":
                 raise ValueError("device='cuda' needs backend='torch'")
-        self.pin_memory = bool(cuda if pin_memory is None else pin_memory)
+        self.pin_memory = bool((cuda and backend == "torch") if pin_memory is None else pin_memory)
         self._torch = torch
         self._pid = os.getpid()
         self._ring = []
@@ -458,6 +462,17 @@ class Loader:
         """In a forked child the parent's slots may be mid-use by threads that do not exist
         here, and the lock may be held: start over with a fresh ring (Note [Exit and fork])."""
         if self._pid != os.getpid():
+            torch = self._torch
+            bad = (torch is not None and (self.pin_memory or self.device is not None)
+                   and getattr(torch.cuda, "_is_in_bad_fork", lambda: True)())
+            if bad and self.device is not None:  # raised on every iteration in this child
+                raise RuntimeError(
+                    f"this Loader (device={str(self.device)!r}) was made before fork() and the parent had "
+                    "initialised CUDA, which cannot be used in a forked child: make the Loader in the child "
+                    "with a 'spawn' start method (multiprocessing.get_context('spawn')), or use device=None "
+                    "here and move batches to the GPU in the parent")
+            if bad:
+                self.pin_memory = False  # page-locked memory is a CUDA allocation
             self._pid = os.getpid()
             self._ring = []
             self._ring_lock = threading.Lock()

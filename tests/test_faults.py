@@ -161,6 +161,57 @@ def test_fork_while_a_loader_is_running():
     assert r.returncode == 0 and "child 0 9" in r.stdout, r.stdout + r.stderr
 
 
+def _needs_cuda():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device: the fork-after-CUDA case runs on a GPU machine")
+
+
+def test_fork_after_cuda_child_unpinned_and_device_loader_raises():
+    """Found on an H100 machine: the parent pinned its ring (CUDA initialised), so a child forked
+    while the loader was running failed with CUDA's bare "initialization error" from the
+    producer thread. Now the child's ring is plain memory (the whole epoch, equal to the
+    parent's), and a device="cuda" loader says why it cannot run there.
+
+    No torch arithmetic runs in the child (nor in the parent before the fork): torch's CPU ops
+    use OpenMP, and GNU OpenMP hangs in a child forked after its pool started, with or without
+    fastprep. The comparisons go through numpy."""
+    _needs_cuda()
+    r = run_py("""
+        import glob, os, numpy as np, torch, fastprep as fp
+        f = sorted(glob.glob('tests/data/photos/*.jpg')) * 8
+        t = fp.Compose([fp.RandomResizedCrop(48), fp.ToTensor()])
+        L = fp.Loader(f, t, batch_size=8, threads=2, seed=3)
+        G = fp.Loader(f, t, batch_size=8, threads=2, seed=3, device="cuda")
+        it = iter(L)
+        x0 = next(it)[0]
+        assert L.pin_memory and x0.is_pinned()
+        first = x0.numpy().copy()
+        g = next(iter(G))[0]
+        assert g.is_cuda and np.array_equal(g.cpu().numpy(), first)
+        assert fp.Loader(f, t, backend="numpy").pin_memory is False  # numpy backend: CUDA untouched
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            L.set_epoch(0)
+            xs = [x.numpy().copy() for x, _ in L]
+            # (no tensor.is_pinned() here: it would ask CUDA, which this child cannot use)
+            if sum(len(x) for x in xs) != len(f) or not np.array_equal(xs[0], first) or L.pin_memory:
+                code = 6
+            for _ in range(2):  # and again: the loader stays unusable in this child
+                try:
+                    iter(G)
+                    code = code or 7
+                except RuntimeError as e:
+                    code = code or (0 if "initialised CUDA" in str(e) and "spawn" in str(e) else 8)
+            os._exit(code)
+        rest = [x.numpy().copy() for x, _ in it]
+        _, st = os.waitpid(pid, 0)
+        print("child", os.waitstatus_to_exitcode(st), len(rest))
+    """, timeout=300)
+    assert r.returncode == 0 and "child 0 9" in r.stdout, r.stdout + r.stderr
+
+
 def test_multiprocessing_fork_pool_uses_prebuilt_compose():
     r = run_py("""
         import glob, multiprocessing as mp, numpy as np, fastprep as fp
