@@ -102,6 +102,7 @@ SOURCES = [
     "csrc/mix.cpp",
     "csrc/moments.cpp",
     "csrc/output.cpp",
+    "csrc/output_avx2.cpp",
     "csrc/pipeline.cpp",
     "csrc/plan.cpp",
     "csrc/png_decoder.cpp",

@@ -363,6 +363,9 @@ PYBIND11_MODULE(_core, m) {
       })
       .def_property_readonly("channels", [](const Plan& p) { return p.out.channels; })
       .def_property_readonly("simd", [](const Plan& p) { return std::string(simd_name(p.spec.simd)); })
+      .def_property_readonly(
+          "output_kernel", [](const Plan& p) { return std::string(p.out.arith.on ? "arithmetic" : "table"); },
+          "How the plan's own table is applied in single-pass rows (Note [Output arithmetic]).")
       .def_property_readonly("needs_stats", &Plan::needs_stats,
                              "True when the output stage runs in two phases (Note [Output stage]).");
 

@@ -70,6 +70,13 @@ void build_output_spec(OutputSpec* o, DType dtype, Layout layout, Color color, i
   } else {
     o->perm[0] = 0; o->perm[1] = 1; o->perm[2] = 2;
   }
+  o->arith = OutputArith();
+  o->arith.unit_range = unit_range;
+  o->arith.normalize = normalize;
+  for (int c = 0; c < 3; ++c) {
+    o->arith.mean[c] = normalize ? mean[c] : 0.f;
+    o->arith.std[c] = normalize ? std[c] : 1.f;
+  }
   const size_t es = dtype_size(dtype);
   o->lut.assign(static_cast<size_t>(o->channels) * 256 * es, 0);
   for (int c = 0; c < o->channels; ++c) {
@@ -239,6 +246,12 @@ void build_mix_table(const OutputSpec& o, const float mix[9], const float mean[3
 
 void write_row(const OutputSpec& o, const uint8_t* lut, const uint8_t* rgbx, int n, uint8_t* slot, int h, int w,
                int y, int x0, bool to_gray) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (o.arith.on && lut == o.lut.data() && !to_gray) {  // the plan's table: Note [Output arithmetic]
+    write_row_arith_avx2(o, rgbx, n, slot, h, w, y, x0);
+    return;
+  }
+#endif
   if (o.mixed) {
     write_row_mixed(o, lut, rgbx, n, slot, h, w, y, x0);
     return;
@@ -248,6 +261,37 @@ void write_row(const OutputSpec& o, const uint8_t* lut, const uint8_t* rgbx, int
     case 2: write_row_t<uint16_t>(o, lut, rgbx, n, reinterpret_cast<uint16_t*>(slot), h, w, y, x0, to_gray); break;
     default: write_row_t<float>(o, lut, rgbx, n, reinterpret_cast<float*>(slot), h, w, y, x0, to_gray); break;
   }
+}
+
+void enable_output_arith(OutputSpec* o, Simd simd) {
+  o->arith.on = false;
+  if (!use_avx2(simd) || o->mixed || o->channels != 3 || o->color == Color::kGray || o->dtype == DType::kU8) return;
+#if defined(__x86_64__) || defined(__i386__)
+  if (o->dtype == DType::kF16 && !__builtin_cpu_supports("f16c")) return;
+  OutputArith& a = o->arith;
+  for (int g = 0; g < 3; ++g)
+    for (int l = 0; l < 8; ++l) {
+      a.hwc_mean[g][l] = a.mean[(8 * g + l) % 3];
+      a.hwc_std[g][l] = a.std[(8 * g + l) % 3];
+    }
+  for (int j = 0; j < 32; ++j)
+    a.hwc_pick[j] = j % 16 < 12 ? static_cast<uint8_t>(4 * (j % 16 / 3) + o->perm[j % 16 % 3]) : 0x80;
+  // A row of 256 pixels whose channels run through every level (each offset differently), as a
+  // 1 x 256 image: the kernel's bytes against the table's, for the spec's own layout.
+  constexpr int kW = 261;  // and a tail of 5 pixels (the table)
+  std::vector<uint8_t> row(4 * kW);
+  for (int i = 0; i < kW; ++i) {
+    row[4 * i] = static_cast<uint8_t>(i);
+    row[4 * i + 1] = static_cast<uint8_t>(i + 85);
+    row[4 * i + 2] = static_cast<uint8_t>(i + 170);
+    row[4 * i + 3] = static_cast<uint8_t>(255 - i);
+  }
+  const size_t bytes = static_cast<size_t>(kW) * 3 * dtype_size(o->dtype);
+  std::vector<uint8_t> want(bytes), got(bytes, 0xA5);
+  write_row(*o, o->lut.data(), row.data(), kW, want.data(), 1, kW, 0, 0);  // arith.on is false: the table
+  write_row_arith_avx2(*o, row.data(), kW, got.data(), 1, kW, 0, 0);
+  o->arith.on = want == got;
+#endif
 }
 
 void accumulate_histogram(const OutputSpec& o, const uint8_t* px, int n, bool to_gray, LevelHistogram* h) {

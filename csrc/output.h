@@ -28,6 +28,26 @@
 
 namespace fastprep {
 
+// Note [Output arithmetic]
+// The plan's own table (not a per-sample or per-image one) for three channels in float32,
+// float16 or bfloat16 is, level by level, these float32 operations:
+//   x = float(v); x = x / 255 (unit range); x = (x - mean[c]) / std[c] (Normalize); cast.
+// IEEE operations round the same way in any vector width, so at AVX2 the single-pass rows are
+// computed with those operations eight values at a time. That replaces three table loads per
+// pixel and a scalar store per value. The table stays the reference. When a plan is built,
+// enable_output_arith runs the kernel on a row that holds every level in every channel and
+// compares it with the table path byte for byte. A plan uses the kernel only if the two agree
+// (OutputSpec::arith.on; Plan.output_kernel in Python), so a kernel can never change an output.
+struct OutputArith {
+  bool on = false;
+  bool unit_range = true, normalize = false;
+  float mean[3] = {0.f, 0.f, 0.f}, std[3] = {1.f, 1.f, 1.f};  // per output channel
+  // HWC: value j of eight pixels (24 values) is channel j % 3, so vector g of three holds
+  // channels (8g + l) % 3 in lane l; and the byte shuffle RGBX x4 -> 12 values, per 128-bit lane.
+  float hwc_mean[3][8] = {}, hwc_std[3][8] = {};
+  uint8_t hwc_pick[32] = {};
+};
+
 struct OutputSpec {
   DType dtype = DType::kF32;
   Layout layout = Layout::kCHW;
@@ -37,7 +57,15 @@ struct OutputSpec {
   std::vector<uint8_t> lut;   // channels * 256 entries of dtype_size(dtype) bytes; or, when
                               // mixed, 9 float tables of 256 (Note [Colour mixing])
   bool mixed = false;
+  OutputArith arith;          // Note [Output arithmetic]
 };
+
+// Turns on OutputSpec::arith when `simd` has an arithmetic kernel for this spec and the kernel
+// reproduces the table for every level of every channel (Note [Output arithmetic]).
+void enable_output_arith(OutputSpec* o, Simd simd);
+
+// The AVX2 kernel of Note [Output arithmetic]: write_row's contract, for o.arith.on specs.
+void write_row_arith_avx2(const OutputSpec& o, const uint8_t* rgbx, int n, uint8_t* slot, int h, int w, int y, int x0);
 
 // Note [Colour mixing]
 // A colour matrix on the [0, 1] values (PCA/ZCA whitening: out_c = sum_j W[c][j] (x_j - mean_j))

@@ -144,6 +144,7 @@ Plan::Plan(const PlanSpec& s) : spec(s) {
     out.mixed = true;
     build_mix_table(out, s.mix.data(), s.mean.data(), none, s.unit_range, &out.lut);
   }
+  enable_output_arith(&out, s.simd);
 }
 
 bool Plan::fixed_size(int* h, int* w) const {
