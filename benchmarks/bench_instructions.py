@@ -65,7 +65,7 @@ def stage_of(func, obj):
         return "hpass"
     if "vpass" in func:
         return "vpass"
-    if "write_row" in func or "fill_level0" in func:
+    if any(k in func for k in ("write_row", "write_chw", "write_hwc", "fill_level0")):  # table or arithmetic
         return "output"
     if "build_axis_table" in func or "plan_sample" in func:
         return "tables"
