@@ -1,7 +1,8 @@
 """Speed of two fastprep checkouts (built in place) on the same work, interleaved: A B A B ...
 
 Each run is a fresh process that imports fastprep from one checkout and times one pass of the
-eval, train or jitter (train + ColorJitter) recipe (1 thread, batches of 64 into a reused float32 buffer) over the photos; the
+eval, train or jitter (train + ColorJitter) recipe (1 thread, batches of 64 into a reused float32 buffer;
+`--uint8`: raw levels, uint8 HWC, for normalising on the GPU) over the photos; the
 ratio B/A of each pair is printed as a median with its spread (> 1: A is faster).
 
     git worktree add /tmp/old <commit> && (cd /tmp/old && python setup.py build_ext --inplace)
@@ -20,7 +21,7 @@ import glob, sys, time
 import numpy as np
 import fastprep as fp
 folder, transform, count, reps, ext = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-exact = sys.argv[6] == "exact"
+mode = sys.argv[6]  # exact, fast or u8
 datas = [open(p, "rb").read() for p in sorted(glob.glob(folder + "/*." + ext))[:count]]
 M, S = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 if transform == "eval":
@@ -30,8 +31,11 @@ elif transform == "train":
 else:  # "jitter": the train recipe with ColorJitter's four ops
     ops = [fp.RandomResizedCrop(224), fp.RandomHorizontalFlip(), fp.ColorJitter(0.4, 0.4, 0.4, 0.1), fp.ToTensor(),
            fp.Normalize(M, S)]
-t = fp.Compose(ops, exact=exact)
-out = np.empty((64, 3, 224, 224), np.float32)
+if mode == "u8":
+    t = fp.Compose(ops[:-2], dtype="uint8", layout="HWC")
+else:
+    t = fp.Compose(ops, exact=mode == "exact")
+out = np.empty((64,) + t.output_shape(), t.np_dtype)
 def one(rep):
     for i in range(0, len(datas), 64):
         part = datas[i:i + 64]
@@ -50,7 +54,7 @@ def run(checkout, args):
     # from another checkout's root the child would import that one whatever PYTHONPATH says.
     env = dict(os.environ, PYTHONPATH=os.path.abspath(checkout))
     r = subprocess.run([sys.executable, "-c", CHILD, args.folder, args.transform, str(args.count), str(args.reps), args.ext,
-                        "fast" if args.fast else "exact"],
+                        "u8" if args.uint8 else "fast" if args.fast else "exact"],
                        env=env, cwd=os.path.abspath(checkout), capture_output=True, text=True, check=True)
     where, speed = r.stdout.strip().splitlines()[-2:]
     if not os.path.abspath(where).startswith(os.path.abspath(checkout) + os.sep):
@@ -66,6 +70,7 @@ def main():
     ap.add_argument("--ext", default="jpg", help="extension of the photos to take (jpg, png, webp)")
     ap.add_argument("--transform", choices=["eval", "train", "jitter"], default="eval")
     ap.add_argument("--fast", action="store_true", help="fast mode (exact=False) on both sides")
+    ap.add_argument("--uint8", action="store_true", help="uint8 HWC output (no ToTensor/Normalize) on both sides")
     ap.add_argument("--pairs", type=int, default=11)
     ap.add_argument("--count", type=int, default=192)
     ap.add_argument("--reps", type=int, default=4)

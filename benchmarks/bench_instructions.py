@@ -28,7 +28,8 @@ import subprocess
 import sys
 import tempfile
 
-PIPELINES = ("empty", "decode", "eval", "train", "eval-fast", "train-fast")  # -fast: exact=False
+# -fast: exact=False; -u8: uint8 HWC output, no ToTensor/Normalize (for normalising on the GPU)
+PIPELINES = ("empty", "decode", "eval", "train", "eval-fast", "train-fast", "eval-u8", "train-u8")
 STAGES = ("decode", "hpass", "vpass", "output", "tables", "other")
 
 
@@ -43,10 +44,13 @@ def child(pipeline, folder, count):
     norm = [fp.ToTensor(), fp.Normalize("imagenet")]
     ops = {"eval": [fp.Resize(256), fp.CenterCrop(224)] + norm,
            "train": [fp.RandomResizedCrop(224), fp.RandomHorizontalFlip()] + norm}
-    name, _, fast = pipeline.partition("-")
+    name, _, mode = pipeline.partition("-")
     if name in ops:
-        t = fp.Compose(ops[name], exact=not fast)
-        out = np.empty((64,) + t.output_shape(), np.float32)
+        if mode == "u8":
+            t = fp.Compose(ops[name][:-len(norm)], dtype="uint8", layout="HWC")
+        else:
+            t = fp.Compose(ops[name], exact=mode != "fast")
+        out = np.empty((64,) + t.output_shape(), t.np_dtype)
         for i in range(0, len(datas), 64):
             part = datas[i:i + 64]
             t.batch(part, seed=1, threads=1, out=out[:len(part)], indices=range(i, i + len(part)))
@@ -65,7 +69,7 @@ def stage_of(func, obj):
         return "hpass"
     if "vpass" in func:
         return "vpass"
-    if any(k in func for k in ("write_row", "write_chw", "write_hwc", "fill_level0")):  # table or arithmetic
+    if any(k in func for k in ("write_row", "write_chw", "write_hwc", "write_u8", "fill_level0")):  # table or kernel
         return "output"
     if "build_axis_table" in func or "plan_sample" in func:
         return "tables"

@@ -265,7 +265,7 @@ void write_row(const OutputSpec& o, const uint8_t* lut, const uint8_t* rgbx, int
 
 void enable_output_arith(OutputSpec* o, Simd simd) {
   o->arith.on = false;
-  if (!use_avx2(simd) || o->mixed || o->channels != 3 || o->color == Color::kGray || o->dtype == DType::kU8) return;
+  if (!use_avx2(simd) || o->mixed || o->channels != 3 || o->color == Color::kGray) return;
 #if defined(__x86_64__) || defined(__i386__)
   if (o->dtype == DType::kF16 && !__builtin_cpu_supports("f16c")) return;
   OutputArith& a = o->arith;
@@ -274,11 +274,14 @@ void enable_output_arith(OutputSpec* o, Simd simd) {
       a.hwc_mean[g][l] = a.mean[(8 * g + l) % 3];
       a.hwc_std[g][l] = a.std[(8 * g + l) % 3];
     }
-  for (int j = 0; j < 32; ++j)
-    a.hwc_pick[j] = j % 16 < 12 ? static_cast<uint8_t>(4 * (j % 16 / 3) + o->perm[j % 16 % 3]) : 0x80;
-  // A row of 256 pixels whose channels run through every level (each offset differently), as a
-  // 1 x 256 image: the kernel's bytes against the table's, for the spec's own layout.
-  constexpr int kW = 261;  // and a tail of 5 pixels (the table)
+  for (int j = 0; j < 32; ++j) {
+    const int b = j % 16;
+    a.hwc_pick[j] = b < 12 ? static_cast<uint8_t>(4 * (b / 3) + o->perm[b % 3]) : 0x80;
+    a.u8_pick[j] = b < 12 ? static_cast<uint8_t>(4 * (b % 4) + o->perm[b / 4]) : 0x80;
+  }
+  // A row whose channels run through every level (each offset differently), as a 1 x 261 image
+  // (the last 5 pixels take the kernel's tail): its bytes against the table's, in the spec's layout.
+  constexpr int kW = 261;
   std::vector<uint8_t> row(4 * kW);
   for (int i = 0; i < kW; ++i) {
     row[4 * i] = static_cast<uint8_t>(i);

@@ -34,7 +34,8 @@ namespace fastprep {
 //   x = float(v); x = x / 255 (unit range); x = (x - mean[c]) / std[c] (Normalize); cast.
 // IEEE operations round the same way in any vector width, so at AVX2 the single-pass rows are
 // computed with those operations eight values at a time. That replaces three table loads per
-// pixel and a scalar store per value. The table stays the reference. When a plan is built,
+// pixel and a scalar store per value. For uint8 the table is the identity and the kernel only
+// shuffles bytes into planes (CHW) or RGB triplets (HWC). The table stays the reference. When a plan is built,
 // enable_output_arith runs the kernel on a row that holds every level in every channel and
 // compares it with the table path byte for byte. A plan uses the kernel only if the two agree
 // (OutputSpec::arith.on; Plan.output_kernel in Python), so a kernel can never change an output.
@@ -46,6 +47,7 @@ struct OutputArith {
   // channels (8g + l) % 3 in lane l; and the byte shuffle RGBX x4 -> 12 values, per 128-bit lane.
   float hwc_mean[3][8] = {}, hwc_std[3][8] = {};
   uint8_t hwc_pick[32] = {};
+  uint8_t u8_pick[32] = {};  // uint8 CHW, per 128-bit lane: four pixels' channel 0, 1, 2, then zero
 };
 
 struct OutputSpec {

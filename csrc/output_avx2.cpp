@@ -119,6 +119,46 @@ void write_d(const OutputSpec& o, const uint8_t* px, int n, uint8_t* slot, int h
   else write_d<D, false, false>(o, px, n, slot, h, w, y, x0);
 }
 
+// uint8: the table is the identity, so the kernel only moves bytes (RGBX -> planes, or -> RGB).
+FP_AVX2 void write_u8(const OutputSpec& o, const uint8_t* px, int n, uint8_t* slot, int h, int w, int y, int x0) {
+  const OutputArith& a = o.arith;
+  const uint8_t* lut = o.lut.data();
+  int i = 0;
+  if (o.layout == Layout::kCHW) {
+    const size_t plane = static_cast<size_t>(h) * w;
+    uint8_t* const d[3] = {slot + static_cast<size_t>(y) * w + x0, slot + plane + static_cast<size_t>(y) * w + x0,
+                           slot + 2 * plane + static_cast<size_t>(y) * w + x0};
+    const __m256i pick = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.u8_pick));
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (; i + 8 <= n; i += 8) {
+      // per lane [c0 x4 | c1 x4 | c2 x4 | 0], then dwords reordered: [c0 x8 | c1 x8 || c2 x8 | 0]
+      const __m256i v = _mm256_permutevar8x32_epi32(
+          _mm256_shuffle_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(px + 4 * i)), pick), order);
+      const __m128i lo = _mm256_castsi256_si128(v);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(d[0] + i), lo);
+      _mm_storeh_pd(reinterpret_cast<double*>(d[1] + i), _mm_castsi128_pd(lo));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(d[2] + i), _mm256_extracti128_si256(v, 1));
+    }
+    for (; i < n; ++i)
+      for (int c = 0; c < 3; ++c) d[c][i] = lut[c * 256 + px[4 * i + o.perm[c]]];
+    return;
+  }
+  uint8_t* d = slot + (static_cast<size_t>(y) * w + x0) * 3;
+  const __m256i compact = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.hwc_pick));
+  for (; i + 8 <= n; i += 8) {  // twelve bytes per 128-bit lane, stored as 8 + 4 (no byte past the row)
+    const __m256i c = _mm256_shuffle_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(px + 4 * i)), compact);
+    const __m128i lo = _mm256_castsi256_si128(c), hi = _mm256_extracti128_si256(c, 1);
+    uint8_t* dst = d + 3 * static_cast<size_t>(i);
+    const int32_t lo_tail = _mm_extract_epi32(lo, 2), hi_tail = _mm_extract_epi32(hi, 2);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), lo);
+    std::memcpy(dst + 8, &lo_tail, 4);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + 12), hi);
+    std::memcpy(dst + 20, &hi_tail, 4);
+  }
+  for (; i < n; ++i)
+    for (int c = 0; c < 3; ++c) d[3 * static_cast<size_t>(i) + c] = lut[c * 256 + px[4 * i + o.perm[c]]];
+}
+
 }  // namespace
 
 void write_row_arith_avx2(const OutputSpec& o, const uint8_t* rgbx, int n, uint8_t* slot, int h, int w, int y,
@@ -127,7 +167,7 @@ void write_row_arith_avx2(const OutputSpec& o, const uint8_t* rgbx, int n, uint8
     case DType::kF32: write_d<DType::kF32>(o, rgbx, n, slot, h, w, y, x0); break;
     case DType::kF16: write_d<DType::kF16>(o, rgbx, n, slot, h, w, y, x0); break;
     case DType::kBF16: write_d<DType::kBF16>(o, rgbx, n, slot, h, w, y, x0); break;
-    default: break;  // uint8 specs never turn arith on
+    case DType::kU8: write_u8(o, rgbx, n, slot, h, w, y, x0); break;
   }
 }
 

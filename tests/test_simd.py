@@ -47,25 +47,36 @@ def test_levels_identical_on_odd_arrays(shape, exact):
                 assert np.array_equal(o, outs["scalar"]), (s, shape, out, interp, exact)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "uint8"])
 @pytest.mark.parametrize("layout", ["CHW", "HWC"])
 def test_output_arithmetic_kernel_matches_table(photos, dtype, layout):
-    """Note [Output arithmetic]: at AVX2 a plan's own table is applied by arithmetic; every
-    output byte equals the table path (scalar level) for ToTensor, ToTensor + Normalize and
-    Normalize on 0-255 levels, RGB and BGR, row widths with a tail (not a multiple of 8), and in
-    the two-phase path (ColorJitter). Rows turned gray by RandomGrayscale keep the table."""
+    """Note [Output arithmetic]: at AVX2 a plan's own table is applied by arithmetic (uint8: by
+    byte shuffles); every output byte equals the table path (scalar level) for ToTensor,
+    ToTensor + Normalize and Normalize on 0-255 levels, RGB and BGR, row widths with a tail (not a
+    multiple of 8), and in the two-phase path (ColorJitter). Rows turned gray by RandomGrayscale
+    keep the table."""
     if "avx2" not in SIMD_LEVELS:
         pytest.skip("this CPU has no AVX2: only the table path exists here")
-    cases = [
-        ([fp.Resize(70), fp.CenterCrop((61, 67)), fp.ToTensor()], "RGB"),
-        ([fp.RandomResizedCrop((45, 83)), fp.RandomHorizontalFlip(), fp.ToTensor(), fp.Normalize("imagenet")], "RGB"),
-        ([fp.Resize(64), fp.CenterCrop(59), fp.ToTensor(), fp.Normalize("imagenet")], "BGR"),
-        ([fp.Resize(50), fp.CenterCrop(49), fp.Normalize("imagenet255")], "RGB"),
-        ([fp.Resize(50), fp.CenterCrop(49), fp.Normalize("caffe")], None),  # 0-255, BGR by the preset
-        ([fp.Resize(64), fp.CenterCrop(51), fp.ColorJitter(0.4, 0.4, 0.4), fp.ToTensor(), fp.Normalize("imagenet")],
-         "RGB"),
-        ([fp.Resize(64), fp.CenterCrop(51), fp.RandomGrayscale(0.5), fp.ToTensor(), fp.Normalize("imagenet")], "RGB"),
-    ]
+    if dtype == "uint8":  # raw levels: no ToTensor scaling, no Normalize
+        cases = [
+            ([fp.Resize(70), fp.CenterCrop((61, 67))], "RGB"),
+            ([fp.RandomResizedCrop((45, 83)), fp.RandomHorizontalFlip()], "BGR"),
+            ([fp.Resize(64), fp.CenterCrop(51), fp.ColorJitter(0.4, 0.4, 0.4)], "RGB"),
+            ([fp.Resize(64), fp.CenterCrop(51), fp.RandomGrayscale(0.5)], "RGB"),
+        ]
+    else:
+        cases = [
+            ([fp.Resize(70), fp.CenterCrop((61, 67)), fp.ToTensor()], "RGB"),
+            ([fp.RandomResizedCrop((45, 83)), fp.RandomHorizontalFlip(), fp.ToTensor(), fp.Normalize("imagenet")],
+             "RGB"),
+            ([fp.Resize(64), fp.CenterCrop(59), fp.ToTensor(), fp.Normalize("imagenet")], "BGR"),
+            ([fp.Resize(50), fp.CenterCrop(49), fp.Normalize("imagenet255")], "RGB"),
+            ([fp.Resize(50), fp.CenterCrop(49), fp.Normalize("caffe")], None),  # 0-255, BGR by the preset
+            ([fp.Resize(64), fp.CenterCrop(51), fp.ColorJitter(0.4, 0.4, 0.4), fp.ToTensor(),
+              fp.Normalize("imagenet")], "RGB"),
+            ([fp.Resize(64), fp.CenterCrop(51), fp.RandomGrayscale(0.5), fp.ToTensor(), fp.Normalize("imagenet")],
+             "RGB"),
+        ]
     for ops, color in cases:
         kw = {"dtype": dtype, "layout": layout, **({"color": color} if color else {})}
         ref = fp.Compose(ops, simd="scalar", **kw)
@@ -75,10 +86,8 @@ def test_output_arithmetic_kernel_matches_table(photos, dtype, layout):
         a = ref.batch(photos, seed=5, threads=1)
         b = fast.batch(photos, seed=5, threads=2)
         assert a.dtype == b.dtype and np.array_equal(a.view(np.uint8), b.view(np.uint8)), (ops, color)
-    for ops in ([fp.Resize(40), fp.CenterCrop(32), fp.Grayscale(3), fp.ToTensor()],  # luma rows: the table
-                [fp.Resize(40), fp.CenterCrop(32)]):                                # uint8: the table
-        kw = {} if len(ops) > 2 else {"dtype": "uint8"}
-        assert fp.Compose(ops, simd="avx2", layout=layout, **kw)._plan.output_kernel == "table"
+    gray = [fp.Resize(40), fp.CenterCrop(32), fp.Grayscale(3)] + ([] if dtype == "uint8" else [fp.ToTensor()])
+    assert fp.Compose(gray, simd="avx2", dtype=dtype, layout=layout)._plan.output_kernel == "table"  # luma rows
 
 
 def test_env_forces_scalar():
