@@ -53,7 +53,8 @@ def test_output_arithmetic_kernel_matches_table(photos, dtype, layout):
     """Note [Output arithmetic]: at AVX2 a plan's own table is applied by arithmetic (uint8: by
     byte shuffles); every output byte equals the table path (scalar level) for ToTensor,
     ToTensor + Normalize and Normalize on 0-255 levels, RGB and BGR, row widths with a tail (not a
-    multiple of 8), and in the two-phase path (ColorJitter). Rows turned gray by RandomGrayscale
+    multiple of 8), padded crops (rows written from x0 > 0), and in the two-phase path
+    (ColorJitter). Rows turned gray by RandomGrayscale
     keep the table."""
     if "avx2" not in SIMD_LEVELS:
         pytest.skip("this CPU has no AVX2: only the table path exists here")
@@ -63,6 +64,7 @@ def test_output_arithmetic_kernel_matches_table(photos, dtype, layout):
             ([fp.RandomResizedCrop((45, 83)), fp.RandomHorizontalFlip()], "BGR"),
             ([fp.Resize(64), fp.CenterCrop(51), fp.ColorJitter(0.4, 0.4, 0.4)], "RGB"),
             ([fp.Resize(64), fp.CenterCrop(51), fp.RandomGrayscale(0.5)], "RGB"),
+            ([fp.Resize(40), fp.CenterCrop((47, 53))], "RGB"),  # padded: rows start at x0 > 0
         ]
     else:
         cases = [
@@ -76,6 +78,7 @@ def test_output_arithmetic_kernel_matches_table(photos, dtype, layout):
               fp.Normalize("imagenet")], "RGB"),
             ([fp.Resize(64), fp.CenterCrop(51), fp.RandomGrayscale(0.5), fp.ToTensor(), fp.Normalize("imagenet")],
              "RGB"),
+            ([fp.Resize(40), fp.CenterCrop((47, 53)), fp.ToTensor(), fp.Normalize("imagenet")], "BGR"),  # padded
         ]
     for ops, color in cases:
         kw = {"dtype": dtype, "layout": layout, **({"color": color} if color else {})}
