@@ -29,8 +29,6 @@ import os
 import statistics
 import time
 
-import numpy as np
-
 import fastprep as fp
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -133,32 +131,18 @@ def main():
         return r
 
     def dataloader_feed(w):
-        from torchvision.io import ImageReadMode, decode_jpeg, read_file
-        from torchvision.transforms import v2
+        from bench_loader import tv_v2_train_dataset  # the same peer as the Loader benchmark's
 
-        tf = v2.Compose([v2.RandomResizedCrop(224, antialias=True), v2.RandomHorizontalFlip(),
-                         v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
-
-        class DS(torch.utils.data.Dataset):
-            def __len__(self):
-                return len(items)
-
-            def __getitem__(self, i):
-                p, label = items[i]
-                return tf(decode_jpeg(read_file(p), mode=ImageReadMode.RGB)), label
-
-        dl = torch.utils.data.DataLoader(DS(), batch_size=a.batch, shuffle=True, num_workers=w, pin_memory=True,
-                                         drop_last=True, persistent_workers=True, prefetch_factor=4,
-                                         worker_init_fn=lambda _: torch.set_num_threads(1))
+        dl = torch.utils.data.DataLoader(tv_v2_train_dataset(items), batch_size=a.batch, shuffle=True,
+                                         num_workers=w, pin_memory=True, drop_last=True, persistent_workers=True,
+                                         prefetch_factor=4, worker_init_fn=lambda _: torch.set_num_threads(1))
 
         def to_gpu():
             for x, y in forever(dl):
                 yield x.cuda(non_blocking=True), y.cuda(non_blocking=True)
 
-        r = timed_loop(torch, to_gpu(), lambda x, y: step(x, y), a.steps, a.warmup,
-                       lambda x: x.contiguous(memory_format=torch.channels_last))
-        del dl
-        return r
+        return timed_loop(torch, to_gpu(), lambda x, y: step(x, y), a.steps, a.warmup,
+                          lambda x: x.contiguous(memory_format=torch.channels_last))
 
     for rnd in range(a.rounds):
         row = {"ceiling": ceiling()[0], "fastprep": {}, "loader": {}, "dataloader": {}}

@@ -46,7 +46,9 @@ def fp_loaders(files, epochs, batch):
     return rates, rss, loaders[2].stats()
 
 
-def torch_loader(files, workers, epochs, batch):
+def tv_v2_train_dataset(items):
+    """A torch Dataset of (path, label) items through torchvision v2's train recipe (decode_jpeg,
+    RandomResizedCrop 224, flip, ToDtype, Normalize): the peer of fastprep's train transform."""
     import torch
     from torchvision.io import ImageReadMode, decode_jpeg, read_file
     from torchvision.transforms import v2
@@ -56,12 +58,19 @@ def torch_loader(files, workers, epochs, batch):
 
     class DS(torch.utils.data.Dataset):
         def __len__(self):
-            return len(files)
+            return len(items)
 
         def __getitem__(self, i):
-            return tf(decode_jpeg(read_file(files[i]), mode=ImageReadMode.RGB)), 0
+            path, label = items[i]
+            return tf(decode_jpeg(read_file(path), mode=ImageReadMode.RGB)), label
 
-    dl = torch.utils.data.DataLoader(DS(), batch_size=batch, shuffle=True, num_workers=workers,
+    return DS()
+
+
+def torch_loader(files, workers, epochs, batch):
+    import torch
+
+    dl = torch.utils.data.DataLoader(tv_v2_train_dataset([(f, 0) for f in files]), batch_size=batch, shuffle=True, num_workers=workers,
                                      persistent_workers=workers > 0,
                                      worker_init_fn=lambda _: torch.set_num_threads(1))
     rates = []
