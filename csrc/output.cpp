@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "simd.h"
+
 namespace fastprep {
 
 uint16_t float_to_half(float f) {
@@ -267,7 +269,7 @@ void enable_output_arith(OutputSpec* o, Simd simd) {
   o->arith.on = false;
   if (!use_avx2(simd) || o->mixed || o->channels != 3 || o->color == Color::kGray) return;
 #if defined(__x86_64__) || defined(__i386__)
-  if (o->dtype == DType::kF16 && !__builtin_cpu_supports("f16c")) return;
+  if (o->dtype == DType::kF16 && !cpu_has_f16c()) return;
   OutputArith& a = o->arith;
   for (int g = 0; g < 3; ++g)
     for (int l = 0; l < 8; ++l) {

@@ -2,7 +2,20 @@
 
 #include <cstdlib>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 namespace fastprep {
+
+bool cpu_has_f16c() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a, b, c, d;  // CPUID leaf 1, ECX bit 29 (clang's __builtin_cpu_supports does not know "f16c")
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+#else
+  return false;
+#endif
+}
 
 Simd cpu_best_simd() {
 #if defined(__x86_64__) || defined(__i386__)

@@ -10,6 +10,9 @@ namespace fastprep {
 // Best level this CPU supports (cpuid), independent of any override.
 Simd cpu_best_simd();
 
+// Whether this x86 CPU converts float16 in hardware (F16C; the float16 output kernel uses it).
+bool cpu_has_f16c();
+
 // Whether this build and CPU can run `s` (scalar always; SSE4.1/AVX2 on x86-64 per cpuid; NEON
 // on AArch64, where it is part of the base ISA).
 bool simd_supported(Simd s);
