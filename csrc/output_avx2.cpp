@@ -136,7 +136,8 @@ FP_AVX2 void write_u8(const OutputSpec& o, const uint8_t* px, int n, uint8_t* sl
           _mm256_shuffle_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(px + 4 * i)), pick), order);
       const __m128i lo = _mm256_castsi256_si128(v);
       _mm_storel_epi64(reinterpret_cast<__m128i*>(d[0] + i), lo);
-      _mm_storeh_pd(reinterpret_cast<double*>(d[1] + i), _mm_castsi128_pd(lo));
+      // (not _mm_storeh_pd: its double* must be 8-byte aligned, and a plane's row need not be)
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(d[1] + i), _mm_unpackhi_epi64(lo, lo));
       _mm_storel_epi64(reinterpret_cast<__m128i*>(d[2] + i), _mm256_extracti128_si256(v, 1));
     }
     for (; i < n; ++i)
