@@ -271,13 +271,15 @@ void aug_invert(uint8_t* const* rows, int h, int w) {
   apply_table(lut, rows, h, w);
 }
 
-void rgb_min_max(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]) {
-  for (int i = 0; i < n; ++i, row += 4)
+void rgb_min_max2(const uint8_t* mins, const uint8_t* maxs, int n, uint8_t lo[3], uint8_t hi[3]) {
+  for (int i = 0; i < n; ++i, mins += 4, maxs += 4)
     for (int c = 0; c < 3; ++c) {
-      lo[c] = std::min(lo[c], row[c]);
-      hi[c] = std::max(hi[c], row[c]);
+      lo[c] = std::min(lo[c], mins[c]);
+      hi[c] = std::max(hi[c], maxs[c]);
     }
 }
+
+void rgb_min_max(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]) { rgb_min_max2(row, row, n, lo, hi); }
 
 void aug_autocontrast(Simd simd, uint8_t* const* rows, int h, int w) {
   if (h <= 0 || w <= 0) return;

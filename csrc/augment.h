@@ -129,6 +129,9 @@ void sharpness_row_neon(const uint8_t* up, const uint8_t* mid, const uint8_t* do
 
 // AutoContrast's per-channel minimum and maximum over n RGBX pixels, folded into lo and hi.
 void rgb_min_max(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]);
+// The same over two RGBX rows: lo from `mins`' pixels, hi from `maxs`' (a SIMD kernel's lane-wise
+// minima and maxima, folded into the three channels).
+void rgb_min_max2(const uint8_t* mins, const uint8_t* maxs, int n, uint8_t lo[3], uint8_t hi[3]);
 void rgb_min_max_avx2(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]);
 void rgb_min_max_neon(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]);  // AArch64 builds only
 

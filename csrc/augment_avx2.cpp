@@ -10,7 +10,6 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -168,12 +167,7 @@ FP_AVX2 void rgb_min_max_avx2(const uint8_t* row, int n, uint8_t lo[3], uint8_t 
   alignas(32) uint8_t a[32], b[32];
   _mm256_store_si256(reinterpret_cast<__m256i*>(a), mn);
   _mm256_store_si256(reinterpret_cast<__m256i*>(b), mx);
-  for (int j = 0; j < 32; ++j) {
-    const int c = j & 3;
-    if (c == 3) continue;  // the X byte
-    lo[c] = std::min(lo[c], a[j]);
-    hi[c] = std::max(hi[c], b[j]);
-  }
+  rgb_min_max2(a, b, 8, lo, hi);
   if (x < n) rgb_min_max(row + static_cast<size_t>(x) * 4, n - x, lo, hi);
 }
 

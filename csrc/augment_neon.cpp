@@ -12,7 +12,6 @@
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
-#include <algorithm>
 
 #include <cmath>
 #include <cstring>
@@ -165,12 +164,7 @@ void rgb_min_max_neon(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]) {
   uint8_t a[16], b[16];
   vst1q_u8(a, mn);
   vst1q_u8(b, mx);
-  for (int j = 0; j < 16; ++j) {
-    const int c = j & 3;
-    if (c == 3) continue;  // the X byte
-    lo[c] = std::min(lo[c], a[j]);
-    hi[c] = std::max(hi[c], b[j]);
-  }
+  rgb_min_max2(a, b, 4, lo, hi);
   if (x < n) rgb_min_max(row + static_cast<size_t>(x) * 4, n - x, lo, hi);
 }
 
