@@ -43,10 +43,12 @@ void Batch::decode_only(Engine& engine) {
   });
 }
 
-void Batch::run(Engine& engine) {
+void Batch::run(Engine& engine, const std::function<bool()>* poll) {
   if (!out_) throw Error(ErrorKind::kInvalid, "no output attached");
   std::atomic<int64_t> keep_budget{kFallbackKeepBytes};  // Note [Fallback bytes] (pipeline.h)
+  std::vector<char> ran(poll ? size() : 0, 0);
   engine.run(static_cast<int64_t>(size()), [&](Worker& w, int64_t i) {
+    if (poll) ran[i] = 1;
     if (cancel_ && cancel_->flag.load(std::memory_order_relaxed)) {
       results_[i].status = SampleStatus::kError;
       results_[i].kind = ErrorKind::kInvalid;
@@ -55,7 +57,13 @@ void Batch::run(Engine& engine) {
     }
     run_sample(*plan_, w, (*items_)[picks_[i]], key(i), out_ + slot_bytes_ * slots_[i], out_h_, out_w_,
                &results_[i], &keep_budget);
-  });
+  }, poll);
+  for (size_t i = 0; i < ran.size(); ++i)
+    if (!ran[i]) {
+      results_[i].status = SampleStatus::kError;
+      results_[i].kind = ErrorKind::kInvalid;
+      results_[i].message = "interrupted";
+    }
 }
 
 }  // namespace fastprep

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -31,7 +32,9 @@ class Batch {
   void set_output(uint8_t* out, size_t bytes, int out_h, int out_w);
 
   void probe(Engine& engine);        // header-only: what each sample would draw and its size
-  void run(Engine& engine);          // the fused pass into the output
+  // The fused pass into the output. `poll`: see Engine::run (a false return stops the batch;
+  // samples not run are marked "interrupted").
+  void run(Engine& engine, const std::function<bool()>* poll = nullptr);
   void decode_only(Engine& engine);  // bare decode of each pick (libjpeg-turbo, libpng, libwebp): the speed ceiling
 
   size_t size() const { return picks_.size(); }

@@ -156,6 +156,7 @@ struct ParamRecord {
   int32_t erase[4];                  // RandomErasing top, left, height, width (-1: nothing erased)
   int32_t src_h, src_w, out_h, out_w;
   int32_t decode_denom, orientation;
+  int64_t decoded_pixels;            // pixels the decoder produced
   double norm_offset, norm_scale;    // per-image table: value = (x - offset) / scale
 };
 
@@ -260,6 +261,7 @@ class PyBatch {
       for (int k = 0; k < 4; ++k) rec.erase[k] = er.on ? box[k] : -1;
       rec.src_h = g.src_h, rec.src_w = g.src_w, rec.out_h = g.out_h, rec.out_w = g.out_w;
       rec.decode_denom = r[i].decode_denom, rec.orientation = r[i].orientation;
+      rec.decoded_pixels = r[i].decoded_pixels;
       rec.norm_offset = r[i].norm.offset, rec.norm_scale = r[i].norm.scale;
     }
     return a;
@@ -282,6 +284,30 @@ class PyBatch {
   std::unique_ptr<py::buffer_info> out_info_;
 };
 
+// Note [Interrupts]
+// A batch runs with the GIL released, so a Ctrl-C only sets CPython's signal flag: the handler
+// (raising KeyboardInterrupt) runs when the thread is back in Python, after the batch, which for a
+// large batch of large images was 13 s later. An interruptible run polls instead: about every
+// 50 ms the calling thread takes the GIL and runs the pending handlers (PyErr_CheckSignals); if
+// one raised, no further sample is started, the samples in flight finish, and that exception is
+// raised from run(). Only the main thread runs signal handlers, so only its calls (Compose.batch,
+// the offline tools) ask for it; the Loader's producer thread stops through its CancelToken.
+void run_interruptible(PyBatch& b, Engine& e, bool interruptible) {
+  if (!interruptible) {
+    b.batch().run(e);
+    return;
+  }
+  std::shared_ptr<py::error_already_set> raised;  // its Python objects are only touched with the GIL
+  const std::function<bool()> poll = [&raised] {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() == 0) return true;
+    raised = std::make_shared<py::error_already_set>();
+    return false;
+  };
+  b.batch().run(e, &poll);
+  if (raised) throw py::error_already_set(*raised);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -296,7 +322,7 @@ PYBIND11_MODULE(_core, m) {
   });
 
   PYBIND11_NUMPY_DTYPE(ParamRecord, top, left, height, width, flip, vflip, gray, jitter_mask, jitter_order,
-                       jitter_factor, lighting_alpha, hsv, affine_on, affine, aug_n, aug_op, aug_mag, erase, src_h, src_w, out_h, out_w, decode_denom, orientation, norm_offset, norm_scale);
+                       jitter_factor, lighting_alpha, hsv, affine_on, affine, aug_n, aug_op, aug_mag, erase, src_h, src_w, out_h, out_w, decode_denom, orientation, decoded_pixels, norm_offset, norm_scale);
 
   // Enums: the one definition of every code that crosses the boundary (common.h, output.h,
   // pipeline.h); Python uses these objects, never integers of its own.
@@ -393,7 +419,10 @@ PYBIND11_MODULE(_core, m) {
            "Attaches the output: a writable C-contiguous buffer of the plan's dtype, slots of out_h x out_w.")
       .def("probe", [](PyBatch& b, Engine& e) { b.batch().probe(e); }, py::arg("engine"),
            py::call_guard<ReleaseGil>())
-      .def("run", [](PyBatch& b, Engine& e) { b.batch().run(e); }, py::arg("engine"), py::call_guard<ReleaseGil>())
+      .def("run", &run_interruptible, py::arg("engine"), py::arg("interruptible") = false,
+           py::call_guard<ReleaseGil>(),
+           "The fused pass. interruptible=True (the main thread): a signal handler's exception (Ctrl-C's "
+           "KeyboardInterrupt) stops the batch within about 50 ms and is raised (Note [Interrupts]).")
       .def("decode_only", [](PyBatch& b, Engine& e) { b.batch().decode_only(e); }, py::arg("engine"),
            py::call_guard<ReleaseGil>(), "Full libjpeg-turbo decode of every pick, no transform: the speed ceiling.")
       .def("status", &PyBatch::status, "Per sample: int8 SampleStatus values.")

@@ -37,7 +37,7 @@ int exif_orientation(const uint8_t* d, size_t len) {
   return 1;
 }
 
-void apply_orientation(int o, const uint8_t* src, int h, int w, uint8_t* dst) {
+void apply_orientation(int o, const uint8_t* src, int h, int w, size_t src_stride, uint8_t* dst) {
   int oh, ow;
   oriented_dims(o, h, w, &oh, &ow);
   for (int y = 0; y < oh; ++y) {
@@ -54,9 +54,47 @@ void apply_orientation(int o, const uint8_t* src, int h, int w, uint8_t* dst) {
         case 8: sy = x; sx = w - 1 - y; break;               // rotate 90 counter-clockwise
         default: sy = y; sx = x; break;
       }
-      std::memcpy(drow + 4 * x, src + (static_cast<size_t>(sy) * w + sx) * 4, 4);
+      std::memcpy(drow + 4 * x, src + static_cast<size_t>(sy) * src_stride + static_cast<size_t>(sx) * 4, 4);
     }
   }
+}
+
+namespace {
+
+// [lo, lo + len) of an axis of n pixels, or its mirror image.
+void interval(bool reversed, int n, int lo, int len, int* out_lo) { *out_lo = reversed ? n - (lo + len) : lo; }
+
+// Which axes an orientation mirrors (see apply_orientation's index maps): the stored rows run
+// against the displayed axis they show for 3, 4, 6, 7, the stored columns for 2, 3, 7, 8.
+bool rows_reversed(int o) { return o == 3 || o == 4 || o == 6 || o == 7; }
+bool cols_reversed(int o) { return o == 2 || o == 3 || o == 7 || o == 8; }
+bool transposed(int o) { return o >= 5 && o <= 8; }
+
+}  // namespace
+
+Rect stored_rect(int o, int h, int w, const Rect& d) {
+  Rect s;
+  // Stored rows show displayed rows (1-4) or displayed columns (5-8); stored columns the other axis.
+  const int ylo = transposed(o) ? d.x0 : d.y0, ylen = transposed(o) ? d.w : d.h;
+  const int xlo = transposed(o) ? d.y0 : d.x0, xlen = transposed(o) ? d.h : d.w;
+  interval(rows_reversed(o), h, ylo, ylen, &s.y0);
+  interval(cols_reversed(o), w, xlo, xlen, &s.x0);
+  s.h = ylen;
+  s.w = xlen;
+  return s;
+}
+
+Rect displayed_rect(int o, int h, int w, const Rect& s) {
+  int ylo, xlo;
+  interval(rows_reversed(o), h, s.y0, s.h, &ylo);
+  interval(cols_reversed(o), w, s.x0, s.w, &xlo);
+  Rect d;
+  if (transposed(o)) {
+    d.y0 = xlo, d.h = s.w, d.x0 = ylo, d.w = s.h;
+  } else {
+    d.y0 = ylo, d.h = s.h, d.x0 = xlo, d.w = s.w;
+  }
+  return d;
 }
 
 }  // namespace fastprep

@@ -18,7 +18,22 @@ inline void oriented_dims(int orientation, int h, int w, int* oh, int* ow) {
 }
 
 // Writes the displayed image (as PIL's ImageOps.exif_transpose) of the RGBX image `src`
-// (h x w, rows packed) into `dst` (oriented dims, rows packed).
-void apply_orientation(int orientation, const uint8_t* src, int h, int w, uint8_t* dst);
+// (h x w, rows `src_stride` bytes apart) into `dst` (oriented dims, rows packed).
+void apply_orientation(int orientation, const uint8_t* src, int h, int w, size_t src_stride, uint8_t* dst);
+inline void apply_orientation(int orientation, const uint8_t* src, int h, int w, uint8_t* dst) {
+  apply_orientation(orientation, src, h, w, static_cast<size_t>(w) * 4, dst);
+}
+
+// Rows [y0, y0 + h) and columns [x0, x0 + w) of an image.
+struct Rect {
+  int y0 = 0, x0 = 0, h = 0, w = 0;
+};
+
+// An orientation maps rectangles to rectangles, and the displayed image of a stored rectangle
+// (apply_orientation of that sub-image) is the displayed image's rectangle that shows it. For an
+// image of h x w stored pixels: the stored rectangle that `displayed` (a rectangle of the
+// displayed image) shows, and the displayed rectangle that shows `stored`.
+Rect stored_rect(int orientation, int h, int w, const Rect& displayed);
+Rect displayed_rect(int orientation, int h, int w, const Rect& stored);
 
 }  // namespace fastprep

@@ -1,10 +1,14 @@
 #include "jpeg_decoder.h"
 
+#include <algorithm>
+#include <cerrno>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
+
+#include <unistd.h>
 
 // jpeglib.h needs size_t and FILE declared first.
 #include <jpeglib.h>
@@ -57,11 +61,27 @@ struct JpegDecoder::Impl {
     int max_scans;
   };
 
+  // The source manager (JpegInput): the first `first_size` bytes are in memory; for a file
+  // (fd >= 0) the rest is pread into `chunk` as libjpeg asks for it. Its callbacks run inside libjpeg calls,
+  // that is inside guarded(), and report a read failure by longjmp as on_error does.
+  struct FileSource {
+    jpeg_source_mgr pub;
+    ErrorMgr* err;
+    const uint8_t* first;
+    size_t first_size;
+    bool first_given;
+    int fd;
+    int64_t pos, end;  // next file offset to read, end of the region
+    uint8_t* chunk;
+    size_t chunk_size;
+  };
+
   jpeg_decompress_struct cinfo;
   ErrorMgr err;
   Progress progress;
+  FileSource file;
   bool open = false;     // a Session of this decoder is alive
-  bool active = false;   // libjpeg holds an image: from jpeg_mem_src to the abort
+  bool active = false;   // libjpeg holds an image: from the source set in open() to the abort
   bool cmyk = false;
   bool adobe_inverted = false;
   int out_w = 0;
@@ -118,7 +138,7 @@ struct JpegDecoder::Impl {
           code == JWRN_MUST_RESYNC || code == JWRN_NOT_SEQUENTIAL || code == JWRN_BOGUS_PROGRESSION ||
           code == JWRN_HUFF_BAD_CODE || code == JWRN_ARITH_BAD_CODE))
       return;
-    // jpeg_mem_src warns JWRN_JPEG_EOF when the data runs out and then feeds EOI markers: what
+    // The source warns JWRN_JPEG_EOF when the data runs out and then feeds EOI markers: what
     // follows (premature end of data segment, ...) is a consequence of the truncation.
     if (code == JWRN_JPEG_EOF && e->allow_truncated) e->truncated = true;
     if (!e->strict || e->truncated) {
@@ -128,6 +148,66 @@ struct JpegDecoder::Impl {
     (*c->err->format_message)(c, e->msg);
     e->kind = ErrorKind::kDecode;
     std::longjmp(e->jmp, 1);
+  }
+
+  static void file_init(j_decompress_ptr) {}
+  static void file_term(j_decompress_ptr) {}
+
+  [[noreturn]] static void file_fail(FileSource* f, const char* what) {
+    std::snprintf(f->err->msg, sizeof(f->err->msg), "%s", what);
+    f->err->kind = ErrorKind::kIo;
+    std::longjmp(f->err->jmp, 1);
+  }
+
+  // libjpeg's fill_input_buffer: the file's next chunk; at the end of the region, a warning and
+  // an EOI marker, as jpeg_mem_src does for data that ends early.
+  static boolean file_fill(j_decompress_ptr c) {
+    FileSource* f = reinterpret_cast<FileSource*>(c->src);
+    if (!f->first_given) {
+      f->first_given = true;
+      if (f->first_size > 0) {
+        f->pub.next_input_byte = f->first;
+        f->pub.bytes_in_buffer = f->first_size;
+        return TRUE;
+      }
+    }
+    if (f->pos >= f->end) {
+      static const JOCTET kEoi[2] = {0xFF, JPEG_EOI};
+      WARNMS(c, JWRN_JPEG_EOF);
+      f->pub.next_input_byte = kEoi;
+      f->pub.bytes_in_buffer = 2;
+      return TRUE;
+    }
+    const size_t want = static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(f->chunk_size), f->end - f->pos));
+    ssize_t r;
+    do {
+      r = ::pread(f->fd, f->chunk, want, static_cast<off_t>(f->pos));
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      char buf[128];
+      std::snprintf(buf, sizeof(buf), "read failed: %s", std::strerror(errno));
+      file_fail(f, buf);
+    }
+    if (r == 0) file_fail(f, "file shrank while being read");
+    f->pos += r;
+    f->pub.next_input_byte = f->chunk;
+    f->pub.bytes_in_buffer = static_cast<size_t>(r);
+    return TRUE;
+  }
+
+  static void file_skip(j_decompress_ptr c, long n) {
+    FileSource* f = reinterpret_cast<FileSource*>(c->src);
+    if (n <= 0) return;
+    if (static_cast<size_t>(n) <= f->pub.bytes_in_buffer) {
+      f->pub.next_input_byte += n;
+      f->pub.bytes_in_buffer -= static_cast<size_t>(n);
+      return;
+    }
+    // Past what is in memory: move the file position without reading the skipped bytes.
+    const int64_t rest = static_cast<int64_t>(n) - static_cast<int64_t>(f->pub.bytes_in_buffer);
+    f->pub.bytes_in_buffer = 0;
+    f->first_given = true;
+    f->pos = std::min(f->end, f->pos + rest);
   }
 
   static void on_progress(j_common_ptr c) {
@@ -164,6 +244,13 @@ JpegDecoder::~JpegDecoder() { jpeg_destroy_decompress(&impl_->cinfo); }
 int JpegDecoder::warnings() const { return impl_->err.warnings; }
 
 JpegDecoder::Session JpegDecoder::open(const uint8_t* data, size_t size, const JpegLimits& limits) {
+  JpegInput in;
+  in.data = data;
+  in.size = size;
+  return open(in, limits);
+}
+
+JpegDecoder::Session JpegDecoder::open(const JpegInput& in, const JpegLimits& limits) {
   Impl& m = *impl_;
   if (m.open) throw std::logic_error("JpegDecoder::open while a session of this decoder is alive");
   m.abort_image();  // nothing to abandon once every session is gone; kept as a safety net
@@ -175,7 +262,27 @@ JpegDecoder::Session JpegDecoder::open(const uint8_t* data, size_t size, const J
   m.active = true;
   int rc = JPEG_SUSPENDED;
   if (!m.guarded([&] {
-        jpeg_mem_src(&m.cinfo, data, static_cast<unsigned long>(size));
+        // One source manager for memory and files (jpeg_mem_src refuses to follow another
+        // kind of source on the same handle, and a new one per switch would grow libjpeg's
+        // permanent pool).
+        Impl::FileSource& f = m.file;
+        f.pub.init_source = &Impl::file_init;
+        f.pub.fill_input_buffer = &Impl::file_fill;
+        f.pub.skip_input_data = &Impl::file_skip;
+        f.pub.resync_to_restart = &jpeg_resync_to_restart;
+        f.pub.term_source = &Impl::file_term;
+        f.pub.next_input_byte = nullptr;
+        f.pub.bytes_in_buffer = 0;
+        f.err = &m.err;
+        f.first = in.data;
+        f.first_size = in.size;
+        f.first_given = false;
+        f.fd = in.fd;
+        f.pos = in.fd < 0 ? 0 : in.base + static_cast<int64_t>(in.size);
+        f.end = in.fd < 0 ? 0 : in.base + in.length;
+        f.chunk = in.chunk;
+        f.chunk_size = in.chunk_size;
+        m.cinfo.src = &f.pub;
         jpeg_save_markers(&m.cinfo, JPEG_APP0 + 1, 0xFFFF);
         rc = jpeg_read_header(&m.cinfo, TRUE);
       }))

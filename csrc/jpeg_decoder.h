@@ -29,6 +29,21 @@ struct JpegLimits {
   bool allow_truncated = false;
 };
 
+// Where a JPEG's bytes come from (Note [Bounded reads] in pipeline.h): `size` bytes at `data`,
+// and, when `fd` >= 0, the rest of a file region read on demand: bytes [base + size, base + length)
+// of `fd`, fetched into `chunk` (`chunk_size` bytes, which may be `data` itself) as the decoder
+// asks for them. So a file is read only as far as the decoder gets: a crop that ends above the
+// last row stops early, and bytes after the image (a padded tail) are never read.
+struct JpegInput {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  int fd = -1;
+  int64_t base = 0;    // file offset of data[0]
+  int64_t length = 0;  // bytes of the region, from base (>= size)
+  uint8_t* chunk = nullptr;
+  size_t chunk_size = 0;
+};
+
 // Decoding one image is a Session, the only way to reach the decode calls:
 //
 //   JpegDecoder::Session img = dec.open(data, size, limits);   // parses the header
@@ -52,6 +67,7 @@ class JpegDecoder {
   // Error on a bad header or one over limits.max_pixels (no session is then open), and
   // std::logic_error while another session of this decoder is alive.
   Session open(const uint8_t* data, size_t size, const JpegLimits& limits);
+  Session open(const JpegInput& in, const JpegLimits& limits);
 
   // Corrupt-data warnings of the last image opened (open or since closed) that were tolerated
   // (non-strict mode, or truncation with allow_truncated): 0 means the pixels are what the file

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <memory>
 #include <cstdio>
 #include <cstring>
 
@@ -26,63 +27,163 @@ const char* file_kind(mode_t m) {
   return "a special file";
 }
 
-// Reads a regular file of at most kMaxFileBytes. Opened non-blocking so that a FIFO cannot block
-// the open; anything but a regular file (directory, device such as /dev/zero, FIFO, socket) is
-// refused from fstat before a byte is read, so no input makes the read unbounded or endless.
-// offset >= 0 reads only the `length` bytes at `offset` (a member of a tar shard, Note [Tar
-// members] in fastprep/_tar.py): positional reads, never a memory map, so a shard truncated or
-// replaced while a Loader runs fails that sample with an error instead of a SIGBUS.
-void read_file(const std::string& path, Scratch* buf, size_t* size, int64_t offset = -1, size_t length = 0) {
-  if (path.find('\0') != std::string::npos) throw Error(ErrorKind::kIo, "path contains a NUL byte");
-  int fd;
-  do {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) throw Error(ErrorKind::kIo, std::string("cannot open: ") + std::strerror(errno));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st;
-  if (::fstat(fd, &st) != 0) throw Error(ErrorKind::kIo, std::string("cannot stat: ") + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) throw Error(ErrorKind::kIo, std::string("is ") + file_kind(st.st_mode) + ", not a regular file");
-  if (st.st_size > kMaxFileBytes)
-    throw Error(ErrorKind::kTooLarge, "file is " + std::to_string(static_cast<long long>(st.st_size)) +
-                                          " bytes, over the 2 GiB limit");
-  size_t n = static_cast<size_t>(st.st_size);
-  off_t base = 0;
-  if (offset >= 0) {
-    if (length > static_cast<size_t>(kMaxFileBytes)) throw Error(ErrorKind::kTooLarge, "member is " + std::to_string(length) + " bytes, over the 2 GiB limit");
-    if (static_cast<uint64_t>(offset) + length > n)
-      throw Error(ErrorKind::kIo, "member [" + std::to_string(offset) + ", " + std::to_string(offset + length) +
-                                      ") lies past the end of the file (" + std::to_string(n) +
-                                      " bytes): the shard was truncated or replaced after indexing");
-    n = length;
-    base = static_cast<off_t>(offset);
-  }
-  buf->reserve(n);
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = ::pread(fd, buf->data() + got, n - got, base + static_cast<off_t>(got));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      throw Error(ErrorKind::kIo, std::string("read failed: ") + std::strerror(errno));
+// A regular file, opened for reading (Note [Bounded reads] in pipeline.h). Opened non-blocking so
+// that a FIFO cannot block the open; anything but a regular file (directory, device such as
+// /dev/zero, FIFO, socket) is refused from fstat before a byte is read. offset >= 0 names a
+// region of `length` bytes at `offset` (a member of a tar shard, Note [Tar members] in
+// fastprep/_tar.py): positional reads, never a memory map, so a shard truncated or replaced
+// while a Loader runs fails that sample with an error instead of a SIGBUS.
+class OpenFile {
+ public:
+  OpenFile(const std::string& path, int64_t offset, size_t length) {
+    if (path.find('\0') != std::string::npos) throw Error(ErrorKind::kIo, "path contains a NUL byte");
+    do {
+      fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    } while (fd_ < 0 && errno == EINTR);
+    if (fd_ < 0) throw Error(ErrorKind::kIo, std::string("cannot open: ") + std::strerror(errno));
+    struct stat st;
+    if (::fstat(fd_, &st) != 0) fail(std::string("cannot stat: ") + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) fail(std::string("is ") + file_kind(st.st_mode) + ", not a regular file");
+    if (st.st_size > kMaxFileBytes) {
+      ::close(fd_);
+      throw Error(ErrorKind::kTooLarge, "file is " + std::to_string(static_cast<long long>(st.st_size)) +
+                                            " bytes, over the 2 GiB limit");
     }
-    if (r == 0) throw Error(ErrorKind::kIo, "file shrank while being read");
-    got += static_cast<size_t>(r);
+    size_ = static_cast<int64_t>(st.st_size);
+    if (offset >= 0) {
+      if (length > static_cast<size_t>(kMaxFileBytes)) {
+        ::close(fd_);
+        throw Error(ErrorKind::kTooLarge, "member is " + std::to_string(length) + " bytes, over the 2 GiB limit");
+      }
+      if (static_cast<uint64_t>(offset) + length > static_cast<uint64_t>(size_))
+        fail("member [" + std::to_string(offset) + ", " + std::to_string(offset + static_cast<int64_t>(length)) +
+             ") lies past the end of the file (" + std::to_string(size_) +
+             " bytes): the shard was truncated or replaced after indexing");
+      base_ = offset;
+      size_ = static_cast<int64_t>(length);
+    }
   }
-  *size = got;
+  ~OpenFile() { ::close(fd_); }
+  OpenFile(const OpenFile&) = delete;
+  OpenFile& operator=(const OpenFile&) = delete;
+
+  int fd() const { return fd_; }
+  int64_t base() const { return base_; }
+  int64_t size() const { return size_; }  // of the region
+
+  // Reads region bytes [pos, pos + n) into dst, all of them.
+  void read(uint8_t* dst, int64_t pos, size_t n) const {
+    size_t got = 0;
+    while (got < n) {
+      ssize_t r = ::pread(fd_, dst + got, n - got, static_cast<off_t>(base_ + pos + static_cast<int64_t>(got)));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        throw Error(ErrorKind::kIo, std::string("read failed: ") + std::strerror(errno));
+      }
+      if (r == 0) throw Error(ErrorKind::kIo, "file shrank while being read");
+      got += static_cast<size_t>(r);
+    }
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& msg) {
+    ::close(fd_);
+    throw Error(ErrorKind::kIo, msg);
+  }
+
+  int fd_ = -1;
+  int64_t base_ = 0, size_ = 0;
+};
+
+// A sample's encoded bytes as far as they are needed (Note [Bounded reads]): `data`/`size` are in
+// memory (a bytes input whole; for a file, the whole PNG or WebP, or a JPEG's first chunk), and a
+// JPEG file's decoder reads the rest through `jpeg`.
+struct Encoded {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  JpegInput jpeg;
+  std::unique_ptr<OpenFile> file;
+  bool partial = false;  // a file of another format whose bytes were not all read
+};
+
+uint32_t be32(const uint8_t* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+uint32_t le32(const uint8_t* p) {
+  return uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
 }
 
-// Encoded bytes of a path/bytes sample (a path is read into w.file).
-void encoded_bytes(Worker& w, const SampleInput& in, const uint8_t** data, size_t* size) {
-  if (in.kind == SampleInput::kPath) {
-    read_file(in.path, &w.file, size, in.offset, in.size);
-    *data = w.file.data();
-  } else {
-    *data = in.data;
-    *size = in.size;
+// Reads more of the file into w.file, keeping what is there: up to `want` bytes in all (at most
+// the region's size). Returns the bytes now held.
+size_t read_more(const OpenFile& f, Scratch* buf, size_t have, size_t want) {
+  want = static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(want), f.size()));
+  if (want <= have) return have;
+  buf->reserve_keep(want, have);
+  f.read(buf->data() + have, static_cast<int64_t>(have), want - have);
+  return want;
+}
+
+// The end of a PNG's data (just past IEND), read chunk by chunk: the bytes after it are never
+// read. A chunk length the format does not allow stops the walk; the decoder then reports the
+// damage on what was read.
+size_t read_png(const OpenFile& f, Scratch* buf, size_t have) {
+  constexpr size_t kStep = size_t(1) << 20;
+  size_t pos = 8;  // after the signature
+  for (;;) {
+    if (pos + 8 > have) {
+      if (static_cast<int64_t>(have) >= f.size()) return have;
+      have = read_more(f, buf, have, std::max(pos + 8, have + kStep));
+      continue;
+    }
+    const uint32_t len = be32(buf->data() + pos);
+    if (len > 0x7FFFFFFFu) return have;
+    const size_t next = pos + 12 + len;
+    if (std::memcmp(buf->data() + pos + 4, "IEND", 4) == 0) return read_more(f, buf, have, next);
+    pos = next;
   }
+}
+
+constexpr size_t kFirstRead = size_t(128) << 10;
+
+// The bytes of a sample (Note [Bounded reads]). `keep_other`: read a file of another format
+// whole (for the Pillow fallback) rather than only its first bytes.
+void load(Worker& w, const SampleInput& in, Encoded* e, bool keep_other) {
+  if (in.kind != SampleInput::kPath) {
+    if (in.size == 0) throw Error(ErrorKind::kDecode, "empty data (0 bytes)");
+    e->data = in.data;
+    e->size = in.size;
+    e->jpeg.data = in.data;
+    e->jpeg.size = in.size;
+    return;
+  }
+  e->file.reset(new OpenFile(in.path, in.offset, in.size));
+  const OpenFile& f = *e->file;
+  if (f.size() == 0) throw Error(ErrorKind::kDecode, in.offset >= 0 ? "empty member (0 bytes)" : "empty file (0 bytes)");
+  size_t have = static_cast<size_t>(std::min<int64_t>(f.size(), kFirstRead));
+  w.file.reserve(kFirstRead);
+  f.read(w.file.data(), 0, have);
+  const uint8_t* d = w.file.data();
+  if (is_jpeg(d, have)) {
+    e->jpeg.data = d;
+    e->jpeg.size = have;
+    e->jpeg.fd = f.fd();
+    e->jpeg.base = f.base();
+    e->jpeg.length = f.size();
+    e->jpeg.chunk = w.file.data();
+    e->jpeg.chunk_size = w.file.capacity();
+  } else if (is_png(d, have)) {
+    have = read_png(f, &w.file, have);
+  } else if (is_webp(d, have)) {
+    // The RIFF size: a WebP ends there (padded to even), whatever follows it in the file.
+    const size_t riff = 8 + static_cast<size_t>(le32(d + 4)) + (le32(d + 4) & 1u);
+    have = read_more(f, &w.file, have, riff);
+  } else if (keep_other) {
+    have = read_more(f, &w.file, have, static_cast<size_t>(f.size()));
+  } else {
+    e->partial = static_cast<int64_t>(have) < f.size();
+  }
+  e->data = w.file.data();
+  e->size = have;
 }
 
 JpegLimits limits_of(const PlanSpec& s) {
@@ -344,42 +445,69 @@ void decode_whole(JpegDecoder::Session img, Worker& w, int denom, int dec_w, int
   }
 }
 
-void run_jpeg(const Plan& plan, Worker& w, const uint8_t* data, size_t size, const RunKey& key, uint8_t* slot,
-              int out_h, int out_w, SampleResult* res) {
+// The orientation a sample is shown with: the file's EXIF orientation when the plan applies it
+// (apply_exif; torchvision's loaders do not), else 1.
+int shown_orientation(const PlanSpec& s, int file_orientation) { return s.apply_exif ? file_orientation : 1; }
+
+// The horizontal pass over a rectangle of stored pixels shown with `orientation` (not 1): `img`
+// holds rows of `row_bytes` with the rectangle `st` of an h x wd stored image; it is rotated into
+// w.oriented and resampled from the displayed rectangle it shows.
+void hpass_oriented_rect(const Plan& plan, Worker& w, int orientation, int h, int wd, const Rect& st,
+                         const uint8_t* img, size_t row_bytes) {
+  const Rect dr = displayed_rect(orientation, h, wd, st);
+  const size_t orow_bytes = static_cast<size_t>(dr.w) * 4;
+  grow(&w.oriented, checked_mul(static_cast<size_t>(dr.h), orow_bytes) + (static_cast<size_t>(w.ht.ksize) + 4) * 4);
+  apply_orientation(orientation, img, st.h, st.w, row_bytes, w.oriented.data());
+  hpass_image(plan, w, w.oriented.data(), orow_bytes, dr.y0, dr.x0);
+}
+
+// The displayed rectangle the resampler reads (the tables must have been built).
+Rect read_rect(const Worker& w) {
+  return Rect{w.vt.src_lo, w.ht.src_lo, w.vt.src_hi - w.vt.src_lo, w.ht.src_hi - w.ht.src_lo};
+}
+
+void run_jpeg(const Plan& plan, Worker& w, const JpegInput& input, const RunKey& key, uint8_t* slot, int out_h,
+              int out_w, SampleResult* res) {
   const PlanSpec& s = plan.spec;
   // The image's decode session: abandoned on every way out (jpeg_decoder.h).
-  JpegDecoder::Session img = w.dec.open(data, size, limits_of(s));
+  JpegDecoder::Session img = w.dec.open(input, limits_of(s));
   const JpegHeader hdr = img.header();
+  const int orient = shown_orientation(s, hdr.orientation);
   int oh, ow;
-  oriented_dims(hdr.orientation, hdr.height, hdr.width, &oh, &ow);
+  oriented_dims(orient, hdr.height, hdr.width, &oh, &ow);
   res->params = plan_sample(s, oh, ow, key);
   const Geometry& g = res->params.geom;
-  res->orientation = hdr.orientation;
+  res->orientation = orient;
   if (g.out_h != out_h || g.out_w != out_w) throw Error(ErrorKind::kInvalid, "output size differs from the slot");
   const int denom = choose_denom(s, g);
   res->decode_denom = denom;
   const int dec_h = (hdr.height + denom - 1) / denom, dec_w = (hdr.width + denom - 1) / denom;
+  int odh, odw;
+  oriented_dims(orient, dec_h, dec_w, &odh, &odw);
   Span sy, sx;
-  if (hdr.orientation == 1) {
-    // Decode only the region the resampler reads: columns via jpeg_crop_scanline, rows above it
-    // skipped, and decoding stops after its last row.
-    build_tables(plan, g, dec_h, dec_w, denom, w, &sy, &sx);
-    // The session moves into this branch and ends with it, so libjpeg's memory for the image is
-    // freed before the output stage.
-    JpegDecoder::Session region = std::move(img);
-    // Fancy (smooth) chroma upsampling replicates the edge chroma at both ends of a cropped span,
-    // so the span asked for reaches one pixel beyond each end of what is used: the used columns
-    // then see their true neighbours, and the pixels match a full decode exactly.
-    int x0, xw, full_h, full_w;
-    const int want_lo = std::max(0, w.ht.src_lo - 1), want_hi = std::min(dec_w, w.ht.src_hi + 1);
-    region.start(denom, want_lo, want_hi - want_lo, &x0, &xw, &full_h, &full_w);
-    if (full_h != dec_h || full_w != dec_w) throw Error(ErrorKind::kDecode, "unexpected scaled size");
+  build_tables(plan, g, odh, odw, denom, w, &sy, &sx);
+  // Decode only the stored rectangle that shows the region the resampler reads: columns via
+  // jpeg_crop_scanline, rows above it skipped, and decoding stops after its last row. The session
+  // moves into this scope and ends with it, so libjpeg's memory for the image is freed before the
+  // output stage.
+  JpegDecoder::Session region = std::move(img);
+  const Rect st = stored_rect(orient, dec_h, dec_w, read_rect(w));
+  // Fancy (smooth) chroma upsampling replicates the edge chroma at both ends of a cropped span,
+  // so the span asked for reaches one pixel beyond each end of what is used: the used columns
+  // then see their true neighbours, and the pixels match a full decode exactly.
+  int x0, xw, full_h, full_w;
+  const int want_lo = std::max(0, st.x0 - 1), want_hi = std::min(dec_w, st.x0 + st.w + 1);
+  region.start(denom, want_lo, want_hi - want_lo, &x0, &xw, &full_h, &full_w);
+  if (full_h != dec_h || full_w != dec_w) throw Error(ErrorKind::kDecode, "unexpected scaled size");
+  res->decoded_pixels = static_cast<int64_t>(st.h) * xw;
+  region.skip_rows(st.y0);
+  if (orient == 1) {
+    // Rows in blocks, each block through the horizontal pass as it arrives.
     const size_t rs = block_stride(static_cast<size_t>(xw) + w.ht.ksize + 4);
     const int nblock = block_rows(rs);
     grow(&w.row, checked_mul(rs, nblock));
     uint8_t* inter = prepare_inter(w);
     const size_t stride = inter_stride(w.ht);
-    region.skip_rows(w.vt.src_lo);
     uint8_t* ptrs[kRowBlock];
     for (int i = 0; i < nblock; ++i) ptrs[i] = w.row.data() + rs * i;
     for (int y = w.vt.src_lo; y < w.vt.src_hi; y += nblock) {
@@ -390,24 +518,28 @@ void run_jpeg(const Plan& plan, Worker& w, const uint8_t* data, size_t size, con
       hpass_rows(s.simd, ptrs, nb, x0, w.ht, outs);
     }
   } else {
-    // Oriented images: decode whole, rotate, then resample the displayed image.
-    int full_h, full_w;
-    decode_whole(std::move(img), w, denom, dec_w, &full_h, &full_w);
-    int odh, odw;
-    oriented_dims(hdr.orientation, full_h, full_w, &odh, &odw);
-    build_tables(plan, g, odh, odw, denom, w, &sy, &sx);
-    hpass_whole(plan, w, hdr.orientation, full_h, full_w);
+    // Shown rotated or mirrored: the stored rectangle is decoded whole, then turned.
+    const size_t row_bytes = checked_mul(static_cast<size_t>(xw), 4);
+    grow(&w.full, checked_mul(static_cast<size_t>(st.h), row_bytes));
+    uint8_t* ptrs[kRowBlock];
+    for (int y = 0; y < st.h; y += kRowBlock) {
+      const int nb = std::min(kRowBlock, st.h - y);
+      for (int i = 0; i < nb; ++i) ptrs[i] = w.full.data() + static_cast<size_t>(y + i) * row_bytes;
+      region.read_rows(ptrs, nb);
+    }
+    hpass_oriented_rect(plan, w, orient, dec_h, dec_w, Rect{st.y0, x0, st.h, xw}, w.full.data(), row_bytes);
   }
   finish_sample(plan, w, res->params, sy, sx, slot, res);
 }
 
 // A PNG (Note [PNG decoding]): rows in order, in blocks of kRowBlock, each block through the
 // horizontal pass as it arrives; rows above the region are decoded and dropped (PNG rows cannot
-// be skipped) and decoding stops after the region's last row. Interlaced files are decoded whole.
+// be skipped) and decoding stops after the region's last row. Interlaced files, and files shown
+// with an EXIF orientation, are decoded whole.
 void run_png(const Plan& plan, Worker& w, const uint8_t* data, size_t size, const RunKey& key, uint8_t* slot,
              int out_h, int out_w, SampleResult* res) {
   PngImage img(data, size, plan.spec.max_pixels, plan.spec.allow_truncated, plan.spec.simd);
-  const int ih = img.height(), iw = img.width(), orient = img.orientation();
+  const int ih = img.height(), iw = img.width(), orient = shown_orientation(plan.spec, img.orientation());
   const Geometry& g = plan_whole(plan, ih, iw, orient, key, out_h, out_w, res);
   Span sy, sx;
   if (img.interlaced() || orient != 1) {  // decoded whole (then rotated)
@@ -419,6 +551,7 @@ void run_png(const Plan& plan, Worker& w, const uint8_t* data, size_t size, cons
     w.rows.resize(static_cast<size_t>(ih));
     for (int y = 0; y < ih; ++y) w.rows[y] = w.full.data() + static_cast<size_t>(y) * row_bytes;
     img.read_all(w.rows.data());
+    res->decoded_pixels = static_cast<int64_t>(ih) * iw;
     hpass_whole(plan, w, orient, ih, iw);
   } else {
     build_tables(plan, g, ih, iw, 1, w, &sy, &sx);
@@ -437,36 +570,35 @@ void run_png(const Plan& plan, Worker& w, const uint8_t* data, size_t size, cons
       for (int i = 0; i < nb; ++i) outs[i] = inter + static_cast<size_t>(y + i - w.vt.src_lo) * stride;
       hpass_rows(plan.spec.simd, ptrs, nb, 0, w.ht, outs);
     }
+    res->decoded_pixels = static_cast<int64_t>(w.vt.src_hi) * iw;
   }
   if (img.truncated()) res->warnings = 1;  // allow_truncated: reported as for a cut-off JPEG
   finish_sample(plan, w, res->params, sy, sx, slot, res);
 }
 
-// A still WebP (Note [WebP decoding]): only the rectangle the resampler reads is decoded, then
-// resampled; an image with an EXIF orientation is decoded whole and rotated first.
+// A still WebP (Note [WebP decoding]): only the rectangle the resampler reads is decoded (for an
+// image shown with an EXIF orientation, the stored rectangle that shows it, turned afterwards),
+// then resampled.
 void run_webp(const Plan& plan, Worker& w, const uint8_t* data, size_t size, const WebpInfo& info, const RunKey& key,
               uint8_t* slot, int out_h, int out_w, SampleResult* res) {
-  const int ih = info.height, iw = info.width;
-  const Geometry& g = plan_whole(plan, ih, iw, info.orientation, key, out_h, out_w, res);
+  const int ih = info.height, iw = info.width, orient = shown_orientation(plan.spec, info.orientation);
+  const Geometry& g = plan_whole(plan, ih, iw, orient, key, out_h, out_w, res);
   int oh, ow;
-  oriented_dims(info.orientation, ih, iw, &oh, &ow);
+  oriented_dims(orient, ih, iw, &oh, &ow);
   Span sy, sx;
   build_tables(plan, g, oh, ow, 1, w, &sy, &sx);
-  if (info.orientation == 1) {
-    // The rectangle holds the rows and columns the tables read plus libwebp's margin; each row
-    // has room for what the horizontal pass reads past its last pixel.
-    const WebpRect r = webp_region_rect(info, w.ht.src_lo, w.vt.src_lo, w.ht.src_hi - w.ht.src_lo,
-                                        w.vt.src_hi - w.vt.src_lo);
-    const size_t rs = block_stride(static_cast<size_t>(r.width) + w.ht.ksize + 4);
-    grow(&w.full, checked_mul(rs, static_cast<size_t>(r.height)));
-    webp_decode_rect(data, size, r, w.full.data(), rs);
+  // The rectangle holds the rows and columns the tables read plus libwebp's margin; each row
+  // has room for what the horizontal pass reads past its last pixel.
+  const Rect st = stored_rect(orient, ih, iw, read_rect(w));
+  const WebpRect r = webp_region_rect(info, st.x0, st.y0, st.w, st.h);
+  const size_t rs = block_stride(static_cast<size_t>(r.width) + w.ht.ksize + 4);
+  grow(&w.full, checked_mul(rs, static_cast<size_t>(r.height)));
+  webp_decode_rect(data, size, r, w.full.data(), rs);
+  res->decoded_pixels = static_cast<int64_t>(r.width) * r.height;
+  if (orient == 1)
     hpass_image(plan, w, w.full.data(), rs, r.top, r.left);
-  } else {
-    const size_t row_bytes = checked_mul(static_cast<size_t>(iw), 4);
-    grow(&w.full, checked_mul(static_cast<size_t>(ih), row_bytes) + (static_cast<size_t>(w.ht.ksize) + 4) * 4);
-    webp_decode(data, size, info, w.full.data(), row_bytes);
-    hpass_whole(plan, w, info.orientation, ih, iw);
-  }
+  else
+    hpass_oriented_rect(plan, w, orient, ih, iw, Rect{r.top, r.left, r.height, r.width}, w.full.data(), rs);
   finish_sample(plan, w, res->params, sy, sx, slot, res);
 }
 
@@ -522,9 +654,10 @@ void Worker::trim(size_t keep) {
 bool decode_only(const PlanSpec& spec, Worker& w, const SampleInput& in, SampleResult* res) {
   TrimScratch trim{w};
   try {
-    const uint8_t* data;
-    size_t size;
-    encoded_bytes(w, in, &data, &size);
+    Encoded e;
+    load(w, in, &e, false);
+    const uint8_t* data = e.data;
+    const size_t size = e.size;
     if (is_png(data, size)) {  // libpng's own whole decode into RGBX rows (no fast path)
       PngImage img(data, size, spec.max_pixels, false, spec.simd, false);
       const size_t row_bytes = static_cast<size_t>(img.width()) * 4;
@@ -545,7 +678,7 @@ bool decode_only(const PlanSpec& spec, Worker& w, const SampleInput& in, SampleR
       return true;
     }
     if (!is_jpeg(data, size)) throw Error(ErrorKind::kDecode, "not a JPEG, PNG or WebP");
-    JpegDecoder::Session img = w.dec.open(data, size, limits_of(spec));
+    JpegDecoder::Session img = w.dec.open(e.jpeg, limits_of(spec));
     const int width = img.header().width;
     int full_h, full_w;
     decode_whole(std::move(img), w, 1, width, &full_h, &full_w);
@@ -567,17 +700,18 @@ bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunK
       h = in.h;
       wd = in.w;
     } else {
-      const uint8_t* data;
-      size_t size;
-      encoded_bytes(w, in, &data, &size);
+      Encoded e;
+      load(w, in, &e, false);
+      const uint8_t* data = e.data;
+      const size_t size = e.size;
       const WebpInfo webp = is_webp(data, size) ? webp_info(data, size, plan.spec.max_pixels) : WebpInfo();
       if (is_png(data, size)) {
         const PngImage img(data, size, plan.spec.max_pixels, false, plan.spec.simd, false);  // the header only
-        oriented_dims(img.orientation(), img.height(), img.width(), &h, &wd);
-        res->orientation = img.orientation();
+        res->orientation = shown_orientation(plan.spec, img.orientation());
+        oriented_dims(res->orientation, img.height(), img.width(), &h, &wd);
       } else if (webp.width > 0 && !webp.animated) {
-        oriented_dims(webp.orientation, webp.height, webp.width, &h, &wd);
-        res->orientation = webp.orientation;
+        res->orientation = shown_orientation(plan.spec, webp.orientation);
+        oriented_dims(res->orientation, webp.height, webp.width, &h, &wd);
       } else {
         if (!is_jpeg(data, size)) {
           res->status = SampleStatus::kNotJpeg;
@@ -585,9 +719,9 @@ bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunK
           return false;
         }
         // A session that ends with this statement: the header is all a probe reads.
-        const JpegHeader hdr = w.dec.open(data, size, limits_of(plan.spec)).header();
-        oriented_dims(hdr.orientation, hdr.height, hdr.width, &h, &wd);
-        res->orientation = hdr.orientation;
+        const JpegHeader hdr = w.dec.open(e.jpeg, limits_of(plan.spec)).header();
+        res->orientation = shown_orientation(plan.spec, hdr.orientation);
+        oriented_dims(res->orientation, hdr.height, hdr.width, &h, &wd);
       }
     }
     res->params = plan_sample(plan.spec, h, wd, key);
@@ -624,9 +758,10 @@ void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey
       run_array(plan, w, in, key, slot, out_h, out_w, res);
       return;
     }
-    const uint8_t* data;
-    size_t size;
-    encoded_bytes(w, in, &data, &size);
+    Encoded e;
+    load(w, in, &e, false);
+    const uint8_t* data = e.data;
+    const size_t size = e.size;
     if (is_png(data, size)) {
       run_png(plan, w, data, size, key, slot, out_h, out_w, res);
       return;
@@ -641,12 +776,16 @@ void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey
     if (!is_jpeg(data, size)) {
       res->status = SampleStatus::kNotJpeg;
       res->message = "no native decoder for this format";
-      const int64_t n = static_cast<int64_t>(size);
-      if (in.kind == SampleInput::kPath && keep_budget && keep_budget->fetch_sub(n) >= n)
-        res->encoded.assign(data, data + size);  // Note [Fallback bytes]
+      if (e.file) {  // Note [Fallback bytes]
+        const int64_t n = e.file->size();
+        if (keep_budget && keep_budget->fetch_sub(n) >= n) {
+          const size_t all = read_more(*e.file, &w.file, size, static_cast<size_t>(n));
+          res->encoded.assign(w.file.data(), w.file.data() + all);
+        }
+      }
       return;
     }
-    run_jpeg(plan, w, data, size, key, slot, out_h, out_w, res);
+    run_jpeg(plan, w, e.jpeg, key, slot, out_h, out_w, res);
     res->warnings = w.dec.warnings();  // the session ended with run_jpeg; its count stays
   } catch (const Error& e) {
     res->status = SampleStatus::kError;

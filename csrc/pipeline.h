@@ -35,7 +35,8 @@ struct SampleResult {
   SampleParams params;  // what the sample drew (plan_sample)
   ImageNorm norm;       // per-image table statistics (two-phase output only)
   int decode_denom = 1;  // DCT scaling used (1 = full resolution)
-  int orientation = 1;
+  int orientation = 1;   // EXIF orientation applied (1: none, or apply_exif off)
+  int64_t decoded_pixels = 0;  // pixels the decoder produced (the region it decoded)
   int warnings = 0;  // corrupt-data warnings tolerated (strict=false, or a truncation allowed)
   std::vector<uint8_t> encoded;  // kNotJpeg of a file: the bytes read (Note [Fallback bytes])
 };
@@ -84,7 +85,20 @@ void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey
 // Returns false and fills *res on failure.
 bool decode_only(const PlanSpec& spec, Worker& w, const SampleInput& in, SampleResult* res);
 
-// Maximum size of a file read from a path (bounded read; larger files are rejected).
+// Maximum size of a file read from a path (larger files are rejected from fstat).
 constexpr int64_t kMaxFileBytes = int64_t(1) << 31;
+
+// Note [Bounded reads]
+// A path sample is never read whole up front: its first 128 KiB tell its format, and then
+//   * a JPEG is read on demand by its decoder (JpegInput), in chunks into the same per-thread
+//     buffer, only as far as decoding gets: a crop that ends above the last row stops reading
+//     there, and bytes after the image are never read;
+//   * a PNG is read chunk by chunk up to its IEND, a WebP up to the end of its RIFF chunk;
+//   * any other file is read whole only when its bytes are kept for the Pillow fallback (Note
+//     [Fallback bytes]), else not past its first chunk.
+// So a file's size (up to the 2 GiB limit) decides neither the memory a thread holds nor the
+// bytes it reads: a JPEG followed by 1.5 GB of padding costs 128 KiB of buffer and reads the
+// image's own bytes only (tests/test_faults.py measures both). An empty file is an error ("empty
+// file") before anything else.
 
 }  // namespace fastprep

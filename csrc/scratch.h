@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #include "common.h"
 
@@ -54,6 +55,17 @@ class Scratch {
       data_ = base_ + phase_;
       cap_ = total - phase_;
     }
+    return data_;
+  }
+  // As reserve(n), but the first `keep` bytes (<= the current capacity) survive a move.
+  uint8_t* reserve_keep(size_t n, size_t keep) {
+    if (n <= cap_) return data_;
+    Scratch bigger(phase_);
+    bigger.reserve(n);
+    if (keep) std::memcpy(bigger.data_, data_, keep < cap_ ? keep : cap_);
+    std::swap(base_, bigger.base_);
+    std::swap(data_, bigger.data_);
+    std::swap(cap_, bigger.cap_);
     return data_;
   }
   uint8_t* data() const { return data_; }

@@ -1,5 +1,6 @@
 #include "simd.h"
 
+#include <cctype>
 #include <cstdlib>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -49,15 +50,39 @@ const char* simd_name(Simd s) {
   }
 }
 
+namespace {
+
+// The level a name stands for, case-insensitively ("AVX2" is avx2); false for an unknown name.
+bool level_of(std::string name, Simd* out) {
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (name == "scalar" || name == "none") *out = Simd::kScalar;
+  else if (name == "sse41" || name == "sse4.1") *out = Simd::kSSE41;
+  else if (name == "avx2") *out = Simd::kAVX2;
+  else if (name == "neon") *out = Simd::kNEON;
+  else return false;
+  return true;
+}
+
+bool x86_level(Simd s) { return s == Simd::kSSE41 || s == Simd::kAVX2; }
+
+const char* levels_here() {
+#if defined(__x86_64__) || defined(__i386__)
+  return "scalar, sse41, avx2";
+#elif defined(__aarch64__)
+  return "scalar, neon";
+#else
+  return "scalar";
+#endif
+}
+
+}  // namespace
+
 Simd parse_simd(const std::string& name) {
-  Simd best = cpu_best_simd();
+  const Simd best = cpu_best_simd();
   Simd want;
-  if (name.empty() || name == "auto") return best;
-  if (name == "scalar" || name == "none") want = Simd::kScalar;
-  else if (name == "sse41" || name == "sse4.1") want = Simd::kSSE41;
-  else if (name == "avx2") want = Simd::kAVX2;
-  else if (name == "neon") want = Simd::kNEON;
-  else throw Error(ErrorKind::kInvalid, "unknown SIMD level '" + name + "' (expected scalar, sse41, avx2, neon or auto)");
+  if (name.empty() || name == "auto" || name == "AUTO") return best;
+  if (!level_of(name, &want))
+    throw Error(ErrorKind::kInvalid, "unknown SIMD level '" + name + "' (expected scalar, sse41, avx2, neon or auto)");
   if (!simd_supported(want))
     throw Error(ErrorKind::kInvalid, std::string("SIMD level '") + name + "' is not supported by this CPU (best: " +
                                          simd_name(best) + ")");
@@ -66,7 +91,22 @@ Simd parse_simd(const std::string& name) {
 
 Simd default_simd() {
   const char* env = std::getenv("FASTPREP_SIMD");
-  return parse_simd(env ? std::string(env) : std::string());
+  const Simd best = cpu_best_simd();
+  if (!env || !*env) return best;
+  const std::string name(env);
+  std::string lower = name;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "auto") return best;
+  Simd want;
+  if (!level_of(name, &want))
+    throw Error(ErrorKind::kInvalid, "FASTPREP_SIMD='" + name + "' is not a SIMD level: use one of " + levels_here() +
+                                         " or auto (case does not matter), or unset it");
+  // The variable caps the level: one above what this CPU runs means the best it has.
+  if (simd_supported(want)) return want;
+  if (want == Simd::kNEON || (x86_level(want) && best == Simd::kNEON))
+    throw Error(ErrorKind::kInvalid, "FASTPREP_SIMD='" + name + "' names a level of another architecture: this build " +
+                                         "runs " + levels_here() + " (or auto)");
+  return best;
 }
 
 }  // namespace fastprep

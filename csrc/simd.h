@@ -18,11 +18,14 @@ bool cpu_has_f16c();
 bool simd_supported(Simd s);
 
 // Level to use by default: cpu_best_simd() capped by the FASTPREP_SIMD environment variable
-// ("scalar", "sse41", "avx2", "neon"). The environment is read on every call; nothing is cached.
+// ("scalar", "sse41", "avx2", "neon" or "auto", in any case): a level above what the CPU runs
+// gives the CPU's best; an unknown name, or a level of another architecture, throws
+// Error(kInvalid) naming the variable. The environment is read on every call; nothing is cached.
 Simd default_simd();
 
-// Parses "scalar" | "sse41" | "avx2" | "neon" | "auto"; throws Error(kInvalid) otherwise.
-// A level the CPU lacks is an error, never a silent downgrade.
+// Parses "scalar" | "sse41" | "avx2" | "neon" | "auto" (any case) for an explicit request (a
+// plan's simd=); throws Error(kInvalid) otherwise. A level the CPU lacks is an error, never a
+// silent downgrade.
 Simd parse_simd(const std::string& name);
 
 const char* simd_name(Simd s);

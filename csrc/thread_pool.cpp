@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <string>
 #include <system_error>
 
@@ -35,7 +36,7 @@ class Pool {
     threads_.clear();
   }
 
-  void run(int64_t n, const std::function<void(Worker&, int64_t)>& fn) {
+  void run(int64_t n, const std::function<void(Worker&, int64_t)>& fn, const std::function<bool()>* poll) {
     std::lock_guard<std::mutex> run_lock(run_mu_);
     if (n <= 0) return;
     {
@@ -48,21 +49,43 @@ class Pool {
       ++generation_;
     }
     cv_start_.notify_all();
+    poll_ = poll;
+    last_poll_ = std::chrono::steady_clock::now();
     work(0);
     std::exception_ptr err;
     {
       std::unique_lock<std::mutex> lk(mu_);
-      cv_done_.wait(lk, [&] { return active_ == 0; });
+      if (poll) {
+        const auto every = std::chrono::milliseconds(Engine::kPollIntervalMs);
+        while (!cv_done_.wait_for(lk, every, [&] { return active_ == 0; })) {
+          lk.unlock();
+          const bool go_on = (*poll)();
+          lk.lock();
+          if (!go_on) next_.store(n_);  // the workers finish their current sample and stop
+        }
+      } else {
+        cv_done_.wait(lk, [&] { return active_ == 0; });
+      }
       fn_ = nullptr;
       err = error_;
     }
+    poll_ = nullptr;
     if (err) std::rethrow_exception(err);
   }
 
  private:
+  // The calling thread's poll between its samples (worker 0 only).
+  void maybe_poll() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_poll_ < std::chrono::milliseconds(Engine::kPollIntervalMs)) return;
+    last_poll_ = now;
+    if (!(*poll_)()) next_.store(n_);
+  }
+
   void work(int id) {
     Worker& w = *workers_[id];
     for (;;) {
+      if (id == 0 && poll_) maybe_poll();
       int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
       if (i >= n_) break;
       try {
@@ -105,6 +128,8 @@ class Pool {
   std::atomic<int64_t> next_{0};
   const std::function<void(Worker&, int64_t)>* fn_ = nullptr;
   std::exception_ptr error_;
+  const std::function<bool()>* poll_ = nullptr;  // run()'s, read by the calling thread only
+  std::chrono::steady_clock::time_point last_poll_;
 };
 
 Engine::Engine(int threads) : threads_(threads < 1 ? 1 : threads), pool_(nullptr) {
@@ -130,6 +155,8 @@ Pool* Engine::pool() {
   return p;
 }
 
-void Engine::run(int64_t n, const std::function<void(Worker&, int64_t)>& fn) { pool()->run(n, fn); }
+void Engine::run(int64_t n, const std::function<void(Worker&, int64_t)>& fn, const std::function<bool()>* poll) {
+  pool()->run(n, fn, poll);
+}
 
 }  // namespace fastprep

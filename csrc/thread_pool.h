@@ -31,6 +31,11 @@ class Pool;
 // run() hands indices [0, n) to the workers through an atomic counter; worker 0 is the calling
 // thread, so a pool of one starts no thread at all. Calls from several threads are serialised
 // (each sample's result depends only on its inputs, so this changes no result).
+//
+// `poll`, when given, is called by the calling thread about every kPollInterval (between its own
+// samples, and while it waits for the other workers): returning false stops handing out samples,
+// and run() returns once the samples already started are done (the rest are not run). The
+// bindings use it to see a Ctrl-C during a long batch (Note [Interrupts] in bindings.cpp).
 class Engine {
  public:
   explicit Engine(int threads);
@@ -39,7 +44,8 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   int threads() const { return threads_; }
-  void run(int64_t n, const std::function<void(Worker&, int64_t)>& fn);
+  static constexpr int kPollIntervalMs = 50;
+  void run(int64_t n, const std::function<void(Worker&, int64_t)>& fn, const std::function<bool()>* poll = nullptr);
   // Pools this engine built after a fork (0 in a process that never forked with it).
   int rebuilds() const { return rebuilds_.load(); }
 

@@ -3,7 +3,6 @@ or TypeError naming the argument."""
 import numbers
 import os
 import secrets
-import sys
 
 import numpy as np
 
@@ -39,6 +38,15 @@ def check_seed(seed, name="seed"):
 def check_epoch(epoch):
     """An epoch number: a Python or numpy int with 0 <= epoch < 2**64 -> Python int."""
     return _check_u64(epoch, "epoch")
+
+
+def check_max_pixels(max_pixels):
+    """max_pixels: None or 0 (no limit), or an int in [1, 2**63) -> int (0 = no limit)."""
+    if max_pixels is None:
+        return 0
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral) or not 0 <= max_pixels < 2**63:
+        raise ValueError(f"max_pixels must be None or 0 (no limit) or an int in [1, 2**63), got {max_pixels!r}")
+    return int(max_pixels)
 
 
 MAX_THREADS = 1024
@@ -86,11 +94,21 @@ def check_items(items):
         raise TypeError(f"batch() takes a list of images, got {type(items).__name__}")
 
 
+def _is_instance_of(x, module, name):
+    """isinstance(x, module.name) without importing or even looking up ``module``: the class is
+    matched by identity of (module, name) along ``type(x).__mro__``. Looking the module up in
+    ``sys.modules`` is not safe under threads: another thread may be importing it, and a
+    partially initialized module does not have the class yet (issue 28: "partially initialized
+    module 'PIL.Image' has no attribute 'Image'")."""
+    for cls in type(x).__mro__:
+        if cls.__name__ == name and cls.__module__ == module:
+            return True
+    return False
+
+
 def is_torch_tensor(x):
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(x, torch.Tensor)
+    return _is_instance_of(x, "torch", "Tensor")
 
 
 def is_pil_image(x):
-    pil = sys.modules.get("PIL.Image")
-    return pil is not None and isinstance(x, pil.Image)
+    return _is_instance_of(x, "PIL.Image", "Image")

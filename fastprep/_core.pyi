@@ -169,6 +169,7 @@ class PlanSpec:
     max_pixels: int
     strict: bool
     allow_truncated: bool
+    apply_exif: bool
     simd: Simd
     def __init__(self) -> None: ...
 
@@ -219,7 +220,7 @@ class Batch:
     def take_encoded(self, position: int) -> Optional[bytes]: ...
     def params(self) -> np.ndarray:
         """Structured array: top, left, height, width, flip, vflip, gray, jitter_mask, jitter_order[4],
-        jitter_factor[4], lighting_alpha[3], hsv[3], erase[4], src_h, src_w, out_h, out_w, decode_denom, orientation, norm_offset, norm_scale."""
+        jitter_factor[4], lighting_alpha[3], hsv[3], erase[4], src_h, src_w, out_h, out_w, decode_denom, orientation, decoded_pixels, norm_offset, norm_scale."""
 
 class EncodedBytes:
     def __len__(self) -> int: ...

@@ -1,6 +1,7 @@
 """Non-JPEG formats, decoded by Pillow when it is installed (an optional dependency)."""
 import io
 import os
+import threading
 
 import numpy as np
 
@@ -31,12 +32,26 @@ def sniff(head):
     return None
 
 
+_PIL_LOCK = threading.Lock()
+_PIL = []  # [(Image, ImageOps)] once Pillow is imported and initialised; [] before
+
+
 def _pil():
-    try:
-        from PIL import Image, ImageOps
-    except ImportError:
-        return None, None
-    return Image, ImageOps
+    """(PIL.Image, PIL.ImageOps), or (None, None) without Pillow. Imported, and its format
+    plugins registered (``Image.init()``), once, under a lock: Pillow's lazy plugin registry
+    (``preinit``/``init`` on the first ``open``) is module state that several decoding threads
+    would otherwise fill at the same time. After the first call this is a list lookup."""
+    if _PIL:
+        return _PIL[0]
+    with _PIL_LOCK:
+        if not _PIL:
+            try:
+                from PIL import Image, ImageOps
+            except ImportError:
+                return None, None
+            Image.init()
+            _PIL.append((Image, ImageOps))
+    return _PIL[0]
 
 
 def pillow_available():
@@ -97,9 +112,10 @@ def read_file(path, source=None, limit=MAX_FILE_BYTES):
         return b"".join(chunks)
 
 
-def decode(item, source, max_pixels):
-    """Decodes a non-JPEG item (path str or bytes-like) to an HxWx3 uint8 array, displayed
-    orientation (EXIF applied), alpha dropped as torchvision's default loader does."""
+def decode(item, source, max_pixels, apply_exif_orientation=False):
+    """Decodes an item without a native decoder (path str or bytes-like) to an HxWx3 uint8 array,
+    as torchvision's default loader does (``Image.open(f).convert("RGB")``: alpha dropped, EXIF
+    orientation not applied); ``apply_exif_orientation`` turns it as ``ImageOps.exif_transpose``."""
     if isinstance(item, str):
         data = read_file(item, source)
     elif isinstance(item, TarMember):
@@ -108,6 +124,8 @@ def decode(item, source, max_pixels):
         data = item
     else:
         data = bytes(memoryview(item).cast("B"))
+    if len(data) == 0:
+        raise DecodeError(source, "empty file (0 bytes)" if isinstance(item, str) else "empty data (0 bytes)")
     fmt = sniff(data)
     Image, ImageOps = _pil()
     if Image is None:
@@ -120,7 +138,8 @@ def decode(item, source, max_pixels):
             w, h = im.size
             if max_pixels and w * h > max_pixels:
                 raise ImageTooLargeError(source, f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels} (max_pixels)")
-            im = ImageOps.exif_transpose(im)
+            if apply_exif_orientation:
+                im = ImageOps.exif_transpose(im)
             arr = np.asarray(im.convert("RGB"))
     except DecodeError:
         raise

@@ -151,7 +151,9 @@ class Loader:
         prefetch: finished batches kept ready ahead of the consumer (``prefetch_factor`` is
             accepted as DataLoader's name for it).
         seed: shuffle order and augmentation are pure functions of (seed, epoch, sample index).
-            None draws fresh entropy once; ``loader.seed`` records it, so a run can be replayed.
+            None (default) draws fresh entropy once per Loader, as a DataLoader draws a fresh base
+            seed per run; ``loader.seed`` records it, so a run can be replayed with
+            ``Loader(..., seed=loader.seed)``, and ``load_state_dict`` adopts a state's seed.
         pin_memory: None pins when the backend is torch and CUDA is available (a numpy-backend
             loader does not touch CUDA unless asked); True without CUDA warns (as DataLoader)
             and does not pin.
@@ -195,7 +197,7 @@ class Loader:
     """
 
     def __init__(self, source, transform=None, batch_size=256, shuffle=True, drop_last=False, threads=None,
-                 prefetch=2, seed=0, pin_memory=None, device=None, rank=0, world_size=1, on_error="raise",
+                 prefetch=2, seed=None, pin_memory=None, device=None, rank=0, world_size=1, on_error="raise",
                  backend=None, extensions=None, *, num_workers=None, collate_fn=None, timeout=0,
                  persistent_workers=None, worker_init_fn=None, prefetch_factor=None, sampler=None, mix=None,
                  num_classes=None, label_smoothing=0.0):
@@ -222,6 +224,7 @@ class Loader:
                 raise TypeError(f"{name} must be an int, got {v!r}")
         if not (world_size >= 1 and 0 <= rank < world_size):
             raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+        self._seed_given = seed is not None
         self.seed = fresh_seed() if seed is None else check_seed(seed, "seed")
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError(f"collate_fn must be callable, got {type(collate_fn).__name__}")
@@ -363,6 +366,11 @@ class Loader:
         fp_ = state.get("fingerprint", {})
         mine = self._state_fingerprint()
         diff = sorted(k for k in set(mine) | set(fp_) if mine.get(k) != fp_.get(k))
+        if diff == ["seed"] and not self._seed_given and isinstance(fp_.get("seed"), int):
+            # This loader drew its seed fresh: the run being resumed is the one with the state's seed.
+            self.seed = check_seed(fp_["seed"], "the state's seed")
+            self._fingerprint = None
+            diff = []
         if diff:
             raise ValueError("this state belongs to a Loader over another dataset or with other arguments "
                              f"(differs in: {', '.join(diff)})")

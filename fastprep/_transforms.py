@@ -13,8 +13,8 @@ import numpy as np
 
 from . import _core
 from . import _fallback
-from ._checks import (check_epoch, check_indices, check_items, check_policy, check_seed, check_threads, fresh_seed,
-                      is_pil_image, is_torch_tensor)
+from ._checks import (check_epoch, check_indices, check_items, check_max_pixels, check_policy, check_seed,
+                      check_threads, fresh_seed, is_pil_image, is_torch_tensor)
 from ._errors import DecodeError, MissingDependencyError, error_for_kind
 from ._ops import CompileContext, Op, OutputOptions, check_order
 # The ops lived here before the registry; code that imports them from here keeps working.
@@ -43,7 +43,7 @@ def _compile(transforms, exact, dtype, layout, color, simd, max_pixels, strict):
     output options. Returns (PlanSpec, dtype, layout, color)."""
     check_order(transforms)
     spec = _core.PlanSpec()
-    spec.exact, spec.max_pixels, spec.strict = bool(exact), int(max_pixels or 0), bool(strict)
+    spec.exact, spec.max_pixels, spec.strict = bool(exact), check_max_pixels(max_pixels), bool(strict)
     ctx = CompileContext()
     for op in transforms:
         op.check(ctx)
@@ -87,8 +87,19 @@ def _compile(transforms, exact, dtype, layout, color, simd, max_pixels, strict):
     if dtype == "uint8":
         spec.unit_range = False
     if simd:
+        if not isinstance(simd, str):
+            raise ValueError(f"simd must be a level name (scalar, sse41, avx2, neon or auto), got {simd!r}")
         spec.simd = _core.parse_simd(simd)
     return spec, dtype, layout, color
+
+
+def _check_output_size(plan, max_pixels):
+    """A fixed output larger than max_pixels (CenterCrop(100000) is 10**10 pixels a sample) is
+    refused when the Compose is built, not by an allocation failure at the first batch."""
+    size = plan.fixed_size
+    if size is not None and max_pixels and size[0] * size[1] > max_pixels:
+        raise ValueError(f"the output would be {size[0]}x{size[1]} = {size[0] * size[1]:,} pixels per image, over "
+                         f"max_pixels={max_pixels:,}: use a smaller size, or raise max_pixels (0 = no limit)")
 
 
 class Compose:
@@ -118,10 +129,16 @@ class Compose:
             black), with a ``UserWarning`` naming the file; other corrupt data stays an error
             while ``strict``; a cut-off WebP stays an error, as in Pillow (default False).
         on_error: default policy of :meth:`batch`: "raise", "skip" or "zeros".
+        apply_exif_orientation: False (default): images as stored, as torchvision's loaders give
+            them (``datasets.folder.pil_loader``, ``io.decode_jpeg`` / ``decode_image`` by default)
+            and timm's. True: each image shown with its EXIF orientation first (as
+            ``ImageOps.exif_transpose``, or ``decode_image(..., apply_exif_orientation=True)``);
+            only the part a crop reads is decoded, then turned.
     """
 
     def __init__(self, transforms, *, exact=True, dtype=None, layout=None, color=None, simd=None,
-                 max_pixels=DEFAULT_MAX_PIXELS, strict=True, on_error="raise", allow_truncated=False, backend=None):
+                 max_pixels=DEFAULT_MAX_PIXELS, strict=True, on_error="raise", allow_truncated=False, backend=None,
+                 apply_exif_orientation=False):
         if isinstance(transforms, Op):
             raise TypeError(f"Compose takes a list of transforms, got a single {type(transforms).__name__}: "
                             "wrap it in a list")
@@ -135,15 +152,21 @@ class Compose:
         spec, self.dtype, self.layout, self.color = _compile(self.transforms, exact, dtype, layout, color, simd,
                                                             max_pixels, strict)
         spec.allow_truncated = self.allow_truncated = bool(allow_truncated)
+        if not isinstance(apply_exif_orientation, (bool, np.bool_)):
+            raise TypeError(f"apply_exif_orientation must be True or False, got {apply_exif_orientation!r}")
+        spec.apply_exif = self.apply_exif_orientation = bool(apply_exif_orientation)
         try:
             self._plan = _core.Plan(spec)
         except ValueError as e:
             raise ValueError(f"cannot compile transforms: {e}") from None
         self.max_pixels = spec.max_pixels
+        _check_output_size(self._plan, self.max_pixels)
         self._options = dict(exact=exact, dtype=dtype, layout=layout, color=color, simd=simd, max_pixels=max_pixels,
-                             strict=strict, on_error=on_error, allow_truncated=allow_truncated, backend=backend)
+                             strict=strict, on_error=on_error, allow_truncated=allow_truncated, backend=backend,
+                             apply_exif_orientation=self.apply_exif_orientation)
         self.on_error = check_policy(on_error)
         self._engines = {}
+        self._local = threading.local()  # last_seed, per calling thread
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._pool = OutputPool()  # batch() outputs without out= (Note [Output pool])
@@ -157,7 +180,22 @@ class Compose:
     def __repr__(self):
         ops = "\n".join(f"    {t!r}," for t in self.transforms)
         return (f"Compose([\n{ops}\n], exact={self.exact}, dtype={self.dtype!r}, layout={self.layout!r}, "
-                f"color={self.color!r}" + (f", backend={self.backend!r})" if self.backend else ")"))
+                f"color={self.color!r}" + (f", backend={self.backend!r}" if self.backend else "")
+                + (", apply_exif_orientation=True" if self.apply_exif_orientation else "") + ")")
+
+    def with_options(self, **options):
+        """A new Compose of the same ops with some options changed (``exact``, ``dtype``,
+        ``apply_exif_orientation``, ...)."""
+        opts = dict(self._options, on_error=self.on_error, backend=self.backend)
+        opts.update(options)
+        return type(self)(self.transforms, **opts)
+
+    @property
+    def last_seed(self):
+        """The seed the last :meth:`batch` or call made on this thread used (drawn fresh when it
+        was given none), so that a run can be replayed: ``t.batch(items, seed=t.last_seed)``.
+        Per thread: two threads calling one Compose each read their own. None before any call."""
+        return getattr(self._local, "seed", None)
 
     @property
     def simd(self):
@@ -218,6 +256,7 @@ class Compose:
         if isinstance(data, (list, tuple)):
             raise TypeError(f"Compose() takes one image, got a {type(data).__name__}: use .batch(items) for several")
         seed = fresh_seed() if seed is None else check_seed(seed)
+        self._local.seed = seed
         epoch = check_epoch(epoch)
         want_torch = self._want_torch(is_torch_tensor(data))
         items = [_normalize_item(data)]
@@ -240,7 +279,7 @@ class Compose:
             return torch.from_numpy(arr.view(np.int16)).view(torch.bfloat16)
         return torch.from_numpy(arr)
 
-    def batch(self, items, seed=0, threads=None, out=None, return_params=False, epoch=0, on_error=None,
+    def batch(self, items, seed=None, threads=None, out=None, return_params=False, epoch=0, on_error=None,
               indices=None):
         """A list of images -> one (N, ...) array (or ``out``), processed by the native pool with
         the GIL released. Randomness depends only on (seed, epoch, index), never on threads.
@@ -248,14 +287,19 @@ class Compose:
         Args:
             items: a list (or any iterable, e.g. a uint8 NCHW tensor) of what ``__call__`` takes.
                 The result is a torch tensor when any item is one (see ``backend``).
-            seed: int in [0, 2**64), or None for fresh entropy.
+            seed: int in [0, 2**64), or None (default) for fresh entropy on every call, as
+                ``t(x)`` and a DataLoader epoch draw afresh; the seed used is in each params dict
+                (``"seed"``) and in :attr:`last_seed`, so a call can be replayed.
             epoch: int in [0, 2**64).
             threads: native threads, an int >= 1 (default: all usable cores).
             out: writable C-contiguous buffer of shape (N, *output_shape) and this dtype (numpy
                 array or CPU torch tensor, pinned or not).
             return_params: also return, per sample, a dict: "box" (top, left, height, width in
-                displayed source pixels), "flip", "source_size", "decode_scale", "orientation",
-                plus what each op drew, by name (e.g. "vflip", "gray", "jitter"; fp.op_table()).
+                source pixels, as shown), "flip", "source_size", "decode_scale", "orientation" (the
+                EXIF orientation applied: 1 unless apply_exif_orientation), "decoded_pixels" (how
+                many pixels the decoder produced for the region it read), "seed", "epoch",
+                "index" (the sample's key), plus what each op drew, by name (e.g. "vflip",
+                "gray", "jitter"; fp.op_table()).
             on_error: "raise" (DecodeError naming index and file), "zeros" (slot zero-filled,
                 recorded in params), or "skip" (bad samples dropped; the result is shorter).
                 With an image-dependent output size (Resize(int) alone) a failing sample always
@@ -264,6 +308,7 @@ class Compose:
         """
         check_items(items)
         seed = fresh_seed() if seed is None else check_seed(seed)
+        self._local.seed = seed
         epoch = check_epoch(epoch)
         policy = check_policy(on_error or self.on_error)
         raw = list(items)
@@ -286,6 +331,9 @@ class Compose:
         else:
             arr, result = _as_output(out, shape, self.np_dtype, self.dtype)
         params, failed = self._run(items, arr, size, engine, seed, epoch, keys, policy, want_params=return_params)
+        if params is not None:
+            for k, d in zip(keys, params):
+                d["seed"], d["epoch"], d["index"] = seed, epoch, k
         if result is None:
             result = self._wrap(arr, want_torch)
         if policy == "skip" and failed:
@@ -311,7 +359,7 @@ class Compose:
             raise error_for_kind(kind, name, msg, index)
         if st == _NOT_JPEG:
             try:
-                items[0] = _fallback.decode(items[0], name, self.max_pixels)
+                items[0] = _fallback.decode(items[0], name, self.max_pixels, self.apply_exif_orientation)
             except DecodeError as e:
                 e.index = index
                 raise
@@ -354,9 +402,11 @@ class Compose:
         def name(i):
             return _fallback.display_name(raw_items[picks[i]], int(picks[i]))
 
+        # On the main thread a Ctrl-C stops the batch within ~50 ms (Note [Interrupts] in bindings.cpp).
+        interruptible = threading.current_thread() is threading.main_thread()
         b = _core.Batch(plan, native_items, picks, slots, keys, seed, epoch, cancel)
         b.set_output(arr, size[0], size[1])
-        b.run(engine)
+        b.run(engine, interruptible)
         if cancel is not None and cancel.cancelled:
             return None, {}
         status = b.status()
@@ -375,7 +425,7 @@ class Compose:
                 data = read[int(i)]
                 try:
                     return i, _fallback.decode(raw_items[picks[i]] if data is None else data, name(i),
-                                               self.max_pixels), None
+                                               self.max_pixels, self.apply_exif_orientation), None
                 except DecodeError as e:
                     return i, None, e
 
@@ -397,7 +447,7 @@ class Compose:
                 pos_a = np.asarray(pos, np.int64)
                 b2 = _core.Batch(plan, _core.Items(decoded), np.arange(len(pos)), slots[pos_a], keys[pos_a], seed, epoch)
                 b2.set_output(arr, size[0], size[1])
-                b2.run(engine)
+                b2.run(engine, interruptible)
                 for j, kind, msg in b2.errors():
                     errors[pos[j]] = error_for_kind(kind, name(pos[j]), msg, int(picks[pos[j]]))
                 if want_params:
@@ -414,7 +464,8 @@ class Compose:
         for r in records:
             d = {"box": (int(r["top"]), int(r["left"]), int(r["height"]), int(r["width"])), "flip": bool(r["flip"]),
                  "source_size": (int(r["src_h"]), int(r["src_w"])),
-                 "decode_scale": 1.0 / max(int(r["decode_denom"]), 1), "orientation": int(r["orientation"])}
+                 "decode_scale": 1.0 / max(int(r["decode_denom"]), 1), "orientation": int(r["orientation"]),
+                 "decoded_pixels": int(r["decoded_pixels"])}
             for op in self.transforms:
                 d.update(op.sample_params(r))
             out.append(d)
@@ -510,6 +561,9 @@ def _as_output(out, shape, np_dtype, dtype_name):
             raise ValueError(f"out has dtype {out.dtype}, expected {want}")
         if not out.is_contiguous():
             raise ValueError("out must be contiguous")
+        if out.requires_grad:
+            raise ValueError("out requires grad: fastprep writes into it in place, which autograd cannot track; "
+                             "pass out.detach() (a view of the same memory) or a tensor without requires_grad")
         out = out.view(torch.int16).numpy().view(np.uint16) if dtype_name == "bfloat16" else out.numpy()
     if not isinstance(out, np.ndarray):
         out = np.asarray(out)

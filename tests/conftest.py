@@ -45,10 +45,12 @@ def photos():
 
 
 def pil_rgb(path):
-    from PIL import Image, ImageOps
+    """What torchvision's default loader (datasets.folder.pil_loader) gives: convert("RGB"), no
+    EXIF orientation applied."""
+    from PIL import Image
 
     with Image.open(path) as im:
-        return ImageOps.exif_transpose(im).convert("RGB")
+        return im.convert("RGB")
 
 
 def tv_resize_size(h, w, size):

@@ -232,3 +232,47 @@ def test_from_torchvision_errors_name_the_op():
                                        T.Normalize(MEAN, STD)]))
     assert [type(o).__name__ for o in t.transforms] == ["RandomResizedCrop", "RandomHorizontalFlip", "ToTensor",
                                                          "Normalize"]
+
+
+def test_batch_without_seed_draws_fresh_and_can_be_replayed(photos):
+    """Issue 28: batch() defaulted to seed=0, so a hand-written loop got the same augmentation
+    every call. Now None draws fresh entropy per call; the seed is in the params and last_seed."""
+    import threading
+
+    t = fp.Compose([fp.RandomResizedCrop(32), fp.RandomHorizontalFlip(), fp.ToTensor()])
+    a, pa = t.batch(photos[:4], return_params=True)
+    b = t.batch(photos[:4])
+    assert not np.array_equal(a, b)
+    seed = pa[0]["seed"]
+    assert all(p["seed"] == seed and p["epoch"] == 0 for p in pa) and [p["index"] for p in pa] == [0, 1, 2, 3]
+    assert t.last_seed != seed  # the second call drew its own
+    assert np.array_equal(t.batch(photos[:4], seed=seed), a)
+    assert np.array_equal(t.batch(photos[:4], seed=t.last_seed), t.batch(photos[:4], seed=t.last_seed))
+    seen = {}
+
+    def call(k):  # last_seed is per thread: no shared field for two threads to race on
+        t.batch(photos[:1], seed=1000 + k)
+        seen[k] = t.last_seed
+
+    ths = [threading.Thread(target=call, args=(k,)) for k in range(4)]
+    [th.start() for th in ths]
+    [th.join() for th in ths]
+    assert seen == {k: 1000 + k for k in range(4)}
+
+
+def test_loader_seed_default_fresh_and_resumable(tree):
+    t = fp.Compose([fp.RandomResizedCrop(32), fp.ToTensor()])
+    L = fp.Loader(tree, t, batch_size=4, backend="numpy")
+    M = fp.Loader(tree, t, batch_size=4, backend="numpy")
+    assert L.seed != M.seed
+    it = iter(L)
+    next(it)
+    state = L.state_dict()
+    rest = [x for x, _ in it]
+    R = fp.Loader(tree, t, batch_size=4, backend="numpy")  # no seed given: adopts the state's
+    R.load_state_dict(state)
+    assert R.seed == L.seed
+    assert all(np.array_equal(x, y) for x, (y, _) in zip(rest, R))
+    S = fp.Loader(tree, t, batch_size=4, backend="numpy", seed=L.seed + 1)  # a seed given: refused
+    with pytest.raises(ValueError, match="seed"):
+        S.load_state_dict(state)

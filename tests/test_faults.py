@@ -375,8 +375,9 @@ def test_fallback_reader_is_bounded(tmp_path):
 # ---------------------------------------------------------------------------------------------- scratch
 
 def test_scratch_of_a_huge_rotated_photo_is_released():
-    """An EXIF-rotated 48 MP photo under exact=True needs ~400 MB of scratch (the whole decoded
-    image and its rotation); the worker releases it after the sample (Note [Scratch])."""
+    """An EXIF-rotated 48 MP photo shown turned under exact=True needs ~400 MB of scratch (the
+    decoded rectangle an eval crop reads is most of the image, and its rotation); the worker
+    releases it after the sample (Note [Scratch])."""
     pytest.importorskip("PIL")
     r = run_py("""
         import io, numpy as np, fastprep as fp
@@ -394,7 +395,7 @@ def test_scratch_of_a_huge_rotated_photo_is_released():
         im = Image.open(io.BytesIO(data)); exif = Image.Exif(); exif[0x0112] = 6
         buf = io.BytesIO(); im.save(buf, 'JPEG', quality=80, exif=exif.tobytes()); data = buf.getvalue()
         del im, buf
-        t = fp.Compose([fp.Resize(256), fp.CenterCrop(224)], exact=True)
+        t = fp.Compose([fp.Resize(256), fp.CenterCrop(224)], exact=True, apply_exif_orientation=True)
         small = bytes(_core.encode_jpeg(np.full((300, 400, 3), 128, np.uint8), 90))
         t.batch([small], threads=1)
         before = rss()
@@ -539,3 +540,181 @@ def test_truncated_shard_fails_its_batch_and_the_epoch_goes_on(tmp_path, photos)
             continue
         got.append(len(x))
     assert failed == 1 and got == [4, 4, 4, 4]
+
+
+# ---------------------------------------------------------------------------------------------- issue 28
+
+def test_pillow_lazy_import_is_thread_safe(tmp_path, photos):
+    """A batch on one thread takes BMPs through Pillow (imported lazily) while another thread calls
+    batch() on JPEGs: the second used to read the half-imported PIL.Image module from sys.modules
+    ("partially initialized module 'PIL.Image' has no attribute 'Image'", 5 runs of 5). A fresh
+    interpreter each run, so Pillow is imported during the race."""
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    for i, p in enumerate(photos[:6]):
+        Image.open(p).convert("RGB").save(tmp_path / f"{i}.bmp")
+    code = f"""
+        import glob, threading, time
+        import fastprep as fp
+        t = fp.Compose([fp.Resize(64), fp.CenterCrop(64)])
+        bmps = sorted(glob.glob({str(tmp_path)!r} + '/*.bmp'))
+        jpg = sorted(glob.glob('tests/data/photos/*.jpg'))[0]
+        errs, stop = [], []
+        def spin():
+            while not stop:
+                try:
+                    t.batch([jpg], threads=1)
+                except Exception as e:
+                    errs.append(repr(e))
+                    return
+        th = threading.Thread(target=spin)
+        th.start()
+        time.sleep(0.05)
+        try:
+            t.batch(bmps, threads=2)
+        except Exception as e:
+            errs.append(repr(e))
+        stop.append(1)
+        th.join()
+        print("errors", errs)
+    """
+    for _ in range(3):
+        r = run_py(code)
+        assert r.returncode == 0, r.stderr
+        assert "errors []" in r.stdout, r.stdout
+
+
+def test_is_pil_image_never_reads_a_half_imported_module():
+    """The type checks match classes by (module, name) along the MRO: a PIL.Image module in
+    sys.modules without its Image class yet (another thread importing it) changes nothing."""
+    pytest.importorskip("PIL")
+    r = run_py("""
+        import sys, types
+        from PIL import Image
+        import numpy as np
+        from fastprep._checks import is_pil_image, is_torch_tensor
+        im = Image.new("RGB", (2, 2))
+        real = sys.modules["PIL.Image"]
+        sys.modules["PIL.Image"] = types.ModuleType("PIL.Image")  # as while another thread imports it
+        sys.modules["torch"] = types.ModuleType("torch")
+        print(is_pil_image(im), is_pil_image(np.zeros(3)), is_torch_tensor(im))
+        sys.modules["PIL.Image"] = real
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "False", "False"]
+
+
+def test_preprocess_bmps_on_two_threads(tmp_path, photos):
+    """The CLI case of the lazy-import race: `fastprep preprocess` over BMPs (Pillow) and JPEGs
+    with --threads 2, a fresh process each time."""
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    src = tmp_path / "src" / "a"
+    src.mkdir(parents=True)
+    for i, p in enumerate(photos):
+        Image.open(p).convert("RGB").save(src / f"{i}.bmp")
+        shutil.copy(p, src / f"{i}.jpg")
+    for k in range(2):
+        r = subprocess.run([sys.executable, "-m", "fastprep", "preprocess", str(tmp_path / "src"),
+                            str(tmp_path / f"out{k}"), "--threads", "2", "--size", "32"],
+                           capture_output=True, text=True, timeout=300, cwd=ROOT,
+                           env=dict(os.environ, PYTHONPATH=ROOT))
+        assert r.returncode == 0, r.stderr[-2000:]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="needs Linux /proc/self/io to count bytes read")
+def test_padded_jpeg_reads_only_the_image(tmp_path, photos):
+    """A JPEG followed by 1.5 GB of (sparse) padding: each thread used to read the whole file (3 GB
+    at 2 threads). Now the decoder reads on demand (Note [Bounded reads]): bytes read and memory
+    stay of the order of the image itself. Measured in a fresh process: rchar and peak RSS."""
+    data = open(photos[0], "rb").read()
+    big = tmp_path / "padded.jpg"
+    with open(big, "wb") as f:
+        f.write(data)
+        f.truncate(len(data) + (3 << 29))  # a hole: no disk used
+    r = run_py(f"""
+        import resource, fastprep as fp
+        t = fp.Compose([fp.RandomResizedCrop(64), fp.ToTensor()])
+        def rchar():
+            with open("/proc/self/io") as f:
+                return int(next(l for l in f if l.startswith("rchar:")).split()[1])
+        t.batch([{str(photos[1])!r}], threads=2)  # warm up: imports, pools
+        before, rss0 = rchar(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        out = t.batch([{str(big)!r}] * 4, threads=2, seed=1)
+        print(rchar() - before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0)
+    """, timeout=300)
+    assert r.returncode == 0, r.stderr
+    read, grew_kb = (int(v) for v in r.stdout.split())
+    assert read < 4 * (len(data) + (256 << 10)), read  # the image's bytes (and a chunk) per sample
+    assert grew_kb < 64 << 10, grew_kb
+
+
+def test_empty_file_says_empty(tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    t = fp.Compose(EVAL)
+    with pytest.raises(fp.DecodeError, match="empty file"):
+        t(str(empty))
+    with pytest.raises(fp.DecodeError, match="empty data"):
+        t(b"")
+
+
+def test_ctrl_c_stops_a_long_batch_promptly():
+    """SIGINT during a long Compose.batch: the KeyboardInterrupt is raised from inside the batch
+    (Note [Interrupts]), not after it. Checked by what ran, not by time: the batch of 4000
+    samples on one thread is stopped long before its end (its samples after the interrupt are
+    never run: the output keeps its sentinel there)."""
+    r = run_py("""
+        import glob, os, signal, threading, numpy as np, fastprep as fp
+        files = sorted(glob.glob('tests/data/photos/*.jpg')) * 400
+        t = fp.Compose([fp.Resize(256), fp.CenterCrop(224)], dtype="uint8")
+        out = np.full((len(files), 224, 224, 3), 7, np.uint8)
+        t.batch(files[:4], threads=1)
+        threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        try:
+            t.batch(files, threads=1, out=out)
+            print("finished")
+        except KeyboardInterrupt:
+            untouched = int((out.reshape(len(files), -1)[:, :16] == 7).all(axis=1).sum())
+            print("interrupted", untouched)
+    """, timeout=300)
+    assert r.returncode == 0, r.stderr
+    words = r.stdout.split()
+    assert words[0] == "interrupted", r.stdout
+    assert int(words[1]) > 1000  # most of the batch never ran
+
+
+def test_fastprep_simd_caps_and_names_the_variable():
+    best = _core.cpu_simd().name
+    def level(value):
+        return run_py(f"""
+            import os
+            os.environ["FASTPREP_SIMD"] = {value!r}
+            import fastprep as fp
+            print(fp.simd_info()["default"])
+            print(fp.Compose([fp.Resize((8, 8))]).simd)
+        """)
+    r = level(best.upper())  # any case
+    assert r.returncode == 0 and r.stdout.split() == [best, best], r.stderr
+    r = level("avx2" if best in ("scalar", "sse41", "avx2") else "neon")  # at or above this CPU: its best
+    assert r.returncode == 0 and r.stdout.split()[0] == best, r.stderr
+    r = level("scalar")
+    assert r.stdout.split() == ["scalar", "scalar"], r.stderr
+    r = level("avx512")
+    assert r.returncode != 0 and "FASTPREP_SIMD='avx512' is not a SIMD level" in r.stderr
+
+
+def test_argument_errors_name_the_argument():
+    import torch
+
+    with pytest.raises(ValueError, match="max_pixels must be"):
+        fp.Compose(EVAL, max_pixels=2**70)
+    with pytest.raises(ValueError, match="over max_pixels"):
+        fp.Compose([fp.Resize(256), fp.CenterCrop(100000)])
+    t = fp.Compose([fp.Resize((8, 8)), fp.ToTensor()])
+    with pytest.raises(ValueError, match="out requires grad"):
+        t.batch([np.zeros((9, 9, 3), np.uint8)], out=torch.zeros((1, 3, 8, 8), requires_grad=True))
+    with pytest.raises(ValueError, match="simd must be a level name"):
+        fp.Compose(EVAL, simd=2)

@@ -31,7 +31,8 @@ import fastprep as fp
 Image = pytest.importorskip("PIL.Image")
 from PIL import ImageFile, ImageOps  # noqa: E402
 
-FULL = fp.Compose([], exact=True)  # the whole displayed image, HWC uint8
+FULL = fp.Compose([], exact=True)  # the whole image as stored, HWC uint8
+FULL_EXIF = fp.Compose([], exact=True, apply_exif_orientation=True)  # ... shown with its EXIF orientation
 SMALL = fp.Compose([fp.Resize(64), fp.CenterCrop(64)], exact=True, dtype="uint8", layout="HWC")
 SMALL_FAST = fp.Compose([fp.Resize(64), fp.CenterCrop(64)], exact=False, dtype="uint8", layout="HWC")  # DCT scaling
 CJPEG = shutil.which("cjpeg")
@@ -170,10 +171,11 @@ def rgba_image(mode):
     raise ValueError(mode)
 
 
-def pil_reference(data):
-    """What torchvision's default loader sees: exif_transpose + convert('RGB')."""
+def pil_reference(data, exif=False):
+    """What torchvision's default loader sees: convert('RGB'), the EXIF orientation not applied
+    (``exif``: applied, as ImageOps.exif_transpose)."""
     with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+        return np.asarray((ImageOps.exif_transpose(im) if exif else im).convert("RGB"))
 
 
 def assert_close(a, b, tol=1):
@@ -270,6 +272,12 @@ def test_jpeg_variant_matches_pillow(name):
     fast = SMALL_FAST(data)  # DCT-domain downscaling: close, not exact
     assert fast.shape == (64, 64, 3)
     assert np.abs(fast.astype(np.int16) - SMALL(data).astype(np.int16)).mean() < 12
+    # With the EXIF orientation applied, as ImageOps.exif_transpose (the region decode of a
+    # turned image: the stored rectangle a crop shows, turned afterwards).
+    ref = pil_reference(data, exif=True)
+    assert_close(FULL_EXIF(data), ref)
+    small_exif = SMALL.with_options(apply_exif_orientation=True)
+    assert_close(small_exif(data), SMALL(np.ascontiguousarray(ref)))
 
 
 def test_exif_orientations_differ_and_transpose():
@@ -277,15 +285,19 @@ def test_exif_orientations_differ_and_transpose():
     orientation-1 image (guards against an orientation table that matches Pillow by accident)."""
     base = FULL(with_orientation(1))
     assert base.shape == (24, 40, 3)
+    small_exif = SMALL.with_options(apply_exif_orientation=True)
     undo = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
             5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, 1),
             7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1], 8: lambda a: np.rot90(a, -1)}
     for o in range(2, 9):
-        out = FULL(with_orientation(o))
+        assert np.array_equal(FULL(with_orientation(o)), base), o  # by default, as stored (torchvision)
+        out = FULL_EXIF(with_orientation(o))
         assert out.shape == ((40, 24, 3) if o >= 5 else (24, 40, 3))
         assert np.array_equal(undo[o](out), base), o
-        _, params = SMALL.batch([with_orientation(o)], return_params=True)
+        _, params = small_exif.batch([with_orientation(o)], return_params=True)
         assert params[0]["orientation"] == o and params[0]["source_size"] == out.shape[:2]
+        _, params = SMALL.batch([with_orientation(o)], return_params=True)
+        assert params[0]["orientation"] == 1 and params[0]["source_size"] == (24, 40)
 
 
 def test_ycck_and_cmyk_decode_to_different_colors():
@@ -919,3 +931,35 @@ def test_pillow_formats_decode_on_several_threads(monkeypatch, tmp_path):
     two = t.batch(paths, threads=2)
     assert np.array_equal(one, two)
     assert len(seen) == 2 and all(n.startswith("fastprep-pillow") for n in seen), seen
+
+
+@pytest.mark.parametrize("o", range(1, 9))
+@pytest.mark.parametrize("subsampling", [0, 2])
+def test_oriented_crop_decodes_only_its_region(o, subsampling):
+    """apply_exif_orientation=True: a crop of a turned JPEG decodes only the stored rectangle it
+    shows (issue 28: a 12 MP orientation-6 photo decoded whole took 5.7x an unrotated one), and
+    its pixels equal the same crop of the turned image given as an array (byte for byte: the
+    region decode is exact), for crops at every edge."""
+    data = save(pattern(400, 300), quality=90, subsampling=subsampling, exif=_exif(o))
+    turned = np.ascontiguousarray(pil_reference(data, exif=True))
+    full = 400 * 300
+    edges = set()
+    for scale, ratio in (((0.02, 0.08), (3 / 4, 4 / 3)), ((0.85, 1.0), (0.5, 2.0))):
+        crop = fp.Compose([fp.RandomResizedCrop((24, 20), scale=scale, ratio=ratio), fp.RandomHorizontalFlip()],
+                          dtype="uint8", layout="HWC", apply_exif_orientation=True)
+        for seed in range(40):
+            out, prm = crop.batch([data], seed=seed, return_params=True)
+            assert_close(out[0], crop.batch([turned], seed=seed)[0], tol=0 if o == 1 else 1)
+            assert np.array_equal(out[0], crop.batch([FULL_EXIF(data)], seed=seed)[0]), (o, seed)
+            assert prm[0]["orientation"] == o
+            if scale[1] < 0.1:
+                assert prm[0]["decoded_pixels"] < 0.3 * full, (o, seed, prm[0]["decoded_pixels"])
+            t, l, h, w = prm[0]["box"]
+            sh, sw = prm[0]["source_size"]
+            edges |= {e for e, hit in (("top", t == 0), ("left", l == 0), ("bottom", t + h == sh),
+                                       ("right", l + w == sw)) if hit}
+    assert edges == {"top", "left", "bottom", "right"}
+    # a crop over the whole image decodes it whole
+    whole = fp.Compose([fp.Resize((20, 24))], dtype="uint8", layout="HWC", apply_exif_orientation=True)
+    _, prm = whole.batch([data], return_params=True)
+    assert prm[0]["decoded_pixels"] >= full

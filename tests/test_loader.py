@@ -125,10 +125,10 @@ def test_steady_state_reuses_buffers(tree):
 
 def test_torch_backend_and_dtypes(tree):
     torch = pytest.importorskip("torch")
-    L = fp.Loader(tree, fp.Compose(TRAIN, dtype="bfloat16"), batch_size=8, backend="torch")
+    L = fp.Loader(tree, fp.Compose(TRAIN, dtype="bfloat16"), batch_size=8, backend="torch", seed=0)
     x, y = next(iter(L))
     assert x.dtype == torch.bfloat16 and x.shape == (8, 3, 32, 32) and y.dtype == torch.int64
-    ref = fp.Loader(tree, fp.Compose(TRAIN), batch_size=8, backend="torch")
+    ref = fp.Loader(tree, fp.Compose(TRAIN), batch_size=8, backend="torch", seed=0)
     xf, _ = next(iter(ref))
     assert torch.allclose(x.float(), xf, rtol=2 ** -7, atol=1e-6)
 
@@ -167,7 +167,7 @@ def test_on_error_raise(tmp_path, photos):
 
 def test_on_error_skip_keeps_batches_full(tmp_path, photos):
     root = _bad_tree(tmp_path, photos, n_good=10, bad_at=(1, 5))
-    L = fp.Loader(root, fp.Compose(TRAIN), batch_size=4, shuffle=False, on_error="skip", backend="numpy")
+    L = fp.Loader(root, fp.Compose(TRAIN), batch_size=4, shuffle=False, on_error="skip", backend="numpy", seed=0)
     sizes = [len(x) for x, _ in L]
     assert sizes == [4, 4, 2]
     assert sorted(os.path.basename(L.dataset.items[i]) for i, _ in L.errors) == ["01.jpg", "05.jpg"]
@@ -288,7 +288,7 @@ def test_dataloader_vocabulary(tree):
     batches = list(L)
     assert len(batches) == 5 and set(batches[0]) == {"x", "y"}
     L.set_epoch(0)
-    ref = fp.Loader(tree, fp.Compose(TRAIN), batch_size=4, backend="numpy")
+    ref = fp.Loader(tree, fp.Compose(TRAIN), batch_size=4, backend="numpy", seed=L.seed)
     x0 = next(iter(ref))[0]
     assert np.array_equal(batches[0]["x"], x0 * 2)
     with pytest.warns(UserWarning, match="worker_init_fn is never called"):

@@ -167,7 +167,7 @@ def test_native_params_are_named_records(photos):
     b.run(t.engine(1))
     rec = b.params()
     assert {"top", "left", "height", "width", "flip", "vflip", "gray", "src_h", "src_w", "out_h", "out_w",
-            "decode_denom", "orientation", "norm_offset", "norm_scale"} <= set(rec.dtype.names)
+            "decode_denom", "orientation", "decoded_pixels", "norm_offset", "norm_scale"} <= set(rec.dtype.names)
     _, params = t.batch(photos[:3], seed=5, return_params=True)
     for r, p in zip(rec, params):
         assert p["box"] == (r["top"], r["left"], r["height"], r["width"]) and p["flip"] == bool(r["flip"])

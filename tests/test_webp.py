@@ -27,9 +27,9 @@ def webp(im, **kw):
     return b.getvalue()
 
 
-def pil_rgb(data):
+def pil_rgb(data, exif=False):
     with Image.open(io.BytesIO(data)) as im:
-        return np.array(ImageOps.exif_transpose(im).convert("RGB"))
+        return np.array((ImageOps.exif_transpose(im) if exif else im).convert("RGB"))
 
 
 def _image(w, h, alpha=False, seed=0):
@@ -71,9 +71,21 @@ def test_exif_orientation(orientation):
     e = Image.Exif()
     e[0x0112] = orientation
     data = webp(_image(30, 20), quality=90, exif=e.tobytes())
+    # As stored by default (torchvision's loaders), turned with apply_exif_orientation=True.
     ref = pil_rgb(data)
     got = IDENTITY(data)
     assert got.shape == ref.shape and np.array_equal(got, ref)
+    ref = pil_rgb(data, exif=True)
+    got = IDENTITY.with_options(apply_exif_orientation=True)(data)
+    assert got.shape == ref.shape and np.array_equal(got, ref)
+    # A crop of an oriented file decodes only the stored rectangle it shows, and equals the
+    # same crop of the turned image.
+    crop = fp.Compose([fp.RandomResizedCrop((9, 11), scale=(0.1, 0.3))], dtype="uint8", layout="HWC",
+                      apply_exif_orientation=True)
+    for seed in range(6):
+        out, prm = crop.batch([data], seed=seed, return_params=True)
+        assert np.array_equal(out[0], crop.batch([np.ascontiguousarray(ref)], seed=seed)[0]), seed
+        assert prm[0]["orientation"] == orientation and prm[0]["decoded_pixels"] < 30 * 20
 
 
 def test_animated_webp_goes_to_pillow_first_frame():
