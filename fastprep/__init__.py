@@ -5,7 +5,7 @@
     x = t(open("cat.jpg", "rb").read())          # (3, 224, 224) float32
     xb = t.batch(paths, seed=0)                   # (N, 3, 224, 224)
 """
-from ._errors import (DecodeError, ImageTooLargeError, MissingDependencyError, ReadError,
+from ._errors import (AllSamplesFailedError, DecodeError, ImageTooLargeError, MissingDependencyError, ReadError,
                       UnsupportedImageError)
 from ._ops import (PRESETS, AutoAugment, RandAugment, RandomAffine, RandomRotation, TrivialAugmentWide, CenterCrop, ColorJitter, Grayscale, Lighting, RandomErasing, RandomHSV, InterpolationMode, Normalize, Op, RandomGrayscale,
                    RandomHorizontalFlip, RandomResizedCrop, RandomVerticalFlip, Resize, Stage, ToTensor, op_table,
@@ -28,6 +28,7 @@ __all__ = [
     "RandomRotation", "RandomAffine", "RandAugment", "TrivialAugmentWide", "AutoAugment", "Op", "Stage", "register_op", "registered_ops",
     "op_table", "InterpolationMode", "PRESETS", "DEFAULT_MAX_PIXELS", "from_torchvision", "simd_info",
     "DecodeError", "UnsupportedImageError", "ImageTooLargeError", "ReadError", "MissingDependencyError",
+    "AllSamplesFailedError",
 ]
 
 from ._loader import Loader  # noqa: E402,F401
@@ -35,7 +36,7 @@ from ._mix import CutMix, MixUp, RandomChoice  # noqa: E402
 
 __all__ += ["Loader", "MixUp", "CutMix", "RandomChoice"]
 
-from ._datasets import IMG_EXTENSIONS, Dataset, index_source  # noqa: E402
+from ._datasets import IMG_EXTENSIONS, Dataset, LabelError, index_source  # noqa: E402
 from ._shards import ShardDataset  # noqa: E402
 from ._stats import compute_stats  # noqa: E402
 from ._preprocess import preprocess  # noqa: E402
@@ -45,5 +46,5 @@ from ._preprocess import OutputLockedError  # noqa: E402
 from ._shards import ShardTruncatedError  # noqa: E402
 from ._tar import TarFormatError, TarMember  # noqa: E402
 
-__all__ += ["index_source", "Dataset", "IMG_EXTENSIONS", "ShardDataset", "compute_stats", "preprocess",
+__all__ += ["index_source", "Dataset", "IMG_EXTENSIONS", "LabelError", "ShardDataset", "compute_stats", "preprocess",
             "WriteError", "OutputLockedError", "ShardTruncatedError", "TarFormatError", "TarMember"]

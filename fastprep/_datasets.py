@@ -21,6 +21,7 @@ import csv
 import errno
 import io
 import os
+import re
 import stat
 import warnings
 
@@ -70,10 +71,14 @@ class Dataset:
         kind: "imagefolder", "flat", "list", "sequence" or "tar".
         skipped: [(name, reason)] of the samples left out while indexing (tar shards under
             on_error other than "raise").
+        cut: [(shard, reason)] of the tar shards whose index stops early (a corrupt header or a
+            truncation): their later members, however many, are not in the dataset.
+        labeled: whether the samples carry labels (then any int64 is a label, negative ones
+            included; Note [Labels]); unlabeled samples have label -1.
     """
 
     def __init__(self, items, labels, classes=(), class_to_idx=None, names=None, root=None, kind="sequence",
-                 skipped=()):
+                 skipped=(), labeled=None, cut=()):
         self.items = list(items)
         self.labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         if len(self.labels) != len(self.items):
@@ -85,6 +90,9 @@ class Dataset:
         self.root = root
         self.kind = kind
         self.skipped = list(skipped)
+        self.cut = list(cut)
+        # Given by the indexer; inferred (every label >= 0) for a Dataset built by hand.
+        self._labeled = None if labeled is None else bool(labeled)
 
     def __len__(self):
         return len(self.items)
@@ -96,12 +104,18 @@ class Dataset:
 
     @property
     def labeled(self):
+        if getattr(self, "_labeled", None) is not None:
+            return self._labeled
         return bool(len(self.labels)) and bool((self.labels >= 0).all())
 
     def subset(self, indices):
         idx = [int(i) for i in indices]
         return Dataset([self.items[i] for i in idx], self.labels[idx], self.classes, self.class_to_idx,
-                       [self.names[i] for i in idx], self.root, self.kind)
+                       [self.names[i] for i in idx], self.root, self.kind, labeled=self.labeled)
+
+    def __setstate__(self, state):  # a Dataset pickled by an earlier version
+        state.setdefault("cut", [])
+        self.__dict__.update(state)
 
     def __repr__(self):
         where = f", root={self.root!r}" if self.root else ""
@@ -127,8 +141,9 @@ def index_source(source, extensions=None, layout="auto", on_error="raise"):
     exts = _extensions(extensions)
     shards = expand_shards(source)
     if shards is not None:
-        items, labels, names, skipped, root = index_tars(shards, exts, on_error=on_error)
-        return Dataset(items, labels, names=names, root=root, kind="tar", skipped=skipped)
+        items, labels, names, skipped, cut, root, labeled = index_tars(shards, exts, on_error=on_error)
+        return Dataset(items, labels, names=names, root=root, kind="tar", skipped=skipped, labeled=labeled,
+                       classes=_tar_classes(shards) if labeled else (), cut=cut)
     if isinstance(source, (str, os.PathLike)):
         path = path_str(source, "dataset source")
         if os.path.isdir(path):
@@ -166,21 +181,48 @@ def index_source(source, extensions=None, layout="auto", on_error="raise"):
     return _from_pairs(pairs, kind="sequence")
 
 
+def _tar_classes(shards):
+    """The class names of tar shards that ``fastprep preprocess --format tar`` wrote: its
+    index.json beside them holds them (a Loader over such shards used to have no classes)."""
+    folders = {os.path.dirname(os.path.abspath(p)) for p in shards}
+    if len(folders) != 1:
+        return []
+    index = os.path.join(folders.pop(), "index.json")
+    if not os.path.isfile(index):
+        return []
+    from ._formats import FormatError, TarIndex
+
+    try:
+        rec = TarIndex.read(index)
+    except (FormatError, OSError, ValueError):
+        return []
+    return list(getattr(rec, "classes", None) or [])
+
+
 def index_for_job(source, extensions=None, on_error="raise"):
     """index_source() for the Loader and the offline jobs: the samples left out while indexing
     (tar shards under on_error other than "raise") are reported in one warning."""
     ds = index_source(source, extensions=extensions, on_error=on_error)
-    if ds.skipped:
-        warn_skipped(ds.skipped, stacklevel=4)
+    if ds.skipped or getattr(ds, "cut", None):
+        warn_skipped(ds.skipped, stacklevel=4, cut=getattr(ds, "cut", ()))
     return ds
 
 
-def warn_skipped(skipped, stacklevel=3):
-    """One warning for the samples left out while indexing (``Dataset.skipped``)."""
-    first = "; ".join(f"{n}: {r}" for n, r in skipped[:3])
-    more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
-    warnings.warn(f"{len(skipped)} sample(s) left out while indexing the tar shards: {first}{more}; the full "
-                  "list is in dataset.skipped", UserWarning, stacklevel=stacklevel)
+def warn_skipped(skipped, stacklevel=3, cut=()):
+    """One warning for what was left out while indexing tar shards: samples (``Dataset.skipped``)
+    and shards whose index stops early (``Dataset.cut``: how many samples they held after that
+    point is unknown, so they are not counted as one sample)."""
+    parts = []
+    if skipped:
+        first = "; ".join(f"{n}: {r}" for n, r in skipped[:3])
+        more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
+        parts.append(f"{len(skipped)} sample(s) left out: {first}{more} (dataset.skipped)")
+    if cut:
+        first = "; ".join(f"{n}: {r}" for n, r in list(cut)[:3])
+        more = f" (and {len(cut) - 3} more)" if len(cut) > 3 else ""
+        parts.append(f"{len(cut)} shard(s) cut short, every member after the damage lost (how many samples is "
+                     f"unknown): {first}{more} (dataset.cut)")
+    warnings.warn("while indexing the tar shards, " + "; ".join(parts), UserWarning, stacklevel=stacklevel)
 
 
 def _extensions(extensions):
@@ -276,7 +318,8 @@ def _index_directory(path, exts, layout):
             raise FileNotFoundError(f"Couldn't find any class folder or image file in {path} (extensions: "
                                     f"{', '.join(exts)}).")
         items = [os.path.join(path, f) for f in top_images]
-        return Dataset(items, np.full(len(items), UNLABELED, np.int64), [], {}, top_images, path, "flat")
+        return Dataset(items, np.full(len(items), UNLABELED, np.int64), [], {}, top_images, path, "flat",
+                       labeled=False)
 
     # torchvision.datasets.folder.find_classes + make_dataset, without a stat per file.
     classes = sorted(e.name for e in dirs)
@@ -313,24 +356,77 @@ def _index_directory(path, exts, layout):
     hidden = [c for c in classes if c.startswith(".")]
     if hidden:
         warnings.warn(f"hidden folder(s) {hidden[:3]} are classes (as in torchvision's ImageFolder)", stacklevel=3)
-    return Dataset(items, np.asarray(labels, np.int64), classes, class_to_idx, names, path, "imagefolder")
+    return Dataset(items, np.asarray(labels, np.int64), classes, class_to_idx, names, path, "imagefolder",
+                   labeled=True)
 
 
 # ---------------------------------------------------------------------------------------------- lists
 
+_INT = re.compile(r"[+-]?\d+\Z")
+_FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][+-]?\d+|nan|inf|infinity)\Z", re.IGNORECASE)
+_I64 = (-2**63, 2**63 - 1)
+
+
 def _is_int(s):
-    try:
-        int(s)
-        return True
-    except (TypeError, ValueError):
-        return False
+    return isinstance(s, str) and bool(_INT.match(s.strip()))
 
 
-def _split_line(line):
+class LabelError(ValueError):
+    """A file list or sequence whose labels break the rules (Note [Labels]); the message names
+    the line (or item) and the reason."""
+
+
+# Note [Labels]
+# The labels of a file list or a sequence of (item, label) pairs, decided once for all:
+#   * integer labels are taken as they are, negative ones included (-100 is PyTorch's ignore
+#     index); nothing is sized by the largest one (a label of 3,000,000,000 costs nothing), and
+#     such a dataset has no class names (``classes`` is empty: the labels are the classes);
+#   * string labels are class names, mapped to 0, 1, ... in sorted order (``classes``);
+#   * a list whose labels mix integers and names, where some rows have a label and others none,
+#     with a float label ("1.0"), an integer outside int64, or a row with more than two fields
+#     (an unquoted comma in a path) is refused: LabelError naming the line and the reason;
+#   * an empty list is refused: a Loader of length 0 would train on nothing, silently.
+# Samples without any label (no list column, a plain sequence of paths) are unlabeled: label -1
+# and ``Dataset.labeled`` False.
+
+
+def _label_kind(label, where):
+    """("int", value) or ("name", str) of one label; LabelError otherwise."""
+    if isinstance(label, (bool, np.bool_)):
+        raise LabelError(f"{where}: label {label!r} is a bool; labels are integers or class names")
+    if isinstance(label, (int, np.integer)):
+        v = int(label)
+    elif isinstance(label, str):
+        text = label.strip()
+        if not text:
+            raise LabelError(f"{where}: empty label")
+        if not _INT.match(text):
+            if _FLOAT.match(text):
+                raise LabelError(f"{where}: label {label!r} is a number with a fraction or exponent; labels are "
+                                 "integers or class names (write it as an integer)")
+            return "name", text
+        v = int(text)
+    elif isinstance(label, (float, np.floating)):
+        raise LabelError(f"{where}: label {label!r} is a float; labels are integers or class names")
+    else:
+        raise LabelError(f"{where}: label {label!r} ({type(label).__name__}) is neither an integer nor a class name")
+    if not _I64[0] <= v <= _I64[1]:
+        raise LabelError(f"{where}: label {v} does not fit a 64-bit integer")
+    return "int", v
+
+
+def _split_line(line, where):
     """One list line -> (path, label or None)."""
     if "," in line or "\t" in line:
-        row = next(csv.reader(io.StringIO(line), delimiter="," if "," in line else "\t"))
+        delim = "," if "," in line else "\t"
+        try:
+            row = next(csv.reader(io.StringIO(line), delimiter=delim, strict=True))
+        except csv.Error as e:
+            raise LabelError(f"{where}: {e}") from None
         row = [c.strip() for c in row]
+        if len(row) > 2:
+            raise LabelError(f"{where}: {len(row)} fields where a list has path{delim}label; quote a path that holds "
+                             f"a {'comma' if delim == ',' else 'tab'} (\"a,b.jpg\"{delim}label)")
         path = row[0] if row else ""
         label = row[1] if len(row) > 1 and row[1] != "" else None
         return path, label
@@ -348,22 +444,26 @@ def _index_list_file(path):
     except UnicodeDecodeError as e:
         raise ValueError(f"{path!r} is neither a directory, an image nor a UTF-8 text file list "
                          f"(byte {e.start}: {e.reason})") from None
-    rows = []
-    for ln in lines:
+    rows, where = [], []
+    for k, ln in enumerate(lines, 1):
         s = ln.strip()
         if not s or s.startswith("#"):
             continue
-        rows.append(_split_line(s))
+        w = f"{path}, line {k}"
+        rows.append(_split_line(s, w))
+        where.append(w)
     if rows:
         p0, l0 = rows[0]
         if p0.lower() in _HEADER_NAMES or (l0 is not None and not _is_int(l0) and not os.path.splitext(p0)[1]):
-            rows = rows[1:]
+            rows, where = rows[1:], where[1:]
+    if not rows:
+        raise LabelError(f"{path}: the file list names no image")
     pairs = []
-    for p, label in rows:
+    for (p, label), w in zip(rows, where):
         if not p:
-            raise ValueError(f"{path}: empty path in the file list")
+            raise LabelError(f"{w}: empty path")
         pairs.append((p if os.path.isabs(p) else os.path.join(base, p), label))
-    ds = _from_pairs(pairs, kind="list", names=[_clean_name(p) for p, _ in rows])
+    ds = _from_pairs(pairs, kind="list", names=[_clean_name(p) for p, _ in rows], where=where)
     ds.root = base
     return ds
 
@@ -375,27 +475,53 @@ def _clean_name(p):
     return p.lstrip("/")
 
 
-def _from_pairs(pairs, kind, names=None):
-    """[(item, label or None)] -> Dataset. Integer labels are kept; class-name labels are mapped
-    to sorted class indices."""
-    raw = [lbl for _, lbl in pairs]
-    present = [lbl for lbl in raw if lbl is not None]
-    if not present:
-        labels = [UNLABELED] * len(pairs)
+def _from_pairs(pairs, kind, names=None, where=None):
+    """[(item, label or None)] -> Dataset, by the rules of Note [Labels]. ``where``: how to name
+    each pair in an error (default "item i")."""
+    if not pairs:
+        raise LabelError("the dataset has no sample")
+    where = where or [f"item {i}" for i in range(len(pairs))]
+    first_labeled = first_unlabeled = None
+    values = []
+    first_of = {}
+    for i, (_, lbl) in enumerate(pairs):
+        if lbl is None:
+            if first_unlabeled is None:
+                first_unlabeled = i
+            values.append(None)
+            continue
+        if first_labeled is None:
+            first_labeled = i
+        lkind, v = _label_kind(lbl, where[i])
+        first_of.setdefault(lkind, i)
+        if len(first_of) > 1:
+            a, b = first_of["int"], first_of["name"]
+            j = max(a, b)
+            raise LabelError(f"{where[j]}: label {pairs[j][1]!r} is {'an integer' if j == a else 'a class name'} but "
+                             f"{where[min(a, b)]}'s label {pairs[min(a, b)][1]!r} is "
+                             f"{'a class name' if j == a else 'an integer'}; a list's labels are all integers or all "
+                             "class names")
+        values.append(v)
+    if first_labeled is not None and first_unlabeled is not None:
+        j = max(first_labeled, first_unlabeled)
+        raise LabelError(f"{where[j]}: {'no label' if j == first_unlabeled else 'a label'}, but "
+                         f"{where[min(first_labeled, first_unlabeled)]} has "
+                         f"{'one' if j == first_unlabeled else 'none'}; label every sample or none")
+    labeled = first_labeled is not None
+    if not labeled:
+        labels = np.full(len(pairs), UNLABELED, np.int64)
         classes = []
-    elif all(isinstance(x, (int, np.integer)) or (isinstance(x, str) and _is_int(x)) for x in present):
-        labels = [UNLABELED if x is None else int(x) for x in raw]
-        top = max(labels)
-        classes = [str(i) for i in range(top + 1)] if top >= 0 else []
+    elif "int" in first_of:
+        labels = np.asarray(values, np.int64)
+        classes = []  # integer labels are their own classes: no table sized by the largest
     else:
-        classes = sorted({str(x) for x in present})
+        classes = sorted(set(values))
         idx = {c: i for i, c in enumerate(classes)}
-        labels = [UNLABELED if x is None else idx[str(x)] for x in raw]
+        labels = np.asarray([idx[v] for v in values], np.int64)
     items = [it for it, _ in pairs]
     if names is None:
         names = _names_for(items)
-    root = None
-    return Dataset(items, np.asarray(labels, np.int64), classes, None, names, root, kind)
+    return Dataset(items, labels, classes, None, names, None, kind, labeled=labeled)
 
 
 def _names_for(items):

@@ -28,6 +28,11 @@ class ReadError(DecodeError):
     """The file could not be read."""
 
 
+class AllSamplesFailedError(DecodeError):
+    """Every sample of a Loader's epoch failed under ``on_error="skip"``: raised at the end of the
+    epoch instead of ending it empty. ``source`` names the epoch."""
+
+
 class MissingDependencyError(ImportError):
     """An optional dependency is needed; the message gives the pip command."""
 

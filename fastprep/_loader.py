@@ -33,6 +33,7 @@ import hashlib
 import numbers
 import os
 import queue
+import sys
 import threading
 import time
 import warnings
@@ -41,7 +42,7 @@ import weakref
 import numpy as np
 
 from . import _core
-from ._errors import DecodeError
+from ._errors import AllSamplesFailedError, DecodeError, MissingDependencyError
 from ._checks import check_epoch, check_policy, check_seed, check_threads, fresh_seed
 from ._transforms import Compose
 from ._util import default_threads
@@ -78,6 +79,83 @@ def _torch_or_none():
     except ImportError:
         return None
     return torch
+
+
+def _torch_installed():
+    """Whether torch can be imported, without importing it (+0.5 GB and a second and a half)."""
+    import importlib.util
+
+    return "torch" in sys.modules or importlib.util.find_spec("torch") is not None
+
+
+class ErrorLog:
+    """The samples that failed under on_error "skip" or "zeros" (``loader.errors``).
+
+    One record per failing sample, whatever the number of epochs it failed in: iterating gives
+    (dataset index, message) pairs in the order they first failed, ``count(i)`` how many times
+    sample i failed, and at most ``MAX_RECORDS`` samples are recorded; failures of samples past
+    that cap are counted in ``dropped`` only. So neither ``loader.errors`` nor ``state_dict()``
+    grows across epochs (20,000 bad files over 3 epochs used to give 60,000 entries and a 4.9 MB
+    state)."""
+
+    MAX_RECORDS = 10_000
+
+    def __init__(self):
+        self._records = {}  # index -> [message, count], insertion-ordered
+        self.dropped = 0
+
+    def add(self, index, message):
+        rec = self._records.get(index)
+        if rec is not None:
+            rec[1] += 1
+        elif len(self._records) < self.MAX_RECORDS:
+            self._records[index] = [message, 1]
+        else:
+            self.dropped += 1
+
+    def count(self, index):
+        rec = self._records.get(index)
+        return 0 if rec is None else rec[1]
+
+    @property
+    def failures(self):
+        """Failures seen in all, each epoch's repeat counted, recorded or not."""
+        return sum(r[1] for r in self._records.values()) + self.dropped
+
+    def __iter__(self):
+        return iter([(i, r[0]) for i, r in self._records.items()])
+
+    def __len__(self):
+        return len(self._records)
+
+    def __getitem__(self, k):
+        return list(self)[k]
+
+    def __bool__(self):
+        return bool(self._records)
+
+    def __eq__(self, other):
+        return list(self) == list(other)
+
+    def __repr__(self):
+        more = f", {self.dropped} more not recorded" if self.dropped else ""
+        return f"ErrorLog({len(self)} samples, {self.failures} failures{more})"
+
+    def to_state(self):
+        return {"records": [[int(i), str(r[0]), int(r[1])] for i, r in self._records.items()], "dropped": self.dropped}
+
+    @classmethod
+    def from_state(cls, state):
+        log = cls()
+        if isinstance(state, list):  # a state of an earlier version: [[index, message], ...]
+            for entry in state:
+                log.add(int(entry[0]), str(entry[1]))
+            return log
+        for i, m, c in state.get("records", []):
+            if len(log._records) < cls.MAX_RECORDS:
+                log._records[int(i)] = [str(m), int(c)]
+        log.dropped = int(state.get("dropped", 0))
+        return log
 
 
 def _positive_int(value, name):
@@ -187,21 +265,40 @@ class Loader:
         num_classes: required with ``mix`` (the targets' width).
         label_smoothing: with ``mix``, one-hot rows smoothed as timm does (off = s / classes,
             on = 1 - s + off) before mixing.
+        apply_exif_orientation: None (default): the transform's setting (off unless its Compose
+            turns it on; torchvision's loaders never apply it); True or False overrides it.
+        multiprocessing_context, pin_memory_device, in_order: DataLoader's, accepted with a
+            warning and ignored (no worker process exists; batches always come in order).
+        generator: DataLoader's: with ``seed=None`` the run's seed is drawn from it.
+        batch_sampler: not supported (a ValueError says to use ``sampler``).
 
     Epochs: each ``iter(loader)`` starts a new epoch, as DataLoader reshuffles on every
     iteration: 0, 1, 2, ... ``set_epoch(e)`` pins the epoch of the next iteration (the following
     ones continue from e + 1), so calling it every epoch, as distributed training does, gives
     exactly that epoch. ``loader.epoch`` is the epoch of the latest iteration.
 
-    Two live iterators of one loader are independent: each has its own epoch, order and slots.
+    Two live iterators of one loader are independent: each has its own epoch, order and slots;
+    one iterator may be shared by threads (each batch goes to one of them).
+
+    Pickling a Loader pickles what rebuilds it (its dataset, transform, arguments and position,
+    as ``state_dict()``), not its threads or buffers: the copy resumes where the original stood.
     """
 
     def __init__(self, source, transform=None, batch_size=256, shuffle=True, drop_last=False, threads=None,
                  prefetch=2, seed=None, pin_memory=None, device=None, rank=0, world_size=1, on_error="raise",
                  backend=None, extensions=None, *, num_workers=None, collate_fn=None, timeout=0,
                  persistent_workers=None, worker_init_fn=None, prefetch_factor=None, sampler=None, mix=None,
-                 num_classes=None, label_smoothing=0.0):
+                 num_classes=None, label_smoothing=0.0, apply_exif_orientation=None, multiprocessing_context=None,
+                 generator=None, pin_memory_device=None, in_order=None, batch_sampler=None):
         from ._shards import ShardDataset, is_shard_dir
+
+        # What a pickled copy is rebuilt from (__reduce__): the arguments, the seed as drawn.
+        self._init_kwargs = dict(
+            batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, threads=threads, prefetch=prefetch,
+            pin_memory=pin_memory, device=device, rank=rank, world_size=world_size, on_error=on_error,
+            backend=backend, extensions=extensions, num_workers=num_workers, collate_fn=collate_fn, timeout=timeout,
+            persistent_workers=persistent_workers, prefetch_factor=prefetch_factor, sampler=sampler, mix=mix,
+            num_classes=num_classes, label_smoothing=label_smoothing)
 
         # ---- arguments first: a bad one fails before any indexing work ----------------------
         self.batch_size = _positive_int(batch_size, "batch_size")
@@ -224,6 +321,9 @@ class Loader:
                 raise TypeError(f"{name} must be an int, got {v!r}")
         if not (world_size >= 1 and 0 <= rank < world_size):
             raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+        if generator is not None and seed is None:
+            # As DataLoader: the run's base seed is drawn from the generator (it advances).
+            seed = int(_torch_or_none().empty((), dtype=_torch_or_none().int64).random_(generator=generator).item())
         self._seed_given = seed is not None
         self.seed = fresh_seed() if seed is None else check_seed(seed, "seed")
         if collate_fn is not None and not callable(collate_fn):
@@ -237,6 +337,18 @@ class Loader:
             warnings.warn("worker_init_fn is never called: fastprep's workers are native threads that run no "
                           "Python, and randomness is keyed by (seed, epoch, sample index), so no per-worker "
                           "seeding is needed", UserWarning, stacklevel=2)
+        if multiprocessing_context is not None:
+            warnings.warn("multiprocessing_context is ignored: fastprep's workers are native threads of this "
+                          "process, no worker process is started", UserWarning, stacklevel=2)
+        if pin_memory_device:
+            warnings.warn("pin_memory_device is ignored (deprecated in PyTorch too): pinned buffers serve the "
+                          "device= given", UserWarning, stacklevel=2)
+        if in_order is False:
+            warnings.warn("in_order=False is ignored: batches always come in order (the native pool already "
+                          "keeps every thread busy)", UserWarning, stacklevel=2)
+        if batch_sampler is not None:
+            raise ValueError("batch_sampler is not supported: pass sampler= (an iterable of indices) with "
+                             "batch_size, or give the Loader the batches' order through sampler")
         self.collate_fn = collate_fn
         self.timeout = float(timeout)
         self.persistent_workers = persistent_workers
@@ -267,7 +379,10 @@ class Loader:
             if not isinstance(transform, Compose):
                 from ._torchvision import from_torchvision
 
-                transform = from_torchvision(transform)
+                exif = {} if apply_exif_orientation is None else {"apply_exif_orientation": apply_exif_orientation}
+                transform = from_torchvision(transform, **exif)
+            elif apply_exif_orientation is not None and bool(apply_exif_orientation) != transform.apply_exif_orientation:
+                transform = transform.with_options(apply_exif_orientation=bool(apply_exif_orientation))
             if transform.output_size is None:
                 raise ValueError("the transform's output size depends on the image: add CenterCrop or use "
                                  "Resize((h, w)) so batches have one shape")
@@ -285,16 +400,19 @@ class Loader:
         self._fingerprint = None
         self.epoch = None         # epoch of the latest iteration
         self._pinned_epoch = None  # set_epoch(e): the next iteration's epoch
-        self.errors = []
+        self._errors = ErrorLog()
         self._engine = _core.Engine(self.threads)
 
-        torch = _torch_or_none()
-        if backend is None:
-            backend = "torch" if torch is not None else "numpy"
-        if backend not in ("torch", "numpy"):
+        if backend not in (None, "torch", "numpy"):
             raise ValueError(f"backend must be 'torch' or 'numpy', got {backend!r}")
+        if backend is None:
+            backend = "torch" if _torch_installed() else "numpy"
+        # A numpy loader imports torch only when asked for what needs it (pinning, a device).
+        need_torch = backend == "torch" or bool(pin_memory) or device is not None
+        torch = _torch_or_none() if need_torch else None
         if backend == "torch" and torch is None:
-            raise ImportError("backend='torch' needs torch: pip install 'fastprep[torch]' (or pip install torch)")
+            raise MissingDependencyError("backend='torch' needs torch: pip install 'fastprep[torch]' (or pip install "
+                                         "torch)")
         self.backend = backend
         cuda = torch is not None and torch.cuda.is_available()
         if pin_memory and not cuda:
@@ -304,7 +422,7 @@ class Loader:
         self.device = None
         if device is not None:
             if torch is None:
-                raise ImportError("device= needs torch: pip install 'fastprep[torch]' (or pip install torch)")
+                raise MissingDependencyError("device= needs torch: pip install 'fastprep[torch]' (or pip install torch)")
             self.device = torch.device(device)
             if self.device.type == "cuda" and not cuda:
                 raise RuntimeError(f"device={device!r} but CUDA is not available")
@@ -323,7 +441,28 @@ class Loader:
         self._stats = {"images": 0, "batches": 0, "wait_s": 0.0, "busy_s": 0.0, "wall_s": 0.0,
                        "allocated_slots": 0}
 
+    def __reduce__(self):
+        """A pickled Loader is rebuilt from its dataset (already indexed), transform and arguments,
+        with the seed it drew, and resumes at its position (``state_dict``); threads, buffers and
+        native state are never pickled."""
+        kwargs = dict(self._init_kwargs, seed=self.seed)
+        return (_rebuild_loader, (self.dataset, self.transform, kwargs, self.state_dict()))
+
     # ---- dataset views ---------------------------------------------------------------------
+    @property
+    def errors(self):
+        """The samples that failed (on_error "skip" or "zeros"): an :class:`ErrorLog`, iterated as
+        (dataset index, message) pairs, one per failing sample across epochs, at most
+        ErrorLog.MAX_RECORDS of them."""
+        return self._errors
+
+    @errors.setter
+    def errors(self, value):
+        log = ErrorLog()
+        for i, m in value:
+            log.add(int(i), str(m))
+        self._errors = log
+
     @property
     def classes(self):
         return self.dataset.classes
@@ -356,7 +495,7 @@ class Loader:
             if self._resume is not None:
                 cursor, batches = self._resume
         return {"format": _STATE_FORMAT, "epoch": int(epoch), "cursor": int(cursor), "batches": int(batches),
-                "errors": [[int(i), str(m)] for i, m in self.errors], "fingerprint": self._state_fingerprint()}
+                "errors": self._errors.to_state(), "fingerprint": self._state_fingerprint()}
 
     def load_state_dict(self, state):
         """Continues from ``state_dict()``'s point: the next ``iter(loader)`` resumes that epoch.
@@ -380,7 +519,7 @@ class Loader:
         self.set_epoch(epoch)
         self._resume = (cursor, batches)
         self._position = None
-        self.errors = [(int(i), str(m)) for i, m in state.get("errors", [])]
+        self._errors = ErrorLog.from_state(state.get("errors", []))
 
     def _state_fingerprint(self):
         """What must match for a state to resume here: the samples (count and names), the transform,
@@ -502,6 +641,12 @@ class Loader:
         return slot
 
 
+def _rebuild_loader(dataset, transform, kwargs, state):
+    loader = Loader(dataset, transform, **kwargs)
+    loader.load_state_dict(state)
+    return loader
+
+
 class _Producer:
     """Fills batches in a background thread. Holds no reference to the iterator, so dropping the
     iterator (break, del, an exception) stops it."""
@@ -512,6 +657,9 @@ class _Producer:
         self.epoch = epoch
         self.start = start  # position in the epoch's order to start from (a resumed epoch)
         self.batch_index = batches  # batches handed out this epoch: the batch mixing's key
+        self.handed_out = 0  # batches this producer handed out
+        self.failures = 0  # samples that failed under "skip" (this producer)
+        self.first_failure = None
         self.queue = queue.Queue(maxsize=loader.prefetch)
         self.stop = threading.Event()
         self.cancel = _core.CancelToken()  # stops a running native batch between samples
@@ -561,6 +709,14 @@ class _Producer:
             if not self._put(self._publish(slot, filled) + ((self.epoch, cursor, self.batch_index + 1),)):
                 return
             self.batch_index += 1
+            self.handed_out += 1
+        if (not self.stop.is_set() and self.handed_out == 0 and self.failures and L.on_error == "skip"
+                and cursor >= n):
+            # Every sample of the epoch failed: an empty epoch would pass for a finished one.
+            e = self.first_failure
+            raise AllSamplesFailedError(
+                f"epoch {self.epoch}", f"every sample failed under on_error='skip' ({self.failures} failures, "
+                f"{len(order)} samples); the first: {e}")
 
     def _fill(self, slot, picks, cursor):
         """Writes picks (int64 array) into the slot. Returns (count, exception or None, cursor)."""
@@ -586,7 +742,10 @@ class _Producer:
                 return 0, errors[min(errors)], cursor
             pick_at = dict(zip(positions.tolist(), picks.tolist()))
             for pos in sorted(errors):
-                L.errors.append((pick_at[pos], str(errors[pos])))
+                L._errors.add(pick_at[pos], str(errors[pos]))
+                self.failures += 1
+                if self.first_failure is None:
+                    self.first_failure = errors[pos]
             if L.on_error == "zeros":
                 for pos in errors:
                     slot.array[pos] = 0
@@ -679,18 +838,25 @@ class _Iterator:
         self._producer = _Producer(loader, order, epoch, start, batches)
         self._t0 = time.perf_counter()
         self._done = False
+        # One iterator may be shared by threads: each next() takes the lock, so a thread that
+        # waited while another got the epoch's end sees the end, not a vanished producer.
+        self._lock = threading.Lock()
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        if self._done:
-            raise StopIteration
-        if self._pid != os.getpid():
+        if self._pid != os.getpid():  # before the lock, which fork may have copied held
             self._producer = None  # its thread exists only in the parent process
             self._done = True
             raise RuntimeError("this Loader iterator was created before fork() and its producer thread does not "
                                "exist in this child process: call iter(loader) again in the child")
+        with self._lock:
+            return self._next()
+
+    def _next(self):
+        if self._done:
+            raise StopIteration
         L = self.loader
         t0 = time.perf_counter()
         item = self._get()

@@ -53,7 +53,9 @@ class Op:
     :meth:`compile`, then decorate with :func:`register_op`."""
 
     stage = None            # a Stage
-    torchvision = ()        # torchvision class names this op converts from
+    torchvision = ()        # torchvision class names this op converts from (v1 and v2 classes)
+    converts = ()           # other classes it converts from: the class objects, or "module.Class"
+                            # paths (matched by identity, Note [Conversion by identity])
     not_after = {}          # {op name: message} ops this one cannot follow ("{name}" is filled in)
     exclusive = {}          # {op name: message} ops this one cannot coexist with, in any order
     unique = True           # at most once per Compose
@@ -119,6 +121,12 @@ def register_op(cls=None, *, replace=False):
         owner = _by_torchvision().get(tv)
         if owner is not None and owner is not cls and not (replace and owner is old):
             raise ValueError(f"torchvision name {tv!r} is already converted by {owner.__name__}")
+    for target in cls.converts:
+        if not (isinstance(target, type) or (isinstance(target, str) and "." in target)):
+            raise TypeError(f"{cls.__name__}.converts holds classes or 'module.Class' paths, got {target!r}")
+        for other in _REGISTRY.values():
+            if other is not cls and not (replace and other is old) and target in other.converts:
+                raise ValueError(f"{_target_name(target)} is already converted by {other.__name__}")
     _REGISTRY[cls.__name__] = cls
     return cls
 
@@ -130,6 +138,43 @@ def registered_ops():
 
 def _by_torchvision():
     return {tv: cls for cls in _REGISTRY.values() for tv in cls.torchvision}
+
+
+def _target_name(target):
+    return f"{target.__module__}.{target.__qualname__}" if isinstance(target, type) else target
+
+
+def _resolve(path):
+    """The class a "module.Class" path names, importing the module only when its top package is
+    imported already (an instance of it exists only then), else None."""
+    import importlib
+    import sys
+
+    module, _, name = path.rpartition(".")
+    if module.split(".", 1)[0] not in sys.modules:
+        return None
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return None
+
+
+def converter_for(obj):
+    """The registered op class that converts ``obj`` (an instance of torchvision's or another
+    library's transform), matched by identity of ``type(obj)`` (Note [Conversion by identity] in
+    fastprep/_torchvision.py), or None."""
+    cls = type(obj)
+    name = cls.__name__
+    for op in _REGISTRY.values():
+        targets = list(op.converts) + [f"{m}.{tv}" for tv in op.torchvision
+                                       for m in ("torchvision.transforms", "torchvision.transforms.v2")]
+        for target in targets:
+            if isinstance(target, type):
+                if target is cls:
+                    return op
+            elif target.rpartition(".")[2] == name and _resolve(target) is cls:
+                return op
+    return None
 
 
 class OutputOptions:
@@ -1065,6 +1110,8 @@ class RandomErasing(Op):
             self.value = "random"
         else:
             vals = tuple(_floats3(value, "value", "RandomErasing"))
+            if not all(math.isfinite(v) and abs(v) <= _F32_MAX for v in vals):
+                raise ValueError(f"RandomErasing value must be finite float32 numbers (or 'random'), got {value!r}")
             self.value = vals[:1] if len(set(vals)) == 1 else vals  # one value, or one per channel
 
     def check(self, ctx):
@@ -1331,12 +1378,12 @@ def check_table(norm, has_tensor, dtype):
 
 def op_table():
     """The README's op table (markdown), generated from the registry."""
-    rows = ["| op | what it does | stage | converts from torchvision | adds to `return_params` |",
+    rows = ["| op | what it does | stage | converts from | adds to `return_params` |",
             "|---|---|---|---|---|"]
     for name, cls in _REGISTRY.items():
         if name.startswith("_"):
             continue
-        tv = ", ".join(f"`{t}`" for t in cls.torchvision) or "-"
+        tv = ", ".join([f"`{t}`" for t in cls.torchvision] + [f"`{_target_name(t)}`" for t in cls.converts]) or "-"
         params = ", ".join(f"`{p.split(' ', 1)[0]}`" + (f" {p.split(' ', 1)[1]}" if " " in p else "")
                            for p in cls.params) or "-"
         doc = " ".join((cls.__doc__ or "").split())

@@ -176,6 +176,7 @@ def preprocess(source, out, transform="eval", size=224, dtype="uint8", format="n
     check_job(format, quality, dtype, on_error, shard_size)
     t0 = time.perf_counter()
     ds = index_for_job(source, extensions=extensions, on_error=on_error)
+    check_out_outside_source(source, out)
     with output_folder(out) as out:
         if format == "npy":
             return _preprocess_npy(ds, t0, source, out, transform, size, dtype, layout, shard_size, threads,
@@ -204,6 +205,25 @@ def check_job(format, quality, dtype, on_error, shard_size):
     if format in ("npy", "tar") and (isinstance(shard_size, bool) or not isinstance(shard_size, numbers.Integral)
                                      or int(shard_size) <= 0):
         raise ValueError("shard_size must be positive")
+
+
+def check_out_outside_source(source, out):
+    """Refuses an OUT inside a source folder (ImageFolder, flat folder, a folder of tar shards):
+    the next run would index its own output as input (10 -> 20 -> 30 images, a class named after
+    OUT). A file list or a list of shards names its files, so any OUT is fine there."""
+    if not isinstance(source, (str, os.PathLike)):
+        return
+    try:
+        src = os.fspath(source)
+        if not os.path.isdir(src):
+            return
+    except (TypeError, ValueError):
+        return
+    src = os.path.realpath(src)
+    dst = os.path.realpath(os.fspath(out))
+    if dst == src or dst.startswith(src.rstrip(os.sep) + os.sep):
+        raise ValueError(f"OUT {os.fspath(out)!r} lies inside the source folder {os.fspath(source)!r}: a later run "
+                         "would take in its own output as input; choose an OUT outside the source")
 
 
 @contextlib.contextmanager

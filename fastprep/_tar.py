@@ -42,7 +42,7 @@ from ._io import open_regular
 
 __all__ = ["TarMember", "TarFormatError", "expand_shards", "tar_source", "index_tars"]
 
-_INDEX_FORMAT = "fastprep-tar-index/1"
+_INDEX_FORMAT = "fastprep-tar-index/2"
 _COMPRESSED = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.zst")
 _LABEL_FIELDS = ("cls", "json")
 _MAX_LABEL_BYTES = 1 << 20  # a cls/json member bigger than this is not a label
@@ -249,16 +249,17 @@ def _scan(path):
     """Walks one shard's headers: {"names", "offsets", "sizes", "labels": {i: label},
     "problems": [[member or None, reason]]} (see the module docstring)."""
     names, offsets, sizes, labels, problems = [], [], [], {}, []
+    last_header = 0
     with open_regular(path, error=TarFormatError) as (fd, st):
         end, pos, long_name, pax = st.st_size, 0, None, {}
         while True:
             if pos + _BLOCK > end:
                 if pos < end:
-                    problems.append([None, f"ends inside a header at byte {pos} (the shard is truncated)"])
+                    problems.append([None, f"ends inside a header at byte {pos} (the shard is truncated)", True])
                 break
             h = os.pread(fd, _BLOCK, pos)
             if len(h) < _BLOCK:
-                problems.append([None, f"ends inside a header at byte {pos} (the shard shrank while indexed)"])
+                problems.append([None, f"ends inside a header at byte {pos} (the shard shrank while indexed)", True])
                 break
             if h == _ZERO:
                 break  # end-of-archive marker
@@ -270,7 +271,7 @@ def _scan(path):
                     raise ValueError(f"negative member size {size}")
             except ValueError as e:
                 what = "not a tar file" if pos == 0 else f"corrupt header at byte {pos}"
-                problems.append([None, f"{what} ({e}); the members after it are not indexed"])
+                problems.append([None, f"{what} ({e}); the members after it are not indexed", True])
                 break
             kind = h[156:157]
             name = long_name
@@ -284,7 +285,7 @@ def _scan(path):
             data = pos + _BLOCK
             if data + size > end:
                 problems.append([name, f"member data [{data}, {data + size}) runs past the end of the shard "
-                                       f"({end} bytes): the shard is truncated"])
+                                       f"({end} bytes): the shard is truncated", True])
                 break
             nxt = data + (size + _BLOCK - 1) // _BLOCK * _BLOCK
             if kind in (b"L", b"x"):
@@ -296,6 +297,7 @@ def _scan(path):
                 pos = nxt
                 continue
             if kind in (b"0", b"\0", b"7"):  # regular files; directories, links, devices are not samples
+                last_header = pos
                 i = len(names)
                 names.append(name)
                 offsets.append(data)
@@ -308,9 +310,43 @@ def _scan(path):
                         labels[i] = list(_label_of(field, os.pread(fd, size, data)))
             long_name, pax = None, {}
             pos = nxt
-        return {"format": _INDEX_FORMAT, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "names": names,
+        return {"format": _INDEX_FORMAT, **_identity(fd, st, last_header), "names": names,
                 "offsets": offsets, "sizes": sizes, "labels": {str(k): v for k, v in labels.items()},
                 "problems": problems}
+
+
+# Note [Tar index identity]
+# A cached index is used only for the same file with the same content. Path, size and mtime are not
+# enough: shards come in 10240-byte records, so a replaced shard often has the same size, and a copy
+# can keep the mtime. The cache also keys on the inode and ctime (a rename-over or a rewrite in
+# place changes them), and on a hash of the shard's first 512-byte block and of its last member's
+# header block, which are read again and checked every time the cached index is used (two 512-byte
+# reads per shard).
+_IDENTITY = ("size", "mtime_ns", "ino", "ctime_ns", "head_sha1", "tail_offset", "tail_sha1")
+
+
+def _block_sha1(fd, offset):
+    return hashlib.sha1(os.pread(fd, _BLOCK, offset)).hexdigest()
+
+
+def _identity(fd, st, tail_offset):
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino, "ctime_ns": st.st_ctime_ns,
+            "head_sha1": _block_sha1(fd, 0), "tail_offset": int(tail_offset), "tail_sha1": _block_sha1(fd, tail_offset)}
+
+
+def _same_shard(real, idx):
+    """Whether the cached index ``idx`` describes the file at ``real`` now (Note [Tar index identity])."""
+    try:
+        with open_regular(real, error=TarFormatError) as (fd, st):
+            now = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino, "ctime_ns": st.st_ctime_ns}
+            if any(idx.get(k) != v for k, v in now.items()):
+                return False
+            tail = idx.get("tail_offset")
+            if not isinstance(tail, int) or not 0 <= tail <= max(0, st.st_size - _BLOCK):
+                return False
+            return idx.get("head_sha1") == _block_sha1(fd, 0) and idx.get("tail_sha1") == _block_sha1(fd, tail)
+    except TarFormatError:
+        return False
 
 
 def _cache_file(real):
@@ -331,8 +367,8 @@ def index_shard(path, fields, cache=True):
         try:
             with open(cfile, "rb") as f:
                 idx = json.load(f)
-            if not (idx.get("format") == _INDEX_FORMAT and idx.get("path") == real and idx.get("size") == st.st_size
-                    and idx.get("mtime_ns") == st.st_mtime_ns):
+            if not (isinstance(idx, dict) and idx.get("format") == _INDEX_FORMAT and idx.get("path") == real
+                    and _same_shard(real, idx)):
                 idx = None
         except (OSError, ValueError, AttributeError):
             idx = None
@@ -342,7 +378,7 @@ def index_shard(path, fields, cache=True):
         idx = _scan(real)
         idx["path"] = real
     idx["fields"], idx["samples"] = fields, _group(idx, fields)
-    if cache and idx["size"] == st.st_size and idx["mtime_ns"] == st.st_mtime_ns:
+    if cache and idx["size"] == st.st_size and idx["mtime_ns"] == st.st_mtime_ns and idx["ino"] == st.st_ino:
         tmp = f"{cfile}.{os.getpid()}.tmp"
         try:  # the cache is an optimisation: a read-only or full cache folder just means no cache
             os.makedirs(os.path.dirname(cfile), exist_ok=True)
@@ -415,7 +451,7 @@ def _group(idx, fields):
         members.append(names[image])
         offsets.append(idx["offsets"][image])
         sizes.append(idx["sizes"][image])
-        labels.append(-1 if label is None else int(label))
+        labels.append(None if label is None else int(label))  # any integer, negative ones included
     return {"members": members, "offsets": offsets, "sizes": sizes, "labels": labels, "problems": problems}
 
 
@@ -427,30 +463,33 @@ def index_tars(paths, extensions, on_error="raise", threads=8, cache=True):
         shards = list(ex.map(lambda p: index_shard(p, fields, cache), paths))
     dirs = [os.path.dirname(os.path.abspath(p)) for p in paths]
     root = os.path.commonpath(dirs) if dirs else None
-    items, labels, names, skipped = [], [], [], []
+    items, labels, names, skipped, cut = [], [], [], [], []
 
-    def problem(where, reason):
+    def problem(where, reason, rest_lost=False):
         if on_error == "raise":
             raise TarFormatError(where, reason)
-        skipped.append((where, reason))
+        (cut if rest_lost else skipped).append((where, reason))
 
     for path, sh in zip(paths, shards):
-        for member, reason in sh["problems"]:
-            problem(f"{path}:{member}" if member else path, reason)
+        for member, reason, *rest_lost in sh["problems"]:
+            problem(f"{path}:{member}" if member else path, reason, bool(rest_lost and rest_lost[0]))
         prefix = (os.path.relpath(os.path.abspath(path), root) if root else path) + "/"
         items += map(TarMember, [path] * len(sh["members"]), sh["offsets"], sh["sizes"], sh["members"])
         names += [prefix + m for m in sh["members"]]
         labels += sh["labels"]
-    if any(v >= 0 for v in labels) and any(v < 0 for v in labels):
+    if any(v is not None for v in labels) and any(v is None for v in labels):
         keep = []
         for j, v in enumerate(labels):
-            if v < 0:
+            if v is None:
                 problem(str(items[j]), "sample has no label (no cls member, no \"label\" in its json) but other "
                                        "samples of the dataset have one")
             else:
                 keep.append(j)
         items, labels, names = [items[j] for j in keep], [labels[j] for j in keep], [names[j] for j in keep]
     if not items:
+        lost = len(skipped) + len(cut)
         raise TarFormatError(paths[0] if len(paths) == 1 else f"{len(paths)} shards",
-                             "no sample with an image member" + (f" ({len(skipped)} skipped)" if skipped else ""))
-    return items, labels, names, skipped, root
+                             "no sample with an image member" + (f" ({lost} problems)" if lost else ""))
+    labeled = labels[0] is not None
+    labels = [v if labeled else -1 for v in labels]
+    return items, labels, names, skipped, cut, root, labeled

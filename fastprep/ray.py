@@ -42,7 +42,7 @@ from . import _offline
 from ._checks import check_epoch, check_policy, check_seed, check_threads
 from ._datasets import index_for_job
 from ._errors import DecodeError, MissingDependencyError
-from ._preprocess import (_npy_finish, _npy_start, _NpyJob, _summary, _tar_finish, _tar_start, _TarJob,
+from ._preprocess import (check_out_outside_source, _npy_finish, _npy_start, _NpyJob, _summary, _tar_finish, _tar_start, _TarJob,
                           _write_npy_shards, _write_tar_shards, check_job, output_folder)
 from ._stats import _MAX_BATCH, LevelMoments, accumulate, stats_result, stats_transform
 from ._transforms import Compose
@@ -368,6 +368,7 @@ def preprocess(source, out, transform="eval", size=224, dtype="uint8", format="n
     num_cpus = _check_cpus(num_cpus)
     t0 = time.perf_counter()
     ds = index_for_job(source, extensions=extensions, on_error=on_error)
+    check_out_outside_source(source, out)
     with output_folder(out) as out:
         if format == "tar":
             job = _TarJob(transform, size, quality, on_error, interpolation, exact, shard_size)

@@ -143,18 +143,18 @@ def test_list_file_int_labels_caffe_tab_and_unlabeled(tmp_path):
     ds = index_source(str(lst))
     assert ds.items == [str(tmp_path / "a/1.jpg"), str(tmp_path / "b/2.jpg"), str(tmp_path / "c/3 with space.jpg")]
     assert ds.labels.tolist() == [3, 0, 1]
-    assert ds.classes == ["0", "1", "2", "3"]
+    assert ds.classes == [] and ds.labeled  # integer labels are their own classes (Note [Labels])
     assert ds.names == ["a/1.jpg", "b/2.jpg", "c/3 with space.jpg"]
     lst.write_text("x.jpg\ny.jpg\n")
     ds = index_source(str(lst))
-    assert ds.labels.tolist() == [-1, -1] and ds.classes == []
+    assert ds.labels.tolist() == [-1, -1] and ds.classes == [] and not ds.labeled
 
 
 def test_sequences(tmp_path):
     ds = index_source(["/d/a/1.jpg", "/d/b/2.jpg"])
     assert ds.labels.tolist() == [-1, -1] and ds.names == ["a/1.jpg", "b/2.jpg"]
     ds = index_source([("/d/a/1.jpg", 1), ("/d/b/2.jpg", 0)])
-    assert ds.labels.tolist() == [1, 0] and ds.classes == ["0", "1"]
+    assert ds.labels.tolist() == [1, 0] and ds.classes == []
     ds = index_source([(b"\xff\xd8", "cat"), (b"\xff\xd8", "ant")])
     assert ds.labels.tolist() == [1, 0] and ds.classes == ["ant", "cat"]
     ds = index_source([b"1", bytearray(b"2")])
@@ -169,3 +169,75 @@ def test_sequences(tmp_path):
     assert isinstance(index_source(ds), Dataset)
     with pytest.raises(FileNotFoundError):
         index_source(str(tmp_path / "missing"))
+
+
+def test_label_rules(tmp_path):
+    """Issue 28's label defects, each refused or kept by a documented rule (Note [Labels])."""
+    from fastprep._datasets import LabelError
+
+    lst = tmp_path / "l.csv"
+
+    def index(text):
+        lst.write_text(text)
+        return index_source(str(lst))
+
+    # a large integer label costs nothing (it used to build a class table sized by it: hang)
+    ds = index("a.jpg,3000000000\nb.jpg,-100\nc.jpg,7\n")
+    assert ds.labels.tolist() == [3000000000, -100, 7] and ds.classes == [] and ds.labeled
+    with pytest.raises(LabelError, match="line 2: label 9223372036854775808 does not fit"):
+        index("a.jpg,1\nb.jpg,9223372036854775808\n")
+    # one stray string label among integers (used to renumber every other label silently)
+    with pytest.raises(LabelError, match=r"line 13: label 'x' is a class name but .*line 1's label '0' is an integer"):
+        index("".join(f"{i}.jpg,{i}\n" for i in range(12)) + "z.jpg,x\n")
+    # a float label (used to become a class named '1.0')
+    with pytest.raises(LabelError, match="line 2: label '1.0' is a number with a fraction"):
+        index("a.jpg,0\nb.jpg,1.0\n")
+    # an unquoted comma in a path (the row used to be dropped without a word)
+    with pytest.raises(LabelError, match="line 2: 3 fields.*quote a path"):
+        index("a.jpg,0\nb,c.jpg,1\n")
+    # labeled and unlabeled rows mixed
+    with pytest.raises(LabelError, match="line 3: no label, but .*line 1 has one"):
+        index("a.jpg,0\nb.jpg,1\nc.jpg\n")
+    # an empty list (used to give a Loader of length 0)
+    with pytest.raises(LabelError, match="names no image"):
+        index("# only a comment\n")
+    with pytest.raises(LabelError, match="no sample"):
+        index_source([])
+    # class names in sorted order, whatever the row order
+    ds = index("a.jpg,zebra\nb.jpg,ant\nc.jpg,moth\n")
+    assert ds.classes == ["ant", "moth", "zebra"] and ds.labels.tolist() == [2, 0, 1]
+    # the same rules for sequences, naming the item
+    with pytest.raises(LabelError, match="item 1: label 0.5 is a float"):
+        index_source([("a.jpg", 0), ("b.jpg", 0.5)])
+    with pytest.raises(LabelError, match="item 2: label 'dog' is a class name"):
+        index_source([("a.jpg", 0), ("b.jpg", np.int64(1)), ("c.jpg", "dog")])
+    assert index_source([("a.jpg", -100), ("b.jpg", np.int32(5))]).labels.tolist() == [-100, 5]
+
+
+def test_large_label_does_not_hang_the_tools(tmp_path, photos):
+    """`path,3000000000` used to hang index_source, the Loader, stats and preprocess while memory
+    grew. In a subprocess with a timeout: the Loader, stats and preprocess all run."""
+    import shutil
+    import subprocess
+    import sys
+    import textwrap
+
+    for i, p in enumerate(photos[:3]):
+        shutil.copy(p, tmp_path / f"{i}.jpg")
+    (tmp_path / "list.csv").write_text("0.jpg,3000000000\n1.jpg,-100\n2.jpg,2\n")
+    code = textwrap.dedent(f"""
+        import fastprep as fp
+        src = {str(tmp_path / 'list.csv')!r}
+        L = fp.Loader(src, fp.Compose([fp.Resize(32), fp.CenterCrop(32)]), batch_size=3, shuffle=False,
+                      backend="numpy")
+        x, y = next(iter(L))
+        print(y.tolist())
+        fp.compute_stats(src, size=32)
+        fp.preprocess(src, {str(tmp_path / 'out')!r}, size=32, progress=False)
+        print(fp.ShardDataset({str(tmp_path / 'out')!r}).labels.tolist())
+    """)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=root,
+                       env=dict(os.environ, PYTHONPATH=root))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["[3000000000, -100, 2]", "[3000000000, -100, 2]"]

@@ -447,3 +447,35 @@ def test_bad_indices(photos):
 def test_compose_of_a_single_op():
     with pytest.raises(TypeError, match="list"):
         fp.Compose(fp.Resize(8))
+
+
+def test_conversion_is_by_identity_not_by_name():
+    """Issue 28: another library's class with a torchvision name was converted as torchvision's
+    (timm's ToTensor gives 0-255 floats: a factor of 255 off); timm's RandAugment and
+    RandomErasing died with a raw AttributeError. Now only torchvision's own classes convert."""
+    T = pytest.importorskip("torchvision.transforms")
+
+    class ToTensor:  # a look-alike: same name, another module
+        def __call__(self, x):
+            return x
+
+    class MyResize(T.Resize):  # a user's subclass overriding what Resize does
+        def forward(self, img):
+            return img
+
+    with pytest.raises(ValueError, match=r"test_dropin.*ToTensor.*not torchvision's ToTensor"):
+        fp.from_torchvision(T.Compose([T.Resize(256), T.CenterCrop(224), ToTensor()]))
+    with pytest.raises(ValueError, match="MyResize.*not a torchvision transform"):
+        fp.from_torchvision(T.Compose([MyResize(256), T.CenterCrop(224)]))
+    timm_transforms = pytest.importorskip("timm.data.transforms")
+    timm_aa = pytest.importorskip("timm.data.auto_augment")
+    timm_re = pytest.importorskip("timm.data.random_erasing")
+    for op, name in ((timm_transforms.ToTensor(), "timm.data.transforms.ToTensor"),
+                     (timm_aa.rand_augment_transform("rand-m9-mstd0.5", {}), "timm.data.auto_augment.RandAugment"),
+                     (timm_re.RandomErasing(0.25), "timm.data.random_erasing.RandomErasing")):
+        with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+            fp.from_torchvision(T.Compose([T.Resize(256), T.CenterCrop(224), op]))
+    # torchvision's own classes, v1 and v2, still convert
+    v2 = pytest.importorskip("torchvision.transforms.v2")
+    assert fp.from_torchvision(T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor()])).output_size == (224, 224)
+    assert fp.from_torchvision(v2.Compose([v2.Resize(256), v2.CenterCrop(224)])).output_size == (224, 224)

@@ -320,7 +320,7 @@ def test_ring_stays_bounded_when_fallback_files_fail(tmp_path, photos):
             assert n == 98
     finally:
         gc.enable()
-    assert len(L.errors) == 10
+    assert len(L.errors) == 2 and L.errors.failures == 10  # one record per failing sample, with a count
     assert L.stats()["ring_slots"] <= prefetch + 3
 
 
@@ -718,3 +718,166 @@ def test_argument_errors_name_the_argument():
         t.batch([np.zeros((9, 9, 3), np.uint8)], out=torch.zeros((1, 3, 8, 8), requires_grad=True))
     with pytest.raises(ValueError, match="simd must be a level name"):
         fp.Compose(EVAL, simd=2)
+
+
+def test_random_erasing_value_must_be_finite():
+    for bad in (float("nan"), float("inf"), (0.0, float("nan"), 1.0)):
+        with pytest.raises(ValueError, match="RandomErasing value must be finite"):
+            fp.RandomErasing(value=bad)
+
+
+def test_replaced_tar_shard_of_the_same_size_is_reindexed(tmp_path, photos):
+    """The tar index cache was keyed by path, size and mtime: a shard replaced by another of the
+    same size (tar sizes come in 10240-byte records) gave the old shard's images and labels.
+    Now inode, ctime and the first and last header blocks are part of the key (Note [Tar index
+    identity])."""
+    import tarfile
+
+    def shard(path, order, label):
+        with tarfile.open(path, "w") as tf:
+            for i in order:
+                data = open(photos[i], "rb").read()
+                for name, payload in ((f"s{i:02d}.jpg", data), (f"s{i:02d}.cls", str(label).encode())):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(payload)
+                    info.mtime = 0
+                    import io as _io
+                    tf.addfile(info, _io.BytesIO(payload))
+
+    a, b = tmp_path / "a.tar", tmp_path / "b.tar"
+    shard(a, [0, 1], 3)
+    shard(b, [1, 0], 5)  # same members in another order: the same size
+    assert os.path.getsize(a) == os.path.getsize(b)
+    target = tmp_path / "train.tar"
+    shutil.copy(a, target)
+    st = os.stat(target)
+    first = fp.index_source(str(target))
+    assert first.labels.tolist() == [3, 3] and first.items[0].member == "s00.jpg"
+    shutil.copy(b, target)
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))  # the same size and mtime
+    again = fp.index_source(str(target))
+    assert again.labels.tolist() == [5, 5] and again.items[0].member == "s01.jpg"
+
+
+def test_preprocess_refuses_out_inside_the_source(tmp_path, photos):
+    root = tmp_path / "src"
+    (root / "a").mkdir(parents=True)
+    for p in photos[:2]:
+        shutil.copy(p, root / "a")
+    with pytest.raises(ValueError, match="lies inside the source folder"):
+        fp.preprocess(str(root), str(root / "out"), size=32, progress=False)
+    assert not (root / "out").exists()
+    fp.preprocess(str(root), str(tmp_path / "out"), size=32, progress=False)  # beside it: fine
+    r = subprocess.run([sys.executable, "-m", "fastprep", "preprocess", str(root), str(root / "b" / "out")],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.returncode != 0 and "lies inside the source folder" in r.stderr
+
+
+def test_loader_errors_do_not_grow_across_epochs(tmp_path, photos):
+    """One record per failing sample with a count, capped: the same bad files in every epoch used
+    to append again (60,000 entries and a 4.9 MB state_dict after 3 epochs of 20k failures)."""
+    import json
+
+    from fastprep._loader import ErrorLog
+
+    root = tmp_path / "src" / "a"
+    root.mkdir(parents=True)
+    for i in range(6):
+        shutil.copy(photos[i], root / f"{i}.jpg")
+    for i in range(30):
+        (root / f"bad{i:02d}.jpg").write_bytes(b"\xff\xd8\xff junk")
+    L = fp.Loader(str(tmp_path / "src"), fp.Compose(EVAL), batch_size=8, on_error="skip", backend="numpy")
+    sizes = []
+    for epoch in range(3):
+        for _ in L:
+            pass
+        sizes.append(len(json.dumps(L.state_dict())))
+    assert len(L.errors) == 30 and L.errors.failures == 90
+    assert all(L.errors.count(i) == 3 for i, _ in L.errors)
+    assert sizes[0] == sizes[1] == sizes[2]
+    log = ErrorLog()
+    for epoch in range(3):
+        for i in range(ErrorLog.MAX_RECORDS + 500):
+            log.add(i, "bad")
+    assert len(log) == ErrorLog.MAX_RECORDS and log.dropped == 3 * 500 and log.failures == 3 * (ErrorLog.MAX_RECORDS + 500)
+    M = fp.Loader(str(tmp_path / "src"), fp.Compose(EVAL), batch_size=8, on_error="skip", backend="numpy",
+                  seed=L.seed)
+    M.load_state_dict(L.state_dict())
+    assert list(M.errors) == list(L.errors) and M.errors.count(next(iter(L.errors))[0]) == 3
+
+
+def test_every_sample_failing_under_skip_is_an_error(tmp_path):
+    root = tmp_path / "src" / "a"
+    root.mkdir(parents=True)
+    for i in range(5):
+        (root / f"bad{i}.jpg").write_bytes(b"\xff\xd8\xff junk")
+    L = fp.Loader(str(tmp_path / "src"), fp.Compose(EVAL), batch_size=2, on_error="skip", backend="numpy")
+    with pytest.raises(fp.AllSamplesFailedError, match="every sample failed.*5 failures"):
+        list(L)
+
+
+def test_one_iterator_shared_by_two_threads(tree):
+    """Two threads draining one iterator get every batch once and then StopIteration, never the
+    false "producer thread ended" error (issue 28)."""
+    import threading
+
+    L = fp.Loader(tree, fp.Compose(EVAL), batch_size=1, backend="numpy", prefetch=1)
+    it = iter(L)
+    got, errors = [], []
+
+    def drain():
+        try:
+            for x, _ in it:
+                got.append(1)
+        except Exception as e:
+            errors.append(repr(e))
+
+    ths = [threading.Thread(target=drain) for _ in range(2)]
+    [t.start() for t in ths]
+    [t.join(60) for t in ths]
+    assert errors == [] and len(got) == len(L.dataset)
+
+
+def test_numpy_loader_does_not_import_torch(tree):
+    r = run_py(f"""
+        import sys, fastprep as fp
+        L = fp.Loader({tree!r}, fp.Compose([fp.Resize(32), fp.CenterCrop(32)]), batch_size=4, backend="numpy")
+        x, y = next(iter(L))
+        print("torch" in sys.modules, type(x).__module__)
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "numpy"]
+
+
+def test_loader_pickles_and_resumes(tree):
+    import pickle
+
+    L = fp.Loader(tree, fp.Compose(TRAIN), batch_size=3, backend="numpy")
+    it = iter(L)
+    next(it)
+    M = pickle.loads(pickle.dumps(L))
+    assert M.seed == L.seed and M.classes == L.classes
+    rest = [x for x, _ in it]
+    assert all(np.array_equal(a, b) for a, (b, _) in zip(rest, M))
+
+
+def test_dataloader_arguments_accepted_with_a_warning(tree):
+    import multiprocessing as mp
+
+    torch = pytest.importorskip("torch")
+    with pytest.warns(UserWarning, match="multiprocessing_context is ignored"):
+        fp.Loader(tree, fp.Compose(EVAL), multiprocessing_context=mp.get_context("spawn"), backend="numpy")
+    with pytest.warns(UserWarning, match="in_order=False is ignored"):
+        fp.Loader(tree, fp.Compose(EVAL), in_order=False, backend="numpy")
+    g = torch.Generator().manual_seed(7)
+    a = fp.Loader(tree, fp.Compose(EVAL), generator=g, backend="numpy").seed
+    b = fp.Loader(tree, fp.Compose(EVAL), generator=torch.Generator().manual_seed(7), backend="numpy").seed
+    assert a == b  # the seed is drawn from the generator, as DataLoader's base seed
+    with pytest.raises(ValueError, match="batch_sampler is not supported"):
+        fp.Loader(tree, fp.Compose(EVAL), batch_sampler=[[0, 1]])
+
+
+def test_loader_over_preprocessed_tar_shards_has_the_classes(tree, tmp_path):
+    fp.preprocess(tree, str(tmp_path / "tars"), format="tar", size=32, shard_size=4, progress=False)
+    L = fp.Loader(str(tmp_path / "tars"), fp.Compose(EVAL), batch_size=4, backend="numpy")
+    assert L.classes == ["a", "b", "c"]

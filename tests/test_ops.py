@@ -37,13 +37,16 @@ def registry_guard():
 
 
 def test_toy_op_added_through_the_public_extension_point(photos, registry_guard):
-    """A new op = one class: its stage, order rules, torchvision name and plan fields. This toy
-    op is the 256/224 eval crop as one op; it must equal Resize + CenterCrop exactly."""
+    """A new op = one class: its stage, order rules, the classes it converts and plan fields. This
+    toy op is the 256/224 eval crop as one op; it must equal Resize + CenterCrop exactly."""
+
+    class ToyEvalCrop:  # stands in for another library's transform class
+        size = 64
 
     @fp.register_op
     class EvalCrop(fp.Op):
         stage = fp.Stage.GEOMETRY
-        torchvision = ("ToyEvalCrop",)
+        converts = (ToyEvalCrop,)
         not_after = {n: "{name} must be the only resize/crop op" for n in ("Resize", "CenterCrop")}
 
         def __init__(self, size):
@@ -65,12 +68,15 @@ def test_toy_op_added_through_the_public_extension_point(photos, registry_guard)
     with pytest.raises(ValueError, match="geometric ops first"):
         fp.Compose([fp.ToTensor(), EvalCrop(64)])
 
-    class ToyEvalCrop:  # stands in for a torchvision class of that name
-        size = 64
-
     conv = fp.from_torchvision(ToyEvalCrop(), exact=True)
     assert conv.transforms == [EvalCrop(64)]
-    assert "`EvalCrop`" in fp.op_table() and "`ToyEvalCrop`" in fp.op_table()
+    assert "`EvalCrop`" in fp.op_table() and "ToyEvalCrop`" in fp.op_table()
+
+    class ToyEvalCrop:  # the same name, another class: not converted (by identity)
+        size = 64
+
+    with pytest.raises(ValueError, match="not a torchvision transform"):
+        fp.from_torchvision(ToyEvalCrop())
     assert fp.registered_ops()["EvalCrop"] is EvalCrop
 
 

@@ -160,10 +160,12 @@ def test_truncated_shard_names_shard_and_member(shards):
         fp.index_source(paths)
     assert paths[1] in str(ei.value) and last.member in str(ei.value) and "truncated" in str(ei.value)
     assert os.path.getsize(paths[1]) < size
-    with pytest.warns(UserWarning, match="left out while indexing"):
+    with pytest.warns(UserWarning, match="1 shard.s. cut short.*how many samples is unknown"):
         loader = fp.Loader(paths, fp.Compose(TRAIN), batch_size=3, backend="numpy", on_error="skip")
     assert len(loader.dataset) == 9  # the four samples before the cut are kept
-    assert len(loader.dataset.skipped) == 1 and last.member in loader.dataset.skipped[0][0]
+    # a cut shard is not counted as one skipped sample (issue 28): it is in dataset.cut
+    assert loader.dataset.skipped == [] and len(loader.dataset.cut) == 1
+    assert last.member in loader.dataset.cut[0][0]
     batches = list(loader)
     assert [len(b[0]) for b in batches] == [3, 3, 3]
 
@@ -184,7 +186,7 @@ def test_not_a_tar_and_corrupt_header(tmp_path, shards):
         fp.index_source(str(bad))
     kept = fp.index_source(str(bad), on_error="skip")
     assert [m.member for m in kept.items] == [m.member for m in ds.items[:2]]
-    assert "corrupt header" in kept.skipped[0][1]
+    assert "corrupt header" in kept.cut[0][1] and kept.skipped == []
 
 
 @pytest.mark.parametrize("case", ["no_image", "duplicate", "repeated_field", "missing_label", "bad_cls"])
