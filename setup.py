@@ -1,4 +1,9 @@
-"""Build of fastprep's native core (fastprep._core) against the system libjpeg-turbo, libpng, zlib and libwebp.
+"""Build of fastprep's native core (fastprep._core) against the system libjpeg-turbo and, when
+their headers are there, libpng + zlib and libwebp.
+
+JPEG is required; PNG and WebP are optional: a codec whose headers are missing is left out of the
+build (its files are then decoded by Pillow), and the build says which codecs are native (so does
+``fastprep.build_info()``). FASTPREP_WITHOUT=png,webp leaves codecs out on purpose.
 
 No -march=native: SIMD kernels are compiled per function with target attributes and chosen at
 run time (csrc/simd.cpp), so one build runs on any x86-64 CPU; on AArch64 (Linux, macOS arm64) the
@@ -14,10 +19,12 @@ from setuptools import setup
 
 HEADER_HELP = {
     "jpeglib.h": """
-fastprep needs the libjpeg-turbo development headers (jpeglib.h) to build.
-  Debian/Ubuntu:  sudo apt-get install libjpeg62-turbo-dev   (Ubuntu: libjpeg-turbo8-dev)
+fastprep needs the libjpeg-turbo development headers (jpeglib.h) to build from source
+(or install the binary wheel, which needs nothing: see README "Install").
+  Debian:         sudo apt-get install libjpeg62-turbo-dev
+  Ubuntu:         sudo apt-get install libjpeg-turbo8-dev
   Fedora/RHEL:    sudo dnf install libjpeg-turbo-devel
-  macOS:          brew install jpeg-turbo   (then export CPATH/LIBRARY_PATH to its prefix)
+  macOS:          brew install jpeg-turbo   (found in Homebrew's prefix automatically)
 Set FASTPREP_JPEG_PREFIX=/path/to/prefix to point the build at another install.
 """,
     "webp/decode.h": """
@@ -61,11 +68,12 @@ def _probe(header, inc):
             return True  # no standalone compiler to probe with: let the real build report
 
 
-def find_library(header, prefix_env):
+def find_library(header, prefix_env, required=True):
     """Include and library dirs for `header`, found by compiling a probe (not by guessing paths:
-    multiarch dirs, Homebrew, conda...); stops the build with the packages to install. On macOS a
-    header the compiler does not find is also looked for in Homebrew's keg (Apple silicon and
-    Intel prefixes), where keg-only formulas such as jpeg-turbo live."""
+    multiarch dirs, Homebrew, conda...). A required header that is missing stops the build with
+    the packages to install; an optional one gives None. On macOS a header the compiler does not
+    find is also looked for in Homebrew's keg (Apple silicon and Intel prefixes), where keg-only
+    formulas such as jpeg-turbo live."""
     prefix = os.environ.get(prefix_env)
     inc = [os.path.join(prefix, "include")] if prefix else []
     lib = [os.path.join(prefix, "lib")] if prefix else []
@@ -75,17 +83,41 @@ def find_library(header, prefix_env):
             if os.path.exists(os.path.join(keg, "include", header)):
                 return [os.path.join(keg, "include")], [os.path.join(keg, "lib")]
     if not _probe(header, inc):
+        if not required:
+            return None
         sys.stderr.write(HEADER_HELP[header])
         raise SystemExit(f"error: {header} not found (install the development headers named above)")
     return inc, lib
 
 
+_without = {c.strip().lower() for c in os.environ.get("FASTPREP_WITHOUT", "").split(",") if c.strip()}
 _jpeg = find_library("jpeglib.h", "FASTPREP_JPEG_PREFIX")
-_png = find_library("png.h", "FASTPREP_PNG_PREFIX")
-_webp = find_library("webp/decode.h", "FASTPREP_WEBP_PREFIX")
-_zlib = find_library("zlib.h", "FASTPREP_ZLIB_PREFIX")
-include_dirs = _jpeg[0] + _png[0] + _webp[0] + _zlib[0]
-library_dirs = _jpeg[1] + _png[1] + _webp[1] + _zlib[1]
+_png = None if "png" in _without else find_library("png.h", "FASTPREP_PNG_PREFIX", required=False)
+_zlib = None if "png" in _without else find_library("zlib.h", "FASTPREP_ZLIB_PREFIX", required=False)
+_webp = None if "webp" in _without else find_library("webp/decode.h", "FASTPREP_WEBP_PREFIX", required=False)
+include_dirs, library_dirs, libraries, macros = list(_jpeg[0]), list(_jpeg[1]), ["jpeg"], []
+native = ["JPEG"]
+if _png is not None and _zlib is not None:
+    include_dirs += _png[0] + _zlib[0]
+    library_dirs += _png[1] + _zlib[1]
+    libraries += ["png", "z"]
+    macros.append(("FASTPREP_HAVE_PNG", "1"))
+    native.append("PNG")
+if _webp is not None:
+    include_dirs += _webp[0]
+    library_dirs += _webp[1]
+    libraries += ["webp"]
+    macros.append(("FASTPREP_HAVE_WEBP", "1"))
+    native.append("WebP")
+_missing = [name for name in ("PNG", "WebP") if name not in native]
+_summary = f"fastprep: native decoders: {', '.join(native)}"
+if _missing:
+    _summary += (f"; no native {' or '.join(_missing)}: such files are decoded by Pillow (slower). For a native "
+                 "decoder install " + " and ".join({"PNG": "libpng-dev + zlib1g-dev", "WebP": "libwebp-dev"}[m]
+                                                  for m in _missing)
+                 + " (Debian/Ubuntu; Fedora: libpng-devel zlib-devel / libwebp-devel; macOS: brew install libpng "
+                   "webp) and reinstall, or install the wheel, which bundles them")
+sys.stderr.write(_summary + "\n")
 
 SOURCES = [
     "csrc/augment.cpp",
@@ -132,7 +164,8 @@ ext = Pybind11Extension(
     SOURCES,
     include_dirs=["csrc"] + include_dirs,
     library_dirs=library_dirs,
-    libraries=["jpeg", "png", "webp", "z"],
+    libraries=libraries,
+    define_macros=macros,
     cxx_std=17,
     extra_compile_args=extra_compile,
     extra_link_args=extra_link,

@@ -23,6 +23,8 @@
 #include "moments.h"
 #include "output.h"
 #include "pipeline.h"
+#include "png_decoder.h"
+#include "webp_decoder.h"
 #include "plan.h"
 #include "resample.h"
 #include "simd.h"
@@ -351,6 +353,26 @@ PYBIND11_MODULE(_core, m) {
     return out;
   }, "Every SIMD level this build and CPU can run, scalar first.");
   m.def("default_simd", [] { return default_simd(); }, "SIMD level used by default (FASTPREP_SIMD caps it).");
+  m.def("build_info", [] {
+    py::dict codecs;  // the library each native decoder uses; None: no native decoder in this build
+    codecs["jpeg"] = jpeg_library_version();
+    codecs["png"] = png_native() ? py::object(py::str("libpng " + png_library_version())) : py::object(py::none());
+    codecs["zlib"] = png_native() ? py::object(py::str(zlib_library_version())) : py::object(py::none());
+    codecs["webp"] = webp_native() ? py::object(py::str("libwebp " + webp_library_version())) : py::object(py::none());
+    py::list compiled;
+    compiled.append("scalar");
+#if defined(__x86_64__) || defined(__i386__)
+    compiled.append("sse41");
+    compiled.append("avx2");
+#elif defined(__aarch64__)
+    compiled.append("neon");
+#endif
+    py::dict d;
+    d["codecs"] = codecs;
+    d["simd_compiled"] = compiled;
+    d["compiler"] = py::str(__VERSION__);
+    return d;
+  }, "What this build holds: the codec libraries of its native decoders and the SIMD levels compiled in.");
   m.def("parse_simd", [](const std::string& name) { return parse_simd(name); },
         "A SIMD level by name (scalar, sse41, avx2, auto); an error if this CPU lacks it.");
 

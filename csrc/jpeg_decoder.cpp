@@ -223,6 +223,16 @@ struct JpegDecoder::Impl {
 
 };
 
+#define FASTPREP_STR2(x) #x
+#define FASTPREP_STR(x) FASTPREP_STR2(x)
+std::string jpeg_library_version() {
+#ifdef LIBJPEG_TURBO_VERSION
+  return std::string("libjpeg-turbo ") + FASTPREP_STR(LIBJPEG_TURBO_VERSION);
+#else
+  return std::string("libjpeg ") + std::to_string(JPEG_LIB_VERSION);
+#endif
+}
+
 JpegDecoder::JpegDecoder() : impl_(new Impl) {
   Impl& m = *impl_;
   m.cinfo.err = jpeg_std_error(&m.err.pub);

@@ -109,6 +109,9 @@ class [[nodiscard]] JpegDecoder::Session {
   JpegHeader header_;
 };
 
+// "libjpeg-turbo 2.1.5" (the version of the headers built against; libjpeg has no run-time query).
+std::string jpeg_library_version();
+
 // True when the bytes start with a JPEG SOI marker.
 inline bool is_jpeg(const uint8_t* d, size_t n) { return n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF; }
 

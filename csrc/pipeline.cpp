@@ -171,9 +171,9 @@ void load(Worker& w, const SampleInput& in, Encoded* e, bool keep_other) {
     e->jpeg.length = f.size();
     e->jpeg.chunk = w.file.data();
     e->jpeg.chunk_size = w.file.capacity();
-  } else if (is_png(d, have)) {
+  } else if (is_png(d, have) && png_native()) {
     have = read_png(f, &w.file, have);
-  } else if (is_webp(d, have)) {
+  } else if (is_webp(d, have) && webp_native()) {
     // The RIFF size: a WebP ends there (padded to even), whatever follows it in the file.
     const size_t riff = 8 + static_cast<size_t>(le32(d + 4)) + (le32(d + 4) & 1u);
     have = read_more(f, &w.file, have, riff);
@@ -704,8 +704,9 @@ bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunK
       load(w, in, &e, false);
       const uint8_t* data = e.data;
       const size_t size = e.size;
-      const WebpInfo webp = is_webp(data, size) ? webp_info(data, size, plan.spec.max_pixels) : WebpInfo();
-      if (is_png(data, size)) {
+      const WebpInfo webp =
+          is_webp(data, size) && webp_native() ? webp_info(data, size, plan.spec.max_pixels) : WebpInfo();
+      if (is_png(data, size) && png_native()) {
         const PngImage img(data, size, plan.spec.max_pixels, false, plan.spec.simd, false);  // the header only
         res->orientation = shown_orientation(plan.spec, img.orientation());
         oriented_dims(res->orientation, img.height(), img.width(), &h, &wd);
@@ -762,11 +763,11 @@ void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey
     load(w, in, &e, false);
     const uint8_t* data = e.data;
     const size_t size = e.size;
-    if (is_png(data, size)) {
+    if (is_png(data, size) && png_native()) {
       run_png(plan, w, data, size, key, slot, out_h, out_w, res);
       return;
     }
-    if (is_webp(data, size)) {
+    if (is_webp(data, size) && webp_native()) {  // without libwebp, a WebP goes to the fallback
       const WebpInfo info = webp_info(data, size, plan.spec.max_pixels);
       if (!info.animated) {
         run_webp(plan, w, data, size, info, key, slot, out_h, out_w, res);

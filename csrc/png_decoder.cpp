@@ -3,8 +3,10 @@
 #include "exif.h"
 #include "png_rows.h"
 
+#ifdef FASTPREP_HAVE_PNG
 #include <png.h>
 #include <zlib.h>
+#endif
 
 #include <csetjmp>
 #include <cstdio>
@@ -13,6 +15,12 @@
 #include <vector>
 
 namespace fastprep {
+
+#ifdef FASTPREP_HAVE_PNG
+
+bool png_native() { return true; }
+std::string png_library_version() { return png_get_libpng_ver(nullptr); }
+std::string zlib_library_version() { return zlibVersion(); }
 
 namespace {
 constexpr png_alloc_size_t kMaxChunkBytes = png_alloc_size_t(8) << 20;
@@ -355,5 +363,27 @@ void PngImage::read_all(uint8_t* const* rows) {
   }
   m.rows_read = h;
 }
+
+#else  // built without libpng / zlib: PNG files go to the Pillow fallback
+
+bool png_native() { return false; }
+std::string png_library_version() { return std::string(); }
+std::string zlib_library_version() { return std::string(); }
+
+struct PngImage::Impl {};
+
+PngImage::PngImage(const uint8_t*, size_t, int64_t, bool, Simd, bool) {
+  throw Error(ErrorKind::kUnsupported, "this build of fastprep has no native PNG decoder (built without libpng)");
+}
+PngImage::~PngImage() = default;
+int PngImage::width() const { return 0; }
+int PngImage::height() const { return 0; }
+bool PngImage::interlaced() const { return false; }
+int PngImage::orientation() const { return 1; }
+bool PngImage::truncated() const { return false; }
+void PngImage::read_rows(uint8_t* const*, int) {}
+void PngImage::read_all(uint8_t* const*) {}
+
+#endif  // FASTPREP_HAVE_PNG
 
 }  // namespace fastprep

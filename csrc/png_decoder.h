@@ -26,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "common.h"
 
@@ -38,6 +39,13 @@ inline bool is_png(const uint8_t* d, size_t n) {
     if (d[i] != sig[i]) return false;
   return true;
 }
+
+// Whether this build decodes PNG natively (built with libpng and zlib: FASTPREP_HAVE_PNG); without
+// it a PNG goes to the Pillow fallback and PngImage's constructor throws kUnsupported.
+bool png_native();
+// "libpng 1.6.39, zlib 1.2.13"-style versions of the libraries linked, or "" without them.
+std::string png_library_version();
+std::string zlib_library_version();
 
 class PngImage {
  public:

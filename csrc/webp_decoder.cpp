@@ -1,6 +1,8 @@
 #include "webp_decoder.h"
 
+#ifdef FASTPREP_HAVE_WEBP
 #include <webp/decode.h>
+#endif
 
 #include <algorithm>
 #include <cstdint>
@@ -11,6 +13,15 @@
 #include "exif.h"
 
 namespace fastprep {
+
+#ifdef FASTPREP_HAVE_WEBP
+
+bool webp_native() { return true; }
+
+std::string webp_library_version() {
+  const int v = WebPGetDecoderVersion();
+  return std::to_string((v >> 16) & 0xFF) + "." + std::to_string((v >> 8) & 0xFF) + "." + std::to_string(v & 0xFF);
+}
 
 namespace {
 
@@ -130,5 +141,20 @@ void webp_decode_rect(const uint8_t* data, size_t size, const WebpRect& rect, ui
   WebPFreeDecBuffer(&config.output);
   if (st != VP8_STATUS_OK) throw Error(ErrorKind::kDecode, std::string("WebP: ") + status_name(st));
 }
+
+#else  // built without libwebp: WebP files go to the Pillow fallback
+
+bool webp_native() { return false; }
+std::string webp_library_version() { return std::string(); }
+
+[[noreturn]] static void no_webp() {
+  throw Error(ErrorKind::kUnsupported, "this build of fastprep has no native WebP decoder (built without libwebp)");
+}
+WebpInfo webp_info(const uint8_t*, size_t, int64_t) { no_webp(); }
+void webp_decode(const uint8_t*, size_t, const WebpInfo&, uint8_t*, size_t) { no_webp(); }
+WebpRect webp_region_rect(const WebpInfo&, int, int, int, int) { no_webp(); }
+void webp_decode_rect(const uint8_t*, size_t, const WebpRect&, uint8_t*, size_t) { no_webp(); }
+
+#endif  // FASTPREP_HAVE_WEBP
 
 }  // namespace fastprep

@@ -36,6 +36,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "common.h"
 
@@ -45,6 +46,12 @@ inline bool is_webp(const uint8_t* d, size_t n) {
   return n >= 16 && d[0] == 'R' && d[1] == 'I' && d[2] == 'F' && d[3] == 'F' && d[8] == 'W' && d[9] == 'E' &&
          d[10] == 'B' && d[11] == 'P';
 }
+
+// Whether this build decodes WebP natively (built with libwebp's headers: FASTPREP_HAVE_WEBP);
+// without it a WebP goes to the Pillow fallback, and the functions below throw kUnsupported.
+bool webp_native();
+// libwebp's decoder version ("1.2.4"), or "" without it.
+std::string webp_library_version();
 
 struct WebpInfo {
   int width = 0, height = 0;

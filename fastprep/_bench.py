@@ -572,10 +572,16 @@ def run_bench(files, transform="eval", threads=(1,), vs=PEERS, size=224, repeat=
     if format not in FORMATS:
         raise SystemExit(f"fastprep bench: --format must be one of {', '.join(FORMATS)}, got {format!r}")
     skipped, peers = {}, []
+    from . import build_info
+
+    native = build_info()["native_formats"]
     for peer in vs:
         missing = missing_modules(peer)
         if peer == "dali" and format != "jpeg":
             skipped[peer] = f"timed on JPEG only (--format {format})"
+        elif peer == "ceiling" and format not in native:
+            skipped[peer] = (f"this build of fastprep has no native {format.upper()} decoder (built without its "
+                             "headers): fastprep decodes these files with Pillow")
         elif missing:
             skipped[peer] = install_hint(peer, missing)
         else:
@@ -689,21 +695,34 @@ def run_bench(files, transform="eval", threads=(1,), vs=PEERS, size=224, repeat=
                     r["mode"] = name.split("-", 1)[1]
                 results.append(r)
     ref_name = "fastprep-exact" if "exact" in modes else f"fastprep-{modes[0]}"
+    # One estimator per row (issue 28: a row printed fast at 21 img/s beside exact at 24 and "exact
+    # x = 0.97x"). Rows timed in the same rounds as the reference are stated relative to it: their
+    # speed-up is the median of per-round time ratios, and their img/s is the reference's median
+    # img/s divided by it, so the two columns always agree. A DataLoader peer, timed in a block of
+    # its own, has its own median img/s and the ratio of the medians ("block" in "estimate").
     for t in threads:
         rows = [r for r in results if r["threads"] == t]
         ref = [r for r in rows if r["pipeline"] == ref_name]
+        for r in rows:
+            r["estimate"] = "median"
+            if ref and r is ref[0]:
+                r["fastprep_speedup"] = 1.0
+            if not ref or r is ref[0]:
+                continue
+            key, rkey = (r["pipeline"], t), (ref_name, t)
+            a, b = times.get(key, []), times.get(rkey, [])
+            if group_of.get(key) == group_of.get(rkey) and len(a) == len(b) and a:
+                ratios = [x / y for x, y in zip(a, b)]
+                r["fastprep_speedup"] = statistics.median(ratios)
+                r["speedup_range"] = [min(ratios), max(ratios)]
+                r["images_per_s"] = ref[0]["images_per_s"] / r["fastprep_speedup"]
+                r["megapixels_per_s"] = ref[0]["megapixels_per_s"] / r["fastprep_speedup"]
+                r["estimate"] = "per-round ratio to " + ref_name
+            else:
+                r["fastprep_speedup"] = ref[0]["images_per_s"] / r["images_per_s"]
+                r["estimate"] = "block"
         ceil = [r for r in rows if r["pipeline"] == "ceiling"]
         for r in rows:
-            if ref:
-                key, rkey = (r["pipeline"], t), (ref_name, t)
-                a, b = times.get(key, []), times.get(rkey, [])
-                if group_of.get(key) == group_of.get(rkey) and len(a) == len(b) and a:
-                    # timed in the same rounds: the median of per-round ratios, which the machine's
-                    # drift from one round to the next does not move
-                    r["fastprep_speedup"] = statistics.median(x / y for x, y in zip(a, b))
-                    r["speedup_per_round"] = True
-                else:  # a DataLoader peer, timed in a block of its own: ratio of the medians
-                    r["fastprep_speedup"] = ref[0]["images_per_s"] / r["images_per_s"]
             if ceil:
                 r["vs_ceiling"] = r["images_per_s"] / ceil[0]["images_per_s"]
     import platform
@@ -715,7 +734,26 @@ def run_bench(files, transform="eval", threads=(1,), vs=PEERS, size=224, repeat=
         "skipped": skipped,
         "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "simd": _core.default_simd().name,
                     "python": platform.python_version()},
+        "versions": library_versions(peers),
+        "date": time.strftime("%Y-%m-%d"),
     }
+
+
+def library_versions(peers=()):
+    """fastprep's build (version, SIMD, codec libraries) and the versions of numpy and the peers'
+    packages that are installed (the figures of a run depend on all of them)."""
+    from importlib import metadata
+
+    from . import build_info
+
+    out = {"fastprep": build_info()}
+    wanted = ["numpy"] + sorted({pkg for p in peers for _, pkg in NEEDS.get(p, ())})
+    for pkg in wanted:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
 
 
 def _close_group(group):
@@ -753,10 +791,13 @@ def format_table(rep):
     as_ = f" as {fmt.upper()}" if fmt != "jpeg" else ""
     lines = [f"fastprep bench: {rep['files']} files{as_}{left}, transform={rep['transform']} ({rep['size']}px, "
              f"float32 CHW), median of {rep['repeat']} pass{'es' if rep['repeat'] != 1 else ''}",
-             f"machine: {rep['machine']['cpu']}, {rep['machine']['cores']} cores, SIMD {rep['machine']['simd']}",
-             f"'{ref.split()[-1]} x': how many times faster {ref} is than the row (same threads; the median of "
-             "per-round ratios for rows timed in the same rounds); "
-             f"'of ceiling': the row's img/s / {_LIBRARY[fmt]}'s bare full decode", ""]
+             f"machine: {rep['machine']['cpu']}, {rep['machine']['cores']} cores, SIMD {rep['machine']['simd']}"
+             + (f"; run {rep['date']}" if rep.get("date") else ""),
+             "versions: " + _versions_line(rep.get("versions", {})),
+             f"'{ref.split()[-1]} x': how many times faster {ref} is than the row (same threads): the median of "
+             "per-round time ratios for rows timed in the same rounds, whose img/s is then the reference's median "
+             f"img/s divided by it (one estimator per row); rows marked * were timed in a block of their own "
+             f"(ratio of medians); 'of ceiling': the row's img/s / {_LIBRARY[fmt]}'s bare full decode", ""]
     hdr = f"{'pipeline':<32} {'threads':>7} {'img/s':>9} {'MP/s':>8} {ref.split()[-1] + ' x':>9} {'of ceiling':>11}"
     lines += [hdr, "-" * len(hdr)]
     for t in rep["threads"]:
@@ -764,6 +805,8 @@ def format_table(rep):
             if r["threads"] != t:
                 continue
             sp = f"{r['fastprep_speedup']:.2f}x" if "fastprep_speedup" in r else "n/a"
+            if r.get("estimate") == "block":
+                sp += "*"
             if r["pipeline"] == rep["speedup_reference"]:
                 sp = "-"
             vc = f"{r['vs_ceiling']:.2f}" if "vs_ceiling" in r else "n/a"
@@ -777,8 +820,27 @@ def format_table(rep):
     return "\n".join(lines)
 
 
+def _versions_line(versions):
+    parts = []
+    b = versions.get("fastprep")
+    if b:
+        codecs = ", ".join(f"{k} {v}" for k, v in b.get("codecs", {}).items())
+        parts.append(f"fastprep {b.get('version')} ({codecs})")
+    parts += [f"{k} {v}" for k, v in versions.items() if k != "fastprep"]
+    return "; ".join(parts) or "unknown"
+
+
+def _plot_title(rep):
+    fmt = rep.get("format", "jpeg")
+    m = rep.get("machine", {})
+    return (f"fastprep bench: {rep['transform']} {rep['size']}px, {rep['files']} {fmt.upper()} files, "
+            f"median of {rep['repeat']} passes\n{m.get('cpu', '?')}, {m.get('cores', '?')} cores"
+            + (f", {rep['date']}" if rep.get("date") else ""))
+
+
 def plot(rep, path):
-    labels = [f"{_label(r['pipeline'], rep.get('format', 'jpeg'))} x{r['threads']}" for r in rep["results"]]
+    labels = [f"{_label(r['pipeline'], rep.get('format', 'jpeg'))}, {r['threads']} thread"
+              f"{'s' if r['threads'] != 1 else ''}" for r in rep["results"]]
     vals = [r["images_per_s"] for r in rep["results"]]
     if not vals:
         return
@@ -792,8 +854,9 @@ def plot(rep, path):
     if plt is not None:
         fig, ax = plt.subplots(figsize=(8, 0.5 * len(vals) + 1.5))
         ax.barh(labels[::-1], vals[::-1], color=["#d62728" if "fastprep" in lb else "#1f77b4" for lb in labels[::-1]])
-        ax.set_xlabel("images / s")
-        ax.set_title(f"{rep['transform']} transform, {rep['files']} files")
+        ax.set_xlabel("images per second (higher is better)")
+        ax.set_ylabel("pipeline, threads")
+        ax.set_title(_plot_title(rep), fontsize=9)
         fig.tight_layout()
         fig.savefig(path, dpi=100)
         return
@@ -801,16 +864,24 @@ def plot(rep, path):
         from PIL import Image, ImageDraw
     except ImportError:
         raise SystemExit("--plot needs matplotlib or Pillow: pip install matplotlib") from None
-    W, row = 900, 28
-    img = Image.new("RGB", (W, row * len(vals) + 40), "white")
+    from PIL import ImageFont
+
+    try:  # a scalable font (Pillow >= 10.1): the old bitmap font has no width for spaces
+        font = ImageFont.load_default(size=14)
+    except TypeError:
+        font = ImageFont.load_default()
+    W, row, top_margin = 960, 28, 70
+    img = Image.new("RGB", (W, row * len(vals) + top_margin + 40), "white")
     d = ImageDraw.Draw(img)
+    d.multiline_text((10, 8), _plot_title(rep), fill="black", font=font)
     top = max(vals) or 1
     for i, (lb, v) in enumerate(zip(labels, vals)):
-        y = 20 + i * row
-        d.rectangle([330, y, 330 + int((W - 420) * v / top), y + row - 8],
+        y = top_margin + i * row
+        d.rectangle([330, y, 330 + int((W - 440) * v / top), y + row - 8],
                     fill=(214, 39, 40) if "fastprep" in lb else (31, 119, 180))
-        d.text((5, y + 4), lb, fill="black")
-        d.text((335 + int((W - 420) * v / top), y + 4), f"{v:.0f}/s", fill="black")
+        d.text((5, y + 2), lb, fill="black", font=font)
+        d.text((335 + int((W - 440) * v / top), y + 2), f"{v:.0f}/s", fill="black", font=font)
+    d.text((330, top_margin + len(vals) * row + 8), "images per second (higher is better)", fill="black", font=font)
     img.save(path)
 
 

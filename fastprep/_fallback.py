@@ -2,6 +2,7 @@
 import io
 import os
 import threading
+import warnings
 
 import numpy as np
 
@@ -34,6 +35,17 @@ def sniff(head):
 
 _PIL_LOCK = threading.Lock()
 _PIL = []  # [(Image, ImageOps)] once Pillow is imported and initialised; [] before
+
+
+def _native_formats():
+    from . import _core
+
+    codecs = _core.build_info()["codecs"]
+    return frozenset(f.upper() for f in ("png", "webp") if codecs.get(f))
+
+
+_NATIVE = _native_formats()  # the optional formats this build decodes natively (fixed at build time)
+_NOT_BUILT = {"PNG": "libpng-dev and zlib1g-dev", "WEBP": "libwebp-dev"}
 
 
 def _pil():
@@ -116,6 +128,11 @@ def decode(item, source, max_pixels, apply_exif_orientation=False):
     """Decodes an item without a native decoder (path str or bytes-like) to an HxWx3 uint8 array,
     as torchvision's default loader does (``Image.open(f).convert("RGB")``: alpha dropped, EXIF
     orientation not applied); ``apply_exif_orientation`` turns it as ``ImageOps.exif_transpose``."""
+    return decode_oriented(item, source, max_pixels, apply_exif_orientation)[0]
+
+
+def decode_oriented(item, source, max_pixels, apply_exif_orientation=False):
+    """As :func:`decode`, and the EXIF orientation applied (1: none)."""
     if isinstance(item, str):
         data = read_file(item, source)
     elif isinstance(item, TarMember):
@@ -127,6 +144,12 @@ def decode(item, source, max_pixels, apply_exif_orientation=False):
     if len(data) == 0:
         raise DecodeError(source, "empty file (0 bytes)" if isinstance(item, str) else "empty data (0 bytes)")
     fmt = sniff(data)
+    if fmt in _NOT_BUILT and fmt not in _NATIVE:
+        # Once per process and place (the warnings module's default filter).
+        warnings.warn(f"this build of fastprep has no native {fmt} decoder (its headers were missing when it was "
+                      f"built): {fmt} files are decoded by Pillow, several times slower; install {_NOT_BUILT[fmt]} "
+                      "(Debian/Ubuntu) and reinstall fastprep, or install the binary wheel, which bundles it "
+                      "(fastprep.build_info() lists the native formats)", UserWarning, stacklevel=2)
     Image, ImageOps = _pil()
     if Image is None:
         if fmt is None:
@@ -138,7 +161,10 @@ def decode(item, source, max_pixels, apply_exif_orientation=False):
             w, h = im.size
             if max_pixels and w * h > max_pixels:
                 raise ImageTooLargeError(source, f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels} (max_pixels)")
+            orientation = 1
             if apply_exif_orientation:
+                orientation = int(im.getexif().get(0x0112, 1) or 1)
+                orientation = orientation if 1 <= orientation <= 8 else 1
                 im = ImageOps.exif_transpose(im)
             arr = np.asarray(im.convert("RGB"))
     except DecodeError:
@@ -151,7 +177,7 @@ def decode(item, source, max_pixels, apply_exif_orientation=False):
     except Exception as e:  # Pillow raises many types (OSError, SyntaxError, ValueError, ...)
         what = fmt or "unrecognized data"
         raise DecodeError(source, f"{what}: {e}") from None
-    return np.ascontiguousarray(arr)
+    return np.ascontiguousarray(arr), orientation
 
 
 def display_name(item, index):

@@ -12,6 +12,7 @@ import queue
 import signal
 import sys
 import threading
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -24,7 +25,30 @@ TRANSFORMS = ("eval", "resize")
 POLICIES = ("raise", "skip", "zeros")
 
 
-def build_transform(name, size, dtype="uint8", layout="CHW", fixed=True, interpolation="bilinear", exact=None):
+class DecodeOptions(NamedTuple):
+    """How the offline tools decode (picklable: Ray tasks get it): ``exact`` None means Compose's
+    default; ``apply_exif_orientation`` as Compose's (off: images as stored, as torchvision)."""
+    exact: Optional[bool] = None
+    apply_exif_orientation: bool = False
+
+    def compose_kwargs(self):
+        kw = {} if self.exact is None else {"exact": bool(self.exact)}  # None: Compose's default
+        if self.apply_exif_orientation:
+            kw["apply_exif_orientation"] = True
+        return kw
+
+
+EXIF_HELP = ("show each image with its EXIF orientation (as ImageOps.exif_transpose); by default images are "
+             "used as stored, as torchvision's and timm's loaders do")
+
+
+def add_exif_argument(p):
+    """--apply-exif-orientation, the same for every command."""
+    p.add_argument("--apply-exif-orientation", action="store_true", help=EXIF_HELP)
+
+
+def build_transform(name, size, dtype="uint8", layout="CHW", fixed=True, interpolation="bilinear",
+                    decode=DecodeOptions()):
     """Compose for a named preset.
 
     "eval": Resize(eval_resize(size)) + CenterCrop(size) (224 -> Resize(256) + CenterCrop(224)).
@@ -42,14 +66,14 @@ def build_transform(name, size, dtype="uint8", layout="CHW", fixed=True, interpo
         raise ValueError(f"unknown transform {name!r}: one of {TRANSFORMS}")
     if dtype != "uint8":
         ops.append(ToTensor())
-    kw = {} if exact is None else {"exact": bool(exact)}  # None: Compose's default
-    return Compose(ops, dtype=dtype, layout=layout, **kw)
+    return Compose(ops, dtype=dtype, layout=layout, **decode.compose_kwargs())
 
 
 def transform_spec(name, size, compose):
     """A JSON-able description of the transform (enough to rebuild it)."""
     return {"name": name, "size": int(size), "ops": [repr(op) for op in compose.transforms],
             "dtype": compose.dtype, "layout": compose.layout, "color": compose.color, "exact": compose.exact,
+            "apply_exif_orientation": compose.apply_exif_orientation,
             "output_size": list(compose.output_size) if compose.output_size else None}
 
 

@@ -171,21 +171,23 @@ def _prepare_out(out, fingerprint, overwrite):
 
 def preprocess(source, out, transform="eval", size=224, dtype="uint8", format="npy", layout="CHW",
                shard_size=1024, threads=None, quality=90, on_error="raise", batch_size=256, progress=None,
-               interpolation="bilinear", exact=None, overwrite=False, extensions=None):
-    """Runs the preprocessing job; returns a summary dict (see ``fastprep preprocess --help``)."""
+               interpolation="bilinear", exact=None, overwrite=False, extensions=None, apply_exif_orientation=False):
+    """Runs the preprocessing job; returns a summary dict (see ``fastprep preprocess --help``).
+    ``apply_exif_orientation``: as Compose's (off by default: images as stored, as torchvision)."""
     check_job(format, quality, dtype, on_error, shard_size)
+    decode = _offline.DecodeOptions(exact, bool(apply_exif_orientation))
     t0 = time.perf_counter()
     ds = index_for_job(source, extensions=extensions, on_error=on_error)
     check_out_outside_source(source, out)
     with output_folder(out) as out:
         if format == "npy":
             return _preprocess_npy(ds, t0, source, out, transform, size, dtype, layout, shard_size, threads,
-                                   on_error, batch_size, progress, interpolation, exact, overwrite)
+                                   on_error, batch_size, progress, interpolation, decode, overwrite)
         if format == "tar":
             return _preprocess_tar(ds, t0, source, out, transform, size, threads, quality, on_error, progress,
-                                   interpolation, exact, overwrite, int(shard_size))
+                                   interpolation, decode, overwrite, int(shard_size))
         return _preprocess_jpeg(ds, t0, source, out, transform, size, threads, quality, on_error, progress,
-                                interpolation, exact, overwrite)
+                                interpolation, decode, overwrite)
 
 
 def check_job(format, quality, dtype, on_error, shard_size):
@@ -247,17 +249,17 @@ def output_folder(out):
 class _NpyJob:
     """The settings of an npy run that shape its files (picklable: a Ray task gets one)."""
 
-    def __init__(self, transform, size, dtype, layout, shard_size, on_error, batch_size, interpolation, exact):
+    def __init__(self, transform, size, dtype, layout, shard_size, on_error, batch_size, interpolation, decode):
         self.transform, self.size, self.dtype, self.layout = transform, size, dtype, layout
         self.shard_size = int(shard_size)
         if self.shard_size <= 0:
             raise ValueError("shard_size must be positive")
         self.on_error, self.batch_size = on_error, int(batch_size)
-        self.interpolation, self.exact = interpolation, exact
+        self.interpolation, self.decode = interpolation, decode
 
     def compose(self):
         return _offline.build_transform(self.transform, self.size, self.dtype, self.layout, fixed=True,
-                                        interpolation=self.interpolation, exact=self.exact)
+                                        interpolation=self.interpolation, decode=self.decode)
 
 
 class _NpyStart:
@@ -274,8 +276,8 @@ class _NpyStart:
 
 
 def _preprocess_npy(ds, t0, source, out, transform, size, dtype, layout, shard_size, threads, on_error,
-                    batch_size, progress, interpolation, exact, overwrite):
-    job = _NpyJob(transform, size, dtype, layout, shard_size, on_error, batch_size, interpolation, exact)
+                    batch_size, progress, interpolation, decode, overwrite):
+    job = _NpyJob(transform, size, dtype, layout, shard_size, on_error, batch_size, interpolation, decode)
     st = _npy_start(job, ds, out, overwrite)
     if st.index is not None:
         return _summary(out, st.index, resumed=len(st.shards), written=0, seconds=time.perf_counter() - t0,
@@ -732,7 +734,7 @@ def encode_jpeg(img, quality):
     return bytes(_core.encode_jpeg(np.ascontiguousarray(img), int(quality), JPEG_SUBSAMPLING, False))
 
 
-def _encoder(transform, size, interpolation, exact):
+def _encoder(transform, size, interpolation, decode):
     """work(item) -> JPEG-ready HxWx3 uint8 image, one Compose (and native engine) per thread."""
     local = threading.local()
 
@@ -740,7 +742,7 @@ def _encoder(transform, size, interpolation, exact):
         t = getattr(local, "t", None)
         if t is None:
             t = local.t = _offline.build_transform(transform, size, "uint8", "HWC", fixed=False,
-                                                   interpolation=interpolation, exact=exact)
+                                                   interpolation=interpolation, decode=decode)
         return t.batch([item], threads=1, on_error="raise")[0]
     return run
 
@@ -795,9 +797,9 @@ def _encode_all(items, names, todo, encoder, threads, quality, on_error, bar, st
 
 
 def _preprocess_jpeg(ds, t0, source, out, transform, size, threads, quality, on_error, progress, interpolation,
-                     exact, overwrite):
+                     decode, overwrite):
     probe = _offline.build_transform(transform, size, "uint8", "HWC", fixed=False, interpolation=interpolation,
-                                     exact=exact)
+                                     decode=decode)
     spec = _offline.transform_spec(transform, size, probe)
     threads = threads or default_threads()
     out_names = _jpeg_names(ds.names)
@@ -815,7 +817,7 @@ def _preprocess_jpeg(ds, t0, source, out, transform, size, threads, quality, on_
 
     bar = Progress(len(ds), "preprocess", enabled=progress, initial=len(ds) - len(todo))
     try:
-        failed = _encode_all(ds.items, ds.names, todo, _encoder(transform, size, interpolation, exact), threads,
+        failed = _encode_all(ds.items, ds.names, todo, _encoder(transform, size, interpolation, decode), threads,
                              quality, on_error, bar, store, lambda i, stored: None,
                              lambda i: os.path.join(out, out_names[i]))
     finally:
@@ -877,12 +879,12 @@ def _tar_bytes(members):
 class _TarJob:
     """The settings of a tar run that shape its files (picklable: a Ray task gets one)."""
 
-    def __init__(self, transform, size, quality, on_error, interpolation, exact, shard_size):
+    def __init__(self, transform, size, quality, on_error, interpolation, decode, shard_size):
         self.transform, self.size, self.quality, self.on_error = transform, size, int(quality), on_error
-        self.interpolation, self.exact, self.shard_size = interpolation, exact, int(shard_size)
+        self.interpolation, self.decode, self.shard_size = interpolation, decode, int(shard_size)
 
     def encoder(self):
-        return _encoder(self.transform, self.size, self.interpolation, self.exact)
+        return _encoder(self.transform, self.size, self.interpolation, self.decode)
 
 
 class _TarStart:
@@ -898,7 +900,7 @@ class _TarStart:
 
 def _tar_start(job, ds, out, overwrite):
     probe = _offline.build_transform(job.transform, job.size, "uint8", "HWC", fixed=False,
-                                     interpolation=job.interpolation, exact=job.exact)
+                                     interpolation=job.interpolation, decode=job.decode)
     spec = _offline.transform_spec(job.transform, job.size, probe)
     n = len(ds)
     shards = [(a, min(n, a + job.shard_size)) for a in range(0, n, job.shard_size)]
@@ -976,13 +978,13 @@ def _tar_finish(job, out, ds, source, st, failed, written, t0):
 
 
 def _preprocess_tar(ds, t0, source, out, transform, size, threads, quality, on_error, progress, interpolation,
-                    exact, overwrite, shard_size):
+                    decode, overwrite, shard_size):
     """WebDataset shards of re-encoded JPEGs: ``OUT/shard-000000.tar`` ... hold ``<key>.jpg`` and,
     for a labeled source, ``<key>.cls``. Shard k holds items [k * shard_size, (k + 1) * shard_size)
     minus the failures, in order, so its bytes depend only on those items; it is written to .tmp
     and renamed when complete, and a rerun skips the shards already there. Three steps, as the
     npy run, so that fastprep/ray.py writes the shards in Ray tasks through the same code."""
-    job = _TarJob(transform, size, quality, on_error, interpolation, exact, shard_size)
+    job = _TarJob(transform, size, quality, on_error, interpolation, decode, shard_size)
     st = _tar_start(job, ds, out, overwrite)
     n = len(ds)
     bar = Progress(n, "preprocess", enabled=progress, initial=n - st.pending())
@@ -1021,6 +1023,7 @@ def add_arguments(p):
     p.add_argument("--exact", action=argparse.BooleanOptionalAction, default=None,
                    help="torchvision-exact decoding, or --no-exact: DCT-domain downscaling while decoding (faster "
                         "for large photos); default: fp.Compose's default")
+    _offline.add_exif_argument(p)
     p.add_argument("--overwrite", action="store_true", help="discard a previous run in OUT instead of resuming")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -1031,7 +1034,8 @@ def main(args):
                          format=args.format, layout=args.layout, shard_size=args.shard_size, threads=args.threads,
                          quality=args.quality, on_error=args.on_error, batch_size=args.batch_size,
                          progress=False if args.quiet else None, interpolation=args.interpolation,
-                         exact=args.exact, overwrite=args.overwrite)
+                         exact=args.exact, overwrite=args.overwrite,
+                         apply_exif_orientation=args.apply_exif_orientation)
     except DecodeError as e:
         sys.stderr.write(f"fastprep preprocess: {_offline.display(str(e))}\n(finished shards are kept; rerun with "
                          "--on-error skip to leave undecodable files out)\n")

@@ -274,9 +274,11 @@ def pca_decompose(cov):
 
 
 def compute_stats(source, transform="eval", size=224, per_pixel=False, pca=False, threads=None, batch_size=128,
-                  on_error="raise", progress=None, interpolation="bilinear", exact=None, extensions=None):
+                  on_error="raise", progress=None, interpolation="bilinear", exact=None, extensions=None,
+                  apply_exif_orientation=False):
     """Streams ``source`` through the transform once and returns a dict of statistics (the JSON
     that ``fastprep stats --out`` writes) plus, under "per_pixel_arrays", the per-pixel images.
+    ``apply_exif_orientation``: as Compose's (off by default: images as stored, as torchvision).
 
     ``on_error``: "raise" stops at the first undecodable file; "skip" leaves failed files out of
     the statistics; "zeros" counts them as black images (what a Loader with on_error="zeros"
@@ -285,7 +287,7 @@ def compute_stats(source, transform="eval", size=224, per_pixel=False, pca=False
     if on_error not in _offline.POLICIES:
         raise ValueError(f"on_error must be one of {_offline.POLICIES}, got {on_error!r}")
     ds = index_for_job(source, extensions=extensions, on_error=on_error)
-    compose = stats_transform(transform, size, interpolation, exact)
+    compose = stats_transform(transform, size, interpolation, _offline.DecodeOptions(exact, bool(apply_exif_orientation)))
     threads = threads or default_threads()
     n = len(ds)
     bar = Progress(n, "stats", enabled=progress)
@@ -301,10 +303,11 @@ def compute_stats(source, transform="eval", size=224, per_pixel=False, pca=False
 # compute_stats in three steps, so that fastprep/ray.py runs the middle one as Ray tasks (each on a
 # range of the files) and merges their exact sums into the same result.
 
-def stats_transform(transform, size, interpolation, exact):
-    """The Compose whose uint8 CHW output the statistics are taken over."""
+def stats_transform(transform, size, interpolation, decode):
+    """The Compose whose uint8 CHW output the statistics are taken over (``decode``: an
+    _offline.DecodeOptions)."""
     return _offline.build_transform(transform, size, "uint8", "CHW", fixed=True, interpolation=interpolation,
-                                    exact=exact)
+                                    decode=decode)
 
 
 def accumulate(compose, items, names, ranges, threads, on_error, pca, base=0, bar=None):
@@ -433,6 +436,7 @@ def add_arguments(p):
     p.add_argument("--exact", action=argparse.BooleanOptionalAction, default=None,
                    help="torchvision-exact decoding, or --no-exact: DCT-domain downscaling while decoding (faster "
                         "for large photos); default: fp.Compose's default")
+    _offline.add_exif_argument(p)
     p.add_argument("--per-pixel", action="store_true", help="also write the mean and std images (.npy and .png)")
     p.add_argument("--pca", action="store_true", help="also compute the RGB covariance and its eigen-decomposition")
     p.add_argument("--out", help="write the results as JSON here (per-pixel files go next to it)")
@@ -472,7 +476,7 @@ def _main(args):
         res = compute_stats(args.src, args.transform, args.size, per_pixel=args.per_pixel, pca=args.pca,
                             threads=args.threads, batch_size=args.batch_size, on_error=args.on_error,
                             progress=False if args.quiet else None, interpolation=args.interpolation,
-                            exact=args.exact)
+                            exact=args.exact, apply_exif_orientation=args.apply_exif_orientation)
     except DecodeError as e:
         sys.stderr.write(f"fastprep stats: {display(str(e))}\n(use --on-error skip to leave undecodable files out)\n")
         return 1

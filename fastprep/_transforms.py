@@ -424,8 +424,8 @@ class Compose:
             def pillow(i):  # Pillow releases the GIL while it decodes: several files at once
                 data = read[int(i)]
                 try:
-                    return i, _fallback.decode(raw_items[picks[i]] if data is None else data, name(i),
-                                               self.max_pixels, self.apply_exif_orientation), None
+                    return i, _fallback.decode_oriented(raw_items[picks[i]] if data is None else data, name(i),
+                                                        self.max_pixels, self.apply_exif_orientation), None
                 except DecodeError as e:
                     return i, None, e
 
@@ -435,9 +435,11 @@ class Compose:
                     results = list(ex.map(pillow, fallback))
             else:
                 results = [pillow(i) for i in fallback]
+            orientations = []
             for i, img, e in results:
                 if e is None:
-                    decoded.append(img)
+                    decoded.append(img[0])
+                    orientations.append(img[1])
                     pos.append(int(i))
                 else:
                     e.index = int(picks[i])
@@ -454,6 +456,7 @@ class Compose:
                     p2 = self._params(b2.params())
                     for j, i in enumerate(pos):
                         params[i] = p2[j]
+                        params[i]["orientation"] = orientations[j]  # applied by Pillow, not the array pass
         return params, errors
 
 

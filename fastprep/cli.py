@@ -22,11 +22,32 @@ def _bench_module():
         return None, f"fastprep._bench failed to import: {e}"
 
 
+def version_line():
+    """'fastprep 0.1.0 (native JPEG: libjpeg-turbo 2.1.5, PNG: libpng 1.6.39, WebP: libwebp 1.2.4;
+    SIMD: scalar, sse41, avx2, default avx2)': what `fastprep --version` prints."""
+    from . import build_info
+
+    b = build_info()
+    codecs = ", ".join(f"{fmt.upper() if fmt != 'webp' else 'WebP'}: {b['codecs'][fmt]}" for fmt in b["native_formats"])
+    missing = [f for f in ("png", "webp") if f not in b["native_formats"]]
+    if missing:
+        codecs += "; via Pillow: " + ", ".join(f.upper() if f != "webp" else "WebP" for f in missing)
+    return (f"fastprep {b['version']} (native {codecs}; SIMD: {', '.join(b['simd_available'])}, default "
+            f"{b['simd_default']})")
+
+
+class _Version(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_line())  # not through argparse's formatter, which would rewrap it
+        parser.exit()
+
+
 def build_parser():
-    from . import __version__, _preprocess, _stats
+    from . import _preprocess, _stats
 
     parser = argparse.ArgumentParser(prog="fastprep", description="Fused JPEG decode/resize/crop/normalize tools.")
-    parser.add_argument("--version", action="version", version=f"fastprep {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version, the native codecs and the "
+                        "SIMD levels, then exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("stats", help="per-channel mean/std (per-pixel, PCA) of a dataset",

@@ -101,8 +101,7 @@ def _key_name(key):
 def _as_compose(transform):
     if isinstance(transform, Compose):
         if transform.backend == "torch":  # Ray's numpy batches want numpy columns
-            return Compose(transform.transforms, **dict(transform._options, on_error=transform.on_error,
-                                                        backend="numpy"))
+            return transform.with_options(backend="numpy")
         return transform
     if type(transform).__module__.startswith("torchvision"):
         from ._torchvision import from_torchvision
@@ -149,7 +148,11 @@ class Transform:
             errors: str, bytes or ints in [0, 2**63) ("path" for ``read_binary_files(...,
             include_paths=True)``, "__key__" for ``read_webdataset``).
         output_column: the name of the output column (default "image").
-        seed, epoch: the random stream (as ``Compose.batch``).
+        seed, epoch: the random stream (as ``Compose.batch``). The seed must be the same in every
+            actor, so it is not drawn afresh: pass the epoch (and a seed of your run) so that
+            each epoch gets new draws, as ``sampler.set_epoch`` does.
+        apply_exif_orientation: None: the transform's setting (off unless its Compose turns it
+            on, as torchvision's loaders); True or False overrides it.
         threads: native threads; None: the CPUs Ray assigned to the actor or task (``num_cpus``),
             else all usable cores.
         on_error: "raise" (a DecodeError naming the key and the reason), "skip" (the row is
@@ -162,8 +165,10 @@ class Transform:
     """
 
     def __init__(self, transform, *, column="bytes", key_column="path", output_column="image", seed=0, epoch=0,
-                 threads=None, on_error="raise"):
+                 threads=None, on_error="raise", apply_exif_orientation=None):
         self.transform = _as_compose(transform)
+        if apply_exif_orientation is not None and bool(apply_exif_orientation) != self.transform.apply_exif_orientation:
+            self.transform = self.transform.with_options(apply_exif_orientation=bool(apply_exif_orientation))
         for name, v in (("column", column), ("key_column", key_column), ("output_column", output_column)):
             if not isinstance(v, str) or not v:
                 raise TypeError(f"{name} must be a column name (a non-empty str), got {v!r}")
@@ -338,16 +343,16 @@ def _tar_shard_task(job, out, items, labels, keys, names, shards, shard_names, k
                              _task_threads(num_cpus), labeled, Progress(0, "", enabled=False), base=shards[k][0])
 
 
-def _stats_task(transform, size, interpolation, exact, items, names, a, b, batch_size, on_error, pca, num_cpus):
+def _stats_task(transform, size, interpolation, decode, items, names, a, b, batch_size, on_error, pca, num_cpus):
     """Ray task: (LevelMoments, failures) of source items [a, b)."""
-    compose = stats_transform(transform, size, interpolation, exact)
+    compose = stats_transform(transform, size, interpolation, decode)
     return accumulate(compose, items, names, _offline.chunk_ranges(a, b, min(int(batch_size), _MAX_BATCH)),
                       _task_threads(num_cpus), on_error, pca, base=a)
 
 
 def preprocess(source, out, transform="eval", size=224, dtype="uint8", format="npy", layout="CHW", shard_size=1024,
                num_cpus=1, quality=90, on_error="raise", batch_size=256, progress=None, interpolation="bilinear",
-               exact=None, overwrite=False, extensions=None, max_in_flight=None):
+               exact=None, overwrite=False, extensions=None, max_in_flight=None, apply_exif_orientation=False):
     """``fastprep preprocess --format npy`` or ``--format tar`` on a Ray cluster: one task per
     shard (``num_cpus`` CPUs and native threads each), writing the same files as
     :func:`fastprep.preprocess` through the same code (a shard's files depend only on its source
@@ -366,15 +371,16 @@ def preprocess(source, out, transform="eval", size=224, dtype="uint8", format="n
                          "run fastprep preprocess for the others")
     check_job(format, quality, dtype, on_error, shard_size)
     num_cpus = _check_cpus(num_cpus)
+    decode = _offline.DecodeOptions(exact, bool(apply_exif_orientation))
     t0 = time.perf_counter()
     ds = index_for_job(source, extensions=extensions, on_error=on_error)
     check_out_outside_source(source, out)
     with output_folder(out) as out:
         if format == "tar":
-            job = _TarJob(transform, size, quality, on_error, interpolation, exact, shard_size)
+            job = _TarJob(transform, size, quality, on_error, interpolation, decode, shard_size)
             st = _tar_start(job, ds, out, overwrite)
         else:
-            job = _NpyJob(transform, size, dtype, layout, shard_size, on_error, batch_size, interpolation, exact)
+            job = _NpyJob(transform, size, dtype, layout, shard_size, on_error, batch_size, interpolation, decode)
             st = _npy_start(job, ds, out, overwrite)
             if st.index is not None:
                 return _summary(out, st.index, resumed=len(st.shards), written=0, seconds=time.perf_counter() - t0,
@@ -419,7 +425,7 @@ def preprocess(source, out, transform="eval", size=224, dtype="uint8", format="n
 
 def stats(source, transform="eval", size=224, per_pixel=False, pca=False, num_cpus=1, batch_size=128,
           on_error="raise", progress=None, interpolation="bilinear", exact=None, extensions=None, chunk_size=1024,
-          max_in_flight=None):
+          max_in_flight=None, apply_exif_orientation=False):
     """``fastprep stats`` (:func:`fastprep.compute_stats`) on a Ray cluster: one task per
     ``chunk_size`` files, each summing exact integer moments; merged here into the same result
     (identical numbers: the sums are exact, Note in fastprep/_stats.py) except "seconds" and
@@ -431,7 +437,8 @@ def stats(source, transform="eval", size=224, per_pixel=False, pca=False, num_cp
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
     ds = index_for_job(source, extensions=extensions, on_error=on_error)
-    compose = stats_transform(transform, size, interpolation, exact)
+    decode = _offline.DecodeOptions(exact, bool(apply_exif_orientation))
+    compose = stats_transform(transform, size, interpolation, decode)
     _init(ray)
     task = ray.remote(_stats_task).options(num_cpus=num_cpus)
     chunks = _offline.chunk_ranges(0, len(ds), int(chunk_size))
@@ -441,7 +448,7 @@ def stats(source, transform="eval", size=224, per_pixel=False, pca=False, num_cp
 
     def submit(k):
         a, b = chunks[k]
-        return task.remote(transform, size, interpolation, exact, ds.items[a:b], ds.names[a:b], a, b, batch_size,
+        return task.remote(transform, size, interpolation, decode, ds.items[a:b], ds.names[a:b], a, b, batch_size,
                            on_error, pca, num_cpus)
 
     def done(k, res):

@@ -90,3 +90,13 @@ def native_status(data):
     b.set_output(np.empty((1,) + t.output_shape(), np.uint8), 4, 4)
     b.run(_core.Engine(1))
     return _core.SampleStatus(int(b.status()[0]))
+
+
+NATIVE_FORMATS = fp.build_info()["native_formats"]
+
+
+def needs_native(fmt):
+    """Skips a test of the native decoder of `fmt` in a build without it (its headers were missing
+    when fastprep was built: those files go to Pillow, tests/test_install.py checks that)."""
+    return pytest.mark.skipif(fmt not in NATIVE_FORMATS,
+                              reason=f"this build has no native {fmt.upper()} decoder (built without its headers)")

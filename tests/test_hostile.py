@@ -919,7 +919,7 @@ def test_pillow_formats_decode_on_several_threads(monkeypatch, tmp_path):
     t = fp.Compose([fp.Resize((8, 8))], dtype="uint8")
     one = t.batch(paths, threads=1)
     seen, lock = set(), threading.Lock()
-    real = _fallback.decode
+    real = _fallback.decode_oriented
 
     def slow(*a, **k):
         with lock:
@@ -927,7 +927,7 @@ def test_pillow_formats_decode_on_several_threads(monkeypatch, tmp_path):
         time.sleep(0.05)  # long enough for the other workers to start
         return real(*a, **k)
 
-    monkeypatch.setattr(_fallback, "decode", slow)
+    monkeypatch.setattr(_fallback, "decode_oriented", slow)
     two = t.batch(paths, threads=2)
     assert np.array_equal(one, two)
     assert len(seen) == 2 and all(n.startswith("fastprep-pillow") for n in seen), seen

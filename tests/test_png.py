@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import native_status
+from conftest import native_status, needs_native
 from pngfile import make_png, png_chunk as _chunk
 
 import fastprep as fp
@@ -60,6 +60,7 @@ def test_pixels_equal_pillow(case, interlace):
     assert np.array_equal(got, ref), (name, np.abs(got.astype(int) - ref).max())
 
 
+@needs_native('png')
 def test_png_is_decoded_natively_not_by_the_fallback():
     assert native_status(make_png(np.zeros((4, 4, 3), int), 2, 8)) == _core.SampleStatus.ok
 
@@ -107,6 +108,7 @@ def _valid():
     return make_png(np.random.default_rng(1).integers(0, 256, (40, 30, 3)), 2, 8)
 
 
+@needs_native('png')
 def test_truncated_png_is_a_decode_error():
     data = _valid()
     for cut in (8, 20, 40, len(data) // 2, len(data) - 13):
@@ -114,6 +116,7 @@ def test_truncated_png_is_a_decode_error():
             IDENTITY(data[:cut])
 
 
+@needs_native('png')
 @pytest.mark.parametrize("kind", ["rgb", "gray16", "adam7"])
 def test_allow_truncated_keeps_the_decoded_rows_as_pillow(photos, kind):
     """A PNG cut inside its image data: with allow_truncated the rows decoded so far are Pillow's
@@ -161,6 +164,7 @@ def test_crc_error_in_a_critical_chunk_is_a_decode_error():
         IDENTITY(bytes(data))
 
 
+@needs_native('png')
 def test_bomb_header_refused_before_allocation():
     ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
     data = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\x00" * 10)) + \
@@ -170,6 +174,7 @@ def test_bomb_header_refused_before_allocation():
         t(data)
 
 
+@needs_native('png')
 def test_huge_ancillary_chunk_and_apng_frames():
     img = np.random.default_rng(2).integers(0, 256, (12, 9, 3))
     big = _chunk(b"zTXt", b"k\x00\x00" + zlib.compress(b"x" * (64 << 20)))  # inflates to 64 MiB
@@ -257,6 +262,7 @@ def test_image_data_split_into_tiny_idat_chunks():
         assert np.array_equal(IDENTITY(_rechunk(data, size)), img.astype(np.uint8))
 
 
+@needs_native('png')
 def test_fast_path_hostile_image_data():
     """What libpng refuses, the fast path refuses with a DecodeError naming the reason."""
     img = np.random.default_rng(8).integers(0, 256, (6, 5, 3))
@@ -280,6 +286,7 @@ def test_fast_path_hostile_image_data():
             IDENTITY(data)
 
 
+@needs_native('png')
 def test_truncated_inside_the_crc_is_an_error_and_decodes_under_allow_truncated():
     img = np.random.default_rng(9).integers(0, 256, (8, 8, 3))
     data = make_png(img, 2, 8)

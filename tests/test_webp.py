@@ -7,7 +7,7 @@ import struct
 
 import numpy as np
 import pytest
-from conftest import native_status, tv_center_crop_box
+from conftest import native_status, tv_center_crop_box, needs_native
 
 import fastprep as fp
 from fastprep import _core
@@ -58,6 +58,7 @@ def test_pixels_equal_pillow(enc, alpha, size):
     assert np.array_equal(got, ref), np.abs(got.astype(int) - ref).max()
 
 
+@needs_native('webp')
 def test_webp_is_decoded_natively():
     assert native_status(webp(_image(20, 10), quality=80)) == _core.SampleStatus.ok
     frames = [_image(24, 16, seed=s) for s in range(2)]
@@ -177,6 +178,7 @@ def test_resize_pipelines_equal_the_whole_decode(photos, enc):
 
 # ---- hostile files ----------------------------------------------------------------------------
 
+@needs_native('webp')
 def test_truncated_webp_is_a_decode_error():
     data = webp(_image(64, 48), quality=80)
     for cut in (16, 30, len(data) // 2, len(data) - 5):
