@@ -30,7 +30,7 @@ run_fuzz() {
   rm -rf "$OUT/seeds"
   $PY fuzz/make_seeds.py "$OUT/seeds"
   local flags=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
-               -fno-sanitize-recover=undefined -Icsrc -DFASTPREP_FUZZING
+               -fno-sanitize-recover=undefined -Icsrc -DFASTPREP_FUZZING -DFASTPREP_HAVE_PNG=1 -DFASTPREP_HAVE_WEBP=1
                -D_GLIBCXX_SANITIZE_VECTOR)  # reads past a vector's size (within its capacity) are errors too
   echo "== building the libFuzzer harness (ASan+UBSan)"
   local objs=() pids=() f b

@@ -824,7 +824,7 @@ def _versions_line(versions):
     parts = []
     b = versions.get("fastprep")
     if b:
-        codecs = ", ".join(f"{k} {v}" for k, v in b.get("codecs", {}).items())
+        codecs = ", ".join(str(v) for k, v in b.get("codecs", {}).items() if v and k != "zlib")
         parts.append(f"fastprep {b.get('version')} ({codecs})")
     parts += [f"{k} {v}" for k, v in versions.items() if k != "fastprep"]
     return "; ".join(parts) or "unknown"

@@ -196,6 +196,7 @@ def test_concurrent_batches_match_sequential(photos):
         assert np.array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_rrc_distribution_matches_torchvision_get_params():
     """Same distribution as torchvision's RandomResizedCrop.get_params (including the fallback):
     compare summary statistics of many boxes on images of several shapes."""

@@ -90,6 +90,7 @@ def test_aug_op_enum_names_are_torchvisions():
     assert set(_core.AugOp.__members__) == space
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ALL_OPS)
 def test_each_op_matches_torchvision_at_every_table_magnitude(crops, name):
     """Every magnitude of torchvision's RandAugment, TrivialAugmentWide and AutoAugment tables (both

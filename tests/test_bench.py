@@ -103,6 +103,7 @@ def test_help_lists_defaults(tmp_path):
         assert d in text, d
 
 
+@pytest.mark.slow
 @pytest.mark.torchvision
 @pytest.mark.skipif(not (_has("torch") and _has("torchvision")), reason="torchvision is not installed")
 def test_torchvision_1_and_2_threads_skip_bad_files(folder, tmp_path):
@@ -119,6 +120,7 @@ def test_torchvision_1_and_2_threads_skip_bad_files(folder, tmp_path):
 @pytest.mark.torchvision
 @pytest.mark.skipif(not (_has("torch") and _has("torchvision") and _has("PIL")),
                     reason="torchvision or Pillow is not installed")
+@pytest.mark.slow
 def test_peer_failing_while_timed_is_reported_not_hung(folder, tmp_path):
     """A PNG named .jpg: fastprep decodes it (through Pillow), torchvision's decode_jpeg cannot.
     The pre-pass is told torchvision reads it, so the DataLoader peer (2 workers) meets it while
@@ -149,6 +151,7 @@ def test_peer_failing_while_timed_is_reported_not_hung(folder, tmp_path):
 @pytest.mark.torchvision
 @pytest.mark.skipif(not (_has("torch") and _has("torchvision") and _has("PIL")),
                     reason="torchvision or Pillow is not installed")
+@pytest.mark.slow
 def test_file_only_a_peer_cannot_read_is_left_out(folder, tmp_path):
     from PIL import Image
 
@@ -185,6 +188,7 @@ def test_train_jitter_recipe_is_the_same_on_both_sides():
     assert not any(type(o).__name__ == "ColorJitter" for o in _bench._compose("train", 32, True).transforms)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt, ceiling", [("png", "libpng decode (ceiling)"), ("webp", "libwebp decode (ceiling)")])
 def test_png_and_webp_formats(folder, tmp_path, fmt, ceiling):
     """--format png/webp re-encodes the photos in memory: fastprep decodes them natively, the

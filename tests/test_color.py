@@ -52,6 +52,7 @@ def check_against_opencv(y, ref):
         assert (d[:, :full] != 0).mean() < 1e-3
 
 
+@pytest.mark.slow
 def test_random_hsv_matches_ultralytics_with_opencv_on_every_colour():
     pytest.importorskip("cv2")
     img = all_colours()
@@ -82,6 +83,7 @@ def test_random_hsv_replayed_on_photos(photos):
     assert np.array_equal(f, ref)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("simd", SIMD_LEVELS)
 def test_random_hsv_levels_identical(simd):
     """The AVX2 kernel (gathers for OpenCV's reciprocal tables and the per-sample tables) against
@@ -117,6 +119,7 @@ def test_random_hsv_arguments_and_order():
 # YCbCr output
 
 
+@pytest.mark.slow
 def test_ycbcr_is_pillows_conversion_on_every_colour():
     from PIL import Image
 

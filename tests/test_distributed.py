@@ -87,7 +87,8 @@ def _run(tmp_path, source, world, drop_last):
     return [json.loads(o.read_text()) for o in outs]
 
 
-@pytest.mark.parametrize("n, drop_last", [(11, False), (11, True), (12, False)])
+@pytest.mark.parametrize("n, drop_last", [(11, False), pytest.param(11, True, marks=pytest.mark.slow),
+                                          pytest.param(12, False, marks=pytest.mark.slow)])
 def test_two_ranks_see_every_sample_once(tmp_path, n, drop_last):
     source = _shard(tmp_path / "data-000000.tar", n)
     ranks = _run(tmp_path, source, 2, drop_last)

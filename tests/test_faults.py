@@ -41,6 +41,7 @@ def assert_no_abort(r):
 
 # ---------------------------------------------------------------------------------------------- exit
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_exit_with_live_iterator_does_not_abort(backend):
     if backend == "torch":
@@ -228,6 +229,7 @@ def test_multiprocessing_fork_pool_uses_prebuilt_compose():
     assert r.returncode == 0 and "ok" in r.stdout, r.stdout + r.stderr
 
 
+@pytest.mark.slow
 def test_torch_dataloader_fork_workers_use_prebuilt_compose():
     pytest.importorskip("torch")
     r = run_py("""
@@ -374,6 +376,7 @@ def test_fallback_reader_is_bounded(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- scratch
 
+@pytest.mark.slow
 def test_scratch_of_a_huge_rotated_photo_is_released():
     """An EXIF-rotated 48 MP photo shown turned under exact=True needs ~400 MB of scratch (the
     decoded rectangle an eval crop reads is most of the image, and its rotation); the worker
@@ -544,6 +547,7 @@ def test_truncated_shard_fails_its_batch_and_the_epoch_goes_on(tmp_path, photos)
 
 # ---------------------------------------------------------------------------------------------- issue 28
 
+@pytest.mark.slow
 def test_pillow_lazy_import_is_thread_safe(tmp_path, photos):
     """A batch on one thread takes BMPs through Pillow (imported lazily) while another thread calls
     batch() on JPEGs: the second used to read the half-imported PIL.Image module from sys.modules
@@ -605,6 +609,7 @@ def test_is_pil_image_never_reads_a_half_imported_module():
     assert r.stdout.split() == ["True", "False", "False"]
 
 
+@pytest.mark.slow
 def test_preprocess_bmps_on_two_threads(tmp_path, photos):
     """The CLI case of the lazy-import race: `fastprep preprocess` over BMPs (Pillow) and JPEGs
     with --threads 2, a fresh process each time."""
@@ -624,6 +629,7 @@ def test_preprocess_bmps_on_two_threads(tmp_path, photos):
         assert r.returncode == 0, r.stderr[-2000:]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="needs Linux /proc/self/io to count bytes read")
 def test_padded_jpeg_reads_only_the_image(tmp_path, photos):
     """A JPEG followed by 1.5 GB of (sparse) padding: each thread used to read the whole file (3 GB
@@ -661,6 +667,7 @@ def test_empty_file_says_empty(tmp_path):
         t(b"")
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_long_batch_promptly():
     """SIGINT during a long Compose.batch: the KeyboardInterrupt is raised from inside the batch
     (Note [Interrupts]), not after it. Checked by what ran, not by time: the batch of 4000
@@ -686,6 +693,7 @@ def test_ctrl_c_stops_a_long_batch_promptly():
     assert int(words[1]) > 1000  # most of the batch never ran
 
 
+@pytest.mark.slow
 def test_fastprep_simd_caps_and_names_the_variable():
     best = _core.cpu_simd().name
     def level(value):

@@ -102,6 +102,7 @@ def same_output(a, b):
 
 # ---------------------------------------------------------------------------------------------- write errors
 
+@pytest.mark.slow
 def test_file_size_limit_mid_run_then_resume(bad_first_tree, tmp_path):
     args = ["preprocess", bad_first_tree, None, "--size", str(SIZE), "--shard-size", "4", "--on-error", "skip",
             "--threads", "2", "--quiet"]
@@ -203,6 +204,7 @@ def test_jpeg_format_file_size_limit(tree, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- lock
 
+@pytest.mark.slow
 def test_second_run_into_the_same_out_is_refused(tree, tmp_path):
     out = tmp_path / "out"
     os.makedirs(out)

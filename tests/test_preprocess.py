@@ -90,6 +90,7 @@ def test_resize_square_and_list_source(tree, tmp_path):
     assert np.array_equal(sd.labels, ds.labels)
 
 
+@pytest.mark.slow
 def test_resume_after_kill(tree, tmp_path):
     out = str(tmp_path / "out")
     args = ["preprocess", tree, out, "--size", str(SIZE), "--shard-size", "3", "--threads", "2", "--quiet"]
