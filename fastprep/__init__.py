@@ -5,6 +5,17 @@
     x = t(open("cat.jpg", "rb").read())          # (3, 224, 224) float32
     xb = t.batch(paths, seed=0)                   # (N, 3, 224, 224)
 """
+try:
+    from . import _core
+except ImportError as _e:  # a source checkout without its build, imported from its own folder
+    import os as _os
+
+    _here = _os.path.dirname(_os.path.abspath(__file__))
+    raise ImportError(
+        f"fastprep's native module (fastprep._core) is not built in {_here}: this is a source checkout. Build it "
+        "there with `pip install -e .`, or, to use the fastprep installed with `pip install .`, run Python from "
+        f"another folder (this one shadows it on sys.path). ({_e})") from None
+
 from ._errors import (AllSamplesFailedError, DecodeError, ImageTooLargeError, MissingDependencyError, ReadError,
                       UnsupportedImageError)
 from ._ops import (PRESETS, AutoAugment, RandAugment, RandomAffine, RandomRotation, TrivialAugmentWide, CenterCrop, ColorJitter, Grayscale, Lighting, RandomErasing, RandomHSV, InterpolationMode, Normalize, Op, RandomGrayscale,
