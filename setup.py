@@ -6,8 +6,9 @@ build (its files are then decoded by Pillow), and the build says which codecs ar
 ``fastprep.build_info()``). FASTPREP_WITHOUT=png,webp leaves codecs out on purpose.
 
 No -march=native: SIMD kernels are compiled per function with target attributes and chosen at
-run time (csrc/simd.cpp), so one build runs on any x86-64 CPU; on AArch64 (Linux, macOS arm64) the
-NEON kernels need no flag (NEON is in the base ISA).
+run time, once per plan (csrc/kernels/dispatch.h), so one build runs on any x86-64 CPU; on AArch64
+(Linux, macOS arm64) the NEON kernels need no flag (NEON is in the base ISA). Only the kernel folder
+of the target architecture is compiled (csrc/kernels/x86 or csrc/kernels/arm).
 """
 import os
 import sys
@@ -119,36 +120,23 @@ if _missing:
                    "webp) and reinstall, or install the wheel, which bundles them")
 sys.stderr.write(_summary + "\n")
 
-SOURCES = [
-    "csrc/augment.cpp",
-    "csrc/augment_avx2.cpp",
-    "csrc/augment_neon.cpp",
-    "csrc/batch.cpp",
-    "csrc/bindings.cpp",
-    "csrc/color.cpp",
-    "csrc/color_avx2.cpp",
-    "csrc/color_neon.cpp",
-    "csrc/exif.cpp",
-    "csrc/jpeg_decoder.cpp",
-    "csrc/jpeg_encoder.cpp",
-    "csrc/mix.cpp",
-    "csrc/moments.cpp",
-    "csrc/output.cpp",
-    "csrc/output_avx2.cpp",
-    "csrc/pipeline.cpp",
-    "csrc/plan.cpp",
-    "csrc/png_decoder.cpp",
-    "csrc/png_rows.cpp",
-    "csrc/png_rows_neon.cpp",
-    "csrc/png_rows_sse41.cpp",
-    "csrc/resample.cpp",
-    "csrc/resample_avx2.cpp",
-    "csrc/resample_neon.cpp",
-    "csrc/resample_sse41.cpp",
-    "csrc/simd.cpp",
-    "csrc/thread_pool.cpp",
-    "csrc/webp_decoder.cpp",
-]
+def sources():
+    """csrc/ by layer (core < kernels < codecs < pipeline < python), plus the kernel folder of the
+    architecture being built for: kernels/x86 (SSE4.1, AVX2) or kernels/arm (NEON); on another
+    architecture kernels/generic (the scalar reference only)."""
+    import glob
+    import platform
+
+    machine = (os.environ.get("FASTPREP_ARCH") or platform.machine()).lower()
+    arch = ("x86" if machine in ("x86_64", "amd64", "i386", "i686", "x86") else
+            "arm" if machine in ("aarch64", "arm64") else "generic")
+    out = []
+    for layer in ("core", "kernels", "codecs", "pipeline", "python"):
+        out += sorted(glob.glob(f"csrc/{layer}/*.cpp"))
+    return out + sorted(glob.glob(f"csrc/kernels/{arch}/*.cpp"))
+
+
+SOURCES = sources()
 
 extra_compile = ["-O3", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unused-parameter",
                  # float ops round one by one, as torch computes them (a fused multiply-add only where written: std::fmaf / _mm256_fmadd_ps)

@@ -5,7 +5,7 @@ same recipe and against fastprep's plain train recipe, and each policy op's own 
 One thread, float32 normalized output, batches of 64 into one reused buffer, on real photos.
 Every pipeline runs once per round, the order rotated each round; the medians of per-round
 ratios are printed. torchvision v2 runs on decode_jpeg tensors with torch.set_num_threads(1).
-The per-op table times each kernel alone (fastprep._core.augment_image on a 224x224 crop, scalar
+The per-op table times each kernel alone (fastprep._core.testing.augment_image on a 224x224 crop, scalar
 and the best SIMD level), the same rounds-and-medians way.
 
     python benchmarks/bench_augment.py /work/corpus/imagenet_like --rounds 5
@@ -80,7 +80,7 @@ def main():
 
                 def run(reps, op=op, m=m, simd=simd, interp=interp):
                     for _ in range(reps):
-                        _core.augment_image(crop, op, m, interp, None, simd)
+                        _core.testing.augment_image(crop, op, m, interp, None, simd)
                 kern[key] = run
     base_run = kern[("Identity", best.name, "nearest")]  # the harness: copies in and out
     kern["harness"] = base_run

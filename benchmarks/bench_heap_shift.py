@@ -27,7 +27,7 @@ def child(folder, shift, count, rounds, transform):
     import numpy as np
 
     import fastprep as fp
-    from fastprep import _bench
+    from fastprep.bench import _run as _bench
 
     paths = sorted(glob.glob(os.path.join(folder, "*.jpg")))[:count]
     datas = [open(p, "rb").read() for p in paths]

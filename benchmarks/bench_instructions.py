@@ -37,7 +37,7 @@ def child(pipeline, folder, count):
     import numpy as np
 
     import fastprep as fp
-    from fastprep import _bench
+    from fastprep.bench import _run as _bench
 
     paths = sorted(glob.glob(os.path.join(folder, "*.jpg")))[:count]
     datas = [open(p, "rb").read() for p in paths]

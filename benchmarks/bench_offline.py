@@ -24,10 +24,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import fastprep as fp  # noqa: E402
-from fastprep import _offline  # noqa: E402
-from fastprep._datasets import index_source  # noqa: E402
-from fastprep._preprocess import preprocess  # noqa: E402
-from fastprep._stats import compute_stats  # noqa: E402
+from fastprep.offline import _jobs  # noqa: E402
+from fastprep.data import index_source  # noqa: E402
+from fastprep.offline import preprocess  # noqa: E402
+from fastprep.offline import compute_stats  # noqa: E402
 
 
 def main(argv=None):
@@ -55,13 +55,13 @@ def main(argv=None):
     n = len(ds)
     if not n:
         sys.exit(f"no images in {args.corpus}")
-    t = _offline.build_transform("eval", args.size, "uint8", "CHW")
+    t = _jobs.build_transform("eval", args.size, "uint8", "CHW")
     work = args.workdir or tempfile.mkdtemp(prefix="fastprep-bench-")
     os.makedirs(work, exist_ok=True)
     out = os.path.join(work, "shards")
 
     def baseline():
-        for a, b in _offline.chunk_ranges(0, n, args.batch_size):
+        for a, b in _jobs.chunk_ranges(0, n, args.batch_size):
             t.batch(ds.items[a:b], threads=args.threads)
 
     def stats():

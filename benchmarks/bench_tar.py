@@ -22,7 +22,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import fastprep as fp  # noqa: E402
-from fastprep import _tar  # noqa: E402
+from fastprep.io import _tar  # noqa: E402
 
 IMAGENET = 1_281_167
 

@@ -9,23 +9,23 @@ import sys
 
 
 def _bench_module():
-    """(module, None) or (None, reason) when fastprep._bench cannot be imported."""
+    """(module, None) or (None, reason) when fastprep.bench cannot be imported."""
     import importlib
 
     try:
-        return importlib.import_module("fastprep._bench"), None
+        return importlib.import_module("fastprep.bench"), None
     except ModuleNotFoundError as e:
-        if e.name == "fastprep._bench":
-            return None, "fastprep._bench is not part of this build"
-        return None, f"fastprep._bench needs {e.name}: {e}"
+        if e.name == "fastprep.bench":
+            return None, "fastprep.bench is not part of this build"
+        return None, f"fastprep.bench needs {e.name}: {e}"
     except ImportError as e:
-        return None, f"fastprep._bench failed to import: {e}"
+        return None, f"fastprep.bench failed to import: {e}"
 
 
 def version_line():
     """'fastprep 0.1.0 (native JPEG: libjpeg-turbo 2.1.5, PNG: libpng 1.6.39, WebP: libwebp 1.2.4;
     SIMD: scalar, sse41, avx2, default avx2)': what `fastprep --version` prints."""
-    from . import build_info
+    from ._build import build_info
 
     b = build_info()
     codecs = ", ".join(f"{fmt.upper() if fmt != 'webp' else 'WebP'}: {b['codecs'][fmt]}" for fmt in b["native_formats"])
@@ -43,7 +43,7 @@ class _Version(argparse.Action):
 
 
 def build_parser():
-    from . import _preprocess, _stats
+    from . import offline
 
     parser = argparse.ArgumentParser(prog="fastprep", description="Fused JPEG decode/resize/crop/normalize tools.")
     parser.add_argument("--version", action=_Version, nargs=0, help="print the version, the native codecs and the "
@@ -53,14 +53,14 @@ def build_parser():
     p = sub.add_parser("stats", help="per-channel mean/std (per-pixel, PCA) of a dataset",
                        description="One streaming pass over a dataset: per-channel mean and std in [0, 1] and "
                                    "0-255, and the fp.Normalize line to paste.")
-    _stats.add_arguments(p)
-    p.set_defaults(func=_stats.main)
+    offline.add_stats_arguments(p)
+    p.set_defaults(func=offline.stats_main)
 
     p = sub.add_parser("preprocess", help="decode + resize a dataset offline into npy shards or JPEGs",
                        description="Decode and resize a dataset once: memory-mappable .npy shards (+ index.json) "
                                    "or a mirrored tree of re-encoded JPEGs. Resumable.")
-    _preprocess.add_arguments(p)
-    p.set_defaults(func=_preprocess.main)
+    offline.add_preprocess_arguments(p)
+    p.set_defaults(func=offline.preprocess_main)
 
     bench, reason = _bench_module()
     p = sub.add_parser(
@@ -80,7 +80,7 @@ def build_parser():
         p.set_defaults(func=bench.main)
     else:
         p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        why = reason or "fastprep._bench has no add_arguments()"
+        why = reason or "fastprep.bench has no add_arguments()"
 
         def unavailable(args, why=why):
             sys.stderr.write(f"fastprep bench: not available ({why})\n")

@@ -38,15 +38,14 @@ import warnings
 
 import numpy as np
 
-from . import _offline
 from ._checks import check_epoch, check_policy, check_seed, check_threads
-from ._datasets import index_for_job
 from ._errors import DecodeError, MissingDependencyError
-from ._preprocess import (check_out_outside_source, _npy_finish, _npy_start, _NpyJob, _summary, _tar_finish, _tar_start, _TarJob,
-                          _write_npy_shards, _write_tar_shards, check_job, output_folder)
-from ._stats import _MAX_BATCH, LevelMoments, accumulate, stats_result, stats_transform
-from ._transforms import Compose
 from ._util import Progress, default_threads
+from .data import index_for_job
+from .offline import (MAX_BATCH, POLICIES, DecodeOptions, LevelMoments, NpyJob, TarJob, accumulate, check_job,
+                      check_out_outside_source, chunk_ranges, npy_finish, npy_start, output_folder, stats_result,
+                      stats_transform, summary, tar_finish, tar_start, write_npy_shards, write_tar_shards)
+from .transforms import Compose, from_torchvision
 
 PIP = "pip install 'fastprep[ray]'"
 
@@ -104,8 +103,6 @@ def _as_compose(transform):
             return transform.with_options(backend="numpy")
         return transform
     if type(transform).__module__.startswith("torchvision"):
-        from ._torchvision import from_torchvision
-
         return from_torchvision(transform, backend="numpy")
     raise TypeError(f"transform must be a fastprep.Compose or a torchvision transform, got {type(transform).__name__}")
 
@@ -332,21 +329,21 @@ def _task_threads(num_cpus):
 
 def _npy_shard_task(job, out, items, names, labels, shards, k, num_cpus):
     """Ray task: writes shard k of the run (its source items only) as the CLI does."""
-    return _write_npy_shards(job, out, items, names, labels, shards, [k], _task_threads(num_cpus),
+    return write_npy_shards(job, out, items, names, labels, shards, [k], _task_threads(num_cpus),
                              base=shards[k][0])
 
 
 def _tar_shard_task(job, out, items, labels, keys, names, shards, shard_names, k, labeled, num_cpus):
     """Ray task: writes tar shard k of the run (its source items only) as the CLI does;
     returns (failures, images written)."""
-    return _write_tar_shards(job, out, items, labels, keys, names, shards, shard_names, [k],
+    return write_tar_shards(job, out, items, labels, keys, names, shards, shard_names, [k],
                              _task_threads(num_cpus), labeled, Progress(0, "", enabled=False), base=shards[k][0])
 
 
 def _stats_task(transform, size, interpolation, decode, items, names, a, b, batch_size, on_error, pca, num_cpus):
     """Ray task: (LevelMoments, failures) of source items [a, b)."""
     compose = stats_transform(transform, size, interpolation, decode)
-    return accumulate(compose, items, names, _offline.chunk_ranges(a, b, min(int(batch_size), _MAX_BATCH)),
+    return accumulate(compose, items, names, chunk_ranges(a, b, min(int(batch_size), MAX_BATCH)),
                       _task_threads(num_cpus), on_error, pca, base=a)
 
 
@@ -371,19 +368,19 @@ def preprocess(source, out, transform="eval", size=224, dtype="uint8", format="n
                          "run fastprep preprocess for the others")
     check_job(format, quality, dtype, on_error, shard_size)
     num_cpus = _check_cpus(num_cpus)
-    decode = _offline.DecodeOptions(exact, bool(apply_exif_orientation))
+    decode = DecodeOptions(exact, bool(apply_exif_orientation))
     t0 = time.perf_counter()
     ds = index_for_job(source, extensions=extensions, on_error=on_error)
     check_out_outside_source(source, out)
     with output_folder(out) as out:
         if format == "tar":
-            job = _TarJob(transform, size, quality, on_error, interpolation, decode, shard_size)
-            st = _tar_start(job, ds, out, overwrite)
+            job = TarJob(transform, size, quality, on_error, interpolation, decode, shard_size)
+            st = tar_start(job, ds, out, overwrite)
         else:
-            job = _NpyJob(transform, size, dtype, layout, shard_size, on_error, batch_size, interpolation, decode)
-            st = _npy_start(job, ds, out, overwrite)
+            job = NpyJob(transform, size, dtype, layout, shard_size, on_error, batch_size, interpolation, decode)
+            st = npy_start(job, ds, out, overwrite)
             if st.index is not None:
-                return _summary(out, st.index, resumed=len(st.shards), written=0, seconds=time.perf_counter() - t0,
+                return summary(out, st.index, resumed=len(st.shards), written=0, seconds=time.perf_counter() - t0,
                                 complete_before=True)
         _init(ray)
         shards_ref = ray.put(st.shards)
@@ -419,8 +416,8 @@ def preprocess(source, out, transform="eval", size=224, dtype="uint8", format="n
         finally:
             bar.close()
         if format == "tar":
-            return _tar_finish(job, out, ds, source, st, failed, written[0], t0)
-        return _npy_finish(job, out, ds, source, st, written[0], t0)
+            return tar_finish(job, out, ds, source, st, failed, written[0], t0)
+        return npy_finish(job, out, ds, source, st, written[0], t0)
 
 
 def stats(source, transform="eval", size=224, per_pixel=False, pca=False, num_cpus=1, batch_size=128,
@@ -428,20 +425,20 @@ def stats(source, transform="eval", size=224, per_pixel=False, pca=False, num_cp
           max_in_flight=None, apply_exif_orientation=False):
     """``fastprep stats`` (:func:`fastprep.compute_stats`) on a Ray cluster: one task per
     ``chunk_size`` files, each summing exact integer moments; merged here into the same result
-    (identical numbers: the sums are exact, Note in fastprep/_stats.py) except "seconds" and
+    (identical numbers: the sums are exact, Note in fastprep/offline/_stats.py) except "seconds" and
     "images_per_second". Failures are listed in file order. Other arguments as compute_stats."""
     ray = _ray()
-    if on_error not in _offline.POLICIES:
-        raise ValueError(f"on_error must be one of {_offline.POLICIES}, got {on_error!r}")
+    if on_error not in POLICIES:
+        raise ValueError(f"on_error must be one of {POLICIES}, got {on_error!r}")
     num_cpus = _check_cpus(num_cpus)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
     ds = index_for_job(source, extensions=extensions, on_error=on_error)
-    decode = _offline.DecodeOptions(exact, bool(apply_exif_orientation))
+    decode = DecodeOptions(exact, bool(apply_exif_orientation))
     compose = stats_transform(transform, size, interpolation, decode)
     _init(ray)
     task = ray.remote(_stats_task).options(num_cpus=num_cpus)
-    chunks = _offline.chunk_ranges(0, len(ds), int(chunk_size))
+    chunks = chunk_ranges(0, len(ds), int(chunk_size))
     acc = LevelMoments(compose.channels, cross=pca)
     failed = {}
     bar = Progress(len(ds), "stats", enabled=progress)

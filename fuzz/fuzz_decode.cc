@@ -1,6 +1,6 @@
 // libFuzzer harness for fastprep's native decode + transform entry point (a fastprep::Batch of one
 // sample, as the Python bindings run it: Batch -> Engine -> run_sample),
-// built with clang -fsanitize=fuzzer,address,undefined over every csrc/*.cpp but bindings.cpp
+// built with clang -fsanitize=fuzzer,address,undefined over csrc/ but its Python bindings
 // (see .ci/fuzz_and_asan.sh). Seeds: python fuzz/make_seeds.py DIR.
 //
 // The last byte of the input picks the plan (a JPEG ignores whatever follows its EOI, so a seed
@@ -19,12 +19,12 @@
 #include <memory>
 #include <vector>
 
-#include "batch.h"
-#include "pipeline.h"
-#include "png_decoder.h"
-#include "webp_decoder.h"
-#include "plan.h"
-#include "simd.h"
+#include "pipeline/batch.h"
+#include "pipeline/pipeline.h"
+#include "codecs/png_decoder.h"
+#include "codecs/webp_decoder.h"
+#include "pipeline/plan.h"
+#include "kernels/dispatch.h"
 
 using namespace fastprep;
 

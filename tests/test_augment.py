@@ -110,7 +110,7 @@ def test_each_op_matches_torchvision_at_every_table_magnitude(crops, name):
         for m in sorted(mags):
             for interp in (("nearest", "bilinear") if name in GEOMETRIC else ("nearest",)):
                 for fill in ((None, [10.0, 200.0, 30.0]) if name in GEOMETRIC else (None,)):
-                    mine = _core.augment_image(img, getattr(_core.AugOp, name), m, getattr(_core.Interp, interp), fill)
+                    mine = _core.testing.augment_image(img, getattr(_core.AugOp, name), m, getattr(_core.Interp, interp), fill)
                     check_op(mine, v2_apply(img, name, m, interp, fill), name, interp)
                     ref1 = v1_apply(img, name, m, interp, fill)
                     dmax, frac = diff_stats(mine, ref1)
@@ -133,8 +133,8 @@ def test_each_op_simd_levels_identical(crops, simd, name):
             for interp in ("nearest", "bilinear"):
                 for fill in (None, [10.0, 200.0, 30.0]):
                     args = (img, getattr(_core.AugOp, name), mag, getattr(_core.Interp, interp), fill)
-                    ref = _core.augment_image(*args, simd=_core.Simd.scalar)
-                    assert np.array_equal(_core.augment_image(*args, simd=getattr(_core.Simd, simd)), ref)
+                    ref = _core.testing.augment_image(*args, simd=_core.Simd.scalar)
+                    assert np.array_equal(_core.testing.augment_image(*args, simd=getattr(_core.Simd, simd)), ref)
 
 
 def test_rotate_keeps_torchvisions_exact_quarter_turns(crops):
@@ -142,7 +142,7 @@ def test_rotate_keeps_torchvisions_exact_quarter_turns(crops):
     for img, angles in ((sq, (90.0, -90.0, 180.0, 270.0, 360.0)), (rect, (180.0, -180.0))):
         for a in angles:
             for interp in ("nearest", "bilinear"):
-                mine = _core.augment_image(img, _core.AugOp.Rotate, a, getattr(_core.Interp, interp), [5.0])
+                mine = _core.testing.augment_image(img, _core.AugOp.Rotate, a, getattr(_core.Interp, interp), [5.0])
                 assert np.array_equal(mine, v2_apply(img, "Rotate", a, interp, [5.0])), a
 
 
@@ -157,11 +157,11 @@ def test_affine_kernel_matches_torchvision(crops):
             shx, shy = (float(np.float32(v)) for v in rng.uniform(-25, 25, 2))
             for interp in ("nearest", "bilinear"):
                 for fill in (None, [0.0, 0.0, 0.0], [100.0, 20.0, 250.0]):
-                    mine = _core.affine_image(img, angle, tx, ty, scale, shx, shy, False, getattr(_core.Interp, interp), fill)
+                    mine = _core.testing.affine_image(img, angle, tx, ty, scale, shx, shy, False, getattr(_core.Interp, interp), fill)
                     ref = hwc(F2.affine(chw(img), angle=angle, translate=[tx, ty], scale=scale, shear=[shx, shy],
                                         interpolation=InterpolationMode(interp), fill=fill))
                     check_op(mine, ref, "ShearX", interp)
-                    mine = _core.affine_image(img, angle, rotate=True, interpolation=getattr(_core.Interp, interp), fill=fill)
+                    mine = _core.testing.affine_image(img, angle, rotate=True, interpolation=getattr(_core.Interp, interp), fill=fill)
                     ref = hwc(F2.rotate(chw(img), angle, interpolation=InterpolationMode(interp), fill=fill))
                     check_op(mine, ref, "Rotate", interp)
 
@@ -228,7 +228,7 @@ def test_policy_draws_cover_the_space_and_the_signs(photos):
 
 
 def test_autoaugment_draws_are_its_sub_policies(photos):
-    from fastprep._ops import _AA_POLICIES
+    from fastprep.transforms import AA_POLICIES as _AA_POLICIES
     items = [photos[i % len(photos)] for i in range(100)]
     for policy in ("imagenet", "cifar10", "svhn"):
         tv = tv2.AutoAugment(tv2.AutoAugmentPolicy(policy))

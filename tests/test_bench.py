@@ -133,7 +133,8 @@ def test_peer_failing_while_timed_is_reported_not_hung(folder, tmp_path):
     out = tmp_path / "r.json"
     code = textwrap.dedent("""
         import sys
-        from fastprep import _bench, cli
+        from fastprep import cli
+        from fastprep.bench import _run as _bench
         _bench._PEER_DECODE["torchvision"] = lambda: (lambda d: None)
         sys.exit(cli.main(["bench"] + sys.argv[1:]))
     """)
@@ -166,7 +167,7 @@ def test_file_only_a_peer_cannot_read_is_left_out(folder, tmp_path):
 
 
 def test_missing_peer_names_the_command(monkeypatch):
-    from fastprep import _bench
+    from fastprep.bench import _run as _bench
 
     monkeypatch.setitem(_bench.NEEDS, "pil", (("torch", "torch"), ("no_such_module_fp", "Pillow")))
     missing = _bench.missing_modules("pil")
@@ -179,7 +180,7 @@ def test_missing_peer_names_the_command(monkeypatch):
 def test_train_jitter_recipe_is_the_same_on_both_sides():
     """--transform train-jitter: fastprep and torchvision run train + ColorJitter(0.4, 0.4, 0.4, 0.1)."""
     import fastprep as fp
-    from fastprep import _bench
+    from fastprep.bench import _run as _bench
 
     ops = _bench._compose("train-jitter", 32, True).transforms
     assert [type(o).__name__ for o in ops] == ["RandomResizedCrop", "RandomHorizontalFlip", "ColorJitter", "ToTensor",

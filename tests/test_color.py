@@ -191,7 +191,7 @@ def eval_ops(stats):
 
 @pytest.mark.parametrize("zca", [False, True])
 def test_whitening_is_the_numpy_formula_and_whitens(photos, stats, zca, tmp_path):
-    from fastprep._formats import StatsRecord
+    from fastprep.io import StatsRecord
 
     path = tmp_path / "stats.json"
     StatsRecord.from_result(stats).write(str(path))
@@ -222,7 +222,7 @@ def test_whitening_with_lighting_and_padding(photos, stats):
     geo = [fp.Resize((40, 50)), fp.CenterCrop(48), fp.ToTensor()]
     x = fp.Compose(geo).batch(photos).astype(np.float64)
     y, params = fp.Compose(geo + [fp.Lighting(0.1), op]).batch(photos, seed=1, return_params=True)
-    vec, val = np.array(fp._ops.IMAGENET_EIGVEC), np.array(fp._ops.IMAGENET_EIGVAL)
+    vec, val = np.array(fp.transforms.IMAGENET_EIGVEC), np.array(fp.transforms.IMAGENET_EIGVAL)
     for xi, yi, p in zip(x, y, params):
         shift = vec @ (np.array(p["lighting"]) * val)
         ref = np.einsum("cj,jhw->chw", w, xi + (shift - mean)[:, None, None])

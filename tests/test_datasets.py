@@ -2,7 +2,7 @@ import os
 import numpy as np
 import pytest
 
-from fastprep._datasets import IMG_EXTENSIONS, Dataset, index_source
+from fastprep.data import IMG_EXTENSIONS, Dataset, index_source
 
 
 def touch(path, data=b""):
@@ -173,7 +173,7 @@ def test_sequences(tmp_path):
 
 def test_label_rules(tmp_path):
     """Issue 28's label defects, each refused or kept by a documented rule (Note [Labels])."""
-    from fastprep._datasets import LabelError
+    from fastprep.data import LabelError
 
     lst = tmp_path / "l.csv"
 

@@ -13,7 +13,7 @@ import pytest
 
 import fastprep as fp
 from conftest import HERE, MEAN, STD, pil_eval_reference, pil_rgb, psnr, tv_center_crop_box, tv_resize_size
-from fastprep._transforms import _check_epoch, _check_seed
+from fastprep._checks import check_epoch as _check_epoch, check_seed as _check_seed
 
 LARGE = os.path.join(HERE, "data", "photos", "06_1023x767_420.jpg")
 NORM_TOL = (1.0 / (255.0 * np.array(STD)) + 1e-6).reshape(3, 1, 1)

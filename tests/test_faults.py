@@ -19,7 +19,7 @@ import pytest
 
 import fastprep as fp
 from fastprep import _core, _fallback
-from fastprep._datasets import index_source
+from fastprep.data import index_source
 
 HERE = os.path.dirname(__file__)
 ROOT = os.path.dirname(HERE)
@@ -786,7 +786,7 @@ def test_loader_errors_do_not_grow_across_epochs(tmp_path, photos):
     to append again (60,000 entries and a 4.9 MB state_dict after 3 epochs of 20k failures)."""
     import json
 
-    from fastprep._loader import ErrorLog
+    from fastprep.data import ErrorLog
 
     root = tmp_path / "src" / "a"
     root.mkdir(parents=True)

@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 
 import fastprep as fp
-from fastprep import _offline, _util, cli
-from fastprep._datasets import index_source
-from fastprep._formats import (VERSION, FormatError, JpegIndex, RunRecord, ShardEntry, ShardIndex, ShardMeta,
+from fastprep import _util, cli
+from fastprep import io as _offline
+from fastprep.offline import _jobs
+from fastprep.data import index_source
+from fastprep.io import (VERSION, FormatError, JpegIndex, RunRecord, ShardEntry, ShardIndex, ShardMeta,
                                StatsRecord, read_index)
-from fastprep._preprocess import preprocess
-from fastprep._shards import ShardDataset, is_shard_dir
+from fastprep.offline import preprocess
+from fastprep.data import ShardDataset, is_shard_dir
 
 SIZE = 32
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(fp.__file__)))
@@ -258,7 +260,7 @@ def test_encode_jpeg_matches_pillow_settings(photos):
     Image = pytest.importorskip("PIL.Image")
     import io
 
-    from fastprep._preprocess import encode_jpeg
+    from fastprep.offline import encode_jpeg
 
     img = fp.Compose([fp.Resize(120)], dtype="uint8", layout="HWC")(photos[0])
     ours = encode_jpeg(img, 90)
@@ -281,14 +283,14 @@ def test_jpeg_quality_is_checked_first(tree, tmp_path, quality):
 def test_failure_reason_comes_from_the_exception(tree, photos):
     bad = os.path.join(tree, "a", "00_truncated.jpg")
     open(bad, "wb").write(open(photos[0], "rb").read()[:500])
-    t = _offline.build_transform("eval", SIZE)
+    t = _jobs.build_transform("eval", SIZE)
     with pytest.raises(fp.DecodeError) as ei:
         t(bad)
     res = fp.compute_stats(tree, size=SIZE, on_error="skip", progress=False)
     assert [f["error"] for f in res["failed"]] == [ei.value.reason]
     # the batch's structured reason, when it gives one, is taken as is
-    assert _offline.sample_reason(t, bad, 0, 1, {"error": "x (sample 0): y", "error_reason": "y"}) == "y"
-    assert _offline.sample_reason(t, bad, 0, 1, {"error": "whatever"}) == ei.value.reason
+    assert _jobs.sample_reason(t, bad, 0, 1, {"error": "x (sample 0): y", "error_reason": "y"}) == "y"
+    assert _jobs.sample_reason(t, bad, 0, 1, {"error": "whatever"}) == ei.value.reason
 
 
 def test_util_helpers():
@@ -299,13 +301,14 @@ def test_util_helpers():
 def test_eval_resize_is_defined_once():
     """int(size / 0.875) lives in _util.eval_resize only."""
     pkg = os.path.dirname(os.path.abspath(fp.__file__))
-    hits = [os.path.basename(p) for p in glob.glob(os.path.join(pkg, "*.py"))
+    hits = [os.path.basename(p) for p in glob.glob(os.path.join(pkg, "**", "*.py"), recursive=True)
             if "/ 0.875)" in open(p, encoding="utf-8").read()]
     assert hits == ["_util.py"]
 
 
 def test_one_progress_bar():
-    from fastprep import _bench, _stats
+    from fastprep.bench import _run as _bench
+    from fastprep.offline import _stats
 
     assert _bench.Progress is _util.Progress and _stats.Progress is _util.Progress
     assert not hasattr(_bench, "_Progress") and not hasattr(_offline, "Progress")

@@ -923,8 +923,6 @@ def test_pillow_formats_decode_on_several_threads(monkeypatch, tmp_path):
 
     from PIL import Image
 
-    from fastprep import _fallback
-
     rng = np.random.default_rng(0)
     paths = []
     for i in range(6):
@@ -934,7 +932,7 @@ def test_pillow_formats_decode_on_several_threads(monkeypatch, tmp_path):
     t = fp.Compose([fp.Resize((8, 8))], dtype="uint8")
     one = t.batch(paths, threads=1)
     seen, lock = set(), threading.Lock()
-    real = _fallback.decode_oriented
+    real = fp.io.decode_oriented
 
     def slow(*a, **k):
         with lock:
@@ -942,7 +940,7 @@ def test_pillow_formats_decode_on_several_threads(monkeypatch, tmp_path):
         time.sleep(0.05)  # long enough for the other workers to start
         return real(*a, **k)
 
-    monkeypatch.setattr(_fallback, "decode_oriented", slow)
+    monkeypatch.setattr(fp.io, "decode_oriented", slow)  # what Compose calls
     two = t.batch(paths, threads=2)
     assert np.array_equal(one, two)
     assert len(seen) == 2 and all(n.startswith("fastprep-pillow") for n in seen), seen

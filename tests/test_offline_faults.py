@@ -22,10 +22,14 @@ import numpy as np
 import pytest
 
 import fastprep as fp
-from fastprep import _offline, _preprocess, _shards, _stats, cli
-from fastprep._datasets import index_source
-from fastprep._preprocess import OutputLockedError, preprocess
-from fastprep._shards import ShardDataset
+from fastprep import cli
+from fastprep import io as _offline
+from fastprep.offline import _jobs
+from fastprep.data import _shards
+from fastprep.offline import _npy as _preprocess, _stats
+from fastprep.data import index_source
+from fastprep.offline import OutputLockedError, preprocess
+from fastprep.data import ShardDataset
 
 SIZE = 48
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(fp.__file__)))
@@ -296,7 +300,7 @@ def test_truncated_shard_is_an_exception_not_sigbus(tree, tmp_path):
     preprocess(tree, out, size=SIZE, shard_size=4, progress=False)
     code = f"""
 import os, numpy as np, fastprep as fp
-from fastprep._shards import ShardDataset, ShardTruncatedError
+from fastprep.data import ShardDataset, ShardTruncatedError
 out = {out!r}
 ds = ShardDataset(out)
 whole = ds.read(range(len(ds)))                      # the shard files are open now
@@ -414,7 +418,7 @@ def test_preprocess_out_folder_created_or_refused_before_the_pass(tree, tmp_path
     def never(*a, **k):
         raise AssertionError("the pass ran")
 
-    monkeypatch.setattr(_offline, "iter_batches", never)
+    monkeypatch.setattr(_jobs, "iter_batches", never)
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     capsys.readouterr()

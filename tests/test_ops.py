@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import fastprep as fp
-from fastprep import _core, _ops
+from fastprep import _core
+from fastprep.transforms import _op
 from conftest import MEAN, SIMD_LEVELS, STD, pil_rgb
 
 README = os.path.join(os.path.dirname(__file__), "..", "README.md")
@@ -26,10 +27,10 @@ TRAIN = [fp.RandomResizedCrop(64), fp.RandomHorizontalFlip()]
 @pytest.fixture
 def registry_guard():
     """Ops registered by a test are removed afterwards (the registry is process-wide)."""
-    before = dict(_ops._REGISTRY)
+    before = dict(_op._REGISTRY)
     yield
-    _ops._REGISTRY.clear()
-    _ops._REGISTRY.update(before)
+    _op._REGISTRY.clear()
+    _op._REGISTRY.update(before)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -494,7 +495,7 @@ def test_lighting_is_the_numpy_formula(photos):
     base = fp.Compose(geo + [fp.ToTensor()]).batch(photos, seed=2)
     t = fp.Compose(geo + [fp.ToTensor(), fp.Lighting(0.1), fp.Normalize(MEAN, STD)])
     out, params = t.batch(photos, seed=2, return_params=True)
-    vec, val = np.array(fp._ops.IMAGENET_EIGVEC), np.array(fp._ops.IMAGENET_EIGVAL)
+    vec, val = np.array(fp.transforms.IMAGENET_EIGVEC), np.array(fp.transforms.IMAGENET_EIGVAL)
     alphas = np.array([p["lighting"] for p in params])
     assert alphas.std() > 0.03 and np.abs(alphas).max() < 0.6  # N(0, 0.1) draws
     for x, y, a in zip(base, out, alphas):
@@ -508,7 +509,7 @@ def test_lighting_is_the_numpy_formula(photos):
 
 def test_lighting_from_stats_and_order(photos, tmp_path):
     res = fp.compute_stats(photos, size=32, pca=True, progress=False)
-    from fastprep._formats import StatsRecord
+    from fastprep.io import StatsRecord
 
     StatsRecord.from_result(res).write(str(tmp_path / "s.json"))
     op = fp.Lighting.from_stats(str(tmp_path / "s.json"), alphastd=0.2)

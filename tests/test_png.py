@@ -1,4 +1,4 @@
-"""Native PNG decoding (Note [PNG decoding] in csrc/png_decoder.h): pixels against the installed
+"""Native PNG decoding (Note [PNG decoding] in csrc/codecs/png_decoder.h): pixels against the installed
 Pillow's Image.open(f).convert("RGB") (0 levels) for every colour type and bit depth, Adam7
 interlacing and transparency; the resize pipeline against torchvision v1 on PNG photos; hostile
 files."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastprep as fp
-from fastprep._pool import OutputPool
+from fastprep.transforms import OutputPool
 
 
 def _train():

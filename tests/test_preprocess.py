@@ -8,9 +8,9 @@ import pytest
 
 import fastprep as fp
 from fastprep import cli
-from fastprep._datasets import index_source
-from fastprep._preprocess import preprocess
-from fastprep._shards import ShardDataset, is_shard_dir
+from fastprep.data import index_source
+from fastprep.offline import preprocess
+from fastprep.data import ShardDataset, is_shard_dir
 
 SIZE = 48
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(fp.__file__)))
@@ -213,7 +213,7 @@ def test_python_m_fastprep():
 
 
 def test_bench_guard_when_module_missing(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "fastprep._bench", None)  # import fails as if the file were absent
+    monkeypatch.setitem(sys.modules, "fastprep.bench", None)  # import fails as if the file were absent
     assert cli.main(["bench", "--whatever", "1"]) == 1
     assert "not available" in capsys.readouterr().err
 
@@ -232,7 +232,7 @@ def test_read_into_torch_tensor(tree, tmp_path):
 def test_write_file_direct_and_fallback(tmp_path, where):
     import mmap
 
-    from fastprep._preprocess import _write_file
+    from fastprep.offline._npy import write_file as _write_file
 
     d = str(tmp_path) if where == "tmp" else "/dev/shm"
     if not os.path.isdir(d):
@@ -253,7 +253,7 @@ def test_consumer_error_does_not_hang(tree, tmp_path, monkeypatch):
     """An error while the decoder waits for a free shard buffer must not deadlock."""
     import threading
 
-    from fastprep import _stats
+    from fastprep.offline import _stats
 
     def boom(self, *a, **k):
         import time

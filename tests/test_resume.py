@@ -1,4 +1,4 @@
-"""Mid-epoch resume (Note [Resume] in fastprep/_loader.py): a Loader built with the same
+"""Mid-epoch resume (Note [Resume] in fastprep/data/_loader.py): a Loader built with the same
 arguments and given state_dict() yields exactly the uninterrupted run's remaining batches, then
 the following epochs."""
 import json

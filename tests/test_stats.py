@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import fastprep as fp
-from fastprep import _stats, cli
-from fastprep._datasets import index_source
+from fastprep import cli
+from fastprep.offline import _stats
+from fastprep.data import index_source
 from fastprep._util import Progress
 
 SIZE = 64

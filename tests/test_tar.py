@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastprep as fp
-from fastprep import _tar
+from fastprep.io import _tar
 
 from conftest import PHOTOS
 
@@ -138,8 +138,8 @@ def test_index_is_cached_and_invalidated_by_a_change(shards, monkeypatch):
     paths, _ = shards
     first = fp.index_source(paths[0]).names
     calls = []
-    real_scan = _tar._scan
-    monkeypatch.setattr(_tar, "_scan", lambda p: calls.append(p) or real_scan(p))
+    real_scan = _tar.scan_shard
+    monkeypatch.setattr(_tar, "scan_shard", lambda p: calls.append(p) or real_scan(p))
     assert fp.index_source(paths[0]).names == first
     assert calls == [], "an unchanged shard must come from the cache"
     with tarfile.open(paths[0], "a", format=tarfile.GNU_FORMAT) as tf:  # a new sample appended
@@ -335,8 +335,8 @@ def test_index_without_a_usable_cache_folder_still_works(shards, tmp_path, monke
     blocker.write_bytes(b"")
     monkeypatch.setenv("FASTPREP_CACHE_DIR", str(blocker / "cache"))
     calls = []
-    real_scan = _tar._scan
-    monkeypatch.setattr(_tar, "_scan", lambda p: calls.append(p) or real_scan(p))
+    real_scan = _tar.scan_shard
+    monkeypatch.setattr(_tar, "scan_shard", lambda p: calls.append(p) or real_scan(p))
     first = fp.index_source(paths)
     second = fp.index_source(paths)
     assert len(first) == 10 and second.names == first.names

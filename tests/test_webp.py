@@ -1,4 +1,4 @@
-"""Native WebP decoding (Note [WebP decoding] in csrc/webp_decoder.h): pixels against the installed
+"""Native WebP decoding (Note [WebP decoding] in csrc/codecs/webp_decoder.h): pixels against the installed
 Pillow's Image.open(f).convert("RGB") (0 levels), lossy and lossless, with and without alpha;
 EXIF orientation; animated files through the Pillow fallback; the resize pipeline against
 torchvision v1; the cropped decode of an unrotated image against the whole decode; hostile files."""
@@ -205,7 +205,7 @@ def test_garbage_after_the_riff_header():
 def test_pillow_formats_are_read_once(tmp_path, monkeypatch, photos):
     """A file no native decoder takes (BMP, animated WebP, a tar member) reaches Pillow with the
     bytes the native pass read (Note [Fallback bytes]): the Python readers are never called."""
-    from fastprep import _fallback
+    from fastprep.io import _pillow
 
     im = Image.open(photos[0]).convert("RGB").resize((64, 48))
     bmp = tmp_path / "a.bmp"
@@ -218,8 +218,8 @@ def test_pillow_formats_are_read_once(tmp_path, monkeypatch, photos):
     def no_read(*a, **k):
         raise AssertionError("the fallback read the file again")
 
-    monkeypatch.setattr(_fallback, "read_file", no_read)
-    monkeypatch.setattr(_fallback, "read_member", no_read)
+    monkeypatch.setattr(_pillow, "read_file", no_read)  # the names the fallback reads through
+    monkeypatch.setattr(_pillow, "read_member", no_read)
     got = t.batch([str(bmp), str(anim)], threads=2)
     assert np.array_equal(got, want)
     import tarfile

@@ -8,10 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-srcs="tests/native/simd_kernels_test.cpp csrc/resample.cpp csrc/resample_sse41.cpp csrc/resample_avx2.cpp
-      csrc/resample_neon.cpp csrc/color.cpp csrc/color_avx2.cpp csrc/color_neon.cpp csrc/augment.cpp
-      csrc/augment_avx2.cpp csrc/augment_neon.cpp csrc/png_rows.cpp csrc/png_rows_sse41.cpp csrc/png_rows_neon.cpp
-      csrc/simd.cpp"
+# The kernels layer (csrc/kernels/: the algorithms, the dispatcher, the scalar references) and one
+# architecture's folder: what a build compiles for that architecture (setup.py).
+common="tests/native/simd_kernels_test.cpp $(ls csrc/kernels/*.cpp)"
+x86_srcs="$common $(ls csrc/kernels/x86/*.cpp)"
+arm_srcs="$common $(ls csrc/kernels/arm/*.cpp)"
 flags="-std=c++17 -O2 -Wall -Wextra -Wno-unused-parameter -ffp-contract=off -Icsrc"
 
 # A real photo's rows as raw RGBX (Pillow decodes it; the C++ test reads the bytes).
@@ -33,6 +34,11 @@ fi
 
 if [ "${1:-}" != "--arm-only" ]; then
   echo "== native ($(uname -m))"
+  case "$(uname -m)" in
+    x86_64|i?86) srcs=$x86_srcs ;;
+    aarch64|arm64) srcs=$arm_srcs ;;
+    *) srcs="$common $(ls csrc/kernels/generic/*.cpp)" ;;
+  esac
   g++ $flags $srcs -o "$out/kernels"
   "$out/kernels" "${args[@]}"
 fi
@@ -41,15 +47,15 @@ if [ "${1:-}" != "--native-only" ]; then
     echo "aarch64-linux-gnu-g++ or qemu-aarch64 missing: apt-get install g++-aarch64-linux-gnu qemu-user" >&2
     exit 1
   fi
-  echo "== aarch64: every csrc/ file but the Python bindings compiles, warning-free (with and without the optional codecs)"
-  for f in csrc/*.cpp; do  # the system's jpeglib/png/webp headers stand in for an arm64 sysroot's
-    [ "$f" = csrc/bindings.cpp ] && continue
+  echo "== aarch64: every csrc/ file but the Python bindings and the x86 kernels compiles, warning-free (with and without the optional codecs)"
+  for f in csrc/core/*.cpp csrc/kernels/*.cpp csrc/kernels/arm/*.cpp csrc/codecs/*.cpp csrc/pipeline/*.cpp; do
+    [ -e "$f" ] || continue  # the system's jpeglib/png/webp headers stand in for an arm64 sysroot's
     for codecs in "-DFASTPREP_HAVE_PNG=1 -DFASTPREP_HAVE_WEBP=1" ""; do
       aarch64-linux-gnu-g++ $flags $codecs -Werror -fsyntax-only -idirafter /usr/include \
         -idirafter "/usr/include/$(gcc -print-multiarch)" "$f"
     done
   done
   echo "== aarch64 under qemu-user"
-  aarch64-linux-gnu-g++ $flags $srcs -o "$out/kernels-arm64"
+  aarch64-linux-gnu-g++ $flags $arm_srcs -o "$out/kernels-arm64"
   qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/kernels-arm64" "${args[@]}"
 fi

@@ -23,11 +23,11 @@
 #include <string>
 #include <vector>
 
-#include "augment.h"
-#include "color.h"
-#include "png_rows.h"
-#include "resample.h"
-#include "simd.h"
+#include "kernels/augment.h"
+#include "kernels/color.h"
+#include "kernels/dispatch.h"
+#include "kernels/png_rows.h"
+#include "kernels/resample.h"
 
 using namespace fastprep;
 
@@ -99,9 +99,9 @@ void check_resize(const Image& im, int out_w, int out_h, Interp interp, bool rev
     std::vector<uint8_t*> op(im.h);
     for (int y = 0; y < im.h; ++y) op[y] = &inter[y * inter_stride];
     if (many) {
-      hpass_rows(s, rp.data(), im.h, 0, ht, op.data());
+      hpass_rows(kernels_for(s, fast), rp.data(), im.h, 0, ht, op.data());
     } else {
-      for (int y = 0; y < im.h; ++y) hpass_row(s, rp[y], 0, ht, op[y]);
+      for (int y = 0; y < im.h; ++y) hpass_row(kernels_for(s, fast), rp[y], 0, ht, op[y]);
     }
     return inter;
   };
@@ -127,7 +127,7 @@ void check_resize(const Image& im, int out_w, int out_h, Interp interp, bool rev
   auto vpass_all = [&](Simd s) {
     std::vector<uint8_t> out(static_cast<size_t>(out_h) * inter_stride + 64, 0);
     for (int e = 0; e < vt.n; ++e)
-      vpass_row(s, ref.data(), inter_stride, vt.start[e], vt, e, nbytes, &out[e * inter_stride]);
+      vpass_row(kernels_for(s, fast), ref.data(), inter_stride, vt.start[e], vt, e, nbytes, &out[e * inter_stride]);
     return out;
   };
   const std::vector<uint8_t> vref = vpass_all(Simd::kScalar);
@@ -162,7 +162,7 @@ void check_jitter(const Image& im, const JitterParams& jp, const std::vector<Sim
   std::snprintf(where, sizeof where, "%s %dx%d mask=%d factors=%g,%g,%g,%g", name.c_str(), im.w, im.h, jp.mask,
                 jp.factor[0], jp.factor[1], jp.factor[2], jp.factor[3]);
   check_in_place("color_jitter", im, levels, where, [&](Simd s, uint8_t* const* rows, Scratch*) {
-    apply_color_jitter(s, jp, rows, im.h, im.w);
+    apply_color_jitter(kernels_for(s), jp, rows, im.h, im.w);
   });
 }
 
@@ -171,7 +171,7 @@ void check_sharpness(const Image& im, float alpha, const std::vector<Simd>& leve
   char where[120];
   std::snprintf(where, sizeof where, "%s %dx%d alpha=%g", name.c_str(), im.w, im.h, alpha);
   check_in_place("sharpness", im, levels, where, [&](Simd s, uint8_t* const* rows, Scratch* scratch) {
-    aug_sharpness(s, alpha, rows, im.h, im.w, scratch);
+    aug_sharpness(kernels_for(s), alpha, rows, im.h, im.w, scratch);
   });
 }
 
@@ -180,7 +180,7 @@ void check_autocontrast(const Image& im, const std::vector<Simd>& levels, const 
   char where[120];
   std::snprintf(where, sizeof where, "%s %dx%d", name.c_str(), im.w, im.h);
   check_in_place("autocontrast", im, levels, where, [&](Simd s, uint8_t* const* rows, Scratch*) {
-    aug_autocontrast(s, rows, im.h, im.w);
+    aug_autocontrast(kernels_for(s), rows, im.h, im.w);
   });
 }
 
@@ -196,7 +196,7 @@ void check_warp(const Image& im, const double m[6], const std::vector<Simd>& lev
     std::snprintf(where, sizeof where, "%s %dx%d m=[%g %g %g; %g %g %g] bilinear=%d fill=%d", name.c_str(), im.w,
                   im.h, m[0], m[1], m[2], m[3], m[4], m[5], ws.bilinear, ws.fill_on);
     check_in_place("warp", im, levels, where, [&](Simd s, uint8_t* const* rows, Scratch* scratch) {
-      warp_affine(s, m, ws, rows, im.h, im.w, scratch);
+      warp_affine(kernels_for(s), m, ws, rows, im.h, im.w, scratch);
     });
   }
 }
@@ -207,7 +207,7 @@ void check_hsv(const Image& im, const HsvParams& hp, const std::vector<Simd>& le
   std::snprintf(where, sizeof where, "%s %dx%d gains=%g,%g,%g", name.c_str(), im.w, im.h, hp.gain[0], hp.gain[1],
                 hp.gain[2]);
   check_in_place("random_hsv", im, levels, where, [&](Simd s, uint8_t* const* rows, Scratch*) {
-    apply_random_hsv(s, hp, rows, im.h, im.w);
+    apply_random_hsv(kernels_for(s), hp, rows, im.h, im.w);
   });
 }
 
@@ -236,7 +236,7 @@ void check_png_rows(const Image& im, const std::vector<Simd>& levels, const std:
       for (int type = 0; type <= 4; ++type) {
         auto run = [&](Simd s) {
           std::vector<uint8_t> out(n + kPngRowPad, 0);
-          if (!png_unfilter(s, type, raw.data(), prev.data(), out.data(), n, bpp)) out.assign(out.size(), 1);
+          if (!png_unfilter(kernels_for(s), type, raw.data(), prev.data(), out.data(), n, bpp)) out.assign(out.size(), 1);
           return out;
         };
         char where[120];
@@ -255,7 +255,7 @@ void check_png_rows(const Image& im, const std::vector<Simd>& levels, const std:
       std::memcpy(src.data(), &im.px[static_cast<size_t>(y) * im.w * 4], static_cast<size_t>(im.w) * samples);
       auto run = [&](Simd s) {
         std::vector<uint8_t> out(static_cast<size_t>(im.w) * 4, 0);
-        png_expand_rgbx(s, ct, src.data(), im.w, palette.data(), out.data());
+        png_expand_rgbx(kernels_for(s), ct, src.data(), im.w, palette.data(), out.data());
         return out;
       };
       char where[120];

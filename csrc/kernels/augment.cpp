@@ -1,0 +1,348 @@
+#include "kernels/augment.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/color.h"
+#include "kernels/reference.h"
+
+namespace fastprep {
+
+float tv_linspace(float start, float end, int steps, int i) {
+  // torch's CPU kernel: step in float32, the first half from start, the second from end, each
+  // a fused multiply-add in its build.
+  if (steps <= 1) return start;
+  const float step = (end - start) / static_cast<float>(steps - 1);
+  if (i < steps / 2) return std::fmaf(step, static_cast<float>(i), start);
+  return std::fmaf(-step, static_cast<float>(steps - i - 1), end);
+}
+
+float aug_magnitude(AugTable t, double lo, double hi, int bins, int i, int h, int w) {
+  switch (t) {
+    case AugTable::kLinspace: return tv_linspace(static_cast<float>(lo), static_cast<float>(hi), bins, i);
+    case AugTable::kLinspaceWidth: return tv_linspace(static_cast<float>(lo), static_cast<float>(hi * w), bins, i);
+    case AugTable::kLinspaceHeight: return tv_linspace(static_cast<float>(lo), static_cast<float>(hi * h), bins, i);
+    case AugTable::kPosterize: {
+      // (8 - (arange(bins) / ((bins - 1) / hi))).round().int(): a float32 division, half to even.
+      const float d = static_cast<float>((bins - 1) / hi);
+      return static_cast<float>(static_cast<int>(std::nearbyint(8.f - static_cast<float>(i) / d)));
+    }
+    default: return 0.f;
+  }
+}
+
+void inverse_affine_matrix(double cx, double cy, double angle, double tx, double ty, double scale, double shear_x,
+                           double shear_y, double m[6]) {
+  // torchvision v2's _get_inverse_affine_matrix, operation for operation (Python's math.radians
+  // multiplies by pi / 180).
+  const double deg = M_PI / 180.0;
+  const double rot = angle * deg, sx = shear_x * deg, sy = shear_y * deg;
+  const double cos_sy = std::cos(sy), tan_sx = std::tan(sx), rot_minus_sy = rot - sy;
+  const double cxt = cx + tx, cyt = cy + ty;
+  const double a = std::cos(rot_minus_sy) / cos_sy;
+  const double b = -(a * tan_sx + std::sin(rot));
+  const double c = std::sin(rot_minus_sy) / cos_sy;
+  const double d = std::cos(rot) - c * tan_sx;
+  m[0] = d / scale;
+  m[1] = -b / scale;
+  m[3] = -c / scale;
+  m[4] = a / scale;
+  m[2] = 0.0 + ((cx - m[0] * cxt) - m[1] * cyt);
+  m[5] = 0.0 + ((cy - m[3] * cxt) - m[4] * cyt);
+}
+
+namespace {
+
+inline uint8_t round_u8(float v) {  // Tensor.round_() (half to even), then to uint8
+  v = std::nearbyint(v);
+  return static_cast<uint8_t>(v < 0.f ? 0.f : (v > 255.f ? 255.f : v));
+}
+
+// The image copied into scratch (rows packed, 4 bytes per pixel): the source of a warp or filter.
+const uint8_t* snapshot(uint8_t* const* rows, int h, int w, Scratch* s) {
+  const size_t row_bytes = static_cast<size_t>(w) * 4;
+  uint8_t* img = s->reserve(checked_mul(row_bytes, static_cast<size_t>(h)) + 32);
+  for (int y = 0; y < h; ++y) std::memcpy(img + y * row_bytes, rows[y], row_bytes);
+  return img;
+}
+
+// Per channel table on R, G, B.
+void apply_tables(const uint8_t lut[3][256], uint8_t* const* rows, int h, int w) {
+  for (int y = 0; y < h; ++y) {
+    uint8_t* px = rows[y];
+    for (int i = 0; i < w; ++i, px += 4) {
+      px[0] = lut[0][px[0]];
+      px[1] = lut[1][px[1]];
+      px[2] = lut[2][px[2]];
+    }
+  }
+}
+
+void apply_table(const uint8_t lut[256], uint8_t* const* rows, int h, int w) {
+  uint8_t t[3][256];
+  for (int c = 0; c < 3; ++c) std::memcpy(t[c], lut, 256);
+  apply_tables(t, rows, h, w);
+}
+
+// Histograms of R, G, B (3 x 256 counts).
+void histograms(uint8_t* const* rows, int h, int w, int64_t hist[3][256]) {
+  std::memset(hist, 0, sizeof(int64_t) * 3 * 256);
+  for (int y = 0; y < h; ++y) {
+    const uint8_t* px = rows[y];
+    for (int i = 0; i < w; ++i, px += 4) {
+      ++hist[0][px[0]];
+      ++hist[1][px[1]];
+      ++hist[2][px[2]];
+    }
+  }
+}
+
+}  // namespace
+
+void warp_row(const WarpRow& t, const WarpSpec& ws, const uint8_t* src, size_t stride, int h, int w, int y, int x0,
+              int x1, uint8_t* dst) {
+  const float yb = static_cast<float>(y) + t.y_off;
+  const float yx = yb * t.r10, yy = yb * t.r11;
+  for (int x = x0; x < x1; ++x) {
+    const float xb = static_cast<float>(x) + t.x_off;
+    const float gx = (xb * t.r00 + yx) + t.r20, gy = (xb * t.r01 + yy) + t.r21;
+    // grid_sample's unnormalisation, (g + 1) * size / 2 - 0.5, fused in torch's AVX2 build.
+    const float ix = std::fmaf(gx + 1.f, t.half_w, -0.5f), iy = std::fmaf(gy + 1.f, t.half_h, -0.5f);
+    uint8_t* o = dst + static_cast<size_t>(x) * 4;
+    if (!ws.bilinear) {
+      const float rx = std::nearbyint(ix), ry = std::nearbyint(iy);
+      if (rx >= 0.f && rx <= static_cast<float>(w - 1) && ry >= 0.f && ry <= static_cast<float>(h - 1)) {
+        std::memcpy(o, src + static_cast<size_t>(ry) * stride + static_cast<size_t>(rx) * 4, 4);
+      } else {
+        for (int c = 0; c < 3; ++c) o[c] = ws.fill_on ? round_u8(ws.fill[c]) : 0;
+        o[3] = 0;
+      }
+      continue;
+    }
+    const float fx0 = std::floor(ix), fy0 = std::floor(iy);
+    const float we = ix - fx0, e = 1.f - we, n = iy - fy0, s = 1.f - n;
+    const float wnw = s * e, wne = s * we, wsw = n * e, wse = n * we;
+    // Corners outside the image read 0 (and 0 in the mask); indices only formed when inside.
+    const bool xin0 = fx0 >= 0.f && fx0 <= static_cast<float>(w - 1);
+    const bool xin1 = fx0 + 1.f >= 0.f && fx0 + 1.f <= static_cast<float>(w - 1);
+    const bool yin0 = fy0 >= 0.f && fy0 <= static_cast<float>(h - 1);
+    const bool yin1 = fy0 + 1.f >= 0.f && fy0 + 1.f <= static_cast<float>(h - 1);
+    const uint8_t* pnw = (xin0 && yin0) ? src + static_cast<size_t>(fy0) * stride + static_cast<size_t>(fx0) * 4 : nullptr;
+    const uint8_t* pne = (xin1 && yin0) ? src + static_cast<size_t>(fy0) * stride + static_cast<size_t>(fx0 + 1.f) * 4 : nullptr;
+    const uint8_t* psw = (xin0 && yin1) ? src + static_cast<size_t>(fy0 + 1.f) * stride + static_cast<size_t>(fx0) * 4 : nullptr;
+    const uint8_t* pse = (xin1 && yin1) ? src + static_cast<size_t>(fy0 + 1.f) * stride + static_cast<size_t>(fx0 + 1.f) * 4 : nullptr;
+    // nw + ne + sw + se as torch's AVX2 build evaluates it: a chain of fused multiply-adds.
+    auto interp = [&](float vnw, float vne, float vsw, float vse) {
+      return std::fmaf(vse, wse, std::fmaf(vsw, wsw, std::fmaf(vne, wne, vnw * wnw)));
+    };
+    const float mask = interp(static_cast<float>(pnw != nullptr), static_cast<float>(pne != nullptr),
+                              static_cast<float>(psw != nullptr), static_cast<float>(pse != nullptr));
+    for (int c = 0; c < 3; ++c) {
+      float v = interp(pnw ? pnw[c] : 0.f, pne ? pne[c] : 0.f, psw ? psw[c] : 0.f, pse ? pse[c] : 0.f);
+      if (ws.fill_on) v = (v - ws.fill[c]) * mask + ws.fill[c];
+      o[c] = round_u8(v);
+    }
+    o[3] = 0;
+  }
+}
+
+void warp_affine(const Kernels& k, const double m[6], const WarpSpec& ws, uint8_t* const* rows, int h, int w,
+                 Scratch* scratch) {
+  if (h <= 0 || w <= 0) return;
+  const uint8_t* src = snapshot(rows, h, w, scratch);
+  const size_t stride = static_cast<size_t>(w) * 4;
+  // _affine_grid: theta in float32, transposed and divided by (w / 2, h / 2) in float32.
+  const float sx = static_cast<float>(0.5 * w), sy = static_cast<float>(0.5 * h);
+  WarpRow t;
+  t.r00 = static_cast<float>(m[0]) / sx;
+  t.r10 = static_cast<float>(m[1]) / sx;
+  t.r20 = static_cast<float>(m[2]) / sx;
+  t.r01 = static_cast<float>(m[3]) / sy;
+  t.r11 = static_cast<float>(m[4]) / sy;
+  t.r21 = static_cast<float>(m[5]) / sy;
+  t.half_w = static_cast<float>(w) / 2.f;
+  t.half_h = static_cast<float>(h) / 2.f;
+  // linspace((1 - n) / 2, (n - 1) / 2, n) has step 1: its values are i + (1 - n) / 2 exactly.
+  t.x_off = static_cast<float>((1.0 - w) * 0.5);
+  t.y_off = static_cast<float>((1.0 - h) * 0.5);
+  for (int y = 0; y < h; ++y) k.warp_row(t, ws, src, stride, h, w, y, rows[y]);
+}
+
+void warp_row_ref(const WarpRow& t, const WarpSpec& ws, const uint8_t* src, size_t stride, int h, int w, int y,
+                  uint8_t* dst) {
+  warp_row(t, ws, src, stride, h, w, y, 0, w, dst);
+}
+
+void tv_affine(const Kernels& k, double angle, double tx, double ty, double scale, double shear_x, double shear_y,
+               bool center_origin, const WarpSpec& ws, uint8_t* const* rows, int h, int w, Scratch* scratch) {
+  // affine_image: center_f = center - size / 2 ((0, 0) for the image centre).
+  const double cx = center_origin ? -w * 0.5 : 0.0, cy = center_origin ? -h * 0.5 : 0.0;
+  double m[6];
+  inverse_affine_matrix(cx, cy, angle, tx, ty, scale, shear_x, shear_y, m);
+  warp_affine(k, m, ws, rows, h, w, scratch);
+}
+
+void tv_rotate(const Kernels& k, double angle, const WarpSpec& ws, uint8_t* const* rows, int h, int w,
+               Scratch* scratch) {
+  // rotate_image: angle % 360 (Python's float remainder), torch.rot90 for the exact cases.
+  double a = std::fmod(angle, 360.0);
+  if (a != 0.0 && a < 0.0) a += 360.0;
+  if (a == 0.0) return;
+  const int quarter = a == 180.0 ? 2 : (h == w && a == 90.0 ? 1 : (h == w && a == 270.0 ? 3 : 0));
+  if (quarter) {
+    const uint8_t* src = snapshot(rows, h, w, scratch);
+    const size_t stride = static_cast<size_t>(w) * 4;
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x) {
+        int sy, sx;  // torch.rot90(k, dims=(-2, -1)): counter-clockwise by 90 k degrees
+        if (quarter == 2) sy = h - 1 - y, sx = w - 1 - x;
+        else if (quarter == 1) sy = x, sx = w - 1 - y;
+        else sy = h - 1 - x, sx = y;
+        std::memcpy(rows[y] + static_cast<size_t>(x) * 4, src + static_cast<size_t>(sy) * stride + static_cast<size_t>(sx) * 4, 4);
+      }
+    return;
+  }
+  double m[6];
+  inverse_affine_matrix(0.0, 0.0, -a, 0.0, 0.0, 1.0, 0.0, 0.0, m);
+  warp_affine(k, m, ws, rows, h, w, scratch);
+}
+
+void sharpness_row(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int x0, int x1, float alpha,
+                   uint8_t* dst) {
+  for (int x = x0; x < x1; ++x)
+    for (int c = 0; c < 3; ++c) {
+      const int i = x * 4 + c;
+      const int v = mid[i];
+      const int n = up[i - 4] + up[i] + up[i + 4] + mid[i - 4] + 5 * v + mid[i + 4] + down[i - 4] + down[i] + down[i + 4];
+      const int blur = (n + 6) / 13;
+      float r = std::fmaf(static_cast<float>(blur - v), alpha, static_cast<float>(v));
+      r = r < 0.f ? 0.f : (r > 255.f ? 255.f : r);
+      dst[i] = static_cast<uint8_t>(r);
+    }
+}
+
+void aug_sharpness(const Kernels& k, float alpha, uint8_t* const* rows, int h, int w, Scratch* scratch) {
+  if (h <= 2 || w <= 2) return;  // torchvision returns such images unchanged
+  const uint8_t* src = snapshot(rows, h, w, scratch);
+  const size_t stride = static_cast<size_t>(w) * 4;
+  for (int y = 1; y < h - 1; ++y) {
+    const uint8_t* mid = src + y * stride;
+    k.sharpness_row(mid - stride, mid, mid + stride, w, alpha, rows[y]);
+  }
+}
+
+void sharpness_row_ref(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int w, float alpha, uint8_t* dst) {
+  sharpness_row(up, mid, down, 1, w - 1, alpha, dst);
+}
+
+void aug_posterize(int bits, uint8_t* const* rows, int h, int w) {
+  if (bits >= 8) return;
+  const int mask = bits <= 0 ? 0 : (0xff << (8 - bits)) & 0xff;
+  uint8_t lut[256];
+  for (int v = 0; v < 256; ++v) lut[v] = static_cast<uint8_t>(v & mask);
+  apply_table(lut, rows, h, w);
+}
+
+void aug_solarize(double threshold, uint8_t* const* rows, int h, int w) {
+  const float t = static_cast<float>(threshold);  // compared in float32
+  uint8_t lut[256];
+  for (int v = 0; v < 256; ++v) lut[v] = static_cast<uint8_t>(static_cast<float>(v) >= t ? 255 - v : v);
+  apply_table(lut, rows, h, w);
+}
+
+void aug_invert(uint8_t* const* rows, int h, int w) {
+  uint8_t lut[256];
+  for (int v = 0; v < 256; ++v) lut[v] = static_cast<uint8_t>(255 - v);
+  apply_table(lut, rows, h, w);
+}
+
+void rgb_min_max2(const uint8_t* mins, const uint8_t* maxs, int n, uint8_t lo[3], uint8_t hi[3]) {
+  for (int i = 0; i < n; ++i, mins += 4, maxs += 4)
+    for (int c = 0; c < 3; ++c) {
+      lo[c] = std::min(lo[c], mins[c]);
+      hi[c] = std::max(hi[c], maxs[c]);
+    }
+}
+
+void rgb_min_max(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]) { rgb_min_max2(row, row, n, lo, hi); }
+
+void aug_autocontrast(const Kernels& k, uint8_t* const* rows, int h, int w) {
+  if (h <= 0 || w <= 0) return;
+  uint8_t lo8[3] = {255, 255, 255}, hi8[3] = {0, 0, 0};
+  for (int y = 0; y < h; ++y) k.rgb_min_max(rows[y], w, lo8, hi8);
+  const int lo[3] = {lo8[0], lo8[1], lo8[2]}, hi[3] = {hi8[0], hi8[1], hi8[2]};
+  uint8_t lut[3][256];
+  const float inv255 = static_cast<float>(1.0 / 255.0);
+  for (int c = 0; c < 3; ++c) {
+    const bool eq = lo[c] == hi[c];
+    const float mn = eq ? 0.f : static_cast<float>(lo[c]);
+    const float inv_scale = eq ? 1.f : static_cast<float>(hi[c] - lo[c]) * inv255;
+    for (int v = 0; v < 256; ++v) {
+      float r = (static_cast<float>(v) - mn) / inv_scale;
+      r = r < 0.f ? 0.f : (r > 255.f ? 255.f : r);
+      lut[c][v] = static_cast<uint8_t>(r);
+    }
+  }
+  apply_tables(lut, rows, h, w);
+}
+
+void aug_equalize(uint8_t* const* rows, int h, int w) {
+  if (h <= 0 || w <= 0) return;
+  int64_t hist[3][256];
+  histograms(rows, h, w, hist);
+  const int64_t total = static_cast<int64_t>(h) * w;
+  uint8_t lut[3][256];
+  for (int c = 0; c < 3; ++c) {
+    int top = 255;  // the highest level present
+    while (top > 0 && hist[c][top] == 0) --top;
+    const int64_t step = (total - hist[c][top]) / 255;
+    if (step == 0) {
+      for (int v = 0; v < 256; ++v) lut[c][v] = static_cast<uint8_t>(v);
+      continue;
+    }
+    lut[c][0] = 0;
+    int64_t cum = 0;
+    for (int i = 0; i < 255; ++i) {
+      cum += hist[c][i];
+      lut[c][i + 1] = static_cast<uint8_t>(std::min<int64_t>(255, (cum + step / 2) / step));
+    }
+  }
+  apply_tables(lut, rows, h, w);
+}
+
+void apply_aug_op(const Kernels& k, AugOp op, float magnitude, const WarpSpec& ws, uint8_t* const* rows, int h, int w,
+                  Scratch* scratch) {
+  const double m = magnitude;
+  const double rad2deg = 180.0 / M_PI;  // math.degrees
+  switch (op) {
+    case AugOp::kIdentity: return;
+    case AugOp::kShearX: return tv_affine(k, 0.0, 0.0, 0.0, 1.0, std::atan(m) * rad2deg, 0.0, true, ws, rows, h, w, scratch);
+    case AugOp::kShearY: return tv_affine(k, 0.0, 0.0, 0.0, 1.0, 0.0, std::atan(m) * rad2deg, true, ws, rows, h, w, scratch);
+    case AugOp::kTranslateX:
+      return tv_affine(k, 0.0, static_cast<double>(static_cast<int>(m)), 0.0, 1.0, 0.0, 0.0, false, ws, rows, h, w, scratch);
+    case AugOp::kTranslateY:
+      return tv_affine(k, 0.0, 0.0, static_cast<double>(static_cast<int>(m)), 1.0, 0.0, 0.0, false, ws, rows, h, w, scratch);
+    case AugOp::kRotate: return tv_rotate(k, m, ws, rows, h, w, scratch);
+    case AugOp::kBrightness: return color_brightness(k, rows, h, w, static_cast<float>(1.0 + m));
+    case AugOp::kColor:
+      return color_saturation(k, rows, h, w, static_cast<float>(1.0 + m), static_cast<float>(1.0 - (1.0 + m)));
+    case AugOp::kContrast:
+      return color_contrast(k, rows, h, w, static_cast<float>(1.0 + m), static_cast<float>(1.0 - (1.0 + m)));
+    case AugOp::kSharpness: return aug_sharpness(k, static_cast<float>(1.0 - (1.0 + m)), rows, h, w, scratch);
+    case AugOp::kPosterize: return aug_posterize(static_cast<int>(m), rows, h, w);
+    case AugOp::kSolarize: return aug_solarize(255.0 * m, rows, h, w);
+    case AugOp::kAutoContrast: return aug_autocontrast(k, rows, h, w);
+    case AugOp::kEqualize: return aug_equalize(rows, h, w);
+    case AugOp::kInvert: return aug_invert(rows, h, w);
+  }
+}
+
+void apply_affine(const Kernels& k, const AffineParams& p, const WarpSpec& ws, uint8_t* const* rows, int h, int w,
+                  Scratch* scratch) {
+  if (!p.on) return;
+  if (p.rotate) return tv_rotate(k, p.angle, ws, rows, h, w, scratch);
+  tv_affine(k, p.angle, p.tx, p.ty, p.scale, p.shear_x, p.shear_y, false, ws, rows, h, w, scratch);
+}
+
+}  // namespace fastprep

@@ -1,0 +1,806 @@
+#include "pipeline/pipeline.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <memory>
+#include <cstdio>
+#include <cstring>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kernels/color.h"
+#include "codecs/exif.h"
+#include "codecs/png_decoder.h"
+#include "codecs/webp_decoder.h"
+
+namespace fastprep {
+namespace {
+
+const char* file_kind(mode_t m) {
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISSOCK(m)) return "a socket";
+  return "a special file";
+}
+
+// A regular file, opened for reading (Note [Bounded reads] in pipeline.h). Opened non-blocking so
+// that a FIFO cannot block the open; anything but a regular file (directory, device such as
+// /dev/zero, FIFO, socket) is refused from fstat before a byte is read. offset >= 0 names a
+// region of `length` bytes at `offset` (a member of a tar shard, Note [Tar members] in
+// fastprep/_tar.py): positional reads, never a memory map, so a shard truncated or replaced
+// while a Loader runs fails that sample with an error instead of a SIGBUS.
+class OpenFile {
+ public:
+  OpenFile(const std::string& path, int64_t offset, size_t length) {
+    if (path.find('\0') != std::string::npos) throw Error(ErrorKind::kIo, "path contains a NUL byte");
+    do {
+      fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    } while (fd_ < 0 && errno == EINTR);
+    if (fd_ < 0) throw Error(ErrorKind::kIo, std::string("cannot open: ") + std::strerror(errno));
+    struct stat st;
+    if (::fstat(fd_, &st) != 0) fail(std::string("cannot stat: ") + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) fail(std::string("is ") + file_kind(st.st_mode) + ", not a regular file");
+    if (st.st_size > kMaxFileBytes) {
+      ::close(fd_);
+      throw Error(ErrorKind::kTooLarge, "file is " + std::to_string(static_cast<long long>(st.st_size)) +
+                                            " bytes, over the 2 GiB limit");
+    }
+    size_ = static_cast<int64_t>(st.st_size);
+    if (offset >= 0) {
+      if (length > static_cast<size_t>(kMaxFileBytes)) {
+        ::close(fd_);
+        throw Error(ErrorKind::kTooLarge, "member is " + std::to_string(length) + " bytes, over the 2 GiB limit");
+      }
+      if (static_cast<uint64_t>(offset) + length > static_cast<uint64_t>(size_))
+        fail("member [" + std::to_string(offset) + ", " + std::to_string(offset + static_cast<int64_t>(length)) +
+             ") lies past the end of the file (" + std::to_string(size_) +
+             " bytes): the shard was truncated or replaced after indexing");
+      base_ = offset;
+      size_ = static_cast<int64_t>(length);
+    }
+  }
+  ~OpenFile() { ::close(fd_); }
+  OpenFile(const OpenFile&) = delete;
+  OpenFile& operator=(const OpenFile&) = delete;
+
+  int fd() const { return fd_; }
+  int64_t base() const { return base_; }
+  int64_t size() const { return size_; }  // of the region
+
+  // Reads region bytes [pos, pos + n) into dst, all of them.
+  void read(uint8_t* dst, int64_t pos, size_t n) const {
+    size_t got = 0;
+    while (got < n) {
+      ssize_t r = ::pread(fd_, dst + got, n - got, static_cast<off_t>(base_ + pos + static_cast<int64_t>(got)));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        throw Error(ErrorKind::kIo, std::string("read failed: ") + std::strerror(errno));
+      }
+      if (r == 0) throw Error(ErrorKind::kIo, "file shrank while being read");
+      got += static_cast<size_t>(r);
+    }
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& msg) {
+    ::close(fd_);
+    throw Error(ErrorKind::kIo, msg);
+  }
+
+  int fd_ = -1;
+  int64_t base_ = 0, size_ = 0;
+};
+
+// A sample's encoded bytes as far as they are needed (Note [Bounded reads]): `data`/`size` are in
+// memory (a bytes input whole; for a file, the whole PNG or WebP, or a JPEG's first chunk), and a
+// JPEG file's decoder reads the rest through `jpeg`.
+struct Encoded {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  JpegInput jpeg;
+  std::unique_ptr<OpenFile> file;
+  bool partial = false;  // a file of another format whose bytes were not all read
+};
+
+uint32_t be32(const uint8_t* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+uint32_t le32(const uint8_t* p) {
+  return uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
+}
+
+// Reads more of the file into w.file, keeping what is there: up to `want` bytes in all (at most
+// the region's size). Returns the bytes now held.
+size_t read_more(const OpenFile& f, Scratch* buf, size_t have, size_t want) {
+  want = static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(want), f.size()));
+  if (want <= have) return have;
+  buf->reserve_keep(want, have);
+  f.read(buf->data() + have, static_cast<int64_t>(have), want - have);
+  return want;
+}
+
+// The end of a PNG's data (just past IEND), read chunk by chunk: the bytes after it are never
+// read. A chunk length the format does not allow stops the walk; the decoder then reports the
+// damage on what was read.
+size_t read_png(const OpenFile& f, Scratch* buf, size_t have) {
+  constexpr size_t kStep = size_t(1) << 20;
+  size_t pos = 8;  // after the signature
+  for (;;) {
+    if (pos + 8 > have) {
+      if (static_cast<int64_t>(have) >= f.size()) return have;
+      have = read_more(f, buf, have, std::max(pos + 8, have + kStep));
+      continue;
+    }
+    const uint32_t len = be32(buf->data() + pos);
+    if (len > 0x7FFFFFFFu) return have;
+    const size_t next = pos + 12 + len;
+    if (std::memcmp(buf->data() + pos + 4, "IEND", 4) == 0) return read_more(f, buf, have, next);
+    pos = next;
+  }
+}
+
+constexpr size_t kFirstRead = size_t(128) << 10;
+
+// The bytes of a sample (Note [Bounded reads]). `keep_other`: read a file of another format
+// whole (for the Pillow fallback) rather than only its first bytes.
+void load(Worker& w, const SampleInput& in, Encoded* e, bool keep_other) {
+  if (in.kind != SampleInput::kPath) {
+    if (in.size == 0) throw Error(ErrorKind::kDecode, "empty data (0 bytes)");
+    e->data = in.data;
+    e->size = in.size;
+    e->jpeg.data = in.data;
+    e->jpeg.size = in.size;
+    return;
+  }
+  e->file.reset(new OpenFile(in.path, in.offset, in.size));
+  const OpenFile& f = *e->file;
+  if (f.size() == 0) throw Error(ErrorKind::kDecode, in.offset >= 0 ? "empty member (0 bytes)" : "empty file (0 bytes)");
+  size_t have = static_cast<size_t>(std::min<int64_t>(f.size(), kFirstRead));
+  w.file.reserve(kFirstRead);
+  f.read(w.file.data(), 0, have);
+  const uint8_t* d = w.file.data();
+  if (is_jpeg(d, have)) {
+    e->jpeg.data = d;
+    e->jpeg.size = have;
+    e->jpeg.fd = f.fd();
+    e->jpeg.base = f.base();
+    e->jpeg.length = f.size();
+    e->jpeg.chunk = w.file.data();
+    e->jpeg.chunk_size = w.file.capacity();
+  } else if (is_png(d, have) && png_native()) {
+    have = read_png(f, &w.file, have);
+  } else if (is_webp(d, have) && webp_native()) {
+    // The RIFF size: a WebP ends there (padded to even), whatever follows it in the file.
+    const size_t riff = 8 + static_cast<size_t>(le32(d + 4)) + (le32(d + 4) & 1u);
+    have = read_more(f, &w.file, have, riff);
+  } else if (keep_other) {
+    have = read_more(f, &w.file, have, static_cast<size_t>(f.size()));
+  } else {
+    e->partial = static_cast<int64_t>(have) < f.size();
+  }
+  e->data = w.file.data();
+  e->size = have;
+}
+
+JpegLimits limits_of(const PlanSpec& s) {
+  JpegLimits l;
+  l.max_pixels = s.max_pixels;
+  l.strict = s.strict;
+  l.allow_truncated = s.allow_truncated;
+  return l;
+}
+
+// Largest DCT scaling 1/d that keeps the decoded box at least twice the resized size on both
+// axes (Pillow's reducing_gap = 2). Never in exact mode.
+int choose_denom(const PlanSpec& s, const Geometry& g) {
+  if (s.exact || s.interp == Interp::kNearest) return 1;
+  for (int d : {8, 4, 2})
+    if (g.box_w >= 2 * d * g.rz_w && g.box_h >= 2 * d * g.rz_h) return d;
+  return 1;
+}
+
+struct Span {  // slot indices [s0, s1) that fall inside the resized image
+  int s0, s1;
+};
+Span valid_span(int off, int rz, int out) { return {std::max(0, -off), std::min(out, rz - off)}; }
+
+void grow(Scratch* v, size_t n) { v->reserve(n); }
+
+// Builds both tables for a source of dec_h x dec_w decoded pixels where one decoded pixel is
+// `denom` source pixels.
+void build_tables(const Plan& plan, const Geometry& g, int dec_h, int dec_w, int denom, Worker& w, Span* sy,
+                  Span* sx) {
+  *sy = valid_span(g.off_y, g.rz_h, g.out_h);
+  *sx = valid_span(g.off_x, g.rz_w, g.out_w);
+  if (sy->s0 >= sy->s1 || sx->s0 >= sx->s1) throw Error(ErrorKind::kInvalid, "crop lies outside the image");
+  const double inv = 1.0 / denom;
+  AxisSpec ax;
+  ax.interp = plan.spec.interp;
+  ax.antialias = plan.spec.antialias;
+  ax.fast = !plan.spec.exact;  // Note [Fast resampling]
+  ax.src_size = dec_w;
+  ax.b0 = g.box_l * inv;
+  ax.b1 = (g.box_l + g.box_w) * inv;
+  ax.out_size = g.rz_w;
+  ax.o0 = g.off_x + sx->s0;
+  ax.o1 = g.off_x + sx->s1;
+  ax.reverse = g.flip;
+  build_axis_table(ax, &w.ht);
+  AxisSpec ay = ax;
+  ay.vertical = true;
+  ay.src_size = dec_h;
+  ay.b0 = g.box_t * inv;
+  ay.b1 = (g.box_t + g.box_h) * inv;
+  ay.out_size = g.rz_h;
+  ay.o0 = g.off_y + sy->s0;
+  ay.o1 = g.off_y + sy->s1;
+  ay.reverse = g.vflip;
+  build_axis_table(ay, &w.vt);
+}
+
+// Rows decoded per libjpeg call before the horizontal pass runs over them: the pass's tables stay
+// in L1 across the block instead of being evicted by the decoder after every row.
+constexpr int kRowBlock = 16;
+// Byte stride of a block row of `px` RGBX pixels: 64-byte multiple, never a multiple of 4 KiB (rows
+// of a block would share L1 sets).
+size_t block_stride(size_t px) {
+  size_t b = (checked_mul(px, 4) + 63) & ~size_t(63);
+  if (b % kPage == 0) b += 64;
+  return b;
+}
+// Rows per block for rows of `stride` bytes: kRowBlock, fewer for very wide images so that a block
+// stays within 4 MiB (a 1-row PNG 16 million pixels wide must not cost a gigabyte of scratch).
+int block_rows(size_t stride) {
+  return static_cast<int>(std::max<size_t>(1, std::min<size_t>(kRowBlock, (size_t(4) << 20) / stride)));
+}
+
+size_t inter_stride(const AxisTable& ht) { return (static_cast<size_t>(ht.n) * 4 + 31) & ~size_t(31); }
+
+// Sizes the intermediate image (rows the vertical pass reads, plus ksize rows of padding).
+uint8_t* prepare_inter(Worker& w) {
+  const size_t stride = inter_stride(w.ht);
+  const size_t rows = static_cast<size_t>(w.vt.src_hi - w.vt.src_lo + w.vt.ksize + 1);
+  grow(&w.inter, checked_mul(rows, stride));
+  grow(&w.orow, stride + 32);
+  return w.inter.data();
+}
+
+// The level table of this sample: the plan's, or one with Lighting's shift built in.
+const uint8_t* sample_table(const Plan& plan, const SampleParams& sp, Worker& w) {
+  if (!sp.color.lighting) return plan.out.lut.data();
+  const PlanSpec& s = plan.spec;
+  if (plan.out.mixed) {
+    build_mix_table(plan.out, s.mix.data(), s.mean.data(), sp.color.shift, s.unit_range, &w.lut);
+    return w.lut.data();
+  }
+  build_shifted_table(plan.out, sp.color.shift, s.normalize, s.mean.data(), s.std.data(), s.unit_range, &w.lut);
+  return w.lut.data();
+}
+
+// RandomErasing on the finished output: the rectangle gets the fill value (or N(0, 1) noise from
+// the sample's own stream) in every channel, in the output dtype.
+void erase(const Plan& plan, const SampleParams& sp, uint8_t* slot) {
+  const EraseParams& e = sp.erase;
+  if (!e.on || e.height <= 0 || e.width <= 0) return;
+  const OutputSpec& o = plan.out;
+  const int oh = sp.geom.out_h, ow = sp.geom.out_w, ch = o.channels;
+  const size_t es = dtype_size(o.dtype);
+  if (!plan.spec.erase_random) {  // one value per channel: encoded once, then copied along each row
+    uint8_t val[4][4];
+    for (int c = 0; c < ch; ++c) store_value(plan.spec.erase_value[c], o.dtype, val[c]);
+    const bool chw = o.layout == Layout::kCHW;
+    for (int c = 0; c < ch; ++c)
+      for (int y = e.top; y < e.top + e.height; ++y) {
+        const size_t first = chw ? (static_cast<size_t>(c) * oh + y) * ow + e.left
+                                 : (static_cast<size_t>(y) * ow + e.left) * ch + c;
+        const size_t step = (chw ? 1 : static_cast<size_t>(ch)) * es;
+        uint8_t* p = slot + first * es;
+        switch (es) {  // constant sizes: each copy is one store
+          case 4: for (int x = 0; x < e.width; ++x, p += step) std::memcpy(p, val[c], 4); break;
+          case 2: for (int x = 0; x < e.width; ++x, p += step) std::memcpy(p, val[c], 2); break;
+          default: for (int x = 0; x < e.width; ++x, p += step) *p = val[c][0]; break;
+        }
+      }
+    return;
+  }
+  Rng noise(e.noise_seed, 0, 0, streams::kEraseNoise);
+  // torchvision fills channel by channel (C, h, w): noise is drawn in that order.
+  for (int c = 0; c < ch; ++c)
+    for (int y = e.top; y < e.top + e.height; ++y)
+      for (int x = e.left; x < e.left + e.width; ++x) {
+        const float v = static_cast<float>(noise.normal());
+        const size_t idx = o.layout == Layout::kCHW ? (static_cast<size_t>(c) * oh + y) * ow + x
+                                                    : (static_cast<size_t>(y) * ow + x) * ch + c;
+        store_value(v, o.dtype, slot + idx * es);
+      }
+}
+
+// Vertical pass and output stage, after the intermediate holds rows [vt.src_lo, vt.src_hi)
+// (Note [Output stage] in output.h).
+void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Span& sy, const Span& sx, uint8_t* slot,
+                   SampleResult* res) {
+  const Geometry& g = sp.geom;
+  const size_t stride = inter_stride(w.ht);
+  const bool padded = sy.s0 > 0 || sx.s0 > 0 || sy.s1 < g.out_h || sx.s1 < g.out_w;
+  const bool to_gray = sp.color.gray;
+  const int x_slot = g.flip ? g.out_w - sx.s1 : sx.s0;
+  const int y_slot = g.vflip ? g.out_h - sy.s1 : sy.s0;
+  const AxisTable& vt = w.vt;
+  auto vertical = [&](int e, uint8_t* dst) -> const uint8_t* {
+    if (vt.identity)  // one whole source row per output row: use it as is
+      return w.inter.data() + static_cast<size_t>(vt.start[e] - vt.src_lo) * stride;
+    vpass_row(plan.k(), w.inter.data(), stride, vt.start[e] - vt.src_lo, vt, e, w.ht.n * 4, dst);
+    return dst;
+  };
+  if (!plan.needs_stats()) {  // single pass
+    const uint8_t* lut = sample_table(plan, sp, w);
+    if (padded) fill_level0(plan.out, lut, slot, g.out_h, g.out_w);
+    for (int e = 0; e < vt.n; ++e)
+      write_row(plan.out, lut, vertical(e, w.orow.data()), w.ht.n, slot, g.out_h, g.out_w, y_slot + e, x_slot, to_gray);
+    erase(plan, sp, slot);
+    return;
+  }
+  // Phase 1: the whole output image as uint8 RGBX in scratch, padding at level 0 (torchvision
+  // pads before its colour ops and normalisation, so padding takes part in both).
+  const size_t fstride = (static_cast<size_t>(g.out_w) * 4 + 31) & ~size_t(31);
+  grow(&w.stage, checked_mul(static_cast<size_t>(g.out_h), fstride));
+  if (padded) std::memset(w.stage.data(), 0, static_cast<size_t>(g.out_h) * fstride);
+  const size_t row_bytes = static_cast<size_t>(w.ht.n) * 4;
+  for (int e = 0; e < vt.n; ++e)
+    std::memcpy(w.stage.data() + static_cast<size_t>(y_slot + e) * fstride + static_cast<size_t>(x_slot) * 4,
+                vertical(e, w.orow.data()), row_bytes);
+  w.rows.resize(static_cast<size_t>(g.out_h));
+  for (int y = 0; y < g.out_h; ++y) w.rows[y] = w.stage.data() + static_cast<size_t>(y) * fstride;
+  // Augmentation (warps first, then the policy's ops in their order) and colour ops on the
+  // finished uint8 image.
+  if (sp.affine.on) apply_affine(plan.k(), sp.affine, plan.affine_warp(), w.rows.data(), g.out_h, g.out_w, &w.aug);
+  if (sp.augment.n) {
+    const WarpSpec ws = plan.aug_warp();
+    for (int k = 0; k < sp.augment.n; ++k)
+      apply_aug_op(plan.k(), sp.augment.op[k], sp.augment.mag[k], ws, w.rows.data(), g.out_h, g.out_w, &w.aug);
+  }
+  if (sp.color.jitter.mask) apply_color_jitter(plan.k(), sp.color.jitter, w.rows.data(), g.out_h, g.out_w);
+  if (sp.color.hsv.on) apply_random_hsv(plan.k(), sp.color.hsv, w.rows.data(), g.out_h, g.out_w);
+  if (plan.out.color == Color::kYCbCr)
+    for (int y = 0; y < g.out_h; ++y) rgb_to_ycbcr_row(w.rows[y], g.out_w);
+  // Phase 2: the table (the plan's, or one built from this image's histograms), then every row.
+  const PlanSpec& s = plan.spec;
+  const uint8_t* lut = sample_table(plan, sp, w);
+  if (plan.per_image_table()) {
+    w.hist.clear();
+    for (int y = 0; y < g.out_h; ++y) accumulate_histogram(plan.out, w.rows[y], g.out_w, to_gray, &w.hist);
+    if (plan.out.color == Color::kGray || to_gray) w.hist.replicate_gray(plan.out.channels);
+    build_image_table(plan.out, s.norm_mode, s.unit_range, s.range_lo, s.range_hi, w.hist, &w.lut, &res->norm);
+    lut = w.lut.data();
+  }
+  for (int y = 0; y < g.out_h; ++y)
+    write_row(plan.out, lut, w.rows[y], g.out_w, slot, g.out_h, g.out_w, y, 0, to_gray);
+  erase(plan, sp, slot);
+}
+
+// Horizontal pass of every needed row of an RGBX image held in memory (rows `row_bytes` apart):
+// `img` holds source rows from `top` on, each from column `origin` on.
+void hpass_image(const Plan& plan, Worker& w, const uint8_t* img, size_t row_bytes, int top = 0, int origin = 0) {
+  uint8_t* inter = prepare_inter(w);
+  const size_t stride = inter_stride(w.ht);
+  const uint8_t* rows[kRowBlock];
+  uint8_t* outs[kRowBlock];
+  for (int y = w.vt.src_lo; y < w.vt.src_hi; y += kRowBlock) {
+    const int nb = std::min(kRowBlock, w.vt.src_hi - y);
+    for (int i = 0; i < nb; ++i) {
+      rows[i] = img + static_cast<size_t>(y + i - top) * row_bytes;
+      outs[i] = inter + static_cast<size_t>(y + i - w.vt.src_lo) * stride;
+    }
+    hpass_rows(plan.k(), rows, nb, origin, w.ht, outs);
+  }
+}
+
+// The horizontal pass of a whole decoded image in w.full (h x w RGBX rows packed), shown with
+// EXIF `orientation`: rotated into w.oriented first when it is not 1. The tables must be built for
+// the displayed size; both buffers get the padding the pass reads past a row.
+void hpass_whole(const Plan& plan, Worker& w, int orientation, int h, int wd) {
+  const size_t pad = (static_cast<size_t>(w.ht.ksize) + 4) * 4;
+  if (orientation == 1) {
+    hpass_image(plan, w, w.full.data(), static_cast<size_t>(wd) * 4);
+    return;
+  }
+  int oh, ow;
+  oriented_dims(orientation, h, wd, &oh, &ow);
+  const size_t orow_bytes = static_cast<size_t>(ow) * 4;
+  grow(&w.oriented, checked_mul(oh, orow_bytes) + pad);
+  apply_orientation(orientation, w.full.data(), h, wd, w.oriented.data());
+  hpass_image(plan, w, w.oriented.data(), orow_bytes);
+}
+
+// plan_sample for a decoded-whole format (PNG, WebP) of h x w stored pixels shown with EXIF
+// `orientation`; checks the output size against the slot.
+const Geometry& plan_whole(const Plan& plan, int h, int wd, int orientation, const RunKey& key, int out_h, int out_w,
+                           SampleResult* res) {
+  int oh, ow;
+  oriented_dims(orientation, h, wd, &oh, &ow);
+  res->params = plan_sample(plan.spec, oh, ow, key);
+  res->decode_denom = 1;
+  res->orientation = orientation;
+  const Geometry& g = res->params.geom;
+  if (g.out_h != out_h || g.out_w != out_w) throw Error(ErrorKind::kInvalid, "output size differs from the slot");
+  return g;
+}
+
+// Decodes the whole image at scale 1/denom into w.full (RGBX rows packed). Takes the session
+// over: the image is abandoned (libjpeg's memory for it freed) by the end of the call.
+void decode_whole(JpegDecoder::Session img, Worker& w, int denom, int dec_w, int* full_h, int* full_w) {
+  int x0, xw;
+  img.start(denom, 0, dec_w, &x0, &xw, full_h, full_w);
+  const size_t row_bytes = static_cast<size_t>(*full_w) * 4;
+  grow(&w.full, checked_mul(*full_h, row_bytes));
+  uint8_t* ptrs[kRowBlock];
+  for (int y = 0; y < *full_h; y += kRowBlock) {
+    const int nb = std::min(kRowBlock, *full_h - y);
+    for (int i = 0; i < nb; ++i) ptrs[i] = w.full.data() + static_cast<size_t>(y + i) * row_bytes;
+    img.read_rows(ptrs, nb);
+  }
+}
+
+// The orientation a sample is shown with: the file's EXIF orientation when the plan applies it
+// (apply_exif; torchvision's loaders do not), else 1.
+int shown_orientation(const PlanSpec& s, int file_orientation) { return s.apply_exif ? file_orientation : 1; }
+
+// The horizontal pass over a rectangle of stored pixels shown with `orientation` (not 1): `img`
+// holds rows of `row_bytes` with the rectangle `st` of an h x wd stored image; it is rotated into
+// w.oriented and resampled from the displayed rectangle it shows.
+void hpass_oriented_rect(const Plan& plan, Worker& w, int orientation, int h, int wd, const Rect& st,
+                         const uint8_t* img, size_t row_bytes) {
+  const Rect dr = displayed_rect(orientation, h, wd, st);
+  const size_t orow_bytes = static_cast<size_t>(dr.w) * 4;
+  grow(&w.oriented, checked_mul(static_cast<size_t>(dr.h), orow_bytes) + (static_cast<size_t>(w.ht.ksize) + 4) * 4);
+  apply_orientation(orientation, img, st.h, st.w, row_bytes, w.oriented.data());
+  hpass_image(plan, w, w.oriented.data(), orow_bytes, dr.y0, dr.x0);
+}
+
+// The displayed rectangle the resampler reads (the tables must have been built).
+Rect read_rect(const Worker& w) {
+  return Rect{w.vt.src_lo, w.ht.src_lo, w.vt.src_hi - w.vt.src_lo, w.ht.src_hi - w.ht.src_lo};
+}
+
+void run_jpeg(const Plan& plan, Worker& w, const JpegInput& input, const RunKey& key, uint8_t* slot, int out_h,
+              int out_w, SampleResult* res) {
+  const PlanSpec& s = plan.spec;
+  // The image's decode session: abandoned on every way out (jpeg_decoder.h).
+  JpegDecoder::Session img = w.dec.open(input, limits_of(s));
+  const JpegHeader hdr = img.header();
+  const int orient = shown_orientation(s, hdr.orientation);
+  int oh, ow;
+  oriented_dims(orient, hdr.height, hdr.width, &oh, &ow);
+  res->params = plan_sample(s, oh, ow, key);
+  const Geometry& g = res->params.geom;
+  res->orientation = orient;
+  if (g.out_h != out_h || g.out_w != out_w) throw Error(ErrorKind::kInvalid, "output size differs from the slot");
+  const int denom = choose_denom(s, g);
+  res->decode_denom = denom;
+  const int dec_h = (hdr.height + denom - 1) / denom, dec_w = (hdr.width + denom - 1) / denom;
+  int odh, odw;
+  oriented_dims(orient, dec_h, dec_w, &odh, &odw);
+  Span sy, sx;
+  build_tables(plan, g, odh, odw, denom, w, &sy, &sx);
+  // Decode only the stored rectangle that shows the region the resampler reads: columns via
+  // jpeg_crop_scanline, rows above it skipped, and decoding stops after its last row. The session
+  // moves into this scope and ends with it, so libjpeg's memory for the image is freed before the
+  // output stage.
+  JpegDecoder::Session region = std::move(img);
+  const Rect st = stored_rect(orient, dec_h, dec_w, read_rect(w));
+  // Fancy (smooth) chroma upsampling replicates the edge chroma at both ends of a cropped span,
+  // so the span asked for reaches one pixel beyond each end of what is used: the used columns
+  // then see their true neighbours, and the pixels match a full decode exactly.
+  int x0, xw, full_h, full_w;
+  const int want_lo = std::max(0, st.x0 - 1), want_hi = std::min(dec_w, st.x0 + st.w + 1);
+  region.start(denom, want_lo, want_hi - want_lo, &x0, &xw, &full_h, &full_w);
+  if (full_h != dec_h || full_w != dec_w) throw Error(ErrorKind::kDecode, "unexpected scaled size");
+  res->decoded_pixels = static_cast<int64_t>(st.h) * xw;
+  region.skip_rows(st.y0);
+  if (orient == 1) {
+    // Rows in blocks, each block through the horizontal pass as it arrives.
+    const size_t rs = block_stride(static_cast<size_t>(xw) + w.ht.ksize + 4);
+    const int nblock = block_rows(rs);
+    grow(&w.row, checked_mul(rs, nblock));
+    uint8_t* inter = prepare_inter(w);
+    const size_t stride = inter_stride(w.ht);
+    uint8_t* ptrs[kRowBlock];
+    for (int i = 0; i < nblock; ++i) ptrs[i] = w.row.data() + rs * i;
+    for (int y = w.vt.src_lo; y < w.vt.src_hi; y += nblock) {
+      const int nb = std::min(nblock, w.vt.src_hi - y);
+      region.read_rows(ptrs, nb);
+      uint8_t* outs[kRowBlock];
+      for (int i = 0; i < nb; ++i) outs[i] = inter + static_cast<size_t>(y + i - w.vt.src_lo) * stride;
+      hpass_rows(plan.k(), ptrs, nb, x0, w.ht, outs);
+    }
+  } else {
+    // Shown rotated or mirrored: the stored rectangle is decoded whole, then turned.
+    const size_t row_bytes = checked_mul(static_cast<size_t>(xw), 4);
+    grow(&w.full, checked_mul(static_cast<size_t>(st.h), row_bytes));
+    uint8_t* ptrs[kRowBlock];
+    for (int y = 0; y < st.h; y += kRowBlock) {
+      const int nb = std::min(kRowBlock, st.h - y);
+      for (int i = 0; i < nb; ++i) ptrs[i] = w.full.data() + static_cast<size_t>(y + i) * row_bytes;
+      region.read_rows(ptrs, nb);
+    }
+    hpass_oriented_rect(plan, w, orient, dec_h, dec_w, Rect{st.y0, x0, st.h, xw}, w.full.data(), row_bytes);
+  }
+  finish_sample(plan, w, res->params, sy, sx, slot, res);
+}
+
+// A PNG (Note [PNG decoding]): rows in order, in blocks of kRowBlock, each block through the
+// horizontal pass as it arrives; rows above the region are decoded and dropped (PNG rows cannot
+// be skipped) and decoding stops after the region's last row. Interlaced files, and files shown
+// with an EXIF orientation, are decoded whole.
+void run_png(const Plan& plan, Worker& w, const uint8_t* data, size_t size, const RunKey& key, uint8_t* slot,
+             int out_h, int out_w, SampleResult* res) {
+  PngImage img(data, size, plan.spec.max_pixels, plan.spec.allow_truncated, plan.k());
+  const int ih = img.height(), iw = img.width(), orient = shown_orientation(plan.spec, img.orientation());
+  const Geometry& g = plan_whole(plan, ih, iw, orient, key, out_h, out_w, res);
+  Span sy, sx;
+  if (img.interlaced() || orient != 1) {  // decoded whole (then rotated)
+    int oh, ow;
+    oriented_dims(orient, ih, iw, &oh, &ow);
+    build_tables(plan, g, oh, ow, 1, w, &sy, &sx);
+    const size_t row_bytes = static_cast<size_t>(iw) * 4;  // ih * iw is within max_pixels
+    grow(&w.full, checked_mul(static_cast<size_t>(ih), row_bytes) + (static_cast<size_t>(w.ht.ksize) + 4) * 4);
+    w.rows.resize(static_cast<size_t>(ih));
+    for (int y = 0; y < ih; ++y) w.rows[y] = w.full.data() + static_cast<size_t>(y) * row_bytes;
+    img.read_all(w.rows.data());
+    res->decoded_pixels = static_cast<int64_t>(ih) * iw;
+    hpass_whole(plan, w, orient, ih, iw);
+  } else {
+    build_tables(plan, g, ih, iw, 1, w, &sy, &sx);
+    const size_t rs = block_stride(static_cast<size_t>(iw) + w.ht.ksize + 4);
+    const int nblock = block_rows(rs);
+    grow(&w.row, checked_mul(rs, nblock));
+    uint8_t* inter = prepare_inter(w);
+    const size_t stride = inter_stride(w.ht);
+    uint8_t* ptrs[kRowBlock];
+    uint8_t* outs[kRowBlock];
+    for (int i = 0; i < nblock; ++i) ptrs[i] = w.row.data() + rs * i;
+    for (int y = 0; y < w.vt.src_lo; y += nblock) img.read_rows(ptrs, std::min(nblock, w.vt.src_lo - y));
+    for (int y = w.vt.src_lo; y < w.vt.src_hi; y += nblock) {
+      const int nb = std::min(nblock, w.vt.src_hi - y);
+      img.read_rows(ptrs, nb);
+      for (int i = 0; i < nb; ++i) outs[i] = inter + static_cast<size_t>(y + i - w.vt.src_lo) * stride;
+      hpass_rows(plan.k(), ptrs, nb, 0, w.ht, outs);
+    }
+    res->decoded_pixels = static_cast<int64_t>(w.vt.src_hi) * iw;
+  }
+  if (img.truncated()) res->warnings = 1;  // allow_truncated: reported as for a cut-off JPEG
+  finish_sample(plan, w, res->params, sy, sx, slot, res);
+}
+
+// A still WebP (Note [WebP decoding]): only the rectangle the resampler reads is decoded (for an
+// image shown with an EXIF orientation, the stored rectangle that shows it, turned afterwards),
+// then resampled.
+void run_webp(const Plan& plan, Worker& w, const uint8_t* data, size_t size, const WebpInfo& info, const RunKey& key,
+              uint8_t* slot, int out_h, int out_w, SampleResult* res) {
+  const int ih = info.height, iw = info.width, orient = shown_orientation(plan.spec, info.orientation);
+  const Geometry& g = plan_whole(plan, ih, iw, orient, key, out_h, out_w, res);
+  int oh, ow;
+  oriented_dims(orient, ih, iw, &oh, &ow);
+  Span sy, sx;
+  build_tables(plan, g, oh, ow, 1, w, &sy, &sx);
+  // The rectangle holds the rows and columns the tables read plus libwebp's margin; each row
+  // has room for what the horizontal pass reads past its last pixel.
+  const Rect st = stored_rect(orient, ih, iw, read_rect(w));
+  const WebpRect r = webp_region_rect(info, st.x0, st.y0, st.w, st.h);
+  const size_t rs = block_stride(static_cast<size_t>(r.width) + w.ht.ksize + 4);
+  grow(&w.full, checked_mul(rs, static_cast<size_t>(r.height)));
+  webp_decode_rect(data, size, r, w.full.data(), rs);
+  res->decoded_pixels = static_cast<int64_t>(r.width) * r.height;
+  if (orient == 1)
+    hpass_image(plan, w, w.full.data(), rs, r.top, r.left);
+  else
+    hpass_oriented_rect(plan, w, orient, ih, iw, Rect{r.top, r.left, r.height, r.width}, w.full.data(), rs);
+  finish_sample(plan, w, res->params, sy, sx, slot, res);
+}
+
+void run_array(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, uint8_t* slot, int out_h,
+               int out_w, SampleResult* res) {
+  if (in.h <= 0 || in.w <= 0 || !(in.c == 1 || in.c == 3 || in.c == 4))
+    throw Error(ErrorKind::kInvalid, "array must be HxW or HxWxC uint8 with C in 1, 3, 4");
+  if (plan.spec.max_pixels > 0 && static_cast<int64_t>(in.h) * in.w > plan.spec.max_pixels)
+    throw Error(ErrorKind::kTooLarge, "array has more pixels than max_pixels");
+  res->params = plan_sample(plan.spec, in.h, in.w, key);
+  const Geometry& g = res->params.geom;
+  if (g.out_h != out_h || g.out_w != out_w) throw Error(ErrorKind::kInvalid, "output size differs from the slot");
+  Span sy, sx;
+  build_tables(plan, g, in.h, in.w, 1, w, &sy, &sx);
+  const int x0 = w.ht.src_lo, xw = w.ht.src_hi - w.ht.src_lo;
+  grow(&w.row, checked_mul(static_cast<size_t>(xw) + w.ht.ksize + 4, 4));
+  uint8_t* inter = prepare_inter(w);
+  const size_t stride = inter_stride(w.ht);
+  for (int y = w.vt.src_lo; y < w.vt.src_hi; ++y) {
+    const uint8_t* src = in.data + y * in.row_stride + x0 * in.px_stride;
+    uint8_t* dst = w.row.data();
+    for (int x = 0; x < xw; ++x, src += in.px_stride, dst += 4) {
+      if (in.c == 1) {
+        dst[0] = dst[1] = dst[2] = src[0];
+      } else {
+        dst[0] = src[0]; dst[1] = src[1]; dst[2] = src[2];
+      }
+      dst[3] = 0;
+    }
+    hpass_row(plan.k(), w.row.data(), x0, w.ht, inter + static_cast<size_t>(y - w.vt.src_lo) * stride);
+  }
+  finish_sample(plan, w, res->params, sy, sx, slot, res);
+}
+
+// Releases scratch that one large image grew past kScratchKeepBytes, when the sample is done
+// (Note [Scratch]).
+struct TrimScratch {
+  Worker& w;
+  ~TrimScratch() { w.trim(kScratchKeepBytes); }
+};
+
+}  // namespace
+
+// Distinct page offsets for the buffers that are streamed together (Note [Scratch placement]).
+Worker::Worker() : file(0), row(1024), inter(2048), orow(3072), full(512), oriented(1536), stage(2560) {}
+
+void Worker::trim(size_t keep) {
+  for (Scratch* v : {&file, &row, &inter, &orow, &full, &oriented, &stage})
+    if (v->capacity() > keep) v->release();
+  if (aug.capacity() > keep) aug.release();
+}
+
+bool decode_only(const PlanSpec& spec, Worker& w, const SampleInput& in, SampleResult* res) {
+  TrimScratch trim{w};
+  try {
+    Encoded e;
+    load(w, in, &e, false);
+    const uint8_t* data = e.data;
+    const size_t size = e.size;
+    if (is_png(data, size)) {  // libpng's own whole decode into RGBX rows (no fast path)
+      PngImage img(data, size, spec.max_pixels, false, kernels_for(Simd::kScalar), false);
+      const size_t row_bytes = static_cast<size_t>(img.width()) * 4;
+      grow(&w.full, checked_mul(static_cast<size_t>(img.height()), row_bytes));
+      w.rows.resize(static_cast<size_t>(img.height()));
+      for (int y = 0; y < img.height(); ++y) w.rows[y] = w.full.data() + static_cast<size_t>(y) * row_bytes;
+      img.read_all(w.rows.data());
+      res->status = SampleStatus::kOk;
+      return true;
+    }
+    if (is_webp(data, size)) {  // libwebp's whole decode into RGBX
+      const WebpInfo info = webp_info(data, size, spec.max_pixels);
+      if (info.animated) throw Error(ErrorKind::kUnsupported, "animated WebP (no native decoder)");
+      const size_t row_bytes = checked_mul(static_cast<size_t>(info.width), 4);
+      grow(&w.full, checked_mul(static_cast<size_t>(info.height), row_bytes));
+      webp_decode(data, size, info, w.full.data(), row_bytes);
+      res->status = SampleStatus::kOk;
+      return true;
+    }
+    if (!is_jpeg(data, size)) throw Error(ErrorKind::kDecode, "not a JPEG, PNG or WebP");
+    JpegDecoder::Session img = w.dec.open(e.jpeg, limits_of(spec));
+    const int width = img.header().width;
+    int full_h, full_w;
+    decode_whole(std::move(img), w, 1, width, &full_h, &full_w);
+    res->status = SampleStatus::kOk;
+    return true;
+  } catch (const Error& e) {
+    res->status = SampleStatus::kError;
+    res->kind = e.kind();
+    res->message = e.what();
+    return false;
+  }
+}
+
+bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, SampleResult* res) {
+  TrimScratch trim{w};
+  try {
+    int h, wd;
+    if (in.kind == SampleInput::kArray) {
+      h = in.h;
+      wd = in.w;
+    } else {
+      Encoded e;
+      load(w, in, &e, false);
+      const uint8_t* data = e.data;
+      const size_t size = e.size;
+      const WebpInfo webp =
+          is_webp(data, size) && webp_native() ? webp_info(data, size, plan.spec.max_pixels) : WebpInfo();
+      if (is_png(data, size) && png_native()) {
+        const PngImage img(data, size, plan.spec.max_pixels, false, plan.k(), false);  // the header only
+        res->orientation = shown_orientation(plan.spec, img.orientation());
+        oriented_dims(res->orientation, img.height(), img.width(), &h, &wd);
+      } else if (webp.width > 0 && !webp.animated) {
+        res->orientation = shown_orientation(plan.spec, webp.orientation);
+        oriented_dims(res->orientation, webp.height, webp.width, &h, &wd);
+      } else {
+        if (!is_jpeg(data, size)) {
+          res->status = SampleStatus::kNotJpeg;
+          res->message = "no native decoder for this format";
+          return false;
+        }
+        // A session that ends with this statement: the header is all a probe reads.
+        const JpegHeader hdr = w.dec.open(e.jpeg, limits_of(plan.spec)).header();
+        res->orientation = shown_orientation(plan.spec, hdr.orientation);
+        oriented_dims(res->orientation, hdr.height, hdr.width, &h, &wd);
+      }
+    }
+    res->params = plan_sample(plan.spec, h, wd, key);
+    const Geometry& geom = res->params.geom;
+    // An image-dependent output (Resize(int) alone) is bounded too: a 1x65500 image resized to a
+    // shorter side of 256 would be 256x16768000 (51 GB of float32) from a file of a few bytes.
+    const int64_t out_px = static_cast<int64_t>(geom.out_h) * geom.out_w;
+    if (plan.spec.max_pixels > 0 && out_px > plan.spec.max_pixels)
+      throw Error(ErrorKind::kTooLarge, "output would be " + std::to_string(geom.out_h) + "x" +
+                                            std::to_string(geom.out_w) + " = " + std::to_string(out_px) +
+                                            " pixels, over the limit of " + std::to_string(plan.spec.max_pixels) +
+                                            " (max_pixels)");
+    res->status = SampleStatus::kOk;
+    return true;
+  } catch (const Error& e) {
+    res->status = SampleStatus::kError;
+    res->kind = e.kind();
+    res->message = e.what();
+  } catch (const std::bad_alloc&) {
+    res->status = SampleStatus::kError;
+    res->kind = ErrorKind::kTooLarge;
+    res->message = "out of memory";
+  }
+  return false;
+}
+
+void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, uint8_t* slot, int out_h,
+                int out_w, SampleResult* res, std::atomic<int64_t>* keep_budget) {
+  TrimScratch trim{w};
+  res->status = SampleStatus::kOk;
+  res->warnings = 0;
+  try {
+    if (in.kind == SampleInput::kArray) {
+      run_array(plan, w, in, key, slot, out_h, out_w, res);
+      return;
+    }
+    Encoded e;
+    load(w, in, &e, false);
+    const uint8_t* data = e.data;
+    const size_t size = e.size;
+    if (is_png(data, size) && png_native()) {
+      run_png(plan, w, data, size, key, slot, out_h, out_w, res);
+      return;
+    }
+    if (is_webp(data, size) && webp_native()) {  // without libwebp, a WebP goes to the fallback
+      const WebpInfo info = webp_info(data, size, plan.spec.max_pixels);
+      if (!info.animated) {
+        run_webp(plan, w, data, size, info, key, slot, out_h, out_w, res);
+        return;
+      }  // animated: the Pillow fallback takes the first frame
+    }
+    if (!is_jpeg(data, size)) {
+      res->status = SampleStatus::kNotJpeg;
+      res->message = "no native decoder for this format";
+      if (e.file) {  // Note [Fallback bytes]
+        const int64_t n = e.file->size();
+        if (keep_budget && keep_budget->fetch_sub(n) >= n) {
+          const size_t all = read_more(*e.file, &w.file, size, static_cast<size_t>(n));
+          res->encoded.assign(w.file.data(), w.file.data() + all);
+        }
+      }
+      return;
+    }
+    run_jpeg(plan, w, e.jpeg, key, slot, out_h, out_w, res);
+    res->warnings = w.dec.warnings();  // the session ended with run_jpeg; its count stays
+  } catch (const Error& e) {
+    res->status = SampleStatus::kError;
+    res->kind = e.kind();
+    res->message = e.what();
+  } catch (const std::bad_alloc&) {
+    res->status = SampleStatus::kError;
+    res->kind = ErrorKind::kTooLarge;
+    res->message = "out of memory";
+  } catch (const std::exception& e) {
+    res->status = SampleStatus::kError;
+    res->kind = ErrorKind::kDecode;
+    res->message = e.what();
+  }
+}
+
+}  // namespace fastprep

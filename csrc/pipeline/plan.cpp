@@ -1,0 +1,386 @@
+#include "pipeline/plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+namespace fastprep {
+
+void validate(const PlanSpec& s) {
+  auto bad = [](const std::string& m) { throw Error(ErrorKind::kInvalid, m); };
+  if (s.resize_mode == 1 && s.resize_size <= 0) bad("Resize size must be positive");
+  if (s.resize_mode == 2 && (s.resize_h <= 0 || s.resize_w <= 0)) bad("Resize (h, w) must be positive");
+  if (s.max_size != 0 && s.max_size <= s.resize_size) bad("Resize max_size must be greater than size");
+  if (s.crop_h < 0 || s.crop_w < 0 || (s.crop_h == 0) != (s.crop_w == 0)) bad("CenterCrop size must be positive");
+  if (s.rrc) {
+    if (s.rrc_h <= 0 || s.rrc_w <= 0) bad("RandomResizedCrop size must be positive");
+    if (!(s.scale_lo > 0 && s.scale_lo <= s.scale_hi)) bad("RandomResizedCrop scale must satisfy 0 < lo <= hi");
+    if (!(s.ratio_lo > 0 && s.ratio_lo <= s.ratio_hi)) bad("RandomResizedCrop ratio must satisfy 0 < lo <= hi");
+    if (s.resize_mode != 0 || s.crop_h != 0) bad("RandomResizedCrop cannot be combined with Resize or CenterCrop");
+  }
+  if (!(s.flip_p >= 0.0 && s.flip_p <= 1.0)) bad("flip probability must be in [0, 1]");
+  if (!(s.vflip_p >= 0.0 && s.vflip_p <= 1.0)) bad("vertical flip probability must be in [0, 1]");
+  if (!(s.gray_p >= 0.0 && s.gray_p <= 1.0)) bad("RandomGrayscale probability must be in [0, 1]");
+  if (s.gray_p > 0.0 && s.color == Color::kGray) bad("RandomGrayscale needs a 3-channel (RGB or BGR) output");
+  if (s.jitter_mask < 0 || s.jitter_mask > 15) bad("ColorJitter mask must be in [0, 15]");
+  if (s.jitter_mask & 7) {
+    const double r[3][2] = {{s.brightness_lo, s.brightness_hi}, {s.contrast_lo, s.contrast_hi},
+                            {s.saturation_lo, s.saturation_hi}};
+    for (int k = 0; k < 3; ++k)
+      if ((s.jitter_mask >> k & 1) && !(r[k][0] >= 0.0 && r[k][0] <= r[k][1] && std::isfinite(r[k][1])))
+        bad("ColorJitter brightness/contrast/saturation range must satisfy 0 <= lo <= hi");
+  }
+  if ((s.jitter_mask & 8) && !(s.hue_lo >= -0.5 && s.hue_lo <= s.hue_hi && s.hue_hi <= 0.5))
+    bad("ColorJitter hue range must satisfy -0.5 <= lo <= hi <= 0.5");
+  for (float g : s.hsv_gain)
+    if (!(g >= 0.f && std::isfinite(g))) bad("RandomHSV gains must be finite and >= 0");
+  if (s.color == Color::kYCbCr && s.gray_p > 0.0)
+    bad("RandomGrayscale cannot be combined with YCbCr output (a gray sample is Y with Cb = Cr = 128: "
+        "convert after the fact)");
+  auto fill_ok = [](const Float3& f) {
+    for (float v : f)
+      if (!(v >= 0.f && v <= 255.f)) return false;
+    return true;
+  };
+  auto interp_ok = [](Interp i) { return i == Interp::kNearest || i == Interp::kBilinear; };
+  if (s.affine_mode < 0 || s.affine_mode > 2) bad("affine_mode must be 0, 1 or 2");
+  if (s.affine_mode) {
+    if (!(std::isfinite(s.degrees_lo) && s.degrees_lo <= s.degrees_hi && std::isfinite(s.degrees_hi)))
+      bad("degrees must satisfy lo <= hi (finite)");
+    if (!(s.translate_x >= 0.0 && s.translate_x <= 1.0 && s.translate_y >= 0.0 && s.translate_y <= 1.0))
+      bad("translate values must be in [0, 1]");
+    if (!(s.affine_scale_lo > 0.0 && s.affine_scale_lo <= s.affine_scale_hi && std::isfinite(s.affine_scale_hi)))
+      bad("scale must satisfy 0 < lo <= hi");
+    if (s.shear_n != 0 && s.shear_n != 2 && s.shear_n != 4) bad("shear_n must be 0, 2 or 4");
+    for (const Float3* sh : {&s.shear_x, &s.shear_y})
+      if (!(std::isfinite((*sh)[0]) && (*sh)[0] <= (*sh)[1] && std::isfinite((*sh)[1]) && std::fabs((*sh)[0]) < 90.f &&
+            std::fabs((*sh)[1]) < 90.f))
+        bad("shear ranges must satisfy lo <= hi within (-90, 90) degrees");
+    if (!interp_ok(s.affine_interp)) bad("RandomRotation/RandomAffine interpolation must be nearest or bilinear");
+    if (!fill_ok(s.affine_fill)) bad("RandomRotation/RandomAffine fill must be levels in [0, 255]");
+  }
+  if (s.aug_policy < 0 || s.aug_policy > 3) bad("aug_policy must be 0..3");
+  if (s.aug_policy) {
+    const size_t n = s.aug_ops.size();
+    if (n == 0) bad("an augmentation policy needs at least one op");
+    if (s.aug_table.size() != n || s.aug_lo.size() != n || s.aug_hi.size() != n || s.aug_signed.size() != n)
+      bad("aug_table, aug_lo, aug_hi and aug_signed must have one entry per op of aug_ops");
+    for (size_t k = 0; k < n; ++k) {
+      if (s.aug_ops[k] < 0 || s.aug_ops[k] >= kAugOpCount) bad("unknown augmentation op code");
+      if (s.aug_table[k] < 0 || s.aug_table[k] > 4) bad("unknown magnitude table code");
+      if (!(std::isfinite(s.aug_lo[k]) && std::isfinite(s.aug_hi[k]))) bad("magnitude tables must be finite");
+      if (s.aug_table[k] == static_cast<int>(AugTable::kPosterize) && !(s.aug_hi[k] > 0.0))
+        bad("Posterize's magnitude divisor must be positive");
+    }
+    if (s.aug_bins < 1 || s.aug_bins > 1 << 20) bad("num_magnitude_bins must be in [1, 2^20]");
+    if (s.aug_policy == 1) {
+      if (s.aug_num_ops < 0 || s.aug_num_ops > kMaxAugOps)
+        bad("RandAugment num_ops must be in [0, " + std::to_string(kMaxAugOps) + "]");
+      if (s.aug_magnitude < 0 || s.aug_magnitude >= s.aug_bins) bad("RandAugment magnitude must be in [0, num_magnitude_bins)");
+    }
+    if (s.aug_policy == 3) {
+      if (n % 2 || s.aug_prob.size() != n || s.aug_bin.size() != n)
+        bad("AutoAugment needs two (op, probability, bin) entries per sub-policy");
+      for (size_t k = 0; k < n; ++k) {
+        if (!(s.aug_prob[k] >= 0.0 && s.aug_prob[k] <= 1.0)) bad("AutoAugment probabilities must be in [0, 1]");
+        if (s.aug_bin[k] < 0 || s.aug_bin[k] >= s.aug_bins) bad("AutoAugment magnitude bins must be in [0, bins)");
+      }
+    }
+    if (!interp_ok(s.aug_interp)) bad("augmentation interpolation must be nearest or bilinear");
+    if (!fill_ok(s.aug_fill)) bad("augmentation fill must be levels in [0, 255]");
+  }
+  if (!(s.lighting_std >= 0.0 && std::isfinite(s.lighting_std))) bad("Lighting alphastd must be finite and >= 0");
+  if (s.lighting_std > 0.0 && s.norm_mode != NormMode::kTable && s.norm_mode != NormMode::kWhiten)
+    bad("Lighting cannot be combined with a per-image normalisation");
+  if (s.lighting_std > 0.0 && (s.color == Color::kGray || s.color == Color::kYCbCr))
+    bad("Lighting needs an RGB or BGR output");
+  if (s.lighting_std > 0.0 && (s.dtype == DType::kU8 || !s.unit_range))
+    bad("Lighting works on [0, 1] values: it needs ToTensor, a float dtype and a Normalize on [0, 1] values "
+        "(not a 0-255 preset)");
+  if (!(s.erase_p >= 0.0 && s.erase_p <= 1.0)) bad("RandomErasing probability must be in [0, 1]");
+  if (s.erase_p > 0.0 && s.dtype == DType::kU8) bad("RandomErasing works on a float output: it cannot fill uint8 levels");
+  if (s.erase_p > 0.0) {
+    if (!(s.erase_scale_lo >= 0.0 && s.erase_scale_lo <= s.erase_scale_hi && s.erase_scale_hi <= 1.0))
+      bad("RandomErasing scale must satisfy 0 <= lo <= hi <= 1");
+    if (!(s.erase_ratio_lo > 0.0 && s.erase_ratio_lo <= s.erase_ratio_hi && std::isfinite(s.erase_ratio_hi)))
+      bad("RandomErasing ratio must satisfy 0 < lo <= hi");
+  }
+  const int nm = static_cast<int>(s.norm_mode);
+  if (nm < 0 || nm > 3) bad("unknown normalisation mode");
+  if (s.norm_mode == NormMode::kWhiten) {
+    if (s.color != Color::kRGB) bad("whitening works on RGB output");
+    if (s.gray_p > 0.0) bad("RandomGrayscale cannot be combined with whitening");
+    for (int k = 0; k < 9; ++k)
+      if (!std::isfinite(s.mix[k])) bad("whitening matrix must be finite");
+    for (int c = 0; c < 3; ++c)
+      if (!std::isfinite(s.mean[c])) bad("whitening mean must be finite");
+  }
+  if (s.norm_mode != NormMode::kTable) {
+    if (s.normalize) bad("a per-image normalisation or whitening cannot be combined with Normalize(mean, std)");
+    if (s.dtype == DType::kU8) bad("uint8 output stores raw levels: it cannot be normalised");
+    if (s.norm_mode == NormMode::kMinMax && !(std::isfinite(s.range_lo) && std::isfinite(s.range_hi)))
+      bad("min-max range must be finite");
+  }
+  if (s.normalize) {
+    for (int c = 0; c < 3; ++c)
+      if (!(s.std[c] != 0.0f) || !std::isfinite(s.std[c]) || !std::isfinite(s.mean[c]))
+        bad("Normalize std must be finite and nonzero, mean finite");
+  }
+  if (static_cast<int>(s.color) < 0 || static_cast<int>(s.color) > 3) bad("color must be RGB, BGR, GRAY or YCbCr");
+  if (static_cast<int>(s.dtype) < 0 || static_cast<int>(s.dtype) > 3) bad("unknown dtype");
+  if (static_cast<int>(s.layout) < 0 || static_cast<int>(s.layout) > 1) bad("layout must be CHW or HWC");
+  if (s.gray_channels != 1 && s.gray_channels != 3) bad("Grayscale num_output_channels must be 1 or 3");
+  if (s.gray_channels == 3 && s.color != Color::kGray) bad("3 gray channels need color GRAY");
+  if (s.dtype == DType::kU8 && s.normalize) bad("uint8 output stores raw levels: it cannot be normalised");
+  if (s.max_pixels < 0) bad("max_pixels must be >= 0");
+}
+
+Plan::Plan(const PlanSpec& s) : spec(s) {
+  validate(s);
+  kernels = &kernels_for(s.simd, !s.exact);  // the one dispatch decision (Note [SIMD dispatch])
+  build_output_spec(&out, s.dtype, s.layout, s.color, s.gray_channels, s.normalize, s.mean.data(), s.std.data(),
+                    s.unit_range);
+  if (s.norm_mode == NormMode::kWhiten) {
+    const float none[3] = {0.f, 0.f, 0.f};
+    out.mixed = true;
+    build_mix_table(out, s.mix.data(), s.mean.data(), none, s.unit_range, &out.lut);
+  }
+  enable_output_arith(&out, *kernels);
+}
+
+bool Plan::fixed_size(int* h, int* w) const {
+  if (spec.rrc) { *h = spec.rrc_h; *w = spec.rrc_w; return true; }
+  if (spec.crop_h) { *h = spec.crop_h; *w = spec.crop_w; return true; }
+  if (spec.resize_mode == 2) { *h = spec.resize_h; *w = spec.resize_w; return true; }
+  return false;
+}
+
+namespace {
+uint64_t splitmix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// Python's round(): half to even (the default floating-point rounding mode).
+int round_half_even(double x) { return static_cast<int>(std::nearbyint(x)); }
+}  // namespace
+
+Rng::Rng(uint64_t seed, uint64_t epoch, uint64_t index, uint64_t stream)
+    : state_(splitmix(splitmix(splitmix(splitmix(seed) ^ epoch) ^ index) ^ stream)) {}
+
+uint64_t Rng::next() {
+  state_ += 0x9E3779B97F4A7C15ull;
+  uint64_t z = state_;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+double Rng::uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
+double Rng::uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
+double Rng::normal() {
+  const double u1 = 1.0 - uniform(), u2 = uniform();  // u1 in (0, 1]
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
+int64_t Rng::randint(int64_t lo, int64_t hi) {
+  const uint64_t span = static_cast<uint64_t>(hi - lo);
+  return lo + static_cast<int64_t>(static_cast<uint64_t>(uniform() * static_cast<double>(span)) % span);
+}
+
+void random_resized_crop_box(const PlanSpec& s, int h, int w, Rng& rng, int box[4]) {
+  const double area = static_cast<double>(h) * w;
+  const double log_lo = std::log(s.ratio_lo), log_hi = std::log(s.ratio_hi);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double target = area * rng.uniform(s.scale_lo, s.scale_hi);
+    const double ar = std::exp(rng.uniform(log_lo, log_hi));
+    const int cw = round_half_even(std::sqrt(target * ar));
+    const int ch = round_half_even(std::sqrt(target / ar));
+    if (cw > 0 && cw <= w && ch > 0 && ch <= h) {
+      box[0] = static_cast<int>(rng.randint(0, h - ch + 1));
+      box[1] = static_cast<int>(rng.randint(0, w - cw + 1));
+      box[2] = ch;
+      box[3] = cw;
+      return;
+    }
+  }
+  // Fallback after 10 attempts: the central crop with the ratio clamped into range.
+  const double in_ratio = static_cast<double>(w) / h;
+  int cw, ch;
+  if (in_ratio < s.ratio_lo) {
+    cw = w;
+    ch = round_half_even(cw / s.ratio_lo);
+  } else if (in_ratio > s.ratio_hi) {
+    ch = h;
+    cw = round_half_even(ch * s.ratio_hi);
+  } else {
+    cw = w;
+    ch = h;
+  }
+  ch = std::max(1, std::min(ch, h));
+  cw = std::max(1, std::min(cw, w));
+  box[0] = (h - ch) / 2;
+  box[1] = (w - cw) / 2;
+  box[2] = ch;
+  box[3] = cw;
+}
+
+SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& key) {
+  if (src_h <= 0 || src_w <= 0) throw Error(ErrorKind::kInvalid, "image has no pixels");
+  auto stream = [&](uint64_t id) { return Rng(key.seed, key.epoch, key.index, id); };
+  SampleParams p;
+  Geometry& g = p.geom;
+  g.src_h = src_h;
+  g.src_w = src_w;
+  g.box_h = src_h;
+  g.box_w = src_w;
+  g.rz_h = src_h;
+  g.rz_w = src_w;
+  if (s.rrc) {
+    Rng rng = stream(streams::kCrop);
+    int box[4];
+    random_resized_crop_box(s, src_h, src_w, rng, box);
+    g.box_t = box[0]; g.box_l = box[1]; g.box_h = box[2]; g.box_w = box[3];
+    g.rz_h = s.rrc_h;
+    g.rz_w = s.rrc_w;
+  } else if (s.resize_mode == 2) {
+    g.rz_h = s.resize_h;
+    g.rz_w = s.resize_w;
+  } else if (s.resize_mode == 1) {
+    // torchvision's _compute_resized_output_size: the long side is truncated, not rounded.
+    const bool w_short = src_w <= src_h;
+    const int shorter = w_short ? src_w : src_h, longer = w_short ? src_h : src_w;
+    int new_short = s.resize_size;
+    const double long_d = static_cast<double>(static_cast<int64_t>(s.resize_size) * longer) / shorter;
+    if (long_d > 1e9) throw Error(ErrorKind::kTooLarge, "resized image would be too large");
+    int new_long = static_cast<int>(long_d);
+    if (s.max_size && new_long > s.max_size) {
+      new_short = static_cast<int>(static_cast<double>(static_cast<int64_t>(s.max_size) * new_short) / new_long);
+      new_long = s.max_size;
+    }
+    new_short = std::max(new_short, 1);
+    new_long = std::max(new_long, 1);
+    g.rz_w = w_short ? new_short : new_long;
+    g.rz_h = w_short ? new_long : new_short;
+  }
+  g.out_h = g.rz_h;
+  g.out_w = g.rz_w;
+  if (s.crop_h) {
+    // torchvision's center_crop: pad with zeros when the crop is larger, else
+    // top = round((h - crop) / 2) with Python's rounding.
+    auto offset = [](int n, int c) { return c > n ? -((c - n) / 2) : round_half_even((n - c) / 2.0); };
+    g.off_y = offset(g.rz_h, s.crop_h);
+    g.off_x = offset(g.rz_w, s.crop_w);
+    g.out_h = s.crop_h;
+    g.out_w = s.crop_w;
+  }
+  // A random op with p = 0 draws nothing (and p = 1 always applies).
+  if (s.flip_p > 0.0) g.flip = stream(streams::kHFlip).uniform() < s.flip_p;
+  if (s.vflip_p > 0.0) g.vflip = stream(streams::kVFlip).uniform() < s.vflip_p;
+  if (s.gray_p > 0.0) p.color.gray = stream(streams::kGray).uniform() < s.gray_p;
+  if (s.lighting_std > 0.0) {
+    // AlexNet / fb.resnet.torch PCA lighting: alpha ~ N(0, std) per eigenvector, and the RGB
+    // shift eigvec @ (alpha * eigval), added to the [0, 1] values before Normalize.
+    Rng rng = stream(streams::kLighting);
+    ColorParams& c = p.color;
+    c.lighting = true;
+    for (int k = 0; k < 3; ++k) c.alpha[k] = static_cast<float>(rng.normal() * s.lighting_std);
+    for (int i = 0; i < 3; ++i) {
+      float acc = 0.f;
+      for (int k = 0; k < 3; ++k) acc += s.eigvec[3 * i + k] * (c.alpha[k] * s.eigval[k]);
+      c.shift[i] = acc;
+    }
+  }
+  if (s.erase_p > 0.0) {
+    // torchvision's RandomErasing: applied with probability p; then up to 10 tries of an area
+    // fraction and a log-uniform aspect ratio, h = round(sqrt(area * ratio)), w = round(sqrt(area
+    // / ratio)), kept when h < H and w < W, at a uniform position; none fits: nothing erased.
+    Rng rng = stream(streams::kErase);
+    if (rng.uniform() < s.erase_p) {
+      const double area = static_cast<double>(g.out_h) * g.out_w;
+      const double log_lo = std::log(s.erase_ratio_lo), log_hi = std::log(s.erase_ratio_hi);
+      for (int attempt = 0; attempt < 10; ++attempt) {
+        const double ea = area * rng.uniform(s.erase_scale_lo, s.erase_scale_hi);
+        const double ar = std::exp(rng.uniform(log_lo, log_hi));
+        const int h = round_half_even(std::sqrt(ea * ar)), w = round_half_even(std::sqrt(ea / ar));
+        if (!(h < g.out_h && w < g.out_w)) continue;
+        EraseParams& e = p.erase;
+        e.on = true;
+        e.height = h;
+        e.width = w;
+        e.top = static_cast<int>(rng.randint(0, g.out_h - h + 1));
+        e.left = static_cast<int>(rng.randint(0, g.out_w - w + 1));
+        e.noise_seed = rng.next();
+        break;
+      }
+    }
+  }
+  if (s.affine_mode) {
+    // torchvision v2's RandomRotation / RandomAffine._get_params: angle uniform in degrees; tx, ty
+    // = round(uniform(-max, max)) with max = fraction * size; scale uniform; shear x (and y).
+    Rng rng = stream(streams::kAffine);
+    AffineParams& a = p.affine;
+    a.on = true;
+    a.rotate = s.affine_mode == 1;
+    a.angle = static_cast<float>(rng.uniform(s.degrees_lo, s.degrees_hi));
+    if (s.affine_mode == 2) {
+      const double mx = s.translate_x * g.out_w, my = s.translate_y * g.out_h;
+      a.tx = static_cast<float>(round_half_even(static_cast<float>(rng.uniform(-mx, mx))));
+      a.ty = static_cast<float>(round_half_even(static_cast<float>(rng.uniform(-my, my))));
+      a.scale = static_cast<float>(rng.uniform(s.affine_scale_lo, s.affine_scale_hi));
+      if (s.shear_n >= 2) a.shear_x = static_cast<float>(rng.uniform(s.shear_x[0], s.shear_x[1]));
+      if (s.shear_n == 4) a.shear_y = static_cast<float>(rng.uniform(s.shear_y[0], s.shear_y[1]));
+    }
+  }
+  if (s.aug_policy) {
+    // torchvision v2's RandAugment / TrivialAugmentWide / AutoAugment forward(): which ops, which
+    // magnitude bin, and a coin for the sign of signed ops.
+    Rng rng = stream(streams::kAugment);
+    AugmentParams& a = p.augment;
+    const int n_ops = static_cast<int>(s.aug_ops.size());
+    auto add = [&](int entry, int bin) {
+      const AugTable t = static_cast<AugTable>(s.aug_table[entry]);
+      float m = 0.f;
+      if (t != AugTable::kNone) {
+        m = aug_magnitude(t, s.aug_lo[entry], s.aug_hi[entry], s.aug_bins, bin, g.out_h, g.out_w);
+        if (s.aug_signed[entry] && rng.uniform() < 0.5) m = -m;
+      }
+      a.op[a.n] = static_cast<AugOp>(s.aug_ops[entry]);
+      a.mag[a.n] = m;
+      ++a.n;
+    };
+    if (s.aug_policy == 1) {
+      for (int k = 0; k < s.aug_num_ops; ++k) add(static_cast<int>(rng.randint(0, n_ops)), s.aug_magnitude);
+    } else if (s.aug_policy == 2) {
+      const int entry = static_cast<int>(rng.randint(0, n_ops));
+      add(entry, static_cast<int>(rng.randint(0, s.aug_bins)));
+    } else {
+      const int sub = static_cast<int>(rng.randint(0, n_ops / 2));
+      for (int k = 2 * sub; k < 2 * sub + 2; ++k)
+        if (s.aug_prob[k] > 0.0 && rng.uniform() < s.aug_prob[k]) add(k, s.aug_bin[k]);
+    }
+  }
+  if (s.hsv_gain[0] != 0.f || s.hsv_gain[1] != 0.f || s.hsv_gain[2] != 0.f) {
+    // Ultralytics' RandomHSV: r = U(-1, 1) * gain for h, s, v (Note [RandomHSV arithmetic]).
+    Rng rng = stream(streams::kHsv);
+    p.color.hsv.on = true;
+    for (int k = 0; k < 3; ++k) p.color.hsv.gain[k] = static_cast<float>(rng.uniform(-1.0, 1.0) * s.hsv_gain[k]);
+  }
+  if (s.jitter_mask) {
+    // torchvision's ColorJitter: a random order of the four ops (randperm), then each enabled
+    // factor uniform in its range, in the order brightness, contrast, saturation, hue.
+    Rng rng = stream(streams::kJitter);
+    JitterParams& j = p.color.jitter;
+    j.mask = s.jitter_mask;
+    for (int k = 0; k < 4; ++k) j.order[k] = k;
+    for (int k = 3; k > 0; --k) std::swap(j.order[k], j.order[rng.randint(0, k + 1)]);
+    const double lo[4] = {s.brightness_lo, s.contrast_lo, s.saturation_lo, s.hue_lo};
+    const double hi[4] = {s.brightness_hi, s.contrast_hi, s.saturation_hi, s.hue_hi};
+    for (int k = 0; k < 4; ++k)
+      if (j.mask >> k & 1) j.factor[k] = static_cast<float>(rng.uniform(lo[k], hi[k]));
+  }
+  return p;
+}
+
+}  // namespace fastprep

@@ -1,0 +1,250 @@
+// What a Compose compiles to, and what one sample draws from it.
+//
+// Note [Plan fields]
+// PlanSpec's fields are declared once, in FASTPREP_PLAN_FIELDS below. The struct, its defaults
+// and the Python binding (csrc/bindings.cpp binds every field by name, so a misspelled field is
+// an AttributeError in Python, never a silently ignored key) are all generated from that list.
+// A new op adds its fields here, its checks to validate(), its draw to plan_sample() and its
+// kernel; the Python side sets the fields from its op class (fastprep/_ops.py).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/augment.h"
+#include "kernels/color.h"
+#include "core/common.h"
+#include "kernels/dispatch.h"
+#include "kernels/output.h"
+
+namespace fastprep {
+
+using Float3 = std::array<float, 3>;
+using Float9 = std::array<float, 9>;
+using IntVec = std::vector<int>;
+using DoubleVec = std::vector<double>;
+
+// X(type, name, default, doc)
+#define FASTPREP_PLAN_FIELDS(X)                                                                        \
+  /* Geometry, in the order torchvision applies it. */                                                \
+  X(int, resize_mode, 0, "0 none, 1 shorter side = resize_size, 2 exact (resize_h, resize_w)")        \
+  X(int, resize_size, 0, "Resize(int): the shorter side")                                             \
+  X(int, resize_h, 0, "Resize((h, w)): height")                                                       \
+  X(int, resize_w, 0, "Resize((h, w)): width")                                                        \
+  X(int, max_size, 0, "Resize max_size (0 = none)")                                                   \
+  X(Interp, interp, Interp::kBilinear, "resampling filter")                                           \
+  X(bool, antialias, true, "antialias when downscaling")                                              \
+  X(int, crop_h, 0, "CenterCrop height after the resize (0 = none)")                                  \
+  X(int, crop_w, 0, "CenterCrop width")                                                               \
+  X(bool, rrc, false, "RandomResizedCrop to (rrc_h, rrc_w)")                                          \
+  X(int, rrc_h, 0, "RandomResizedCrop height")                                                        \
+  X(int, rrc_w, 0, "RandomResizedCrop width")                                                         \
+  X(double, scale_lo, 0.08, "RandomResizedCrop scale range, low")                                     \
+  X(double, scale_hi, 1.0, "RandomResizedCrop scale range, high")                                     \
+  X(double, ratio_lo, 3.0 / 4.0, "RandomResizedCrop aspect ratio range, low")                         \
+  X(double, ratio_hi, 4.0 / 3.0, "RandomResizedCrop aspect ratio range, high")                        \
+  X(double, flip_p, 0.0, "RandomHorizontalFlip probability")                                          \
+  X(double, vflip_p, 0.0, "RandomVerticalFlip probability")                                           \
+  /* Colour on uint8. */                                                                              \
+  X(double, gray_p, 0.0, "RandomGrayscale probability (3 equal luma channels)")                       \
+  X(int, jitter_mask, 0, "ColorJitter: bit 0 brightness, 1 contrast, 2 saturation, 3 hue")           \
+  X(double, brightness_lo, 1.0, "ColorJitter brightness factor range, low")                          \
+  X(double, brightness_hi, 1.0, "ColorJitter brightness factor range, high")                         \
+  X(double, contrast_lo, 1.0, "ColorJitter contrast factor range, low")                              \
+  X(double, contrast_hi, 1.0, "ColorJitter contrast factor range, high")                             \
+  X(double, saturation_lo, 1.0, "ColorJitter saturation factor range, low")                          \
+  X(double, saturation_hi, 1.0, "ColorJitter saturation factor range, high")                         \
+  X(double, hue_lo, 0.0, "ColorJitter hue shift range, low (in turns, within [-0.5, 0.5])")          \
+  X(double, hue_hi, 0.0, "ColorJitter hue shift range, high")                                        \
+  X(Float3, hsv_gain, (Float3{0.f, 0.f, 0.f}), "RandomHSV gains (h, s, v); all 0 = off")            \
+  /* Geometric augmentation on uint8 (RandomRotation, RandomAffine), before the policies. */          \
+  X(int, affine_mode, 0, "0 off, 1 RandomRotation (F.rotate), 2 RandomAffine (F.affine)")            \
+  X(double, degrees_lo, 0.0, "rotation angle range, low (degrees)")                                  \
+  X(double, degrees_hi, 0.0, "rotation angle range, high")                                           \
+  X(double, translate_x, 0.0, "RandomAffine: max |tx| as a fraction of the width")                   \
+  X(double, translate_y, 0.0, "RandomAffine: max |ty| as a fraction of the height")                  \
+  X(double, affine_scale_lo, 1.0, "RandomAffine scale range, low")                                    \
+  X(double, affine_scale_hi, 1.0, "RandomAffine scale range, high")                                   \
+  X(int, shear_n, 0, "RandomAffine shear: 0 none, 2 x range, 4 x and y ranges")                      \
+  X(Float3, shear_x, (Float3{0.f, 0.f, 0.f}), "RandomAffine shear x range (lo, hi, unused), degrees")  \
+  X(Float3, shear_y, (Float3{0.f, 0.f, 0.f}), "RandomAffine shear y range (lo, hi, unused), degrees")  \
+  X(Interp, affine_interp, Interp::kNearest, "RandomRotation/RandomAffine sampling: nearest, bilinear") \
+  X(bool, affine_fill_on, true, "fill outside the warped image (false: torchvision's fill=None)")    \
+  X(Float3, affine_fill, (Float3{0.f, 0.f, 0.f}), "fill value per channel (levels)")                 \
+  /* Automatic augmentation policies on uint8 (Note [Augment arithmetic] in augment.h). */            \
+  X(int, aug_policy, 0, "0 off, 1 RandAugment, 2 TrivialAugmentWide, 3 AutoAugment")                 \
+  X(IntVec, aug_ops, (IntVec{}), "the op space, AugOp codes (AutoAugment: two per sub-policy)")      \
+  X(IntVec, aug_table, (IntVec{}), "per entry of aug_ops: AugTable code of its magnitude table")     \
+  X(DoubleVec, aug_lo, (DoubleVec{}), "per entry: magnitude table start")                            \
+  X(DoubleVec, aug_hi, (DoubleVec{}), "per entry: magnitude table end (or Posterize's divisor)")     \
+  X(IntVec, aug_signed, (IntVec{}), "per entry: 1 when the magnitude gets a random sign")            \
+  X(DoubleVec, aug_prob, (DoubleVec{}), "AutoAugment: probability per entry")                        \
+  X(IntVec, aug_bin, (IntVec{}), "AutoAugment: magnitude bin per entry")                             \
+  X(int, aug_num_ops, 2, "RandAugment: ops per sample")                                              \
+  X(int, aug_magnitude, 9, "RandAugment: magnitude bin")                                             \
+  X(int, aug_bins, 31, "number of magnitude bins")                                                   \
+  X(Interp, aug_interp, Interp::kNearest, "policy's geometric ops: nearest or bilinear")             \
+  X(bool, aug_fill_on, false, "policy's fill given (false: fill=None, zeros)")                       \
+  X(Float3, aug_fill, (Float3{0.f, 0.f, 0.f}), "policy's fill per channel (levels)")                 \
+  /* On the float values (after ToTensor, before Normalize). */                                       \
+  X(double, lighting_std, 0.0, "Lighting: alpha ~ N(0, lighting_std) per eigenvector (0 = off)")      \
+  X(Float3, eigval, (Float3{0.f, 0.f, 0.f}), "Lighting: RGB covariance eigenvalues ([0, 1] scale)")  \
+  X(Float9, eigvec, (Float9{}), "Lighting: eigenvectors as columns, row-major 3x3 (assign all 9)")    \
+  /* On the normalised output. */                                                                     \
+  X(double, erase_p, 0.0, "RandomErasing probability")                                               \
+  X(double, erase_scale_lo, 0.02, "RandomErasing area fraction range, low")                          \
+  X(double, erase_scale_hi, 0.33, "RandomErasing area fraction range, high")                         \
+  X(double, erase_ratio_lo, 0.3, "RandomErasing aspect ratio range, low")                            \
+  X(double, erase_ratio_hi, 3.3, "RandomErasing aspect ratio range, high")                           \
+  X(bool, erase_random, false, "RandomErasing fills with N(0, 1) noise instead of erase_value")      \
+  X(Float3, erase_value, (Float3{0.f, 0.f, 0.f}), "RandomErasing fill per output channel")           \
+  /* Output. */                                                                                       \
+  X(DType, dtype, DType::kF32, "output dtype")                                                        \
+  X(Layout, layout, Layout::kCHW, "output layout")                                                    \
+  X(Color, color, Color::kRGB, "output channels")                                                     \
+  X(int, gray_channels, 1, "Color.gray: 1 channel, or 3 equal channels (Grayscale(3))")               \
+  X(bool, normalize, false, "NormMode.table: apply (x - mean) / std")                                 \
+  X(Float3, mean, (Float3{0.f, 0.f, 0.f}), "Normalize mean per output channel (assign all 3)")                       \
+  X(Float3, std, (Float3{1.f, 1.f, 1.f}), "Normalize std per output channel (assign all 3)")                         \
+  X(bool, unit_range, true, "levels scaled to [0, 1] first (ToTensor)")                               \
+  X(NormMode, norm_mode, NormMode::kTable, "table, or a per-image normalisation")                     \
+  X(float, range_lo, 0.f, "NormMode.minmax: value of the darkest level")                              \
+  X(Float9, mix, (Float9{}), "NormMode.whiten: the colour matrix W, row-major 3x3 (assign all 9)")    \
+  X(float, range_hi, 1.f, "NormMode.minmax: value of the brightest level")                            \
+  /* Decode. */                                                                                       \
+  X(bool, exact, false, "no DCT scaling, 22-bit weights")                                             \
+  X(int64_t, max_pixels, 0, "images with more pixels are rejected from their header (0 = no limit)")  \
+  X(bool, strict, true, "corrupt-data warnings are errors")                                           \
+  X(bool, allow_truncated, false, "a cut-off JPEG/PNG decodes, missing rows filled")                  \
+  X(bool, apply_exif, false, "show each image with its EXIF orientation (torchvision's loaders do not)") \
+  X(Simd, simd, Simd::kScalar, "kernel level")
+
+struct PlanSpec {
+#define FASTPREP_DECLARE_FIELD(type, name, dflt, doc) type name = dflt;
+  FASTPREP_PLAN_FIELDS(FASTPREP_DECLARE_FIELD)
+#undef FASTPREP_DECLARE_FIELD
+};
+
+// Checks a spec; throws Error(kInvalid) naming the problem.
+void validate(const PlanSpec& s);
+
+struct Plan {
+  PlanSpec spec;
+  OutputSpec out;
+  // The kernels of spec.simd and the plan's resampling mode, taken once when the plan is built
+  // (Note [SIMD dispatch] in kernels/dispatch.h).
+  const Kernels* kernels = nullptr;
+  explicit Plan(const PlanSpec& s);
+  const Kernels& k() const { return *kernels; }
+  // Output slot size when it does not depend on the image; false otherwise (Resize(int) alone).
+  bool fixed_size(int* h, int* w) const;
+  // An op needs the finished uint8 image before the output is written (two-phase output stage:
+  // colour ops that see the whole image, or a per-image table).
+  // Per-pixel colour ops (RandomHSV, YCbCr output) use the staged image too: the rows the
+  // vertical pass hands over may be the intermediate's own.
+  bool needs_stats() const {
+    return per_image_table() || spec.jitter_mask != 0 || hsv() || spec.color == Color::kYCbCr || augments();
+  }
+  // RandomRotation / RandomAffine or a policy: warps and per-image ops on the staged image.
+  bool augments() const { return spec.affine_mode != 0 || spec.aug_policy != 0; }
+  WarpSpec affine_warp() const { return warp_spec(spec.affine_interp, spec.affine_fill_on, spec.affine_fill); }
+  WarpSpec aug_warp() const { return warp_spec(spec.aug_interp, spec.aug_fill_on, spec.aug_fill); }
+  static WarpSpec warp_spec(Interp interp, bool fill_on, const Float3& fill) {
+    WarpSpec w;
+    w.bilinear = interp == Interp::kBilinear;
+    w.fill_on = fill_on;
+    for (int c = 0; c < 3; ++c) w.fill[c] = fill[c];
+    return w;
+  }
+  // The output table is built per sample from the image's histograms.
+  bool per_image_table() const {
+    return spec.norm_mode == NormMode::kPerImage || spec.norm_mode == NormMode::kMinMax;
+  }
+  bool hsv() const { return spec.hsv_gain[0] != 0.f || spec.hsv_gain[1] != 0.f || spec.hsv_gain[2] != 0.f; }
+};
+
+struct Geometry {
+  int src_h = 0, src_w = 0;                    // displayed source size (after EXIF orientation)
+  int box_t = 0, box_l = 0, box_h = 0, box_w = 0;  // source box mapped onto the resized image
+  int rz_h = 0, rz_w = 0;                      // size the box is resized to
+  int off_y = 0, off_x = 0;                    // resized index of slot pixel (0, 0); < 0 pads
+  int out_h = 0, out_w = 0;                    // slot size
+  bool flip = false;                           // horizontal
+  bool vflip = false;
+};
+
+// Per-sample draws of the colour stage (identity by default).
+struct ColorParams {
+  JitterParams jitter;  // ColorJitter's order and factors (mask 0: off)
+  HsvParams hsv;        // RandomHSV's gains
+  bool gray = false;    // RandomGrayscale converted this sample
+  bool lighting = false;
+  float alpha[3] = {0.f, 0.f, 0.f};  // Lighting's draws, one per eigenvector
+  float shift[3] = {0.f, 0.f, 0.f};  // eigvec @ (alpha * eigval): added to R, G, B in [0, 1]
+};
+
+// RandomErasing's rectangle in output pixels (on = false: nothing erased).
+struct EraseParams {
+  bool on = false;
+  int top = 0, left = 0, height = 0, width = 0;
+  uint64_t noise_seed = 0;  // erase_random: the noise stream's key
+};
+
+// Everything one sample draws: plan_sample()'s result.
+struct SampleParams {
+  Geometry geom;
+  AffineParams affine;   // RandomRotation / RandomAffine
+  AugmentParams augment; // the policy's ops and signed magnitudes
+  ColorParams color;
+  EraseParams erase;
+};
+
+// Note [Random streams]
+// Randomness is a pure function of (seed, epoch, sample index, stream): every random op draws
+// from its own splitmix64 stream, so adding an op (or changing how many numbers one op draws)
+// never changes another op's draws. Stream ids are fixed forever: the crop and horizontal flip
+// keep 0 and 1 (their draws are unchanged since fastprep 0.1); later ops use a hash of their name.
+constexpr uint64_t stream_id(const char* name) {
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+  for (; *name; ++name) h = (h ^ static_cast<uint8_t>(*name)) * 0x100000001b3ull;
+  return h;
+}
+namespace streams {
+constexpr uint64_t kCrop = 0;
+constexpr uint64_t kHFlip = 1;
+constexpr uint64_t kVFlip = stream_id("vflip");
+constexpr uint64_t kGray = stream_id("grayscale");
+constexpr uint64_t kJitter = stream_id("color_jitter");
+constexpr uint64_t kLighting = stream_id("lighting");
+constexpr uint64_t kHsv = stream_id("random_hsv");
+constexpr uint64_t kErase = stream_id("erase");
+constexpr uint64_t kEraseNoise = stream_id("erase_noise");
+constexpr uint64_t kAffine = stream_id("affine");
+constexpr uint64_t kAugment = stream_id("augment");
+}  // namespace streams
+
+class Rng {
+ public:
+  Rng(uint64_t seed, uint64_t epoch, uint64_t index, uint64_t stream);
+  uint64_t next();
+  double uniform();                    // [0, 1)
+  double uniform(double lo, double hi);
+  double normal();                     // N(0, 1) (Box-Muller, one value per two uniforms)
+  int64_t randint(int64_t lo, int64_t hi);  // [lo, hi)
+
+ private:
+  uint64_t state_;
+};
+
+struct RunKey {
+  uint64_t seed = 0, epoch = 0, index = 0;
+};
+
+// Everything sample `key` draws, for a displayed source of src_h x src_w.
+SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& key);
+
+// torchvision's RandomResizedCrop.get_params, drawing from `rng`: (top, left, height, width).
+void random_resized_crop_box(const PlanSpec& s, int h, int w, Rng& rng, int box[4]);
+
+}  // namespace fastprep

@@ -1,0 +1,126 @@
+// Bindings: the codes that cross the boundary (enums), the SIMD levels, build_info, PlanSpec and
+// Plan.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "codecs/jpeg_decoder.h"
+#include "codecs/png_decoder.h"
+#include "codecs/webp_decoder.h"
+#include "kernels/augment.h"
+#include "kernels/dispatch.h"
+#include "kernels/output.h"
+#include "pipeline/pipeline.h"
+#include "pipeline/plan.h"
+#include "python/register.h"
+
+namespace py = pybind11;
+
+namespace fastprep {
+namespace python {
+
+void register_plan(py::module_& m) {
+  // Enums: the one definition of every code that crosses the boundary (common.h, output.h,
+  // pipeline.h); Python uses these objects, never integers of its own.
+  py::enum_<Interp>(m, "Interp")
+      .value("nearest", Interp::kNearest).value("bilinear", Interp::kBilinear).value("bicubic", Interp::kBicubic);
+  py::enum_<DType>(m, "DType")
+      .value("uint8", DType::kU8).value("float32", DType::kF32).value("float16", DType::kF16)
+      .value("bfloat16", DType::kBF16);
+  py::enum_<Layout>(m, "Layout").value("CHW", Layout::kCHW).value("HWC", Layout::kHWC);
+  py::enum_<Color>(m, "Color").value("RGB", Color::kRGB).value("BGR", Color::kBGR).value("GRAY", Color::kGray).value("YCbCr", Color::kYCbCr);
+  py::enum_<NormMode>(m, "NormMode")
+      .value("table", NormMode::kTable).value("per_image", NormMode::kPerImage).value("minmax", NormMode::kMinMax)
+      .value("whiten", NormMode::kWhiten);
+  py::enum_<Simd>(m, "Simd").value("scalar", Simd::kScalar).value("sse41", Simd::kSSE41).value("avx2", Simd::kAVX2).value("neon", Simd::kNEON);
+  py::enum_<ErrorKind>(m, "ErrorKind")
+      .value("decode", ErrorKind::kDecode).value("unsupported", ErrorKind::kUnsupported)
+      .value("too_large", ErrorKind::kTooLarge).value("io", ErrorKind::kIo).value("invalid", ErrorKind::kInvalid);
+  py::enum_<SampleStatus>(m, "SampleStatus")
+      .value("ok", SampleStatus::kOk).value("error", SampleStatus::kError).value("not_jpeg", SampleStatus::kNotJpeg);
+
+  m.def("cpu_simd", [] { return cpu_best_simd(); }, "Best SIMD level of this CPU.");
+  m.def("simd_levels", [] {
+    std::vector<Simd> out;
+    for (Simd s : {Simd::kScalar, Simd::kSSE41, Simd::kAVX2, Simd::kNEON})
+      if (simd_supported(s)) out.push_back(s);
+    return out;
+  }, "Every SIMD level this build and CPU can run, scalar first.");
+  m.def("default_simd", [] { return default_simd(); }, "SIMD level used by default (FASTPREP_SIMD caps it).");
+  m.def("build_info", [] {
+    py::dict codecs;  // the library each native decoder uses; None: no native decoder in this build
+    codecs["jpeg"] = jpeg_library_version();
+    codecs["png"] = png_native() ? py::object(py::str("libpng " + png_library_version())) : py::object(py::none());
+    codecs["zlib"] = png_native() ? py::object(py::str(zlib_library_version())) : py::object(py::none());
+    codecs["webp"] = webp_native() ? py::object(py::str("libwebp " + webp_library_version())) : py::object(py::none());
+    py::list compiled;
+    int n = 0;
+    const char* const* levels = compiled_levels(&n);
+    for (int i = 0; i < n; ++i) compiled.append(levels[i]);
+    py::dict d;
+    d["codecs"] = codecs;
+    d["simd_compiled"] = compiled;
+    d["compiler"] = py::str(__VERSION__);
+    return d;
+  }, "What this build holds: the codec libraries of its native decoders and the SIMD levels compiled in.");
+  m.def("parse_simd", [](const std::string& name) { return parse_simd(name); },
+        "A SIMD level by name (scalar, sse41, avx2, auto); an error if this CPU lacks it.");
+
+  py::enum_<AugOp>(m, "AugOp", "torchvision's automatic-augmentation op names (csrc/augment.h)")
+      .value("Identity", AugOp::kIdentity).value("ShearX", AugOp::kShearX).value("ShearY", AugOp::kShearY)
+      .value("TranslateX", AugOp::kTranslateX).value("TranslateY", AugOp::kTranslateY).value("Rotate", AugOp::kRotate)
+      .value("Brightness", AugOp::kBrightness).value("Color", AugOp::kColor).value("Contrast", AugOp::kContrast)
+      .value("Sharpness", AugOp::kSharpness).value("Posterize", AugOp::kPosterize).value("Solarize", AugOp::kSolarize)
+      .value("AutoContrast", AugOp::kAutoContrast).value("Equalize", AugOp::kEqualize).value("Invert", AugOp::kInvert);
+  py::enum_<AugTable>(m, "AugTable", "how a policy op's magnitude table is built (csrc/augment.h)")
+      .value("none", AugTable::kNone).value("linspace", AugTable::kLinspace)
+      .value("linspace_width", AugTable::kLinspaceWidth).value("linspace_height", AugTable::kLinspaceHeight)
+      .value("posterize", AugTable::kPosterize);
+  m.attr("MAX_AUG_OPS") = kMaxAugOps;
+  // Every PlanSpec field, by name (Note [Plan fields]): no dynamic attributes, so a misspelled
+  // field is an AttributeError.
+  py::class_<PlanSpec> spec(m, "PlanSpec", "What a Compose compiles to (csrc/plan.h, FASTPREP_PLAN_FIELDS).");
+  spec.def(py::init([] {
+    PlanSpec s;
+    s.simd = default_simd();
+    return s;
+  }));
+  std::vector<std::string> names;
+#define FASTPREP_BIND_FIELD(type, name, dflt, doc) \
+  spec.def_readwrite(#name, &PlanSpec::name, doc); \
+  names.push_back(#name);
+  FASTPREP_PLAN_FIELDS(FASTPREP_BIND_FIELD)
+#undef FASTPREP_BIND_FIELD
+  spec.attr("FIELDS") = py::tuple(py::cast(names));
+  spec.def("__repr__", [](const py::object& self) {
+    std::string r = "PlanSpec(";
+    bool first = true;
+    for (auto name : self.attr("FIELDS")) {
+      r += (first ? "" : ", ") + name.cast<std::string>() + "=" + py::repr(self.attr(name)).cast<std::string>();
+      first = false;
+    }
+    return r + ")";
+  });
+
+  py::class_<Plan, std::shared_ptr<Plan>>(m, "Plan")
+      .def(py::init([](const PlanSpec& s) { return std::make_shared<Plan>(s); }), py::arg("spec"))
+      .def_property_readonly("spec", [](const Plan& p) { return p.spec; })
+      .def_property_readonly("fixed_size", [](const Plan& p) -> py::object {
+        int h, w;
+        if (p.fixed_size(&h, &w)) return py::make_tuple(h, w);
+        return py::none();
+      })
+      .def_property_readonly("channels", [](const Plan& p) { return p.out.channels; })
+      .def_property_readonly("simd", [](const Plan& p) { return std::string(simd_name(p.spec.simd)); })
+      .def_property_readonly(
+          "output_kernel", [](const Plan& p) { return std::string(p.out.arith.on ? "arithmetic" : "table"); },
+          "How the plan's own table is applied in single-pass rows (Note [Output arithmetic]).")
+      .def_property_readonly("needs_stats", &Plan::needs_stats,
+                             "True when the output stage runs in two phases (Note [Output stage]).");
+}
+
+}  // namespace python
+}  // namespace fastprep

@@ -1,0 +1,156 @@
+"""Colour ops on the uint8 image (the two-phase output stage for those that see the whole image:
+csrc/kernels/color.h): Grayscale, RandomGrayscale, ColorJitter, RandomHSV."""
+import math
+import numbers
+
+import numpy as np
+
+from ._args import F32_MAX, ProbOp, range2
+from ._op import Op, Stage, register_op
+
+_GRAY_BOTH = "Grayscale and RandomGrayscale cannot be combined: Grayscale already makes every sample gray"
+
+
+@register_op
+class Grayscale(Op):
+    """Luma output (ITU-R 601-2, as PIL's convert('L')): one channel, or with
+    ``num_output_channels=3`` three equal channels (torchvision's Grayscale(3))."""
+
+    stage = Stage.UINT8
+    torchvision = ("Grayscale",)
+    exclusive = {"RandomGrayscale": _GRAY_BOTH}
+    may_precede_geometry = True
+
+    def __init__(self, num_output_channels=1):
+        if isinstance(num_output_channels, bool) or num_output_channels not in (1, 3):
+            raise ValueError(f"Grayscale num_output_channels must be 1 or 3, got {num_output_channels!r}")
+        self.num_output_channels = int(num_output_channels)
+
+    def compile(self, spec, ctx):
+        ctx.gray = self.num_output_channels
+
+    def check_output(self, out):
+        if out.color != "GRAY":
+            raise ValueError("Grayscale conflicts with color=" + out.color)
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(getattr(op, "num_output_channels", 1))]
+
+
+@register_op
+class RandomGrayscale(ProbOp):
+    """With probability p, the sample becomes 3 equal luma channels (ITU-R 601-2 as PIL's
+    convert('L'), torchvision v1's arithmetic; v2 on tensors is within 1 level)."""
+
+    stage = Stage.UINT8
+    torchvision = ("RandomGrayscale",)
+    exclusive = {"Grayscale": _GRAY_BOTH}
+    may_precede_geometry = True
+    params = ("gray",)
+    default_p = 0.1
+
+    def compile(self, spec, ctx):
+        spec.gray_p = self.p
+
+    def check_output(self, out):
+        if out.color == "GRAY":
+            raise ValueError("RandomGrayscale needs a 3-channel output: color='GRAY' is already gray")
+
+    def sample_params(self, rec):
+        return {"gray": bool(rec["gray"])}
+
+
+def _jitter_range(value, name, center=1.0, bound=(0.0, float("inf")), clip_first_on_zero=True):
+    """torchvision's ColorJitter._check_input: a number v -> (center - v, center + v) (the low
+    end clipped at 0), or a (lo, hi) pair within bound; None when it is the identity."""
+    if value is None:
+        return None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"ColorJitter {name} must be non-negative when a single number, got {value!r}")
+        lo, hi = center - float(value), center + float(value)
+        if clip_first_on_zero:
+            lo = max(lo, 0.0)
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        lo, hi = range2(value, "ColorJitter", name)
+        if not bound[0] <= lo <= hi <= bound[1]:
+            raise ValueError(f"ColorJitter {name} values should be between {bound} and lo <= hi, got {value!r}")
+    else:
+        raise ValueError(f"ColorJitter {name} must be a number or a pair (lo, hi), got {value!r}")
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"ColorJitter {name} must be finite, got {value!r}")
+    return None if lo == hi == center else (lo, hi)
+
+
+_JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
+
+
+@register_op
+class ColorJitter(Op):
+    """Random brightness, contrast, saturation and hue in a random order per sample, with
+    torchvision v2's uint8 arithmetic (Note [ColorJitter arithmetic] in csrc/color.h)."""
+
+    stage = Stage.UINT8
+    torchvision = ("ColorJitter",)
+    not_after = {**{n: "ColorJitter after {prev} cannot be fused: put colour jitter before grayscale conversion"
+                    for n in ("Grayscale", "RandomGrayscale")},
+                 "RandomHSV": "ColorJitter after RandomHSV cannot be fused: the fused pass applies ColorJitter "
+                              "first; put it before RandomHSV"}
+    params = ("jitter",)
+
+    def __init__(self, brightness=0, contrast=0, saturation=0, hue=0):
+        self.brightness = _jitter_range(brightness, "brightness")
+        self.contrast = _jitter_range(contrast, "contrast")
+        self.saturation = _jitter_range(saturation, "saturation")
+        self.hue = _jitter_range(hue, "hue", center=0.0, bound=(-0.5, 0.5), clip_first_on_zero=False)
+        if self.hue is not None and not -0.5 <= self.hue[0] <= self.hue[1] <= 0.5:
+            raise ValueError(f"ColorJitter hue must be in [0, 0.5] (or a range within [-0.5, 0.5]), got {hue!r}")
+
+    def compile(self, spec, ctx):
+        mask = 0
+        for k, name in enumerate(_JITTER_OPS):
+            rng = getattr(self, name)
+            if rng is not None:
+                mask |= 1 << k
+                setattr(spec, f"{name}_lo", rng[0])
+                setattr(spec, f"{name}_hi", rng[1])
+        spec.jitter_mask = mask
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(*(None if getattr(op, n) is None else tuple(getattr(op, n)) for n in _JITTER_OPS))]
+
+    def sample_params(self, rec):
+        mask = int(rec["jitter_mask"])
+        d = {"order": [int(k) for k in rec["jitter_order"]]}
+        for k, name in enumerate(_JITTER_OPS):
+            d[name] = float(rec["jitter_factor"][k]) if mask >> k & 1 else None
+        return {"jitter": d}
+
+
+@register_op
+class RandomHSV(Op):
+    """YOLO-style HSV jitter as current Ultralytics: gains r = U(-1, 1) * (h, s, v) per sample, hue
+    shifted by r_h * 180 in OpenCV's 0..179 hue, saturation and value scaled by 1 + r_s and 1 + r_v
+    (Note [RandomHSV arithmetic] in csrc/color.h)."""
+
+    stage = Stage.UINT8
+    not_after = {n: "RandomHSV after {prev} cannot be fused: put HSV jitter before grayscale conversion"
+                 for n in ("Grayscale", "RandomGrayscale")}
+    params = ("hsv",)
+
+    def __init__(self, h=0.015, s=0.7, v=0.4):
+        gains = []
+        for name, g in (("h", h), ("s", s), ("v", v)):
+            ok = not isinstance(g, bool) and isinstance(g, numbers.Real) and math.isfinite(g) and 0 <= g <= F32_MAX
+            if not ok:
+                raise ValueError(f"RandomHSV {name} gain must be a finite number >= 0, got {g!r}")
+            gains.append(float(np.float32(g)))
+        self.h, self.s, self.v = gains
+
+    def compile(self, spec, ctx):
+        spec.hsv_gain = [self.h, self.s, self.v]
+
+    def sample_params(self, rec):
+        return {"hsv": [float(x) for x in rec["hsv"]]}

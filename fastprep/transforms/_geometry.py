@@ -1,0 +1,255 @@
+"""Geometric ops: the resize and crop fused into the region decode and the resampler (Resize,
+CenterCrop, RandomResizedCrop), the flips fused into the resampler, and the warps on the uint8
+image after the crop (RandomRotation, RandomAffine: csrc/kernels/augment.h)."""
+import math
+import numbers
+
+from ._args import (AFFINE_OPS, AFTER_COLOR, POLICY_OPS, ProbOp, aug_fill, aug_interp, degree_range, interp_name,
+                    pair, range2, set_warp, side, tv_antialias, tv_fill, tv_interp, tv_size)
+from ._op import Op, Stage, register_op
+
+_ONLY_RRC = "RandomResizedCrop must be the only resize/crop op"
+
+
+@register_op
+class Resize(Op):
+    """Resize; an int resizes the shorter side (the longer side truncated, as torchvision),
+    (h, w) resizes exactly. Antialiased when downscaling, as PIL and torchvision v2."""
+
+    stage = Stage.GEOMETRY
+    torchvision = ("Resize",)
+    not_after = {n: "Resize must come first and once (Resize then CenterCrop is fused)"
+                 for n in ("Resize", "CenterCrop", "RandomResizedCrop")}
+    unique = False  # the not_after rules give the better message
+
+    def __init__(self, size, interpolation="bilinear", max_size=None, antialias=True):
+        if isinstance(size, (tuple, list)) and len(size) == 1:
+            size = size[0]
+        if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+            self.size = side(size, "Resize")
+        else:
+            self.size = pair(size, "Resize")
+            if max_size is not None:
+                raise ValueError("Resize max_size is only allowed with an int size")
+        if max_size is not None:
+            max_size = side(max_size, "Resize", "max_size")
+            if max_size <= self.size:
+                raise ValueError(f"Resize max_size must be greater than size, got max_size={max_size}, "
+                                 f"size={self.size}")
+        self.interpolation = interp_name(interpolation)
+        self.max_size = max_size
+        self.antialias = bool(antialias) if antialias is not None else True
+
+    def compile(self, spec, ctx):
+        if isinstance(self.size, int):
+            spec.resize_mode, spec.resize_size, spec.max_size = 1, self.size, self.max_size or 0
+        else:
+            spec.resize_mode, (spec.resize_h, spec.resize_w) = 2, self.size
+        spec.antialias = self.antialias
+        ctx.interp = self.interpolation
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(tv_size(op.size), interpolation=tv_interp(op), max_size=getattr(op, "max_size", None),
+                    antialias=tv_antialias(op))]
+
+
+@register_op
+class CenterCrop(Op):
+    """Center crop; pads with zeros when the crop is larger than the image (as torchvision)."""
+
+    stage = Stage.GEOMETRY
+    torchvision = ("CenterCrop",)
+    not_after = {n: "CenterCrop after another crop cannot be fused" for n in ("CenterCrop", "RandomResizedCrop")}
+    unique = False
+
+    def __init__(self, size):
+        self.size = pair(size, "CenterCrop")
+
+    def compile(self, spec, ctx):
+        spec.crop_h, spec.crop_w = self.size
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(tv_size(op.size))]
+
+
+@register_op
+class RandomResizedCrop(Op):
+    """Random area/aspect crop resized to ``size``: torchvision's get_params distribution,
+    including its 10-attempt fallback, drawn from a stream keyed by (seed, epoch, index)."""
+
+    stage = Stage.GEOMETRY
+    torchvision = ("RandomResizedCrop",)
+    not_after = {n: _ONLY_RRC for n in ("Resize", "CenterCrop", "RandomResizedCrop")}
+    unique = False
+    params = ("box",)
+
+    def __init__(self, size, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0), interpolation="bilinear",
+                 antialias=True):
+        self.size = pair(size, "RandomResizedCrop")
+        self.scale = range2(scale, "RandomResizedCrop", "scale")
+        self.ratio = range2(ratio, "RandomResizedCrop", "ratio")
+        if not (0 < self.scale[0] <= self.scale[1]):
+            raise ValueError(f"RandomResizedCrop scale must satisfy 0 < lo <= hi, got {scale}")
+        if not (0 < self.ratio[0] <= self.ratio[1]):
+            raise ValueError(f"RandomResizedCrop ratio must satisfy 0 < lo <= hi, got {ratio}")
+        self.interpolation = interp_name(interpolation)
+        self.antialias = bool(antialias) if antialias is not None else True
+
+    def compile(self, spec, ctx):
+        spec.rrc = True
+        spec.rrc_h, spec.rrc_w = self.size
+        spec.scale_lo, spec.scale_hi = self.scale
+        spec.ratio_lo, spec.ratio_hi = self.ratio
+        spec.antialias = self.antialias
+        ctx.interp = self.interpolation
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(tv_size(op.size), scale=tuple(op.scale), ratio=tuple(op.ratio), interpolation=tv_interp(op),
+                    antialias=tv_antialias(op))]
+
+
+
+
+@register_op
+class RandomHorizontalFlip(ProbOp):
+    """Mirrors left-right with probability p (fused: the resampler emits columns reversed)."""
+
+    stage = Stage.UINT8
+    torchvision = ("RandomHorizontalFlip",)
+    params = ("flip",)
+
+    def compile(self, spec, ctx):
+        spec.flip_p = self.p
+
+
+@register_op
+class RandomVerticalFlip(ProbOp):
+    """Mirrors top-bottom with probability p (fused: the vertical pass emits rows reversed)."""
+
+    stage = Stage.UINT8
+    torchvision = ("RandomVerticalFlip",)
+    params = ("vflip",)
+
+    def compile(self, spec, ctx):
+        spec.vflip_p = self.p
+
+    def sample_params(self, rec):
+        return {"vflip": bool(rec["vflip"])}
+
+
+
+class _Warp(Op):
+    stage = Stage.UINT8
+    not_after = {**AFTER_COLOR, **{n: "{name} after {prev} cannot be fused: the fused pass warps before the "
+                                       "policy's ops; put {name} first" for n in POLICY_OPS}}
+    params = ("affine",)
+
+    def sample_params(self, rec):
+        return {"affine": [float(x) for x in rec["affine"]] if rec["affine_on"] else None}
+
+
+@register_op
+class RandomRotation(_Warp):
+    """Rotates by an angle uniform in degrees about the centre, on the uint8 image after the crop,
+    as torchvision v2's F.rotate on tensors (nearest or bilinear, fill outside)."""
+
+    torchvision = ("RandomRotation",)
+    exclusive = {"RandomAffine": "RandomRotation and RandomAffine cannot be combined: use one RandomAffine"}
+
+    def __init__(self, degrees, interpolation="nearest", expand=False, fill=0):
+        self.degrees = degree_range(degrees, "RandomRotation")
+        self.interpolation = aug_interp(interpolation, "RandomRotation")
+        if expand:
+            raise ValueError("RandomRotation expand=True changes the image size after the crop, and fastprep's output "
+                             "size is fixed by the geometric ops: use expand=False (followed by a crop in torchvision "
+                             "terms, rotate a larger crop)")
+        self.expand = False
+        self.fill = aug_fill(fill, "RandomRotation", allow_none=True)
+
+    def compile(self, spec, ctx):
+        spec.affine_mode = 1
+        spec.degrees_lo, spec.degrees_hi = self.degrees
+        set_warp(spec, "affine", self.interpolation, self.fill)
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        if getattr(op, "center", None) is not None:
+            raise ValueError("RandomRotation with a center cannot be converted: fastprep rotates about the image centre")
+        return [cls(tuple(op.degrees), getattr(op.interpolation, "value", op.interpolation), bool(op.expand),
+                    tv_fill(op))]
+
+
+@register_op
+class RandomAffine(_Warp):
+    """Random rotation, translation, scale and shear about the centre, on the uint8 image after
+    the crop, as torchvision v2's RandomAffine draws them and F.affine warps tensors."""
+
+    torchvision = ("RandomAffine",)
+    exclusive = {"RandomRotation": "RandomRotation and RandomAffine cannot be combined: use one RandomAffine"}
+
+    def __init__(self, degrees, translate=None, scale=None, shear=None, interpolation="nearest", fill=0):
+        self.degrees = degree_range(degrees, "RandomAffine")
+        if translate is not None:
+            t = range2(translate, "RandomAffine", "translate")
+            if not all(0.0 <= v <= 1.0 for v in t):
+                raise ValueError(f"RandomAffine translate values should be between 0 and 1, got {translate!r}")
+            translate = t
+        self.translate = translate
+        if scale is not None:
+            s = range2(scale, "RandomAffine", "scale")
+            if not (0.0 < s[0] <= s[1] and math.isfinite(s[1])):
+                raise ValueError(f"RandomAffine scale values should be positive with lo <= hi, got {scale!r}")
+            scale = s
+        self.scale = scale
+        if shear is not None:
+            if isinstance(shear, numbers.Real) and not isinstance(shear, bool):
+                if shear < 0:
+                    raise ValueError(f"RandomAffine shear must be non-negative when a single number, got {shear!r}")
+                sh = (-float(shear), float(shear))
+            elif isinstance(shear, (tuple, list)) and len(shear) in (2, 4):
+                sh = tuple(float(v) for v in shear)
+            else:
+                raise ValueError(f"RandomAffine shear must be a number or a sequence of 2 or 4 numbers, got {shear!r}")
+            for k in range(0, len(sh), 2):
+                if not (-90.0 < sh[k] <= sh[k + 1] < 90.0):
+                    raise ValueError(f"RandomAffine shear ranges must satisfy -90 < lo <= hi < 90 degrees, got {shear!r}")
+            shear = sh
+        self.shear = shear
+        self.interpolation = aug_interp(interpolation, "RandomAffine")
+        self.fill = aug_fill(fill, "RandomAffine", allow_none=True)
+
+    def compile(self, spec, ctx):
+        spec.affine_mode = 2
+        spec.degrees_lo, spec.degrees_hi = self.degrees
+        if self.translate is not None:
+            spec.translate_x, spec.translate_y = self.translate
+        if self.scale is not None:
+            spec.affine_scale_lo, spec.affine_scale_hi = self.scale
+        if self.shear is not None:
+            spec.shear_n = len(self.shear)
+            spec.shear_x = [self.shear[0], self.shear[1], 0.0]
+            if len(self.shear) == 4:
+                spec.shear_y = [self.shear[2], self.shear[3], 0.0]
+        set_warp(spec, "affine", self.interpolation, self.fill)
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        if getattr(op, "center", None) is not None:
+            raise ValueError("RandomAffine with a center cannot be converted: fastprep warps about the image centre")
+        opt = lambda v: None if v is None else tuple(v)  # noqa: E731
+        return [cls(tuple(op.degrees), opt(op.translate), opt(op.scale), opt(op.shear),
+                    getattr(op.interpolation, "value", op.interpolation), tv_fill(op))]
+
+
+# torchvision v2's _AUGMENTATION_SPACE entries: (op name, magnitude table, lo, hi, signed); the
+# table is torch.linspace(lo, hi, bins) ("linspace"), with hi times the image width or height,
+# or 8 - round(arange(bins) / ((bins - 1) / hi)) ("posterize").
+
+
+_FLIP_AFTER_WARP = {n: "{name} after {prev} cannot be fused: flips run in the resampler, before any warp; put "
+                       "{name} first" for n in AFFINE_OPS + POLICY_OPS}
+RandomHorizontalFlip.not_after = {**RandomHorizontalFlip.not_after, **_FLIP_AFTER_WARP}
+RandomVerticalFlip.not_after = {**RandomVerticalFlip.not_after, **_FLIP_AFTER_WARP}
