@@ -23,13 +23,13 @@ except ImportError as _e:  # a source checkout without its build, imported from 
 from ._build import __version__, build_info, simd_info
 from ._errors import (AllSamplesFailedError, DecodeError, ImageTooLargeError, MissingDependencyError, ReadError,
                       UnsupportedImageError)
-from .io import TarFormatError, TarMember, WriteError
+from .io import FormatError, TarFormatError, TarMember, WriteError
 from .transforms import (DEFAULT_MAX_PIXELS, PRESETS, AutoAugment, CenterCrop, ColorJitter, Compose, Grayscale,
                          InterpolationMode, Lighting, Normalize, Op, RandAugment, RandomAffine, RandomErasing,
                          RandomGrayscale, RandomHorizontalFlip, RandomHSV, RandomResizedCrop, RandomRotation,
                          RandomVerticalFlip, Resize, Stage, ToTensor, TrivialAugmentWide, from_torchvision, op_table,
                          register_op, registered_ops)
-from .data import (IMG_EXTENSIONS, CutMix, Dataset, LabelError, Loader, MixUp, RandomChoice, ShardDataset,
+from .data import (IMG_EXTENSIONS, CutMix, Dataset, ErrorLog, LabelError, Loader, MixUp, RandomChoice, ShardDataset,
                    ShardTruncatedError, index_source)
 from .offline import OutputLockedError, compute_stats, preprocess
 from . import _compat  # noqa: E402,F401  (the module paths of 0.1 that pickles name)
@@ -42,5 +42,6 @@ __all__ = [
     "from_torchvision", "simd_info", "build_info", "DecodeError", "UnsupportedImageError", "ImageTooLargeError",
     "ReadError", "MissingDependencyError", "AllSamplesFailedError", "Loader", "MixUp", "CutMix", "RandomChoice",
     "index_source", "Dataset", "IMG_EXTENSIONS", "LabelError", "ShardDataset", "compute_stats", "preprocess",
-    "WriteError", "OutputLockedError", "ShardTruncatedError", "TarFormatError", "TarMember",
+    "WriteError", "OutputLockedError", "ShardTruncatedError", "TarFormatError", "TarMember", "FormatError",
+    "ErrorLog",
 ]

@@ -1,5 +1,5 @@
 """What this installation is: its version, native codecs and SIMD levels (a leaf over _core)."""
-import re
+import os
 
 from . import _core
 
@@ -16,8 +16,9 @@ def build_info():
     the others going to Pillow); ``codecs`` (the library and version behind each native decoder,
     None for a format this build has no decoder for); ``simd_compiled`` and ``simd_available``
     (the levels built in, and those this CPU runs), ``simd_default`` (FASTPREP_SIMD caps it);
-    ``libraries`` (on Linux, the file each codec library was loaded from: the wheel's bundled
-    copies, or the system's)."""
+    ``libraries`` (the file each codec library the native module uses was loaded from: the
+    wheel's bundled copies, the system's, or a same-named copy another package loaded first) and
+    ``runtime_versions`` (the versions those libraries report, where they can)."""
     info = dict(_core.build_info())
     codecs = info["codecs"]
     info["version"] = __version__
@@ -28,19 +29,68 @@ def build_info():
     except ValueError as e:  # a bad FASTPREP_SIMD: say so here rather than fail
         info["simd_default"] = f"error: {e}"
     info["libraries"] = _loaded_codec_libraries()
+    info["runtime_versions"] = _runtime_codec_versions()
     return info
 
 
+# The symbol each codec library is found by, and how to ask it its version at run time.
+_CODEC_SYMBOLS = {"libjpeg": "jpeg_CreateDecompress", "libpng16": "png_create_read_struct",
+                  "libwebp": "WebPDecode", "libz": "inflate"}
+
+
 def _loaded_codec_libraries():
-    """{name: path} of the codec libraries mapped into this process (Linux /proc/self/maps)."""
+    """{name: path} of the codec libraries this build's native module uses (Linux, macOS): the
+    file each one's symbol resolves to from the module itself (dladdr). That is not always the
+    file the build linked: the dynamic loader gives a library whose soname is already loaded (say
+    torchvision's bundled libpng16.so.16, imported first) to every later module that needs that
+    soname; the wheel's bundled copies have soname of their own and are never shared."""
+    import ctypes
+
+    class _DlInfo(ctypes.Structure):
+        _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
+                    ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
+
     found = {}
     try:
-        with open("/proc/self/maps") as f:
-            for line in f:
-                path = line.split(None, 5)[-1].strip() if line.count(" ") >= 5 else ""
-                m = re.search(r"/(libjpeg|libpng16|libwebp|libz)[-.][^/]*$", path)
-                if m and m.group(1) not in found:
-                    found[m.group(1)] = path
-    except OSError:
-        pass
+        module = ctypes.CDLL(_core.__file__)
+        dladdr = ctypes.CDLL(None).dladdr
+        dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
+    except (OSError, AttributeError):
+        return found
+    for name, symbol in _CODEC_SYMBOLS.items():
+        try:
+            addr = ctypes.cast(getattr(module, symbol), ctypes.c_void_p).value
+        except AttributeError:  # a codec this build has no decoder for
+            continue
+        info = _DlInfo()
+        if addr and dladdr(addr, ctypes.byref(info)) and info.dli_fname:
+            found[name] = os.path.realpath(os.fsdecode(info.dli_fname))
     return found
+
+
+def _runtime_codec_versions():
+    """The versions the loaded libpng, libwebp and zlib report (``codecs`` holds the headers' at
+    build time; the two differ when another package's copy was loaded first). libjpeg-turbo has
+    no run-time version call."""
+    import ctypes
+
+    out = {}
+    try:
+        module = ctypes.CDLL(_core.__file__)
+    except OSError:
+        return out
+    try:
+        v = int(ctypes.CFUNCTYPE(ctypes.c_uint32)(("png_access_version_number", module))())
+        out["libpng16"] = f"{v // 10000}.{v // 100 % 100}.{v % 100}"
+    except AttributeError:
+        pass
+    try:
+        v = int(ctypes.CFUNCTYPE(ctypes.c_int)(("WebPGetDecoderVersion", module))())
+        out["libwebp"] = f"{v >> 16}.{(v >> 8) & 0xFF}.{v & 0xFF}"
+    except AttributeError:
+        pass
+    try:
+        out["libz"] = ctypes.CFUNCTYPE(ctypes.c_char_p)(("zlibVersion", module))().decode()
+    except AttributeError:
+        pass
+    return out

@@ -1,5 +1,5 @@
-"""Type stub of the native module (csrc/bindings.cpp). PlanSpec's fields mirror
-FASTPREP_PLAN_FIELDS in csrc/plan.h; tests/test_ops.py checks that every field is listed here."""
+"""Type stub of the native module (csrc/python/: module.cpp and the bind_*.cpp files). PlanSpec's fields mirror
+FASTPREP_PLAN_FIELDS in csrc/pipeline/plan.h; tests/test_ops.py checks that every field is listed here."""
 from typing import Any, ClassVar, Optional
 
 import numpy as np

@@ -38,7 +38,7 @@ class MissingDependencyError(ImportError):
 
 
 def _kinds():
-    from . import _core  # the native enum is the one definition of the codes (csrc/common.h)
+    from . import _core  # the native enum is the one definition of the codes (csrc/core/common.h)
 
     K = _core.ErrorKind
     return {K.decode: DecodeError, K.unsupported: UnsupportedImageError, K.too_large: ImageTooLargeError,

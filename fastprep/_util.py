@@ -13,6 +13,17 @@ def default_threads():
         return os.cpu_count() or 1
 
 
+def cache_root():
+    """fastprep's cache folder (the tar indexes, the built-in sample set): $FASTPREP_CACHE_DIR,
+    else $XDG_CACHE_HOME/fastprep, else ~/.cache/fastprep. ($FASTPREP_CACHE, the sample set's
+    earlier name for it, is still honoured.)"""
+    base = os.environ.get("FASTPREP_CACHE_DIR") or os.environ.get("FASTPREP_CACHE")
+    if not base:
+        base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+                            "fastprep")
+    return base
+
+
 def eval_resize(size):
     """The resize before CenterCrop(size) in the 256/224 (crop fraction 0.875) eval convention:
     224 -> 256."""

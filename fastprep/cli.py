@@ -1,7 +1,7 @@
 """The ``fastprep`` command line (also ``python -m fastprep``).
 
     fastprep stats SRC [--transform eval --size 224] [--per-pixel] [--pca] [--out stats.json]
-    fastprep preprocess SRC OUT --transform eval|resize --size S --dtype uint8 --format npy|jpeg
+    fastprep preprocess SRC OUT --transform eval|resize --size S --dtype uint8 --format npy|jpeg|tar
     fastprep bench ...
 """
 import argparse
@@ -56,9 +56,10 @@ def build_parser():
     offline.add_stats_arguments(p)
     p.set_defaults(func=offline.stats_main)
 
-    p = sub.add_parser("preprocess", help="decode + resize a dataset offline into npy shards or JPEGs",
-                       description="Decode and resize a dataset once: memory-mappable .npy shards (+ index.json) "
-                                   "or a mirrored tree of re-encoded JPEGs. Resumable.")
+    p = sub.add_parser("preprocess", help="decode + resize a dataset offline into npy shards, JPEGs or tar shards",
+                       description="Decode and resize a dataset once: memory-mappable .npy shards (+ index.json), "
+                                   "a mirrored tree of re-encoded JPEGs, or WebDataset tar shards of those JPEGs. "
+                                   "Resumable.")
     offline.add_preprocess_arguments(p)
     p.set_defaults(func=offline.preprocess_main)
 

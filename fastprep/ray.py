@@ -145,9 +145,10 @@ class Transform:
             errors: str, bytes or ints in [0, 2**63) ("path" for ``read_binary_files(...,
             include_paths=True)``, "__key__" for ``read_webdataset``).
         output_column: the name of the output column (default "image").
-        seed, epoch: the random stream (as ``Compose.batch``). The seed must be the same in every
-            actor, so it is not drawn afresh: pass the epoch (and a seed of your run) so that
-            each epoch gets new draws, as ``sampler.set_epoch`` does.
+        seed: the random stream's seed (as ``Compose.batch``). It must be the same in every
+            actor, so it is not drawn afresh: pass a seed of your run.
+        epoch: the epoch of the random stream: pass each epoch's number so that each epoch gets
+            new draws, as ``sampler.set_epoch`` does.
         apply_exif_orientation: None: the transform's setting (off unless its Compose turns it
             on, as torchvision's loaders); True or False overrides it.
         threads: native threads; None: the CPUs Ray assigned to the actor or task (``num_cpus``),

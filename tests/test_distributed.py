@@ -31,11 +31,12 @@ WORKER = textwrap.dedent("""
 
     init, rank, world, source, out, drop_last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], \\
         sys.argv[5], sys.argv[6] == "1"
+    seed = None if sys.argv[7] == "none" else int(sys.argv[7])
     dist.init_process_group("gloo", init_method="file://" + init, rank=rank, world_size=world)
     t = fp.Compose([fp.RandomResizedCrop(32), fp.RandomHorizontalFlip(), fp.ToTensor()])
-    loader = fp.Loader(source, t, batch_size=2, seed=11, rank=dist.get_rank(), world_size=dist.get_world_size(),
+    loader = fp.Loader(source, t, batch_size=2, seed=seed, rank=dist.get_rank(), world_size=dist.get_world_size(),
                        drop_last=drop_last, threads=1, backend="torch")
-    result = {"len": len(loader), "epochs": []}
+    result = {"len": len(loader), "seed": loader.seed, "epochs": []}
     for epoch in (0, 1):
         loader.set_epoch(epoch)
         labels, sums = [], []
@@ -65,14 +66,14 @@ def _shard(path, n):
     return str(path)
 
 
-def _run(tmp_path, source, world, drop_last):
+def _run(tmp_path, source, world, drop_last, seed=11):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     init = tmp_path / f"init-{world}-{int(drop_last)}"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")]))
     outs = [tmp_path / f"rank{r}-{int(drop_last)}.json" for r in range(world)]
     procs = [subprocess.Popen([sys.executable, str(script), str(init), str(r), str(world), source, str(outs[r]),
-                               "1" if drop_last else "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                               "1" if drop_last else "0", str(seed).lower()], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
              for r in range(world)]
     logs = []
     for p in procs:
@@ -87,16 +88,20 @@ def _run(tmp_path, source, world, drop_last):
     return [json.loads(o.read_text()) for o in outs]
 
 
-@pytest.mark.parametrize("n, drop_last", [(11, False), pytest.param(11, True, marks=pytest.mark.slow),
-                                          pytest.param(12, False, marks=pytest.mark.slow)])
-def test_two_ranks_see_every_sample_once(tmp_path, n, drop_last):
+@pytest.mark.parametrize("n, drop_last, seed", [(11, False, 11), pytest.param(11, True, 11, marks=pytest.mark.slow),
+                                                pytest.param(12, False, 11, marks=pytest.mark.slow),
+                                                pytest.param(11, False, None, marks=pytest.mark.slow)])
+def test_two_ranks_see_every_sample_once(tmp_path, n, drop_last, seed):
+    # seed=None: rank 0's fresh seed is shared through the process group (Note [Ranks share a seed])
     source = _shard(tmp_path / "data-000000.tar", n)
-    ranks = _run(tmp_path, source, 2, drop_last)
+    ranks = _run(tmp_path, source, 2, drop_last, seed)
+    assert ranks[0]["seed"] == ranks[1]["seed"] and (seed is None or ranks[0]["seed"] == seed)
+    seed = ranks[0]["seed"]
     per_rank = (n // 2) if drop_last else -(-n // 2)  # the sampler's share (padded, or the remainder dropped)
     batches = per_rank // 2 if drop_last else -(-per_rank // 2)
     per_rank = batches * 2 if drop_last else per_rank  # drop_last also drops each rank's last partial batch
     single = fp.Loader(source, fp.Compose([fp.RandomResizedCrop(32), fp.RandomHorizontalFlip(), fp.ToTensor()]),
-                       batch_size=2, seed=11, threads=1, backend="numpy", shuffle=False)
+                       batch_size=2, seed=seed, threads=1, backend="numpy", shuffle=False)
     for epoch in (0, 1):
         got = [r["epochs"][epoch]["labels"] for r in ranks]
         assert [len(g) for g in got] == [per_rank, per_rank]  # equal length on every rank
@@ -119,3 +124,14 @@ def test_two_ranks_see_every_sample_once(tmp_path, n, drop_last):
             for label, s in zip(r["epochs"][epoch]["labels"], r["epochs"][epoch]["sums"]):
                 assert s == want[label]
     assert ranks[0]["epochs"][0]["labels"] != ranks[0]["epochs"][1]["labels"]  # reshuffled per epoch
+
+
+def test_ranks_without_a_seed_or_process_group_are_refused(tmp_path):
+    source = _shard(tmp_path / "data-000000.tar", 4)
+    t = fp.Compose([fp.RandomResizedCrop(32), fp.ToTensor()])
+    with pytest.raises(ValueError, match="each rank would draw its own seed"):
+        fp.Loader(source, t, batch_size=2, rank=1, world_size=2, backend="numpy")
+    # a seed, no shuffling or a sampler of one's own need no shared seed
+    assert fp.Loader(source, t, batch_size=2, rank=1, world_size=2, seed=3, backend="numpy").seed == 3
+    fp.Loader(source, t, batch_size=2, rank=1, world_size=2, shuffle=False, backend="numpy")
+    fp.Loader(source, t, batch_size=2, rank=1, world_size=2, sampler=[0, 2], backend="numpy")

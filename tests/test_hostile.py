@@ -14,6 +14,7 @@ distinct hostile inputs covered.
 import gc
 import io
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -677,6 +678,13 @@ def test_allow_truncated_keeps_other_errors_and_warns_naming_file(tmp_path):
         t.batch([good])  # an intact file: no warning
     with pytest.raises(fp.DecodeError, match="Premature end"):
         fp.Compose([fp.Resize(32), fp.CenterCrop(32)]).batch([str(p)])
+    # strict=False tolerates the decoder's corrupt-data warnings, and says so naming the file
+    lenient = fp.Compose([fp.Resize(32), fp.CenterCrop(32)], strict=False)
+    with pytest.warns(UserWarning, match=re.escape(str(p)) + ".*strict=False"):
+        lenient.batch([str(p)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lenient.batch([good])
 
 
 def _mutations(seed, n):

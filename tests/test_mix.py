@@ -102,5 +102,8 @@ def test_mix_argument_errors(tree, photos):
         fp.RandomChoice([fp.RandAugment()])
     with pytest.raises(ValueError, match="outside"):
         list(fp.Loader(tree, tf, mix=fp.CutMix(), num_classes=2, backend="numpy"))
-    with pytest.raises(ValueError, match="unlabelled"):
-        list(fp.Loader(photos, tf, mix=fp.CutMix(), num_classes=2, backend="numpy"))
+    with pytest.raises(ValueError, match="mix= needs labelled samples.*no labels"):
+        fp.Loader(photos, tf, mix=fp.CutMix(), num_classes=2, backend="numpy")  # refused before any batch
+    # a labelled source with a negative label (say an ignore index): named, not called unlabelled
+    with pytest.raises(ValueError, match="label -100 is outside"):
+        list(fp.Loader([(p, -100) for p in photos], tf, mix=fp.CutMix(), num_classes=2, backend="numpy"))

@@ -201,10 +201,18 @@ def test_jpeg_tree(tree, tmp_path):
     assert index["format"] == "fastprep-jpeg" and index["files"] == ds.names and index["quality"] == 92
     t = {f: os.stat(p).st_mtime_ns for f, p in zip(mirrored.names, mirrored.items)}
     os.remove(mirrored.items[0])
-    res = preprocess(tree, out, transform="resize", size=100, format="jpeg", progress=False)
+    res = preprocess(tree, out, transform="resize", size=100, format="jpeg", quality=92, progress=False)
     assert res["written"] == 1 and res["skipped_existing"] == 9
     again = {f: os.stat(p).st_mtime_ns for f, p in zip(mirrored.names, mirrored.items)}
     assert all(again[f] == t[f] for f in mirrored.names[1:])
+    # a rerun with other settings never keeps the earlier images (run.json), unless told to start over
+    for changed in (dict(size=64, quality=92), dict(size=100, quality=80)):
+        with pytest.raises(FileExistsError, match="different preprocessing run"):
+            preprocess(tree, out, transform="resize", format="jpeg", progress=False, **changed)
+    res = preprocess(tree, out, transform="resize", size=64, format="jpeg", progress=False, overwrite=True)
+    assert res["written"] == 10
+    with Image.open(mirrored.items[3]) as im:
+        assert min(im.size) == 64
 
 
 def test_python_m_fastprep():

@@ -192,7 +192,7 @@ def test_preprocess_tar_same_shards_as_cli(cluster, tree, tmp_path, photos):
     assert res["images"] == 10 and res["shards"] == 3 and res["written"] == 10
     assert [f["file"] for f in res["failed"]] == ["c/00_truncated.jpg"]
     want = _files(cli_out)
-    assert sorted(want) == ["index.json", "shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
+    assert sorted(want) == ["index.json", "run.json", "shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
     assert _files(ray_out) == want  # every shard and the index, byte for byte
     os.remove(os.path.join(ray_out, "shard-000001.tar"))  # resume: the lost shard alone is rewritten
     res = fpr.preprocess(tree, ray_out, format="tar", transform="resize", size=48, shard_size=4, on_error="skip",

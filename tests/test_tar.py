@@ -280,7 +280,7 @@ def test_preprocess_format_tar_writes_webdataset_shards(shards, tmp_path):
     res = fp.preprocess(str(lst), out, format="tar", transform="resize", size=96, shard_size=4, progress=False)
     assert res["images"] == 10 and res["shards"] == 3
     names = sorted(os.listdir(out))
-    assert names == [".lock", "index.json", "shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
+    assert names == [".lock", "index.json", "run.json", "shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
     with tarfile.open(out / "shard-000000.tar") as tf:  # read back with Python's tarfile
         members = tf.getnames()
         assert members == ["00_500x375_420.jpg", "00_500x375_420.cls", "01_375x500_420.jpg", "01_375x500_420.cls",
@@ -298,7 +298,7 @@ def test_preprocess_format_tar_writes_webdataset_shards(shards, tmp_path):
     ds = fp.index_source(str(out))  # the output folder is a tar source (index.json aside)
     assert ds.labels.tolist() == [i % 3 for i in range(10)] and len(ds) == 10
     idx = json.loads((out / "index.json").read_text())
-    assert idx["format"] == "fastprep-tar" and idx["shards"] == names[2:] and idx["count"] == 10
+    assert idx["format"] == "fastprep-tar" and idx["shards"] == names[3:] and idx["count"] == 10
     # a rerun resumes: a removed shard is rewritten byte-identical, the others are kept
     before = (out / "shard-000001.tar").read_bytes()
     os.remove(out / "shard-000001.tar")
@@ -310,6 +310,16 @@ def test_preprocess_format_tar_writes_webdataset_shards(shards, tmp_path):
         f.truncate(700)
     res3 = fp.preprocess(str(lst), out, format="tar", transform="resize", size=96, shard_size=4, progress=False)
     assert res3["shards_resumed"] == 2 and res3["written"] == 2 and json.loads((out / "index.json").read_text()) == idx
+    # a rerun at another size (or quality, or shard size) is refused: it would keep the 96-px shards
+    for changed in (dict(size=64, shard_size=4), dict(size=96, shard_size=4, quality=70), dict(size=96, shard_size=5)):
+        with pytest.raises(FileExistsError, match="different preprocessing run"):
+            fp.preprocess(str(lst), out, format="tar", transform="resize", progress=False, **changed)
+    os.remove(out / "run.json")  # outputs without a record of how they were made: refused too
+    with pytest.raises(FileExistsError, match="no run.json"):
+        fp.preprocess(str(lst), out, format="tar", transform="resize", size=96, shard_size=4, progress=False)
+    res4 = fp.preprocess(str(lst), out, format="tar", transform="resize", size=64, shard_size=4, progress=False,
+                         overwrite=True)
+    assert res4["written"] == 10 and (out / "shard-000001.tar").read_bytes() != before
 
 
 def test_preprocess_format_tar_failures(shards, tmp_path):

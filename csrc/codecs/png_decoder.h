@@ -10,7 +10,8 @@
 //   * 16-bit gray is clamped, min(v, 255): Pillow opens it as mode I;16 and its convert to RGB
 //     clips (tests/test_png.py checks each case against the installed Pillow);
 //   * no gamma, sBIT or colour-profile correction (Pillow applies none);
-//   * an eXIf orientation is applied, as for JPEG.
+//   * an eXIf orientation is read; it is applied, as for JPEG, only when the plan asks for it
+//     (apply_exif_orientation, off by default as in torchvision's loaders).
 // Rows come out in order, so the resampler can take them as they arrive (a few rows of memory
 // plus the output), except for Adam7-interlaced files, which are decoded whole. Limits: the
 // pixel count from the header is checked against max_pixels before anything is allocated (sides
@@ -65,7 +66,7 @@ class PngImage {
   int height() const;
   bool interlaced() const;
   // EXIF orientation (1..8) from an eXIf chunk before the image data, else 1: applied as for
-  // JPEG (what Pillow's exif_transpose does).
+  // JPEG (what Pillow's exif_transpose does) when the plan's apply_exif is set.
   int orientation() const;
   bool truncated() const;  // the data ran out (allow_truncated): rows past that point are black
   // The next n rows as RGBX (width() * 4 bytes each). Not for interlaced images.

@@ -5,8 +5,10 @@
 // The pixels are libwebp's RGBA decode (fancy upsampling of lossy 4:2:0, as Pillow's decoder
 // does), with the alpha byte left in the 4th byte of each pixel and ignored: alpha is dropped as
 // by Image.open(f).convert("RGB") (tests/test_webp.py compares with the installed Pillow). An
-// EXIF chunk's orientation is applied, as for JPEG: such an image is decoded whole, then rotated.
-// An unrotated image is decoded only over the rectangle the resampler reads, with libwebp's
+// EXIF chunk's orientation is read and, only when the plan asks for it (apply_exif_orientation;
+// off by default, as torchvision's loaders), applied as for JPEG: the stored rectangle that the
+// turned crop shows is decoded, then turned. The image is decoded only over the rectangle the
+// resampler reads (in stored coordinates), with libwebp's
 // cropped decode: decoding stops shortly below the rectangle (lossy files at a macroblock row),
 // and only the rectangle is upsampled and converted to RGB. libwebp's scaling is never used (its
 // rescaler is not Pillow's arithmetic). A cropped decode is not a whole decode cut out:

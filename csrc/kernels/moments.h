@@ -1,4 +1,4 @@
-// Exact level moments of uint8 batches for `fastprep stats` (fastprep/_stats.py). No Python here.
+// Exact level moments of uint8 batches for `fastprep stats` (fastprep/offline/_stats.py). No Python here.
 //
 // Note [Level moments]
 // For a batch of n images of p uint8 values each (row i at data + i * p), adds per position q

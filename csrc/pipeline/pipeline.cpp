@@ -31,7 +31,7 @@ const char* file_kind(mode_t m) {
 // that a FIFO cannot block the open; anything but a regular file (directory, device such as
 // /dev/zero, FIFO, socket) is refused from fstat before a byte is read. offset >= 0 names a
 // region of `length` bytes at `offset` (a member of a tar shard, Note [Tar members] in
-// fastprep/_tar.py): positional reads, never a memory map, so a shard truncated or replaced
+// fastprep/io/_tar.py): positional reads, never a memory map, so a shard truncated or replaced
 // while a Loader runs fails that sample with an error instead of a SIGBUS.
 class OpenFile {
  public:

@@ -2,10 +2,10 @@
 //
 // Note [Plan fields]
 // PlanSpec's fields are declared once, in FASTPREP_PLAN_FIELDS below. The struct, its defaults
-// and the Python binding (csrc/bindings.cpp binds every field by name, so a misspelled field is
+// and the Python binding (csrc/python/bind_plan.cpp binds every field by name, so a misspelled field is
 // an AttributeError in Python, never a silently ignored key) are all generated from that list.
 // A new op adds its fields here, its checks to validate(), its draw to plan_sample() and its
-// kernel; the Python side sets the fields from its op class (fastprep/_ops.py).
+// kernel; the Python side sets the fields from its op class (one class per op in fastprep/transforms/).
 #pragma once
 
 #include <array>

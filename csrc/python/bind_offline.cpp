@@ -47,7 +47,7 @@ void register_offline(py::module_& m) {
       py::arg("image"), py::arg("quality") = 90, py::arg("subsampling") = 420, py::arg("progressive") = false,
       py::call_guard<ReleaseGil>(), "Encodes an HxW or HxWx3 uint8 image as JPEG with libjpeg-turbo.");
 
-  // Batch mixing in place on a Loader's batch buffer (Note [Batch mixing] in csrc/mix.h).
+  // Batch mixing in place on a Loader's batch buffer (Note [Batch mixing] in csrc/kernels/mix.h).
   m.def(
       "mixup",
       [](py::buffer buf, double lam) {

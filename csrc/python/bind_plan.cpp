@@ -69,20 +69,20 @@ void register_plan(py::module_& m) {
   m.def("parse_simd", [](const std::string& name) { return parse_simd(name); },
         "A SIMD level by name (scalar, sse41, avx2, auto); an error if this CPU lacks it.");
 
-  py::enum_<AugOp>(m, "AugOp", "torchvision's automatic-augmentation op names (csrc/augment.h)")
+  py::enum_<AugOp>(m, "AugOp", "torchvision's automatic-augmentation op names (csrc/kernels/augment.h)")
       .value("Identity", AugOp::kIdentity).value("ShearX", AugOp::kShearX).value("ShearY", AugOp::kShearY)
       .value("TranslateX", AugOp::kTranslateX).value("TranslateY", AugOp::kTranslateY).value("Rotate", AugOp::kRotate)
       .value("Brightness", AugOp::kBrightness).value("Color", AugOp::kColor).value("Contrast", AugOp::kContrast)
       .value("Sharpness", AugOp::kSharpness).value("Posterize", AugOp::kPosterize).value("Solarize", AugOp::kSolarize)
       .value("AutoContrast", AugOp::kAutoContrast).value("Equalize", AugOp::kEqualize).value("Invert", AugOp::kInvert);
-  py::enum_<AugTable>(m, "AugTable", "how a policy op's magnitude table is built (csrc/augment.h)")
+  py::enum_<AugTable>(m, "AugTable", "how a policy op's magnitude table is built (csrc/kernels/augment.h)")
       .value("none", AugTable::kNone).value("linspace", AugTable::kLinspace)
       .value("linspace_width", AugTable::kLinspaceWidth).value("linspace_height", AugTable::kLinspaceHeight)
       .value("posterize", AugTable::kPosterize);
   m.attr("MAX_AUG_OPS") = kMaxAugOps;
   // Every PlanSpec field, by name (Note [Plan fields]): no dynamic attributes, so a misspelled
   // field is an AttributeError.
-  py::class_<PlanSpec> spec(m, "PlanSpec", "What a Compose compiles to (csrc/plan.h, FASTPREP_PLAN_FIELDS).");
+  py::class_<PlanSpec> spec(m, "PlanSpec", "What a Compose compiles to (csrc/pipeline/plan.h, FASTPREP_PLAN_FIELDS).");
   spec.def(py::init([] {
     PlanSpec s;
     s.simd = default_simd();

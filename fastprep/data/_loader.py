@@ -23,7 +23,7 @@ native batch is cancelled between samples) before the interpreter finalizes, so 
 Ctrl-C) with an iterator alive never aborts. After ``fork()`` the child has none of the parent's
 threads: an iterator made before the fork raises in the child instead of waiting forever, a new
 ``iter(loader)`` in the child works (the ring and its lock are rebuilt), and the native pool
-rebuilds itself (Note [Fork] in csrc/thread_pool.h). CUDA does not survive a fork: in a child
+rebuilds itself (Note [Fork] in csrc/pipeline/thread_pool.h). CUDA does not survive a fork: in a child
 forked after the parent initialised CUDA (``torch.cuda._is_in_bad_fork()``), the child's new
 ring is not pinned (page-locked memory is a CUDA allocation) and a ``device="cuda"`` loader raises
 a RuntimeError saying why, instead of CUDA's bare "initialization error" from the producer thread.
@@ -82,6 +82,31 @@ def _torch_or_none():
     except ImportError:
         return None
     return torch
+
+
+# Note [Ranks share a seed]
+# With world_size > 1 each rank takes its share of one permutation of the epoch, so the ranks must
+# draw the same permutation: the same seed. seed=None draws fresh entropy, which would differ per
+# rank and make the shards overlap (some samples seen twice per epoch, others never). So a
+# distributed Loader without a seed takes rank 0's fresh seed through torch.distributed when a
+# process group of that size is initialised (a collective: every rank builds its Loader, as a DDP
+# script does), and is refused otherwise. A sampler= decides the order itself, and without
+# shuffle the order is the same on every rank, so those keep a per-rank fresh seed.
+
+
+def _shared_fresh_seed(rank, world_size):
+    torch = sys.modules.get("torch")
+    dist = getattr(torch, "distributed", None) if torch is not None else None
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        if dist.get_world_size() != world_size or dist.get_rank() != rank:
+            raise ValueError(f"rank={rank}, world_size={world_size} disagree with the initialised process group "
+                             f"(rank {dist.get_rank()} of {dist.get_world_size()})")
+        box = [fresh_seed() if rank == 0 else None]
+        dist.broadcast_object_list(box, src=0)
+        return int(box[0])
+    raise ValueError(f"rank={rank}, world_size={world_size} with seed=None: each rank would draw its own seed and "
+                     "shuffle differently, so the ranks' shards would overlap. Pass the same seed= on every rank "
+                     "(e.g. seed=0), or initialise torch.distributed first so that rank 0's fresh seed is shared")
 
 
 def _torch_installed():
@@ -224,7 +249,9 @@ class Loader:
             by ``fastprep preprocess`` (read without decoding), or WebDataset tar shards
             ("train-{000000..000127}.tar", a glob, a list, a folder of .tar files; see _tar).
         transform: a fastprep Compose (or a torchvision Compose, converted by from_torchvision).
-        batch_size, shuffle, drop_last: as torch.utils.data.DataLoader.
+        batch_size: samples per batch, as torch.utils.data.DataLoader.
+        shuffle: a new order every epoch (a pure function of seed and epoch).
+        drop_last: drop the last incomplete batch (and, with ``world_size``, the padding).
         threads: native decode threads (default None: all usable cores).
         num_workers: DataLoader's name for ``threads``. These are native threads of this process,
             not worker processes (nothing is pickled or forked); ``num_workers=0`` (DataLoader's
@@ -235,12 +262,16 @@ class Loader:
             None (default) draws fresh entropy once per Loader, as a DataLoader draws a fresh base
             seed per run; ``loader.seed`` records it, so a run can be replayed with
             ``Loader(..., seed=loader.seed)``, and ``load_state_dict`` adopts a state's seed.
+            With ``world_size > 1`` and shuffling, every rank needs the same seed: None then takes
+            rank 0's through an initialised torch.distributed process group, and is refused
+            without one.
         pin_memory: None pins when the backend is torch and CUDA is available (a numpy-backend
             loader does not touch CUDA unless asked); True without CUDA warns (as DataLoader)
             and does not pin.
         device: e.g. "cuda": batches arrive on the GPU (copied on a side stream).
-        rank, world_size: DistributedSampler semantics (equal, disjoint shards; padded unless
-            drop_last).
+        rank: this process's rank, with ``world_size``: DistributedSampler semantics (equal,
+            disjoint shards; padded unless drop_last).
+        world_size: the number of ranks.
         sampler: optional iterable of sample indices used as each epoch's order instead of
             shuffle/rank/world_size (e.g. a torch ``DistributedSampler``; its ``set_epoch`` is
             called with the epoch of each iteration).
@@ -270,8 +301,11 @@ class Loader:
             on = 1 - s + off) before mixing.
         apply_exif_orientation: None (default): the transform's setting (off unless its Compose
             turns it on; torchvision's loaders never apply it); True or False overrides it.
-        multiprocessing_context, pin_memory_device, in_order: DataLoader's, accepted with a
-            warning and ignored (no worker process exists; batches always come in order).
+        multiprocessing_context: DataLoader's, accepted with a warning and ignored (no worker
+            process exists).
+        pin_memory_device: DataLoader's, accepted with a warning and ignored.
+        in_order: DataLoader's: batches always come in order, so ``in_order=False`` warns that it
+            is ignored.
         generator: DataLoader's: with ``seed=None`` the run's seed is drawn from it.
         batch_sampler: not supported (a ValueError says to use ``sampler``).
 
@@ -326,6 +360,8 @@ class Loader:
             # As DataLoader: the run's base seed is drawn from the generator (it advances).
             seed = int(_torch_or_none().empty((), dtype=_torch_or_none().int64).random_(generator=generator).item())
         self._seed_given = seed is not None
+        if seed is None and world_size > 1 and shuffle and sampler is None:
+            seed = _shared_fresh_seed(rank, world_size)  # every rank must shuffle alike (Note [Ranks share a seed])
         self.seed = fresh_seed() if seed is None else check_seed(seed, "seed")
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError(f"collate_fn must be callable, got {type(collate_fn).__name__}")
@@ -388,6 +424,9 @@ class Loader:
             self._dtype = transform.np_dtype
             self._native_items = _core.Items(list(self.dataset.items))
         self.mix, self.num_classes, self.label_smoothing = check_mix(mix, num_classes, label_smoothing, self._dtype)
+        if self.mix is not None and not getattr(self.dataset, "labeled", True):
+            raise ValueError("mix= needs labelled samples (an ImageFolder tree, (path, label) pairs, a labelled file "
+                             "list or labelled shards): this source has no labels")
         self._mix_layout = self.transform.layout if self.transform is not None else getattr(self.dataset, "layout", "CHW")
         self._batch_params = None
         self._position = None     # (epoch, cursor, batches) after the last batch handed out (state_dict)

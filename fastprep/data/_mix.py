@@ -2,7 +2,7 @@
 v2's semantics (pairs are the batch rolled by one; lambda ~ Beta(alpha, alpha) per batch; CutMix's
 box drawn as torchvision's and lambda corrected by its area). The draws are keyed by (seed, epoch,
 rank, batch index); the mixing runs natively, in place on the batch buffer, with the GIL released
-(Note [Batch mixing] in csrc/mix.h). Targets are float32 (N, num_classes) rows summing to 1."""
+(Note [Batch mixing] in csrc/kernels/mix.h). Targets are float32 (N, num_classes) rows summing to 1."""
 import math
 import numbers
 
@@ -123,11 +123,10 @@ def mix_batch(images, labels, mix, num_classes, label_smoothing, layout, rng):
         x1, y1, x2, y2 = box
         _core.cutmix(images, getattr(_core.Layout, layout), y1, y2, x1, x2)
     labels = np.asarray(labels, np.int64)
-    if n and labels.min() < 0:
-        raise ValueError("mix= needs labelled samples (an ImageFolder tree, (path, label) pairs or a labelled "
-                         "shard set); this source has unlabelled samples (label -1)")
-    if n and labels.max() >= num_classes:
-        raise ValueError(f"label {int(labels.max())} is outside [0, num_classes={num_classes})")
+    if n and (labels.min() < 0 or labels.max() >= num_classes):
+        bad = int(labels.min()) if labels.min() < 0 else int(labels.max())
+        raise ValueError(f"label {bad} is outside [0, num_classes={num_classes}): mix= makes one-hot targets of "
+                         "the labels")
     off = np.float32(label_smoothing / num_classes)
     on = np.float32(1.0 - label_smoothing + label_smoothing / num_classes)
     y = np.full((n, num_classes), off, np.float32)

@@ -11,15 +11,14 @@ import os
 import numpy as np
 
 from .. import _core
+from .._util import cache_root
 
 _VERSION = 1
 _SIZES = [(375, 500), (500, 375), (333, 500), (500, 333), (375, 500), (400, 500), (500, 500), (427, 640)]
 
 
 def cache_dir():
-    base = os.environ.get("FASTPREP_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "fastprep")
-    return os.path.join(base, f"samples-v{_VERSION}")
+    return os.path.join(cache_root(), f"samples-v{_VERSION}")
 
 
 def _field(rng, h, w, alpha):

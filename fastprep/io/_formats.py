@@ -161,9 +161,10 @@ def _classes_from_json(f):
 
 @dataclass
 class RunRecord(_Record):
-    """OUT/run.json: the fingerprint of a ``--format npy`` run, written first and compared on a
-    rerun (a rerun with another fingerprint is refused). ``same_as`` compares everything but the
-    version, so a run.json of an older fastprep still resumes."""
+    """OUT/run.json: the fingerprint of a preprocess run (any ``--format``), written first and
+    compared on a rerun (a rerun with another fingerprint is refused). ``differences`` compares
+    everything but the version, so a run.json of an older fastprep still resumes. ``quality`` is
+    the JPEG quality of ``jpeg`` and ``tar`` runs (0, and absent from the file, for npy)."""
 
     WHAT: ClassVar[str] = "run.json"
 
@@ -172,16 +173,21 @@ class RunRecord(_Record):
     transform: Dict[str, Any]
     format: str = "npy"
     shard_size: int = 0
+    quality: int = 0
     version: int = VERSION
 
     def to_json(self):
-        return {"format": self.format, "version": VERSION, "count": int(self.count), "files_sha1": self.files_sha1,
-                "shard_size": int(self.shard_size), "transform": self.transform}
+        out = {"format": self.format, "version": VERSION, "count": int(self.count), "files_sha1": self.files_sha1,
+               "shard_size": int(self.shard_size), "transform": self.transform}
+        if self.quality:
+            out["quality"] = int(self.quality)
+        return out
 
     @classmethod
     def _from_fields(cls, f, version):
         return cls(count=int(f.req("count")), files_sha1=f.req("files_sha1"), transform=f.req("transform"),
-                   format=f.req("format"), shard_size=int(f.req("shard_size")), version=version)
+                   format=f.req("format"), shard_size=int(f.req("shard_size")), quality=int(f.opt("quality", 0)),
+                   version=version)
 
     def differences(self, other):
         """The keys (sorted) in which two fingerprints differ, the version aside."""

@@ -14,7 +14,7 @@ Each shard is indexed once: a walk over the 512-byte headers (ustar, GNU long na
 ``path``/``size`` records) that never reads a member's data except the small ``cls``/``json``
 ones. The index (member names, data offsets and sizes, parsed labels) is cached under the user
 cache (``$FASTPREP_CACHE_DIR``, else ``$XDG_CACHE_HOME/fastprep``, else ``~/.cache/fastprep``),
-keyed by the shard's real path and checked against its size and mtime, so the 1,000 shards of
+keyed by the shard's real path and checked against its identity (Note [Tar index identity]), so the 1,000 shards of
 an ImageNet copy are indexed once per machine, not once per job. A sample is then a
 :class:`TarMember` ``(shard, offset, size, member)``: the native reader reads exactly those bytes
 with ``pread``, so a global shuffle stays a true permutation of all samples and every image is
@@ -38,6 +38,7 @@ import re
 from typing import NamedTuple
 
 from .._errors import DecodeError
+from .._util import cache_root
 from ._files import open_regular
 
 __all__ = ["TarMember", "TarFormatError", "expand_shards", "tar_source", "index_tars"]
@@ -161,12 +162,12 @@ def _existing_shards(paths, how):
 
 
 def _shard_dir(path):
-    """A directory whose only files (hidden ones and an index.json aside) are ``.tar`` shards,
+    """A directory whose only files (hidden ones, index.json and run.json aside) are ``.tar`` shards,
     without sub-folders: its shards in name order. Anything else is not a tar source."""
     shards = []
     with os.scandir(path) as it:
         for e in it:
-            if e.name.startswith(".") or e.name == "index.json":  # `preprocess --format tar` writes one
+            if e.name.startswith(".") or e.name in ("index.json", "run.json"):  # `preprocess --format tar` writes them
                 continue
             if e.is_dir() or not _looks_like_tar(e.name):
                 return None
@@ -185,11 +186,7 @@ def tar_source(source):
 # ---------------------------------------------------------------------------------------------- one shard
 
 def _cache_dir():
-    base = os.environ.get("FASTPREP_CACHE_DIR")
-    if not base:
-        base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-                            "fastprep")
-    return os.path.join(base, "tar-index")
+    return os.path.join(cache_root(), "tar-index")
 
 
 def _number(field):

@@ -2,6 +2,7 @@
 decode (DecodeOptions) and the command-line flags for it, and a prefetching batch iterator over the
 native pool. (File helpers and failure records: fastprep/io/_atomic.py; the files' formats:
 fastprep/io/_formats.py; the progress bar and the default thread count: fastprep/_util.py.)"""
+import argparse
 import queue
 import threading
 from typing import NamedTuple, Optional
@@ -37,6 +38,14 @@ EXIF_HELP = ("show each image with its EXIF orientation (as ImageOps.exif_transp
 def add_exif_argument(p):
     """--apply-exif-orientation, the same for every command."""
     p.add_argument("--apply-exif-orientation", action="store_true", help=EXIF_HELP)
+
+
+def add_exact_argument(p):
+    """--exact / --no-exact, the same for every command."""
+    p.add_argument("--exact", action=argparse.BooleanOptionalAction, default=None,
+                   help="torchvision-exact decoding and resampling, or --no-exact: fast mode (16-bit resampling "
+                        "weights, and DCT-domain downscaling while decoding large photos); default: fp.Compose's "
+                        "default (exact)")
 
 
 def build_transform(name, size, dtype="uint8", layout="CHW", fixed=True, interpolation="bilinear",

@@ -13,7 +13,7 @@ from .._errors import DecodeError
 from .._util import Progress, default_threads
 from ..io import JpegIndex
 from . import _jobs
-from ._out import source_path
+from ._out import check_run_record, run_fingerprint, source_path
 
 JPEG_INDEX_FORMAT = JpegIndex.FORMAT
 JPEG_SUBSAMPLING = 420  # Pillow's default for every quality (what --format jpeg wrote with Pillow)
@@ -131,6 +131,8 @@ def preprocess_jpeg(ds, t0, source, out, transform, size, threads, quality, on_e
     threads = threads or default_threads()
     out_names = _jpeg_names(ds.names)
     existing = set() if overwrite else existing_files(out)
+    check_run_record(out, run_fingerprint(ds, spec, "jpeg", 0, quality), overwrite,
+                     has_outputs=not existing.isdisjoint(out_names))
     for r in [r for r in existing if r.endswith(".tmp")]:
         fio.remove_quietly(os.path.join(out, r))
         existing.discard(r)

@@ -3,7 +3,6 @@ _preprocess.py for the files and the failure rules). A run is three steps, so th
 be written by other processes (fastprep/ray.py: one Ray task per shard) through the same code:
 npy_start, write_npy_shards, npy_finish."""
 import errno
-import hashlib
 import mmap
 import os
 import queue
@@ -16,9 +15,9 @@ import numpy as np
 
 from .. import io as fio
 from .._util import Progress, default_threads
-from ..io import RunRecord, ShardEntry, ShardIndex, ShardMeta
+from ..io import ShardEntry, ShardIndex, ShardMeta
 from . import _jobs
-from ._out import prepare_out, shard_names, source_path, summary
+from ._out import prepare_out, run_fingerprint, shard_names, source_path, summary
 from ._stats import FloatMoments, LevelMoments, empty_levels, moments_from_json, normalize_line, summarize
 
 KILL_ENV = "FASTPREP_TEST_KILL_AFTER_SHARDS"  # test hook: os._exit() in the middle of the next shard
@@ -26,15 +25,6 @@ KILL_ENV = "FASTPREP_TEST_KILL_AFTER_SHARDS"  # test hook: os._exit() in the mid
 
 class Stopped(RuntimeError):
     """The shard buffer pool was closed (the run is stopping: writer error or consumer error)."""
-
-
-def fingerprint(ds, spec, shard_size):
-    h = hashlib.sha1()
-    for name in ds.names:
-        h.update(name.encode("utf-8", "surrogateescape"))
-        h.update(b"\0")
-    h.update(np.ascontiguousarray(ds.labels, dtype="<i8").tobytes())
-    return RunRecord(count=len(ds), files_sha1=h.hexdigest(), transform=spec, format="npy", shard_size=shard_size)
 
 
 #
@@ -96,7 +86,7 @@ def npy_start(job, ds, out, overwrite):
     index.json that no longer holds, and finds the finished shards. Runs under the OUT lock."""
     compose = job.compose()
     spec = _jobs.transform_spec(job.transform, job.size, compose)
-    present = prepare_out(out, fingerprint(ds, spec, job.shard_size), overwrite)
+    present = prepare_out(out, run_fingerprint(ds, spec, "npy", job.shard_size), overwrite)
     shards = _jobs.chunk_ranges(0, len(ds), job.shard_size)
     index_path = os.path.join(out, "index.json")
     sample_bytes = int(np.prod(compose.output_shape())) * compose.np_dtype.itemsize

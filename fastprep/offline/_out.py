@@ -3,9 +3,12 @@ OUT inside the source) and the checks and summary every output format shares."""
 import contextlib
 import errno
 import fcntl
+import hashlib
 import math
 import numbers
 import os
+
+import numpy as np
 
 from .. import io as fio
 from ..io import RunRecord
@@ -95,6 +98,37 @@ def prepare_out(out, fingerprint, overwrite):
         fingerprint.write(run_path)
         names.add("run.json")
     return names
+
+
+def run_fingerprint(ds, spec, format, shard_size=0, quality=0):
+    """The RunRecord of a run over dataset ``ds``: its files and labels (hashed), the transform
+    spec, the format and the settings that shape the files written."""
+    h = hashlib.sha1()
+    for name in ds.names:
+        h.update(name.encode("utf-8", "surrogateescape"))
+        h.update(b"\0")
+    h.update(np.ascontiguousarray(ds.labels, dtype="<i8").tobytes())
+    return RunRecord(count=len(ds), files_sha1=h.hexdigest(), transform=spec, format=format,
+                     shard_size=int(shard_size), quality=int(quality))
+
+
+def check_run_record(out, fingerprint, overwrite, has_outputs):
+    """--format jpeg and tar: OUT/run.json must match this run before a rerun keeps any file of
+    OUT (a rerun at another size would otherwise keep the earlier images and describe them with the
+    new settings). ``has_outputs``: OUT holds files this run would write. Runs under the OUT lock."""
+    run_path = os.path.join(out, "run.json")
+    if not overwrite:
+        if os.path.exists(run_path):
+            diff = RunRecord.read(run_path).differences(fingerprint)
+            if diff:
+                raise FileExistsError(f"{out} holds a different preprocessing run (differs in: {', '.join(diff)}): "
+                                      "use another OUT, or --overwrite to start over")
+            return
+        if has_outputs:
+            raise FileExistsError(f"{out} holds output files but no run.json saying how they were made (an "
+                                  "interrupted run of fastprep 0.1, or other files): use another OUT, or "
+                                  "--overwrite to write every file again")
+    fingerprint.write(run_path)
 
 
 def check_job(format, quality, dtype, on_error, shard_size):

@@ -39,7 +39,6 @@ as a readable form with \\xNN escapes, and the base64 of its raw bytes goes into
 (``{position: base64}``; likewise ``classes_b64``, ``sources_b64``, ``source_b64`` and, in
 ``failed`` entries, ``file_b64``). ShardDataset gives the original names back (os.fsdecode).
 """
-import argparse
 import os
 import sys
 import time
@@ -94,14 +93,12 @@ def add_arguments(p):
     p.add_argument("--threads", type=int, default=None, help="native decode threads (default: all cores)")
     p.add_argument("--batch-size", type=int, default=256, help="images per native batch (default 256)")
     p.add_argument("--quality", type=int, default=90,
-                   help="JPEG quality 1-100 for --format jpeg (default 90; 4:2:0 chroma subsampling)")
+                   help="JPEG quality 1-100 for --format jpeg and tar (default 90; 4:2:0 chroma subsampling)")
     p.add_argument("--on-error", choices=_jobs.POLICIES, default="raise",
                    help="undecodable files: raise (default), skip (left out, listed in index.json), "
                         "zeros (npy only: a black sample)")
     p.add_argument("--interpolation", choices=("bilinear", "bicubic", "nearest"), default="bilinear")
-    p.add_argument("--exact", action=argparse.BooleanOptionalAction, default=None,
-                   help="torchvision-exact decoding, or --no-exact: DCT-domain downscaling while decoding (faster "
-                        "for large photos); default: fp.Compose's default")
+    _jobs.add_exact_argument(p)
     _jobs.add_exif_argument(p)
     p.add_argument("--overwrite", action="store_true", help="discard a previous run in OUT instead of resuming")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -5,7 +5,7 @@ Numerics. The statistics are taken over the transform's uint8 output, so every v
 integer level 0..255 and all the sums a mean, a variance or a covariance needs are integers:
 
 * per batch, per pixel position: S1 = sum x, S2 = sum x*x and, for --pca, the cross products
-  r*g, r*b, g*b, summed in uint32 by a native kernel without the GIL (csrc/moments.cpp, Note
+  r*g, r*b, g*b, summed in uint32 by a native kernel without the GIL (csrc/kernels/moments.cpp, Note
   [Level moments]). Batches are at most 65,536 images, so no uint32 sum can overflow;
 * these are added into int64 per-pixel totals (exact up to 1.4e14 images), and the channel totals
   are summed from them as Python integers (unbounded);
@@ -19,7 +19,6 @@ on the batch size, the thread count or the order of the files. Float data (``pre
 --dtype float16|float32`` stats) go through :class:`FloatMoments`: a float64 mean and centered
 sum of squares per batch, merged with Chan et al.'s parallel formula.
 """
-import argparse
 import io
 import math
 import os
@@ -76,7 +75,7 @@ class LevelMoments:
         self.images += n
 
     def _add(self, batch):
-        # One native call per batch, without the GIL (Note [Level moments] in csrc/moments.h):
+        # One native call per batch, without the GIL (Note [Level moments] in csrc/kernels/moments.h):
         # uint32 partial sums per cache block of positions, added into the int64 totals.
         hw = self.shape[1] * self.shape[2] if self.cross else 0
         _core.level_moments(np.ascontiguousarray(batch), self.s1, self.s2, self.sx if self.cross else None, hw)
@@ -436,9 +435,7 @@ def add_arguments(p):
                    help="eval: Resize(size/0.875) + CenterCrop(size) (default); resize: Resize((size, size))")
     p.add_argument("--size", type=int, default=224, help="output size (default 224)")
     p.add_argument("--interpolation", choices=("bilinear", "bicubic", "nearest"), default="bilinear")
-    p.add_argument("--exact", action=argparse.BooleanOptionalAction, default=None,
-                   help="torchvision-exact decoding, or --no-exact: DCT-domain downscaling while decoding (faster "
-                        "for large photos); default: fp.Compose's default")
+    _jobs.add_exact_argument(p)
     _jobs.add_exif_argument(p)
     p.add_argument("--per-pixel", action="store_true", help="also write the mean and std images (.npy and .png)")
     p.add_argument("--pca", action="store_true", help="also compute the RGB covariance and its eigen-decomposition")

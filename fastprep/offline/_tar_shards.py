@@ -10,7 +10,7 @@ from .._util import Progress, default_threads
 from ..io import TarIndex
 from . import _jobs
 from ._jpeg import encode_all, encoder, existing_files
-from ._out import source_path
+from ._out import check_run_record, run_fingerprint, source_path
 
 TAR_INDEX_FORMAT = TarIndex.FORMAT
 
@@ -84,6 +84,8 @@ def tar_start(job, ds, out, overwrite):
     shards = [(a, min(n, a + job.shard_size)) for a in range(0, n, job.shard_size)]
     names = [tar_shard_name(k) for k in range(len(shards))]
     existing = set() if overwrite else existing_files(out)
+    check_run_record(out, run_fingerprint(ds, spec, "tar", job.shard_size, job.quality), overwrite,
+                     has_outputs=bool(existing & set(names)))
     for r in [r for r in existing if r.endswith(".tmp")]:
         fio.remove_quietly(os.path.join(out, r))
     held = {}  # a shard of an earlier run: its member names; an unreadable one is written again

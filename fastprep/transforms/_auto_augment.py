@@ -121,7 +121,7 @@ class _Policy(Op):
 class RandAugment(_Policy):
     """torchvision v2's RandAugment on the uint8 image after the crop: num_ops ops drawn from its
     14, each at the given magnitude bin with a random sign (Note [Augment arithmetic] in
-    csrc/augment.h)."""
+    csrc/kernels/augment.h)."""
 
     torchvision = ("RandAugment",)
     policy_code = 1

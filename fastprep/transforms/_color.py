@@ -89,7 +89,7 @@ _JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
 @register_op
 class ColorJitter(Op):
     """Random brightness, contrast, saturation and hue in a random order per sample, with
-    torchvision v2's uint8 arithmetic (Note [ColorJitter arithmetic] in csrc/color.h)."""
+    torchvision v2's uint8 arithmetic (Note [ColorJitter arithmetic] in csrc/kernels/color.h)."""
 
     stage = Stage.UINT8
     torchvision = ("ColorJitter",)
@@ -133,7 +133,7 @@ class ColorJitter(Op):
 class RandomHSV(Op):
     """YOLO-style HSV jitter as current Ultralytics: gains r = U(-1, 1) * (h, s, v) per sample, hue
     shifted by r_h * 180 in OpenCV's 0..179 hue, saturation and value scaled by 1 + r_s and 1 + r_v
-    (Note [RandomHSV arithmetic] in csrc/color.h)."""
+    (Note [RandomHSV arithmetic] in csrc/kernels/color.h)."""
 
     stage = Stage.UINT8
     not_after = {n: "RandomHSV after {prev} cannot be fused: put HSV jitter before grayscale conversion"

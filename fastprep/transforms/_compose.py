@@ -102,9 +102,10 @@ class Compose:
         transforms: fastprep ops in torchvision order, e.g.
             ``[Resize(256), CenterCrop(224), ToTensor(), Normalize(mean, std)]``.
         exact: True (default): torchvision's pixels, within 1 uint8 level of torchvision v1/v2.
-            False: fast mode, which lets libjpeg-turbo downscale in the DCT domain (1/2, 1/4, 1/8)
-            while decoding whenever the image stays at least twice the size the resize needs
-            (large photos, small outputs); PSNR >= 40 dB against exact, identical otherwise.
+            False: fast mode: the resampler's weights are 16-bit (a level or two on about 0.15% of
+            values), and libjpeg-turbo downscales in the DCT domain (1/2, 1/4, 1/8) while decoding
+            whenever the image stays at least twice the size the resize needs (large photos, small
+            outputs); PSNR >= 40 dB against exact.
         backend: None (default): a torch.Tensor comes out when the input (for :meth:`batch`, any
             item) is a torch tensor, a numpy array otherwise; "torch" or "numpy" forces one.
             bfloat16 comes out as torch.bfloat16, or as uint16 bit patterns in numpy.
@@ -145,6 +146,7 @@ class Compose:
         spec, self.dtype, self.layout, self.color = _compile(self.transforms, exact, dtype, layout, color, simd,
                                                             max_pixels, strict)
         spec.allow_truncated = self.allow_truncated = bool(allow_truncated)
+        self.strict = bool(strict)
         if not isinstance(apply_exif_orientation, (bool, np.bool_)):
             raise TypeError(f"apply_exif_orientation must be True or False, got {apply_exif_orientation!r}")
         spec.apply_exif = self.apply_exif_orientation = bool(apply_exif_orientation)
@@ -226,7 +228,7 @@ class Compose:
         threads = default_threads() if threads is None else check_threads(threads)
         if self._pid != os.getpid():
             # A forked child: the lock may have been copied while another thread held it. The
-            # engines rebuild their own native pools (Note [Fork] in csrc/thread_pool.h).
+            # engines rebuild their own native pools (Note [Fork] in csrc/pipeline/thread_pool.h).
             self._pid = os.getpid()
             self._lock = threading.Lock()
         with self._lock:
@@ -405,10 +407,16 @@ class Compose:
         status = b.status()
         params = self._params(b.params()) if want_params else None
         errors = {i: error_for_kind(kind, name(i), msg, int(picks[i])) for i, kind, msg in b.errors()}
-        if self.allow_truncated:
-            for i in np.flatnonzero(b.warnings()):
-                warnings.warn(f"{name(i)} (sample {picks[i]}): truncated image decoded, its missing rows filled "
-                              "(JPEG: gray, PNG: black; allow_truncated=True)", UserWarning, stacklevel=4)
+        if self.allow_truncated or not self.strict:
+            tolerated = b.warnings()
+            for i in np.flatnonzero(tolerated):  # never silently: a decode that tolerated damage says so
+                if self.strict:
+                    what = ("truncated image decoded, its missing rows filled (JPEG: gray, PNG: black; "
+                            "allow_truncated=True)")
+                else:
+                    what = (f"damaged image data decoded anyway ({int(tolerated[i])} corrupt-data warning(s) of the "
+                            "decoder tolerated, strict=False): missing or damaged parts are filled")
+                warnings.warn(f"{name(i)} (sample {picks[i]}): {what}", UserWarning, stacklevel=4)
         fallback = np.flatnonzero(status == _NOT_JPEG)
         if len(fallback):
             decoded, pos = [], []

@@ -184,7 +184,7 @@ PRESETS = {
     "imagenet255": ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375), "255", None),
 }
 # Normalisations computed per image from its own histogram (two-phase output, Note [Output
-# stage] in csrc/output.h).
+# stage] in csrc/kernels/output.h).
 _PER_IMAGE_MODES = ("per_image", "minmax")
 
 

@@ -22,7 +22,9 @@ __all__ = ["Stage", "Op", "register_op", "registered_ops", "converter_for", "tar
 
 class Stage(enum.IntEnum):
     """Where an op runs in the fused pass, in order. Ops of a later stage cannot precede ops of
-    an earlier one; within UINT8, flips and colour ops commute and may come in any order."""
+    an earlier one. Within UINT8 the order is the fused pass's (flips, warps, auto-augment policies,
+    ColorJitter, RandomHSV, grayscale), declared by each op's ``not_after``; ops it allows in either
+    order commute (the flips; grayscale may also precede the geometry)."""
     GEOMETRY = 0   # decode, resize and crop: fused into the region decode and the resampler
     UINT8 = 1      # flips and colour on the uint8 image (per sample)
     TENSOR = 2     # ToTensor: levels to float in [0, 1]
@@ -153,7 +155,7 @@ def _resolve(path):
 def converter_for(obj):
     """The registered op class that converts ``obj`` (an instance of torchvision's or another
     library's transform), matched by identity of ``type(obj)`` (Note [Conversion by identity] in
-    fastprep/_torchvision.py), or None."""
+    fastprep/transforms/_torchvision.py), or None."""
     cls = type(obj)
     name = cls.__name__
     for op in _REGISTRY.values():
