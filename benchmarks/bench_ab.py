@@ -3,12 +3,12 @@
 Each run is a fresh process that imports fastprep from one checkout and times one pass of the
 eval, train or jitter (train + ColorJitter) recipe (1 thread, batches of 64 into a reused float32 buffer;
 `--uint8`: raw levels, uint8 HWC, for normalising on the GPU) over the photos; the
-ratio B/A of each pair is printed as a median with its spread (> 1: A is faster).
+speed ratio B/A (img/s) of each pair is printed as a median with its spread (> 1: B is faster).
 
-    git worktree add /tmp/old <commit> && (cd /tmp/old && python setup.py build_ext --inplace)
-    python benchmarks/bench_ab.py /tmp/old . /work/corpus/imagenet_like --transform eval --pairs 11
-    python benchmarks/bench_ab.py /tmp/old . /work/corpus/png_like --ext png --transform train
-    python benchmarks/bench_ab.py /tmp/old . /work/corpus/imagenet_like --transform train --fast
+    git worktree add OLD_CHECKOUT <commit> && (cd OLD_CHECKOUT && python setup.py build_ext --inplace)
+    python benchmarks/bench_ab.py OLD_CHECKOUT . corpus/imagenet_like --transform eval --pairs 11
+    python benchmarks/bench_ab.py OLD_CHECKOUT . corpus/png_like --ext png --transform train
+    python benchmarks/bench_ab.py OLD_CHECKOUT . corpus/imagenet_like --transform train --fast
 """
 import argparse
 import os

@@ -9,7 +9,7 @@ two threads), each timed once per round, the order reversed every other round:
            one fault per 4 KiB on first touch).
 Printed: each way's rate as a fraction of `reused`, the median of per-round ratios.
 
-    python benchmarks/bench_alloc.py /work/corpus/imagenet_like [--count 128] [--rounds 9]
+    python benchmarks/bench_alloc.py corpus/imagenet_like [--count 128] [--rounds 9]
 """
 import argparse
 import glob

@@ -8,7 +8,7 @@ ratios are printed. torchvision v2 runs on decode_jpeg tensors with torch.set_nu
 The per-op table times each kernel alone (fastprep._core.testing.augment_image on a 224x224 crop, scalar
 and the best SIMD level), the same rounds-and-medians way.
 
-    python benchmarks/bench_augment.py /work/corpus/imagenet_like --rounds 5
+    python benchmarks/bench_augment.py corpus/imagenet_like --rounds 5
 """
 import statistics
 

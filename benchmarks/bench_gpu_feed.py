@@ -1,6 +1,6 @@
 """ResNet-50 training steps on a GPU fed by ``fp.Loader(device="cuda")`` (issue #14, item 7).
 
-    python benchmarks/bench_gpu_feed.py /work/corpus/imagenet_like --threads 1,2,4,8,16 \
+    python benchmarks/bench_gpu_feed.py corpus/imagenet_like --threads 1,2,4,8,16 \
         [--rounds 2] [--steps 30] [--dataloader 4,8,16] [--json out.json]
 
 In one process, each round measuring every configuration once (rounds interleave them; the

@@ -7,7 +7,7 @@ libjpeg-turbo's bare full decode of the same photos in the same process, interle
 The figure per N is the median of per-round ratios (fastprep img/s / bare decode img/s). A
 placement-independent build gives the same figure for every N, up to the VM's noise.
 
-    python benchmarks/bench_heap_shift.py /work/corpus/imagenet_like [--shifts 16,32,48,64,1024,3000]
+    python benchmarks/bench_heap_shift.py corpus/imagenet_like [--shifts 16,32,48,64,1024,3000]
 """
 import argparse
 import json

@@ -14,8 +14,8 @@ result is divided by the number of photos:
     tables    per-image planning (build_axis_table, plan_sample)
     other     everything else (the rest of fastprep, libc, Python's share of batch())
 
-    python benchmarks/bench_instructions.py /work/corpus/imagenet_like --count 100 \
-        --md benchmarks/results/instructions.md --json benchmarks/results/instructions.json
+    python benchmarks/bench_instructions.py corpus/imagenet_like --count 100 \
+        --md benchmarks/results/instructions_wallpapers.md --json benchmarks/results/instructions_wallpapers.json
 
 Needs valgrind (apt-get install valgrind). ~1 minute per pipeline for 100 photos.
 """
@@ -27,6 +27,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 
 # -fast: exact=False; -u8: uint8 HWC output, no ToTensor/Normalize (for normalising on the GPU)
 PIPELINES = ("empty", "decode", "eval", "train", "eval-fast", "train-fast", "eval-u8", "train-u8")
@@ -143,7 +144,10 @@ def main():
             f.write(head + table + "\n")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"count": count, "folder": a.folder, "per_image": per, "raw": raw}, f, indent=1)
+            from fastprep.bench import library_versions
+
+            json.dump({"count": count, "folder": a.folder, "date": time.strftime("%Y-%m-%d"),
+                       "versions": library_versions(), "per_image": per, "raw": raw}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """Loader throughput against torch DataLoader + torchvision v2, thread scaling, memory over
 epochs, and time to the first batch of a 100,000-file ImageFolder.
 
-    python benchmarks/bench_loader.py /work/corpus/imagenet_like [--epochs 6] [--json out.json]
+    python benchmarks/bench_loader.py corpus/imagenet_like [--epochs 6] [--json out.json]
 
 Conditions (issue #3): train transform (RandomResizedCrop 224 + flip + Normalize, float32),
-files read from disk each epoch (page cache warm), batch 64, each comparison in the same run.
+files read from disk each epoch (page cache warm), batch 64. The epochs of fp.Loader(threads=1),
+fp.Loader(threads=2) and DataLoader(num_workers=2) + torchvision v2 are interleaved; after a warm-up
+epoch, the speed-up and the thread scaling are medians of per-epoch ratios.
 """
 import argparse
 import glob
@@ -16,6 +18,7 @@ import time
 
 
 import fastprep as fp
+from fastprep.bench import library_versions
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -25,25 +28,29 @@ def rss_mb():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
 
-def fp_loaders(files, epochs, batch):
-    """fp.Loader with 1 and with 2 threads, their epochs interleaved (1, 2, 1, 2, ...) so that the
-    machine's drift hits both alike. Returns per-epoch rates of each, RSS after each epoch of the
+def loaders_interleaved(files, epochs, batch, with_torch):
+    """fp.Loader with 1 and with 2 threads and, when torch is there, DataLoader(num_workers=2) +
+    torchvision v2, their epochs interleaved (fp 1, fp 2, torch, fp 1, ...) so that the machine's
+    drift hits all of them alike. Returns per-epoch rates of each, RSS after each epoch of the
     2-thread loader, and its stats."""
     t = fp.Compose([fp.RandomResizedCrop(224), fp.RandomHorizontalFlip(), fp.ToTensor(), fp.Normalize(MEAN, STD)])
-    loaders = {th: fp.Loader(files, t, batch_size=batch, threads=th, shuffle=True, seed=0) for th in (1, 2)}
-    rates = {1: [], 2: []}
+    runs = {th: fp.Loader(files, t, batch_size=batch, threads=th, shuffle=True, seed=0) for th in (1, 2)}
+    if with_torch:
+        runs["torch"] = torch_loader(files, 2, batch)
+    rates = {k: [] for k in runs}
     rss = []
     for ep in range(epochs):
-        for th, L in loaders.items():
-            L.set_epoch(ep)
+        for k, L in runs.items():
+            if k != "torch":
+                L.set_epoch(ep)
             t0 = time.perf_counter()
             n = 0
             for x, y in L:
                 n += len(x)
-            rates[th].append(n / (time.perf_counter() - t0))
-            if th == 2:
+            rates[k].append(n / (time.perf_counter() - t0))
+            if k == 2:
                 rss.append(rss_mb())
-    return rates, rss, loaders[2].stats()
+    return rates, rss, runs[2].stats()
 
 
 def tv_v2_train_dataset(items):
@@ -67,20 +74,12 @@ def tv_v2_train_dataset(items):
     return DS()
 
 
-def torch_loader(files, workers, epochs, batch):
+def torch_loader(files, workers, batch):
     import torch
 
-    dl = torch.utils.data.DataLoader(tv_v2_train_dataset([(f, 0) for f in files]), batch_size=batch, shuffle=True, num_workers=workers,
-                                     persistent_workers=workers > 0,
-                                     worker_init_fn=lambda _: torch.set_num_threads(1))
-    rates = []
-    for ep in range(epochs):
-        t0 = time.perf_counter()
-        n = 0
-        for x, y in dl:
-            n += len(x)
-        rates.append(n / (time.perf_counter() - t0))
-    return rates
+    return torch.utils.data.DataLoader(tv_v2_train_dataset([(f, 0) for f in files]), batch_size=batch, shuffle=True,
+                                       num_workers=workers, persistent_workers=workers > 0,
+                                       worker_init_fn=lambda _: torch.set_num_threads(1))
 
 
 def first_batch_100k(files, n=100_000, classes=100):
@@ -119,24 +118,32 @@ def main():
     ap.add_argument("--skip-100k", action="store_true")
     a = ap.parse_args()
     files = sorted(glob.glob(os.path.join(a.corpus, "**", "*.jp*g"), recursive=True)) * a.repeat_files
-    rep = {"files_per_epoch": len(files), "epochs": a.epochs, "batch": a.batch}
-    rates, rss, stats = fp_loaders(files, a.epochs, a.batch)
+    rep = {"files_per_epoch": len(files), "epochs": a.epochs, "batch": a.batch, "date": time.strftime("%Y-%m-%d"),
+           "cores": os.cpu_count(), "versions": library_versions(("torchvision",))}
+    try:
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401
+        with_torch = True
+    except ImportError as e:
+        with_torch = False
+        rep["torch_dataloader_2workers_tv2"] = f"skipped: {e} (pip install torch torchvision)"
+    rates, rss, stats = loaders_interleaved(files, a.epochs, a.batch, with_torch)
     r1, r2 = rates[1], rates[2]
     rep["fastprep_threads1_per_epoch"] = [round(x) for x in r1]
     rep["fastprep_threads2_per_epoch"] = [round(x) for x in r2]
     rep["fastprep_threads1"] = statistics.median(r1[1:])
     rep["fastprep_threads2"] = statistics.median(r2[1:])
-    rep["thread_scaling"] = rep["fastprep_threads2"] / rep["fastprep_threads1"]
+    # the first epoch warms the page cache and the pools: medians over the others, ratios per epoch
+    rep["thread_scaling"] = statistics.median([b / a for a, b in zip(r1[1:], r2[1:])])
     rep["rss_mb_after_each_epoch"] = [round(x, 1) for x in rss]
     later = rss[1:]
     rep["rss_spread_after_first"] = (max(later) - min(later)) / min(later)
     rep["loader_stats"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in stats.items()}
-    try:
-        tr = torch_loader(files, 2, a.epochs, a.batch)
+    if with_torch:
+        tr = rates["torch"]
+        rep["torch_dataloader_2workers_tv2_per_epoch"] = [round(x) for x in tr]
         rep["torch_dataloader_2workers_tv2"] = statistics.median(tr[1:])
-        rep["speedup_vs_torch"] = rep["fastprep_threads2"] / rep["torch_dataloader_2workers_tv2"]
-    except ImportError as e:
-        rep["torch_dataloader_2workers_tv2"] = f"skipped: {e} (pip install torch torchvision)"
+        rep["speedup_vs_torch"] = statistics.median([b / a for a, b in zip(tr[1:], r2[1:])])
     if not a.skip_100k:
         rep["imagefolder_100k"] = first_batch_100k(sorted(set(files)))
     print(json.dumps(rep, indent=2))

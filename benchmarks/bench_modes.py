@@ -1,7 +1,7 @@
 """exact vs fast mode on real photographs: speed (interleaved rounds, median of per-round ratios)
 and difference (max / mean uint8 level difference, share of values that differ, PSNR).
 
-    python benchmarks/bench_modes.py /work/corpus/imagenet_like /work/corpus/large --rounds 7
+    python benchmarks/bench_modes.py corpus/imagenet_like corpus/large --rounds 7
 
 Eval transform (Resize 256 + CenterCrop 224, float32 normalized output for timing, uint8 for the
 difference), one thread, every pass into one reused buffer. In each round both modes run once,

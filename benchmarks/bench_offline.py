@@ -32,7 +32,7 @@ from fastprep.offline import compute_stats  # noqa: E402
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("corpus", nargs="?", default="/work/corpus/imagenet_like")
+    ap.add_argument("corpus", nargs="?", default="corpus/imagenet_like")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--batch-size", type=int, default=128)

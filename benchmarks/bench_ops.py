@@ -6,7 +6,7 @@ time per image is compared with the plain train recipe's (extra ms per image, an
 and the medians over rounds are printed. torchvision v2 runs the same recipe on decode_jpeg
 tensors (one thread: torch.set_num_threads(1)).
 
-    python benchmarks/bench_ops.py /work/corpus/imagenet_like --rounds 7
+    python benchmarks/bench_ops.py corpus/imagenet_like --rounds 7
 """
 import argparse
 import glob

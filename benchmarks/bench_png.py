@@ -10,7 +10,7 @@ ratios against fastprep with one thread:
   torchvision v1       Image.open + convert("RGB") + RandomResizedCrop + flip + ToTensor +
                        Normalize, one thread (torch.set_num_threads(1)).
 
-    python benchmarks/bench_png.py /work/corpus/png_like [--count 128] [--rounds 5] [--ext png|webp]
+    python benchmarks/bench_png.py corpus/png_like [--count 128] [--rounds 5] [--ext png|webp]
         [--loader-epochs 6]
 
 With --loader-epochs N, also fp.Loader(threads=2) against torch's DataLoader(num_workers=2,
@@ -20,8 +20,8 @@ per-epoch-pair ratios is printed (the first pair is a warm-up and left out).
 
 Make the corpus from real photographs with Pillow's default PNG settings (WebP: quality=80), e.g.
     python -c "import glob; from PIL import Image; [Image.open(p).convert('RGB').save(
-        '/work/corpus/png_like/' + p.split('/')[-1][:-4] + '.png')
-        for p in sorted(glob.glob('/work/corpus/imagenet_like/*.jpg'))]"
+        'corpus/png_like/' + p.split('/')[-1][:-4] + '.png')
+        for p in sorted(glob.glob('corpus/imagenet_like/*.jpg'))]"
 """
 import argparse
 import glob

@@ -12,7 +12,7 @@ so it includes starting its actor. Printed: img/s of each, the median of per-rou
 ratios, ray.init's time, and the rate of the UDF's own calls inside the actor (the rest of a Ray
 run is Ray's: reading the files, moving blocks through the object store, the driver's batches).
 
-    python benchmarks/bench_ray.py /work/corpus/imagenet_like [--repeat 5] [--rounds 5] [--dtype uint8]
+    python benchmarks/bench_ray.py corpus/imagenet_like [--repeat 5] [--rounds 5] [--dtype uint8]
 """
 import argparse
 import glob

@@ -8,7 +8,7 @@
 2. Reading. Packs a folder of photos into shards and runs the same Loader over the folder and
    over the shards, interleaved in rounds: median of per-round ratios.
 
-    python benchmarks/bench_tar.py /work/corpus/imagenet_like --shards 200 --samples 1000
+    python benchmarks/bench_tar.py corpus/imagenet_like --shards 200 --samples 1000
 """
 import argparse
 import io

@@ -13,6 +13,12 @@ libjpeg version.
 Outputs (under --out):
   imagenet_like/NNNN_WxH.jpg   ImageNet-sized crops (--count of them)
   large/LNNN_WxH.jpg           >= 8 megapixel crops (--large of them)
+  detailed/DNNNN_WxH.jpg       ImageNet-sized crops at the source's own resolution (no
+                               downscaling) of the 10 most detailed photographs, the most detailed
+                               of 8 candidate windows, re-encoded at quality 88..95 (--detailed of
+                               them): about 0.4-0.5 bytes per pixel, near ImageNet's JPEGs (about
+                               0.6), where the downscaled crops above have about 0.17 and make the
+                               decode look cheap
   manifest.csv                 one row per output: source, package, license,
                                crop box, quality, subsampling
 
@@ -20,11 +26,13 @@ A small fixed test set (10 deliberately odd JPEGs plus SOURCES.md) can be
 written with --testset DIR.
 
 Examples:
-  # fetch + extract the packages into /tmp/wallpapers, then build the corpus
-  python benchmarks/make_corpus.py --download --src /tmp/wallpapers \\
-      --out /work/corpus --count 200 --large 8
+  # fetch + extract the packages into wallpapers, then build the corpus
+  python benchmarks/make_corpus.py --download --src wallpapers \\
+      --out corpus --count 200 --large 8
+  # the high-entropy corpus beside it (bytes per pixel printed per folder)
+  python benchmarks/make_corpus.py --src wallpapers --out corpus --count 200 --detailed 200
   # the committed unit-test images
-  python benchmarks/make_corpus.py --src /tmp/wallpapers \\
+  python benchmarks/make_corpus.py --src wallpapers \\
       --testset tests/data/photos
 
 Requires Pillow; --download also needs apt-get and dpkg-deb (Debian/Ubuntu).
@@ -238,6 +246,73 @@ def save_jpeg(im, path, quality, subsampling, progressive=False):
     im.save(path, "JPEG", **kw)
 
 
+def detail(im):
+    """Mean absolute difference between neighbouring pixels (gray): how much detail a crop has."""
+    import numpy as np
+
+    a = np.asarray(im.convert("L"), dtype=np.int16)
+    return float(np.abs(np.diff(a, axis=0)).mean() + np.abs(np.diff(a, axis=1)).mean())
+
+
+DETAILED_SOURCES = 10  # the most detailed photographs the detailed corpus is cut from
+
+
+def make_detailed(sources, out, count, seed, sub):
+    """ImageNet-sized windows cut at the source's own resolution (no resampling: the pixels keep
+    all their detail) from the DETAILED_SOURCES most detailed photographs (ranked by the detail of
+    their best windows), each window the most detailed of 8 random candidates, re-encoded at
+    quality 88..95."""
+    rows = []
+    os.makedirs(os.path.join(out, sub), exist_ok=True)
+    ranked = []
+    for src in sources:
+        im = load(src["path"])
+        srng = random.Random("%d:rank:%s" % (seed, src["name"]))
+        sw, sh = im.size
+        scores = []
+        for _ in range(16):
+            x, y = srng.randint(0, max(0, sw - 500)), srng.randint(0, max(0, sh - 375))
+            scores.append(detail(im.crop((x, y, min(sw, x + 500), min(sh, y + 375)))))
+        im.close()
+        ranked.append((sum(sorted(scores)[-4:]) / 4, src["name"], src))
+    chosen = [t[2] for t in sorted(ranked, key=lambda t: (-t[0], t[1]))[:DETAILED_SOURCES]]
+    plan = {}
+    for n in range(count):
+        plan.setdefault(n % len(chosen), []).append(n)
+    for si, src in enumerate(chosen):
+        im = load(src["path"])
+        srng = random.Random("%d:detailed:%s" % (seed, src["name"]))
+        sw, sh = im.size
+        for n in plan.get(si, []):
+            w, h, _w = weighted(srng, IMAGENET_SIZES)
+            w, h = min(w, sw), min(h, sh)
+            best = None
+            for _ in range(8):
+                x, y = srng.randint(0, sw - w), srng.randint(0, sh - h)
+                crop = im.crop((x, y, x + w, y + h))
+                score = detail(crop)
+                if best is None or score > best[0]:
+                    best = (score, crop, (x, y, x + w, y + h))
+            _, crop, box = best
+            q = srng.randint(88, 95)
+            ss = weighted(srng, SUBSAMPLING)[0]
+            fn = "D%04d_%dx%d.jpg" % (n, w, h)
+            save_jpeg(crop, os.path.join(out, sub, fn), q, ss)
+            rows.append(_row(sub, fn, src, box, crop, q, ss))
+        im.close()
+    return rows
+
+
+def bytes_per_pixel(folder):
+    """Mean bytes per pixel of the JPEGs in a folder (ImageNet's: about 0.6)."""
+    total_b = total_px = 0
+    for p in glob.glob(os.path.join(folder, "*.jpg")):
+        with Image.open(p) as im:
+            total_px += im.size[0] * im.size[1]
+        total_b += os.path.getsize(p)
+    return total_b / total_px if total_px else 0.0
+
+
 def make_corpus(sources, out, count, nlarge, seed, sub_small, sub_large):
     rows = []
     small_dir = os.path.join(out, sub_small)
@@ -381,7 +456,7 @@ def make_testset(sources, out, seed):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--src", default="/tmp/wallpapers",
+    ap.add_argument("--src", default="wallpapers",
                     help="tree the wallpaper .debs are extracted into")
     ap.add_argument("--download", action="store_true",
                     help="apt-get download + dpkg-deb -x the packages into "
@@ -392,6 +467,9 @@ def main(argv=None):
                     help="number of ImageNet-sized crops (default 200)")
     ap.add_argument("--large", type=int, default=0, metavar="N",
                     help="also write N crops of >= 8 MP (no upscaling)")
+    ap.add_argument("--detailed", type=int, default=0, metavar="N",
+                    help="also write N ImageNet-sized crops at native resolution (high entropy, "
+                         "about 0.4-0.6 bytes per pixel) into detailed/")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--small-subdir", default="imagenet_like")
     ap.add_argument("--large-subdir", default="large")
@@ -411,7 +489,18 @@ def main(argv=None):
     if args.out:
         rows = make_corpus(sources, args.out, args.count, args.large,
                            args.seed, args.small_subdir, args.large_subdir)
+        if args.detailed:
+            rows += make_detailed(sources, args.out, args.detailed, args.seed, "detailed")
+            rows.sort(key=lambda r: r["file"])
+            with open(os.path.join(args.out, "manifest.csv"), "w", newline="") as f:
+                wr = csv.DictWriter(f, fieldnames=list(rows[0]))
+                wr.writeheader()
+                wr.writerows(rows)
         print("wrote %d files under %s" % (len(rows), args.out))
+        for sub in (args.small_subdir, args.large_subdir, "detailed"):
+            folder = os.path.join(args.out, sub)
+            if os.path.isdir(folder):
+                print("%s: %.3f bytes per pixel" % (sub, bytes_per_pixel(folder)))
     if args.testset:
         make_testset(sources, args.testset, args.seed)
 

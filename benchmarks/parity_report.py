@@ -1,8 +1,9 @@
 """Parity figures on a corpus: max uint8 level difference against torchvision (v1 on PIL, and
 v2 on tensors when installed) in exact mode, and min PSNR of fast mode against exact (eval, and
-train with the colour ops: fast mode changes only the decode, the colour arithmetic is the same).
+train with the colour ops: fast mode changes the resampling weights and the decode scale, the
+colour arithmetic is the same).
 
-    python benchmarks/parity_report.py /work/corpus/imagenet_like [--large /work/corpus/large]
+    python benchmarks/parity_report.py corpus/imagenet_like [--large corpus/large]
 """
 import argparse
 import glob

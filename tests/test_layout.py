@@ -191,3 +191,24 @@ def test_architecture_notes_index_is_complete_and_true():
     assert not wrong, f"ARCHITECTURE.md's index names the wrong file: {wrong}"
     stale = sorted(set(rows) - set(defined))
     assert not stale, f"ARCHITECTURE.md's index lists Notes no file defines: {stale}"
+
+
+@needs_source
+def test_every_source_path_named_in_code_and_docs_exists():
+    """Comments, docstrings and docs that point at a csrc/ or fastprep/ file point at one that exists
+    (the layout moved every file once; a stale path sends a reader nowhere)."""
+    named = re.compile(r"\b((?:csrc|fastprep)/[A-Za-z0-9_/]+\.(?:h|cpp|cc|py|pyi))\b")
+    texts = glob.glob(os.path.join(PKG, "**", "*.py*"), recursive=True)
+    texts += glob.glob(os.path.join(CSRC, "**", "*.[ch]*"), recursive=True)
+    texts += glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True)
+    texts += [os.path.join(ROOT, n) for n in ("README.md", "ARCHITECTURE.md")]
+    stale = []
+    for path in texts:
+        if not os.path.isfile(path) or path.endswith(".so"):
+            continue
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                for m in named.finditer(line):
+                    if not os.path.exists(os.path.join(ROOT, m.group(1))):
+                        stale.append(f"{os.path.relpath(path, ROOT)}:{lineno}: {m.group(1)}")
+    assert not stale, "paths that do not exist:\n" + "\n".join(stale)

@@ -7,6 +7,7 @@ References: torchvision v1 on PIL (flips, grayscale: within 1 uint8 level), nump
 fastprep's own un-normalised uint8 output of the same sample where an op is defined on it
 (a vertical flip of it must be exactly the flipped array).
 """
+import importlib.util
 import multiprocessing as mp
 import os
 import pickle
@@ -20,7 +21,8 @@ from fastprep import _core
 from fastprep.transforms import _op
 from conftest import MEAN, SIMD_LEVELS, STD, pil_rgb
 
-README = os.path.join(os.path.dirname(__file__), "..", "README.md")
+DOCS_OPS = os.path.join(os.path.dirname(__file__), "..", "docs", "guide", "ops.md")
+DOCS_HOOKS = os.path.join(os.path.dirname(__file__), "..", "docs", "hooks.py")
 TRAIN = [fp.RandomResizedCrop(64), fp.RandomHorizontalFlip()]
 
 
@@ -140,9 +142,18 @@ def test_op_order_rules_come_from_the_registry():
     fp.Compose([fp.Resize(8), fp.RandomGrayscale(), fp.RandomVerticalFlip(), fp.RandomHorizontalFlip()])
 
 
-def test_readme_op_table_is_the_registry():
-    text = open(README, encoding="utf-8").read()
-    assert fp.op_table() in text, "README's op table is stale: paste fp.op_table() into it"
+def test_docs_op_table_is_the_registry():
+    # The ops page holds a marker that the docs build (docs/hooks.py) replaces with fp.op_table(),
+    # so the published table is always the registry's: every op, under its class name.
+    spec = importlib.util.spec_from_file_location("docs_hooks", DOCS_HOOKS)
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    page = open(DOCS_OPS, encoding="utf-8").read()
+    assert "<!-- op-table -->" in page, "docs/guide/ops.md lost its op-table marker"
+    built = hooks.on_page_markdown(page, page=None, config=None, files=None)
+    assert "<!-- op-table -->" not in built and fp.op_table() in built
+    for name, cls in fp.registered_ops().items():
+        assert f"| `{name}` |" in built, name
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,290 @@
+"""The benchmark page's plots and tables, drawn from the committed results (benchmarks/results/).
+
+    python docs/results.py [RESULTS_DIR] [OUT_DIR]      # the plots alone
+
+Run by the docs build (docs/hooks.py): plots go into docs/benchmarks/plots/, which is not
+committed, and a marker ``<!-- results: NAME -->`` in a page becomes the table of
+benchmarks/results/NAME.json. A figure on the page is always the committed output of the command
+the page names, never a number typed by hand.
+"""
+import glob
+import json
+import os
+import sys
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(plt, fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _label(r):
+    names = {"fastprep-exact": "fastprep exact", "fastprep-fast": "fastprep fast",
+             "ceiling": "libjpeg-turbo decode", "torchvision": "torchvision v2", "pil": "torchvision v1 (PIL)",
+             "dali": "DALI (CPU)"}
+    return names.get(r["pipeline"], r["pipeline"])
+
+
+def plot_bench(rep, path, title):
+    """fastprep bench's JSON: img/s per pipeline, one group of bars per thread count."""
+    plt = _plt()
+    threads = rep["threads"]
+    pipelines = []
+    for r in rep["results"]:
+        if r["pipeline"] not in pipelines:
+            pipelines.append(r["pipeline"])
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(pipelines) * len(threads) + 1.6))
+    y, labels, vals, colors = 0, [], [], []
+    for t in threads:
+        for p in pipelines:
+            row = next((r for r in rep["results"] if r["pipeline"] == p and r["threads"] == t), None)
+            if row is None:
+                continue
+            labels.append(f"{_label(row)}, {t} thread{'s' if t > 1 else ''}")
+            vals.append(row["images_per_s"])
+            colors.append("#d62728" if p.startswith("fastprep") else "#1f77b4")
+            y += 1
+    ax.barh(range(len(vals))[::-1], vals, color=colors)
+    ax.set_yticks(range(len(vals))[::-1])
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_xlabel("images per second (higher is better)")
+    m = rep.get("machine", {})
+    ax.set_title(f"{title}\n{rep['transform']} {rep['size']}px, {rep['files']} files, {m.get('cpu', '?')}, "
+                 f"{rep.get('date', '')}", fontsize=9)
+    _save(plt, fig, path)
+
+
+def plot_instructions(data, path):
+    """bench_instructions.py's JSON: instructions per image by stage, stacked."""
+    plt = _plt()
+    per = data["per_image"]
+    stages = ["decode", "hpass", "vpass", "output", "tables", "other"]
+    names = list(per)
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(names) + 1.6))
+    left = [0.0] * len(names)
+    for s in stages:
+        vals = [per[n][s] / 1e6 for n in names]
+        ax.barh(names[::-1], vals[::-1], left=left[::-1], label=s)
+        left = [a + b for a, b in zip(left, vals)]
+    ax.set_xlabel("million instructions per image (callgrind, empty run subtracted)")
+    ax.set_title(f"Instructions per stage, {data['count']} photos of {os.path.basename(data['folder'])}", fontsize=9)
+    ax.legend(fontsize=8, ncol=3)
+    _save(plt, fig, path)
+
+
+def plot_gpu_feed(data, path):
+    """bench_gpu_feed.py's JSON: training images/s against loader threads (its "summary": medians of rounds)."""
+    plt = _plt()
+    summ = data["summary"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    fp_t = sorted(summ.get("fastprep", {}), key=int)
+    dl_w = sorted(summ.get("dataloader", {}), key=int)
+    if fp_t:
+        ax.plot([int(t) for t in fp_t], [summ["fastprep"][t]["train_img_s"] for t in fp_t], "o-", color="#d62728",
+                label="fp.Loader(device='cuda')")
+    if dl_w:
+        ax.plot([int(w) for w in dl_w], [summ["dataloader"][w]["train_img_s"] for w in dl_w], "s-", color="#1f77b4",
+                label="DataLoader(pin_memory=True) + torchvision v2")
+    if summ.get("ceiling"):
+        ax.axhline(summ["ceiling"], color="gray", ls="--", label="GPU alone (one batch kept on the GPU)")
+    ax.set_xlabel("loader threads / DataLoader workers")
+    ax.set_ylabel("training images per second (higher is better)")
+    ax.set_title(f"ResNet-50 training steps (batch {data.get('batch')}, bf16) fed by each loader\n"
+                 f"{data.get('device', '?')}, {data.get('cpus', '?')} CPU cores, torch {data.get('torch', '?')}",
+                 fontsize=9)
+    ax.legend(fontsize=8)
+    _save(plt, fig, path)
+
+
+TITLES = {"bench_sample": "fastprep bench, built-in sample data (synthetic)",
+          "bench_wallpapers": "fastprep bench, Debian wallpaper crops (0.17 bytes/pixel)",
+          "bench_detailed": "fastprep bench, detailed photos (0.41 bytes/pixel)",
+          "bench_large": "fastprep bench, 8-20 MP photos (fast mode decodes them at reduced scale)"}
+
+
+def main(results, out):
+    plots = os.path.join(out, "plots")
+    os.makedirs(plots, exist_ok=True)
+    for old in glob.glob(os.path.join(plots, "*.png")):  # a plot whose result is gone goes too
+        os.remove(old)
+    made = []
+    for path in sorted(glob.glob(os.path.join(results, "*.json"))):
+        name = os.path.splitext(os.path.basename(path))[0]
+        data = json.load(open(path))
+        target = os.path.join(plots, name + ".png")
+        if "per_image" in data:
+            plot_instructions(data, target)
+        elif name.startswith("gpu_feed"):
+            plot_gpu_feed(data, target)
+        elif "results" in data and "speedup_reference" in data:
+            plot_bench(data, target, TITLES.get(name.rsplit("_", 1)[0], name))
+        else:
+            continue
+        made.append(target)
+    return made
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+def _versions(v):
+    fp_ = v.get("fastprep", {})
+    parts = [f"fastprep {fp_.get('version', '?')}"]
+    if fp_.get("codecs", {}).get("jpeg"):
+        parts[0] += f" ({fp_['codecs']['jpeg']})"
+    parts += [f"{k} {v[k]}" for k in ("numpy", "torch", "torchvision", "Pillow") if k in v]
+    return ", ".join(parts)
+
+
+def bench_table(rep):
+    """fastprep bench's JSON as a table: img/s per pipeline and thread count, fastprep exact's
+    speed-up over each row, and each row's share of the bare decode."""
+    threads = rep["threads"]
+    order = []
+    for r in rep["results"]:
+        if r["pipeline"] not in order:
+            order.append(r["pipeline"])
+    head = "| pipeline | " + " | ".join(f"{t} thread{'s' if t > 1 else ''}: img/s | exact x | of decode"
+                                         for t in threads) + " |"
+    lines = [head, "|---|" + "---:|---:|---:|" * len(threads)]
+    for p in order:
+        cells = []
+        for t in threads:
+            row = next((r for r in rep["results"] if r["pipeline"] == p and r["threads"] == t), None)
+            if row is None:
+                cells += ["", "", ""]
+                continue
+            x = "-" if p == rep["speedup_reference"] else f"{row['fastprep_speedup']:.2f}x" + (
+                "*" if row.get("estimate") == "block" else "")
+            cells += [f"{row['images_per_s']:.0f}", x, f"{row['vs_ceiling']:.2f}"]
+        name = _label({"pipeline": p})
+        if p == rep["speedup_reference"]:
+            name = f"**{name}**"
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    m = rep.get("machine", {})
+    skipped = "; ".join(f"{k} skipped ({v.split(';')[0]})" for k, v in rep.get("skipped", {}).items())
+    lines.append("")
+    lines.append(f"{rep['files']} files, {rep['transform']} at {rep['size']} px, float32 CHW normalized, median of "
+                 f"{rep['repeat']} interleaved rounds; {m.get('cpu', '?')}, {m.get('cores', '?')} cores, SIMD "
+                 f"{m.get('simd', '?')}; {_versions(rep.get('versions', {}))}; {rep.get('date', '')}."
+                 + (f" {skipped}." if skipped else ""))
+    return "\n".join(lines)
+
+
+def instructions_table(data):
+    """bench_instructions.py's JSON: millions of instructions per image, per stage."""
+    per = data["per_image"]
+    base = per.get("decode", {}).get("total")
+    stages = ["decode", "hpass", "vpass", "output", "tables", "other"]
+    names = {"hpass": "horizontal pass", "vpass": "vertical pass", "output": "output stage",
+             "tables": "planning"}
+    lines = ["| pipeline | " + " | ".join(names.get(s, s) for s in stages) + " | total | / bare decode |",
+             "|---|" + "---:|" * (len(stages) + 2)]
+    for name, row in per.items():
+        vals = [f"{row[s] / 1e6:.2f}M" if abs(row[s]) >= 5e3 else "-" for s in stages]
+        ratio = f"{row['total'] / base:.2f}" if base else ""
+        label = "bare decode" if name == "decode" else name.replace("-", ", ")
+        lines.append(f"| {label} | " + " | ".join(vals) + f" | {row['total'] / 1e6:.2f}M | {ratio} |")
+    lines.append("")
+    lines.append(f"callgrind, {data['count']} photos of `{data['folder']}`, one thread, the empty run's "
+                 "instructions subtracted" + (f"; {data['date']}" if data.get("date") else "") + ".")
+    return "\n".join(lines)
+
+
+def loader_table(data):
+    """bench_loader.py's JSON: fp.Loader against DataLoader + torchvision v2."""
+    lines = ["| loader | img/s | / DataLoader + torchvision v2 |", "|---|---:|---:|"]
+    tv = data.get("torch_dataloader_2workers_tv2")
+    lines.append(f"| `fp.Loader(threads=1)` | {data['fastprep_threads1']:.0f} | |")
+    lines.append(f"| `fp.Loader(threads=2)` | {data['fastprep_threads2']:.0f} | "
+                 + (f"**{data['speedup_vs_torch']:.2f}x** |" if isinstance(tv, (int, float)) else "|"))
+    if isinstance(tv, (int, float)):
+        lines.append(f"| `DataLoader(num_workers=2)` + torchvision v2 | {tv:.0f} | 1.00x |")
+    lines.append("")
+    rss = data.get("rss_mb_after_each_epoch", [])
+    lines.append(f"Train recipe at 224 px, batches of {data['batch']}, {data['files_per_epoch']} files per epoch read "
+                 f"from disk, {data['epochs']} epochs of each loader interleaved; medians after the first epoch, "
+                 f"speed-up and 2-thread scaling ({data['thread_scaling']:.2f}x) as medians of per-epoch ratios"
+                 + (f"; resident memory over epochs 2-{len(rss)}: {min(rss[1:]):.0f}-{max(rss[1:]):.0f} MB"
+                    if len(rss) > 2 else "")
+                 + (f"; {_versions(data['versions'])}" if data.get("versions") else "")
+                 + (f"; {data['date']}" if data.get("date") else "") + ".")
+    return "\n".join(lines)
+
+
+def gpu_feed_table(data):
+    """bench_gpu_feed.py's JSON: training images/s of a ResNet-50 step fed by each loader."""
+    summ = data["summary"]
+    lines = ["| feed | threads / workers | loader alone (img/s) | training (img/s) | / GPU alone | wait fraction |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for t in sorted(summ.get("fastprep", {}), key=int):
+        r = summ["fastprep"][t]
+        lines.append(f"| fp.Loader | {t} | {r['loader_img_s']:.0f} | {r['train_img_s']:.0f} | {r['of_ceiling']:.2f} | "
+                     f"{r['wait']:.2f} |")
+    for w in sorted(summ.get("dataloader", {}), key=int):
+        r = summ["dataloader"][w]
+        lines.append(f"| DataLoader + torchvision v2 | {w} | | {r['train_img_s']:.0f} | {r['of_ceiling']:.2f} | "
+                     f"{r['wait']:.2f} |")
+    lines.append("")
+    lines.append(f"GPU alone (one batch kept on the GPU): {summ['ceiling']:.0f} img/s. {data.get('device', '?')}, "
+                 f"{data.get('cpus', '?')} CPU cores, torch {data.get('torch', '?')}, batch {data.get('batch')}, "
+                 f"medians of {len(data.get('rounds', []))} rounds.")
+    return "\n".join(lines)
+
+
+def headline_table(eval_rep, train_rep):
+    """README's one table: img/s of eval and train at 1 and 2 threads, and fastprep exact's
+    speed-up over torchvision v2 and v1 (tests/test_docs.py keeps README equal to it)."""
+    cols = [(rep, t) for rep in (eval_rep, train_rep) for t in rep["threads"]]
+    head = "| img/s | " + " | ".join(f"{rep['transform']}, {t} thread{'s' if t > 1 else ''}" for rep, t in cols) + " |"
+    lines = [head, "|---|" + "---:|" * len(cols)]
+
+    def row(rep, p, t):
+        return next((r for r in rep["results"] if r["pipeline"] == p and r["threads"] == t), None)
+
+    for p in ("fastprep-exact", "fastprep-fast", "ceiling", "torchvision", "pil"):
+        cells = [row(rep, p, t) for rep, t in cols]
+        if not any(cells):
+            continue
+        name = _label({"pipeline": p})
+        vals = [f"{c['images_per_s']:.0f}" if c else "" for c in cells]
+        if p == "fastprep-exact":
+            name, vals = f"**{name}**", [f"**{v}**" for v in vals]
+        lines.append(f"| {name} | " + " | ".join(vals) + " |")
+    for p in ("torchvision", "pil"):
+        cells = [row(rep, p, t) for rep, t in cols]
+        if any(cells):
+            lines.append(f"| fastprep / {_label({'pipeline': p})} | "
+                         + " | ".join(f"{c['fastprep_speedup']:.2f}x" if c else "" for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def table(results, name):
+    """The table of benchmarks/results/NAME.json, by the kind of result it holds."""
+    path = os.path.join(results, name + ".json")
+    with open(path) as f:
+        data = json.load(f)
+    if "per_image" in data:
+        return instructions_table(data)
+    if "summary" in data and "rounds" in data:
+        return gpu_feed_table(data)
+    if "fastprep_threads2" in data:
+        return loader_table(data)
+    if "results" in data and "speedup_reference" in data:
+        return bench_table(data)
+    raise ValueError(f"{path}: not a result this page knows how to show")
+
+
+if __name__ == "__main__":
+    here = os.path.dirname(os.path.abspath(__file__))
+    res = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(here), "benchmarks", "results")
+    print("\n".join(main(res, sys.argv[2] if len(sys.argv) > 2 else os.path.join(here, "benchmarks"))))
