@@ -88,9 +88,9 @@ EOF
   $PY -c "import fastprep, sys; f = fastprep._core.__file__; print('== ASan extension:', f); sys.exit(not f.startswith('$OUT/lib/'))"
   echo "== tests under ASan+UBSan"
   $PY -m pytest -q -p no:cacheprovider tests/test_hostile.py tests/test_simd.py tests/test_png.py tests/test_webp.py
-  # The op stages (flips, grayscale, the two-phase output stage); the README, stub and
+  # The op stages (flips, grayscale, the two-phase output stage); the docs, stub and
   # spawn-worker tests need the checkout and a clean child environment: main job only.
-  $PY -m pytest -q -p no:cacheprovider tests/test_ops.py -k "not readme and not stub and not spawn"
+  $PY -m pytest -q -p no:cacheprovider tests/test_ops.py -k "not docs and not stub and not spawn"
   cd "$ROOT"
 }
 
