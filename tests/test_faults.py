@@ -59,9 +59,15 @@ def test_exit_with_live_iterator_does_not_abort(backend):
     assert r.returncode == 0 and "exiting" in r.stdout, r.stderr
 
 
+# _KEYBOARD_INTERRUPT: the children of the Ctrl-C tests install Python's SIGINT handler themselves.
+# A shell that starts the test run in the background (`cmd &`) leaves SIGINT ignored, and Python
+# then keeps it ignored instead of raising KeyboardInterrupt, so the signal would test nothing.
+
+
 def test_ctrl_c_while_waiting_for_a_batch_does_not_abort():
     code = """
-        import glob, sys, fastprep as fp
+        import glob, signal, sys, fastprep as fp
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # see _KEYBOARD_INTERRUPT
         f = sorted(glob.glob('tests/data/photos/*.jpg')) * 200
         L = fp.Loader(f, fp.Compose([fp.RandomResizedCrop(224), fp.ToTensor()]), batch_size=256, threads=2,
                       backend="numpy", prefetch=1)
@@ -675,6 +681,7 @@ def test_ctrl_c_stops_a_long_batch_promptly():
     never run: the output keeps its sentinel there)."""
     r = run_py("""
         import glob, os, signal, threading, numpy as np, fastprep as fp
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # see _KEYBOARD_INTERRUPT
         files = sorted(glob.glob('tests/data/photos/*.jpg')) * 400
         t = fp.Compose([fp.Resize(256), fp.CenterCrop(224)], dtype="uint8")
         out = np.full((len(files), 224, 224, 3), 7, np.uint8)
