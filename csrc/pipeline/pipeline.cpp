@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <memory>
+#include <new>
+#include <exception>
+#include <string>
+#include <utility>
 #include <cstdio>
 #include <cstring>
 
@@ -651,9 +655,38 @@ void Worker::trim(size_t keep) {
   if (aug.capacity() > keep) aug.release();
 }
 
+namespace {
+
+// Runs one sample's work; an exception becomes that sample's error (kind and message) and never
+// leaves the worker thread: a decoder's Error as it is, an allocation failure as too large, any
+// other C++ exception as a decode error.
+template <class Work>
+bool guarded(SampleResult* res, Work&& work) {
+  ErrorKind kind;
+  std::string message;
+  try {
+    return work();
+  } catch (const Error& e) {
+    kind = e.kind();
+    message = e.what();
+  } catch (const std::bad_alloc&) {
+    kind = ErrorKind::kTooLarge;
+    message = "out of memory";
+  } catch (const std::exception& e) {
+    kind = ErrorKind::kDecode;
+    message = e.what();
+  }
+  res->status = SampleStatus::kError;
+  res->kind = kind;
+  res->message = std::move(message);
+  return false;
+}
+
+}  // namespace
+
 bool decode_only(const PlanSpec& spec, Worker& w, const SampleInput& in, SampleResult* res) {
   TrimScratch trim{w};
-  try {
+  return guarded(res, [&] {
     Encoded e;
     load(w, in, &e, false);
     const uint8_t* data = e.data;
@@ -684,17 +717,12 @@ bool decode_only(const PlanSpec& spec, Worker& w, const SampleInput& in, SampleR
     decode_whole(std::move(img), w, 1, width, &full_h, &full_w);
     res->status = SampleStatus::kOk;
     return true;
-  } catch (const Error& e) {
-    res->status = SampleStatus::kError;
-    res->kind = e.kind();
-    res->message = e.what();
-    return false;
-  }
+  });
 }
 
 bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, SampleResult* res) {
   TrimScratch trim{w};
-  try {
+  return guarded(res, [&] {
     int h, wd;
     if (in.kind == SampleInput::kArray) {
       h = in.h;
@@ -737,16 +765,7 @@ bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunK
                                             " (max_pixels)");
     res->status = SampleStatus::kOk;
     return true;
-  } catch (const Error& e) {
-    res->status = SampleStatus::kError;
-    res->kind = e.kind();
-    res->message = e.what();
-  } catch (const std::bad_alloc&) {
-    res->status = SampleStatus::kError;
-    res->kind = ErrorKind::kTooLarge;
-    res->message = "out of memory";
-  }
-  return false;
+  });
 }
 
 void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, uint8_t* slot, int out_h,
@@ -754,10 +773,10 @@ void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey
   TrimScratch trim{w};
   res->status = SampleStatus::kOk;
   res->warnings = 0;
-  try {
+  guarded(res, [&] {
     if (in.kind == SampleInput::kArray) {
       run_array(plan, w, in, key, slot, out_h, out_w, res);
-      return;
+      return true;
     }
     Encoded e;
     load(w, in, &e, false);
@@ -765,13 +784,13 @@ void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey
     const size_t size = e.size;
     if (is_png(data, size) && png_native()) {
       run_png(plan, w, data, size, key, slot, out_h, out_w, res);
-      return;
+      return true;
     }
     if (is_webp(data, size) && webp_native()) {  // without libwebp, a WebP goes to the fallback
       const WebpInfo info = webp_info(data, size, plan.spec.max_pixels);
       if (!info.animated) {
         run_webp(plan, w, data, size, info, key, slot, out_h, out_w, res);
-        return;
+        return true;
       }  // animated: the Pillow fallback takes the first frame
     }
     if (!is_jpeg(data, size)) {
@@ -784,23 +803,12 @@ void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey
           res->encoded.assign(w.file.data(), w.file.data() + all);
         }
       }
-      return;
+      return true;
     }
     run_jpeg(plan, w, e.jpeg, key, slot, out_h, out_w, res);
     res->warnings = w.dec.warnings();  // the session ended with run_jpeg; its count stays
-  } catch (const Error& e) {
-    res->status = SampleStatus::kError;
-    res->kind = e.kind();
-    res->message = e.what();
-  } catch (const std::bad_alloc&) {
-    res->status = SampleStatus::kError;
-    res->kind = ErrorKind::kTooLarge;
-    res->message = "out of memory";
-  } catch (const std::exception& e) {
-    res->status = SampleStatus::kError;
-    res->kind = ErrorKind::kDecode;
-    res->message = e.what();
-  }
+    return true;
+  });
 }
 
 }  // namespace fastprep
