@@ -75,28 +75,19 @@ def _our_file(name):
 
 
 def prepare_out(out, fingerprint, overwrite):
-    """Creates OUT, checks that a previous run there had the same fingerprint (or clears it with
-    ``overwrite``), removes stale .tmp files; returns the set of file names present."""
-    run_path = os.path.join(out, "run.json")
+    """--format npy: creates OUT, checks that a previous run there had the same fingerprint (or
+    clears it with ``overwrite``), removes stale .tmp files; returns the set of file names present."""
     names = set(os.listdir(out))
     ours = {n for n in names if _our_file(n)}
-    if ours and not overwrite:
-        if "run.json" not in names:
-            raise FileExistsError(f"{out} holds shard files of an unknown run: use another OUT or --overwrite")
-        diff = RunRecord.read(run_path).differences(fingerprint)
-        if diff:
-            raise FileExistsError(f"{out} holds a different preprocessing run (differs in: {', '.join(diff)}): "
-                                  "use another OUT, or --overwrite to start over")
     if overwrite:
         for n in ours:
             os.remove(os.path.join(out, n))
         names -= ours
+    check_run_record(out, fingerprint, False, has_outputs=bool(names & ours - {"run.json"}))
     for n in [n for n in names if n.endswith(".tmp") and _our_file(n)]:
         os.remove(os.path.join(out, n))  # left by an interrupted run
         names.discard(n)
-    if "run.json" not in names:
-        fingerprint.write(run_path)
-        names.add("run.json")
+    names.add("run.json")
     return names
 
 
@@ -113,9 +104,10 @@ def run_fingerprint(ds, spec, format, shard_size=0, quality=0):
 
 
 def check_run_record(out, fingerprint, overwrite, has_outputs):
-    """--format jpeg and tar: OUT/run.json must match this run before a rerun keeps any file of
-    OUT (a rerun at another size would otherwise keep the earlier images and describe them with the
-    new settings). ``has_outputs``: OUT holds files this run would write. Runs under the OUT lock."""
+    """OUT/run.json must match this run before a rerun keeps any file of OUT (a rerun at another
+    size would otherwise keep the earlier images and describe them with the new settings); it is
+    written when absent. ``has_outputs``: OUT holds files this run would write. Every format calls
+    it, under the OUT lock."""
     run_path = os.path.join(out, "run.json")
     if not overwrite:
         if os.path.exists(run_path):
@@ -125,9 +117,9 @@ def check_run_record(out, fingerprint, overwrite, has_outputs):
                                       "use another OUT, or --overwrite to start over")
             return
         if has_outputs:
-            raise FileExistsError(f"{out} holds output files but no run.json saying how they were made (an "
-                                  "interrupted run of fastprep 0.1, or other files): use another OUT, or "
-                                  "--overwrite to write every file again")
+            raise FileExistsError(f"{out} holds output files but no run.json saying how they were made (files "
+                                  "of another run, or of fastprep 0.1's --format jpeg/tar): use another OUT, "
+                                  "or --overwrite to write every file again")
     fingerprint.write(run_path)
 
 
