@@ -28,9 +28,20 @@ def build_info():
         info["simd_default"] = _core.default_simd().name
     except ValueError as e:  # a bad FASTPREP_SIMD: say so here rather than fail
         info["simd_default"] = f"error: {e}"
-    info["libraries"] = _loaded_codec_libraries()
-    info["runtime_versions"] = _runtime_codec_versions()
+    module = _native_module()
+    info["libraries"] = _loaded_codec_libraries(module)
+    info["runtime_versions"] = _runtime_codec_versions(module)
     return info
+
+
+def _native_module():
+    """ctypes' handle of the native module (its symbols resolve as the module's own), or None."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL(_core.__file__)
+    except OSError:
+        return None
 
 
 # The symbol each codec library is found by, and how to ask it its version at run time.
@@ -38,7 +49,7 @@ _CODEC_SYMBOLS = {"libjpeg": "jpeg_CreateDecompress", "libpng16": "png_create_re
                   "libwebp": "WebPDecode", "libz": "inflate"}
 
 
-def _loaded_codec_libraries():
+def _loaded_codec_libraries(module):
     """{name: path} of the codec libraries this build's native module uses (Linux, macOS): the
     file each one's symbol resolves to from the module itself (dladdr). That is not always the
     file the build linked: the dynamic loader gives a library whose soname is already loaded (say
@@ -51,8 +62,9 @@ def _loaded_codec_libraries():
                     ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
 
     found = {}
+    if module is None:
+        return found
     try:
-        module = ctypes.CDLL(_core.__file__)
         dladdr = ctypes.CDLL(None).dladdr
         dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
     except (OSError, AttributeError):
@@ -68,16 +80,14 @@ def _loaded_codec_libraries():
     return found
 
 
-def _runtime_codec_versions():
+def _runtime_codec_versions(module):
     """The versions the loaded libpng, libwebp and zlib report (``codecs`` holds the headers' at
     build time; the two differ when another package's copy was loaded first). libjpeg-turbo has
     no run-time version call."""
     import ctypes
 
     out = {}
-    try:
-        module = ctypes.CDLL(_core.__file__)
-    except OSError:
+    if module is None:
         return out
     try:
         v = int(ctypes.CFUNCTYPE(ctypes.c_uint32)(("png_access_version_number", module))())
