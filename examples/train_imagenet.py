@@ -37,7 +37,7 @@ def main(args, workdir):
     eval_tf = fp.Compose([fp.Resize(round(args.size / 0.875)), fp.CenterCrop(args.size), fp.ToTensor(),
                           fp.Normalize("imagenet")])
     # --mix: each batch is blended natively and the targets become (N, num_classes) soft labels.
-    mix = fp.RandomChoice([fp.MixUp(0.8), fp.CutMix(1.0)]) if args.mix else None
+    mix = fp.MixChoice([fp.MixUp(0.8), fp.CutMix(1.0)]) if args.mix else None
     # A resumed job must build its Loader with the same arguments and seed: keep them in one place.
     train_kw = dict(batch_size=args.batch_size, shuffle=True, drop_last=True, seed=0, device=device,
                     mix=mix, num_classes=len(train_set.classes) if mix else None)
@@ -87,7 +87,7 @@ if __name__ == "__main__":
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--size", type=int, default=112, help="training crop: 224 for ImageNet (default 112: fast on CPU)")
-    p.add_argument("--mix", action="store_true", help="MixUp or CutMix on every batch (RandomChoice of the two)")
+    p.add_argument("--mix", action="store_true", help="MixUp or CutMix on every batch (MixChoice of the two)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         main(args, args.workdir or tmp)

@@ -22,14 +22,17 @@ except ImportError as _e:  # a source checkout without its build, imported from 
 
 from ._build import __version__, build_info, simd_info
 from ._errors import (AllSamplesFailedError, DecodeError, ImageTooLargeError, MissingDependencyError, ReadError,
+                      TransformError,
                       UnsupportedImageError)
 from .io import FormatError, TarFormatError, TarMember, WriteError
-from .transforms import (DEFAULT_MAX_PIXELS, PRESETS, AutoAugment, CenterCrop, ColorJitter, Compose, Grayscale,
-                         InterpolationMode, Lighting, Normalize, Op, RandAugment, RandomAffine, RandomErasing,
-                         RandomGrayscale, RandomHorizontalFlip, RandomHSV, RandomResizedCrop, RandomRotation,
+from .transforms import (DEFAULT_MAX_PIXELS, PRESETS, AutoAugment, CenterCrop, ColorJitter, Compose, GaussianBlur,
+                         Grayscale, InterpolationMode, Lighting, Normalize, Op, RandAugment, RandomAdjustSharpness,
+                         RandomAffine, RandomApply, RandomAutocontrast, RandomChannelPermutation, RandomChoice,
+                         RandomEqualize, RandomErasing, RandomGrayscale, RandomHorizontalFlip, RandomHSV, RandomInvert,
+                         RandomOrder, RandomPosterize, RandomResizedCrop, RandomRotation, RandomSolarize,
                          RandomVerticalFlip, Resize, Stage, ToTensor, TrivialAugmentWide, from_torchvision, op_table,
-                         register_op, registered_ops)
-from .data import (IMG_EXTENSIONS, CutMix, Dataset, ErrorLog, LabelError, Loader, MixUp, RandomChoice, ShardDataset,
+                         register_op, registered_ops, HybridCompose)
+from .data import (IMG_EXTENSIONS, CutMix, Dataset, ErrorLog, LabelError, Loader, MixChoice, MixUp, ShardDataset,
                    ShardTruncatedError, index_source)
 from .offline import OutputLockedError, compute_stats, preprocess
 from . import _compat  # noqa: E402,F401  (the module paths of 0.1 that pickles name)
@@ -37,10 +40,12 @@ from . import _compat  # noqa: E402,F401  (the module paths of 0.1 that pickles 
 __all__ = [
     "Compose", "Resize", "CenterCrop", "RandomResizedCrop", "RandomHorizontalFlip", "RandomVerticalFlip",
     "ToTensor", "Normalize", "Grayscale", "RandomGrayscale", "ColorJitter", "Lighting", "RandomErasing", "RandomHSV",
-    "RandomRotation", "RandomAffine", "RandAugment", "TrivialAugmentWide", "AutoAugment", "Op", "Stage",
+    "RandomRotation", "RandomAffine", "RandAugment", "TrivialAugmentWide", "AutoAugment", "GaussianBlur",
+    "RandomSolarize", "RandomPosterize", "RandomEqualize", "RandomAutocontrast", "RandomInvert",
+    "RandomAdjustSharpness", "RandomChannelPermutation", "RandomApply", "RandomChoice", "RandomOrder", "Op", "Stage",
     "register_op", "registered_ops", "op_table", "InterpolationMode", "PRESETS", "DEFAULT_MAX_PIXELS",
-    "from_torchvision", "simd_info", "build_info", "DecodeError", "UnsupportedImageError", "ImageTooLargeError",
-    "ReadError", "MissingDependencyError", "AllSamplesFailedError", "Loader", "MixUp", "CutMix", "RandomChoice",
+    "from_torchvision", "HybridCompose", "simd_info", "build_info", "DecodeError", "UnsupportedImageError", "ImageTooLargeError",
+    "ReadError", "TransformError", "MissingDependencyError", "AllSamplesFailedError", "Loader", "MixUp", "CutMix", "MixChoice",
     "index_source", "Dataset", "IMG_EXTENSIONS", "LabelError", "ShardDataset", "compute_stats", "preprocess",
     "WriteError", "OutputLockedError", "ShardTruncatedError", "TarFormatError", "TarMember", "FormatError",
     "ErrorLog",

@@ -44,6 +44,21 @@ class AugTable(_PybindEnum):
     posterize: ClassVar[AugTable]
 
 MAX_AUG_OPS: int
+PIX_ARGS: int
+MAX_PIX_OPS: int
+MAX_CONTAINERS: int
+MAX_MEMBERS: int
+MAX_BLUR_KERNEL: int
+
+class PixOp(_PybindEnum):
+    solarize: ClassVar[PixOp]
+    posterize: ClassVar[PixOp]
+    equalize: ClassVar[PixOp]
+    autocontrast: ClassVar[PixOp]
+    invert: ClassVar[PixOp]
+    sharpness: ClassVar[PixOp]
+    channel_permutation: ClassVar[PixOp]
+    gaussian_blur: ClassVar[PixOp]
 
 class DType(_PybindEnum):
     uint8: ClassVar[DType]
@@ -143,6 +158,14 @@ class PlanSpec:
     aug_interp: Interp
     aug_fill_on: bool
     aug_fill: list[float]
+    px_ops: list[int]
+    px_args: list[float]
+    px_group: list[int]
+    px_member: list[int]
+    group_kind: list[int]
+    group_members: list[int]
+    group_p: list[float]
+    jitter_group: int
     lighting_std: float
     eigval: list[float]
     eigvec: list[float]

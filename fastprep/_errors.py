@@ -33,6 +33,22 @@ class AllSamplesFailedError(DecodeError):
     epoch instead of ending it empty. ``source`` names the epoch."""
 
 
+class TransformError(RuntimeError):
+    """A transform run in Python (the remainder of a HybridCompose) raised on a sample.
+    ``source`` names the file (or the item index), ``reason`` says which transform and what it
+    raised, ``index`` is the sample's index."""
+
+    def __init__(self, source, reason, index=None):
+        self.source = source
+        self.reason = reason
+        self.index = index
+        where = f" (sample {index})" if index is not None else ""
+        super().__init__(f"{source}{where}: {reason}")
+
+    def __reduce__(self):
+        return (type(self), (self.source, self.reason, self.index))
+
+
 class MissingDependencyError(ImportError):
     """An optional dependency is needed; the message gives the pip command."""
 

@@ -24,7 +24,7 @@ def test_pickles_of_0_1_load_and_compute_what_0_1_computed():
         objs = pickle.load(f)
     assert isinstance(objs["train"], fp.Compose) and isinstance(objs["dataset"], fp.Dataset)
     assert isinstance(objs["member"], fp.TarMember) and str(objs["member"]) == "s.tar:k.jpg"
-    assert isinstance(objs["mix"], fp.RandomChoice) and isinstance(objs["error"], fp.DecodeError)
+    assert isinstance(objs["mix"], fp.MixChoice) and isinstance(objs["error"], fp.DecodeError)
     assert objs["dataset"].labels.tolist() == [0, 1] and objs["dataset"].cut == []
     want = np.load(os.path.join(COMPAT, "outputs_0.1.0.npz"))
     for name in ("train", "eval", "augment"):

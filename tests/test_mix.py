@@ -27,7 +27,7 @@ def tv_mix(x0, y0, p, num_classes):
     return op(x0, y0)
 
 
-@pytest.mark.parametrize("mix", [fp.MixUp(0.8), fp.CutMix(1.0), fp.RandomChoice([fp.MixUp(0.2), fp.CutMix(1.0)])])
+@pytest.mark.parametrize("mix", [fp.MixUp(0.8), fp.CutMix(1.0), fp.MixChoice([fp.MixUp(0.2), fp.CutMix(1.0)])])
 def test_batches_and_targets_equal_torchvision(tree, mix):
     plain, mixed = loaders(tree, mix)
     seen = set()
@@ -43,7 +43,7 @@ def test_batches_and_targets_equal_torchvision(tree, mix):
             assert torch.equal(x, rx)  # the same float32 operations
             assert torch.allclose(y, ry, atol=1e-7)
             assert torch.allclose(y.sum(1), torch.ones(len(y0)))
-    if isinstance(mix, fp.RandomChoice):
+    if isinstance(mix, fp.MixChoice):
         assert seen == {"MixUp", "CutMix"}
 
 
@@ -73,7 +73,7 @@ def test_cutmix_on_any_dtype_and_layout(tree, dtype, layout):
 
 
 def test_draws_depend_only_on_seed_epoch_and_batch(tree):
-    mix = fp.RandomChoice([fp.MixUp(), fp.CutMix()])
+    mix = fp.MixChoice([fp.MixUp(), fp.CutMix()])
     runs = []
     for threads in (1, 2):
         t = fp.Compose([fp.RandomResizedCrop(24), fp.ToTensor()])
@@ -98,8 +98,8 @@ def test_mix_argument_errors(tree, photos):
         fp.Loader(tree, tf, num_classes=3)
     with pytest.raises(ValueError, match="alpha"):
         fp.MixUp(0)
-    with pytest.raises(ValueError, match="RandomChoice"):
-        fp.RandomChoice([fp.RandAugment()])
+    with pytest.raises(ValueError, match="MixChoice"):
+        fp.MixChoice([fp.RandAugment()])
     with pytest.raises(ValueError, match="outside"):
         list(fp.Loader(tree, tf, mix=fp.CutMix(), num_classes=2, backend="numpy"))
     with pytest.raises(ValueError, match="mix= needs labelled samples.*no labels"):

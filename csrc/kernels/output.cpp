@@ -158,6 +158,14 @@ inline int gray_level(const uint8_t* p) {  // ITU-R 601-2 luma in 16-bit fixed p
   return (p[0] * 19595 + p[1] * 38470 + p[2] * 7471 + 0x8000) >> 16;
 }
 
+}  // namespace
+
+void rgbx_to_gray_row(uint8_t* rgbx, int n) {
+  for (int x = 0; x < n; ++x, rgbx += 4) rgbx[0] = rgbx[1] = rgbx[2] = static_cast<uint8_t>(gray_level(rgbx));
+}
+
+namespace {
+
 template <typename T>
 void write_row_t(const OutputSpec& o, const uint8_t* table, const uint8_t* px, int n, T* slot, int h, int w, int y,
                  int x0, bool to_gray) {

@@ -112,6 +112,9 @@ struct LevelHistogram {
   void replicate_gray(int channels);  // copies channel 0 to the others (equal gray channels)
 };
 
+// Luma (as the gray outputs compute it, PIL's "L") into R, G and B of n RGBX pixels, in place.
+void rgbx_to_gray_row(uint8_t* rgbx, int n);
+
 // Adds n pixels of an RGBX row as the output sees them (channel order, luma for gray outputs or
 // to_gray) to `h`. Gray: channel 0 only; call replicate_gray once the image is done.
 void accumulate_histogram(const OutputSpec& o, const uint8_t* rgbx, int n, bool to_gray, LevelHistogram* h);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "kernels/color.h"
+#include "kernels/pixel_ops.h"
 #include "codecs/exif.h"
 #include "codecs/png_decoder.h"
 #include "codecs/webp_decoder.h"
@@ -323,6 +324,30 @@ void erase(const Plan& plan, const SampleParams& sp, uint8_t* slot) {
       }
 }
 
+// The uint8 op sequence in the Compose's order, a RandomOrder container's run of ops in the
+// order it drew (Note [Op sequence] in plan.h).
+void run_sequence(const Plan& plan, const SequenceParams& q, uint8_t* const* rows, int h, int w, Scratch* scratch) {
+  const PlanSpec& s = plan.spec;
+  const int n = static_cast<int>(s.px_ops.size());
+  auto apply = [&](int k) {
+    apply_pix_op(plan.k(), static_cast<PixOp>(s.px_ops[k]), &s.px_args[static_cast<size_t>(k) * kPixArgs], q.op[k],
+                 rows, h, w, scratch);
+  };
+  for (int k = 0; k < n;) {
+    const int g = s.px_group[k];
+    if (g < 0 || s.group_kind[g] != 2) {
+      apply(k++);
+      continue;
+    }
+    int end = k;
+    while (end < n && s.px_group[end] == g) ++end;
+    for (int j = 0; j < s.group_members[g]; ++j)
+      for (int e = k; e < end; ++e)
+        if (s.px_member[e] == q.order[g][j]) apply(e);
+    k = end;
+  }
+}
+
 // Vertical pass and output stage, after the intermediate holds rows [vt.src_lo, vt.src_hi)
 // (Note [Output stage] in output.h).
 void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Span& sy, const Span& sx, uint8_t* slot,
@@ -361,6 +386,7 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
   for (int y = 0; y < g.out_h; ++y) w.rows[y] = w.stage.data() + static_cast<size_t>(y) * fstride;
   // Augmentation (warps first, then the policy's ops in their order) and colour ops on the
   // finished uint8 image.
+  const PlanSpec& s = plan.spec;
   if (sp.affine.on) apply_affine(plan.k(), sp.affine, plan.affine_warp(), w.rows.data(), g.out_h, g.out_w, &w.aug);
   if (sp.augment.n) {
     const WarpSpec ws = plan.aug_warp();
@@ -369,10 +395,17 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
   }
   if (sp.color.jitter.mask) apply_color_jitter(plan.k(), sp.color.jitter, w.rows.data(), g.out_h, g.out_w);
   if (sp.color.hsv.on) apply_random_hsv(plan.k(), sp.color.hsv, w.rows.data(), g.out_h, g.out_w);
+  if (!s.px_ops.empty()) {
+    // The sequence ops follow grayscale conversion (the order rules put them after it): the luma
+    // goes into every channel first, and the output's luma of three equal channels is that level.
+    if (to_gray || plan.out.color == Color::kGray) {
+      for (int y = 0; y < g.out_h; ++y) rgbx_to_gray_row(w.rows[y], g.out_w);
+    }
+    run_sequence(plan, sp.seq, w.rows.data(), g.out_h, g.out_w, &w.aug);
+  }
   if (plan.out.color == Color::kYCbCr)
     for (int y = 0; y < g.out_h; ++y) rgb_to_ycbcr_row(w.rows[y], g.out_w);
   // Phase 2: the table (the plan's, or one built from this image's histograms), then every row.
-  const PlanSpec& s = plan.spec;
   const uint8_t* lut = sample_table(plan, sp, w);
   if (plan.per_image_table()) {
     w.hist.clear();

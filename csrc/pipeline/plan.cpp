@@ -4,7 +4,71 @@
 #include <cmath>
 #include <string>
 
+#include "kernels/filter.h"
+
 namespace fastprep {
+
+namespace {
+
+// The op sequence and its containers (Note [Op sequence]).
+void validate_sequence(const PlanSpec& s) {
+  auto bad = [](const std::string& m) { throw Error(ErrorKind::kInvalid, m); };
+  const size_t n = s.px_ops.size(), ng = s.group_kind.size();
+  if (n > static_cast<size_t>(kMaxPixOps)) bad("at most " + std::to_string(kMaxPixOps) + " sequence ops per Compose");
+  if (ng > static_cast<size_t>(kMaxGroups)) bad("at most " + std::to_string(kMaxGroups) + " containers per Compose");
+  if (s.px_args.size() != n * kPixArgs || s.px_group.size() != n || s.px_member.size() != n)
+    bad("px_args (kPixArgs per op), px_group and px_member must match px_ops");
+  if (s.group_members.size() != ng) bad("group_members must have one entry per container");
+  size_t weights = 0;
+  for (size_t g = 0; g < ng; ++g) {
+    if (s.group_kind[g] < 0 || s.group_kind[g] > 2) bad("container kind must be 0, 1 or 2");
+    if (s.group_members[g] < 1 || s.group_members[g] > kMaxMembers)
+      bad("a container holds 1 to " + std::to_string(kMaxMembers) + " members");
+    weights += s.group_kind[g] == 0 ? 1 : (s.group_kind[g] == 1 ? s.group_members[g] : 0);
+  }
+  if (s.group_p.size() != weights) bad("group_p must hold RandomApply's p and RandomChoice's weights");
+  for (double p : s.group_p)
+    if (!(p >= 0.0 && p <= 1e300)) bad("container probabilities and weights must be finite and >= 0");
+  for (size_t g = 0, w = 0; g < ng; ++g) {
+    if (s.group_kind[g] == 0 && s.group_p[w] > 1.0) bad("RandomApply p must be in [0, 1]");
+    if (s.group_kind[g] == 1) {
+      double sum = 0.0;
+      for (int m = 0; m < s.group_members[g]; ++m) sum += s.group_p[w + m];
+      if (!(sum > 0.0)) bad("RandomChoice weights must not all be 0");
+    }
+    w += s.group_kind[g] == 0 ? 1 : (s.group_kind[g] == 1 ? s.group_members[g] : 0);
+  }
+  if (s.jitter_group < -1 || s.jitter_group >= static_cast<int>(ng) ||
+      (s.jitter_group >= 0 && s.group_kind[s.jitter_group] != 0))
+    bad("jitter_group must be -1 or a RandomApply container");
+  for (size_t k = 0; k < n; ++k) {
+    if (s.px_ops[k] < 0 || s.px_ops[k] >= kPixOpCount) bad("unknown sequence op code");
+    const int g = s.px_group[k];
+    if (g < -1 || g >= static_cast<int>(ng)) bad("px_group must be -1 or a container index");
+    if (g >= 0 && (s.px_member[k] < 0 || s.px_member[k] >= s.group_members[g])) bad("px_member out of range");
+    if (g >= 0 && s.group_kind[g] == 2)  // RandomOrder reorders a run of consecutive entries
+      for (size_t j = k + 1; j < n; ++j)
+        if (s.px_group[j] == g && s.px_group[j - 1] != g) bad("a RandomOrder container's ops must be consecutive");
+    const double* a = &s.px_args[k * kPixArgs];
+    for (int j = 0; j < kPixArgs; ++j)
+      if (!std::isfinite(a[j])) bad("sequence op arguments must be finite");
+    const PixOp op = static_cast<PixOp>(s.px_ops[k]);
+    if (op != PixOp::kChannelPermutation && op != PixOp::kGaussianBlur && !(a[0] >= 0.0 && a[0] <= 1.0))
+      bad(std::string(pix_op_name(op)) + " probability must be in [0, 1]");
+    if (op == PixOp::kPosterize && !(a[1] >= 0.0 && a[1] <= 8.0 && a[1] == std::floor(a[1])))
+      bad("posterize bits must be an int in [0, 8]");
+    if (op == PixOp::kSharpness && !(a[1] >= 0.0)) bad("sharpness factor must be >= 0");
+    if (op == PixOp::kGaussianBlur) {
+      for (int j = 0; j < 2; ++j)
+        if (!(a[j] >= 1 && a[j] <= kMaxBlurKernel && a[j] == std::floor(a[j]) && static_cast<int>(a[j]) % 2 == 1))
+          bad("GaussianBlur kernel sizes must be odd ints in [1, " + std::to_string(kMaxBlurKernel) + "]");
+      if (!(a[2] > 0.0 && a[2] <= a[3])) bad("GaussianBlur sigma must satisfy 0 < lo <= hi");
+    }
+  }
+  if (n && (s.color == Color::kYCbCr)) bad("sequence ops cannot be combined with YCbCr output");
+}
+
+}  // namespace
 
 void validate(const PlanSpec& s) {
   auto bad = [](const std::string& m) { throw Error(ErrorKind::kInvalid, m); };
@@ -89,6 +153,7 @@ void validate(const PlanSpec& s) {
     if (!interp_ok(s.aug_interp)) bad("augmentation interpolation must be nearest or bilinear");
     if (!fill_ok(s.aug_fill)) bad("augmentation fill must be levels in [0, 255]");
   }
+  validate_sequence(s);
   if (!(s.lighting_std >= 0.0 && std::isfinite(s.lighting_std))) bad("Lighting alphastd must be finite and >= 0");
   if (s.lighting_std > 0.0 && s.norm_mode != NormMode::kTable && s.norm_mode != NormMode::kWhiten)
     bad("Lighting cannot be combined with a per-image normalisation");
@@ -225,6 +290,77 @@ void random_resized_crop_box(const PlanSpec& s, int h, int w, Rng& rng, int box[
   box[2] = ch;
   box[3] = cw;
 }
+
+namespace {
+
+constexpr uint64_t kStreamStep = 0x9e3779b97f4a7c15ull;
+
+// Note [Op sequence]: the containers' picks, then each op's own draws.
+void draw_sequence(const PlanSpec& s, const RunKey& key, SequenceParams* q) {
+  const int ng = static_cast<int>(s.group_kind.size());
+  for (int g = 0, w = 0; g < ng; ++g) {
+    Rng rng(key.seed, key.epoch, key.index, streams::kContainer + static_cast<uint64_t>(g) * kStreamStep);
+    const int m = s.group_members[g];
+    switch (s.group_kind[g]) {
+      case 0: {
+        const double p = s.group_p[w++];
+        q->group[g] = p >= 1.0 ? 1 : (p > 0.0 && rng.uniform() < p);
+        break;
+      }
+      case 1: {
+        double sum = 0.0;
+        for (int k = 0; k < m; ++k) sum += s.group_p[w + k];
+        const double u = rng.uniform() * sum;
+        int pick = 0;
+        double acc = s.group_p[w];
+        while (pick + 1 < m && !(u < acc)) acc += s.group_p[w + ++pick];
+        while (pick > 0 && s.group_p[w + pick] == 0.0) --pick;  // never a zero-weight member
+        q->group[g] = static_cast<int8_t>(pick);
+        w += m;
+        break;
+      }
+      default: {
+        int8_t* o = q->order[g];
+        for (int k = 0; k < m; ++k) o[k] = static_cast<int8_t>(k);
+        for (int k = m - 1; k > 0; --k) std::swap(o[k], o[rng.randint(0, k + 1)]);
+        q->group[g] = 1;
+      }
+    }
+  }
+  const int n = static_cast<int>(s.px_ops.size());
+  q->n = n;
+  int seen[kPixOpCount] = {};
+  for (int k = 0; k < n; ++k) {
+    const PixOp op = static_cast<PixOp>(s.px_ops[k]);
+    const double* a = &s.px_args[static_cast<size_t>(k) * kPixArgs];
+    Rng rng(key.seed, key.epoch, key.index,
+            stream_id(pix_op_name(op)) + static_cast<uint64_t>(seen[static_cast<int>(op)]++) * kStreamStep);
+    PixDraw& d = q->op[k];
+    switch (op) {
+      case PixOp::kChannelPermutation: {  // torch.randperm(3) as a Fisher-Yates shuffle
+        int perm[3] = {0, 1, 2};
+        for (int j = 2; j > 0; --j) std::swap(perm[j], perm[rng.randint(0, j + 1)]);
+        for (int j = 0; j < 3; ++j) d.v[j] = static_cast<float>(perm[j]);
+        d.on = true;
+        break;
+      }
+      case PixOp::kGaussianBlur:  // torch.empty(1).uniform_(lo, hi): a float32 sigma
+        d.v[0] = static_cast<float>(a[2] == a[3] ? a[2] : rng.uniform(a[2], a[3]));
+        d.on = true;
+        break;
+      default:  // the ops applied with probability p = a[0]
+        d.on = a[0] >= 1.0 || (a[0] > 0.0 && rng.uniform() < a[0]);
+    }
+    const int g = s.px_group[k];
+    if (g >= 0) {
+      const int kind = s.group_kind[g];
+      if (kind == 0 && !q->group[g]) d.on = false;
+      if (kind == 1 && q->group[g] != s.px_member[k]) d.on = false;
+    }
+  }
+}
+
+}  // namespace
 
 SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& key) {
   if (src_h <= 0 || src_w <= 0) throw Error(ErrorKind::kInvalid, "image has no pixels");
@@ -367,6 +503,7 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
     p.color.hsv.on = true;
     for (int k = 0; k < 3; ++k) p.color.hsv.gain[k] = static_cast<float>(rng.uniform(-1.0, 1.0) * s.hsv_gain[k]);
   }
+  if (!s.px_ops.empty() || !s.group_kind.empty()) draw_sequence(s, key, &p.seq);
   if (s.jitter_mask) {
     // torchvision's ColorJitter: a random order of the four ops (randperm), then each enabled
     // factor uniform in its range, in the order brightness, contrast, saturation, hue.
@@ -379,6 +516,7 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
     const double hi[4] = {s.brightness_hi, s.contrast_hi, s.saturation_hi, s.hue_hi};
     for (int k = 0; k < 4; ++k)
       if (j.mask >> k & 1) j.factor[k] = static_cast<float>(rng.uniform(lo[k], hi[k]));
+    if (s.jitter_group >= 0 && !p.seq.group[s.jitter_group]) j.mask = 0;  // its RandomApply did not apply
   }
   return p;
 }

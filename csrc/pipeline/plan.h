@@ -17,6 +17,7 @@
 #include "core/common.h"
 #include "kernels/dispatch.h"
 #include "kernels/output.h"
+#include "kernels/pixel_ops.h"
 
 namespace fastprep {
 
@@ -87,6 +88,15 @@ using DoubleVec = std::vector<double>;
   X(Interp, aug_interp, Interp::kNearest, "policy's geometric ops: nearest or bilinear")             \
   X(bool, aug_fill_on, false, "policy's fill given (false: fill=None, zeros)")                       \
   X(Float3, aug_fill, (Float3{0.f, 0.f, 0.f}), "policy's fill per channel (levels)")                 \
+  /* The uint8 op sequence and its containers (Note [Op sequence]). */                               \
+  X(IntVec, px_ops, (IntVec{}), "PixOp codes in the Compose's order (after the policies and jitter)")  \
+  X(DoubleVec, px_args, (DoubleVec{}), "kPixArgs arguments per entry of px_ops")                     \
+  X(IntVec, px_group, (IntVec{}), "per entry: its container (index into group_kind), -1 none")       \
+  X(IntVec, px_member, (IntVec{}), "per entry: its member index in its container")                   \
+  X(IntVec, group_kind, (IntVec{}), "per container: 0 RandomApply, 1 RandomChoice, 2 RandomOrder")  \
+  X(IntVec, group_members, (IntVec{}), "per container: its number of members")                      \
+  X(DoubleVec, group_p, (DoubleVec{}), "RandomApply: p; RandomChoice: one weight per member, all containers' in a row") \
+  X(int, jitter_group, -1, "the RandomApply container ColorJitter is in (-1: none)")                \
   /* On the float values (after ToTensor, before Normalize). */                                       \
   X(double, lighting_std, 0.0, "Lighting: alpha ~ N(0, lighting_std) per eigenvector (0 = off)")      \
   X(Float3, eigval, (Float3{0.f, 0.f, 0.f}), "Lighting: RGB covariance eigenvalues ([0, 1] scale)")  \
@@ -144,7 +154,8 @@ struct Plan {
   // Per-pixel colour ops (RandomHSV, YCbCr output) use the staged image too: the rows the
   // vertical pass hands over may be the intermediate's own.
   bool needs_stats() const {
-    return per_image_table() || spec.jitter_mask != 0 || hsv() || spec.color == Color::kYCbCr || augments();
+    return per_image_table() || spec.jitter_mask != 0 || hsv() || spec.color == Color::kYCbCr || augments() ||
+           !spec.px_ops.empty();
   }
   // RandomRotation / RandomAffine or a policy: warps and per-image ops on the staged image.
   bool augments() const { return spec.affine_mode != 0 || spec.aug_policy != 0; }
@@ -191,8 +202,17 @@ struct EraseParams {
   uint64_t noise_seed = 0;  // erase_random: the noise stream's key
 };
 
+// What the op sequence and its containers drew (Note [Op sequence]).
+struct SequenceParams {
+  int n = 0;                          // entries of px_ops
+  PixDraw op[kMaxPixOps];             // per entry: applied (its own coin and its container's), values
+  int8_t group[kMaxGroups] = {};      // per container: RandomApply applied (0/1), RandomChoice's pick
+  int8_t order[kMaxGroups][kMaxMembers] = {};  // RandomOrder: the members in the order applied
+};
+
 // Everything one sample draws: plan_sample()'s result.
 struct SampleParams {
+  SequenceParams seq;
   Geometry geom;
   AffineParams affine;   // RandomRotation / RandomAffine
   AugmentParams augment; // the policy's ops and signed magnitudes
@@ -200,6 +220,18 @@ struct SampleParams {
   EraseParams erase;
 };
 
+// Note [Op sequence]
+// The single-purpose uint8 ops (kernels/pixel_ops.h) run in the Compose's order after the fused
+// pass's fixed ones (warps, policies, ColorJitter, RandomHSV, grayscale: the Python order rules
+// refuse those after a sequence op). Each op draws on its own stream, stream_id of its name, the
+// k-th op of one name on that id + k * 0x9e3779b97f4a7c15, so ops never shift each other's draws.
+// Containers (torchvision's RandomApply, RandomChoice, RandomOrder) draw on the stream
+// kContainer + g * 0x9e3779b97f4a7c15 for the g-th container, and only decide which members run
+// (and in which order): a member op draws its own values whether it runs or not, so putting an op
+// in a container, or adding a container, changes no other op's draws. RandomApply draws u < p;
+// RandomChoice a member with probability weight / sum (one uniform, cumulative weights);
+// RandomOrder a Fisher-Yates permutation. ColorJitter may sit in a RandomApply (jitter_group).
+//
 // Note [Random streams]
 // Randomness is a pure function of (seed, epoch, sample index, stream): every random op draws
 // from its own splitmix64 stream, so adding an op (or changing how many numbers one op draws)
@@ -222,6 +254,7 @@ constexpr uint64_t kErase = stream_id("erase");
 constexpr uint64_t kEraseNoise = stream_id("erase_noise");
 constexpr uint64_t kAffine = stream_id("affine");
 constexpr uint64_t kAugment = stream_id("augment");
+constexpr uint64_t kContainer = stream_id("container");
 }  // namespace streams
 
 class Rng {

@@ -103,6 +103,10 @@ struct ParamRecord {
   int8_t aug_n;                      // the policy's ops applied, in order
   int8_t aug_op[kMaxAugOps];         // AugOp codes
   float aug_mag[kMaxAugOps];         // signed magnitudes
+  bool px_on[kMaxPixOps];            // the op sequence: each entry applied (Note [Op sequence])
+  float px_val[kMaxPixOps * 3];      // per entry: its values (GaussianBlur's sigma, a permutation)
+  int8_t group[kMaxGroups];          // per container: RandomApply applied, RandomChoice's pick
+  int8_t group_order[kMaxGroups * kMaxMembers];  // RandomOrder: members in the order applied
   int32_t erase[4];                  // RandomErasing top, left, height, width (-1: nothing erased)
   int32_t src_h, src_w, out_h, out_w;
   int32_t decode_denom, orientation;
@@ -207,6 +211,15 @@ class PyBatch {
         rec.aug_op[k] = static_cast<int8_t>(au.op[k]);
         rec.aug_mag[k] = au.mag[k];
       }
+      const SequenceParams& q = r[i].params.seq;
+      for (int k = 0; k < q.n; ++k) {
+        rec.px_on[k] = q.op[k].on;
+        for (int c = 0; c < 3; ++c) rec.px_val[3 * k + c] = q.op[k].v[c];
+      }
+      for (int g = 0; g < kMaxGroups; ++g) {
+        rec.group[g] = q.group[g];
+        for (int j = 0; j < kMaxMembers; ++j) rec.group_order[g * kMaxMembers + j] = q.order[g][j];
+      }
       const int32_t box[4] = {er.top, er.left, er.height, er.width};
       for (int k = 0; k < 4; ++k) rec.erase[k] = er.on ? box[k] : -1;
       rec.src_h = g.src_h, rec.src_w = g.src_w, rec.out_h = g.out_h, rec.out_w = g.out_w;
@@ -262,7 +275,8 @@ void run_interruptible(PyBatch& b, Engine& e, bool interruptible) {
 
 void register_batch(py::module_& m) {
   PYBIND11_NUMPY_DTYPE(ParamRecord, top, left, height, width, flip, vflip, gray, jitter_mask, jitter_order,
-                       jitter_factor, lighting_alpha, hsv, affine_on, affine, aug_n, aug_op, aug_mag, erase, src_h, src_w,
+                       jitter_factor, lighting_alpha, hsv, affine_on, affine, aug_n, aug_op, aug_mag, px_on, px_val, group,
+                       group_order, erase, src_h, src_w,
                        out_h, out_w, decode_denom, orientation, decoded_pixels, norm_offset, norm_scale);
 
   py::class_<Engine>(m, "Engine")

@@ -14,6 +14,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/output.h"
 #include "pipeline/pipeline.h"
+#include "kernels/filter.h"
 #include "pipeline/plan.h"
 #include "python/register.h"
 
@@ -80,6 +81,15 @@ void register_plan(py::module_& m) {
       .value("linspace_width", AugTable::kLinspaceWidth).value("linspace_height", AugTable::kLinspaceHeight)
       .value("posterize", AugTable::kPosterize);
   m.attr("MAX_AUG_OPS") = kMaxAugOps;
+  {
+    py::enum_<PixOp> e(m, "PixOp", "the uint8 op sequence's op codes, by stream name (csrc/kernels/pixel_ops.h)");
+    for (int k = 0; k < kPixOpCount; ++k) e.value(pix_op_name(static_cast<PixOp>(k)), static_cast<PixOp>(k));
+  }
+  m.attr("PIX_ARGS") = kPixArgs;
+  m.attr("MAX_BLUR_KERNEL") = kMaxBlurKernel;
+  m.attr("MAX_PIX_OPS") = kMaxPixOps;
+  m.attr("MAX_CONTAINERS") = kMaxGroups;
+  m.attr("MAX_MEMBERS") = kMaxMembers;
   // Every PlanSpec field, by name (Note [Plan fields]): no dynamic attributes, so a misspelled
   // field is an AttributeError.
   py::class_<PlanSpec> spec(m, "PlanSpec", "What a Compose compiles to (csrc/pipeline/plan.h, FASTPREP_PLAN_FIELDS).");

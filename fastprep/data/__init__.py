@@ -7,10 +7,10 @@ thread, the buffer ring, resume), reading preprocessed npy shards (_shards), bat
 """
 from ._datasets import IMG_EXTENSIONS, Dataset, LabelError, index_for_job, index_source, warn_skipped
 from ._loader import ErrorLog, Loader
-from ._mix import CutMix, MixUp, RandomChoice, check_mix, mix_batch, mix_key
+from ._mix import CutMix, MixChoice, MixUp, check_mix, mix_batch, mix_key
 from ._samples import sample_paths
 from ._shards import ShardDataset, ShardTruncatedError, is_shard_dir
 
 __all__ = ["IMG_EXTENSIONS", "Dataset", "LabelError", "index_for_job", "index_source", "warn_skipped", "ErrorLog",
-           "Loader", "CutMix", "MixUp", "RandomChoice", "check_mix", "mix_batch", "mix_key", "sample_paths",
+           "Loader", "CutMix", "MixUp", "MixChoice", "check_mix", "mix_batch", "mix_key", "sample_paths",
            "ShardDataset", "ShardTruncatedError", "is_shard_dir"]

@@ -29,6 +29,7 @@ ring is not pinned (page-locked memory is a CUDA allocation) and a ``device="cud
 a RuntimeError saying why, instead of CUDA's bare "initialization error" from the producer thread.
 """
 import atexit
+import collections
 import hashlib
 import numbers
 import os
@@ -43,12 +44,14 @@ import numpy as np
 
 from .. import _core
 from .._checks import check_epoch, check_policy, check_seed, check_threads, fresh_seed
-from .._errors import AllSamplesFailedError, DecodeError, MissingDependencyError
+from .._errors import AllSamplesFailedError, DecodeError, MissingDependencyError, TransformError
 from .._util import default_threads
-from ..transforms import Compose, from_torchvision
+from ..io import display_name
+from ..transforms import Compose, HybridCompose, from_torchvision
 from ._datasets import index_for_job
 from ._mix import check_mix, mix_batch, mix_key
 from ._shards import ShardDataset, is_shard_dir
+from ._tail import TailRunner
 
 _STOP = object()
 _STATE_FORMAT = "fastprep.loader_state.v1"
@@ -286,13 +289,18 @@ class Loader:
             collate_fn it receives the whole batch, already stacked.)
         timeout: seconds to wait for a batch before raising RuntimeError (0 = forever), as
             DataLoader.
+        python_workers: processes that run a :class:`HybridCompose`'s Python remainder (the
+            transforms from_torchvision could not fuse), forked when an epoch starts as
+            DataLoader's workers are, so the remainder never holds the training loop's thread or
+            draws from its random generators (Note [Python remainder]); default: ``threads``.
+            0 runs it on the consumer's thread in ``next()``.
         persistent_workers: accepted for DataLoader compatibility; fastprep's threads always
             persist for the loader's lifetime.
         worker_init_fn: accepted for DataLoader compatibility and never called: fastprep's
             workers are native threads that run no Python (randomness is keyed by (seed, epoch,
             index), so no per-worker seeding is needed). Passing one warns once.
         mix: batch mixing, ``fp.MixUp(alpha)``, ``fp.CutMix(alpha)`` or
-            ``fp.RandomChoice([...])`` of them (torchvision v2's semantics), applied natively in
+            ``fp.MixChoice([...])`` of them (torchvision v2's semantics), applied natively in
             place on each batch before it is handed out; the loop then gets float32 targets
             (N, num_classes) instead of integer labels. Draws are keyed by (seed, epoch, rank,
             batch index); ``batch_params()`` returns the last batch's.
@@ -326,14 +334,14 @@ class Loader:
                  backend=None, extensions=None, *, num_workers=None, collate_fn=None, timeout=0,
                  persistent_workers=None, worker_init_fn=None, prefetch_factor=None, sampler=None, mix=None,
                  num_classes=None, label_smoothing=0.0, apply_exif_orientation=None, multiprocessing_context=None,
-                 generator=None, pin_memory_device=None, in_order=None, batch_sampler=None):
+                 generator=None, pin_memory_device=None, in_order=None, batch_sampler=None, python_workers=None):
         # What a pickled copy is rebuilt from (__reduce__): the arguments, the seed as drawn.
         self._init_kwargs = dict(
             batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, threads=threads, prefetch=prefetch,
             pin_memory=pin_memory, device=device, rank=rank, world_size=world_size, on_error=on_error,
             backend=backend, extensions=extensions, num_workers=num_workers, collate_fn=collate_fn, timeout=timeout,
             persistent_workers=persistent_workers, prefetch_factor=prefetch_factor, sampler=sampler, mix=mix,
-            num_classes=num_classes, label_smoothing=label_smoothing)
+            num_classes=num_classes, label_smoothing=label_smoothing, python_workers=python_workers)
 
         # ---- arguments first: a bad one fails before any indexing work ----------------------
         self.batch_size = _positive_int(batch_size, "batch_size")
@@ -388,6 +396,10 @@ class Loader:
                              "batch_size, or give the Loader the batches' order through sampler")
         self.collate_fn = collate_fn
         self.timeout = float(timeout)
+        if python_workers is not None and (isinstance(python_workers, bool) or not isinstance(python_workers, int)
+                                           or python_workers < 0):
+            raise ValueError(f"python_workers must be an int >= 0, got {python_workers!r}")
+        self.python_workers = python_workers
         self.persistent_workers = persistent_workers
         self.sampler = sampler
         self.shuffle = bool(shuffle)
@@ -402,6 +414,7 @@ class Loader:
         else:
             self.dataset = index_for_job(source, extensions=extensions, on_error=self.on_error)
         self._decoded = isinstance(self.dataset, ShardDataset)
+        self.hybrid = None  # a HybridCompose transform: its remainder runs after the fused pass
         if self._decoded:
             if transform is not None:
                 raise ValueError("a preprocessed source is already transformed: pass transform=None")
@@ -411,11 +424,16 @@ class Loader:
         else:
             if transform is None:
                 raise ValueError("transform is required (e.g. fp.Compose([...]))")
-            if not isinstance(transform, Compose):
+            if not isinstance(transform, (Compose, HybridCompose)):
                 exif = {} if apply_exif_orientation is None else {"apply_exif_orientation": apply_exif_orientation}
                 transform = from_torchvision(transform, **exif)
             elif apply_exif_orientation is not None and bool(apply_exif_orientation) != transform.apply_exif_orientation:
                 transform = transform.with_options(apply_exif_orientation=bool(apply_exif_orientation))
+            if isinstance(transform, HybridCompose):
+                # The fused prefix fills the ring; the remainder runs in worker processes (Note
+                # [Python remainder] in fastprep/transforms/_hybrid.py).
+                self.hybrid = transform
+                transform = transform.fused
             if transform.output_size is None:
                 raise ValueError("the transform's output size depends on the image: add CenterCrop or use "
                                  "Resize((h, w)) so batches have one shape")
@@ -480,7 +498,7 @@ class Loader:
         with the seed it drew, and resumes at its position (``state_dict``); threads, buffers and
         native state are never pickled."""
         kwargs = dict(self._init_kwargs, seed=self.seed)
-        return (_rebuild_loader, (self.dataset, self.transform, kwargs, self.state_dict()))
+        return (_rebuild_loader, (self.dataset, self.hybrid or self.transform, kwargs, self.state_dict()))
 
     # ---- dataset views ---------------------------------------------------------------------
     @property
@@ -697,6 +715,12 @@ class _Producer:
         self.queue = queue.Queue(maxsize=loader.prefetch)
         self.stop = threading.Event()
         self.cancel = _core.CancelToken()  # stops a running native batch between samples
+        self.keys = np.zeros(loader.batch_size, np.int64)  # the sample index at each slot position
+        self.inflight = collections.deque()  # batches in the Python remainder, oldest first
+        self.tail = None
+        if loader.hybrid is not None:  # forked here, on the consumer's thread, before our thread starts
+            workers = loader.threads if loader.python_workers is None else loader.python_workers
+            self.tail = TailRunner(loader.hybrid, workers)
         self.thread = threading.Thread(target=self._run, name="fastprep-loader", daemon=True)
         self.pid = os.getpid()
         _LIVE.add(self)
@@ -740,10 +764,25 @@ class _Producer:
                 if err is not None and not self._put(err):
                     return
                 continue
+            if self.tail is not None:
+                # The remainder gets copies, so the slot is free for the next fused batch at once.
+                images, labels = slot.array[:filled].copy(), slot.labels[:filled].copy()
+                keys = self.keys[:filled].copy()
+                slot.busy = False
+                self.inflight.append((self.tail.submit(images, keys, L.seed, self.epoch), labels, keys,
+                                      self.batch_index, (self.epoch, cursor, self.batch_index + 1)))
+                self.batch_index += 1
+                while len(self.inflight) > L.prefetch:
+                    if not self._put_tail():
+                        return
+                continue
             if not self._put(self._publish(slot, filled) + ((self.epoch, cursor, self.batch_index + 1),)):
                 return
             self.batch_index += 1
             self.handed_out += 1
+        while self.inflight and not self.stop.is_set():
+            if not self._put_tail():
+                return
         if (not self.stop.is_set() and self.handed_out == 0 and self.failures and L.on_error == "skip"
                 and cursor >= n):
             # Every sample of the epoch failed: an empty epoch would pass for a finished one.
@@ -751,6 +790,54 @@ class _Producer:
             raise AllSamplesFailedError(
                 f"epoch {self.epoch}", f"every sample failed under on_error='skip' ({self.failures} failures, "
                 f"{len(order)} samples); the first: {e}")
+
+    def _put_tail(self):
+        """Hands out the oldest batch in the remainder (the consumer runs it with workers=0)."""
+        pending, labels, keys, batch, position = self.inflight.popleft()
+        if self.tail.inline:
+            item = (_InlineBatch(self, pending, labels, keys, batch),)
+        else:
+            try:
+                out = pending.get(self.stop)
+            except TransformError as e:  # name the file: the worker knows only the index
+                raise TransformError(self._name(e.index), e.reason, e.index) from None
+            if out is None:
+                return False
+            item = self._publish_tail(out, labels, batch)
+        self.handed_out += 1
+        return self._put(item + (position,))
+
+    def _name(self, index):
+        items = self.loader.dataset.items
+        return display_name(items[index], index) if index is not None and 0 <= index < len(items) else "?"
+
+    def _publish_tail(self, out, labels, batch):
+        """A batch out of the remainder, as _publish hands out a fused one (mixed, on the device)."""
+        L = self.loader
+        torch = L._torch
+        params = None
+        n = len(labels)
+        if L.mix is not None:
+            arr = out.numpy() if torch is not None and isinstance(out, torch.Tensor) else out
+            if not (isinstance(arr, np.ndarray) and arr.ndim == 4 and arr.dtype == np.float32):
+                raise TypeError("mix= needs the transform to give float32 (N, C, H, W) batches; the Python remainder "
+                                f"gave {type(out).__name__}")
+            rng = np.random.default_rng(mix_key(L.seed, self.epoch, L.rank, batch))
+            labels, params = mix_batch(arr, labels, L.mix, L.num_classes, L.label_smoothing, "CHW", rng)
+            params["batch"] = batch
+        L._stats["images"] += n
+        L._stats["batches"] += 1
+        if L.backend == "numpy":
+            if torch is not None and isinstance(out, torch.Tensor):
+                out = out.numpy()
+            return out, labels, None, params
+        if isinstance(out, np.ndarray):
+            out = torch.from_numpy(out)
+        labels = torch.from_numpy(labels)
+        if L.device is not None:
+            out = out.to(L.device) if isinstance(out, torch.Tensor) else [o.to(L.device) for o in out]
+            labels = labels.to(L.device)
+        return out, labels, None, params
 
     def _fill(self, slot, picks, cursor):
         """Writes picks (int64 array) into the slot. Returns (count, exception or None, cursor)."""
@@ -802,6 +889,7 @@ class _Producer:
                 if dst != src:
                     slot.array[dst] = slot.array[src]
                     slot.labels[dst] = slot.labels[src]
+                    self.keys[dst] = self.keys[src]
             count = len(good)
         return count, None, cursor
 
@@ -809,6 +897,7 @@ class _Producer:
         """Runs picks into slot positions; returns {position: DecodeError}."""
         L = self.loader
         slot.labels[positions] = L.dataset.labels[picks]
+        self.keys[positions] = picks
         if L._decoded:
             L.dataset.read(picks, out=slot.array, positions=positions)
             return {}
@@ -853,6 +942,8 @@ class _Producer:
             return  # a forked child's copy: the thread and the queue's lock belong to the parent
         self.stop.set()
         self.cancel.cancel()
+        if self.tail is not None:
+            self.tail.close()
         try:
             while True:
                 self.queue.get_nowait()
@@ -860,6 +951,21 @@ class _Producer:
             pass
         if self.thread is not threading.current_thread() and self.thread.ident is not None:
             self.thread.join(timeout=60)
+
+
+class _InlineBatch:
+    """A batch whose Python remainder runs on the consumer's thread (python_workers=0)."""
+
+    def __init__(self, producer, pending, labels, keys, batch):
+        self.producer, self.pending, self.labels, self.keys, self.batch = producer, pending, labels, keys, batch
+
+    def run(self):
+        p = self.producer
+        try:
+            out = self.pending.get()
+        except TransformError as e:
+            raise TransformError(p._name(e.index), e.reason, e.index) from None
+        return p._publish_tail(out, self.labels, self.batch)
 
 
 class _Iterator:
@@ -905,6 +1011,8 @@ class _Iterator:
                 self._done = True
                 self.close()
             raise item
+        if isinstance(item[0], _InlineBatch):
+            item = item[0].run() + (item[1],)
         images, labels, ev, L._batch_params, L._position = item
         if ev is not None:
             torch = L._torch

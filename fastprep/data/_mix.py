@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _core
 
-__all__ = ["MixUp", "CutMix", "RandomChoice"]
+__all__ = ["MixUp", "CutMix", "MixChoice"]
 
 
 def _alpha(alpha, what):
@@ -20,6 +20,8 @@ def _alpha(alpha, what):
 
 
 class _Mix:
+    batch_mix = True  # what fp.RandomChoice recognises (a list of these is the old MixChoice name)
+
     def __repr__(self):
         return f"{type(self).__name__}(alpha={self.alpha!r})"
 
@@ -61,24 +63,26 @@ class CutMix(_Mix):
         return "CutMix", lam_adjusted, (x1, y1, x2, y2)
 
 
-class RandomChoice:
-    """One of the given mixes per batch, with probabilities p (default: uniform)."""
+class MixChoice:
+    """One of the given mixes per batch, with probabilities p (default: uniform). (Named
+    RandomChoice before fastprep 0.3: ``fp.RandomChoice([MixUp, CutMix])`` still works, with a
+    FutureWarning.)"""
 
     def __init__(self, transforms, p=None):
         transforms = list(transforms)
         if not transforms or not all(isinstance(t, _Mix) for t in transforms):
-            raise ValueError("fastprep.RandomChoice takes a non-empty list of fp.MixUp / fp.CutMix (batch mixing; "
-                             "per-sample random choices of image ops are not supported)")
+            raise ValueError("fastprep.MixChoice takes a non-empty list of fp.MixUp / fp.CutMix (batch mixing; "
+                             "for a per-sample choice of image ops use fp.RandomChoice)")
         if p is None:
             p = [1.0] * len(transforms)
         p = [float(x) for x in p]
         if len(p) != len(transforms) or any(not (x >= 0 and math.isfinite(x)) for x in p) or sum(p) <= 0:
-            raise ValueError(f"RandomChoice p must be {len(transforms)} non-negative weights, not all 0, got {p!r}")
+            raise ValueError(f"MixChoice p must be {len(transforms)} non-negative weights, not all 0, got {p!r}")
         self.transforms = transforms
         self.p = [x / sum(p) for x in p]
 
     def __repr__(self):
-        return f"RandomChoice({self.transforms!r}, p={self.p!r})"
+        return f"MixChoice({self.transforms!r}, p={self.p!r})"
 
     def draw(self, rng, h, w):
         k = int(rng.choice(len(self.transforms), p=self.p))
@@ -91,14 +95,16 @@ def check_mix(mix, num_classes, label_smoothing, dtype):
         if num_classes is not None or label_smoothing:
             raise ValueError("num_classes= and label_smoothing= are for batch mixing: pass mix= too")
         return None, None, 0.0
-    if not isinstance(mix, (_Mix, RandomChoice)):
-        raise TypeError(f"mix must be fp.MixUp, fp.CutMix or fp.RandomChoice([...]) of them, got {mix!r}")
+    if getattr(mix, "holds_mixes", False):  # fp.RandomChoice of batch mixes: fastprep 0.2's name
+        mix = MixChoice(mix.mixes, mix.p)
+    if not isinstance(mix, (_Mix, MixChoice)):
+        raise TypeError(f"mix must be fp.MixUp, fp.CutMix or fp.MixChoice([...]) of them, got {mix!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
         raise ValueError(f"mix= needs num_classes, a positive int (targets are one-hot rows), got {num_classes!r}")
     ls = label_smoothing
     if isinstance(ls, bool) or not isinstance(ls, numbers.Real) or not 0.0 <= ls < 1.0:
         raise ValueError(f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}")
-    mixes = mix.transforms if isinstance(mix, RandomChoice) else [mix]
+    mixes = mix.transforms if isinstance(mix, MixChoice) else [mix]
     if any(isinstance(m, MixUp) for m in mixes) and np.dtype(dtype) != np.float32:
         raise ValueError(f"MixUp blends float32 batches (torchvision's MixUp needs float images); this transform "
                          f"outputs {np.dtype(dtype).name}: use dtype='float32' (CutMix works on any dtype)")
@@ -134,3 +140,6 @@ def mix_batch(images, labels, mix, num_classes, label_smoothing, layout, rng):
     # torchvision's _mixup_label: label.roll(1, 0).mul_(1 - lam).add_(label.mul(lam)), in float32
     targets = np.roll(y, 1, axis=0) * np.float32(1.0 - lam) + y * np.float32(lam)
     return targets.astype(np.float32, copy=False), {"mix": name, "lam": lam, "box": box}
+
+
+RandomChoice = MixChoice  # the 0.2 name, kept so that pickles made by fastprep 0.2 load

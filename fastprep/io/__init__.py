@@ -13,7 +13,7 @@ from ._files import MAX_FILE_BYTES, open_regular, path_str, read_file, read_memb
 from ._formats import (INDEX_FORMATS, VERSION, FormatError, JpegIndex, RunRecord, ShardEntry, ShardIndex, ShardMeta,
                        StatsRecord, TarIndex, check_version, load_json, read_index)
 from ._items import display_name
-from ._pillow import decode, decode_oriented, pillow_available, sniff
+from ._pillow import decode, decode_oriented, pillow_available, pillow_image, sniff
 from ._tar import (TarFormatError, TarMember, expand_braces, expand_shards, index_shard, index_tars, scan_shard,
                    tar_source)
 
@@ -24,6 +24,6 @@ __all__ = [
     "remove_quietly", "write_error", "MAX_FILE_BYTES", "open_regular", "path_str", "read_file", "read_member",
     "INDEX_FORMATS", "VERSION", "FormatError", "JpegIndex", "RunRecord", "ShardEntry", "ShardIndex", "ShardMeta",
     "StatsRecord", "TarIndex", "check_version", "load_json", "read_index", "display_name", "decode",
-    "decode_oriented", "pillow_available", "sniff", "TarFormatError", "TarMember", "expand_braces", "expand_shards",
+    "decode_oriented", "pillow_available", "pillow_image", "sniff", "TarFormatError", "TarMember", "expand_braces", "expand_shards",
     "index_shard", "index_tars", "scan_shard", "tar_source",
 ]

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from .._errors import DecodeError, ImageTooLargeError, UnsupportedImageError
+from .._errors import DecodeError, ImageTooLargeError, MissingDependencyError, UnsupportedImageError
 from ._files import read_file, read_member
 from ._tar import TarMember
 
@@ -69,6 +69,15 @@ def _pil():
 
 def pillow_available():
     return _pil()[0] is not None
+
+
+def pillow_image(arr):
+    """An HxWx3 (or HxW) uint8 array as a PIL image ("RGB" or "L"), for transforms that take PIL."""
+    Image = _pil()[0]
+    if Image is None:
+        raise MissingDependencyError("this transform takes PIL images: pip install pillow")
+    arr = np.ascontiguousarray(arr)
+    return Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
 
 
 def decode(item, source, max_pixels, apply_exif_orientation=False):

@@ -2,8 +2,10 @@
 
 The ops by kind, as torchvision's transforms/v2 keeps them: _geometry (Resize, CenterCrop,
 RandomResizedCrop, the flips, RandomRotation, RandomAffine), _color (Grayscale, RandomGrayscale,
-ColorJitter, RandomHSV), _auto_augment (RandAugment, TrivialAugmentWide, AutoAugment), _misc
-(ToTensor, Normalize, Lighting, RandomErasing); the registry they join (_op: Op, Stage,
+ColorJitter, RandomHSV, and the op sequence's RandomSolarize, RandomPosterize, RandomEqualize,
+RandomAutocontrast, RandomInvert, RandomAdjustSharpness, RandomChannelPermutation), _auto_augment
+(RandAugment, TrivialAugmentWide, AutoAugment), _misc (GaussianBlur, ToTensor, Normalize,
+Lighting, RandomErasing), _container (RandomApply, RandomChoice, RandomOrder over fusable ops); the registry they join (_op: Op, Stage,
 register_op, the order rules, op_table); Compose, which compiles them into one native plan
 (_compose, with its output pool _pool); and from_torchvision (_torchvision). A new op is one class
 in the module of its kind (ARCHITECTURE.md, "What a new op touches").
@@ -14,18 +16,24 @@ from ._args import InterpolationMode
 # Registration order is the op table's order: geometry, colour, augmentation, then the float stages.
 from ._geometry import (CenterCrop, RandomAffine, RandomHorizontalFlip, RandomResizedCrop, RandomRotation,
                         RandomVerticalFlip, Resize)
-from ._color import ColorJitter, Grayscale, RandomGrayscale, RandomHSV
+from ._color import (ColorJitter, Grayscale, RandomAdjustSharpness, RandomAutocontrast, RandomChannelPermutation,
+                     RandomEqualize, RandomGrayscale, RandomHSV, RandomInvert, RandomPosterize, RandomSolarize)
 from ._auto_augment import AA_POLICIES, AutoAugment, RandAugment, TrivialAugmentWide
-from ._misc import IMAGENET_EIGVAL, IMAGENET_EIGVEC, PRESETS, Lighting, Normalize, RandomErasing, ToTensor, check_table
+from ._misc import (IMAGENET_EIGVAL, IMAGENET_EIGVEC, PRESETS, GaussianBlur, Lighting, Normalize, RandomErasing,
+                    ToTensor, check_table)
+from ._container import RandomApply, RandomChoice, RandomOrder, is_container
 from ._compose import DEFAULT_MAX_PIXELS, Compose, rebuild_compose
 from ._pool import OutputPool
+from ._hybrid import HybridCompose
 from ._torchvision import from_torchvision, torchvision_name
 
 __all__ = [
     "Op", "Stage", "register_op", "registered_ops", "op_table", "converter_for", "target_name", "CompileContext",
     "OutputOptions", "check_order", "InterpolationMode", "Resize", "CenterCrop", "RandomResizedCrop",
     "RandomHorizontalFlip", "RandomVerticalFlip", "RandomRotation", "RandomAffine", "Grayscale", "RandomGrayscale",
-    "ColorJitter", "RandomHSV", "RandAugment", "TrivialAugmentWide", "AutoAugment", "AA_POLICIES", "ToTensor",
+    "ColorJitter", "RandomHSV", "RandomSolarize", "RandomPosterize", "RandomEqualize", "RandomAutocontrast",
+    "RandomInvert", "RandomAdjustSharpness", "RandomChannelPermutation", "GaussianBlur", "RandomApply",
+    "RandomChoice", "RandomOrder", "is_container", "RandAugment", "TrivialAugmentWide", "AutoAugment", "AA_POLICIES", "ToTensor",
     "Normalize", "Lighting", "RandomErasing", "PRESETS", "IMAGENET_EIGVAL", "IMAGENET_EIGVEC", "check_table",
-    "Compose", "DEFAULT_MAX_PIXELS", "rebuild_compose", "OutputPool", "from_torchvision", "torchvision_name",
+    "Compose", "DEFAULT_MAX_PIXELS", "rebuild_compose", "OutputPool", "from_torchvision", "torchvision_name", "HybridCompose",
 ]

@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from .. import _core
-from ._op import Op
+from ._op import Op, Stage
 
 F32_MAX = float(np.finfo(np.float32).max)
 
@@ -93,6 +93,32 @@ class ProbOp(Op):
     def from_torchvision(cls, op, state):
         return [cls(op.p)]
 
+
+
+class SequenceOp(Op):
+    """An op of the uint8 op sequence (csrc/kernels/pixel_ops.h): applied in the Compose's order
+    after the warps, policies, colour jitter and grayscale conversion, each on its own random
+    stream (Note [Op sequence] in csrc/pipeline/plan.h). Subclasses set ``code`` (the PixOp
+    name), ``key`` (its name in the params) and :meth:`args`."""
+
+    stage = Stage.UINT8
+    sequence = True
+    code = None
+    key = None
+
+    def args(self):
+        """The op's native arguments (kPixArgs at most)."""
+        return [self.p]
+
+    def compile(self, spec, ctx):
+        ctx.add_px(self, self.code, self.args())
+
+    def slot_params(self, rec, slot):
+        return {self.key: bool(rec["px_on"][slot])}
+
+
+class RandomSequenceOp(SequenceOp, ProbOp):
+    """A sequence op applied with probability ``p``."""
 
 
 AFFINE_OPS = ("RandomRotation", "RandomAffine")

@@ -1,11 +1,13 @@
 """Colour ops on the uint8 image (the two-phase output stage for those that see the whole image:
-csrc/kernels/color.h): Grayscale, RandomGrayscale, ColorJitter, RandomHSV."""
+csrc/kernels/color.h): Grayscale, RandomGrayscale, ColorJitter, RandomHSV; and the colour ops of
+the uint8 op sequence (csrc/kernels/pixel_ops.h): RandomSolarize, RandomPosterize, RandomEqualize,
+RandomAutocontrast, RandomInvert, RandomAdjustSharpness, RandomChannelPermutation."""
 import math
 import numbers
 
 import numpy as np
 
-from ._args import F32_MAX, ProbOp, range2
+from ._args import F32_MAX, ProbOp, RandomSequenceOp, SequenceOp, range2
 from ._op import Op, Stage, register_op
 
 _GRAY_BOTH = "Grayscale and RandomGrayscale cannot be combined: Grayscale already makes every sample gray"
@@ -116,6 +118,8 @@ class ColorJitter(Op):
                 setattr(spec, f"{name}_lo", rng[0])
                 setattr(spec, f"{name}_hi", rng[1])
         spec.jitter_mask = mask
+        if ctx.inside is not None:  # in a RandomApply (the only container that may hold it)
+            spec.jitter_group = ctx.inside[0]
 
     @classmethod
     def from_torchvision(cls, op, state):
@@ -154,3 +158,125 @@ class RandomHSV(Op):
 
     def sample_params(self, rec):
         return {"hsv": [float(x) for x in rec["hsv"]]}
+
+
+# The uint8 op sequence's colour ops (csrc/kernels/pixel_ops.h), torchvision v2's arithmetic on
+# uint8 tensors (Note [Augment arithmetic] in csrc/kernels/augment.h), each applied in the
+# Compose's order with probability p.
+
+
+@register_op
+class RandomSolarize(RandomSequenceOp):
+    """With probability p, inverts every level >= threshold (torchvision's RandomSolarize; the
+    threshold in levels, as on uint8 images and PIL)."""
+
+    torchvision = ("RandomSolarize",)
+    code, key = "solarize", "solarize"
+    params = ("solarize",)
+
+    def __init__(self, threshold, p=0.5):
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 <= threshold <= 255:
+            raise ValueError(f"RandomSolarize threshold must be a level in [0, 255], got {threshold!r}")
+        self.threshold = float(threshold)
+        super().__init__(p)
+
+    def args(self):
+        return [self.p, self.threshold]
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(op.threshold, op.p)]
+
+
+@register_op
+class RandomPosterize(RandomSequenceOp):
+    """With probability p, keeps the top ``bits`` bits of every level (torchvision's RandomPosterize)."""
+
+    torchvision = ("RandomPosterize",)
+    code, key = "posterize", "posterize"
+    params = ("posterize",)
+
+    def __init__(self, bits, p=0.5):
+        if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not 0 <= bits <= 8:
+            raise ValueError(f"RandomPosterize bits must be an int in [0, 8], got {bits!r}")
+        self.bits = int(bits)
+        super().__init__(p)
+
+    def args(self):
+        return [self.p, self.bits]
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(op.bits, op.p)]
+
+
+@register_op
+class RandomEqualize(RandomSequenceOp):
+    """With probability p, equalizes each channel's histogram (torchvision's RandomEqualize: PIL's
+    integer arithmetic)."""
+
+    torchvision = ("RandomEqualize",)
+    code, key = "equalize", "equalize"
+    params = ("equalize",)
+
+
+@register_op
+class RandomAutocontrast(RandomSequenceOp):
+    """With probability p, stretches each channel from its minimum to its maximum level
+    (torchvision's RandomAutocontrast)."""
+
+    torchvision = ("RandomAutocontrast",)
+    code, key = "autocontrast", "autocontrast"
+    params = ("autocontrast",)
+
+
+@register_op
+class RandomInvert(RandomSequenceOp):
+    """With probability p, 255 - level (torchvision's RandomInvert)."""
+
+    torchvision = ("RandomInvert",)
+    code, key = "invert", "invert"
+    params = ("invert",)
+
+
+@register_op
+class RandomAdjustSharpness(RandomSequenceOp):
+    """With probability p, blends with torchvision's 3x3 smoothing filter by sharpness_factor (0
+    blurs, 1 keeps, 2 sharpens; torchvision's RandomAdjustSharpness)."""
+
+    torchvision = ("RandomAdjustSharpness",)
+    code, key = "sharpness", "sharpness"
+    params = ("sharpness",)
+
+    def __init__(self, sharpness_factor, p=0.5):
+        f = sharpness_factor
+        if isinstance(f, bool) or not isinstance(f, numbers.Real) or not 0 <= f <= F32_MAX:
+            raise ValueError(f"RandomAdjustSharpness sharpness_factor must be a number >= 0, got {f!r}")
+        self.sharpness_factor = float(f)
+        super().__init__(p)
+
+    def args(self):
+        return [self.p, self.sharpness_factor]
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(op.sharpness_factor, op.p)]
+
+
+@register_op
+class RandomChannelPermutation(SequenceOp):
+    """Permutes R, G and B randomly per sample (torchvision v2's RandomChannelPermutation)."""
+
+    torchvision = ("RandomChannelPermutation",)
+    code, key = "channel_permutation", "channel_permutation"
+    params = ("channel_permutation",)
+
+    def args(self):
+        return []
+
+    def check_output(self, out):
+        if out.channels != 3 or out.color not in ("RGB", "BGR"):
+            raise ValueError("RandomChannelPermutation needs an RGB or BGR output")
+
+    def slot_params(self, rec, slot):
+        return {self.key: tuple(int(v) for v in rec["px_val"][3 * slot:3 * slot + 3])}

@@ -17,7 +17,7 @@ from .._checks import (check_epoch, check_indices, check_items, check_max_pixels
                       check_threads, fresh_seed, is_pil_image, is_torch_tensor)
 from .._errors import DecodeError, MissingDependencyError, error_for_kind
 from .._util import default_threads
-from ._op import CompileContext, Op, OutputOptions, check_order
+from ._op import CompileContext, Op, OutputOptions, check_order, flatten
 from ._pool import OutputPool
 
 __all__ = ["Compose", "DEFAULT_MAX_PIXELS"]
@@ -42,6 +42,7 @@ def _compile(transforms, exact, dtype, layout, color, simd, max_pixels, strict):
         op.check(ctx)
         op.compile(spec, ctx)
         ctx.ops.append(op)
+    ctx.finish(spec)
     spec.interp = getattr(_core.Interp, ctx.interp or "bilinear")
     norm = ctx.norm
 
@@ -83,7 +84,7 @@ def _compile(transforms, exact, dtype, layout, color, simd, max_pixels, strict):
         if not isinstance(simd, str):
             raise ValueError(f"simd must be a level name (scalar, sse41, avx2, neon or auto), got {simd!r}")
         spec.simd = _core.parse_simd(simd)
-    return spec, dtype, layout, color
+    return spec, dtype, layout, color, ctx.slots
 
 
 def _check_output_size(plan, max_pixels):
@@ -143,8 +144,8 @@ class Compose:
         if backend == "torch":
             _torch()
         self.backend = backend
-        spec, self.dtype, self.layout, self.color = _compile(self.transforms, exact, dtype, layout, color, simd,
-                                                            max_pixels, strict)
+        spec, self.dtype, self.layout, self.color, self._slots = _compile(self.transforms, exact, dtype, layout,
+                                                                          color, simd, max_pixels, strict)
         spec.allow_truncated = self.allow_truncated = bool(allow_truncated)
         self.strict = bool(strict)
         if not isinstance(apply_exif_orientation, (bool, np.bool_)):
@@ -470,8 +471,12 @@ class Compose:
                  "source_size": (int(r["src_h"]), int(r["src_w"])),
                  "decode_scale": 1.0 / max(int(r["decode_denom"]), 1), "orientation": int(r["orientation"]),
                  "decoded_pixels": int(r["decoded_pixels"])}
-            for op in self.transforms:
-                d.update(op.sample_params(r))
+            for op in flatten(self.transforms):
+                slot = self._slots.get(id(op))
+                if getattr(op, "members", None) is not None:
+                    d.setdefault("containers", []).append(op.draw(r, slot))
+                else:
+                    d.update(op.slot_params(r, slot))
             out.append(d)
         return out
 

@@ -252,4 +252,6 @@ class RandomAffine(_Warp):
 _FLIP_AFTER_WARP = {n: "{name} after {prev} cannot be fused: flips run in the resampler, before any warp; put "
                        "{name} first" for n in AFFINE_OPS + POLICY_OPS}
 RandomHorizontalFlip.not_after = {**RandomHorizontalFlip.not_after, **_FLIP_AFTER_WARP}
+# The sequence's ops are symmetric (blur, sharpness) or per pixel: a flip commutes with them.
+RandomHorizontalFlip.commutes_with_sequence = RandomVerticalFlip.commutes_with_sequence = True
 RandomVerticalFlip.not_after = {**RandomVerticalFlip.not_after, **_FLIP_AFTER_WARP}

@@ -1,13 +1,54 @@
-"""Ops on the float output: ToTensor (and the container conversions), Lighting, Normalize (per
-channel, per image, whitening) and RandomErasing."""
+"""GaussianBlur (the uint8 op sequence, csrc/kernels/filter.h), and the ops on the float output:
+ToTensor (and the container conversions), Lighting, Normalize (per channel, per image, whitening)
+and RandomErasing."""
 import math
 import numbers
 
 import numpy as np
 
 from .. import _core
-from ._args import F32_MAX, prob, range2
+from ._args import F32_MAX, SequenceOp, prob, range2
 from ._op import Op, Stage, register_op
+
+
+@register_op
+class GaussianBlur(SequenceOp):
+    """Gaussian blur with sigma uniform in [sigma_lo, sigma_hi] per sample, torchvision v2's uint8
+    arithmetic (reflect padding; Note [GaussianBlur arithmetic] in csrc/kernels/filter.h)."""
+
+    torchvision = ("GaussianBlur",)
+    code, key = "gaussian_blur", "gaussian_blur"
+    params = ("gaussian_blur (its sigma)",)
+
+    def __init__(self, kernel_size, sigma=(0.1, 2.0)):
+        ks = kernel_size
+        ks = [ks, ks] if isinstance(ks, numbers.Integral) and not isinstance(ks, bool) else list(ks) \
+            if isinstance(ks, (tuple, list)) and len(ks) in (1, 2) else None
+        if ks is None or not all(isinstance(k, numbers.Integral) and not isinstance(k, bool)
+                                 and 1 <= k <= _core.MAX_BLUR_KERNEL and k % 2 == 1 for k in ks):
+            raise ValueError(f"GaussianBlur kernel_size must be an odd int (or (x, y) of them) in [1, "
+                             f"{int(_core.MAX_BLUR_KERNEL)}], got {kernel_size!r}")
+        self.kernel_size = (int(ks[0]), int(ks[-1]))  # (x, y), as torchvision
+        if isinstance(sigma, numbers.Real) and not isinstance(sigma, bool):
+            lo = hi = float(sigma)
+        elif isinstance(sigma, (tuple, list)) and len(sigma) in (1, 2):
+            lo, hi = range2((sigma[0], sigma[-1]), "GaussianBlur", "sigma")
+        else:
+            raise ValueError(f"GaussianBlur sigma must be a number or (min, max), got {sigma!r}")
+        if not (0.0 < lo <= hi <= F32_MAX):
+            raise ValueError(f"GaussianBlur sigma must satisfy 0 < min <= max, got {sigma!r}")
+        self.sigma = (lo, hi)
+
+    def args(self):
+        return [self.kernel_size[0], self.kernel_size[1], self.sigma[0], self.sigma[1]]
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(tuple(op.kernel_size), tuple(op.sigma))]
+
+    def slot_params(self, rec, slot):
+        return {self.key: float(rec["px_val"][3 * slot]) if rec["px_on"][slot] else None}
+
 
 @register_op
 class ToTensor(Op):

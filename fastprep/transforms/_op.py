@@ -17,7 +17,7 @@ table (:func:`op_table`) all come from here. The random draws themselves happen 
 import enum
 
 __all__ = ["Stage", "Op", "register_op", "registered_ops", "converter_for", "target_name", "op_table",
-           "OutputOptions", "CompileContext", "check_order"]
+           "OutputOptions", "CompileContext", "check_order", "flatten"]
 
 
 class Stage(enum.IntEnum):
@@ -53,6 +53,10 @@ class Op:
     exclusive = {}          # {op name: message} ops this one cannot coexist with, in any order
     unique = True           # at most once per Compose
     params = ()             # per-sample keys this op adds to return_params (documentation)
+    # In the uint8 op sequence (Note [Op sequence] in csrc/pipeline/plan.h): the fixed uint8 ops
+    # (warps, policies, colour) cannot follow such an op unless ``commutes_with_sequence``.
+    sequence = False
+    commutes_with_sequence = False
     # May be written before the geometric ops: the fused result (geometry first) is within the
     # parity tolerance of applying it first (a channel mix commutes with resampling up to rounding).
     may_precede_geometry = False
@@ -78,6 +82,11 @@ class Op:
     def sample_params(self, rec):
         """This op's per-sample draws from one native ParamRecord (a numpy structured scalar)."""
         return {}
+
+    def slot_params(self, rec, slot):
+        """As :meth:`sample_params`, for ops with an entry in the op sequence or the containers
+        (``slot``: its index there, None otherwise)."""
+        return self.sample_params(rec)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items())
@@ -189,15 +198,51 @@ class CompileContext:
         self.interp = None       # interpolation of the resize, if any
         self.want_color = None   # channel order a Normalize preset needs
 
+        # The uint8 op sequence and its containers (Note [Op sequence] in csrc/pipeline/plan.h).
+        self.px = []             # (PixOp code, kPixArgs arguments, container, member)
+        self.containers = []     # (kind, members, weights)
+        self.inside = None       # (container, member) while a container compiles its members
+        self.slots = {}          # id(op) -> its entry in px (sequence ops) or containers
+
     def seen(self, name):
         return any(type(o).__name__ == name for o in self.ops)
+
+    def add_px(self, op, code, args):
+        """Appends ``op`` to the uint8 op sequence (inside the current container, if any)."""
+        from .. import _core
+
+        args = [float(a) for a in args] + [0.0] * (int(_core.PIX_ARGS) - len(args))
+        g, m = self.inside if self.inside is not None else (-1, 0)
+        self.slots[id(op)] = len(self.px)
+        self.px.append((int(getattr(_core.PixOp, code)), args, g, m))
+
+    def finish(self, spec):
+        """Writes the op sequence and its containers onto ``spec``."""
+        if self.px:
+            spec.px_ops = [e[0] for e in self.px]
+            spec.px_args = [a for e in self.px for a in e[1]]
+            spec.px_group = [e[2] for e in self.px]
+            spec.px_member = [e[3] for e in self.px]
+        if self.containers:
+            spec.group_kind = [c[0] for c in self.containers]
+            spec.group_members = [c[1] for c in self.containers]
+            spec.group_p = [w for c in self.containers for w in c[2]]
+
+
+def flatten(ops):
+    """``ops`` with each container (an op with ``members``) followed by its members, in order."""
+    for op in ops:
+        yield op
+        members = getattr(op, "members", None)
+        if isinstance(op, Op) and members is not None:
+            yield from flatten(members)
 
 
 def check_order(ops):
     """Raises ValueError (TypeError for a non-op) when ``ops`` cannot be fused in this order.
     Every rule comes from the ops' stage, not_after, exclusive and unique declarations."""
     done = []
-    for op in ops:
+    for op in flatten(ops):
         if not isinstance(op, Op):
             raise TypeError(f"{op!r} is not a fastprep transform; use fastprep.from_torchvision() for torchvision ops")
         cls = type(op)
@@ -213,6 +258,12 @@ def check_order(ops):
                 raise ValueError(cls.exclusive[pname].format(name=name, prev=pname))
             if name in type(prev).exclusive:
                 raise ValueError(type(prev).exclusive[name].format(name=pname, prev=name))
+        seq = next((p for p in done if p.sequence), None)
+        if (seq is not None and cls.stage == Stage.UINT8 and not op.sequence and not cls.commutes_with_sequence
+                and not getattr(op, "members", None)):
+            raise ValueError(f"{name} after {type(seq).__name__} cannot be fused: the fused pass runs {name} before "
+                             f"the op sequence ({type(seq).__name__}, GaussianBlur, RandomSolarize, ...); put {name} "
+                             "first")
         if cls.unique and any(type(p) is cls for p in done):
             raise ValueError(f"{name} appears twice")
         later = [p for p in done if type(p).stage > cls.stage

@@ -13,6 +13,8 @@ another library with a torchvision name (timm's ``ToTensor`` gives 0-255 floats,
 does, are not torchvision's op: converting them by name would be silently wrong, so they are
 refused with their module and class named.
 """
+import numpy as np
+
 from ._compose import Compose
 from ._misc import ToTensor
 from ._op import converter_for, registered_ops, target_name
@@ -66,7 +68,14 @@ def _convert(op, out, state):
                              f"matched by module and class, never by name); fastprep fuses torchvision's "
                              f"{', '.join(fusable)}")
         raise ValueError(f"cannot fuse torchvision op {_describe(op)}: fastprep fuses {', '.join(fusable)}")
+    state["convert"] = lambda t: _converted(t, state)  # containers convert their members with it
     out.extend(cls.from_torchvision(op, state))
+
+
+def _converted(op, state):
+    out = []
+    _convert(op, out, state)
+    return out
 
 
 def _is_v2(op):
@@ -75,20 +84,72 @@ def _is_v2(op):
     return any(_is_v2(t) for t in getattr(op, "transforms", ()) or ())
 
 
-def from_torchvision(transform, **kwargs):
-    """Builds the fused fastprep Compose equivalent to a torchvision (v1 or v2) transform.
+# The nearest fastprep equivalent of torchvision ops that are not fused (named in strict refusals).
+_NEAREST = {
+    "RandomCrop": "fp.CenterCrop, or fp.RandomResizedCrop(size, scale=(a, a)) for a random window",
+    "Pad": "fp.CenterCrop larger than the image (pads with zeros)",
+    "FiveCrop": "fp.CenterCrop", "TenCrop": "fp.CenterCrop and fp.RandomHorizontalFlip(1.0)",
+    "RandomResize": "fp.Resize", "RandomShortestSize": "fp.Resize", "ScaleJitter": "fp.RandomResizedCrop",
+    "RandomZoomOut": "fp.RandomAffine(0, scale=...)", "RandomIoUCrop": "fp.RandomResizedCrop",
+    "RandomPerspective": "fp.RandomAffine", "ElasticTransform": "fp.RandomAffine",
+    "AugMix": "fp.TrivialAugmentWide", "RandomPhotometricDistort": "fp.ColorJitter and fp.RandomChannelPermutation",
+    "GaussianNoise": "fp.Lighting", "JPEG": "fp.GaussianBlur", "Lambda": "fp.register_op for a fused op of your own",
+    "LinearTransformation": "fp.Normalize(mode='whiten')", "ConvertImageDtype": "fp.ToTensor",
+}
 
-    The result gives torchvision's pixels (``exact=True``, within 1 uint8 level); pass
-    ``exact=False`` for fast mode (DCT-domain downscaling of large images while decoding, PSNR
-    >= 40 dB). Other keyword arguments go to Compose (dtype, backend, apply_exif_orientation,
-    ...). Only torchvision's own classes convert (Note [Conversion by identity]); raises
-    ValueError naming the first op that cannot be fused, with its module and class.
-    """
-    kwargs.setdefault("exact", True)
-    ops, state = [], {}
-    _convert(transform, ops, state)
+
+def _nearest(op):
+    name = type(op).__name__
+    hint = _NEAREST.get(name)
+    if hint is None and name in registered_ops():
+        hint = f"torchvision's own {name} (fp.{name})"
+    return f"; nearest fastprep equivalent: {hint}" if hint else ""
+
+
+def _steps(transform):
+    """The transforms of a recipe in order, torchvision Composes (v1, v2) flattened."""
+    if torchvision_name(transform) in _CONTAINERS:
+        return [s for t in transform.transforms for s in _steps(t)]
+    return [transform]
+
+
+def _is_rgb_conversion(t):
+    """A ``Lambda`` (or any callable) that only converts a PIL image to RGB, e.g.
+    ``Lambda(lambda im: im.convert("RGB"))``: fastprep's decoders always give RGB, so at the start of
+    a recipe it is a no-op. Decided by trying it: an RGB image comes back equal, a gray one as RGB."""
+    if torchvision_name(t) != "Lambda":
+        return False
+    try:
+        from PIL import Image
+    except ImportError:
+        return False
+    rgb = Image.fromarray(np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 7, "RGB")
+    gray = Image.fromarray(np.arange(6, dtype=np.uint8).reshape(2, 3) * 9, "L")
+    try:
+        a, b = t(rgb.copy()), t(gray.copy())
+    except Exception:
+        return False
+    return (isinstance(a, Image.Image) and a.mode == "RGB" and a.size == rgb.size
+            and np.array_equal(np.asarray(a), np.asarray(rgb)) and isinstance(b, Image.Image) and b.mode == "RGB"
+            and np.array_equal(np.asarray(b), np.asarray(gray.convert("RGB"))))
+
+
+def _short_reason(t, error):
+    """Why ``t`` runs in Python, in a few words (the warning names every such transform)."""
+    name = torchvision_name(t)
+    if converter_for(t) is None and name not in _CONTAINERS:
+        if name is not None:
+            return f"fastprep does not fuse torchvision's {name}"
+        if type(t).__name__ in registered_ops():
+            return f"not torchvision's own {type(t).__name__} (converted by identity, never by name)"
+        return "not a torchvision transform"
+    return str(error)
+
+
+def _compose_of(ops, state, v2, kwargs):
+    kwargs = dict(kwargs)
     has_tensor = any(isinstance(o, ToTensor) for o in ops)
-    if _is_v2(transform) and not has_tensor:
+    if v2 and not has_tensor:
         kwargs.setdefault("layout", "CHW")  # v2 ops on tensors keep torchvision's CHW uint8 images
     if state.get("uint8_tensor") and "dtype" not in state and not has_tensor:
         kwargs.setdefault("layout", "CHW")  # PILToTensor/ToImage give CHW uint8 tensors
@@ -97,3 +158,65 @@ def from_torchvision(transform, **kwargs):
         if state["dtype"] == "uint8":
             kwargs.setdefault("layout", "CHW")
     return Compose(ops, **kwargs)
+
+
+def from_torchvision(transform, strict=False, **kwargs):
+    """Builds the fastprep equivalent of a torchvision (v1 or v2) transform.
+
+    The longest prefix of the recipe that the native pass can do is fused into one
+    :class:`Compose`, with torchvision's pixels (``exact=True``, within 1 uint8 level; pass
+    ``exact=False`` for fast mode: DCT-domain downscaling of large images while decoding, PSNR
+    >= 40 dB). When every transform fuses, that Compose is returned. Otherwise the rest (a
+    ``Lambda``, a user's class, a torchvision op fastprep does not fuse) runs per sample in Python
+    on the fused output, in the input type it expects (a PIL image for v1 recipes, a uint8 tensor
+    for v2, the float tensor after ToTensor), and a :class:`HybridCompose` is returned, with a
+    warning naming each transform that runs in Python and why (Note [Python remainder]). A
+    leading RGB-conversion ``Lambda`` is dropped (fastprep decodes to RGB).
+
+    Only torchvision's own classes convert (Note [Conversion by identity]): a class of another
+    library with a torchvision name runs in Python as it is. ``strict=True`` refuses instead:
+    ValueError naming the first transform that cannot be fused, its module and class, why, and
+    the nearest fastprep equivalent. Other keyword arguments go to Compose (dtype, backend,
+    apply_exif_orientation, ...).
+    """
+    kwargs.setdefault("exact", True)
+    v2 = _is_v2(transform)
+    steps = _steps(transform)
+    dropped = 0
+    while dropped < len(steps) and _is_rgb_conversion(steps[dropped]):
+        dropped += 1
+    ops, state = [], {}
+    fused = None
+    for i in range(dropped, len(steps)):
+        t = steps[i]
+        trial_state = dict(state)
+        try:
+            new = _converted(t, trial_state)
+            trial = _compose_of(ops + new, trial_state, v2, kwargs)
+        except (ValueError, TypeError) as e:
+            if strict:
+                raise ValueError(f"{e}{_nearest(t)}") from None
+            return _hybrid(steps, i, ops, state, v2, kwargs, _short_reason(t, e))
+        ops, state, fused = ops + new, trial_state, trial
+    if fused is None:
+        fused = _compose_of(ops, state, v2, kwargs)
+    return fused
+
+
+def _hybrid(steps, cut, ops, state, v2, kwargs, first_why):
+    import warnings
+
+    from ._hybrid import HybridCompose
+
+    remainder = steps[cut:]
+    has_tensor = any(isinstance(o, ToTensor) for o in ops)
+    tail_input = "tensor" if (v2 or has_tensor or state.get("uint8_tensor")) else "pil"
+    if tail_input == "pil":
+        kwargs = dict(kwargs, layout="HWC", dtype="uint8")
+    fused = _compose_of(ops, state, v2, kwargs)
+    reasons = [first_why] + [f"after {type(remainder[0]).__name__}, which runs in Python"] * (len(remainder) - 1)
+    names = "; ".join(f"{_describe(t)}: {r}" for t, r in zip(remainder, reasons))
+    warnings.warn(f"from_torchvision: {len(remainder)} transform(s) run per sample in Python after the fused "
+                  f"prefix ({len(ops)} fused op(s)): {names}. Pass strict=True to refuse instead.", UserWarning,
+                  stacklevel=3)
+    return HybridCompose(fused, remainder, tail_input, reasons)

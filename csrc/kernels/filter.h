@@ -1,0 +1,32 @@
+// Spatial filters on the sample's staged uint8 RGBX image: torchvision v2's gaussian_blur.
+//
+// Note [GaussianBlur arithmetic]
+// torchvision v2's gaussian_blur_image on a uint8 tensor: the image is cast to float32, padded by
+// (k - 1) / 2 on each side in "reflect" mode (the edge pixel is not repeated), convolved with the
+// outer product of two float32 1-D kernels, rounded half to even and cast back. Each 1-D kernel is
+//   x = torch.linspace(-lim, lim, k) (float32), lim = (k - 1) / (2 sqrt 2)
+//   w = softmax(-(x / sigma)^2)
+// (the same Gaussian as v1's exp(-i^2 / (2 sigma^2)) / sum, in other float32 steps). We compute
+// the same weights in float32 and convolve separably (rows, then columns) in float32; conv2d sums
+// the k_y * k_x products in its own order, so a value within float32 error of a .5 tie can round
+// the other way: at most 1 level, tested against torchvision. An image side not larger than the
+// padding (which torch refuses) reflects again at the far edge.
+#pragma once
+
+#include <cstdint>
+
+#include "core/scratch.h"
+#include "kernels/dispatch.h"
+
+namespace fastprep {
+
+constexpr int kMaxBlurKernel = 1023;  // the largest kernel side accepted (odd)
+
+// v2's _get_gaussian_kernel1d in float32: k weights into w.
+void gaussian_kernel1d(int k, float sigma, float* w);
+
+// In place on `rows` (h rows of w RGBX pixels): kernel kx x ky (odd), sigmas sx, sy.
+void gaussian_blur(const Kernels& k, int kx, int ky, float sx, float sy, uint8_t* const* rows, int h, int w,
+                   Scratch* scratch);
+
+}  // namespace fastprep

@@ -1,0 +1,278 @@
+"""The uint8 op sequence (issue 31): RandomSolarize, RandomPosterize, RandomEqualize,
+RandomAutocontrast, RandomInvert, RandomAdjustSharpness, RandomChannelPermutation, GaussianBlur
+and the containers RandomApply, RandomChoice, RandomOrder, against real torchvision:
+
+- each op replayed from ``return_params`` through torchvision v2's functional kernel on
+  fastprep's own pre-op output (the same Compose without the op): the per-level ops and the
+  permutation identical, GaussianBlur within 1 level (Note [GaussianBlur arithmetic]);
+- every SIMD level byte-identical to the scalar reference;
+- containers: their recorded picks replayed; wrapping an op in a container, or adding one,
+  leaves every op's draws unchanged (Note [Op sequence]);
+- the order rules, argument errors and from_torchvision of the SSL recipes.
+"""
+import pickle
+
+import numpy as np
+import pytest
+
+import fastprep as fp
+from conftest import SIMD_LEVELS
+
+torch = pytest.importorskip("torch")
+tv2 = pytest.importorskip("torchvision.transforms.v2")
+tv1 = pytest.importorskip("torchvision.transforms")
+from torchvision.transforms.v2 import functional as F2  # noqa: E402
+
+SIZES = ((224, 224), (97, 131), (31, 40), (5, 3))
+
+
+@pytest.fixture(scope="module")
+def crops(photos):
+    """uint8 HWC images as fastprep's geometry produces them (odd sizes, a tiny one)."""
+    return [fp.Compose([fp.Resize(s)], dtype="uint8", layout="HWC")(photos[i]) for i, s in enumerate(SIZES)]
+
+
+def chw(img):
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).contiguous()
+
+
+def run(ops, imgs, seed=3, simd=None, **kw):
+    """Each image through Compose(ops) as sample i of one run (images of several sizes)."""
+    t = fp.Compose(ops, dtype="uint8", layout="CHW", simd=simd, **kw)
+    out, params = [], []
+    for i, img in enumerate(imgs):
+        o, p = t.batch([img], seed=seed, return_params=True, indices=[i])
+        out.append(torch.from_numpy(np.array(o[0])))
+        params.append(p[0])
+    return out, params
+
+
+# op, its params key, the torchvision v2 kernel replaying one draw, the tolerance in levels
+CASES = {
+    "solarize": (lambda: fp.RandomSolarize(128, p=0.5), lambda x, v: F2.solarize(x, 128.0), 0),
+    "solarize_low": (lambda: fp.RandomSolarize(0.5, p=1.0), lambda x, v: F2.solarize(x, 0.5), 0),
+    "posterize": (lambda: fp.RandomPosterize(3, p=0.5), lambda x, v: F2.posterize(x, 3), 0),
+    "equalize": (lambda: fp.RandomEqualize(p=0.5), lambda x, v: F2.equalize(x), 0),
+    "autocontrast": (lambda: fp.RandomAutocontrast(p=0.5), lambda x, v: F2.autocontrast(x), 0),
+    "invert": (lambda: fp.RandomInvert(p=0.5), lambda x, v: F2.invert(x), 0),
+    "sharpness": (lambda: fp.RandomAdjustSharpness(2.0, p=0.5), lambda x, v: F2.adjust_sharpness(x, 2.0), 0),
+    "sharpness_blur": (lambda: fp.RandomAdjustSharpness(0.0, p=1.0), lambda x, v: F2.adjust_sharpness(x, 0.0), 0),
+    "channel_permutation": (lambda: fp.RandomChannelPermutation(), lambda x, v: F2.permute_channels(x, list(v)), 0),
+    "gaussian_blur": (lambda: fp.GaussianBlur(23, (0.1, 2.0)), lambda x, v: F2.gaussian_blur(x, [23, 23], [v, v]), 1),
+    "gaussian_blur_rect": (lambda: fp.GaussianBlur((3, 9), (1.5, 4.0)),
+                           lambda x, v: F2.gaussian_blur(x, [3, 9], [v, v]), 1),
+}
+
+
+def key_of(op):
+    return type(op).key
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_op_replays_through_torchvision(crops, case):
+    make, ref, tol = CASES[case]
+    op = make()
+    imgs = crops * 4  # several draws per image
+    out, params = run([op], imgs, seed=11)
+    applied = 0
+    for img, o, p in zip(imgs, out, params):
+        v = p[key_of(op)]
+        on = v is not None and v is not False
+        if case.startswith("gaussian_blur") and min(img.shape[:2]) <= 11:
+            continue  # torch refuses reflect padding wider than the image: checked below instead
+        want = ref(chw(img), v) if on else chw(img)
+        d = (o.int() - want.int()).abs()
+        assert int(d.max()) <= tol, (case, p)
+        if tol:
+            assert float((d > 0).float().mean()) < 1e-3, case  # ties only
+        applied += on
+    assert 0 < applied, case
+
+
+def test_blur_on_images_smaller_than_its_padding_reflects_again(crops):
+    img = crops[3]  # 5 x 3, kernel 23
+    out, _ = run([fp.GaussianBlur(23, 5.0)], [img])
+    # a constant image stays constant; a non-constant one stays within its range
+    assert out[0].min() >= int(img.min()) and out[0].max() <= int(img.max())
+    flat = np.full((5, 3, 3), 77, np.uint8)
+    assert (run([fp.GaussianBlur(23, 5.0)], [flat])[0][0] == 77).all()
+
+
+def test_v1_gaussian_blur_on_pil_within_one_level(crops):
+    from PIL import Image
+    from torchvision.transforms import functional as F1
+
+    img = crops[0]
+    out, params = run([fp.GaussianBlur(9, (0.5, 3.0))], [img] * 3)
+    for o, p in zip(out, params):
+        s = p["gaussian_blur"]
+        want = np.asarray(F1.gaussian_blur(Image.fromarray(img), [9, 9], [s, s]))
+        assert np.abs(o.permute(1, 2, 0).numpy().astype(int) - want.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("simd", SIMD_LEVELS[1:] or ["scalar"])
+def test_simd_levels_identical(crops, simd):
+    ops = [fp.RandomApply([fp.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8), fp.RandomGrayscale(0.2),
+           fp.GaussianBlur(9, (0.1, 2.0)), fp.RandomAdjustSharpness(2.0, 0.5), fp.RandomAutocontrast(0.5),
+           fp.RandomEqualize(0.5), fp.RandomSolarize(128, 0.5), fp.RandomChannelPermutation()]
+    a, _ = run(ops, crops * 3, simd="scalar")
+    b, _ = run(ops, crops * 3, simd=simd)
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+
+
+def test_order_of_the_sequence_is_the_composes(crops):
+    img = crops[1]
+    a, _ = run([fp.RandomInvert(1.0), fp.RandomPosterize(2, 1.0)], [img])
+    b, _ = run([fp.RandomPosterize(2, 1.0), fp.RandomInvert(1.0)], [img])
+    x = chw(img)
+    assert torch.equal(a[0], F2.posterize(F2.invert(x), 2))
+    assert torch.equal(b[0], F2.invert(F2.posterize(x, 2)))
+
+
+def test_grayscale_then_sequence_ops(crops):
+    """RandomGrayscale before a sequence op: the op sees the gray image (solarize of gray, not gray
+    of solarize)."""
+    img = crops[0]
+    out, params = run([fp.RandomGrayscale(1.0), fp.RandomSolarize(100, 1.0)], [img])
+    pre, _ = run([fp.RandomGrayscale(1.0)], [img])
+    assert torch.equal(out[0], F2.solarize(pre[0], 100.0))
+    g, _ = run([fp.Grayscale(), fp.RandomSolarize(100, 1.0)], [img])
+    pg, _ = run([fp.Grayscale()], [img])
+    assert torch.equal(g[0], F2.solarize(pg[0], 100.0))
+
+
+def test_random_apply_replays_and_keeps_member_draws(crops):
+    imgs = crops * 8
+    blur = fp.GaussianBlur(5, (0.1, 2.0))
+    out, params = run([fp.RandomApply([blur, fp.RandomInvert(1.0)], p=0.5)], imgs)
+    plain, pparams = run([fp.GaussianBlur(5, (0.1, 2.0)), fp.RandomInvert(1.0)], imgs)
+    picks = [p["containers"][0] for p in params]
+    assert 0 < sum(picks) < len(picks)
+    for img, o, pl, p, pp in zip(imgs, out, plain, params, pparams):
+        if p["containers"][0]:
+            assert torch.equal(o, pl)  # same draws as the ops outside the container
+            assert p["gaussian_blur"] == pp["gaussian_blur"]
+        else:
+            assert torch.equal(o, chw(img)) and p["gaussian_blur"] is None and p["invert"] is False
+
+
+def test_random_apply_of_color_jitter_replays(photos):
+    """SimCLR's RandomApply([ColorJitter], p=0.8): applied samples equal the plain ColorJitter's,
+    the others the geometry-only output; the crop draws do not move."""
+    geo = [fp.RandomResizedCrop(64), fp.RandomHorizontalFlip()]
+    jit = fp.ColorJitter(0.4, 0.4, 0.2, 0.1)
+    items = photos[:6] * 4
+    a, pa = run(geo + [fp.RandomApply([jit], p=0.8)], items, seed=9)
+    b, pb = run(geo + [jit], items, seed=9)
+    g, pg = run(geo, items, seed=9)
+    n_on = 0
+    for x, y, z, p, q, r in zip(a, b, g, pa, pb, pg):
+        assert p["box"] == q["box"] == r["box"] and p["flip"] == r["flip"]
+        if p["containers"][0]:
+            n_on += 1
+            assert torch.equal(x, y) and p["jitter"] == q["jitter"]
+        else:
+            assert torch.equal(x, z) and p["jitter"]["brightness"] is None
+    assert 0.5 < n_on / len(items) < 1.0
+
+
+def test_random_choice_and_order_replay(crops):
+    imgs = crops * 6
+    ops = [fp.RandomInvert(1.0), fp.RandomPosterize(2, 1.0), fp.RandomSolarize(60, 1.0)]
+    refs = [F2.invert, lambda x: F2.posterize(x, 2), lambda x: F2.solarize(x, 60.0)]
+    out, params = run([fp.RandomChoice(ops, p=[1, 2, 1])], imgs)
+    picks = [p["containers"][0] for p in params]
+    assert set(picks) == {0, 1, 2}
+    for img, o, k in zip(imgs, out, picks):
+        assert torch.equal(o, refs[k](chw(img)))
+    out, params = run([fp.RandomOrder(ops)], imgs)
+    orders = [tuple(p["containers"][0]) for p in params]
+    assert len(set(orders)) > 2
+    for img, o, order in zip(imgs, out, orders):
+        x = chw(img)
+        for k in order:
+            x = refs[k](x)
+        assert torch.equal(o, x)
+
+
+def test_containers_change_no_other_draws(photos):
+    """Adding a container (and its members) leaves the crop, flip, jitter and blur draws as they were."""
+    base = [fp.RandomResizedCrop(48), fp.RandomHorizontalFlip(), fp.ColorJitter(0.4, 0.4, 0.2, 0.1),
+            fp.GaussianBlur(5, (0.1, 2.0))]
+    more = base[:3] + [fp.RandomApply([fp.RandomSolarize(128)], p=0.3), base[3],
+                       fp.RandomChoice([fp.RandomInvert(1.0), fp.RandomEqualize(1.0)])]
+    _, pa = run(base, photos[:5], seed=4)
+    _, pb = run(more, photos[:5], seed=4)
+    for p, q in zip(pa, pb):
+        for k in ("box", "flip", "jitter", "gaussian_blur"):
+            assert p[k] == q[k], k
+
+
+def test_results_depend_only_on_seed_epoch_and_sample(crops):
+    ops = [fp.RandomApply([fp.GaussianBlur(7)], p=0.5), fp.RandomSolarize(128), fp.RandomChannelPermutation()]
+    t = fp.Compose([fp.Resize((40, 50))] + ops, dtype="uint8", layout="CHW")
+    a = t.batch(crops * 4, seed=5, threads=1)
+    b = t.batch(crops * 4, seed=5, threads=2)
+    c = pickle.loads(pickle.dumps(t)).batch(crops * 4, seed=5, threads=2)
+    assert np.array_equal(a, b) and np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("make, msg", [
+    (lambda: fp.Compose([fp.GaussianBlur(5), fp.ColorJitter(0.4)]), "ColorJitter after GaussianBlur"),
+    (lambda: fp.Compose([fp.RandomSolarize(128), fp.RandomGrayscale(0.2)]), "RandomGrayscale after RandomSolarize"),
+    (lambda: fp.Compose([fp.RandomInvert(), fp.RandAugment()]), "RandAugment after RandomInvert"),
+    (lambda: fp.GaussianBlur(4), "odd int"),
+    (lambda: fp.GaussianBlur(5, (2.0, 1.0)), "0 < min <= max"),
+    (lambda: fp.RandomSolarize(300), r"\[0, 255\]"),
+    (lambda: fp.RandomPosterize(9), r"\[0, 8\]"),
+    (lambda: fp.RandomAdjustSharpness(-1), ">= 0"),
+    (lambda: fp.RandomApply([fp.RandomResizedCrop(3)]), "cannot fuse RandomResizedCrop"),
+    (lambda: fp.RandomChoice([fp.ColorJitter(0.4)]), "cannot fuse ColorJitter"),
+    (lambda: fp.RandomChoice([fp.RandomInvert()], p=[0]), "not all 0"),
+    (lambda: fp.Compose([fp.RandomApply([fp.RandomApply([fp.RandomInvert()])])]), "cannot fuse RandomApply"),
+    (lambda: fp.Compose([fp.RandomChannelPermutation()], color="GRAY"), "RGB or BGR"),
+])
+def test_argument_and_order_errors(make, msg):
+    with pytest.raises((ValueError, TypeError), match=msg):
+        make()
+
+
+def test_flips_commute_with_the_sequence(crops):
+    img = crops[1]
+    a, _ = run([fp.GaussianBlur(5, 1.0), fp.RandomHorizontalFlip(1.0)], [img])
+    b, _ = run([fp.RandomHorizontalFlip(1.0), fp.GaussianBlur(5, 1.0)], [img])
+    assert torch.equal(a[0], b[0])
+
+
+def test_from_torchvision_converts_ssl_recipes_fused():
+    simclr = tv2.Compose([
+        tv2.RandomResizedCrop(224), tv2.RandomHorizontalFlip(),
+        tv2.RandomApply([tv2.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8), tv2.RandomGrayscale(0.2),
+        tv2.GaussianBlur(23, (0.1, 2.0)), tv2.ToImage(), tv2.ToDtype(torch.float32, scale=True),
+        tv2.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+    t = fp.from_torchvision(simclr)
+    names = [type(o).__name__ for o in t.transforms]
+    assert names == ["RandomResizedCrop", "RandomHorizontalFlip", "RandomApply", "RandomGrayscale", "GaussianBlur",
+                     "ToTensor", "Normalize"]
+    byol = tv1.Compose([
+        tv1.RandomResizedCrop(96), tv1.RandomHorizontalFlip(),
+        tv1.RandomApply([tv1.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8), tv1.RandomGrayscale(0.2),
+        tv1.RandomApply([tv1.GaussianBlur(23, (0.1, 2.0))], p=0.1), tv1.RandomSolarize(128, p=0.2),
+        tv1.RandomChoice([tv1.RandomInvert(1.0), tv1.RandomEqualize(1.0)]),
+        tv1.RandomOrder([tv1.RandomPosterize(4, 1.0), tv1.RandomAutocontrast(1.0)]), tv1.ToTensor()])
+    t = fp.from_torchvision(byol)
+    assert [type(o).__name__ for o in t.transforms][-5:] == ["RandomApply", "RandomSolarize", "RandomChoice",
+                                                             "RandomOrder", "ToTensor"]
+    assert t.transforms[4].members == [fp.GaussianBlur(23, (0.1, 2.0))]
+
+
+def test_random_choice_of_batch_mixes_is_the_old_mix_choice():
+    with pytest.warns(FutureWarning, match="MixChoice"):
+        old = fp.RandomChoice([fp.MixUp(0.2), fp.CutMix(1.0)])
+    with pytest.raises(ValueError, match="MixChoice"):
+        fp.Compose([old])
+    from fastprep.data import check_mix
+
+    mix, _, _ = check_mix(old, 10, 0.0, np.float32)
+    assert isinstance(mix, fp.MixChoice) and mix.p == [0.5, 0.5]
