@@ -118,6 +118,11 @@ class PlanSpec:
     scale_hi: float
     ratio_lo: float
     ratio_hi: float
+    pad: list[int]
+    rcrop: bool
+    rcrop_h: int
+    rcrop_w: int
+    rcrop_if_needed: bool
     flip_p: float
     vflip_p: float
     gray_p: float

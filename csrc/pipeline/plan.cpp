@@ -76,6 +76,16 @@ void validate(const PlanSpec& s) {
   if (s.resize_mode == 2 && (s.resize_h <= 0 || s.resize_w <= 0)) bad("Resize (h, w) must be positive");
   if (s.max_size != 0 && s.max_size <= s.resize_size) bad("Resize max_size must be greater than size");
   if (s.crop_h < 0 || s.crop_w < 0 || (s.crop_h == 0) != (s.crop_w == 0)) bad("CenterCrop size must be positive");
+  if (!s.pad.empty()) {
+    if (s.pad.size() != 4) bad("pad must be (left, top, right, bottom)");
+    for (int v : s.pad)
+      if (v < 0 || v > (1 << 20)) bad("padding must be in [0, 2^20]");
+    if (s.rrc) bad("padding cannot be combined with RandomResizedCrop");
+  }
+  if (s.rcrop) {
+    if (s.rcrop_h <= 0 || s.rcrop_w <= 0) bad("RandomCrop size must be positive");
+    if (s.rrc || s.crop_h) bad("RandomCrop cannot be combined with RandomResizedCrop or CenterCrop");
+  }
   if (s.rrc) {
     if (s.rrc_h <= 0 || s.rrc_w <= 0) bad("RandomResizedCrop size must be positive");
     if (!(s.scale_lo > 0 && s.scale_lo <= s.scale_hi)) bad("RandomResizedCrop scale must satisfy 0 < lo <= hi");
@@ -216,7 +226,13 @@ Plan::Plan(const PlanSpec& s) : spec(s) {
 bool Plan::fixed_size(int* h, int* w) const {
   if (spec.rrc) { *h = spec.rrc_h; *w = spec.rrc_w; return true; }
   if (spec.crop_h) { *h = spec.crop_h; *w = spec.crop_w; return true; }
-  if (spec.resize_mode == 2) { *h = spec.resize_h; *w = spec.resize_w; return true; }
+  if (spec.rcrop) { *h = spec.rcrop_h; *w = spec.rcrop_w; return true; }
+  if (spec.resize_mode == 2) {
+    *h = spec.resize_h;
+    *w = spec.resize_w;
+    if (!spec.pad.empty()) *h += spec.pad[1] + spec.pad[3], *w += spec.pad[0] + spec.pad[2];
+    return true;
+  }
   return false;
 }
 
@@ -400,16 +416,47 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
     g.rz_w = w_short ? new_short : new_long;
     g.rz_h = w_short ? new_long : new_short;
   }
-  g.out_h = g.rz_h;
-  g.out_w = g.rz_w;
+  // Zero padding (Pad, RandomCrop's padding) around the resized image: the crops below are of
+  // the padded image, and the offsets say where the resized image's (0, 0) lands.
+  int pl = 0, pt = 0, pr = 0, pb = 0;
+  if (!s.pad.empty()) pl = s.pad[0], pt = s.pad[1], pr = s.pad[2], pb = s.pad[3];
+  int ph = g.rz_h + pt + pb, pw = g.rz_w + pl + pr;
+  g.off_y = -pt;
+  g.off_x = -pl;
+  g.out_h = ph;
+  g.out_w = pw;
   if (s.crop_h) {
     // torchvision's center_crop: pad with zeros when the crop is larger, else
     // top = round((h - crop) / 2) with Python's rounding.
     auto offset = [](int n, int c) { return c > n ? -((c - n) / 2) : round_half_even((n - c) / 2.0); };
-    g.off_y = offset(g.rz_h, s.crop_h);
-    g.off_x = offset(g.rz_w, s.crop_w);
+    g.off_y = offset(ph, s.crop_h) - pt;
+    g.off_x = offset(pw, s.crop_w) - pl;
     g.out_h = s.crop_h;
     g.out_w = s.crop_w;
+  } else if (s.rcrop) {
+    // torchvision v2's RandomCrop.make_params: pad_if_needed adds the missing size on both
+    // sides; then top (if the padded height exceeds the crop), then left, uniform.
+    if (s.rcrop_if_needed && ph < s.rcrop_h) {
+      const int d = s.rcrop_h - ph;
+      pt += d;
+      ph += 2 * d;
+    }
+    if (s.rcrop_if_needed && pw < s.rcrop_w) {
+      const int d = s.rcrop_w - pw;
+      pl += d;
+      pw += 2 * d;
+    }
+    if (ph < s.rcrop_h || pw < s.rcrop_w)
+      throw Error(ErrorKind::kInvalid, "RandomCrop size " + std::to_string(s.rcrop_h) + "x" + std::to_string(s.rcrop_w) +
+                                           " is larger than the (padded) image " + std::to_string(ph) + "x" +
+                                           std::to_string(pw));
+    Rng rng = stream(streams::kRandomCrop);
+    const int top = ph > s.rcrop_h ? static_cast<int>(rng.randint(0, ph - s.rcrop_h + 1)) : 0;
+    const int left = pw > s.rcrop_w ? static_cast<int>(rng.randint(0, pw - s.rcrop_w + 1)) : 0;
+    g.off_y = top - pt;
+    g.off_x = left - pl;
+    g.out_h = s.rcrop_h;
+    g.out_w = s.rcrop_w;
   }
   // A random op with p = 0 draws nothing (and p = 1 always applies).
   if (s.flip_p > 0.0) g.flip = stream(streams::kHFlip).uniform() < s.flip_p;

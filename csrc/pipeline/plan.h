@@ -45,6 +45,11 @@ using DoubleVec = std::vector<double>;
   X(double, scale_hi, 1.0, "RandomResizedCrop scale range, high")                                     \
   X(double, ratio_lo, 3.0 / 4.0, "RandomResizedCrop aspect ratio range, low")                         \
   X(double, ratio_hi, 4.0 / 3.0, "RandomResizedCrop aspect ratio range, high")                        \
+  X(IntVec, pad, (IntVec{}), "zero padding after the resize (Pad, RandomCrop's padding): left, top, right, bottom") \
+  X(bool, rcrop, false, "RandomCrop to (rcrop_h, rcrop_w) of the padded image")                       \
+  X(int, rcrop_h, 0, "RandomCrop height")                                                             \
+  X(int, rcrop_w, 0, "RandomCrop width")                                                              \
+  X(bool, rcrop_if_needed, false, "RandomCrop pad_if_needed")                                         \
   X(double, flip_p, 0.0, "RandomHorizontalFlip probability")                                          \
   X(double, vflip_p, 0.0, "RandomVerticalFlip probability")                                           \
   /* Colour on uint8. */                                                                              \
@@ -255,6 +260,7 @@ constexpr uint64_t kEraseNoise = stream_id("erase_noise");
 constexpr uint64_t kAffine = stream_id("affine");
 constexpr uint64_t kAugment = stream_id("augment");
 constexpr uint64_t kContainer = stream_id("container");
+constexpr uint64_t kRandomCrop = stream_id("random_crop");
 }  // namespace streams
 
 class Rng {

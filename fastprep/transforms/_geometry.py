@@ -1,5 +1,5 @@
-"""Geometric ops: the resize and crop fused into the region decode and the resampler (Resize,
-CenterCrop, RandomResizedCrop), the flips fused into the resampler, and the warps on the uint8
+"""Geometric ops: the resize, padding and crop fused into the region decode and the resampler
+(Resize, CenterCrop, Pad, RandomCrop, RandomResizedCrop), the flips fused into the resampler, and the warps on the uint8
 image after the crop (RandomRotation, RandomAffine: csrc/kernels/augment.h)."""
 import math
 import numbers
@@ -19,7 +19,7 @@ class Resize(Op):
     stage = Stage.GEOMETRY
     torchvision = ("Resize",)
     not_after = {n: "Resize must come first and once (Resize then CenterCrop is fused)"
-                 for n in ("Resize", "CenterCrop", "RandomResizedCrop")}
+                 for n in ("Resize", "CenterCrop", "RandomResizedCrop", "Pad", "RandomCrop")}
     unique = False  # the not_after rules give the better message
 
     def __init__(self, size, interpolation="bilinear", max_size=None, antialias=True):
@@ -60,7 +60,8 @@ class CenterCrop(Op):
 
     stage = Stage.GEOMETRY
     torchvision = ("CenterCrop",)
-    not_after = {n: "CenterCrop after another crop cannot be fused" for n in ("CenterCrop", "RandomResizedCrop")}
+    not_after = {n: "CenterCrop after another crop cannot be fused"
+                 for n in ("CenterCrop", "RandomResizedCrop", "RandomCrop")}
     unique = False
 
     def __init__(self, size):
@@ -74,6 +75,95 @@ class CenterCrop(Op):
         return [cls(tv_size(op.size))]
 
 
+def _padding(padding, what):
+    """torchvision's padding forms (an int; (all,); (left/right, top/bottom); (left, top, right,
+    bottom)) -> [left, top, right, bottom]."""
+    p = list(padding) if isinstance(padding, (tuple, list)) else [padding]
+    ok = len(p) in (1, 2, 4) and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= v <= 2**20
+                                      for v in p)
+    if not ok:
+        raise ValueError(f"{what} padding must be an int in [0, 2**20] or a sequence of 1, 2 or 4 of them, "
+                         f"got {padding!r}")
+    p = [int(v) for v in p]
+    return p * 4 if len(p) == 1 else ([p[0], p[1], p[0], p[1]] if len(p) == 2 else p)
+
+
+def _zero_fill(fill, padding_mode, what):
+    """The fused pass pads with zeros: constant padding with fill 0 (torchvision's default)."""
+    if padding_mode != "constant":
+        raise ValueError(f"{what} padding_mode={padding_mode!r} is not fused (only 'constant' with fill 0)")
+    vals = list(fill.values()) if isinstance(fill, dict) else [fill]
+    for v in vals:
+        for x in (v if isinstance(v, (tuple, list)) else [v]):
+            if x is not None and x != 0:
+                raise ValueError(f"{what} fill={fill!r} is not fused (the fused pass pads with zeros)")
+
+
+def _add_pad(spec, pad):
+    old = list(spec.pad) or [0, 0, 0, 0]
+    spec.pad = [a + b for a, b in zip(old, pad)]
+
+
+@register_op
+class Pad(Op):
+    """Zero padding around the (resized) image, fused into the resampler's output (torchvision's
+    Pad with padding_mode="constant" and fill 0)."""
+
+    stage = Stage.GEOMETRY
+    torchvision = ("Pad",)
+    not_after = {n: "Pad after a crop cannot be fused: pad before cropping"
+                 for n in ("CenterCrop", "RandomResizedCrop", "RandomCrop")}
+    unique = False
+
+    def __init__(self, padding, fill=0, padding_mode="constant"):
+        self.padding = tuple(_padding(padding, "Pad"))
+        _zero_fill(fill, padding_mode, "Pad")
+
+    def compile(self, spec, ctx):
+        _add_pad(spec, self.padding)
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(op.padding, getattr(op, "fill", 0), getattr(op, "padding_mode", "constant"))]
+
+
+@register_op
+class RandomCrop(Op):
+    """A crop of ``size`` at a uniformly drawn position of the zero-padded image (torchvision's
+    RandomCrop: padding, pad_if_needed; padding_mode "constant" with fill 0)."""
+
+    stage = Stage.GEOMETRY
+    torchvision = ("RandomCrop",)
+    not_after = {n: "RandomCrop after another crop cannot be fused"
+                 for n in ("CenterCrop", "RandomResizedCrop", "RandomCrop")}
+    params = ("crop_offset (top, left of the output on the unpadded image; < 0 inside the padding)",)
+
+    def __init__(self, size, padding=None, pad_if_needed=False, fill=0, padding_mode="constant"):
+        self.size = pair(size, "RandomCrop")
+        self.padding = None if padding is None else tuple(_padding(padding, "RandomCrop"))
+        self.pad_if_needed = bool(pad_if_needed)
+        _zero_fill(fill, padding_mode, "RandomCrop")
+
+    def compile(self, spec, ctx):
+        spec.rcrop = True
+        spec.rcrop_h, spec.rcrop_w = self.size
+        spec.rcrop_if_needed = self.pad_if_needed
+        if self.padding is not None:
+            _add_pad(spec, self.padding)
+
+    def sample_params(self, rec):
+        return {"crop_offset": (int(rec["off_y"]), int(rec["off_x"]))}
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        padding = op.padding
+        if padding is not None and type(op).__module__.startswith("torchvision.transforms.v2"):
+            left, right, top, bottom = padding  # v2 keeps _parse_pad_padding's order
+            padding = (left, top, right, bottom)
+        return [cls(tv_size(op.size), padding, op.pad_if_needed, getattr(op, "fill", 0),
+                    getattr(op, "padding_mode", "constant"))]
+
+
 @register_op
 class RandomResizedCrop(Op):
     """Random area/aspect crop resized to ``size``: torchvision's get_params distribution,
@@ -81,7 +171,7 @@ class RandomResizedCrop(Op):
 
     stage = Stage.GEOMETRY
     torchvision = ("RandomResizedCrop",)
-    not_after = {n: _ONLY_RRC for n in ("Resize", "CenterCrop", "RandomResizedCrop")}
+    not_after = {n: _ONLY_RRC for n in ("Resize", "CenterCrop", "RandomResizedCrop", "Pad", "RandomCrop")}
     unique = False
     params = ("box",)
 
