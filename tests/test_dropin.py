@@ -463,10 +463,17 @@ def test_conversion_is_by_identity_not_by_name():
         def forward(self, img):
             return img
 
+    # strict=True refuses; by default they run in Python, as they are (issue 31)
     with pytest.raises(ValueError, match=r"test_dropin.*ToTensor.*not torchvision's ToTensor"):
-        fp.from_torchvision(T.Compose([T.Resize(256), T.CenterCrop(224), ToTensor()]))
+        fp.from_torchvision(T.Compose([T.Resize(256), T.CenterCrop(224), ToTensor()]), strict=True)
     with pytest.raises(ValueError, match="MyResize.*not a torchvision transform"):
-        fp.from_torchvision(T.Compose([MyResize(256), T.CenterCrop(224)]))
+        fp.from_torchvision(T.Compose([MyResize(256), T.CenterCrop(224)]), strict=True)
+    with pytest.warns(UserWarning, match="not torchvision's own ToTensor"):
+        h = fp.from_torchvision(T.Compose([T.Resize(256), T.CenterCrop(224), ToTensor()]))
+    assert isinstance(h, fp.HybridCompose) and isinstance(h.remainder[0], ToTensor)
+    with pytest.warns(UserWarning, match="MyResize.*not a torchvision transform"):
+        h = fp.from_torchvision(T.Compose([MyResize(256), T.CenterCrop(224)]))
+    assert h.fused.transforms == [] and len(h.remainder) == 2
     timm_transforms = pytest.importorskip("timm.data.transforms")
     timm_aa = pytest.importorskip("timm.data.auto_augment")
     timm_re = pytest.importorskip("timm.data.random_erasing")
@@ -474,7 +481,7 @@ def test_conversion_is_by_identity_not_by_name():
                      (timm_aa.rand_augment_transform("rand-m9-mstd0.5", {}), "timm.data.auto_augment.RandAugment"),
                      (timm_re.RandomErasing(0.25), "timm.data.random_erasing.RandomErasing")):
         with pytest.raises(ValueError, match=name.replace(".", r"\.")):
-            fp.from_torchvision(T.Compose([T.Resize(256), T.CenterCrop(224), op]))
+            fp.from_torchvision(T.Compose([T.Resize(256), T.CenterCrop(224), op]), strict=True)
     # torchvision's own classes, v1 and v2, still convert
     v2 = pytest.importorskip("torchvision.transforms.v2")
     assert fp.from_torchvision(T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor()])).output_size == (224, 224)

@@ -79,7 +79,7 @@ def test_toy_op_added_through_the_public_extension_point(photos, registry_guard)
         size = 64
 
     with pytest.raises(ValueError, match="not a torchvision transform"):
-        fp.from_torchvision(ToyEvalCrop())
+        fp.from_torchvision(ToyEvalCrop(), strict=True)
     assert fp.registered_ops()["EvalCrop"] is EvalCrop
 
 

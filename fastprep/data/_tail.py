@@ -2,30 +2,27 @@
 fastprep/transforms/_hybrid.py): worker processes forked when an epoch starts, each running the
 remainder on whole batches of fused outputs, per sample seeded from (seed, epoch, sample index).
 A worker process exists only to run the remainder, so the remainder and its kind are the
-worker's own module state, set once by the pool's initializer."""
+worker's own module state, set once by the pool's initializer (forked: never pickled, so a
+lambda in the remainder works; with "spawn", where fork does not exist, it must pickle)."""
 import multiprocessing as mp
 import signal
 import sys
 
-from ..transforms._hybrid import apply_tail, collate
-
 __all__ = ["TailRunner"]
 
-_WORKER = {}  # in a worker process only: the remainder and its input kind (set by _init_worker)
+_WORKER = {}  # in a worker process only: the HybridCompose it runs (set by _init_worker)
 
 
-def _init_worker(remainder, kind):
+def _init_worker(hybrid):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the pool
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(1)  # as DataLoader's workers: one intra-op thread per process
-    _WORKER["remainder"], _WORKER["kind"] = remainder, kind
+    _WORKER["hybrid"] = hybrid
 
 
 def _run_batch(images, keys, seed, epoch):
-    outs = [apply_tail(_WORKER["remainder"], images[i], _WORKER["kind"], seed, epoch, int(k))
-            for i, k in enumerate(keys)]
-    return collate(outs)
+    return _WORKER["hybrid"].run_tail(images, keys, seed, epoch)
 
 
 class _Inline:
@@ -36,7 +33,7 @@ class _Inline:
 
     def get(self, stop=None):
         hybrid, images, keys, seed, epoch = self.args
-        return collate([hybrid.apply_tail(images[i], seed, epoch, int(k)) for i, k in enumerate(keys)])
+        return hybrid.run_tail(images, keys, seed, epoch)
 
 
 class _Pending:
@@ -63,7 +60,7 @@ class TailRunner:
         if not self.inline:
             method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
             self.pool = mp.get_context(method).Pool(self.workers, initializer=_init_worker,
-                                                    initargs=(hybrid.remainder, hybrid.tail_input))
+                                                    initargs=(hybrid,))
 
     def submit(self, images, keys, seed, epoch):
         if self.inline:

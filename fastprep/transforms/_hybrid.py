@@ -159,6 +159,10 @@ class HybridCompose:
         """The remainder on one fused output of sample ``index`` (what the Loader's workers run)."""
         return apply_tail(self.remainder, x, self.tail_input, seed, epoch, index, source)
 
+    def run_tail(self, images, keys, seed, epoch):
+        """The remainder on a batch of fused outputs (``images[i]`` of sample ``keys[i]``), collated."""
+        return collate([self.apply_tail(images[i], seed, epoch, int(k)) for i, k in enumerate(keys)])
+
     def __call__(self, data, seed=None, epoch=0):
         """One image through the fused prefix, then the remainder (on this thread)."""
         seed = fresh_seed() if seed is None else check_seed(seed)

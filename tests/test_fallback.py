@@ -1,0 +1,208 @@
+"""from_torchvision's Python remainder (issue 31, Note [Python remainder]): the longest fusable
+prefix is fused, the rest runs per sample in Python in the input type it expects, seeded from
+(seed, epoch, sample) with the caller's generators left as they were; strict=True refuses; the
+Loader runs the remainder in worker processes. And RandomCrop / Pad against torchvision."""
+import random
+import warnings
+
+import numpy as np
+import pytest
+
+import fastprep as fp
+
+torch = pytest.importorskip("torch")
+T = pytest.importorskip("torchvision.transforms")
+T2 = pytest.importorskip("torchvision.transforms.v2")
+from PIL import Image  # noqa: E402
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class AddOne:
+    """A user's own transform (not torchvision's): runs in Python."""
+
+    def __call__(self, x):
+        return x + 1
+
+
+def convert(tv, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fp.from_torchvision(tv, **kw)
+
+
+def test_unknown_op_runs_in_python_after_the_fused_prefix(photos):
+    tv = T.Compose([T.Lambda(lambda im: im.convert("RGB")), T.RandomResizedCrop(48), T.RandomHorizontalFlip(),
+                    T.RandomPerspective(p=1.0), T.ToTensor(), T.Normalize(MEAN, STD)])
+    with pytest.warns(UserWarning, match=r"RandomPerspective.*does not fuse torchvision's RandomPerspective"):
+        h = fp.from_torchvision(tv)
+    assert isinstance(h, fp.HybridCompose) and h.tail_input == "pil"
+    assert [type(o).__name__ for o in h.fused.transforms] == ["RandomResizedCrop", "RandomHorizontalFlip"]
+    assert [type(t).__name__ for t in h.remainder] == ["RandomPerspective", "ToTensor", "Normalize"]
+    out, params = h.batch(photos[:4], seed=7, return_params=True)
+    assert out.shape == (4, 3, 48, 48) and out.dtype == torch.float32
+    # Replay: the fused prefix's output as PIL, then torchvision's remainder seeded as documented.
+    from fastprep.transforms._hybrid import seeded_globals, tail_seed
+
+    pre = h.fused.batch(photos[:4], seed=7)
+    for i in range(4):
+        with seeded_globals(tail_seed(7, 0, i)):
+            x = Image.fromarray(np.asarray(pre[i]))
+            for t in h.remainder:
+                x = t(x)
+        assert torch.equal(out[i], x)
+
+
+def test_remainder_is_deterministic_and_leaves_the_callers_generators(photos):
+    h = convert(T2.Compose([T2.RandomResizedCrop(32), T2.RandomPerspective(p=0.7), T2.ToDtype(torch.float32,
+                                                                                             scale=True)]))
+    assert h.tail_input == "tensor"
+    torch.manual_seed(123)
+    random.seed(5)
+    np.random.seed(9)
+    before = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())
+    a = h.batch(photos[:6], seed=3, threads=1)
+    b = h.batch(photos[:6], seed=3, threads=2)
+    after = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1])
+    assert torch.equal(before[0], after[0]) and before[1] == after[1] and np.array_equal(before[2], after[2])
+    assert torch.equal(a, b)
+    c = h.batch(photos[:6], seed=4)
+    assert not torch.equal(a, c)
+    one = h(photos[0], seed=3)
+    assert torch.equal(one, a[0])
+
+
+def test_leading_rgb_lambda_is_dropped_and_other_lambdas_run_in_python(photos):
+    tv = T.Compose([T.Lambda(lambda im: im.convert("RGB")), T.Resize(40), T.CenterCrop(32), T.ToTensor()])
+    t = convert(tv)
+    assert isinstance(t, fp.Compose)  # everything fused
+    tv = T.Compose([T.Resize(40), T.CenterCrop(32), T.Lambda(lambda im: im.rotate(90)), T.ToTensor()])
+    h = convert(tv)
+    assert [type(o).__name__ for o in h.transforms] == ["Resize", "CenterCrop"]
+    ref = T.Compose([T.Lambda(lambda im: im.rotate(90)), T.ToTensor()])(Image.fromarray(
+        np.asarray(h.fused(photos[0]))))
+    assert torch.equal(h(photos[0]), ref)
+
+
+def test_look_alike_classes_run_in_python_never_converted_by_name(photos):
+    timm = pytest.importorskip("timm.data.transforms")
+    tv = T.Compose([T.Resize(40), T.CenterCrop(32), timm.ToTensor()])
+    with pytest.warns(UserWarning, match="not torchvision's own ToTensor"):
+        h = fp.from_torchvision(tv)
+    out = h(photos[0])
+    assert out.dtype == torch.uint8 or float(out.max()) > 1.0  # timm's 0-255 values, not torchvision's [0, 1]
+    with pytest.raises(ValueError, match="timm.*ToTensor"):
+        fp.from_torchvision(tv, strict=True)
+
+
+def test_strict_refuses_with_the_nearest_equivalent():
+    with pytest.raises(ValueError, match="RandomPerspective.*nearest fastprep equivalent: fp.RandomAffine"):
+        fp.from_torchvision(T.Compose([T.Resize(8), T.RandomPerspective()]), strict=True)
+    with pytest.raises(ValueError, match="not a torchvision transform"):
+        fp.from_torchvision(T.Compose([T.Resize(8), AddOne()]), strict=True)
+
+
+def test_an_order_the_fused_pass_cannot_do_falls_back_there(photos):
+    tv = T2.Compose([T2.Resize((40, 40)), T2.GaussianBlur(5), T2.ColorJitter(0.4)])
+    h = convert(tv)
+    assert [type(t).__name__ for t in h.remainder] == ["ColorJitter"]
+    assert "ColorJitter after GaussianBlur" in h.reasons[0]
+    assert h(photos[0]).shape == (3, 40, 40)
+
+
+def test_transform_errors_name_the_file(photos):
+    def boom(x):
+        raise RuntimeError("nope")
+
+    h = convert(T.Compose([T.Resize((16, 16)), T.Lambda(boom)]))
+    with pytest.raises(fp.TransformError, match=r"photo.*Lambda raised RuntimeError: nope"):
+        h.batch(photos[:2])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_loader_runs_the_remainder_like_batch(photos, workers):
+    h = convert(T2.Compose([T2.RandomResizedCrop(32), T2.RandomPerspective(p=0.8),
+                            T2.ToDtype(torch.float32, scale=True)]))
+    pairs = [(p, i % 3) for i, p in enumerate(photos[:10])]
+    loader = fp.Loader(pairs, h, batch_size=4, seed=11, shuffle=False, python_workers=workers, threads=2)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    batches = [(x.clone(), y.clone()) for x, y in loader]
+    assert torch.equal(state, torch.get_rng_state())
+    assert [len(y) for _, y in batches] == [4, 4, 2]
+    ref = h.batch(photos[:10], seed=11, indices=list(range(10)), epoch=0)
+    assert torch.equal(torch.cat([x for x, _ in batches]), ref)
+
+
+def test_loader_remainder_errors_name_the_file(photos):
+    def boom(x):
+        raise ValueError("bad")
+
+    h = convert(T.Compose([T.Resize((16, 16)), T.Lambda(boom)]))
+    loader = fp.Loader([(p, 0) for p in photos[:4]], h, batch_size=2, python_workers=1)
+    with pytest.raises(fp.TransformError, match="photo"):
+        next(iter(loader))
+
+
+def test_mix_choice_rename_keeps_the_loader_working(photos):
+    with pytest.warns(FutureWarning):
+        mix = fp.RandomChoice([fp.MixUp(0.2), fp.CutMix(1.0)])
+    t = fp.Compose([fp.Resize((16, 16)), fp.ToTensor()])
+    loader = fp.Loader([(p, i % 2) for i, p in enumerate(photos[:4])], t, batch_size=4, mix=mix, num_classes=2)
+    x, y = next(iter(loader))
+    assert y.shape == (4, 2)
+
+
+# ---- RandomCrop and Pad -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kw", [dict(padding=4), dict(padding=(1, 2)), dict(padding=(0, 1, 2, 3)),
+                                dict(pad_if_needed=True), dict()])
+@pytest.mark.parametrize("v2", [False, True])
+def test_random_crop_replays_through_torchvision(kw, v2):
+    rng = np.random.default_rng(1)
+    imgs = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)] * 3 + [rng.integers(0, 256, (30, 37, 3),
+                                                                                 dtype=np.uint8)] * 3
+    size = 32 if (kw.get("padding") or kw.get("pad_if_needed")) else 16
+    tvop = (T2 if v2 else T).RandomCrop(size, **kw)
+    t = fp.from_torchvision((T2 if v2 else T).Compose([tvop, (T2 if v2 else T).PILToTensor()]))
+    assert isinstance(t, fp.Compose)
+    pad = list(t.transforms[0].padding or (0, 0, 0, 0))  # left, top, right, bottom
+    for i, img in enumerate(imgs):
+        o, p = t.batch([img], seed=5, indices=[i], return_params=True)
+        oy, ox = p[0]["crop_offset"]
+        x = torch.from_numpy(img).permute(2, 0, 1)
+        left, top, right, bottom = pad
+        if kw.get("pad_if_needed"):
+            h, w = x.shape[1] + top + bottom, x.shape[2] + left + right
+            top, bottom = top + max(0, size - h), bottom + max(0, size - h)
+            left, right = left + max(0, size - w), right + max(0, size - w)
+        padded = torch.nn.functional.pad(x, (left, right, top, bottom))
+        want = padded[:, oy + top:oy + top + size, ox + left:ox + left + size]
+        assert torch.equal(torch.from_numpy(np.asarray(o[0])), want)
+        assert -top <= oy <= padded.shape[1] - size - top
+
+
+def test_random_crop_offsets_are_uniform():
+    img = np.zeros((32, 32, 3), np.uint8)
+    t = fp.Compose([fp.RandomCrop(32, padding=4)], dtype="uint8")
+    _, params = t.batch([img] * 4000, seed=1, return_params=True)
+    offs = np.array([p["crop_offset"] for p in params])
+    assert offs.min() == -4 and offs.max() == 4
+    counts = np.bincount(offs[:, 0] + 4, minlength=9)
+    assert counts.min() > 4000 / 9 * 0.75
+
+
+def test_pad_then_center_crop_and_refusals(photos):
+    x = np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)
+    t = fp.from_torchvision(T2.Compose([T2.Pad((1, 2, 3, 4)), T2.CenterCrop((9, 9))]))
+    want = T2.CenterCrop((9, 9))(T2.Pad((1, 2, 3, 4))(torch.from_numpy(x).permute(2, 0, 1)))
+    assert torch.equal(torch.from_numpy(np.asarray(t(x))), want)
+    h = convert(T2.Compose([T2.RandomCrop(32, padding=4, padding_mode="reflect")]))
+    assert isinstance(h, fp.HybridCompose) and "padding_mode='reflect'" in h.reasons[0]
+    with pytest.raises(ValueError, match="fill"):
+        fp.RandomCrop(8, padding=2, fill=3)
+    with pytest.raises(ValueError, match="Resize must come first"):
+        fp.Compose([fp.Pad(2), fp.Resize(8)])
+    with pytest.raises(ValueError, match="larger than the"):
+        fp.Compose([fp.RandomCrop(64)], dtype="uint8")(np.zeros((8, 8, 3), np.uint8))
