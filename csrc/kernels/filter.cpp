@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/augment.h"
+#include "kernels/reference.h"
 
 namespace fastprep {
 
@@ -36,6 +37,22 @@ inline int reflect(int i, int n) {
 
 }  // namespace
 
+void blur_row_ref(const float* ext, int n, const float* w, int k, float* out) {
+  for (int x = 0; x < n; ++x) {
+    float acc = 0.f;
+    for (int j = 0; j < k; ++j) acc += w[j] * ext[x + j];
+    out[x] = acc;
+  }
+}
+
+void blur_col_ref(const float* const* rows, const float* w, int k, int n, float* out) {
+  for (int i = 0; i < n; ++i) {
+    float acc = 0.f;
+    for (int j = 0; j < k; ++j) acc += w[j] * rows[j][i];
+    out[i] = acc;
+  }
+}
+
 void gaussian_blur(const Kernels& k, int kx, int ky, float sx, float sy, uint8_t* const* rows, int h, int w,
                    Scratch* scratch) {
   if (h <= 0 || w <= 0) return;
@@ -43,45 +60,38 @@ void gaussian_blur(const Kernels& k, int kx, int ky, float sx, float sy, uint8_t
   gaussian_kernel1d(kx, sx, wx.data());
   gaussian_kernel1d(ky, sy, wy.data());
   const int rx = kx / 2, ry = ky / 2;
-  // Horizontal pass: h rows of 3 w floats (R, G, B interleaved).
-  const size_t row_f = static_cast<size_t>(w) * 3;
+  // Horizontal pass: each row as three float planes (R, G, B), the plane padded by reflection
+  // so the taps need no index arithmetic, into h rows of three planes.
+  const size_t plane = static_cast<size_t>(w), row_f = 3 * plane;
   float* hbuf = reinterpret_cast<float*>(scratch->reserve(checked_mul(checked_mul(row_f, static_cast<size_t>(h)),
                                                                         sizeof(float))));
   std::vector<int> xs(static_cast<size_t>(w) + kx);
   for (int i = 0; i < w + kx - 1; ++i) xs[i] = reflect(i - rx, w);
+  std::vector<float> ext(static_cast<size_t>(w) + kx);
   for (int y = 0; y < h; ++y) {
     const uint8_t* src = rows[y];
-    float* out = hbuf + static_cast<size_t>(y) * row_f;
-    for (int x = 0; x < w; ++x) {
-      float a0 = 0.f, a1 = 0.f, a2 = 0.f;
-      for (int j = 0; j < kx; ++j) {
-        const uint8_t* p = src + static_cast<size_t>(xs[x + j]) * 4;
-        a0 += wx[j] * p[0];
-        a1 += wx[j] * p[1];
-        a2 += wx[j] * p[2];
-      }
-      out[3 * x] = a0, out[3 * x + 1] = a1, out[3 * x + 2] = a2;
+    for (int c = 0; c < 3; ++c) {
+      for (int i = 0; i < w + kx - 1; ++i) ext[i] = src[static_cast<size_t>(xs[i]) * 4 + c];
+      k.blur_row(ext.data(), w, wx.data(), kx, hbuf + static_cast<size_t>(y) * row_f + c * plane);
     }
   }
   // Vertical pass, rounded half to even into the rows.
   std::vector<const float*> src(static_cast<size_t>(ky));
   std::vector<float> acc(row_f);
   for (int y = 0; y < h; ++y) {
-    for (int i = 0; i < ky; ++i) src[i] = hbuf + static_cast<size_t>(reflect(y + i - ry, h)) * row_f;
-    std::fill(acc.begin(), acc.end(), 0.f);
-    for (int i = 0; i < ky; ++i) {
-      const float wi = wy[i];
-      const float* s = src[i];
-      for (size_t j = 0; j < row_f; ++j) acc[j] += wi * s[j];
+    for (int c = 0; c < 3; ++c) {
+      for (int i = 0; i < ky; ++i) src[i] = hbuf + static_cast<size_t>(reflect(y + i - ry, h)) * row_f + c * plane;
+      k.blur_col(src.data(), wy.data(), ky, w, acc.data() + c * plane);
     }
     uint8_t* dst = rows[y];
-    for (int x = 0; x < w; ++x)
-      for (int c = 0; c < 3; ++c) {
-        const float v = std::nearbyint(acc[3 * x + c]);
+    for (int c = 0; c < 3; ++c) {
+      const float* a = acc.data() + c * plane;
+      for (int x = 0; x < w; ++x) {
+        const float v = std::nearbyint(a[x]);
         dst[4 * x + c] = static_cast<uint8_t>(v < 0.f ? 0.f : (v > 255.f ? 255.f : v));
       }
+    }
   }
-  (void)k;
 }
 
 }  // namespace fastprep

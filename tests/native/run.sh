@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds tests/native/simd_kernels_test.cpp and checks every SIMD level of the resampling,
-# ColorJitter, Sharpness and PNG row kernels against the scalar reference: natively (x86-64: SSE4.1, AVX2) and, when Debian's
+# ColorJitter, Sharpness, GaussianBlur and PNG row kernels against the scalar reference: natively (x86-64: SSE4.1, AVX2) and, when Debian's
 # cross compiler and qemu-user are installed (apt-get install g++-aarch64-linux-gnu qemu-user),
 # cross-compiled for AArch64 and run under emulation (NEON). Pure C++, no Python module needed.
 #   bash tests/native/run.sh [--arm-only|--native-only]

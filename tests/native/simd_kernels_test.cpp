@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "kernels/augment.h"
+#include "kernels/filter.h"
 #include "kernels/color.h"
 #include "kernels/dispatch.h"
 #include "kernels/png_rows.h"
@@ -172,6 +173,15 @@ void check_sharpness(const Image& im, float alpha, const std::vector<Simd>& leve
   std::snprintf(where, sizeof where, "%s %dx%d alpha=%g", name.c_str(), im.w, im.h, alpha);
   check_in_place("sharpness", im, levels, where, [&](Simd s, uint8_t* const* rows, Scratch* scratch) {
     aug_sharpness(kernels_for(s), alpha, rows, im.h, im.w, scratch);
+  });
+}
+
+// GaussianBlur (its row and column taps by the level's kernels) on `im`.
+void check_blur(const Image& im, int kx, int ky, float sigma, const std::vector<Simd>& levels, const std::string& name) {
+  char where[120];
+  std::snprintf(where, sizeof where, "%s %dx%d k=%dx%d sigma=%g", name.c_str(), im.w, im.h, kx, ky, sigma);
+  check_in_place("blur", im, levels, where, [&](Simd s, uint8_t* const* rows, Scratch* scratch) {
+    gaussian_blur(kernels_for(s), kx, ky, sigma, sigma, rows, im.h, im.w, scratch);
   });
 }
 
@@ -335,6 +345,8 @@ int main(int argc, char** argv) {
     }
   }
   for (int w : {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 100}) check_png_rows(random_image(rng, w, 4), levels, "random");
+  for (int w : {1, 3, 8, 17, 31, 32, 33, 65, 130})
+    for (int k : {1, 3, 9, 23}) check_blur(random_image(rng, w, 7), k, k == 1 ? 5 : k, 0.1f + k / 7.f, levels, "random");
   for (int w : {1, 3, 4, 5, 8, 9, 31, 64, 101}) {  // narrow value ranges, so the stretch is visible
     Image im = random_image(rng, w, 5);
     for (size_t i = 0; i < im.px.size(); ++i) im.px[i] = static_cast<uint8_t>(40 + im.px[i] % (60 + i % 7));
@@ -359,6 +371,7 @@ int main(int argc, char** argv) {
     }
     for (float alpha : {0.05f, 0.5f, 1.0f, 1.9f}) check_sharpness(photo, alpha, levels, "photo");
     check_autocontrast(photo, levels, "photo");
+    check_blur(photo, 23, 23, 1.7f, levels, "photo");
     for (float g : {-0.5f, 0.015f, 0.4f}) {
       HsvParams hp;
       hp.on = true;

@@ -31,6 +31,10 @@ void warp_row_neon(const WarpRow& t, const WarpSpec& ws, const uint8_t* src, siz
 void sharpness_row_neon(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int w, float alpha, uint8_t* dst);
 void rgb_min_max_neon(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]);
 
+// filter_neon.cpp (Note [GaussianBlur arithmetic])
+void blur_row_neon(const float* ext, int n, const float* w, int k, float* out);
+void blur_col_neon(const float* const* rows, const float* w, int k, int n, float* out);
+
 // png_rows_neon.cpp
 void png_unfilter_neon(int type, const uint8_t* raw, const uint8_t* prev, uint8_t* out, size_t n, int bpp);
 void png_expand_rgbx_neon(int color_type, const uint8_t* src, int w, uint8_t* dst);
