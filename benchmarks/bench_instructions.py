@@ -12,7 +12,15 @@ result is divided by the number of photos:
     vpass     the vertical resampling pass (vpass_row_*)
     output    the output stage (write_row*: table lookup, normalise, cast, layout)
     tables    per-image planning (build_axis_table, plan_sample)
+    ops       the uint8 ops on the staged image (blur, the sequence's and the policies' ops,
+              colour jitter, grayscale)
     other     everything else (the rest of fastprep, libc, Python's share of batch())
+
+A pipeline "train+NAME" is the train recipe with one op added before ToTensor (NAME of EXTRA
+below); the op's cost is its row minus train's:
+
+    python benchmarks/bench_instructions.py corpus/detailed --count 50 \
+        --pipelines train,train+blur,train+solarize --json benchmarks/results/instructions_ops.json
 
     python benchmarks/bench_instructions.py corpus/imagenet_like --count 100 \
         --md benchmarks/results/instructions_wallpapers.md --json benchmarks/results/instructions_wallpapers.json
@@ -31,7 +39,21 @@ import time
 
 # -fast: exact=False; -u8: uint8 HWC output, no ToTensor/Normalize (for normalising on the GPU)
 PIPELINES = ("empty", "decode", "eval", "train", "eval-fast", "train-fast", "eval-u8", "train-u8")
-STAGES = ("decode", "hpass", "vpass", "output", "tables", "other")
+STAGES = ("decode", "hpass", "vpass", "output", "tables", "ops", "other")
+# The ops a "train+NAME" pipeline adds (issue 31's op table), built when the child runs.
+EXTRA = {
+    "blur": "fp.GaussianBlur(23, (0.1, 2.0))",
+    "solarize": "fp.RandomSolarize(128, p=1.0)",
+    "posterize": "fp.RandomPosterize(4, p=1.0)",
+    "equalize": "fp.RandomEqualize(p=1.0)",
+    "autocontrast": "fp.RandomAutocontrast(p=1.0)",
+    "invert": "fp.RandomInvert(p=1.0)",
+    "sharpness": "fp.RandomAdjustSharpness(2.0, p=1.0)",
+    "channel_permutation": "fp.RandomChannelPermutation()",
+    "jitter": "fp.ColorJitter(0.4, 0.4, 0.2, 0.1)",
+    "apply_jitter": "fp.RandomApply([fp.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8)",
+    "grayscale": "fp.RandomGrayscale(1.0)",
+}
 
 
 def child(pipeline, folder, count):
@@ -46,6 +68,9 @@ def child(pipeline, folder, count):
     ops = {"eval": [fp.Resize(256), fp.CenterCrop(224)] + norm,
            "train": [fp.RandomResizedCrop(224), fp.RandomHorizontalFlip()] + norm}
     name, _, mode = pipeline.partition("-")
+    base, plus, extra = name.partition("+")
+    if plus:
+        ops[name] = ops[base][:-len(norm)] + [eval(EXTRA[extra], {"fp": fp})] + norm
     if name in ops:
         if mode == "u8":
             t = fp.Compose(ops[name][:-len(norm)], dtype="uint8", layout="HWC")
@@ -74,6 +99,9 @@ def stage_of(func, obj):
         return "output"
     if "build_axis_table" in func or "plan_sample" in func:
         return "tables"
+    if any(k in func for k in ("blur", "aug_", "pix_op", "to_gray", "jitter", "sharpness", "equalize", "solarize",
+                               "posterize", "autocontrast", "invert", "min_max", "apply_table", "snapshot")):
+        return "ops"
     return "other"
 
 
@@ -114,7 +142,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder")
     ap.add_argument("--count", type=int, default=100)
-    ap.add_argument("--pipelines", default="decode,eval,train", help="of " + ",".join(PIPELINES[1:]))
+    ap.add_argument("--pipelines", default="decode,eval,train",
+                    help="of " + ",".join(PIPELINES[1:]) + ", or train+NAME for NAME in " + ",".join(EXTRA))
     ap.add_argument("--json")
     ap.add_argument("--md")
     ap.add_argument("--child", help=argparse.SUPPRESS)
