@@ -13,11 +13,13 @@ the same, one thread, interleaved rounds, medians of per-round ratios.
   the rest per sample in Python) against torchvision v2 doing the whole recipe, both over
   batches of 64 (torchvision per sample, as a DataLoader worker does).
 
-    python benchmarks/bench_catalogue.py corpus/detailed --rounds 7
+    python benchmarks/bench_catalogue.py corpus/detailed --rounds 7 --json benchmarks/results/catalogue_detailed.json
 """
 import argparse
 import glob
+import json
 import os
+import platform
 import statistics
 import time
 import warnings
@@ -27,6 +29,17 @@ import numpy as np
 import fastprep as fp
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def interleaved(runs, n_rounds):
@@ -60,6 +73,7 @@ def main():
     ap.add_argument("--count", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--recipes", default="simclr,cifar,fallback")
+    ap.add_argument("--json", help="write the rows, the machine and the versions here")
     args = ap.parse_args()
     import torch
     from torchvision.io import decode_jpeg
@@ -76,9 +90,13 @@ def main():
           "(median of per-round ratios) |")
     print("|---|---|---|---|")
 
+    rows = []
+
     def row(name, per, count):
         a, b = (statistics.median(v) / count * 1e3 for v in per.values())
-        print(f"| {name} | {a:.3f} | {b:.3f} | {ratio(per, *per):.2f}x |")
+        r = ratio(per, *per)
+        print(f"| {name} | {a:.3f} | {b:.3f} | {r:.2f}x |")
+        rows.append({"recipe": name, "fastprep_ms": a, "torchvision_ms": b, "speedup": r})
 
     if "simclr" in recipes:
         tv = simclr(T2, torch)
@@ -137,6 +155,18 @@ def main():
                 torch.stack([tvf(decode_jpeg(torch.frombuffer(d, dtype=torch.uint8))) for d in datas[i:i + 64]])
         row("train + RandomPerspective (in Python) + normalize", interleaved({"fastprep": fast, "torchvision": slow},
                                                                             args.rounds), n)
+    if args.json:
+        from fastprep.bench import library_versions
+
+        with open(args.json, "w") as f:
+            json.dump({"kind": "catalogue", "rows": rows, "folder": args.folder, "count": n, "rounds": args.rounds,
+                       "date": time.strftime("%Y-%m-%d"),
+                       "machine": {"cpu": cpu_name(), "cores": os.cpu_count(),
+                                   "simd": fp.simd_info()["default"]},
+                       "versions": library_versions(("torch", "torchvision")),
+                       "command": "python benchmarks/bench_catalogue.py " + " ".join(
+                           a for a in [args.folder, f"--rounds {args.rounds}", f"--count {args.count}"])},
+                      f, indent=1)
 
 
 if __name__ == "__main__":

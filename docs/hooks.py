@@ -1,7 +1,8 @@
 """mkdocs hooks of the documentation build (run by `mkdocs build --strict` in CI):
 
 * ``<!-- op-table -->`` in a page becomes the op table generated from the op registry
-  (``fastprep.op_table()``), so the docs list exactly the ops the installed fastprep has;
+  (``fastprep.op_table()``), so the docs list exactly the ops the installed fastprep has, with
+  each op's measured instructions per image (``benchmarks/results/instructions_ops.json``);
 * ``<!-- results: NAME -->`` becomes the table of ``benchmarks/results/NAME.json`` and the
   benchmark plots are drawn from those files into ``docs/benchmarks/plots/`` before the files are
   collected (``docs/results.py``), so every figure on the benchmark page is the committed result
@@ -33,7 +34,7 @@ def on_page_markdown(markdown, page, config, files, **kwargs):
     if "<!-- op-table -->" in markdown:
         import fastprep
 
-        markdown = markdown.replace("<!-- op-table -->", fastprep.op_table())
+        markdown = markdown.replace("<!-- op-table -->", fastprep.op_table(_results().op_costs(RESULTS)))
     if MARKER.search(markdown):
         res = _results()
         markdown = MARKER.sub(lambda m: res.table(RESULTS, m.group(1)), markdown)

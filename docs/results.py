@@ -68,12 +68,12 @@ def plot_instructions(data, path):
     """bench_instructions.py's JSON: instructions per image by stage, stacked."""
     plt = _plt()
     per = data["per_image"]
-    stages = ["decode", "hpass", "vpass", "output", "tables", "other"]
+    stages = ["decode", "hpass", "vpass", "output", "tables", "ops", "other"]
     names = list(per)
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(names) + 1.6))
     left = [0.0] * len(names)
     for s in stages:
-        vals = [per[n][s] / 1e6 for n in names]
+        vals = [per[n].get(s, 0.0) / 1e6 for n in names]
         ax.barh(names[::-1], vals[::-1], left=left[::-1], label=s)
         left = [a + b for a, b in zip(left, vals)]
     ax.set_xlabel("million instructions per image (callgrind, empty run subtracted)")
@@ -183,6 +183,8 @@ def bench_table(rep):
 def instructions_table(data):
     """bench_instructions.py's JSON: millions of instructions per image, per stage."""
     per = data["per_image"]
+    if any("+" in name for name in per):
+        return op_cost_table(data)
     base = per.get("decode", {}).get("total")
     stages = ["decode", "hpass", "vpass", "output", "tables", "other"]
     names = {"hpass": "horizontal pass", "vpass": "vertical pass", "output": "output stage",
@@ -197,6 +199,63 @@ def instructions_table(data):
     lines.append("")
     lines.append(f"callgrind, {data['count']} photos of `{data['folder']}`, one thread, the empty run's "
                  "instructions subtracted" + (f"; {data['date']}" if data.get("date") else "") + ".")
+    return "\n".join(lines)
+
+
+def op_cost_table(data):
+    """bench_instructions.py's JSON with train+NAME pipelines: each op's instructions per image,
+    the recipe with the op minus the recipe without it."""
+    per = data["per_image"]
+    base = per["train"]
+    lines = ["| op added to the train recipe | instructions per image (the op's stage) | "
+             "instructions per image (whole recipe, minus train's) |", "|---|---:|---:|"]
+    for name, row in per.items():
+        if "+" not in name:
+            continue
+        lines.append(f"| {name.split('+', 1)[1]} | {row.get('ops', 0.0) / 1e6:.2f}M | "
+                     f"{(row['total'] - base['total']) / 1e6:+.2f}M |")
+    lines.append("")
+    lines.append(f"The train recipe (RandomResizedCrop 224, flip, ToTensor, Normalize) takes "
+                 f"{base['total'] / 1e6:.2f}M instructions per image; callgrind, {data['count']} photos of "
+                 f"`{data['folder']}`, one thread, the empty run's instructions subtracted"
+                 + (f"; {data['date']}" if data.get("date") else "") + ".")
+    return "\n".join(lines)
+
+
+# The op each "train+NAME" pipeline of bench_instructions.py adds.
+OP_OF_PIPELINE = {"blur": "GaussianBlur", "solarize": "RandomSolarize", "posterize": "RandomPosterize",
+                  "equalize": "RandomEqualize", "autocontrast": "RandomAutocontrast", "invert": "RandomInvert",
+                  "sharpness": "RandomAdjustSharpness", "channel_permutation": "RandomChannelPermutation",
+                  "jitter": "ColorJitter", "apply_jitter": "RandomApply", "grayscale": "RandomGrayscale"}
+
+
+def op_costs(results):
+    """{op name: its instructions per image (the recipe with it minus without it)} from
+    instructions_ops.json, for the op table's cost column ({} when the file is missing)."""
+    path = os.path.join(results, "instructions_ops.json")
+    if not os.path.exists(path):
+        return {}
+    per = json.load(open(path))["per_image"]
+    out = {}
+    for name, row in per.items():
+        op = OP_OF_PIPELINE.get(name.split("+", 1)[1]) if "+" in name else None
+        if op:
+            note = " (p=0.8, with ColorJitter)" if op == "RandomApply" else ""
+            out[op] = f"{(row['total'] - per['train']['total']) / 1e6:+.2f}M{note}"
+    return out
+
+
+def catalogue_table(data):
+    """bench_catalogue.py's JSON: recipes against torchvision v2."""
+    lines = ["| recipe | fastprep ms/image | torchvision v2 ms/image | fastprep / torchvision v2 |",
+             "|---|---:|---:|---:|"]
+    for r in data["rows"]:
+        lines.append(f"| {r['recipe']} | {r['fastprep_ms']:.3f} | {r['torchvision_ms']:.3f} | **{r['speedup']:.2f}x** |")
+    m, v = data["machine"], data["versions"]
+    lines.append("")
+    lines.append(f"`{data['command']}`: one thread, {data['rounds']} interleaved rounds, medians of per-round "
+                 f"ratios; {data['count']} photos of `{data['folder']}`; {m['cpu']}, {m['cores']} cores, "
+                 f"{m['simd']}; {data['date']}; {_versions(v)}.")
     return "\n".join(lines)
 
 
@@ -279,6 +338,8 @@ def table(results, name):
         return gpu_feed_table(data)
     if "fastprep_threads2" in data:
         return loader_table(data)
+    if data.get("kind") == "catalogue":
+        return catalogue_table(data)
     if "results" in data and "speedup_reference" in data:
         return bench_table(data)
     raise ValueError(f"{path}: not a result this page knows how to show")

@@ -285,10 +285,12 @@ def check_order(ops):
 # Documentation
 
 
-def op_table():
-    """The README's op table (markdown), generated from the registry."""
-    rows = ["| op | what it does | stage | converts from | adds to `return_params` |",
-            "|---|---|---|---|---|"]
+def op_table(costs=None):
+    """The README's op table (markdown), generated from the registry. ``costs``: optional
+    {op name: text} for an extra column (the docs put each op's measured instructions there)."""
+    extra = " | instructions per image |" if costs else " |"
+    rows = ["| op | what it does | stage | converts from | adds to `return_params`" + extra,
+            "|---|---|---|---|---|" + ("---:|" if costs else "")]
     for name, cls in _REGISTRY.items():
         if name.startswith("_"):
             continue
@@ -297,5 +299,6 @@ def op_table():
                            for p in cls.params) or "-"
         doc = " ".join((cls.__doc__ or "").split())
         first = doc.split(". ")[0].rstrip(".") + "." if doc else ""
-        rows.append(f"| `{name}` | {first.replace('|', '/')} | {_STAGE_WORDS[cls.stage]} | {tv} | {params} |")
+        cost = f" {costs.get(name, '-')} |" if costs else ""
+        rows.append(f"| `{name}` | {first.replace('|', '/')} | {_STAGE_WORDS[cls.stage]} | {tv} | {params} |{cost}")
     return "\n".join(rows) + "\n"
