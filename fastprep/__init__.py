@@ -22,7 +22,7 @@ except ImportError as _e:  # a source checkout without its build, imported from 
 
 from ._build import __version__, build_info, simd_info
 from ._errors import (AllSamplesFailedError, DecodeError, ImageTooLargeError, MissingDependencyError, ReadError,
-                      TransformError,
+                      TransformError, ImageTooSmallError,
                       UnsupportedImageError)
 from .io import FormatError, TarFormatError, TarMember, WriteError
 from .transforms import (DEFAULT_MAX_PIXELS, PRESETS, AutoAugment, CenterCrop, Pad, RandomCrop, ColorJitter, Compose, GaussianBlur,
@@ -45,7 +45,7 @@ __all__ = [
     "RandomAdjustSharpness", "RandomChannelPermutation", "RandomApply", "RandomChoice", "RandomOrder", "Op", "Stage",
     "register_op", "registered_ops", "op_table", "InterpolationMode", "PRESETS", "DEFAULT_MAX_PIXELS",
     "from_torchvision", "HybridCompose", "simd_info", "build_info", "DecodeError", "UnsupportedImageError", "ImageTooLargeError",
-    "ReadError", "TransformError", "MissingDependencyError", "AllSamplesFailedError", "Loader", "MixUp", "CutMix", "MixChoice",
+    "ReadError", "ImageTooSmallError", "TransformError", "MissingDependencyError", "AllSamplesFailedError", "Loader", "MixUp", "CutMix", "MixChoice",
     "index_source", "Dataset", "IMG_EXTENSIONS", "LabelError", "ShardDataset", "compute_stats", "preprocess",
     "WriteError", "OutputLockedError", "ShardTruncatedError", "TarFormatError", "TarMember", "FormatError",
     "ErrorLog",

@@ -25,7 +25,7 @@ _ALIASES = {
     "_pool": _public(transforms),
     "_datasets": _public(data),
     "_loader": _public(data),
-    "_mix": {**_public(data), "RandomChoice": data.MixChoice},  # renamed MixChoice in 0.3
+    "_mix": {**_public(data), "RandomChoice": data.MixChoice},  # renamed MixChoice in 0.2
     "_shards": _public(data),
     "_samples": _public(data),
     "_tar": _public(io),

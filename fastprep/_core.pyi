@@ -92,6 +92,7 @@ class ErrorKind(_PybindEnum):
     decode: ClassVar[ErrorKind]
     unsupported: ClassVar[ErrorKind]
     too_large: ClassVar[ErrorKind]
+    too_small: ClassVar[ErrorKind]
     io: ClassVar[ErrorKind]
     invalid: ClassVar[ErrorKind]
 

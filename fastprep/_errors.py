@@ -24,6 +24,11 @@ class ImageTooLargeError(DecodeError):
     """The image's dimensions exceed ``max_pixels`` (decompression-bomb guard)."""
 
 
+class ImageTooSmallError(DecodeError):
+    """The image is smaller than a transform needs (a RandomCrop larger than the padded image, as
+    torchvision refuses), or a crop window lies in the padding only."""
+
+
 class ReadError(DecodeError):
     """The file could not be read."""
 
@@ -58,7 +63,7 @@ def _kinds():
 
     K = _core.ErrorKind
     return {K.decode: DecodeError, K.unsupported: UnsupportedImageError, K.too_large: ImageTooLargeError,
-            K.io: ReadError, K.invalid: DecodeError}
+            K.io: ReadError, K.invalid: DecodeError, K.too_small: ImageTooSmallError}
 
 
 def error_for_kind(kind, source, reason, index=None):

@@ -32,7 +32,7 @@ namespace {
 
 constexpr int64_t kMaxPixels = 20'000'000;  // fuzzing limit (the library default is ~179 MP)
 constexpr int64_t kMaxRunPixels = 2'000'000;  // largest image-dependent output run (see below)
-constexpr int kPlans = 13;
+constexpr int kPlans = 15;
 
 PlanSpec base_spec(int which) {
   PlanSpec s;
@@ -107,6 +107,27 @@ PlanSpec base_spec(int which) {
         s.aug_lo.push_back(op == 11 ? 1.0 : 0.0), s.aug_hi.push_back(op == 10 ? 4.0 : (op == 11 ? 0.0 : 0.9));
         s.aug_signed.push_back(1);
       }
+      break;
+    case 13:  // RandomCrop with padding and pad_if_needed, then the op sequence in containers (gray output)
+      s.pad = {3, 0, 40, 2}, s.rcrop = true, s.rcrop_h = 45, s.rcrop_w = 9, s.rcrop_if_needed = true;
+      s.color = Color::kGray, s.dtype = DType::kU8, s.gray_p = 0.0;
+      s.jitter_mask = 1, s.brightness_lo = 0.5, s.brightness_hi = 1.5, s.jitter_group = 0;
+      s.group_kind = {0, 1, 2}, s.group_members = {1, 2, 2}, s.group_p = {0.8, 1.0, 3.0};
+      for (int op = 0; op < kPixOpCount; ++op) {
+        if (op == static_cast<int>(PixOp::kChannelPermutation)) continue;  // needs RGB
+        s.px_ops.push_back(op);
+        const double a[kPixArgs] = {op == static_cast<int>(PixOp::kGaussianBlur) ? 23.0 : 1.0,
+                                    op == static_cast<int>(PixOp::kGaussianBlur) ? 3.0 : 4.0, 0.1, 9.0};
+        s.px_args.insert(s.px_args.end(), a, a + kPixArgs);
+        const int g = op < 2 ? 1 : (op < 4 ? 2 : -1);
+        s.px_group.push_back(g), s.px_member.push_back(g < 0 ? 0 : op % 2);
+      }
+      break;
+    case 14:  // Pad then a center crop, blur and channel permutation on RGB float output
+      s.resize_mode = 2, s.resize_h = 5, s.resize_w = 70, s.pad = {1, 2, 3, 4}, s.crop_h = 9, s.crop_w = 90;
+      s.px_ops = {static_cast<int>(PixOp::kGaussianBlur), static_cast<int>(PixOp::kChannelPermutation)};
+      s.px_args = {1023.0, 1.0, 50.0, 50.0, 0.0, 0.0, 0.0, 0.0};
+      s.px_group = {-1, -1}, s.px_member = {0, 0};
       break;
     default:  // RRC with extreme ratios and tiny scale
       s.rrc = true, s.rrc_h = 7, s.rrc_w = 65, s.scale_lo = 0.001, s.scale_hi = 0.01;

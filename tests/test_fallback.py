@@ -204,5 +204,7 @@ def test_pad_then_center_crop_and_refusals(photos):
         fp.RandomCrop(8, padding=2, fill=3)
     with pytest.raises(ValueError, match="Resize must come first"):
         fp.Compose([fp.Pad(2), fp.Resize(8)])
-    with pytest.raises(ValueError, match="larger than the"):
+    with pytest.raises(fp.ImageTooSmallError, match="larger than the"):
         fp.Compose([fp.RandomCrop(64)], dtype="uint8")(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(fp.ImageTooSmallError, match="in the padding only"):
+        fp.Compose([fp.Pad((40, 0, 0, 0)), fp.CenterCrop(4)], dtype="uint8")(np.zeros((8, 8, 3), np.uint8))

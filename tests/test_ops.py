@@ -152,9 +152,13 @@ def test_docs_op_table_is_the_registry():
     page = open(DOCS_OPS, encoding="utf-8").read()
     assert "<!-- op-table -->" in page, "docs/guide/ops.md lost its op-table marker"
     built = hooks.on_page_markdown(page, page=None, config=None, files=None)
-    assert "<!-- op-table -->" not in built and fp.op_table() in built
+    costs = hooks._results().op_costs(hooks.RESULTS)
+    assert "<!-- op-table -->" not in built and fp.op_table(costs) in built
     for name, cls in fp.registered_ops().items():
         assert f"| `{name}` |" in built, name
+    # each op of the uint8 op sequence has its measured cost in the table (instructions_ops.json)
+    for name in ("GaussianBlur", "RandomSolarize", "RandomEqualize", "RandomChannelPermutation", "RandomApply"):
+        assert name in costs and costs[name].endswith(("M", "ColorJitter)")), name
 
 
 # ----------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ enum class ErrorKind : int {
   kTooLarge = 3,     // dimensions over the pixel limit (decompression bomb guard)
   kIo = 4,           // the file could not be read
   kInvalid = 5,      // bad argument (array shape, ...)
+  kTooSmall = 6,     // an image smaller than a transform needs (RandomCrop beyond its padding)
 };
 
 class Error : public std::runtime_error {

@@ -221,7 +221,8 @@ void build_tables(const Plan& plan, const Geometry& g, int dec_h, int dec_w, int
                   Span* sx) {
   *sy = valid_span(g.off_y, g.rz_h, g.out_h);
   *sx = valid_span(g.off_x, g.rz_w, g.out_w);
-  if (sy->s0 >= sy->s1 || sx->s0 >= sx->s1) throw Error(ErrorKind::kInvalid, "crop lies outside the image");
+  if (sy->s0 >= sy->s1 || sx->s0 >= sx->s1)  // only with padding wider than the crop
+    throw Error(ErrorKind::kTooSmall, "the crop window lies in the padding only, outside the image");
   const double inv = 1.0 / denom;
   AxisSpec ax;
   ax.interp = plan.spec.interp;

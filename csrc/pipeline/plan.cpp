@@ -447,7 +447,7 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
       pw += 2 * d;
     }
     if (ph < s.rcrop_h || pw < s.rcrop_w)
-      throw Error(ErrorKind::kInvalid, "RandomCrop size " + std::to_string(s.rcrop_h) + "x" + std::to_string(s.rcrop_w) +
+      throw Error(ErrorKind::kTooSmall, "RandomCrop size " + std::to_string(s.rcrop_h) + "x" + std::to_string(s.rcrop_w) +
                                            " is larger than the (padded) image " + std::to_string(ph) + "x" +
                                            std::to_string(pw));
     Rng rng = stream(streams::kRandomCrop);

@@ -39,7 +39,8 @@ void register_plan(py::module_& m) {
   py::enum_<Simd>(m, "Simd").value("scalar", Simd::kScalar).value("sse41", Simd::kSSE41).value("avx2", Simd::kAVX2).value("neon", Simd::kNEON);
   py::enum_<ErrorKind>(m, "ErrorKind")
       .value("decode", ErrorKind::kDecode).value("unsupported", ErrorKind::kUnsupported)
-      .value("too_large", ErrorKind::kTooLarge).value("io", ErrorKind::kIo).value("invalid", ErrorKind::kInvalid);
+      .value("too_large", ErrorKind::kTooLarge).value("io", ErrorKind::kIo).value("invalid", ErrorKind::kInvalid)
+      .value("too_small", ErrorKind::kTooSmall);
   py::enum_<SampleStatus>(m, "SampleStatus")
       .value("ok", SampleStatus::kOk).value("error", SampleStatus::kError).value("not_jpeg", SampleStatus::kNotJpeg);
 

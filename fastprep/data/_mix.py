@@ -65,7 +65,7 @@ class CutMix(_Mix):
 
 class MixChoice:
     """One of the given mixes per batch, with probabilities p (default: uniform). (Named
-    RandomChoice before fastprep 0.3: ``fp.RandomChoice([MixUp, CutMix])`` still works, with a
+    RandomChoice in fastprep 0.1: ``fp.RandomChoice([MixUp, CutMix])`` still works, with a
     FutureWarning.)"""
 
     def __init__(self, transforms, p=None):
@@ -95,7 +95,7 @@ def check_mix(mix, num_classes, label_smoothing, dtype):
         if num_classes is not None or label_smoothing:
             raise ValueError("num_classes= and label_smoothing= are for batch mixing: pass mix= too")
         return None, None, 0.0
-    if getattr(mix, "holds_mixes", False):  # fp.RandomChoice of batch mixes: fastprep 0.2's name
+    if getattr(mix, "holds_mixes", False):  # fp.RandomChoice of batch mixes: fastprep 0.1's name
         mix = MixChoice(mix.mixes, mix.p)
     if not isinstance(mix, (_Mix, MixChoice)):
         raise TypeError(f"mix must be fp.MixUp, fp.CutMix or fp.MixChoice([...]) of them, got {mix!r}")
@@ -140,6 +140,3 @@ def mix_batch(images, labels, mix, num_classes, label_smoothing, layout, rng):
     # torchvision's _mixup_label: label.roll(1, 0).mul_(1 - lam).add_(label.mul(lam)), in float32
     targets = np.roll(y, 1, axis=0) * np.float32(1.0 - lam) + y * np.float32(lam)
     return targets.astype(np.float32, copy=False), {"mix": name, "lam": lam, "box": box}
-
-
-RandomChoice = MixChoice  # the 0.2 name, kept so that pickles made by fastprep 0.2 load

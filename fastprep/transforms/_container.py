@@ -126,7 +126,7 @@ class RandomChoice(_Container):
 
     def __init__(self, transforms, p=None):
         items = list(transforms) if isinstance(transforms, (list, tuple)) else None
-        # fastprep 0.2 named the Loader's batch-mixing choice RandomChoice: a list of batch mixes
+        # fastprep 0.1 named the Loader's batch-mixing choice RandomChoice: a list of batch mixes
         # (fp.MixUp, fp.CutMix) is still taken, with a warning, and the Loader reads it as
         # fp.MixChoice; a Compose refuses it.
         self.holds_mixes = bool(items) and all(getattr(t, "batch_mix", False) for t in items)
