@@ -45,6 +45,7 @@ class AugTable(_PybindEnum):
 
 MAX_AUG_OPS: int
 PIX_ARGS: int
+PIX_VALS: int
 MAX_PIX_OPS: int
 MAX_CONTAINERS: int
 MAX_MEMBERS: int
@@ -59,6 +60,7 @@ class PixOp(_PybindEnum):
     sharpness: ClassVar[PixOp]
     channel_permutation: ClassVar[PixOp]
     gaussian_blur: ClassVar[PixOp]
+    exemplar_jitter: ClassVar[PixOp]
 
 class DType(_PybindEnum):
     uint8: ClassVar[DType]

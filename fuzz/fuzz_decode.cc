@@ -114,7 +114,8 @@ PlanSpec base_spec(int which) {
       s.jitter_mask = 1, s.brightness_lo = 0.5, s.brightness_hi = 1.5, s.jitter_group = 0;
       s.group_kind = {0, 1, 2}, s.group_members = {1, 2, 2}, s.group_p = {0.8, 1.0, 3.0};
       for (int op = 0; op < kPixOpCount; ++op) {
-        if (op == static_cast<int>(PixOp::kChannelPermutation)) continue;  // needs RGB
+        if (op == static_cast<int>(PixOp::kChannelPermutation) || op == static_cast<int>(PixOp::kExemplarJitter))
+          continue;  // these need RGB
         s.px_ops.push_back(op);
         const double a[kPixArgs] = {op == static_cast<int>(PixOp::kGaussianBlur) ? 23.0 : 1.0,
                                     op == static_cast<int>(PixOp::kGaussianBlur) ? 3.0 : 4.0, 0.1, 9.0};
@@ -125,9 +126,11 @@ PlanSpec base_spec(int which) {
       break;
     case 14:  // Pad then a center crop, blur and channel permutation on RGB float output
       s.resize_mode = 2, s.resize_h = 5, s.resize_w = 70, s.pad = {1, 2, 3, 4}, s.crop_h = 9, s.crop_w = 90;
-      s.px_ops = {static_cast<int>(PixOp::kGaussianBlur), static_cast<int>(PixOp::kChannelPermutation)};
-      s.px_args = {1023.0, 1.0, 50.0, 50.0, 0.0, 0.0, 0.0, 0.0};
-      s.px_group = {-1, -1}, s.px_member = {0, 0};
+      s.px_ops = {static_cast<int>(PixOp::kGaussianBlur), static_cast<int>(PixOp::kChannelPermutation),
+                  static_cast<int>(PixOp::kExemplarJitter)};
+      s.px_args = {1023.0, 1.0, 50.0, 50.0, 0.0, 0.0, 0.0, 0.0,  0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+                   0.25, 4.0, 0.7, 1.4, -0.1, 0.1, -0.1, 0.1};
+      s.px_group = {-1, -1, -1}, s.px_member = {0, 0, 0};
       break;
     default:  // RRC with extreme ratios and tiny scale
       s.rrc = true, s.rrc_h = 7, s.rrc_w = 65, s.scale_lo = 0.001, s.scale_hi = 0.01;

@@ -276,3 +276,39 @@ def test_random_choice_of_batch_mixes_is_the_old_mix_choice():
 
     mix, _, _ = check_mix(old, 10, 0.0, np.float32)
     assert isinstance(mix, fp.MixChoice) and mix.p == [0.5, 0.5]
+
+
+def exemplar_reference(img, d):
+    """Exemplar-CNN's jitter in float64 numpy: matplotlib's rgb_to_hsv / hsv_to_rgb on RGB / 255,
+    S and V raised to a power, scaled and offset (clipped to [0, 1]), the hue shifted (wrapping)."""
+    mcolors = pytest.importorskip("matplotlib.colors")
+    hsv = mcolors.rgb_to_hsv(img.astype(np.float64) / 255.0)
+    for c, key in ((1, "s"), (2, "v")):
+        a, m, add = d[key]
+        hsv[..., c] = np.clip(hsv[..., c] ** a * m + add, 0.0, 1.0)
+    hsv[..., 0] = np.mod(hsv[..., 0] + d["hue"], 1.0)
+    return np.floor(mcolors.hsv_to_rgb(hsv) * 255.0 + 0.5).astype(np.uint8)
+
+
+def test_exemplar_jitter_matches_a_float64_reference(crops):
+    imgs = crops[:3] * 4
+    out, params = run([fp.ExemplarJitter()], imgs, seed=2)
+    powers = []
+    for img, o, p in zip(imgs, out, params):
+        d = p["exemplar"]
+        powers += [d["s"][0], d["v"][0]]
+        assert 0.7 <= d["s"][1] <= 1.4 and -0.1 <= d["v"][2] <= 0.1 and -0.1 <= d["hue"] <= 0.1
+        want = exemplar_reference(img, d)
+        diff = np.abs(o.permute(1, 2, 0).numpy().astype(int) - want.astype(int))
+        assert diff.max() <= 1, d
+    assert min(powers) < 0.6 and max(powers) > 1.6 and all(0.25 <= a <= 4 for a in powers)  # log-uniform
+
+
+def test_exemplar_jitter_ranges_are_arguments(crops):
+    out, params = run([fp.ExemplarJitter(power=(1, 1), factor=(1, 1), add=(0, 0), hue=(0, 0))], crops[:2])
+    for img, o in zip(crops[:2], out):  # the identity, up to the float round trip
+        assert np.abs(o.permute(1, 2, 0).numpy().astype(int) - img.astype(int)).max() <= 1
+    with pytest.raises(ValueError, match="ExemplarJitter"):
+        fp.ExemplarJitter(power=(0, 2))
+    with pytest.raises(ValueError, match="RGB or BGR"):
+        fp.Compose([fp.ExemplarJitter()], color="GRAY")

@@ -53,7 +53,11 @@ void validate_sequence(const PlanSpec& s) {
     for (int j = 0; j < kPixArgs; ++j)
       if (!std::isfinite(a[j])) bad("sequence op arguments must be finite");
     const PixOp op = static_cast<PixOp>(s.px_ops[k]);
-    if (op != PixOp::kChannelPermutation && op != PixOp::kGaussianBlur && !(a[0] >= 0.0 && a[0] <= 1.0))
+    if (op == PixOp::kExemplarJitter &&
+        !(a[0] > 0.0 && a[0] <= a[1] && a[2] <= a[3] && a[4] <= a[5] && a[6] <= a[7] && a[6] >= -1.0 && a[7] <= 1.0))
+      bad("ExemplarJitter ranges must satisfy 0 < power lo <= hi, lo <= hi, and the hue within [-1, 1]");
+    if (op != PixOp::kChannelPermutation && op != PixOp::kGaussianBlur && op != PixOp::kExemplarJitter &&
+        !(a[0] >= 0.0 && a[0] <= 1.0))
       bad(std::string(pix_op_name(op)) + " probability must be in [0, 1]");
     if (op == PixOp::kPosterize && !(a[1] >= 0.0 && a[1] <= 8.0 && a[1] == std::floor(a[1])))
       bad("posterize bits must be an int in [0, 8]");
@@ -66,6 +70,10 @@ void validate_sequence(const PlanSpec& s) {
     }
   }
   if (n && (s.color == Color::kYCbCr)) bad("sequence ops cannot be combined with YCbCr output");
+  for (size_t k = 0; k < n; ++k)
+    if ((s.px_ops[k] == static_cast<int>(PixOp::kChannelPermutation) ||
+         s.px_ops[k] == static_cast<int>(PixOp::kExemplarJitter)) && s.color == Color::kGray)
+      bad(std::string(pix_op_name(static_cast<PixOp>(s.px_ops[k]))) + " needs an RGB or BGR output");
 }
 
 }  // namespace
@@ -360,6 +368,15 @@ void draw_sequence(const PlanSpec& s, const RunKey& key, SequenceParams* q) {
         d.on = true;
         break;
       }
+      case PixOp::kExemplarJitter:  // Note [Exemplar jitter]: S (power, factor, add), V (same), hue
+        for (int c = 0; c < 2; ++c) {
+          d.v[3 * c] = static_cast<float>(std::exp(rng.uniform(std::log(a[0]), std::log(a[1]))));
+          d.v[3 * c + 1] = static_cast<float>(rng.uniform(a[2], a[3]));
+          d.v[3 * c + 2] = static_cast<float>(rng.uniform(a[4], a[5]));
+        }
+        d.v[6] = static_cast<float>(rng.uniform(a[6], a[7]));
+        d.on = true;
+        break;
       case PixOp::kGaussianBlur:  // torch.empty(1).uniform_(lo, hi): a float32 sigma
         d.v[0] = static_cast<float>(a[2] == a[3] ? a[2] : rng.uniform(a[2], a[3]));
         d.on = true;

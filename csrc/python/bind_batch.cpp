@@ -104,7 +104,7 @@ struct ParamRecord {
   int8_t aug_op[kMaxAugOps];         // AugOp codes
   float aug_mag[kMaxAugOps];         // signed magnitudes
   bool px_on[kMaxPixOps];            // the op sequence: each entry applied (Note [Op sequence])
-  float px_val[kMaxPixOps * 3];      // per entry: its values (GaussianBlur's sigma, a permutation)
+  float px_val[kMaxPixOps * kPixVals];  // per entry: its values (GaussianBlur's sigma, a permutation, ...)
   int8_t group[kMaxGroups];          // per container: RandomApply applied, RandomChoice's pick
   int8_t group_order[kMaxGroups * kMaxMembers];  // RandomOrder: members in the order applied
   int32_t erase[4];                  // RandomErasing top, left, height, width (-1: nothing erased)
@@ -215,7 +215,7 @@ class PyBatch {
       const SequenceParams& q = r[i].params.seq;
       for (int k = 0; k < q.n; ++k) {
         rec.px_on[k] = q.op[k].on;
-        for (int c = 0; c < 3; ++c) rec.px_val[3 * k + c] = q.op[k].v[c];
+        for (int c = 0; c < kPixVals; ++c) rec.px_val[kPixVals * k + c] = q.op[k].v[c];
       }
       for (int g = 0; g < kMaxGroups; ++g) {
         rec.group[g] = q.group[g];

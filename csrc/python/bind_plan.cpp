@@ -87,6 +87,7 @@ void register_plan(py::module_& m) {
     for (int k = 0; k < kPixOpCount; ++k) e.value(pix_op_name(static_cast<PixOp>(k)), static_cast<PixOp>(k));
   }
   m.attr("PIX_ARGS") = kPixArgs;
+  m.attr("PIX_VALS") = kPixVals;
   m.attr("MAX_BLUR_KERNEL") = kMaxBlurKernel;
   m.attr("MAX_PIX_OPS") = kMaxPixOps;
   m.attr("MAX_CONTAINERS") = kMaxGroups;

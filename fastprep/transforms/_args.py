@@ -117,6 +117,12 @@ class SequenceOp(Op):
         return {self.key: bool(rec["px_on"][slot])}
 
 
+def pix_values(rec, slot):
+    """The values sequence op ``slot`` drew for one sample (a numpy float32 array)."""
+    n = int(_core.PIX_VALS)
+    return rec["px_val"][n * slot:n * slot + n]
+
+
 class RandomSequenceOp(SequenceOp, ProbOp):
     """A sequence op applied with probability ``p``."""
 

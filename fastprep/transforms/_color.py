@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from ._args import F32_MAX, ProbOp, RandomSequenceOp, SequenceOp, range2
+from ._args import F32_MAX, ProbOp, RandomSequenceOp, SequenceOp, pix_values, range2
 from ._op import Op, Stage, register_op
 
 _GRAY_BOTH = "Grayscale and RandomGrayscale cannot be combined: Grayscale already makes every sample gray"
@@ -279,4 +279,37 @@ class RandomChannelPermutation(SequenceOp):
             raise ValueError("RandomChannelPermutation needs an RGB or BGR output")
 
     def slot_params(self, rec, slot):
-        return {self.key: tuple(int(v) for v in rec["px_val"][3 * slot:3 * slot + 3])}
+        return {self.key: tuple(int(v) for v in pix_values(rec, slot)[:3])}
+
+
+@register_op
+class ExemplarJitter(SequenceOp):
+    """Exemplar-CNN's photometric jitter (Dosovitskiy et al. 2014): per sample, S and V each
+    raised to a log-uniform power, scaled and offset, and the hue shifted (Note [Exemplar jitter]
+    in csrc/kernels/pixel_ops.h)."""
+
+    code, key = "exemplar_jitter", "exemplar"
+    params = ("exemplar (s and v: (power, factor, add); hue: its shift)",)
+
+    def __init__(self, power=(0.25, 4.0), factor=(0.7, 1.4), add=(-0.1, 0.1), hue=(-0.1, 0.1)):
+        self.power = range2(power, "ExemplarJitter", "power")
+        self.factor = range2(factor, "ExemplarJitter", "factor")
+        self.add = range2(add, "ExemplarJitter", "add")
+        self.hue = range2(hue, "ExemplarJitter", "hue")
+        ok = (0 < self.power[0] <= self.power[1] <= F32_MAX and self.factor[0] <= self.factor[1]
+              and self.add[0] <= self.add[1] and -1 <= self.hue[0] <= self.hue[1] <= 1
+              and all(math.isfinite(v) for r in (self.factor, self.add) for v in r))
+        if not ok:
+            raise ValueError("ExemplarJitter ranges must be finite (lo, hi) pairs with 0 < power lo and the hue "
+                             f"within [-1, 1], got power={power!r}, factor={factor!r}, add={add!r}, hue={hue!r}")
+
+    def args(self):
+        return [*self.power, *self.factor, *self.add, *self.hue]
+
+    def check_output(self, out):
+        if out.channels != 3 or out.color not in ("RGB", "BGR"):
+            raise ValueError("ExemplarJitter needs an RGB or BGR output")
+
+    def slot_params(self, rec, slot):
+        v = [float(x) for x in pix_values(rec, slot)]
+        return {self.key: {"s": tuple(v[0:3]), "v": tuple(v[3:6]), "hue": v[6]}}

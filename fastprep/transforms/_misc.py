@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from .. import _core
-from ._args import F32_MAX, SequenceOp, prob, range2
+from ._args import F32_MAX, SequenceOp, pix_values, prob, range2
 from ._op import Op, Stage, register_op
 
 
@@ -47,7 +47,7 @@ class GaussianBlur(SequenceOp):
         return [cls(tuple(op.kernel_size), tuple(op.sigma))]
 
     def slot_params(self, rec, slot):
-        return {self.key: float(rec["px_val"][3 * slot]) if rec["px_on"][slot] else None}
+        return {self.key: float(pix_values(rec, slot)[0]) if rec["px_on"][slot] else None}
 
 
 @register_op
