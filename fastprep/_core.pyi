@@ -114,6 +114,7 @@ class PlanSpec:
     antialias: bool
     crop_h: int
     crop_w: int
+    crop_anchor: int
     rrc: bool
     rrc_h: int
     rrc_w: int

@@ -208,3 +208,46 @@ def test_pad_then_center_crop_and_refusals(photos):
         fp.Compose([fp.RandomCrop(64)], dtype="uint8")(np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(fp.ImageTooSmallError, match="in the padding only"):
         fp.Compose([fp.Pad((40, 0, 0, 0)), fp.CenterCrop(4)], dtype="uint8")(np.zeros((8, 8, 3), np.uint8))
+
+
+# ---- FiveCrop and TenCrop ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [lambda M: M.FiveCrop((20, 16)), lambda M: M.TenCrop((20, 16)),
+                                  lambda M: M.TenCrop(21, vertical_flip=True)])
+@pytest.mark.parametrize("v2", [False, True])
+def test_five_and_ten_crop_equal_torchvisions_tuple(make, v2):
+    M = T2 if v2 else T
+    rng = np.random.default_rng(3)
+    for h, w in ((37, 45), (40, 40), (21, 22)):  # odd and even margins: the centre's rounding
+        x = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        t = fp.from_torchvision(M.Compose([make(M)]) if v2 else M.Compose([make(M), M.Lambda(lambda c: c)]))
+        if not v2:
+            assert isinstance(t, fp.HybridCompose) and t.fused.crops_per_sample in (5, 10)
+            crops = t(x)  # the v1 Lambda gets torchvision's tuple of PIL images
+            ref = make(M)(Image.fromarray(x))
+            assert len(crops) == len(ref)
+            for a, b in zip(crops, ref):
+                assert np.array_equal(np.asarray(a), np.asarray(b))
+            continue
+        out = t(x)
+        ref = make(M)(torch.from_numpy(x).permute(2, 0, 1))
+        assert out.shape[0] == len(ref)
+        for k, r in enumerate(ref):
+            assert np.array_equal(out[k], r.numpy()), k
+
+
+def test_ten_crop_batches_and_loader(photos):
+    t = fp.Compose([fp.Resize(64), fp.TenCrop(48), fp.ToTensor(), fp.Normalize("imagenet")])
+    xb = t.batch(photos[:3], seed=0)
+    assert xb.shape == (3, 10, 3, 48, 48)
+    one = fp.Compose([fp.Resize(64), fp.CenterCrop(48), fp.ToTensor(), fp.Normalize("imagenet")])
+    c = one.batch(photos[:3], seed=0)
+    assert np.array_equal(xb[:, 4], c)  # FiveCrop's centre is CenterCrop's window
+    loader = fp.Loader([(p, 0) for p in photos[:5]], t, batch_size=2, shuffle=False, backend="numpy")
+    got = np.concatenate([x for x, _ in loader])
+    assert np.array_equal(got[:3], xb)
+    with pytest.raises(fp.ImageTooSmallError, match="bigger than the image"):
+        fp.Compose([fp.FiveCrop(100)], dtype="uint8")(np.zeros((50, 50, 3), np.uint8))
+    with pytest.raises(ValueError, match="TenCrop's mirrored crops"):
+        fp.Compose([fp.TenCrop(8), fp.RandomHorizontalFlip()])

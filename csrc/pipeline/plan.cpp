@@ -84,6 +84,7 @@ void validate(const PlanSpec& s) {
   if (s.resize_mode == 2 && (s.resize_h <= 0 || s.resize_w <= 0)) bad("Resize (h, w) must be positive");
   if (s.max_size != 0 && s.max_size <= s.resize_size) bad("Resize max_size must be greater than size");
   if (s.crop_h < 0 || s.crop_w < 0 || (s.crop_h == 0) != (s.crop_w == 0)) bad("CenterCrop size must be positive");
+  if (s.crop_anchor < 0 || s.crop_anchor > 7 || (s.crop_anchor && !s.crop_h)) bad("crop_anchor must be 0..7, with a crop");
   if (!s.pad.empty()) {
     if (s.pad.size() != 4) bad("pad must be (left, top, right, bottom)");
     for (int v : s.pad)
@@ -448,6 +449,20 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
     auto offset = [](int n, int c) { return c > n ? -((c - n) / 2) : round_half_even((n - c) / 2.0); };
     g.off_y = offset(ph, s.crop_h) - pt;
     g.off_x = offset(pw, s.crop_w) - pl;
+    if (s.crop_anchor != 0) {  // FiveCrop / TenCrop's corners (torchvision refuses a crop larger than the image)
+      if (s.crop_h > ph || s.crop_w > pw)
+        throw Error(ErrorKind::kTooSmall, "crop size " + std::to_string(s.crop_h) + "x" + std::to_string(s.crop_w) +
+                                              " is bigger than the image " + std::to_string(ph) + "x" +
+                                              std::to_string(pw));
+      if (s.crop_anchor <= 4) {  // 5: FiveCrop's centre, the centred window
+        g.off_y = (s.crop_anchor >= 3 ? ph - s.crop_h : 0) - pt;
+        g.off_x = (s.crop_anchor == 2 || s.crop_anchor == 4 ? pw - s.crop_w : 0) - pl;
+      } else if (s.crop_anchor == 6) {  // the centre crop of the mirrored image, mirrored back
+        g.off_x = (pw - s.crop_w) - round_half_even((pw - s.crop_w) / 2.0) - pl;
+      } else if (s.crop_anchor == 7) {  // vertically
+        g.off_y = (ph - s.crop_h) - round_half_even((ph - s.crop_h) / 2.0) - pt;
+      }
+    }
     g.out_h = s.crop_h;
     g.out_w = s.crop_w;
   } else if (s.rcrop) {

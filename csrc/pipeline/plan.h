@@ -38,6 +38,7 @@ using DoubleVec = std::vector<double>;
   X(bool, antialias, true, "antialias when downscaling")                                              \
   X(int, crop_h, 0, "CenterCrop height after the resize (0 = none)")                                  \
   X(int, crop_w, 0, "CenterCrop width")                                                               \
+  X(int, crop_anchor, 0, "crop window: 0 centre; FiveCrop's 1-4 corners (tl, tr, bl, br), 5 centre, 6/7 the h/v mirror's centre") \
   X(bool, rrc, false, "RandomResizedCrop to (rrc_h, rrc_w)")                                          \
   X(int, rrc_h, 0, "RandomResizedCrop height")                                                        \
   X(int, rrc_w, 0, "RandomResizedCrop width")                                                         \

@@ -153,6 +153,17 @@ class Compose:
         spec.apply_exif = self.apply_exif_orientation = bool(apply_exif_orientation)
         try:
             self._plan = _core.Plan(spec)
+            # FiveCrop / TenCrop: one plan per crop, differing only in the window and the flips.
+            self._crop_plans = [self._plan]
+            multi = next((op for op in flatten(self.transforms) if getattr(op, "crops", None)), None)
+            if multi is not None:
+                self._crop_plans = []
+                for anchor, hflip, vflip in multi.crops:
+                    s = self._plan.spec
+                    s.crop_anchor = anchor
+                    s.flip_p, s.vflip_p = (1.0 if hflip else s.flip_p), (1.0 if vflip else s.vflip_p)
+                    self._crop_plans.append(_core.Plan(s))
+                self._plan = self._crop_plans[0]
         except ValueError as e:
             raise ValueError(f"cannot compile transforms: {e}") from None
         self.max_pixels = spec.max_pixels
@@ -206,6 +217,11 @@ class Compose:
         """(h, w) of every output, or None when it depends on the image (Resize(int) alone)."""
         return self._plan.fixed_size
 
+    @property
+    def crops_per_sample(self):
+        """Outputs per sample: 1, or FiveCrop's 5 / TenCrop's 10 (an extra axis after N)."""
+        return len(self._crop_plans)
+
     def output_shape(self, h=None, w=None):
         if h is None:
             size = self._plan.fixed_size
@@ -213,7 +229,8 @@ class Compose:
                 raise ValueError("output size depends on the image: add CenterCrop or use Resize((h, w))")
             h, w = size
         c = self.channels
-        return (c, h, w) if self.layout == "CHW" else (h, w, c)
+        shape = (c, h, w) if self.layout == "CHW" else (h, w, c)
+        return shape if len(self._crop_plans) == 1 else (len(self._crop_plans),) + shape
 
     @property
     def np_dtype(self):
@@ -389,8 +406,30 @@ class Compose:
         picks, slots, keys: int64 sequences (numpy arrays pass through without a Python loop).
         Returns (params per position or None, {position: DecodeError}). When every sample is a JPEG
         that decodes, no Python code runs per sample.
+
+        With FiveCrop / TenCrop, each of the K crops is its own native plan (the same draws: same
+        seed and keys) writing arr[slot][k]; params are the first crop's.
         """
-        plan = self._plan
+        if len(self._crop_plans) == 1:
+            return self._execute_plan(self._plan, native_items, raw_items, picks, slots, keys, arr, size, engine, seed,
+                                      epoch, want_params, cancel)
+        k_count = len(self._crop_plans)
+        flat = arr.reshape((-1,) + arr.shape[2:])  # (N * K, ...) views of the same memory
+        slots = np.asarray(slots, dtype=np.int64) * k_count
+        params, errors = None, {}
+        for k, plan in enumerate(self._crop_plans):
+            p, e = self._execute_plan(plan, native_items, raw_items, picks, slots + k, keys, flat, size, engine, seed,
+                                      epoch, want_params and k == 0, cancel)
+            if k == 0:
+                params = p
+            for i, err in e.items():
+                errors.setdefault(i, err)
+            if cancel is not None and cancel.cancelled:
+                return None, {}
+        return params, errors
+
+    def _execute_plan(self, plan, native_items, raw_items, picks, slots, keys, arr, size, engine, seed, epoch,
+                      want_params=True, cancel=None):
         picks = np.asarray(picks, dtype=np.int64)
         slots = np.asarray(slots, dtype=np.int64)
         keys = np.asarray(keys, dtype=np.int64)

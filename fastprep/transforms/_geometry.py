@@ -19,7 +19,7 @@ class Resize(Op):
     stage = Stage.GEOMETRY
     torchvision = ("Resize",)
     not_after = {n: "Resize must come first and once (Resize then CenterCrop is fused)"
-                 for n in ("Resize", "CenterCrop", "RandomResizedCrop", "Pad", "RandomCrop")}
+                 for n in ("Resize", "CenterCrop", "RandomResizedCrop", "Pad", "RandomCrop", "FiveCrop", "TenCrop")}
     unique = False  # the not_after rules give the better message
 
     def __init__(self, size, interpolation="bilinear", max_size=None, antialias=True):
@@ -61,7 +61,7 @@ class CenterCrop(Op):
     stage = Stage.GEOMETRY
     torchvision = ("CenterCrop",)
     not_after = {n: "CenterCrop after another crop cannot be fused"
-                 for n in ("CenterCrop", "RandomResizedCrop", "RandomCrop")}
+                 for n in ("CenterCrop", "RandomResizedCrop", "RandomCrop", "FiveCrop", "TenCrop")}
     unique = False
 
     def __init__(self, size):
@@ -73,6 +73,61 @@ class CenterCrop(Op):
     @classmethod
     def from_torchvision(cls, op, state):
         return [cls(tv_size(op.size))]
+
+
+class _MultiCrop(Op):
+    """FiveCrop / TenCrop: several equal-size crops of one image; a batch is (N, K, C, H, W),
+    torchvision's tuple stacked. ``crops``: per output, (crop_anchor, hflip, vflip) (the native
+    plan field crop_anchor: 1-4 the corners, 5 the centre). Later ops apply to every crop with
+    the same draws, as torchvision v2 applies one transform call to the tuple."""
+
+    stage = Stage.GEOMETRY
+    not_after = {n: "{name} after another crop cannot be fused"
+                 for n in ("CenterCrop", "RandomResizedCrop", "RandomCrop", "FiveCrop", "TenCrop")}
+    crops = ()
+
+    def compile(self, spec, ctx):
+        spec.crop_h, spec.crop_w = self.size
+
+
+@register_op
+class FiveCrop(_MultiCrop):
+    """The four corner crops and the centre crop of ``size`` (torchvision's FiveCrop: top-left,
+    top-right, bottom-left, bottom-right, centre); an image smaller than the crop is an
+    ImageTooSmallError, as torchvision refuses it."""
+
+    torchvision = ("FiveCrop",)
+    crops = ((1, False, False), (2, False, False), (3, False, False), (4, False, False), (5, False, False))
+
+    def __init__(self, size):
+        self.size = pair(size, "FiveCrop")
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(tv_size(op.size))]
+
+
+@register_op
+class TenCrop(_MultiCrop):
+    """FiveCrop of the image and of its mirror (horizontal, or vertical with vertical_flip=True),
+    in torchvision's order."""
+
+    torchvision = ("TenCrop",)
+
+    def __init__(self, size, vertical_flip=False):
+        self.size = pair(size, "TenCrop")
+        self.vertical_flip = bool(vertical_flip)
+
+    @property
+    def crops(self):
+        # five_crop of the mirrored image: its corners are the mirrored opposite corners, its
+        # centre the mirrored image's own centre crop (anchors 6 and 7: rounding is not symmetric)
+        mirror = (2, 1, 4, 3, 6) if not self.vertical_flip else (3, 4, 1, 2, 7)
+        return FiveCrop.crops + tuple((a, not self.vertical_flip, self.vertical_flip) for a in mirror)
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(tv_size(op.size), op.vertical_flip)]
 
 
 def _padding(padding, what):
@@ -112,7 +167,7 @@ class Pad(Op):
     stage = Stage.GEOMETRY
     torchvision = ("Pad",)
     not_after = {n: "Pad after a crop cannot be fused: pad before cropping"
-                 for n in ("CenterCrop", "RandomResizedCrop", "RandomCrop")}
+                 for n in ("CenterCrop", "RandomResizedCrop", "RandomCrop", "FiveCrop", "TenCrop")}
     unique = False
 
     def __init__(self, padding, fill=0, padding_mode="constant"):
@@ -135,7 +190,7 @@ class RandomCrop(Op):
     stage = Stage.GEOMETRY
     torchvision = ("RandomCrop",)
     not_after = {n: "RandomCrop after another crop cannot be fused"
-                 for n in ("CenterCrop", "RandomResizedCrop", "RandomCrop")}
+                 for n in ("CenterCrop", "RandomResizedCrop", "RandomCrop", "FiveCrop", "TenCrop")}
     params = ("crop_offset (top, left of the output on the unpadded image; < 0 inside the padding)",)
 
     def __init__(self, size, padding=None, pad_if_needed=False, fill=0, padding_mode="constant"):
@@ -171,7 +226,8 @@ class RandomResizedCrop(Op):
 
     stage = Stage.GEOMETRY
     torchvision = ("RandomResizedCrop",)
-    not_after = {n: _ONLY_RRC for n in ("Resize", "CenterCrop", "RandomResizedCrop", "Pad", "RandomCrop")}
+    not_after = {n: _ONLY_RRC for n in ("Resize", "CenterCrop", "RandomResizedCrop", "Pad", "RandomCrop", "FiveCrop",
+                                        "TenCrop")}
     unique = False
     params = ("box",)
 
@@ -344,4 +400,7 @@ _FLIP_AFTER_WARP = {n: "{name} after {prev} cannot be fused: flips run in the re
 RandomHorizontalFlip.not_after = {**RandomHorizontalFlip.not_after, **_FLIP_AFTER_WARP}
 # The sequence's ops are symmetric (blur, sharpness) or per pixel: a flip commutes with them.
 RandomHorizontalFlip.commutes_with_sequence = RandomVerticalFlip.commutes_with_sequence = True
+# TenCrop's mirrored crops flip already: a random flip after it would be XORed, not fused.
+TenCrop.exclusive = {n: "{name} and {prev} cannot be combined: TenCrop's mirrored crops are flipped already"
+                     for n in ("RandomHorizontalFlip", "RandomVerticalFlip")}
 RandomVerticalFlip.not_after = {**RandomVerticalFlip.not_after, **_FLIP_AFTER_WARP}

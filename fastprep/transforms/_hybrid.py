@@ -73,17 +73,20 @@ def _torch():
     return torch
 
 
-def to_tail_input(arr, kind):
-    """One fused output (numpy) as the remainder's first transform takes it."""
+def to_tail_input(arr, kind, multi=False):
+    """One fused output (numpy) as the remainder's first transform takes it; FiveCrop / TenCrop
+    (``multi``) give torchvision's tuple of crops."""
+    if multi:
+        return tuple(to_tail_input(a, kind) for a in arr)
     if kind == "pil":
         return fio.pillow_image(arr)
     return _torch().from_numpy(np.ascontiguousarray(arr))
 
 
-def apply_tail(remainder, x, kind, seed, epoch, index, source=None):
+def apply_tail(remainder, x, kind, seed, epoch, index, source=None, multi=False):
     """The remainder on one fused output ``x`` (a numpy array) of sample ``index``; a transform
     that raises becomes a TransformError naming the sample (``source``: its file) and the transform."""
-    x = to_tail_input(x, kind)
+    x = to_tail_input(x, kind, multi)
     with _LOCK, seeded_globals(tail_seed(seed, epoch, index)):
         for t in remainder:
             try:
@@ -157,7 +160,8 @@ class HybridCompose:
 
     def apply_tail(self, x, seed, epoch, index, source=None):
         """The remainder on one fused output of sample ``index`` (what the Loader's workers run)."""
-        return apply_tail(self.remainder, x, self.tail_input, seed, epoch, index, source)
+        return apply_tail(self.remainder, x, self.tail_input, seed, epoch, index, source,
+                          self.fused.crops_per_sample > 1)
 
     def run_tail(self, images, keys, seed, epoch):
         """The remainder on a batch of fused outputs (``images[i]`` of sample ``keys[i]``), collated."""
