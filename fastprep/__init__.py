@@ -25,7 +25,7 @@ from ._errors import (AllSamplesFailedError, DecodeError, ImageTooLargeError, Mi
                       TransformError, ImageTooSmallError,
                       UnsupportedImageError)
 from .io import FormatError, TarFormatError, TarMember, WriteError
-from .transforms import (DEFAULT_MAX_PIXELS, PRESETS, AutoAugment, CenterCrop, FiveCrop, TenCrop, Pad, RandomCrop, ColorJitter, ExemplarJitter, Compose, GaussianBlur,
+from .transforms import (DEFAULT_MAX_PIXELS, PRESETS, AutoAugment, CenterCrop, FiveCrop, TenCrop, Pad, RandomCrop, RandomResize, RandomShortestSize, ColorJitter, ExemplarJitter, Compose, GaussianBlur,
                          Grayscale, InterpolationMode, Lighting, Normalize, Op, RandAugment, RandomAdjustSharpness,
                          RandomAffine, RandomApply, RandomAutocontrast, RandomChannelPermutation, RandomChoice,
                          RandomEqualize, RandomErasing, RandomGrayscale, RandomHorizontalFlip, RandomHSV, RandomInvert,
@@ -38,7 +38,8 @@ from .offline import OutputLockedError, compute_stats, preprocess
 from . import _compat  # noqa: E402,F401  (the module paths of 0.1 that pickles name)
 
 __all__ = [
-    "Compose", "Resize", "CenterCrop", "FiveCrop", "TenCrop", "Pad", "RandomCrop", "RandomResizedCrop", "RandomHorizontalFlip", "RandomVerticalFlip",
+    "Compose", "Resize", "CenterCrop", "FiveCrop", "TenCrop", "Pad", "RandomCrop", "RandomResize",
+    "RandomShortestSize", "RandomResizedCrop", "RandomHorizontalFlip", "RandomVerticalFlip",
     "ToTensor", "Normalize", "Grayscale", "RandomGrayscale", "ColorJitter", "Lighting", "RandomErasing", "RandomHSV",
     "RandomRotation", "RandomAffine", "RandAugment", "TrivialAugmentWide", "AutoAugment", "GaussianBlur",
     "RandomSolarize", "RandomPosterize", "RandomEqualize", "RandomAutocontrast", "RandomInvert",

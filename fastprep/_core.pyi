@@ -106,6 +106,7 @@ class SampleStatus(_PybindEnum):
 class PlanSpec:
     FIELDS: tuple[str, ...]
     resize_mode: int
+    resize_choices: list[int]
     resize_size: int
     resize_h: int
     resize_w: int

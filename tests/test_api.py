@@ -150,8 +150,10 @@ def test_variable_size_resize_only(photos):
     t = fp.Compose([fp.Resize(100), fp.ToTensor()])
     x = t(photos[1])  # 375x500 -> shorter side 100
     assert x.shape == (3, 133, 100)
+    outs = t.batch(photos[:2])  # sizes differ: a list (issue 31)
+    assert isinstance(outs, list) and outs[1].shape == (3, 133, 100)
     with pytest.raises(ValueError, match="fixed output size"):
-        t.batch(photos[:2])
+        t.batch(photos[:2], out=np.empty((2, 3, 133, 100), np.float32))
     assert t.batch(photos[1:2]).shape == (1, 3, 133, 100)
 
 

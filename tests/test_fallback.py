@@ -251,3 +251,42 @@ def test_ten_crop_batches_and_loader(photos):
         fp.Compose([fp.FiveCrop(100)], dtype="uint8")(np.zeros((50, 50, 3), np.uint8))
     with pytest.raises(ValueError, match="TenCrop's mirrored crops"):
         fp.Compose([fp.TenCrop(8), fp.RandomHorizontalFlip()])
+
+
+# ---- RandomResize and RandomShortestSize ------------------------------------------------------
+
+
+def test_random_shortest_size_and_random_resize_replay_through_torchvision(photos):
+    from torchvision.transforms.v2 import functional as F2
+
+    sizes, max_size = (48, 64, 80), 100
+    tv = T2.RandomShortestSize(sizes, max_size)
+    t = fp.from_torchvision(T2.Compose([tv]))
+    assert isinstance(t, fp.Compose)
+    outs, params = t.batch(photos[:6], seed=2, return_params=True)  # a list: sizes differ
+    assert isinstance(outs, list) and len({o.shape for o in outs}) > 1
+    for p, o, path in zip(params, outs, photos):
+        x = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)
+        h, w = x.shape[1:]
+        possible = set()
+        for s in sizes:  # v2's make_params for each size of the list
+            r = min(s / min(h, w), max_size / max(h, w))
+            possible.add((int(h * r), int(w * r)))
+        assert p["resized"] in possible and o.shape[1:] == p["resized"]
+        want = F2.resize(x, list(p["resized"]), antialias=True)
+        assert int((torch.from_numpy(np.asarray(o)).int() - want.int()).abs().max()) <= 1
+    t = fp.from_torchvision(T2.Compose([T2.RandomResize(40, 90), T2.RandomCrop(32)]))
+    xb, params = t.batch(photos[:8], seed=3, return_params=True)
+    assert xb.shape == (8, 3, 32, 32)
+    shorter = [min(p["resized"]) for p in params]
+    assert all(40 <= s < 90 for s in shorter) and len(set(shorter)) > 3
+
+
+def test_image_dependent_sizes_come_back_as_a_list(photos):
+    t = fp.Compose([fp.Resize(40)], dtype="uint8")
+    outs = t.batch(photos[:4], threads=2, seed=0)
+    assert [o.shape for o in outs] == [t(p, seed=0).shape for p in photos[:4]]
+    outs = t.batch(photos[:2] + [b"not an image"], on_error="skip")
+    assert len(outs) == 2
+    with pytest.raises(fp.DecodeError):
+        t.batch(photos[:2] + [b"not an image"], on_error="zeros")

@@ -82,7 +82,18 @@ void validate(const PlanSpec& s) {
   auto bad = [](const std::string& m) { throw Error(ErrorKind::kInvalid, m); };
   if (s.resize_mode == 1 && s.resize_size <= 0) bad("Resize size must be positive");
   if (s.resize_mode == 2 && (s.resize_h <= 0 || s.resize_w <= 0)) bad("Resize (h, w) must be positive");
-  if (s.max_size != 0 && s.max_size <= s.resize_size) bad("Resize max_size must be greater than size");
+  if (s.resize_mode < 0 || s.resize_mode > 4) bad("resize_mode must be 0..4");
+  if (s.resize_mode == 3 && !(s.resize_choices.size() == 2 && s.resize_choices[0] >= 1 &&
+                              s.resize_choices[0] < s.resize_choices[1] && s.resize_choices[1] <= (1 << 24)))
+    bad("RandomResize needs 1 <= min_size < max_size <= 2^24");
+  if (s.resize_mode == 4) {
+    if (s.resize_choices.empty() || s.resize_choices.size() > 4096) bad("RandomShortestSize needs 1 to 4096 sizes");
+    for (int v : s.resize_choices)
+      if (v < 1 || v > (1 << 24)) bad("RandomShortestSize sizes must be in [1, 2^24]");
+    if (s.max_size < 0) bad("RandomShortestSize max_size must be positive");
+  }
+  if (s.resize_mode == 1 && s.max_size != 0 && s.max_size <= s.resize_size)
+    bad("Resize max_size must be greater than size");
   if (s.crop_h < 0 || s.crop_w < 0 || (s.crop_h == 0) != (s.crop_w == 0)) bad("CenterCrop size must be positive");
   if (s.crop_anchor < 0 || s.crop_anchor > 7 || (s.crop_anchor && !s.crop_h)) bad("crop_anchor must be 0..7, with a crop");
   if (!s.pad.empty()) {
@@ -417,12 +428,27 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
   } else if (s.resize_mode == 2) {
     g.rz_h = s.resize_h;
     g.rz_w = s.resize_w;
-  } else if (s.resize_mode == 1) {
+  } else if (s.resize_mode == 4) {
+    // torchvision v2's RandomShortestSize.make_params: a size from the list, r = size / shorter
+    // side (capped so that the longer side is at most max_size), each side int(side * r).
+    Rng rng = stream(streams::kRandomResize);
+    const int pick = s.resize_choices[rng.randint(0, static_cast<int64_t>(s.resize_choices.size()))];
+    double r = static_cast<double>(pick) / std::min(src_h, src_w);
+    if (s.max_size) r = std::min(r, static_cast<double>(s.max_size) / std::max(src_h, src_w));
+    const double h = src_h * r, w = src_w * r;
+    if (h > 1e9 || w > 1e9) throw Error(ErrorKind::kTooLarge, "resized image would be too large");
+    g.rz_h = std::max(1, static_cast<int>(h));
+    g.rz_w = std::max(1, static_cast<int>(w));
+  } else if (s.resize_mode == 1 || s.resize_mode == 3) {
     // torchvision's _compute_resized_output_size: the long side is truncated, not rounded.
     const bool w_short = src_w <= src_h;
     const int shorter = w_short ? src_w : src_h, longer = w_short ? src_h : src_w;
-    int new_short = s.resize_size;
-    const double long_d = static_cast<double>(static_cast<int64_t>(s.resize_size) * longer) / shorter;
+    // RandomResize: the shorter side uniform in [lo, hi), as v2's torch.randint(min_size, max_size).
+    const int size = s.resize_mode == 1 ? s.resize_size
+                                        : static_cast<int>(stream(streams::kRandomResize)
+                                                               .randint(s.resize_choices[0], s.resize_choices[1]));
+    int new_short = size;
+    const double long_d = static_cast<double>(static_cast<int64_t>(size) * longer) / shorter;
     if (long_d > 1e9) throw Error(ErrorKind::kTooLarge, "resized image would be too large");
     int new_long = static_cast<int>(long_d);
     if (s.max_size && new_long > s.max_size) {

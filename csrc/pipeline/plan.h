@@ -29,7 +29,8 @@ using DoubleVec = std::vector<double>;
 // X(type, name, default, doc)
 #define FASTPREP_PLAN_FIELDS(X)                                                                        \
   /* Geometry, in the order torchvision applies it. */                                                \
-  X(int, resize_mode, 0, "0 none, 1 shorter side = resize_size, 2 exact (resize_h, resize_w)")        \
+  X(int, resize_mode, 0, "0 none, 1 shorter side = resize_size, 2 exact (resize_h, resize_w), 3 RandomResize, 4 RandomShortestSize") \
+  X(IntVec, resize_choices, (IntVec{}), "RandomResize: [lo, hi) of the shorter side; RandomShortestSize: its sizes") \
   X(int, resize_size, 0, "Resize(int): the shorter side")                                             \
   X(int, resize_h, 0, "Resize((h, w)): height")                                                       \
   X(int, resize_w, 0, "Resize((h, w)): width")                                                        \
@@ -262,6 +263,7 @@ constexpr uint64_t kAffine = stream_id("affine");
 constexpr uint64_t kAugment = stream_id("augment");
 constexpr uint64_t kContainer = stream_id("container");
 constexpr uint64_t kRandomCrop = stream_id("random_crop");
+constexpr uint64_t kRandomResize = stream_id("random_resize");
 }  // namespace streams
 
 class Rng {

@@ -330,11 +330,13 @@ class Compose:
         n = len(items)
         size = self._plan.fixed_size
         engine = self.engine(threads)
-        if size is None and n != 1:
-            raise ValueError("batch needs a fixed output size: add CenterCrop or use Resize((h, w))")
         keys = list(range(n)) if indices is None else check_indices(indices)
         if len(keys) != n:
             raise ValueError(f"indices must have one entry per item: {len(keys)} for {n} items")
+        if size is None and n != 1:
+            if out is not None:
+                raise ValueError("out= needs a fixed output size: add a crop, or use Resize((h, w))")
+            return self._batch_list(items, keys, seed, epoch, threads, policy, want_torch, return_params)
         if size is None:
             size = self._probe(items, engine, seed, epoch, index=keys[0])
         shape = (n,) + self.output_shape(*size)
@@ -357,6 +359,43 @@ class Compose:
                 params = [params[i] for i in keep]
         if return_params:
             return result, params
+        return result
+
+    def _batch_list(self, items, keys, seed, epoch, threads, policy, want_torch, return_params):
+        """A batch whose output size depends on the image (Resize(int), RandomResize,
+        RandomShortestSize with no crop after them): a list of arrays, each sample probed for its
+        size and run on its own, on up to ``threads`` threads (native code releases the GIL).
+        Under on_error="zeros" a failing sample raises: its shape cannot be known."""
+        local = threading.local()
+
+        def one(i):
+            engine = getattr(local, "engine", None)
+            if engine is None:
+                engine = local.engine = _core.Engine(1)
+            item = [items[i]]
+            try:
+                size = self._probe(item, engine, seed, epoch, index=keys[i])
+                arr = np.empty((1,) + self.output_shape(*size), dtype=self.np_dtype)
+                params, _ = self._run(item, arr, size, engine, seed, epoch, [keys[i]], "raise",
+                                      want_params=return_params)
+            except DecodeError as e:
+                if policy != "skip":
+                    raise
+                return None, e
+            if params is not None:
+                params[0].update(seed=seed, epoch=epoch, index=keys[i])
+            return (self._wrap(arr[0], want_torch), params[0] if params else None), None
+
+        workers = min(default_threads() if threads is None else check_threads(threads), len(items))
+        if workers > 1:
+            with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastprep-sized") as ex:
+                done = list(ex.map(one, range(len(items))))
+        else:
+            done = [one(i) for i in range(len(items))]
+        kept = [r for r, e in done if r is not None]
+        result = [r[0] for r in kept]
+        if return_params:
+            return result, [r[1] for r in kept]
         return result
 
     def _probe(self, items, engine, seed, epoch, index=None):

@@ -19,7 +19,8 @@ class Resize(Op):
     stage = Stage.GEOMETRY
     torchvision = ("Resize",)
     not_after = {n: "Resize must come first and once (Resize then CenterCrop is fused)"
-                 for n in ("Resize", "CenterCrop", "RandomResizedCrop", "Pad", "RandomCrop", "FiveCrop", "TenCrop")}
+                 for n in ("Resize", "CenterCrop", "RandomResizedCrop", "Pad", "RandomCrop", "FiveCrop", "TenCrop",
+                           "RandomResize", "RandomShortestSize")}
     unique = False  # the not_after rules give the better message
 
     def __init__(self, size, interpolation="bilinear", max_size=None, antialias=True):
@@ -73,6 +74,78 @@ class CenterCrop(Op):
     @classmethod
     def from_torchvision(cls, op, state):
         return [cls(tv_size(op.size))]
+
+
+class _RandomSize(Op):
+    stage = Stage.GEOMETRY
+    not_after = {n: "{name} must come first and once"
+                 for n in ("Resize", "CenterCrop", "RandomResizedCrop", "Pad", "RandomCrop", "FiveCrop", "TenCrop",
+                           "RandomResize", "RandomShortestSize")}
+
+    def _resample(self, interpolation, antialias):
+        self.interpolation = interp_name(interpolation)
+        self.antialias = bool(antialias) if antialias is not None else True
+
+    def compile(self, spec, ctx):
+        spec.antialias = self.antialias
+        ctx.interp = self.interpolation
+
+
+@register_op
+class RandomResize(_RandomSize):
+    """Resizes the shorter side to a size uniform in [min_size, max_size) per sample (torchvision
+    v2's RandomResize); the output size varies unless a crop follows."""
+
+    torchvision = ("RandomResize",)
+    params = ("resized (h, w)",)
+
+    def __init__(self, min_size, max_size, interpolation="bilinear", antialias=True):
+        self.min_size = side(min_size, "RandomResize", "min_size")
+        self.max_size = side(max_size, "RandomResize", "max_size")
+        if not self.min_size < self.max_size <= 2**24:
+            raise ValueError(f"RandomResize needs min_size < max_size <= 2**24, got {min_size!r}, {max_size!r}")
+        self._resample(interpolation, antialias)
+
+    def compile(self, spec, ctx):
+        super().compile(spec, ctx)
+        spec.resize_mode, spec.resize_choices = 3, [self.min_size, self.max_size]
+
+    def sample_params(self, rec):
+        return {"resized": (int(rec["rz_h"]), int(rec["rz_w"]))}
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(op.min_size, op.max_size, tv_interp(op), tv_antialias(op))]
+
+
+@register_op
+class RandomShortestSize(_RandomSize):
+    """Resizes so that the shorter side is one of ``min_size`` (drawn per sample) and the longer at
+    most ``max_size`` (torchvision v2's RandomShortestSize); the output size varies unless a crop
+    follows."""
+
+    torchvision = ("RandomShortestSize",)
+    params = ("resized (h, w)",)
+
+    def __init__(self, min_size, max_size=None, interpolation="bilinear", antialias=True):
+        sizes = list(min_size) if isinstance(min_size, (list, tuple)) else [min_size]
+        if not 1 <= len(sizes) <= 4096:
+            raise ValueError(f"RandomShortestSize min_size must hold 1 to 4096 sizes, got {min_size!r}")
+        self.min_size = tuple(side(v, "RandomShortestSize", "min_size") for v in sizes)
+        self.max_size = None if max_size is None else side(max_size, "RandomShortestSize", "max_size")
+        self._resample(interpolation, antialias)
+
+    def compile(self, spec, ctx):
+        super().compile(spec, ctx)
+        spec.resize_mode, spec.resize_choices = 4, list(self.min_size)
+        spec.max_size = self.max_size or 0
+
+    def sample_params(self, rec):
+        return {"resized": (int(rec["rz_h"]), int(rec["rz_w"]))}
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(tuple(op.min_size), op.max_size, tv_interp(op), tv_antialias(op))]
 
 
 class _MultiCrop(Op):
@@ -227,7 +300,7 @@ class RandomResizedCrop(Op):
     stage = Stage.GEOMETRY
     torchvision = ("RandomResizedCrop",)
     not_after = {n: _ONLY_RRC for n in ("Resize", "CenterCrop", "RandomResizedCrop", "Pad", "RandomCrop", "FiveCrop",
-                                        "TenCrop")}
+                                        "TenCrop", "RandomResize", "RandomShortestSize")}
     unique = False
     params = ("box",)
 
