@@ -124,6 +124,8 @@ class PlanSpec:
     ratio_lo: float
     ratio_hi: float
     pad: list[int]
+    pad_mode: int
+    pad_fill: list[float]
     rcrop: bool
     rcrop_h: int
     rcrop_w: int

@@ -110,6 +110,7 @@ PlanSpec base_spec(int which) {
       break;
     case 13:  // RandomCrop with padding and pad_if_needed, then the op sequence in containers (gray output)
       s.pad = {3, 0, 40, 2}, s.rcrop = true, s.rcrop_h = 45, s.rcrop_w = 9, s.rcrop_if_needed = true;
+      s.pad_fill = {7.f, 0.f, 255.f};
       s.color = Color::kGray, s.dtype = DType::kU8, s.gray_p = 0.0;
       s.jitter_mask = 1, s.brightness_lo = 0.5, s.brightness_hi = 1.5, s.jitter_group = 0;
       s.group_kind = {0, 1, 2}, s.group_members = {1, 2, 2}, s.group_p = {0.8, 1.0, 3.0};
@@ -126,6 +127,7 @@ PlanSpec base_spec(int which) {
       break;
     case 14:  // Pad then a center crop, blur and channel permutation on RGB float output
       s.resize_mode = 2, s.resize_h = 5, s.resize_w = 70, s.pad = {1, 2, 3, 4}, s.crop_h = 9, s.crop_w = 90;
+      s.pad_mode = 2;  // reflect: rows mirror within the 5-row image, a 4-row pad fits
       s.px_ops = {static_cast<int>(PixOp::kGaussianBlur), static_cast<int>(PixOp::kChannelPermutation),
                   static_cast<int>(PixOp::kExemplarJitter)};
       s.px_args = {1023.0, 1.0, 50.0, 50.0, 0.0, 0.0, 0.0, 0.0,  0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,

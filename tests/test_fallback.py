@@ -183,6 +183,37 @@ def test_random_crop_replays_through_torchvision(kw, v2):
         assert -top <= oy <= padded.shape[1] - size - top
 
 
+@pytest.mark.parametrize("mode, fill", [("constant", 0), ("constant", (7, 100, 255)), ("edge", 0), ("reflect", 0),
+                                        ("symmetric", 0)])
+def test_padding_modes_replay_through_torchvision(mode, fill, photos):
+    """RandomCrop(32, padding=4, padding_mode=...) with flips, and Pad then CenterCrop after a
+    resize, identical to torchvision's pad and crop (Note [Padding modes])."""
+    from torchvision.transforms.v2 import functional as F2
+
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    t = fp.from_torchvision(T2.Compose([T2.RandomCrop(32, padding=4, padding_mode=mode, fill=fill),
+                                        T2.RandomHorizontalFlip(), T2.ColorJitter(0.4)]))
+    plain = fp.Compose([fp.RandomCrop(32, padding=4, padding_mode=mode, fill=fill), fp.RandomHorizontalFlip()],
+                       dtype="uint8", layout="CHW")
+    assert isinstance(t, fp.Compose)
+    for i in range(12):
+        o, p = plain.batch([x], seed=1, indices=[i], return_params=True)
+        oy, ox = p[0]["crop_offset"]
+        padded = F2.pad(torch.from_numpy(x).permute(2, 0, 1), [4, 4, 4, 4], fill=list(fill) if isinstance(
+            fill, tuple) else fill, padding_mode=mode)
+        want = padded[:, oy + 4:oy + 36, ox + 4:ox + 36]
+        if p[0]["flip"]:
+            want = want.flip(-1)
+        assert np.array_equal(o[0], want.numpy()), (i, p[0])
+    t = fp.from_torchvision(T2.Compose([T2.Resize((30, 40)), T2.Pad((3, 5, 7, 2), fill=fill, padding_mode=mode),
+                                        T2.CenterCrop((35, 47))]))
+    resized = fp.Compose([fp.Resize((30, 40))], dtype="uint8", layout="CHW")(photos[0])
+    want = F2.center_crop(F2.pad(torch.from_numpy(resized), [3, 5, 7, 2], fill=list(fill) if isinstance(
+        fill, tuple) else fill, padding_mode=mode), [35, 47])
+    assert np.array_equal(t(photos[0]), want.numpy())
+
+
 def test_random_crop_offsets_are_uniform():
     img = np.zeros((32, 32, 3), np.uint8)
     t = fp.Compose([fp.RandomCrop(32, padding=4)], dtype="uint8")
@@ -198,10 +229,10 @@ def test_pad_then_center_crop_and_refusals(photos):
     t = fp.from_torchvision(T2.Compose([T2.Pad((1, 2, 3, 4)), T2.CenterCrop((9, 9))]))
     want = T2.CenterCrop((9, 9))(T2.Pad((1, 2, 3, 4))(torch.from_numpy(x).permute(2, 0, 1)))
     assert torch.equal(torch.from_numpy(np.asarray(t(x))), want)
-    h = convert(T2.Compose([T2.RandomCrop(32, padding=4, padding_mode="reflect")]))
-    assert isinstance(h, fp.HybridCompose) and "padding_mode='reflect'" in h.reasons[0]
-    with pytest.raises(ValueError, match="fill"):
-        fp.RandomCrop(8, padding=2, fill=3)
+    h = convert(T2.Compose([T2.RandomCrop(8, padding=4, padding_mode="reflect")]))  # crop <= 2 * padding
+    assert isinstance(h, fp.HybridCompose) and "larger than twice the padding" in h.reasons[0]
+    h = convert(T2.Compose([T2.RandomCrop(32, padding=4, fill=2.5)]))
+    assert isinstance(h, fp.HybridCompose) and "fill=2.5" in h.reasons[0]
     with pytest.raises(ValueError, match="Resize must come first"):
         fp.Compose([fp.Pad(2), fp.Resize(8)])
     with pytest.raises(fp.ImageTooSmallError, match="larger than the"):

@@ -325,6 +325,36 @@ void erase(const Plan& plan, const SampleParams& sp, uint8_t* slot) {
       }
 }
 
+// The staged image's padding (Note [Padding modes] in plan.h): rows [y0, y1) and columns [x0, x1)
+// hold the image; the rest is written from them.
+void fill_padding(const PlanSpec& s, uint8_t* const* rows, int h, int w, int y0, int y1, int x0, int x1) {
+  if (s.pad_mode == 0) {
+    uint8_t px[4] = {static_cast<uint8_t>(s.pad_fill[0]), static_cast<uint8_t>(s.pad_fill[1]),
+                     static_cast<uint8_t>(s.pad_fill[2]), 0};
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x)
+        if (y < y0 || y >= y1 || x < x0 || x >= x1) std::memcpy(rows[y] + static_cast<size_t>(x) * 4, px, 4);
+    return;
+  }
+  // The source index of a padded index i on an axis whose image spans [a, b).
+  auto source = [&](int i, int a, int b) {
+    int j;
+    if (s.pad_mode == 1) j = i < a ? a : b - 1;                                // edge
+    else if (s.pad_mode == 2) j = i < a ? 2 * a - i : 2 * (b - 1) - i;         // reflect
+    else j = i < a ? 2 * a - 1 - i : 2 * b - 1 - i;                            // symmetric
+    if (j < a || j >= b)
+      throw Error(ErrorKind::kTooSmall, "the padding mirrors pixels outside the crop window (padding as wide as "
+                                        "the image, or wider than half the crop)");
+    return j;
+  };
+  for (int y = y0; y < y1; ++y)
+    for (int x = 0; x < w; ++x)
+      if (x < x0 || x >= x1)
+        std::memcpy(rows[y] + static_cast<size_t>(x) * 4, rows[y] + static_cast<size_t>(source(x, x0, x1)) * 4, 4);
+  for (int y = 0; y < h; ++y)
+    if (y < y0 || y >= y1) std::memcpy(rows[y], rows[source(y, y0, y1)], static_cast<size_t>(w) * 4);
+}
+
 // The uint8 op sequence in the Compose's order, a RandomOrder container's run of ops in the
 // order it drew (Note [Op sequence] in plan.h).
 void run_sequence(const Plan& plan, const SequenceParams& q, uint8_t* const* rows, int h, int w, Scratch* scratch) {
@@ -385,6 +415,8 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
                 vertical(e, w.orow.data()), row_bytes);
   w.rows.resize(static_cast<size_t>(g.out_h));
   for (int y = 0; y < g.out_h; ++y) w.rows[y] = w.stage.data() + static_cast<size_t>(y) * fstride;
+  if (padded && plan.padding_mode())
+    fill_padding(plan.spec, w.rows.data(), g.out_h, g.out_w, y_slot, y_slot + vt.n, x_slot, x_slot + w.ht.n);
   // Augmentation (warps first, then the policy's ops in their order) and colour ops on the
   // finished uint8 image.
   const PlanSpec& s = plan.spec;

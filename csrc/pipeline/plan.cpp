@@ -102,6 +102,9 @@ void validate(const PlanSpec& s) {
       if (v < 0 || v > (1 << 20)) bad("padding must be in [0, 2^20]");
     if (s.rrc) bad("padding cannot be combined with RandomResizedCrop");
   }
+  if (s.pad_mode < 0 || s.pad_mode > 3) bad("pad_mode must be 0..3");
+  for (float v : s.pad_fill)
+    if (!(v >= 0.f && v <= 255.f && v == std::floor(v))) bad("padding fill must be integer levels in [0, 255]");
   if (s.rcrop) {
     if (s.rcrop_h <= 0 || s.rcrop_w <= 0) bad("RandomCrop size must be positive");
     if (s.rrc || s.crop_h) bad("RandomCrop cannot be combined with RandomResizedCrop or CenterCrop");

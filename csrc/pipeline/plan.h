@@ -48,6 +48,8 @@ using DoubleVec = std::vector<double>;
   X(double, ratio_lo, 3.0 / 4.0, "RandomResizedCrop aspect ratio range, low")                         \
   X(double, ratio_hi, 4.0 / 3.0, "RandomResizedCrop aspect ratio range, high")                        \
   X(IntVec, pad, (IntVec{}), "zero padding after the resize (Pad, RandomCrop's padding): left, top, right, bottom") \
+  X(int, pad_mode, 0, "padding: 0 constant (pad_fill), 1 edge, 2 reflect, 3 symmetric (Note [Padding modes])") \
+  X(Float3, pad_fill, (Float3{0.f, 0.f, 0.f}), "constant padding's level per channel (integers)")      \
   X(bool, rcrop, false, "RandomCrop to (rcrop_h, rcrop_w) of the padded image")                       \
   X(int, rcrop_h, 0, "RandomCrop height")                                                             \
   X(int, rcrop_w, 0, "RandomCrop width")                                                              \
@@ -162,7 +164,7 @@ struct Plan {
   // vertical pass hands over may be the intermediate's own.
   bool needs_stats() const {
     return per_image_table() || spec.jitter_mask != 0 || hsv() || spec.color == Color::kYCbCr || augments() ||
-           !spec.px_ops.empty();
+           !spec.px_ops.empty() || padding_mode();
   }
   // RandomRotation / RandomAffine or a policy: warps and per-image ops on the staged image.
   bool augments() const { return spec.affine_mode != 0 || spec.aug_policy != 0; }
@@ -178,6 +180,10 @@ struct Plan {
   // The output table is built per sample from the image's histograms.
   bool per_image_table() const {
     return spec.norm_mode == NormMode::kPerImage || spec.norm_mode == NormMode::kMinMax;
+  }
+  // Padding other than zeros (a mode or a fill): the staged image's padding is written after it.
+  bool padding_mode() const {
+    return spec.pad_mode != 0 || spec.pad_fill[0] != 0.f || spec.pad_fill[1] != 0.f || spec.pad_fill[2] != 0.f;
   }
   bool hsv() const { return spec.hsv_gain[0] != 0.f || spec.hsv_gain[1] != 0.f || spec.hsv_gain[2] != 0.f; }
 };
@@ -227,6 +233,17 @@ struct SampleParams {
   EraseParams erase;
 };
 
+// Note [Padding modes]
+// Pad and RandomCrop pad the resized image before the crop, as torchvision: zeros by default,
+// else a constant level per channel, or the edge pixel, or a mirror without (reflect) or with
+// (symmetric) the edge pixel. The image's rows and columns that the output window shows are
+// staged first (Note [Output stage]); the padding is then written from them, columns before
+// rows (so corners mirror both ways, as torch's 2-D pad). Every mirrored pixel must lie in the
+// window: Python fuses RandomCrop with a mode only when the crop is larger than twice the
+// padding, and a mirror that still falls outside (padding as wide as the image, which torch
+// refuses for reflect) is an ImageTooSmallError. Flips commute: the window is mirrored as a
+// whole, and the padding is mirrored about the window's own image edges.
+//
 // Note [Op sequence]
 // The single-purpose uint8 ops (kernels/pixel_ops.h) run in the Compose's order after the fused
 // pass's fixed ones (warps, policies, ColorJitter, RandomHSV, grayscale: the Python order rules

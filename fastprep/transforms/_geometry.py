@@ -216,15 +216,34 @@ def _padding(padding, what):
     return p * 4 if len(p) == 1 else ([p[0], p[1], p[0], p[1]] if len(p) == 2 else p)
 
 
-def _zero_fill(fill, padding_mode, what):
-    """The fused pass pads with zeros: constant padding with fill 0 (torchvision's default)."""
-    if padding_mode != "constant":
-        raise ValueError(f"{what} padding_mode={padding_mode!r} is not fused (only 'constant' with fill 0)")
-    vals = list(fill.values()) if isinstance(fill, dict) else [fill]
-    for v in vals:
-        for x in (v if isinstance(v, (tuple, list)) else [v]):
-            if x is not None and x != 0:
-                raise ValueError(f"{what} fill={fill!r} is not fused (the fused pass pads with zeros)")
+_PAD_MODES = ("constant", "edge", "reflect", "symmetric")
+
+
+def _pad_style(fill, padding_mode, what):
+    """torchvision's (fill, padding_mode) -> (mode, [3 fill levels]) (Note [Padding modes] in
+    csrc/pipeline/plan.h); a fill that is not integer levels is not fused."""
+    if padding_mode not in _PAD_MODES:
+        raise ValueError(f"{what} padding_mode must be one of {_PAD_MODES}, got {padding_mode!r}")
+    if isinstance(fill, dict):  # v2 keeps {type: fill}: one value for images is all that matters
+        vals = {repr(v) for v in fill.values()}
+        if len(vals) > 1:
+            raise ValueError(f"{what}: a per-type fill dict with different values is not fused")
+        fill = next(iter(fill.values()), 0)
+    vals = [0] if fill is None else (list(fill) if isinstance(fill, (tuple, list)) else [fill])
+    ok = len(vals) in (1, 3) and all(isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 <= v <= 255
+                                     and float(v).is_integer() for v in vals)
+    if not ok:
+        raise ValueError(f"{what} fill={fill!r} is not fused (integer levels in [0, 255], one or one per channel)")
+    vals = [float(v) for v in vals]
+    return _PAD_MODES.index(padding_mode), (vals * 3 if len(vals) == 1 else vals)
+
+
+def _set_pad_style(spec, style, what):
+    mode, fill = style
+    old = (spec.pad_mode, list(spec.pad_fill))
+    if spec.pad and any(spec.pad) and old != (mode, fill):
+        raise ValueError(f"{what}: a second padding style cannot be fused (pad once)")
+    spec.pad_mode, spec.pad_fill = mode, fill
 
 
 def _add_pad(spec, pad):
@@ -234,8 +253,8 @@ def _add_pad(spec, pad):
 
 @register_op
 class Pad(Op):
-    """Zero padding around the (resized) image, fused into the resampler's output (torchvision's
-    Pad with padding_mode="constant" and fill 0)."""
+    """Padding around the (resized) image: torchvision's Pad, "constant" (integer fill levels),
+    "edge", "reflect" or "symmetric" (Note [Padding modes] in csrc/pipeline/plan.h)."""
 
     stage = Stage.GEOMETRY
     torchvision = ("Pad",)
@@ -245,9 +264,10 @@ class Pad(Op):
 
     def __init__(self, padding, fill=0, padding_mode="constant"):
         self.padding = tuple(_padding(padding, "Pad"))
-        _zero_fill(fill, padding_mode, "Pad")
+        self.fill, self.padding_mode = _pad_style(fill, padding_mode, "Pad")[1], padding_mode
 
     def compile(self, spec, ctx):
+        _set_pad_style(spec, _pad_style(self.fill, self.padding_mode, "Pad"), "Pad")
         _add_pad(spec, self.padding)
 
     @classmethod
@@ -257,8 +277,8 @@ class Pad(Op):
 
 @register_op
 class RandomCrop(Op):
-    """A crop of ``size`` at a uniformly drawn position of the zero-padded image (torchvision's
-    RandomCrop: padding, pad_if_needed; padding_mode "constant" with fill 0)."""
+    """A crop of ``size`` at a uniformly drawn position of the padded image (torchvision's
+    RandomCrop: padding, pad_if_needed, fill, padding_mode; Note [Padding modes])."""
 
     stage = Stage.GEOMETRY
     torchvision = ("RandomCrop",)
@@ -270,14 +290,23 @@ class RandomCrop(Op):
         self.size = pair(size, "RandomCrop")
         self.padding = None if padding is None else tuple(_padding(padding, "RandomCrop"))
         self.pad_if_needed = bool(pad_if_needed)
-        _zero_fill(fill, padding_mode, "RandomCrop")
+        self.fill, self.padding_mode = _pad_style(fill, padding_mode, "RandomCrop")[1], padding_mode
+        if padding_mode != "constant" and self.pad_if_needed:
+            raise ValueError(f"RandomCrop pad_if_needed with padding_mode={padding_mode!r} is not fused")
 
     def compile(self, spec, ctx):
         spec.rcrop = True
         spec.rcrop_h, spec.rcrop_w = self.size
         spec.rcrop_if_needed = self.pad_if_needed
         if self.padding is not None:
+            _set_pad_style(spec, _pad_style(self.fill, self.padding_mode, "RandomCrop"), "RandomCrop")
             _add_pad(spec, self.padding)
+        if spec.pad_mode != 0 and spec.pad:
+            left, top, right, bottom = spec.pad
+            if not (self.size[0] > 2 * max(top, bottom) and self.size[1] > 2 * max(left, right)):
+                # a mirrored pixel could lie outside the window (Note [Padding modes])
+                raise ValueError(f"RandomCrop {self.size} with {_PAD_MODES[spec.pad_mode]} padding {tuple(spec.pad)} "
+                                 "is not fused: the crop must be larger than twice the padding")
 
     def sample_params(self, rec):
         return {"crop_offset": (int(rec["off_y"]), int(rec["off_x"]))}
