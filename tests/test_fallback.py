@@ -321,3 +321,29 @@ def test_image_dependent_sizes_come_back_as_a_list(photos):
     assert len(outs) == 2
     with pytest.raises(fp.DecodeError):
         t.batch(photos[:2] + [b"not an image"], on_error="zeros")
+
+
+@pytest.mark.parametrize("mode", ["constant", "edge", "reflect", "symmetric"])
+def test_padding_modes_beside_center_crop_zeros_and_flips(mode):
+    """A CenterCrop larger than the padded image pads further with zeros (torchvision's
+    center_crop), whatever Pad's mode; flips mirror the padding with the image."""
+    x = np.random.default_rng(0).integers(0, 256, (12, 20, 3), dtype=np.uint8)
+    xt = torch.from_numpy(x).permute(2, 0, 1)
+    for tv in (T2.Compose([T2.Pad((1, 2, 3, 4), fill=9 if mode == "constant" else 0, padding_mode=mode),
+                           T2.CenterCrop((25, 33))]),
+               T2.Compose([T2.Pad((1, 2, 3, 4), padding_mode=mode), T2.RandomHorizontalFlip(1.0),
+                           T2.RandomVerticalFlip(1.0)])):
+        assert np.array_equal(fp.from_torchvision(tv)(x), tv(xt).numpy())
+
+
+def test_pad_if_needed_pads_with_the_fill():
+    from torchvision.transforms.v2 import functional as F2
+
+    x = np.random.default_rng(1).integers(0, 256, (30, 30, 3), dtype=np.uint8)
+    t = fp.Compose([fp.RandomCrop(40, padding=2, pad_if_needed=True, fill=5)], dtype="uint8", layout="CHW")
+    for i in range(6):
+        o, p = t.batch([x], seed=3, indices=[i], return_params=True)
+        oy, ox = p[0]["crop_offset"]
+        # v2: padding 2, then pad_if_needed adds 40 - 34 = 6 on both sides: 8 in all
+        padded = F2.pad(torch.from_numpy(x).permute(2, 0, 1), [8, 8, 8, 8], fill=5)
+        assert np.array_equal(o[0], padded[:, oy + 8:oy + 48, ox + 8:ox + 48].numpy())

@@ -326,13 +326,18 @@ void erase(const Plan& plan, const SampleParams& sp, uint8_t* slot) {
 }
 
 // The staged image's padding (Note [Padding modes] in plan.h): rows [y0, y1) and columns [x0, x1)
-// hold the image; the rest is written from them.
-void fill_padding(const PlanSpec& s, uint8_t* const* rows, int h, int w, int y0, int y1, int x0, int x1) {
+// of the slot hold the image; Pad's and RandomCrop's padding around it is written from them.
+// (A CenterCrop larger than the padded image pads further with zeros, as torchvision's
+// center_crop: those pixels stay 0.)
+void fill_padding(const PlanSpec& s, const Geometry& g, uint8_t* const* rows, int y0, int y1, int x0, int x1) {
+  // The padded image's rectangle in slot coordinates (a flip swaps the sides' padding).
+  const int py0 = std::max(0, y0 - (g.vflip ? g.pad_b : g.pad_t)), py1 = std::min(g.out_h, y1 + (g.vflip ? g.pad_t : g.pad_b));
+  const int px0 = std::max(0, x0 - (g.flip ? g.pad_r : g.pad_l)), px1 = std::min(g.out_w, x1 + (g.flip ? g.pad_l : g.pad_r));
   if (s.pad_mode == 0) {
     uint8_t px[4] = {static_cast<uint8_t>(s.pad_fill[0]), static_cast<uint8_t>(s.pad_fill[1]),
                      static_cast<uint8_t>(s.pad_fill[2]), 0};
-    for (int y = 0; y < h; ++y)
-      for (int x = 0; x < w; ++x)
+    for (int y = py0; y < py1; ++y)
+      for (int x = px0; x < px1; ++x)
         if (y < y0 || y >= y1 || x < x0 || x >= x1) std::memcpy(rows[y] + static_cast<size_t>(x) * 4, px, 4);
     return;
   }
@@ -348,11 +353,13 @@ void fill_padding(const PlanSpec& s, uint8_t* const* rows, int h, int w, int y0,
     return j;
   };
   for (int y = y0; y < y1; ++y)
-    for (int x = 0; x < w; ++x)
+    for (int x = px0; x < px1; ++x)
       if (x < x0 || x >= x1)
         std::memcpy(rows[y] + static_cast<size_t>(x) * 4, rows[y] + static_cast<size_t>(source(x, x0, x1)) * 4, 4);
-  for (int y = 0; y < h; ++y)
-    if (y < y0 || y >= y1) std::memcpy(rows[y], rows[source(y, y0, y1)], static_cast<size_t>(w) * 4);
+  for (int y = py0; y < py1; ++y)
+    if (y < y0 || y >= y1)
+      std::memcpy(rows[y] + static_cast<size_t>(px0) * 4, rows[source(y, y0, y1)] + static_cast<size_t>(px0) * 4,
+                  static_cast<size_t>(px1 - px0) * 4);
 }
 
 // The uint8 op sequence in the Compose's order, a RandomOrder container's run of ops in the
@@ -415,8 +422,8 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
                 vertical(e, w.orow.data()), row_bytes);
   w.rows.resize(static_cast<size_t>(g.out_h));
   for (int y = 0; y < g.out_h; ++y) w.rows[y] = w.stage.data() + static_cast<size_t>(y) * fstride;
-  if (padded && plan.padding_mode())
-    fill_padding(plan.spec, w.rows.data(), g.out_h, g.out_w, y_slot, y_slot + vt.n, x_slot, x_slot + w.ht.n);
+  if (padded && plan.padding_mode()) fill_padding(plan.spec, g, w.rows.data(), y_slot, y_slot + vt.n, x_slot,
+                                                 x_slot + w.ht.n);
   // Augmentation (warps first, then the policy's ops in their order) and colour ops on the
   // finished uint8 image.
   const PlanSpec& s = plan.spec;

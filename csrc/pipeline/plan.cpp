@@ -518,7 +518,10 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
     g.off_x = left - pl;
     g.out_h = s.rcrop_h;
     g.out_w = s.rcrop_w;
+    pb = ph - g.rz_h - pt;
+    pr = pw - g.rz_w - pl;
   }
+  g.pad_l = pl, g.pad_t = pt, g.pad_r = pr, g.pad_b = pb;
   // A random op with p = 0 draws nothing (and p = 1 always applies).
   if (s.flip_p > 0.0) g.flip = stream(streams::kHFlip).uniform() < s.flip_p;
   if (s.vflip_p > 0.0) g.vflip = stream(streams::kVFlip).uniform() < s.vflip_p;

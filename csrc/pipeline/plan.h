@@ -194,6 +194,7 @@ struct Geometry {
   int rz_h = 0, rz_w = 0;                      // size the box is resized to
   int off_y = 0, off_x = 0;                    // resized index of slot pixel (0, 0); < 0 pads
   int out_h = 0, out_w = 0;                    // slot size
+  int pad_l = 0, pad_t = 0, pad_r = 0, pad_b = 0;  // Pad / RandomCrop padding (pad_if_needed's included)
   bool flip = false;                           // horizontal
   bool vflip = false;
 };
