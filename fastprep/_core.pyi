@@ -142,6 +142,7 @@ class PlanSpec:
     saturation_hi: float
     hue_lo: float
     hue_hi: float
+    jitter_p: float
     hsv_gain: list[float]
     affine_mode: int
     degrees_lo: float

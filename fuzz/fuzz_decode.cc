@@ -128,9 +128,11 @@ PlanSpec base_spec(int which) {
     case 14:  // Pad then a center crop, blur and channel permutation on RGB float output
       s.resize_mode = 2, s.resize_h = 5, s.resize_w = 70, s.pad = {1, 2, 3, 4}, s.crop_h = 9, s.crop_w = 90;
       s.pad_mode = 2;  // reflect: rows mirror within the 5-row image, a 4-row pad fits
+      s.jitter_mask = 15, s.jitter_p = 0.5, s.brightness_lo = s.contrast_lo = s.saturation_lo = 0.5;  // RandomPhotometricDistort
+      s.brightness_hi = s.contrast_hi = s.saturation_hi = 1.5, s.hue_lo = -0.05, s.hue_hi = 0.05;
       s.px_ops = {static_cast<int>(PixOp::kGaussianBlur), static_cast<int>(PixOp::kChannelPermutation),
                   static_cast<int>(PixOp::kExemplarJitter)};
-      s.px_args = {1023.0, 1.0, 50.0, 50.0, 0.0, 0.0, 0.0, 0.0,  0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+      s.px_args = {1023.0, 1.0, 50.0, 50.0, 0.0, 0.0, 0.0, 0.0,  0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
                    0.25, 4.0, 0.7, 1.4, -0.1, 0.1, -0.1, 0.1};
       s.px_group = {-1, -1, -1}, s.px_member = {0, 0, 0};
       break;

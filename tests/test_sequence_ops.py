@@ -312,3 +312,27 @@ def test_exemplar_jitter_ranges_are_arguments(crops):
         fp.ExemplarJitter(power=(0, 2))
     with pytest.raises(ValueError, match="RGB or BGR"):
         fp.Compose([fp.ExemplarJitter()], color="GRAY")
+
+
+def test_photometric_distort_replays_through_torchvisions_transform(crops):
+    tv = tv2.RandomPhotometricDistort(p=0.5)
+    t = fp.from_torchvision(tv2.Compose([tv]))
+    assert isinstance(t, fp.Compose)
+    imgs = crops[:3] * 8
+    out, params = run(t.transforms, imgs, seed=4)
+    seen_before, seen_perm = set(), 0
+    for img, o, p in zip(imgs, out, params):
+        d = p["photometric"]
+        replay = {f"{k}_factor": d[k] for k in ("brightness", "contrast", "saturation", "hue")}
+        replay["contrast_before"] = d["contrast_before"]
+        replay["channel_permutation"] = None if d["channel_permutation"] is None else torch.tensor(
+            d["channel_permutation"])
+        want = tv.transform(chw(img), replay)  # torchvision's own application of the draws
+        assert int((o.int() - want.int()).abs().max()) <= 1, d
+        seen_before.add(d["contrast_before"])
+        seen_perm += d["channel_permutation"] is not None
+    assert seen_before == {True, False} and 0 < seen_perm < len(imgs)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        fp.Compose([fp.ColorJitter(0.4), fp.RandomPhotometricDistort()])
+    with pytest.raises(ValueError, match="RandomGrayscale after RandomPhotometricDistort"):
+        fp.Compose([fp.RandomPhotometricDistort(), fp.RandomGrayscale()])

@@ -56,8 +56,7 @@ void validate_sequence(const PlanSpec& s) {
     if (op == PixOp::kExemplarJitter &&
         !(a[0] > 0.0 && a[0] <= a[1] && a[2] <= a[3] && a[4] <= a[5] && a[6] <= a[7] && a[6] >= -1.0 && a[7] <= 1.0))
       bad("ExemplarJitter ranges must satisfy 0 < power lo <= hi, lo <= hi, and the hue within [-1, 1]");
-    if (op != PixOp::kChannelPermutation && op != PixOp::kGaussianBlur && op != PixOp::kExemplarJitter &&
-        !(a[0] >= 0.0 && a[0] <= 1.0))
+    if (op != PixOp::kGaussianBlur && op != PixOp::kExemplarJitter && !(a[0] >= 0.0 && a[0] <= 1.0))
       bad(std::string(pix_op_name(op)) + " probability must be in [0, 1]");
     if (op == PixOp::kPosterize && !(a[1] >= 0.0 && a[1] <= 8.0 && a[1] == std::floor(a[1])))
       bad("posterize bits must be an int in [0, 8]");
@@ -127,6 +126,7 @@ void validate(const PlanSpec& s) {
       if ((s.jitter_mask >> k & 1) && !(r[k][0] >= 0.0 && r[k][0] <= r[k][1] && std::isfinite(r[k][1])))
         bad("ColorJitter brightness/contrast/saturation range must satisfy 0 <= lo <= hi");
   }
+  if (!(s.jitter_p == -1.0 || (s.jitter_p >= 0.0 && s.jitter_p <= 1.0))) bad("jitter_p must be -1 or in [0, 1]");
   if ((s.jitter_mask & 8) && !(s.hue_lo >= -0.5 && s.hue_lo <= s.hue_hi && s.hue_hi <= 0.5))
     bad("ColorJitter hue range must satisfy -0.5 <= lo <= hi <= 0.5");
   for (float g : s.hsv_gain)
@@ -376,11 +376,12 @@ void draw_sequence(const PlanSpec& s, const RunKey& key, SequenceParams* q) {
             stream_id(pix_op_name(op)) + static_cast<uint64_t>(seen[static_cast<int>(op)]++) * kStreamStep);
     PixDraw& d = q->op[k];
     switch (op) {
-      case PixOp::kChannelPermutation: {  // torch.randperm(3) as a Fisher-Yates shuffle
+      case PixOp::kChannelPermutation: {  // with probability p, torch.randperm(3) as a Fisher-Yates shuffle
+        d.on = a[0] >= 1.0 || (a[0] > 0.0 && rng.uniform() < a[0]);
         int perm[3] = {0, 1, 2};
-        for (int j = 2; j > 0; --j) std::swap(perm[j], perm[rng.randint(0, j + 1)]);
+        if (d.on)
+          for (int j = 2; j > 0; --j) std::swap(perm[j], perm[rng.randint(0, j + 1)]);
         for (int j = 0; j < 3; ++j) d.v[j] = static_cast<float>(perm[j]);
-        d.on = true;
         break;
       }
       case PixOp::kExemplarJitter:  // Note [Exemplar jitter]: S (power, factor, add), V (same), hue
@@ -615,7 +616,23 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
     for (int k = 0; k < 3; ++k) p.color.hsv.gain[k] = static_cast<float>(rng.uniform(-1.0, 1.0) * s.hsv_gain[k]);
   }
   if (!s.px_ops.empty() || !s.group_kind.empty()) draw_sequence(s, key, &p.seq);
-  if (s.jitter_mask) {
+  if (s.jitter_mask && s.jitter_p >= 0.0) {
+    // torchvision v2's RandomPhotometricDistort.make_params: each op applied with probability p
+    // (its factor uniform in its range), contrast before saturation and hue or after them.
+    Rng rng = stream(streams::kDistort);
+    JitterParams& j = p.color.jitter;
+    j.mask = 0;
+    const double lo[4] = {s.brightness_lo, s.contrast_lo, s.saturation_lo, s.hue_lo};
+    const double hi[4] = {s.brightness_hi, s.contrast_hi, s.saturation_hi, s.hue_hi};
+    for (int k = 0; k < 4; ++k)
+      if ((s.jitter_mask >> k & 1) && rng.uniform() < s.jitter_p) {
+        j.mask |= 1 << k;
+        j.factor[k] = static_cast<float>(rng.uniform(lo[k], hi[k]));
+      }
+    const bool before = rng.uniform() < 0.5;
+    const int order[2][4] = {{0, 2, 3, 1}, {0, 1, 2, 3}};
+    for (int k = 0; k < 4; ++k) j.order[k] = order[before][k];
+  } else if (s.jitter_mask) {
     // torchvision's ColorJitter: a random order of the four ops (randperm), then each enabled
     // factor uniform in its range, in the order brightness, contrast, saturation, hue.
     Rng rng = stream(streams::kJitter);

@@ -67,6 +67,7 @@ using DoubleVec = std::vector<double>;
   X(double, saturation_hi, 1.0, "ColorJitter saturation factor range, high")                         \
   X(double, hue_lo, 0.0, "ColorJitter hue shift range, low (in turns, within [-0.5, 0.5])")          \
   X(double, hue_hi, 0.0, "ColorJitter hue shift range, high")                                        \
+  X(double, jitter_p, -1.0, "-1: ColorJitter's draws; else RandomPhotometricDistort's, each op with this p") \
   X(Float3, hsv_gain, (Float3{0.f, 0.f, 0.f}), "RandomHSV gains (h, s, v); all 0 = off")            \
   /* Geometric augmentation on uint8 (RandomRotation, RandomAffine), before the policies. */          \
   X(int, affine_mode, 0, "0 off, 1 RandomRotation (F.rotate), 2 RandomAffine (F.affine)")            \
@@ -282,6 +283,7 @@ constexpr uint64_t kAugment = stream_id("augment");
 constexpr uint64_t kContainer = stream_id("container");
 constexpr uint64_t kRandomCrop = stream_id("random_crop");
 constexpr uint64_t kRandomResize = stream_id("random_resize");
+constexpr uint64_t kDistort = stream_id("photometric_distort");
 }  // namespace streams
 
 class Rng {

@@ -16,7 +16,7 @@ from ._args import InterpolationMode
 # Registration order is the op table's order: geometry, colour, augmentation, then the float stages.
 from ._geometry import (CenterCrop, FiveCrop, Pad, RandomResize, RandomShortestSize, TenCrop, RandomAffine, RandomCrop, RandomHorizontalFlip, RandomResizedCrop,
                         RandomRotation, RandomVerticalFlip, Resize)
-from ._color import (ColorJitter, ExemplarJitter, Grayscale, RandomAdjustSharpness, RandomAutocontrast, RandomChannelPermutation,
+from ._color import (ColorJitter, ExemplarJitter, RandomPhotometricDistort, Grayscale, RandomAdjustSharpness, RandomAutocontrast, RandomChannelPermutation,
                      RandomEqualize, RandomGrayscale, RandomHSV, RandomInvert, RandomPosterize, RandomSolarize)
 from ._auto_augment import AA_POLICIES, AutoAugment, RandAugment, TrivialAugmentWide
 from ._misc import (IMAGENET_EIGVAL, IMAGENET_EIGVEC, PRESETS, GaussianBlur, Lighting, Normalize, RandomErasing,
@@ -32,7 +32,7 @@ __all__ = [
     "OutputOptions", "check_order", "InterpolationMode", "Resize", "CenterCrop", "FiveCrop", "TenCrop", "Pad", "RandomCrop", "RandomResize", "RandomShortestSize", "RandomResizedCrop",
     "RandomHorizontalFlip", "RandomVerticalFlip", "RandomRotation", "RandomAffine", "Grayscale", "RandomGrayscale",
     "ColorJitter", "RandomHSV", "RandomSolarize", "RandomPosterize", "RandomEqualize", "RandomAutocontrast",
-    "RandomInvert", "RandomAdjustSharpness", "RandomChannelPermutation", "ExemplarJitter", "GaussianBlur", "RandomApply",
+    "RandomInvert", "RandomAdjustSharpness", "RandomChannelPermutation", "ExemplarJitter", "RandomPhotometricDistort", "GaussianBlur", "RandomApply",
     "RandomChoice", "RandomOrder", "is_container", "RandAugment", "TrivialAugmentWide", "AutoAugment", "AA_POLICIES", "ToTensor",
     "Normalize", "Lighting", "RandomErasing", "PRESETS", "IMAGENET_EIGVAL", "IMAGENET_EIGVEC", "check_table",
     "Compose", "DEFAULT_MAX_PIXELS", "rebuild_compose", "OutputPool", "from_torchvision", "torchvision_name", "HybridCompose",

@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from ._args import F32_MAX, ProbOp, RandomSequenceOp, SequenceOp, pix_values, range2
+from ._args import F32_MAX, ProbOp, RandomSequenceOp, SequenceOp, pix_values, prob, range2
 from ._op import Op, Stage, register_op
 
 _GRAY_BOTH = "Grayscale and RandomGrayscale cannot be combined: Grayscale already makes every sample gray"
@@ -272,7 +272,7 @@ class RandomChannelPermutation(SequenceOp):
     params = ("channel_permutation",)
 
     def args(self):
-        return []
+        return [1.0]  # p: always
 
     def check_output(self, out):
         if out.channels != 3 or out.color not in ("RGB", "BGR"):
@@ -313,3 +313,54 @@ class ExemplarJitter(SequenceOp):
     def slot_params(self, rec, slot):
         v = [float(x) for x in pix_values(rec, slot)]
         return {self.key: {"s": tuple(v[0:3]), "v": tuple(v[3:6]), "hue": v[6]}}
+
+
+@register_op
+class RandomPhotometricDistort(Op):
+    """SSD's photometric distortion as torchvision v2's RandomPhotometricDistort: brightness,
+    contrast, saturation and hue each with probability p (contrast before or after saturation and
+    hue, a coin), then a channel permutation with probability p, with ColorJitter's arithmetic."""
+
+    stage = Stage.UINT8
+    sequence = True  # its channel permutation is an entry of the op sequence
+    torchvision = ("RandomPhotometricDistort",)
+    not_after = ColorJitter.not_after
+    exclusive = {"ColorJitter": "RandomPhotometricDistort and ColorJitter cannot be combined (one colour jitter "
+                                "per Compose)"}
+    params = ("photometric",)
+
+    def __init__(self, brightness=(0.875, 1.125), contrast=(0.5, 1.5), saturation=(0.5, 1.5), hue=(-0.05, 0.05),
+                 p=0.5):
+        self.brightness = range2(brightness, "RandomPhotometricDistort", "brightness")
+        self.contrast = range2(contrast, "RandomPhotometricDistort", "contrast")
+        self.saturation = range2(saturation, "RandomPhotometricDistort", "saturation")
+        self.hue = range2(hue, "RandomPhotometricDistort", "hue")
+        for name in ("brightness", "contrast", "saturation"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo <= hi <= F32_MAX:
+                raise ValueError(f"RandomPhotometricDistort {name} must satisfy 0 <= lo <= hi, got {(lo, hi)}")
+        if not -0.5 <= self.hue[0] <= self.hue[1] <= 0.5:
+            raise ValueError(f"RandomPhotometricDistort hue must be within [-0.5, 0.5], got {hue!r}")
+        self.p = prob(p, "RandomPhotometricDistort")
+
+    def compile(self, spec, ctx):
+        for name in _JITTER_OPS:
+            setattr(spec, f"{name}_lo", getattr(self, name)[0])
+            setattr(spec, f"{name}_hi", getattr(self, name)[1])
+        spec.jitter_mask, spec.jitter_p = 15, self.p
+        ctx.add_px(self, "channel_permutation", [self.p])
+
+    def check_output(self, out):
+        if out.channels != 3 or out.color not in ("RGB", "BGR"):
+            raise ValueError("RandomPhotometricDistort needs an RGB or BGR output")
+
+    def slot_params(self, rec, slot):
+        mask = int(rec["jitter_mask"])
+        d = {name: float(rec["jitter_factor"][k]) if mask >> k & 1 else None for k, name in enumerate(_JITTER_OPS)}
+        d["contrast_before"] = int(rec["jitter_order"][1]) == 1
+        d["channel_permutation"] = tuple(int(v) for v in pix_values(rec, slot)[:3]) if rec["px_on"][slot] else None
+        return {"photometric": d}
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(tuple(op.brightness), tuple(op.contrast), tuple(op.saturation), tuple(op.hue), op.p)]
