@@ -132,7 +132,7 @@ PlanSpec base_spec(int which) {
       s.brightness_hi = s.contrast_hi = s.saturation_hi = 1.5, s.hue_lo = -0.05, s.hue_hi = 0.05;
       s.px_ops = {static_cast<int>(PixOp::kGaussianBlur), static_cast<int>(PixOp::kChannelPermutation),
                   static_cast<int>(PixOp::kExemplarJitter)};
-      s.px_args = {1023.0, 1.0, 50.0, 50.0, 0.0, 0.0, 0.0, 0.0,  0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+      s.px_args = {63.0, 1.0, 50.0, 50.0, 0.0, 0.0, 0.0, 0.0,  0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
                    0.25, 4.0, 0.7, 1.4, -0.1, 0.1, -0.1, 0.1};
       s.px_group = {-1, -1, -1}, s.px_member = {0, 0, 0};
       break;
