@@ -61,6 +61,7 @@ class PixOp(_PybindEnum):
     channel_permutation: ClassVar[PixOp]
     gaussian_blur: ClassVar[PixOp]
     exemplar_jitter: ClassVar[PixOp]
+    jpeg: ClassVar[PixOp]
 
 class DType(_PybindEnum):
     uint8: ClassVar[DType]

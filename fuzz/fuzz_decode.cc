@@ -115,7 +115,8 @@ PlanSpec base_spec(int which) {
       s.jitter_mask = 1, s.brightness_lo = 0.5, s.brightness_hi = 1.5, s.jitter_group = 0;
       s.group_kind = {0, 1, 2}, s.group_members = {1, 2, 2}, s.group_p = {0.8, 1.0, 3.0};
       for (int op = 0; op < kPixOpCount; ++op) {
-        if (op == static_cast<int>(PixOp::kChannelPermutation) || op == static_cast<int>(PixOp::kExemplarJitter))
+        if (op == static_cast<int>(PixOp::kChannelPermutation) || op == static_cast<int>(PixOp::kExemplarJitter) ||
+            op == static_cast<int>(PixOp::kJpeg))
           continue;  // these need RGB
         s.px_ops.push_back(op);
         const double a[kPixArgs] = {op == static_cast<int>(PixOp::kGaussianBlur) ? 23.0 : 1.0,
@@ -125,16 +126,16 @@ PlanSpec base_spec(int which) {
         s.px_group.push_back(g), s.px_member.push_back(g < 0 ? 0 : op % 2);
       }
       break;
-    case 14:  // Pad then a center crop, blur and channel permutation on RGB float output
+    case 14:  // reflect Pad, a larger center crop, RandomPhotometricDistort, blur, permutation, Exemplar, JPEG
       s.resize_mode = 2, s.resize_h = 5, s.resize_w = 70, s.pad = {1, 2, 3, 4}, s.crop_h = 9, s.crop_w = 90;
       s.pad_mode = 2;  // reflect: rows mirror within the 5-row image, a 4-row pad fits
       s.jitter_mask = 15, s.jitter_p = 0.5, s.brightness_lo = s.contrast_lo = s.saturation_lo = 0.5;  // RandomPhotometricDistort
       s.brightness_hi = s.contrast_hi = s.saturation_hi = 1.5, s.hue_lo = -0.05, s.hue_hi = 0.05;
       s.px_ops = {static_cast<int>(PixOp::kGaussianBlur), static_cast<int>(PixOp::kChannelPermutation),
-                  static_cast<int>(PixOp::kExemplarJitter)};
+                  static_cast<int>(PixOp::kExemplarJitter), static_cast<int>(PixOp::kJpeg)};
       s.px_args = {63.0, 1.0, 50.0, 50.0, 0.0, 0.0, 0.0, 0.0,  0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-                   0.25, 4.0, 0.7, 1.4, -0.1, 0.1, -0.1, 0.1};
-      s.px_group = {-1, -1, -1}, s.px_member = {0, 0, 0};
+                   0.25, 4.0, 0.7, 1.4, -0.1, 0.1, -0.1, 0.1,  1.0, 100.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+      s.px_group = {-1, -1, -1, -1}, s.px_member = {0, 0, 0, 0};
       break;
     default:  // RRC with extreme ratios and tiny scale
       s.rrc = true, s.rrc_h = 7, s.rrc_w = 65, s.scale_lo = 0.001, s.scale_hi = 0.01;

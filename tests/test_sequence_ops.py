@@ -336,3 +336,21 @@ def test_photometric_distort_replays_through_torchvisions_transform(crops):
         fp.Compose([fp.ColorJitter(0.4), fp.RandomPhotometricDistort()])
     with pytest.raises(ValueError, match="RandomGrayscale after RandomPhotometricDistort"):
         fp.Compose([fp.RandomPhotometricDistort(), fp.RandomGrayscale()])
+
+
+def test_jpeg_replays_through_torchvision(crops):
+    tv = tv2.JPEG((5, 95))
+    t = fp.from_torchvision(tv2.Compose([tv]))
+    assert isinstance(t, fp.Compose)
+    imgs = crops * 3
+    out, params = run(t.transforms, imgs, seed=6)
+    qualities = set()
+    for img, o, p in zip(imgs, out, params):
+        q = p["jpeg_quality"]
+        qualities.add(q)
+        want = tv.transform(chw(img), {"quality": q})  # encode_jpeg + decode_jpeg
+        d = (o.int() - want.int()).abs()
+        assert int(d.max()) <= 1 and float((d > 0).float().mean()) < 1e-3, q
+    assert len(qualities) > 5 and all(5 <= q <= 95 for q in qualities)
+    with pytest.raises(ValueError, match="quality"):
+        fp.JPEG(0)

@@ -17,6 +17,7 @@
 #include "kernels/color.h"
 #include "kernels/pixel_ops.h"
 #include "codecs/exif.h"
+#include "codecs/jpeg_encoder.h"
 #include "codecs/png_decoder.h"
 #include "codecs/webp_decoder.h"
 
@@ -362,12 +363,32 @@ void fill_padding(const PlanSpec& s, const Geometry& g, uint8_t* const* rows, in
                   static_cast<size_t>(px1 - px0) * 4);
 }
 
+// torchvision v2's JPEG op: the staged image encoded as torchvision's encode_jpeg does (libjpeg
+// defaults: 4:2:0, the quality's standard tables) and decoded back as decode_jpeg does, in place.
+void jpeg_roundtrip(int quality, uint8_t* const* rows, int h, int w, Scratch* scratch) {
+  const size_t row_rgb = static_cast<size_t>(w) * 3;
+  uint8_t* rgb = scratch->reserve(checked_mul(row_rgb, static_cast<size_t>(h)));
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) std::memcpy(rgb + y * row_rgb + static_cast<size_t>(x) * 3, rows[y] + x * 4, 3);
+  const std::vector<uint8_t> enc = encode_jpeg(rgb, h, w, 3, static_cast<int64_t>(row_rgb), quality, 420, false);
+  JpegDecoder dec;  // the worker's decoder may still hold the sample's own session
+  JpegDecoder::Session img = dec.open(enc.data(), enc.size(), JpegLimits{});
+  int x0, ow, oh, fw;
+  img.start(1, 0, w, &x0, &ow, &oh, &fw);
+  if (x0 != 0 || ow != w || oh != h) throw Error(ErrorKind::kDecode, "JPEG op: the round trip changed the size");
+  img.read_rows(rows, h);
+}
+
 // The uint8 op sequence in the Compose's order, a RandomOrder container's run of ops in the
 // order it drew (Note [Op sequence] in plan.h).
 void run_sequence(const Plan& plan, const SequenceParams& q, uint8_t* const* rows, int h, int w, Scratch* scratch) {
   const PlanSpec& s = plan.spec;
   const int n = static_cast<int>(s.px_ops.size());
   auto apply = [&](int k) {
+    if (s.px_ops[k] == static_cast<int>(PixOp::kJpeg)) {
+      if (q.op[k].on) jpeg_roundtrip(static_cast<int>(q.op[k].v[0]), rows, h, w, scratch);
+      return;
+    }
     apply_pix_op(plan.k(), static_cast<PixOp>(s.px_ops[k]), &s.px_args[static_cast<size_t>(k) * kPixArgs], q.op[k],
                  rows, h, w, scratch);
   };

@@ -56,7 +56,11 @@ void validate_sequence(const PlanSpec& s) {
     if (op == PixOp::kExemplarJitter &&
         !(a[0] > 0.0 && a[0] <= a[1] && a[2] <= a[3] && a[4] <= a[5] && a[6] <= a[7] && a[6] >= -1.0 && a[7] <= 1.0))
       bad("ExemplarJitter ranges must satisfy 0 < power lo <= hi, lo <= hi, and the hue within [-1, 1]");
-    if (op != PixOp::kGaussianBlur && op != PixOp::kExemplarJitter && !(a[0] >= 0.0 && a[0] <= 1.0))
+    if (op == PixOp::kJpeg && !(a[0] >= 1 && a[0] <= a[1] && a[1] <= 100 && a[0] == std::floor(a[0]) &&
+                                a[1] == std::floor(a[1])))
+      bad("JPEG quality must be ints with 1 <= lo <= hi <= 100");
+    if (op != PixOp::kGaussianBlur && op != PixOp::kExemplarJitter && op != PixOp::kJpeg &&
+        !(a[0] >= 0.0 && a[0] <= 1.0))
       bad(std::string(pix_op_name(op)) + " probability must be in [0, 1]");
     if (op == PixOp::kPosterize && !(a[1] >= 0.0 && a[1] <= 8.0 && a[1] == std::floor(a[1])))
       bad("posterize bits must be an int in [0, 8]");
@@ -71,7 +75,8 @@ void validate_sequence(const PlanSpec& s) {
   if (n && (s.color == Color::kYCbCr)) bad("sequence ops cannot be combined with YCbCr output");
   for (size_t k = 0; k < n; ++k)
     if ((s.px_ops[k] == static_cast<int>(PixOp::kChannelPermutation) ||
-         s.px_ops[k] == static_cast<int>(PixOp::kExemplarJitter)) && s.color == Color::kGray)
+         s.px_ops[k] == static_cast<int>(PixOp::kExemplarJitter) || s.px_ops[k] == static_cast<int>(PixOp::kJpeg)) &&
+        s.color == Color::kGray)
       bad(std::string(pix_op_name(static_cast<PixOp>(s.px_ops[k]))) + " needs an RGB or BGR output");
 }
 
@@ -391,6 +396,10 @@ void draw_sequence(const PlanSpec& s, const RunKey& key, SequenceParams* q) {
           d.v[3 * c + 2] = static_cast<float>(rng.uniform(a[4], a[5]));
         }
         d.v[6] = static_cast<float>(rng.uniform(a[6], a[7]));
+        d.on = true;
+        break;
+      case PixOp::kJpeg:  // v2's JPEG: torch.randint(lo, hi + 1)
+        d.v[0] = static_cast<float>(rng.randint(static_cast<int64_t>(a[0]), static_cast<int64_t>(a[1]) + 1));
         d.on = true;
         break;
       case PixOp::kGaussianBlur:  // torch.empty(1).uniform_(lo, hi): a float32 sigma

@@ -19,7 +19,7 @@ from ._geometry import (CenterCrop, FiveCrop, Pad, RandomResize, RandomShortestS
 from ._color import (ColorJitter, ExemplarJitter, RandomPhotometricDistort, Grayscale, RandomAdjustSharpness, RandomAutocontrast, RandomChannelPermutation,
                      RandomEqualize, RandomGrayscale, RandomHSV, RandomInvert, RandomPosterize, RandomSolarize)
 from ._auto_augment import AA_POLICIES, AutoAugment, RandAugment, TrivialAugmentWide
-from ._misc import (IMAGENET_EIGVAL, IMAGENET_EIGVEC, PRESETS, GaussianBlur, Lighting, Normalize, RandomErasing,
+from ._misc import (IMAGENET_EIGVAL, IMAGENET_EIGVEC, JPEG, PRESETS, GaussianBlur, Lighting, Normalize, RandomErasing,
                     ToTensor, check_table)
 from ._container import RandomApply, RandomChoice, RandomOrder, is_container
 from ._compose import DEFAULT_MAX_PIXELS, Compose, rebuild_compose
@@ -32,7 +32,7 @@ __all__ = [
     "OutputOptions", "check_order", "InterpolationMode", "Resize", "CenterCrop", "FiveCrop", "TenCrop", "Pad", "RandomCrop", "RandomResize", "RandomShortestSize", "RandomResizedCrop",
     "RandomHorizontalFlip", "RandomVerticalFlip", "RandomRotation", "RandomAffine", "Grayscale", "RandomGrayscale",
     "ColorJitter", "RandomHSV", "RandomSolarize", "RandomPosterize", "RandomEqualize", "RandomAutocontrast",
-    "RandomInvert", "RandomAdjustSharpness", "RandomChannelPermutation", "ExemplarJitter", "RandomPhotometricDistort", "GaussianBlur", "RandomApply",
+    "RandomInvert", "RandomAdjustSharpness", "RandomChannelPermutation", "ExemplarJitter", "RandomPhotometricDistort", "JPEG", "GaussianBlur", "RandomApply",
     "RandomChoice", "RandomOrder", "is_container", "RandAugment", "TrivialAugmentWide", "AutoAugment", "AA_POLICIES", "ToTensor",
     "Normalize", "Lighting", "RandomErasing", "PRESETS", "IMAGENET_EIGVAL", "IMAGENET_EIGVEC", "check_table",
     "Compose", "DEFAULT_MAX_PIXELS", "rebuild_compose", "OutputPool", "from_torchvision", "torchvision_name", "HybridCompose",

@@ -51,6 +51,39 @@ class GaussianBlur(SequenceOp):
 
 
 @register_op
+class JPEG(SequenceOp):
+    """JPEG compression at a quality uniform in [lo, hi] per sample: the image encoded and decoded
+    in the pass with libjpeg-turbo, as torchvision v2's JPEG (encode_jpeg, decode_jpeg)."""
+
+    torchvision = ("JPEG",)
+    code, key = "jpeg", "jpeg_quality"
+    params = ("jpeg_quality",)
+
+    def __init__(self, quality):
+        q = [quality, quality] if isinstance(quality, numbers.Integral) and not isinstance(quality, bool) else \
+            list(quality) if isinstance(quality, (tuple, list)) else None
+        if q is None or len(q) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in q) \
+                or not 1 <= q[0] <= q[1] <= 100:
+            raise ValueError(f"JPEG quality must be an int or (lo, hi) of ints with 1 <= lo <= hi <= 100, got "
+                             f"{quality!r}")
+        self.quality = (int(q[0]), int(q[1]))
+
+    def args(self):
+        return list(self.quality)
+
+    def check_output(self, out):
+        if out.channels != 3 or out.color not in ("RGB", "BGR"):
+            raise ValueError("JPEG needs an RGB or BGR output")
+
+    def slot_params(self, rec, slot):
+        return {self.key: int(pix_values(rec, slot)[0]) if rec["px_on"][slot] else None}
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(tuple(op.quality))]
+
+
+@register_op
 class ToTensor(Op):
     """Float output in [0, 1], CHW (torchvision's ToTensor; v2's ToImage + ToDtype(scale=True))."""
 
