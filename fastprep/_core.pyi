@@ -146,6 +146,8 @@ class PlanSpec:
     jitter_p: float
     hsv_gain: list[float]
     affine_mode: int
+    persp_scale: float
+    persp_p: float
     degrees_lo: float
     degrees_hi: float
     translate_x: float

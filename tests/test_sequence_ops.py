@@ -354,3 +354,47 @@ def test_jpeg_replays_through_torchvision(crops):
     assert len(qualities) > 5 and all(5 <= q <= 95 for q in qualities)
     with pytest.raises(ValueError, match="quality"):
         fp.JPEG(0)
+
+
+@pytest.mark.parametrize("interp, fill", [("bilinear", 0), ("nearest", None), ("bilinear", (10, 200, 30))])
+def test_random_perspective_replays_through_torchvision(crops, interp, fill):
+    """v2's RandomPerspective: draws replayed through F.perspective with the recorded coefficients;
+    a warp: > 1 level on at most 0.5% of pixels, mean absolute difference <= 0.1 level."""
+    from torchvision.transforms import InterpolationMode
+
+    tv = tv2.RandomPerspective(0.6, p=0.7, interpolation=InterpolationMode(interp), fill=fill)
+    t = fp.from_torchvision(tv2.Compose([tv]))
+    assert isinstance(t, fp.Compose)
+    imgs = crops[:3] * 4
+    out, params = run(t.transforms, imgs, seed=8)
+    applied = 0
+    for img, o, p in zip(imgs, out, params):
+        if p["perspective"] is None:
+            assert torch.equal(o, chw(img))
+            continue
+        c = p["perspective"]["coefficients"]
+        applied += 1
+        want = F2.perspective(chw(img), None, None, coefficients=c, interpolation=InterpolationMode(interp),
+                              fill=list(fill) if isinstance(fill, tuple) else fill)
+        d = (o.int() - want.int()).abs()
+        assert float((d > 1).float().mean()) <= 0.005 and float(d.float().mean()) <= 0.1, (c, float(d.float().mean()))
+    assert 0 < applied < len(imgs)
+
+
+def test_random_perspective_coefficients_are_torchvisions():
+    """The drawn corners lie in v2's make_params bounds, and the coefficients solved from them equal
+    v2's _get_perspective_coeffs (float64 least squares cast to float32) for the same corners."""
+    from torchvision.transforms.v2.functional._geometry import _get_perspective_coeffs
+
+    t = fp.Compose([fp.RandomPerspective(0.9, p=1.0)], dtype="uint8")
+    x = np.zeros((61, 80, 3), np.uint8)
+    h, w = x.shape[:2]
+    bh, bw = int(0.9 * (h // 2)) + 1, int(0.9 * (w // 2)) + 1
+    for i in range(30):
+        _, p = t.batch([x], seed=1, indices=[i], return_params=True)
+        d = p[0]["perspective"]
+        (x0, y0), (x1, y1), (x2, y2), (x3, y3) = d["endpoints"]
+        assert 0 <= x0 < bw and 0 <= y0 < bh and w - bw <= x1 < w and 0 <= y1 < bh
+        assert w - bw <= x2 < w and h - bh <= y2 < h and 0 <= x3 < bw and h - bh <= y3 < h
+        want = _get_perspective_coeffs([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], d["endpoints"])
+        np.testing.assert_allclose(d["coefficients"], want, rtol=1e-6, atol=1e-9)

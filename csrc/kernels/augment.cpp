@@ -100,16 +100,12 @@ void histograms(uint8_t* const* rows, int h, int w, int64_t hist[3][256]) {
 
 }  // namespace
 
-void warp_row(const WarpRow& t, const WarpSpec& ws, const uint8_t* src, size_t stride, int h, int w, int y, int x0,
-              int x1, uint8_t* dst) {
-  const float yb = static_cast<float>(y) + t.y_off;
-  const float yx = yb * t.r10, yy = yb * t.r11;
-  for (int x = x0; x < x1; ++x) {
-    const float xb = static_cast<float>(x) + t.x_off;
-    const float gx = (xb * t.r00 + yx) + t.r20, gy = (xb * t.r01 + yy) + t.r21;
-    // grid_sample's unnormalisation, (g + 1) * size / 2 - 0.5, fused in torch's AVX2 build.
-    const float ix = std::fmaf(gx + 1.f, t.half_w, -0.5f), iy = std::fmaf(gy + 1.f, t.half_h, -0.5f);
-    uint8_t* o = dst + static_cast<size_t>(x) * 4;
+namespace {
+
+// grid_sample of one output pixel at input coordinates (ix, iy) (align_corners=False, already
+// unnormalised): nearest or bilinear, outside corners 0 or the fill (Note [Augment arithmetic]).
+inline void sample_px(float ix, float iy, const WarpSpec& ws, const uint8_t* src, size_t stride, int h, int w,
+                      uint8_t* o) {
     if (!ws.bilinear) {
       const float rx = std::nearbyint(ix), ry = std::nearbyint(iy);
       if (rx >= 0.f && rx <= static_cast<float>(w - 1) && ry >= 0.f && ry <= static_cast<float>(h - 1)) {
@@ -118,7 +114,7 @@ void warp_row(const WarpRow& t, const WarpSpec& ws, const uint8_t* src, size_t s
         for (int c = 0; c < 3; ++c) o[c] = ws.fill_on ? round_u8(ws.fill[c]) : 0;
         o[3] = 0;
       }
-      continue;
+      return;
     }
     const float fx0 = std::floor(ix), fy0 = std::floor(iy);
     const float we = ix - fx0, e = 1.f - we, n = iy - fy0, s = 1.f - n;
@@ -144,6 +140,67 @@ void warp_row(const WarpRow& t, const WarpSpec& ws, const uint8_t* src, size_t s
       o[c] = round_u8(v);
     }
     o[3] = 0;
+}
+
+}  // namespace
+
+void warp_row(const WarpRow& t, const WarpSpec& ws, const uint8_t* src, size_t stride, int h, int w, int y, int x0,
+              int x1, uint8_t* dst) {
+  const float yb = static_cast<float>(y) + t.y_off;
+  const float yx = yb * t.r10, yy = yb * t.r11;
+  for (int x = x0; x < x1; ++x) {
+    const float xb = static_cast<float>(x) + t.x_off;
+    const float gx = (xb * t.r00 + yx) + t.r20, gy = (xb * t.r01 + yy) + t.r21;
+    // grid_sample's unnormalisation, (g + 1) * size / 2 - 0.5, fused in torch's AVX2 build.
+    const float ix = std::fmaf(gx + 1.f, t.half_w, -0.5f), iy = std::fmaf(gy + 1.f, t.half_h, -0.5f);
+    sample_px(ix, iy, ws, src, stride, h, w, dst + static_cast<size_t>(x) * 4);
+  }
+}
+
+void perspective_coeffs(const int start[8], const int end[8], float out[8]) {
+  double a[8][9];
+  for (int i = 0; i < 4; ++i) {
+    const double px = end[2 * i], py = end[2 * i + 1], sx = start[2 * i], sy = start[2 * i + 1];
+    const double r0[9] = {px, py, 1, 0, 0, 0, -sx * px, -sx * py, sx};
+    const double r1[9] = {0, 0, 0, px, py, 1, -sy * px, -sy * py, sy};
+    std::memcpy(a[2 * i], r0, sizeof r0);
+    std::memcpy(a[2 * i + 1], r1, sizeof r1);
+  }
+  for (int c = 0; c < 8; ++c) {
+    int piv = c;
+    for (int r = c + 1; r < 8; ++r)
+      if (std::fabs(a[r][c]) > std::fabs(a[piv][c])) piv = r;
+    if (piv != c)
+      for (int j = 0; j < 9; ++j) std::swap(a[c][j], a[piv][j]);
+    if (a[c][c] == 0.0) throw Error(ErrorKind::kTooSmall, "RandomPerspective: the image is too small (its corners coincide)");
+    for (int r = 0; r < 8; ++r) {
+      if (r == c) continue;
+      const double f = a[r][c] / a[c][c];
+      for (int j = c; j < 9; ++j) a[r][j] -= f * a[c][j];
+    }
+  }
+  for (int c = 0; c < 8; ++c) out[c] = static_cast<float>(a[c][8] / a[c][c]);
+}
+
+void warp_perspective(const float c[8], const WarpSpec& ws, uint8_t* const* rows, int h, int w, Scratch* scratch) {
+  if (h <= 0 || w <= 0) return;
+  const uint8_t* src = snapshot(rows, h, w, scratch);
+  const size_t stride = static_cast<size_t>(w) * 4;
+  // _perspective_grid: theta1 / (w / 2, h / 2) in float32; base grid x + 0.5, y + 0.5, 1;
+  // grid = (base . theta1) / (base . theta2) - 1; then grid_sample's unnormalisation.
+  const float sx = 0.5f * static_cast<float>(w), sy = 0.5f * static_cast<float>(h);
+  const float r0 = c[0] / sx, r1 = c[1] / sx, r2 = c[2] / sx, r3 = c[3] / sy, r4 = c[4] / sy, r5 = c[5] / sy;
+  const float half_w = static_cast<float>(w) / 2.f, half_h = static_cast<float>(h) / 2.f;
+  for (int y = 0; y < h; ++y) {
+    const float yb = static_cast<float>(y) + 0.5f;
+    uint8_t* dst = rows[y];
+    for (int x = 0; x < w; ++x) {
+      const float xb = static_cast<float>(x) + 0.5f;
+      const float den = (xb * c[6] + yb * c[7]) + 1.f;
+      const float gx = ((xb * r0 + yb * r1) + r2) / den - 1.f, gy = ((xb * r3 + yb * r4) + r5) / den - 1.f;
+      const float ix = std::fmaf(gx + 1.f, half_w, -0.5f), iy = std::fmaf(gy + 1.f, half_h, -0.5f);
+      sample_px(ix, iy, ws, src, stride, h, w, dst + static_cast<size_t>(x) * 4);
+    }
   }
 }
 
@@ -341,6 +398,7 @@ void apply_aug_op(const Kernels& k, AugOp op, float magnitude, const WarpSpec& w
 void apply_affine(const Kernels& k, const AffineParams& p, const WarpSpec& ws, uint8_t* const* rows, int h, int w,
                   Scratch* scratch) {
   if (!p.on) return;
+  if (p.perspective) return warp_perspective(p.coeffs, ws, rows, h, w, scratch);
   if (p.rotate) return tv_rotate(k, p.angle, ws, rows, h, w, scratch);
   tv_affine(k, p.angle, p.tx, p.ty, p.scale, p.shear_x, p.shear_y, false, ws, rows, h, w, scratch);
 }

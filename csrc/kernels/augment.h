@@ -63,12 +63,23 @@ struct AugmentParams {
   float mag[kMaxAugOps] = {};
 };
 
-// What RandomRotation / RandomAffine drew (torchvision's affine parameters).
+// What RandomRotation / RandomAffine drew (torchvision's affine parameters), or RandomPerspective
+// (its coefficients a..h, v2's _get_perspective_coeffs in float32).
 struct AffineParams {
   bool on = false;
   bool rotate = false;  // F.rotate (RandomRotation) rather than F.affine
+  bool perspective = false;
   float angle = 0.f, tx = 0.f, ty = 0.f, scale = 1.f, shear_x = 0.f, shear_y = 0.f;
+  float coeffs[8] = {};
+  int corners[8] = {};  // RandomPerspective's end points (x, y) of the four corners, torchvision's order
 };
+
+// v2's _get_perspective_coeffs: the 8 coefficients mapping output to input points, solved in
+// float64 (Gaussian elimination with partial pivoting; torch's lstsq of the same 8x8 system agrees
+// to float64 rounding) and cast to float32. start/end: the four corners (x, y) in torchvision's order.
+void perspective_coeffs(const int start[8], const int end[8], float out[8]);
+// F.perspective on tensors (_perspective_grid, then grid_sample as the affine warp samples).
+void warp_perspective(const float c[8], const WarpSpec& ws, uint8_t* const* rows, int h, int w, Scratch* scratch);
 
 // Sampling of the geometric ops: nearest or bilinear, and the fill (none: zeros, no mask).
 struct WarpSpec {

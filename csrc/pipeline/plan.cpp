@@ -145,7 +145,9 @@ void validate(const PlanSpec& s) {
     return true;
   };
   auto interp_ok = [](Interp i) { return i == Interp::kNearest || i == Interp::kBilinear; };
-  if (s.affine_mode < 0 || s.affine_mode > 2) bad("affine_mode must be 0, 1 or 2");
+  if (s.affine_mode < 0 || s.affine_mode > 3) bad("affine_mode must be 0..3");
+  if (s.affine_mode == 3 && !(s.persp_scale >= 0.0 && s.persp_scale <= 1.0 && s.persp_p >= 0.0 && s.persp_p <= 1.0))
+    bad("RandomPerspective distortion_scale and p must be in [0, 1]");
   if (s.affine_mode) {
     if (!(std::isfinite(s.degrees_lo) && s.degrees_lo <= s.degrees_hi && std::isfinite(s.degrees_hi)))
       bad("degrees must satisfy lo <= hi (finite)");
@@ -573,7 +575,22 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
       }
     }
   }
-  if (s.affine_mode) {
+  if (s.affine_mode == 3) {
+    // torchvision v2's RandomPerspective: applied with probability p; each corner moved inward by
+    // up to distortion_scale * half the side (torch.randint bounds), then the coefficients.
+    Rng rng = stream(streams::kAffine);
+    AffineParams& a = p.affine;
+    if (s.persp_p >= 1.0 || (s.persp_p > 0.0 && rng.uniform() < s.persp_p)) {
+      const int h = g.out_h, w = g.out_w;
+      const int bh = static_cast<int>(s.persp_scale * (h / 2)) + 1, bw = static_cast<int>(s.persp_scale * (w / 2)) + 1;
+      auto r = [&](int lo, int hi) { return static_cast<int>(rng.randint(lo, hi)); };
+      const int end[8] = {r(0, bw), r(0, bh), r(w - bw, w), r(0, bh), r(w - bw, w), r(h - bh, h), r(0, bw), r(h - bh, h)};
+      const int start[8] = {0, 0, w - 1, 0, w - 1, h - 1, 0, h - 1};
+      a.on = a.perspective = true;
+      std::copy(end, end + 8, a.corners);
+      perspective_coeffs(start, end, a.coeffs);
+    }
+  } else if (s.affine_mode) {
     // torchvision v2's RandomRotation / RandomAffine._get_params: angle uniform in degrees; tx, ty
     // = round(uniform(-max, max)) with max = fraction * size; scale uniform; shear x (and y).
     Rng rng = stream(streams::kAffine);

@@ -70,7 +70,9 @@ using DoubleVec = std::vector<double>;
   X(double, jitter_p, -1.0, "-1: ColorJitter's draws; else RandomPhotometricDistort's, each op with this p") \
   X(Float3, hsv_gain, (Float3{0.f, 0.f, 0.f}), "RandomHSV gains (h, s, v); all 0 = off")            \
   /* Geometric augmentation on uint8 (RandomRotation, RandomAffine), before the policies. */          \
-  X(int, affine_mode, 0, "0 off, 1 RandomRotation (F.rotate), 2 RandomAffine (F.affine)")            \
+  X(int, affine_mode, 0, "0 off, 1 RandomRotation (F.rotate), 2 RandomAffine (F.affine), 3 RandomPerspective") \
+  X(double, persp_scale, 0.5, "RandomPerspective distortion_scale")                                   \
+  X(double, persp_p, 0.5, "RandomPerspective probability")                                          \
   X(double, degrees_lo, 0.0, "rotation angle range, low (degrees)")                                  \
   X(double, degrees_hi, 0.0, "rotation angle range, high")                                           \
   X(double, translate_x, 0.0, "RandomAffine: max |tx| as a fraction of the width")                   \

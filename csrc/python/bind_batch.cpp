@@ -100,6 +100,8 @@ struct ParamRecord {
   float hsv[3];                      // RandomHSV's gains r (h, s, v) as drawn (0 when off)
   bool affine_on;                    // RandomRotation / RandomAffine applied
   float affine[6];                   // angle, tx, ty, scale, shear_x, shear_y
+  float perspective[8];              // RandomPerspective's coefficients (affine_on and these set)
+  int32_t perspective_end[8];        // and the corners' end points
   int8_t aug_n;                      // the policy's ops applied, in order
   int8_t aug_op[kMaxAugOps];         // AugOp codes
   float aug_mag[kMaxAugOps];         // signed magnitudes
@@ -207,6 +209,8 @@ class PyBatch {
       rec.affine_on = af.on;
       const float aff[6] = {af.angle, af.tx, af.ty, af.scale, af.shear_x, af.shear_y};
       for (int k = 0; k < 6; ++k) rec.affine[k] = aff[k];
+      for (int k = 0; k < 8; ++k) rec.perspective[k] = af.perspective ? af.coeffs[k] : 0.f;
+      for (int k = 0; k < 8; ++k) rec.perspective_end[k] = af.perspective ? af.corners[k] : 0;
       const AugmentParams& au = r[i].params.augment;
       rec.aug_n = static_cast<int8_t>(au.n);
       for (int k = 0; k < au.n; ++k) {
@@ -279,7 +283,7 @@ void run_interruptible(PyBatch& b, Engine& e, bool interruptible) {
 
 void register_batch(py::module_& m) {
   PYBIND11_NUMPY_DTYPE(ParamRecord, top, left, height, width, flip, vflip, gray, jitter_mask, jitter_order,
-                       jitter_factor, lighting_alpha, hsv, affine_on, affine, aug_n, aug_op, aug_mag, px_on, px_val, group,
+                       jitter_factor, lighting_alpha, hsv, affine_on, affine, perspective, perspective_end, aug_n, aug_op, aug_mag, px_on, px_val, group,
                        group_order, erase, src_h, src_w,
                        out_h, out_w, off_y, off_x, rz_h, rz_w, decode_denom, orientation, decoded_pixels, norm_offset, norm_scale);
 

@@ -5,7 +5,7 @@ import math
 import numbers
 
 from ._args import (AFFINE_OPS, AFTER_COLOR, POLICY_OPS, ProbOp, aug_fill, aug_interp, degree_range, interp_name,
-                    pair, range2, set_warp, side, tv_antialias, tv_fill, tv_interp, tv_size)
+                    pair, prob, range2, set_warp, side, tv_antialias, tv_fill, tv_interp, tv_size)
 from ._op import Op, Stage, register_op
 
 _ONLY_RRC = "RandomResizedCrop must be the only resize/crop op"
@@ -405,7 +405,8 @@ class RandomRotation(_Warp):
     as torchvision v2's F.rotate on tensors (nearest or bilinear, fill outside)."""
 
     torchvision = ("RandomRotation",)
-    exclusive = {"RandomAffine": "RandomRotation and RandomAffine cannot be combined: use one RandomAffine"}
+    exclusive = {"RandomAffine": "RandomRotation and RandomAffine cannot be combined: use one RandomAffine",
+                 "RandomPerspective": "RandomRotation and RandomPerspective cannot be combined: one warp per Compose"}
 
     def __init__(self, degrees, interpolation="nearest", expand=False, fill=0):
         self.degrees = degree_range(degrees, "RandomRotation")
@@ -436,7 +437,8 @@ class RandomAffine(_Warp):
     the crop, as torchvision v2's RandomAffine draws them and F.affine warps tensors."""
 
     torchvision = ("RandomAffine",)
-    exclusive = {"RandomRotation": "RandomRotation and RandomAffine cannot be combined: use one RandomAffine"}
+    exclusive = {"RandomRotation": "RandomRotation and RandomAffine cannot be combined: use one RandomAffine",
+                 "RandomPerspective": "RandomAffine and RandomPerspective cannot be combined: one warp per Compose"}
 
     def __init__(self, degrees, translate=None, scale=None, shear=None, interpolation="nearest", fill=0):
         self.degrees = degree_range(degrees, "RandomAffine")
@@ -495,6 +497,42 @@ class RandomAffine(_Warp):
 # torchvision v2's _AUGMENTATION_SPACE entries: (op name, magnitude table, lo, hi, signed); the
 # table is torch.linspace(lo, hi, bins) ("linspace"), with hi times the image width or height,
 # or 8 - round(arange(bins) / ((bins - 1) / hi)) ("posterize").
+
+
+@register_op
+class RandomPerspective(_Warp):
+    """With probability p, a perspective warp moving each corner inward by up to distortion_scale
+    of half the side, on the uint8 image after the crop, as torchvision v2's RandomPerspective and
+    F.perspective on tensors (nearest or bilinear, fill outside)."""
+
+    torchvision = ("RandomPerspective",)
+    exclusive = {n: "RandomPerspective and {prev} cannot be combined: one warp per Compose"
+                 for n in ("RandomRotation", "RandomAffine")}
+    params = ("perspective (its 8 coefficients and the corners' end points, None when not applied)",)
+
+    def __init__(self, distortion_scale=0.5, p=0.5, interpolation="bilinear", fill=0):
+        d = distortion_scale
+        if isinstance(d, bool) or not isinstance(d, numbers.Real) or not 0 <= d <= 1:
+            raise ValueError(f"RandomPerspective distortion_scale must be in [0, 1], got {distortion_scale!r}")
+        self.distortion_scale = float(d)
+        self.p = prob(p, "RandomPerspective")
+        self.interpolation = aug_interp(interpolation, "RandomPerspective")
+        self.fill = aug_fill(fill, "RandomPerspective", allow_none=True)
+
+    def compile(self, spec, ctx):
+        spec.affine_mode, spec.persp_scale, spec.persp_p = 3, self.distortion_scale, self.p
+        set_warp(spec, "affine", self.interpolation, self.fill)
+
+    def sample_params(self, rec):
+        if not rec["affine_on"]:
+            return {"perspective": None}
+        e = [int(v) for v in rec["perspective_end"]]
+        return {"perspective": {"coefficients": [float(x) for x in rec["perspective"]],
+                                "endpoints": [e[0:2], e[2:4], e[4:6], e[6:8]]}}
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(op.distortion_scale, op.p, getattr(op.interpolation, "value", op.interpolation), tv_fill(op))]
 
 
 _FLIP_AFTER_WARP = {n: "{name} after {prev} cannot be fused: flips run in the resampler, before any warp; put "

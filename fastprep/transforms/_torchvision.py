@@ -91,7 +91,7 @@ _NEAREST = {
     "FiveCrop": "fp.CenterCrop", "TenCrop": "fp.CenterCrop and fp.RandomHorizontalFlip(1.0)",
     "RandomResize": "fp.Resize", "RandomShortestSize": "fp.Resize", "ScaleJitter": "fp.RandomResizedCrop",
     "RandomZoomOut": "fp.RandomAffine(0, scale=...)", "RandomIoUCrop": "fp.RandomResizedCrop",
-    "RandomPerspective": "fp.RandomAffine", "ElasticTransform": "fp.RandomAffine",
+    "ElasticTransform": "fp.RandomAffine",
     "AugMix": "fp.TrivialAugmentWide", "RandomPhotometricDistort": "fp.ColorJitter and fp.RandomChannelPermutation",
     "GaussianNoise": "fp.Lighting", "JPEG": "fp.GaussianBlur", "Lambda": "fp.register_op for a fused op of your own",
     "LinearTransformation": "fp.Normalize(mode='whiten')", "ConvertImageDtype": "fp.ToTensor",
