@@ -42,6 +42,7 @@ class AugTable(_PybindEnum):
     linspace_width: ClassVar[AugTable]
     linspace_height: ClassVar[AugTable]
     posterize: ClassVar[AugTable]
+    posterize4: ClassVar[AugTable]
 
 MAX_AUG_OPS: int
 PIX_ARGS: int
@@ -170,6 +171,9 @@ class PlanSpec:
     aug_bin: list[int]
     aug_num_ops: int
     aug_magnitude: int
+    augmix_width: int
+    augmix_depth: int
+    augmix_alpha: float
     aug_bins: int
     aug_interp: Interp
     aug_fill_on: bool

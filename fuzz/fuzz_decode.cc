@@ -32,7 +32,7 @@ namespace {
 
 constexpr int64_t kMaxPixels = 20'000'000;  // fuzzing limit (the library default is ~179 MP)
 constexpr int64_t kMaxRunPixels = 2'000'000;  // largest image-dependent output run (see below)
-constexpr int kPlans = 16;
+constexpr int kPlans = 17;
 
 PlanSpec base_spec(int which) {
   PlanSpec s;
@@ -103,6 +103,14 @@ PlanSpec base_spec(int which) {
       s.resize_mode = 4, s.resize_choices = {1, 2, 37}, s.max_size = 50, s.rcrop = true, s.rcrop_h = 1, s.rcrop_w = 3;
       s.rcrop_if_needed = true, s.affine_mode = 3, s.persp_scale = 1.0, s.persp_p = 0.9;
       s.affine_interp = Interp::kBilinear, s.affine_fill = {9.f, 8.f, 7.f};
+      break;
+    case 16:  // AugMix: 8 chains of 2 ops over every op and table, small alpha
+      s.resize_mode = 1, s.resize_size = 20, s.crop_h = 19, s.crop_w = 23, s.aug_policy = 4, s.aug_bins = 10;
+      s.aug_magnitude = 10, s.augmix_width = 8, s.augmix_depth = 2, s.augmix_alpha = 0.05, s.aug_interp = Interp::kBilinear;
+      for (int op = 0; op < kAugOpCount; ++op) {
+        s.aug_ops.push_back(op), s.aug_table.push_back(op == 10 ? 5 : (op >= 3 && op <= 4 ? 2 + (op - 3) : 1));
+        s.aug_lo.push_back(0.0), s.aug_hi.push_back(op == 10 ? 4.0 : 0.3), s.aug_signed.push_back(op != 10);
+      }
       break;
     case 12:  // RandomRotation (nearest, no fill) then RandAugment with many ops, uint8 output
       s.rrc = true, s.rrc_h = 17, s.rrc_w = 17, s.affine_mode = 1, s.degrees_lo = -360.0, s.degrees_hi = 360.0;

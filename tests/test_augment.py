@@ -342,3 +342,34 @@ def test_tiny_and_gray_images(photos):
             assert out.shape == (3,) + size + (3,)
     g = fp.Compose([fp.Resize((40, 40)), fp.TrivialAugmentWide(), fp.Grayscale()], dtype="uint8")
     assert g.batch(photos[:4], seed=0).shape[-3:] in ((1, 40, 40), (40, 40, 1))
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(severity=7, mixture_width=2, chain_depth=2, alpha=0.5, all_ops=False)])
+def test_augmix_replays_through_torchvisions_kernels(photos, kw):
+    """AugMix cannot be replayed through its own API (its draws are internal): its recorded
+    weights and chains go through v2's op application and its float32 mixing, op by op."""
+    t = fp.Compose([fp.RandomResizedCrop(64), fp.AugMix(**kw)], dtype="uint8", layout="CHW")
+    pre = fp.Compose([fp.RandomResizedCrop(64)], dtype="uint8", layout="CHW")
+    ref = tv2.AugMix(**kw)
+    out, params = t.batch(photos[:6], seed=3, return_params=True)
+    base = pre.batch(photos[:6], seed=3)
+    depths = set()
+    for o, b, p in zip(out, base, params):
+        d = p["augmix"]
+        assert len(d["chains"]) == ref.mixture_width and abs(sum(d["weights"]) - 1.0) < 1e-5
+        batch = torch.from_numpy(np.ascontiguousarray(b))[None]
+        mix = torch.tensor(d["weights"][0], dtype=torch.float32) * batch
+        for chain, w in zip(d["chains"], d["weights"][1:]):
+            depths.add(len(chain))
+            aug = batch
+            for name, mag in chain:
+                aug = ref._apply_image_or_video_transform(aug, name, mag, interpolation=InterpolationMode.BILINEAR,
+                                                          fill=ref._fill)
+            mix.add_(torch.tensor(w, dtype=torch.float32) * aug)
+        want = mix.to(torch.uint8)[0]
+        diff = (torch.from_numpy(np.ascontiguousarray(o)).int() - want.int()).abs()
+        assert float((diff > 1).float().mean()) <= MAX_DIFF_FRACTION, d
+    if kw.get("chain_depth", -1) == -1:
+        assert depths <= {1, 2, 3} and len(depths) > 1
+    else:
+        assert depths == {kw["chain_depth"]}

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "kernels/color.h"
 #include "kernels/reference.h"
@@ -27,6 +28,10 @@ float aug_magnitude(AugTable t, double lo, double hi, int bins, int i, int h, in
       // (8 - (arange(bins) / ((bins - 1) / hi))).round().int(): a float32 division, half to even.
       const float d = static_cast<float>((bins - 1) / hi);
       return static_cast<float>(static_cast<int>(std::nearbyint(8.f - static_cast<float>(i) / d)));
+    }
+    case AugTable::kPosterize4: {  // AugMix: 4 - round(arange(bins) / ((bins - 1) / 4)), half to even
+      const float d = static_cast<float>((bins - 1) / 4.0);
+      return static_cast<float>(static_cast<int>(std::nearbyint(4.f - static_cast<float>(i) / d)));
     }
     default: return 0.f;
   }
@@ -392,6 +397,44 @@ void apply_aug_op(const Kernels& k, AugOp op, float magnitude, const WarpSpec& w
     case AugOp::kAutoContrast: return aug_autocontrast(k, rows, h, w);
     case AugOp::kEqualize: return aug_equalize(rows, h, w);
     case AugOp::kInvert: return aug_invert(rows, h, w);
+  }
+}
+
+void aug_mix(const Kernels& k, const AugmentParams& p, const WarpSpec& ws, uint8_t* const* rows, int h, int w,
+             Scratch* op_scratch, Scratch* mix_scratch) {
+  if (p.chains <= 0 || h <= 0 || w <= 0) return;
+  const size_t row_bytes = static_cast<size_t>(w) * 4, img = checked_mul(row_bytes, static_cast<size_t>(h));
+  const size_t px = static_cast<size_t>(w) * h;
+  // [original RGBX | chain RGBX | float mix (3 per pixel)]
+  uint8_t* base = mix_scratch->reserve(checked_mul(img, 2) + checked_mul(px * 3, sizeof(float)));
+  uint8_t* orig = base;
+  uint8_t* chain = base + img;
+  float* mix = reinterpret_cast<float*>(base + 2 * img);
+  std::vector<uint8_t*> crow(static_cast<size_t>(h));
+  for (int y = 0; y < h; ++y) {
+    std::memcpy(orig + y * row_bytes, rows[y], row_bytes);
+    crow[y] = chain + y * row_bytes;
+  }
+  const float m0 = p.weight[0];
+  for (size_t i = 0; i < px; ++i)
+    for (int c = 0; c < 3; ++c) mix[3 * i + c] = m0 * static_cast<float>(orig[4 * i + c]);
+  int op = 0;
+  for (int ch = 0; ch < p.chains; ++ch) {
+    std::memcpy(chain, orig, img);
+    for (int d = 0; d < p.chain_len[ch]; ++d, ++op)
+      apply_aug_op(k, p.op[op], p.mag[op], ws, crow.data(), h, w, op_scratch);
+    const float wt = p.weight[ch + 1];
+    for (size_t i = 0; i < px; ++i)
+      for (int c = 0; c < 3; ++c) mix[3 * i + c] += wt * static_cast<float>(chain[4 * i + c]);
+  }
+  for (int y = 0; y < h; ++y) {  // .to(uint8): truncation (the sums lie in [0, 255])
+    const float* m = mix + static_cast<size_t>(y) * w * 3;
+    uint8_t* r = rows[y];
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c) {
+        const float v = m[3 * x + c];
+        r[4 * x + c] = static_cast<uint8_t>(v <= 0.f ? 0.f : (v >= 255.f ? 255.f : v));
+      }
   }
 }
 

@@ -53,15 +53,34 @@ constexpr int kAugOpCount = 15;
 // How an op's magnitude table is built (torchvision's _AUGMENTATION_SPACE lambdas):
 // none; torch.linspace(lo, hi, bins), with hi times the image width or height; or
 // 8 - round(arange(bins) / ((bins - 1) / hi)) (Posterize).
-enum class AugTable : int { kNone = 0, kLinspace = 1, kLinspaceWidth = 2, kLinspaceHeight = 3, kPosterize = 4 };
+// kPosterize4: AugMix's 4 - round(arange(bins) / ((bins - 1) / 4)).
+enum class AugTable : int {
+  kNone = 0, kLinspace = 1, kLinspaceWidth = 2, kLinspaceHeight = 3, kPosterize = 4, kPosterize4 = 5
+};
 
 // What a policy drew for one sample: the ops applied, in order, with their signed magnitudes.
 constexpr int kMaxAugOps = 16;
+constexpr int kMaxChains = 8;  // AugMix's mixture_width
 struct AugmentParams {
   int n = 0;
   AugOp op[kMaxAugOps] = {};
   float mag[kMaxAugOps] = {};
+  // AugMix: the chains (their lengths, in op order) and the weights: the original's, then each
+  // chain's (Note [AugMix arithmetic]).
+  int chains = 0;
+  int chain_len[kMaxChains] = {};
+  float weight[kMaxChains + 1] = {};
 };
+
+// Note [AugMix arithmetic]
+// torchvision v2's AugMix on a uint8 image: m = Dirichlet(alpha, alpha), chain weights =
+// Dirichlet(alpha x width) * m[1] (float32); mix = m[0] * image (float32); per chain, the image
+// through depth ops (each a policy op at a magnitude bin in [0, severity), random sign), then
+// mix += weight * chain (a float32 product, then the add); finally .to(uint8): truncation. The
+// ops are the policies' kernels; the float sums are the same operations in the same order, so a
+// replay of the recorded draws through v2's kernels gives the same bytes.
+void aug_mix(const Kernels& k, const AugmentParams& p, const WarpSpec& ws, uint8_t* const* rows, int h, int w,
+             Scratch* op_scratch, Scratch* mix_scratch);
 
 // What RandomRotation / RandomAffine drew (torchvision's affine parameters), or RandomPerspective
 // (its coefficients a..h, v2's _get_perspective_coeffs in float32).

@@ -449,7 +449,9 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
   // finished uint8 image.
   const PlanSpec& s = plan.spec;
   if (sp.affine.on) apply_affine(plan.k(), sp.affine, plan.affine_warp(), w.rows.data(), g.out_h, g.out_w, &w.aug);
-  if (sp.augment.n) {
+  if (sp.augment.chains) {
+    aug_mix(plan.k(), sp.augment, plan.aug_warp(), w.rows.data(), g.out_h, g.out_w, &w.aug, &w.mix);
+  } else if (sp.augment.n) {
     const WarpSpec ws = plan.aug_warp();
     for (int k = 0; k < sp.augment.n; ++k)
       apply_aug_op(plan.k(), sp.augment.op[k], sp.augment.mag[k], ws, w.rows.data(), g.out_h, g.out_w, &w.aug);
@@ -747,6 +749,7 @@ void Worker::trim(size_t keep) {
   for (Scratch* v : {&file, &row, &inter, &orow, &full, &oriented, &stage})
     if (v->capacity() > keep) v->release();
   if (aug.capacity() > keep) aug.release();
+  if (mix.capacity() > keep) mix.release();
 }
 
 namespace {

@@ -58,6 +58,7 @@ struct Worker {
   std::vector<uint8_t> lut;             // two-phase output: the per-sample table
   LevelHistogram hist;
   Scratch aug{3584};                    // the augmentation ops' copy of the staged image
+  Scratch mix{1536};                    // AugMix: the original, a chain and the float mix
   AxisTable ht, vt;
   // Frees every buffer whose capacity is over `keep` bytes.
   void trim(size_t keep);

@@ -163,7 +163,13 @@ void validate(const PlanSpec& s) {
     if (!interp_ok(s.affine_interp)) bad("RandomRotation/RandomAffine interpolation must be nearest or bilinear");
     if (!fill_ok(s.affine_fill)) bad("RandomRotation/RandomAffine fill must be levels in [0, 255]");
   }
-  if (s.aug_policy < 0 || s.aug_policy > 3) bad("aug_policy must be 0..3");
+  if (s.aug_policy < 0 || s.aug_policy > 4) bad("aug_policy must be 0..4");
+  if (s.aug_policy == 4) {
+    if (s.augmix_width < 1 || s.augmix_width > kMaxChains) bad("AugMix mixture_width must be in [1, 8]");
+    if (s.augmix_depth == 0 || s.augmix_depth < -1 || s.augmix_width * (s.augmix_depth > 0 ? s.augmix_depth : 3) > kMaxAugOps)
+      bad("AugMix chain_depth must be -1 or >= 1, with mixture_width * depth <= 16");
+    if (!(s.augmix_alpha > 0.0 && s.augmix_alpha <= 1e6)) bad("AugMix alpha must be positive");
+  }
   if (s.aug_policy) {
     const size_t n = s.aug_ops.size();
     if (n == 0) bad("an augmentation policy needs at least one op");
@@ -171,7 +177,7 @@ void validate(const PlanSpec& s) {
       bad("aug_table, aug_lo, aug_hi and aug_signed must have one entry per op of aug_ops");
     for (size_t k = 0; k < n; ++k) {
       if (s.aug_ops[k] < 0 || s.aug_ops[k] >= kAugOpCount) bad("unknown augmentation op code");
-      if (s.aug_table[k] < 0 || s.aug_table[k] > 4) bad("unknown magnitude table code");
+      if (s.aug_table[k] < 0 || s.aug_table[k] > 5) bad("unknown magnitude table code");
       if (!(std::isfinite(s.aug_lo[k]) && std::isfinite(s.aug_hi[k]))) bad("magnitude tables must be finite");
       if (s.aug_table[k] == static_cast<int>(AugTable::kPosterize) && !(s.aug_hi[k] > 0.0))
         bad("Posterize's magnitude divisor must be positive");
@@ -295,6 +301,24 @@ double Rng::normal() {
   const double u1 = 1.0 - uniform(), u2 = uniform();  // u1 in (0, 1]
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
 }
+double Rng::gamma(double alpha) {
+  if (alpha < 1.0) {  // boost: Gamma(alpha + 1) * U^(1 / alpha)
+    const double u = 1.0 - uniform();
+    return gamma(alpha + 1.0) * std::pow(u, 1.0 / alpha);
+  }
+  const double d = alpha - 1.0 / 3.0, c = 1.0 / std::sqrt(9.0 * d);
+  for (;;) {
+    double x, v;
+    do {
+      x = normal();
+      v = 1.0 + c * x;
+    } while (v <= 0.0);
+    v = v * v * v;
+    const double u = 1.0 - uniform();
+    if (std::log(u) < 0.5 * x * x + d - d * v + d * std::log(v)) return d * v;
+  }
+}
+
 int64_t Rng::randint(int64_t lo, int64_t hi) {
   const uint64_t span = static_cast<uint64_t>(hi - lo);
   return lo + static_cast<int64_t>(static_cast<uint64_t>(uniform() * static_cast<double>(span)) % span);
@@ -624,7 +648,28 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
       a.mag[a.n] = m;
       ++a.n;
     };
-    if (s.aug_policy == 1) {
+    if (s.aug_policy == 4) {
+      // v2's AugMix.forward: m ~ Dirichlet(alpha, alpha); chain weights ~ Dirichlet(alpha x
+      // width) * m[1]; per chain a depth (1..3 when -1) and its ops, each a uniform op of the
+      // space at a magnitude bin uniform in [0, severity), with a random sign.
+      auto dirichlet = [&](int n, float* out) {
+        double g[kMaxChains], sum = 0.0;
+        for (int k = 0; k < n; ++k) sum += (g[k] = rng.gamma(s.augmix_alpha));
+        for (int k = 0; k < n; ++k) out[k] = static_cast<float>(sum > 0.0 ? g[k] / sum : 1.0 / n);
+      };
+      float m[2], cw[kMaxChains];
+      dirichlet(2, m);
+      dirichlet(s.augmix_width, cw);
+      a.weight[0] = m[0];
+      a.chains = s.augmix_width;
+      for (int ch = 0; ch < s.augmix_width; ++ch) {
+        a.weight[ch + 1] = cw[ch] * m[1];
+        const int depth = s.augmix_depth > 0 ? s.augmix_depth : static_cast<int>(rng.randint(1, 4));
+        a.chain_len[ch] = depth;
+        for (int d = 0; d < depth; ++d)
+          add(static_cast<int>(rng.randint(0, n_ops)), static_cast<int>(rng.randint(0, s.aug_magnitude)));
+      }
+    } else if (s.aug_policy == 1) {
       for (int k = 0; k < s.aug_num_ops; ++k) add(static_cast<int>(rng.randint(0, n_ops)), s.aug_magnitude);
     } else if (s.aug_policy == 2) {
       const int entry = static_cast<int>(rng.randint(0, n_ops));

@@ -86,7 +86,7 @@ using DoubleVec = std::vector<double>;
   X(bool, affine_fill_on, true, "fill outside the warped image (false: torchvision's fill=None)")    \
   X(Float3, affine_fill, (Float3{0.f, 0.f, 0.f}), "fill value per channel (levels)")                 \
   /* Automatic augmentation policies on uint8 (Note [Augment arithmetic] in augment.h). */            \
-  X(int, aug_policy, 0, "0 off, 1 RandAugment, 2 TrivialAugmentWide, 3 AutoAugment")                 \
+  X(int, aug_policy, 0, "0 off, 1 RandAugment, 2 TrivialAugmentWide, 3 AutoAugment, 4 AugMix")      \
   X(IntVec, aug_ops, (IntVec{}), "the op space, AugOp codes (AutoAugment: two per sub-policy)")      \
   X(IntVec, aug_table, (IntVec{}), "per entry of aug_ops: AugTable code of its magnitude table")     \
   X(DoubleVec, aug_lo, (DoubleVec{}), "per entry: magnitude table start")                            \
@@ -96,6 +96,9 @@ using DoubleVec = std::vector<double>;
   X(IntVec, aug_bin, (IntVec{}), "AutoAugment: magnitude bin per entry")                             \
   X(int, aug_num_ops, 2, "RandAugment: ops per sample")                                              \
   X(int, aug_magnitude, 9, "RandAugment: magnitude bin")                                             \
+  X(int, augmix_width, 3, "AugMix: mixture_width (chains)")                                           \
+  X(int, augmix_depth, -1, "AugMix: chain_depth (-1: 1 to 3 per chain)")                              \
+  X(double, augmix_alpha, 1.0, "AugMix: the Dirichlet concentration")                                 \
   X(int, aug_bins, 31, "number of magnitude bins")                                                   \
   X(Interp, aug_interp, Interp::kNearest, "policy's geometric ops: nearest or bilinear")             \
   X(bool, aug_fill_on, false, "policy's fill given (false: fill=None, zeros)")                       \
@@ -295,6 +298,7 @@ class Rng {
   double uniform();                    // [0, 1)
   double uniform(double lo, double hi);
   double normal();                     // N(0, 1) (Box-Muller, one value per two uniforms)
+  double gamma(double alpha);          // Gamma(alpha, 1) (Marsaglia-Tsang)
   int64_t randint(int64_t lo, int64_t hi);  // [lo, hi)
 
  private:

@@ -109,6 +109,9 @@ struct ParamRecord {
   float px_val[kMaxPixOps * kPixVals];  // per entry: its values (GaussianBlur's sigma, a permutation, ...)
   int8_t group[kMaxGroups];          // per container: RandomApply applied, RandomChoice's pick
   int8_t group_order[kMaxGroups * kMaxMembers];  // RandomOrder: members in the order applied
+  int8_t aug_chains;                 // AugMix: chains, their lengths, the weights (original's first)
+  int8_t aug_chain_len[kMaxChains];
+  float aug_weight[kMaxChains + 1];
   int32_t erase[4];                  // RandomErasing top, left, height, width (-1: nothing erased)
   int32_t src_h, src_w, out_h, out_w;
   int32_t off_y, off_x;              // where the slot's (0, 0) is on the resized image (< 0: padding)
@@ -217,6 +220,9 @@ class PyBatch {
         rec.aug_op[k] = static_cast<int8_t>(au.op[k]);
         rec.aug_mag[k] = au.mag[k];
       }
+      rec.aug_chains = static_cast<int8_t>(au.chains);
+      for (int k = 0; k < kMaxChains; ++k) rec.aug_chain_len[k] = static_cast<int8_t>(au.chain_len[k]);
+      for (int k = 0; k <= kMaxChains; ++k) rec.aug_weight[k] = au.weight[k];
       const SequenceParams& q = r[i].params.seq;
       for (int k = 0; k < q.n; ++k) {
         rec.px_on[k] = q.op[k].on;
@@ -283,7 +289,7 @@ void run_interruptible(PyBatch& b, Engine& e, bool interruptible) {
 
 void register_batch(py::module_& m) {
   PYBIND11_NUMPY_DTYPE(ParamRecord, top, left, height, width, flip, vflip, gray, jitter_mask, jitter_order,
-                       jitter_factor, lighting_alpha, hsv, affine_on, affine, perspective, perspective_end, aug_n, aug_op, aug_mag, px_on, px_val, group,
+                       jitter_factor, lighting_alpha, hsv, affine_on, affine, perspective, perspective_end, aug_n, aug_op, aug_mag, aug_chains, aug_chain_len, aug_weight, px_on, px_val, group,
                        group_order, erase, src_h, src_w,
                        out_h, out_w, off_y, off_x, rz_h, rz_w, decode_denom, orientation, decoded_pixels, norm_offset, norm_scale);
 

@@ -80,7 +80,7 @@ void register_plan(py::module_& m) {
   py::enum_<AugTable>(m, "AugTable", "how a policy op's magnitude table is built (csrc/kernels/augment.h)")
       .value("none", AugTable::kNone).value("linspace", AugTable::kLinspace)
       .value("linspace_width", AugTable::kLinspaceWidth).value("linspace_height", AugTable::kLinspaceHeight)
-      .value("posterize", AugTable::kPosterize);
+      .value("posterize", AugTable::kPosterize).value("posterize4", AugTable::kPosterize4);
   m.attr("MAX_AUG_OPS") = kMaxAugOps;
   {
     py::enum_<PixOp> e(m, "PixOp", "the uint8 op sequence's op codes, by stream name (csrc/kernels/pixel_ops.h)");

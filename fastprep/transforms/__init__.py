@@ -18,7 +18,7 @@ from ._geometry import (CenterCrop, FiveCrop, Pad, RandomPerspective, RandomResi
                         RandomRotation, RandomVerticalFlip, Resize)
 from ._color import (ColorJitter, ExemplarJitter, RandomPhotometricDistort, Grayscale, RandomAdjustSharpness, RandomAutocontrast, RandomChannelPermutation,
                      RandomEqualize, RandomGrayscale, RandomHSV, RandomInvert, RandomPosterize, RandomSolarize)
-from ._auto_augment import AA_POLICIES, AutoAugment, RandAugment, TrivialAugmentWide
+from ._auto_augment import AA_POLICIES, AugMix, AutoAugment, RandAugment, TrivialAugmentWide
 from ._misc import (IMAGENET_EIGVAL, IMAGENET_EIGVEC, JPEG, PRESETS, GaussianBlur, Lighting, Normalize, RandomErasing,
                     ToTensor, check_table)
 from ._container import RandomApply, RandomChoice, RandomOrder, is_container
@@ -33,7 +33,7 @@ __all__ = [
     "RandomHorizontalFlip", "RandomVerticalFlip", "RandomRotation", "RandomAffine", "Grayscale", "RandomGrayscale",
     "ColorJitter", "RandomHSV", "RandomSolarize", "RandomPosterize", "RandomEqualize", "RandomAutocontrast",
     "RandomInvert", "RandomAdjustSharpness", "RandomChannelPermutation", "ExemplarJitter", "RandomPhotometricDistort", "JPEG", "GaussianBlur", "RandomApply",
-    "RandomChoice", "RandomOrder", "is_container", "RandAugment", "TrivialAugmentWide", "AutoAugment", "AA_POLICIES", "ToTensor",
+    "RandomChoice", "RandomOrder", "is_container", "RandAugment", "AugMix", "TrivialAugmentWide", "AutoAugment", "AA_POLICIES", "ToTensor",
     "Normalize", "Lighting", "RandomErasing", "PRESETS", "IMAGENET_EIGVAL", "IMAGENET_EIGVEC", "check_table",
     "Compose", "DEFAULT_MAX_PIXELS", "rebuild_compose", "OutputPool", "from_torchvision", "torchvision_name", "HybridCompose",
 ]

@@ -1,6 +1,6 @@
 """The automatic augmentation policies of torchvision v2 on the uint8 image after the crop
 (Note [Augment arithmetic] in csrc/kernels/augment.h): RandAugment, TrivialAugmentWide,
-AutoAugment, with their op spaces and magnitude tables."""
+AutoAugment, AugMix, with their op spaces and magnitude tables."""
 import numbers
 
 from .. import _core
@@ -196,6 +196,69 @@ class AutoAugment(_Policy):
         return [cls(op.policy, getattr(op.interpolation, "value", op.interpolation), tv_fill(op))]
 
 
-for _c in (RandAugment, TrivialAugmentWide, AutoAugment):
+# torchvision v2's AugMix op space: (name, table, lo, hi, signed); all_ops adds the four blends.
+_AUGMIX_PARTIAL = [("ShearX", "linspace", 0.0, 0.3, True), ("ShearY", "linspace", 0.0, 0.3, True),
+                   ("TranslateX", "linspace_width", 0.0, 1.0 / 3.0, True),
+                   ("TranslateY", "linspace_height", 0.0, 1.0 / 3.0, True), ("Rotate", "linspace", 0.0, 30.0, True),
+                   ("Posterize", "posterize4", 0.0, 4.0, False), ("Solarize", "linspace", 1.0, 0.0, False),
+                   ("AutoContrast", "none", 0.0, 0.0, False), ("Equalize", "none", 0.0, 0.0, False)]
+_AUGMIX_ALL = _AUGMIX_PARTIAL + [(n, "linspace", 0.0, 0.9, True) for n in ("Brightness", "Color", "Contrast",
+                                                                             "Sharpness")]
+
+
+@register_op
+class AugMix(_Policy):
+    """torchvision v2's AugMix on the uint8 image after the crop: mixture_width chains of 1-3 (or
+    chain_depth) policy ops at magnitude bins below severity, mixed with the image by Dirichlet
+    weights in float32 (Note [AugMix arithmetic] in csrc/kernels/augment.h)."""
+
+    torchvision = ("AugMix",)
+    policy_code = 4
+
+    def __init__(self, severity=3, mixture_width=3, chain_depth=-1, alpha=1.0, all_ops=True,
+                 interpolation="bilinear", fill=None):
+        if isinstance(severity, bool) or not isinstance(severity, numbers.Integral) or not 1 <= severity <= 10:
+            raise ValueError(f"AugMix severity must be an int in [1, 10], got {severity!r}")
+        mw = int(_core.MAX_MEMBERS)  # kMaxChains
+        if isinstance(mixture_width, bool) or not isinstance(mixture_width, numbers.Integral) or \
+                not 1 <= mixture_width <= mw:
+            raise ValueError(f"AugMix mixture_width must be an int in [1, {mw}], got {mixture_width!r}")
+        depth_max = chain_depth if isinstance(chain_depth, numbers.Integral) and chain_depth > 0 else 3
+        if isinstance(chain_depth, bool) or not isinstance(chain_depth, numbers.Integral) or \
+                not (chain_depth == -1 or chain_depth >= 1) or mixture_width * depth_max > int(_core.MAX_AUG_OPS):
+            raise ValueError(f"AugMix chain_depth must be -1 or an int >= 1 with mixture_width * depth <= "
+                             f"{int(_core.MAX_AUG_OPS)}, got {chain_depth!r}")
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha <= 1e6:
+            raise ValueError(f"AugMix alpha must be a positive number, got {alpha!r}")
+        self.severity, self.mixture_width, self.chain_depth = int(severity), int(mixture_width), int(chain_depth)
+        self.alpha, self.all_ops = float(alpha), bool(all_ops)
+        self.num_magnitude_bins = 10  # v2's _PARAMETER_MAX
+        self._warp_args(interpolation, fill)
+
+    def _entries(self):
+        return [e + (0.0, 0) for e in (_AUGMIX_ALL if self.all_ops else _AUGMIX_PARTIAL)]
+
+    def compile(self, spec, ctx):
+        super().compile(spec, ctx)
+        spec.aug_magnitude = self.severity
+        spec.augmix_width, spec.augmix_depth, spec.augmix_alpha = self.mixture_width, self.chain_depth, self.alpha
+
+    def sample_params(self, rec):
+        ops = super().sample_params(rec)["augment"]
+        chains, k = [], 0
+        for c in range(int(rec["aug_chains"])):
+            n = int(rec["aug_chain_len"][c])
+            chains.append(ops[k:k + n])
+            k += n
+        weights = [float(x) for x in rec["aug_weight"][:len(chains) + 1]]
+        return {"augmix": {"weights": weights, "chains": chains}}
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(op.severity, op.mixture_width, op.chain_depth, op.alpha, op.all_ops,
+                    getattr(op.interpolation, "value", op.interpolation), tv_fill(op))]
+
+
+for _c in (RandAugment, TrivialAugmentWide, AutoAugment, AugMix):
     _c.exclusive = {n: "{name} and {prev} cannot be combined: one augmentation policy per Compose"
                     for n in POLICY_OPS if n != _c.__name__}
