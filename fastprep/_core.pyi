@@ -128,6 +128,9 @@ class PlanSpec:
     pad: list[int]
     pad_mode: int
     pad_fill: list[float]
+    zoom_p: float
+    zoom_lo: float
+    zoom_hi: float
     rcrop: bool
     rcrop_h: int
     rcrop_w: int

@@ -102,6 +102,7 @@ PlanSpec base_spec(int which) {
     case 15:  // RandomPerspective (bilinear, fill) on a RandomShortestSize resize and a tiny RandomCrop
       s.resize_mode = 4, s.resize_choices = {1, 2, 37}, s.max_size = 50, s.rcrop = true, s.rcrop_h = 1, s.rcrop_w = 3;
       s.rcrop_if_needed = true, s.affine_mode = 3, s.persp_scale = 1.0, s.persp_p = 0.9;
+      s.zoom_p = 0.7, s.zoom_lo = 1.0, s.zoom_hi = 64.0, s.pad_fill = {3.f, 4.f, 5.f};  // RandomZoomOut
       s.affine_interp = Interp::kBilinear, s.affine_fill = {9.f, 8.f, 7.f};
       break;
     case 16:  // AugMix: 8 chains of 2 ops over every op and table, small alpha

@@ -347,3 +347,27 @@ def test_pad_if_needed_pads_with_the_fill():
         # v2: padding 2, then pad_if_needed adds 40 - 34 = 6 on both sides: 8 in all
         padded = F2.pad(torch.from_numpy(x).permute(2, 0, 1), [8, 8, 8, 8], fill=5)
         assert np.array_equal(o[0], padded[:, oy + 8:oy + 48, ox + 8:ox + 48].numpy())
+
+
+def test_random_zoom_out_replays_through_torchvision(photos):
+    from torchvision.transforms.v2 import functional as F2
+
+    tv = T2.RandomZoomOut(fill=(10, 20, 30), side_range=(1.0, 2.5), p=0.8)
+    t = fp.from_torchvision(T2.Compose([T2.Resize((30, 40)), tv]))
+    assert isinstance(t, fp.Compose) and t.output_size is None
+    resized = fp.Compose([fp.Resize((30, 40))], dtype="uint8", layout="CHW")(photos[0])
+    zoomed = 0
+    for i in range(12):
+        out, p = t.batch([photos[0]], seed=2, indices=[i], return_params=True)
+        left, top, right, bottom = p[0]["zoom_padding"]
+        want = tv.transform(torch.from_numpy(resized), {"padding": [left, top, right, bottom]}) if any(
+            (left, top, right, bottom)) else torch.from_numpy(resized)
+        assert np.array_equal(out[0], want.numpy())
+        if any((left, top, right, bottom)):
+            zoomed += 1
+            h, w = want.shape[1:]
+            assert 30 <= h <= 75 and 40 <= w <= 100
+    assert 0 < zoomed < 12
+    # followed by a crop, one size: batches and the Loader
+    t = fp.Compose([fp.Resize((30, 40)), fp.RandomZoomOut(side_range=(1.0, 3.0), p=1.0), fp.CenterCrop(50)])
+    assert t.batch(photos[:3], seed=0).shape == (3, 50, 50, 3)  # uint8 HWC

@@ -107,6 +107,10 @@ void validate(const PlanSpec& s) {
     if (s.rrc) bad("padding cannot be combined with RandomResizedCrop");
   }
   if (s.pad_mode < 0 || s.pad_mode > 3) bad("pad_mode must be 0..3");
+  if (!(s.zoom_p >= 0.0 && s.zoom_p <= 1.0)) bad("RandomZoomOut p must be in [0, 1]");
+  if (s.zoom_p > 0.0 && !(s.zoom_lo >= 1.0 && s.zoom_lo <= s.zoom_hi && s.zoom_hi <= 64.0))
+    bad("RandomZoomOut side_range must satisfy 1 <= lo <= hi <= 64");
+  if (s.zoom_p > 0.0 && (s.pad_mode != 0 || s.rrc)) bad("RandomZoomOut pads with a constant fill, before any crop");
   for (float v : s.pad_fill)
     if (!(v >= 0.f && v <= 255.f && v == std::floor(v))) bad("padding fill must be integer levels in [0, 255]");
   if (s.rcrop) {
@@ -263,7 +267,7 @@ bool Plan::fixed_size(int* h, int* w) const {
   if (spec.rrc) { *h = spec.rrc_h; *w = spec.rrc_w; return true; }
   if (spec.crop_h) { *h = spec.crop_h; *w = spec.crop_w; return true; }
   if (spec.rcrop) { *h = spec.rcrop_h; *w = spec.rcrop_w; return true; }
-  if (spec.resize_mode == 2) {
+  if (spec.resize_mode == 2 && spec.zoom_p == 0.0) {  // RandomZoomOut's canvas varies
     *h = spec.resize_h;
     *w = spec.resize_w;
     if (!spec.pad.empty()) *h += spec.pad[1] + spec.pad[3], *w += spec.pad[0] + spec.pad[2];
@@ -503,6 +507,20 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
   // the padded image, and the offsets say where the resized image's (0, 0) lands.
   int pl = 0, pt = 0, pr = 0, pb = 0;
   if (!s.pad.empty()) pl = s.pad[0], pt = s.pad[1], pr = s.pad[2], pb = s.pad[3];
+  if (s.zoom_p > 0.0) {
+    // torchvision v2's RandomZoomOut: with probability p, a canvas side_range times the image,
+    // the image at a uniform position on it (int() truncations as make_params).
+    Rng rng = stream(streams::kZoomOut);
+    if (s.zoom_p >= 1.0 || rng.uniform() < s.zoom_p) {
+      const double r = s.zoom_lo + static_cast<float>(rng.uniform()) * (s.zoom_hi - s.zoom_lo);
+      const double cw = g.rz_w * r, chh = g.rz_h * r;
+      if (cw > 1e9 || chh > 1e9) throw Error(ErrorKind::kTooLarge, "RandomZoomOut canvas would be too large");
+      const int canvas_w = static_cast<int>(cw), canvas_h = static_cast<int>(chh);
+      const int left = static_cast<int>((canvas_w - g.rz_w) * static_cast<float>(rng.uniform()));
+      const int top = static_cast<int>((canvas_h - g.rz_h) * static_cast<float>(rng.uniform()));
+      pl += left, pt += top, pr += canvas_w - (left + g.rz_w), pb += canvas_h - (top + g.rz_h);
+    }
+  }
   int ph = g.rz_h + pt + pb, pw = g.rz_w + pl + pr;
   g.off_y = -pt;
   g.off_x = -pl;

@@ -50,6 +50,9 @@ using DoubleVec = std::vector<double>;
   X(IntVec, pad, (IntVec{}), "zero padding after the resize (Pad, RandomCrop's padding): left, top, right, bottom") \
   X(int, pad_mode, 0, "padding: 0 constant (pad_fill), 1 edge, 2 reflect, 3 symmetric (Note [Padding modes])") \
   X(Float3, pad_fill, (Float3{0.f, 0.f, 0.f}), "constant padding's level per channel (integers)")      \
+  X(double, zoom_p, 0.0, "RandomZoomOut probability (0 = off)")                                      \
+  X(double, zoom_lo, 1.0, "RandomZoomOut side_range, low")                                           \
+  X(double, zoom_hi, 4.0, "RandomZoomOut side_range, high")                                          \
   X(bool, rcrop, false, "RandomCrop to (rcrop_h, rcrop_w) of the padded image")                       \
   X(int, rcrop_h, 0, "RandomCrop height")                                                             \
   X(int, rcrop_w, 0, "RandomCrop width")                                                              \
@@ -289,6 +292,7 @@ constexpr uint64_t kContainer = stream_id("container");
 constexpr uint64_t kRandomCrop = stream_id("random_crop");
 constexpr uint64_t kRandomResize = stream_id("random_resize");
 constexpr uint64_t kDistort = stream_id("photometric_distort");
+constexpr uint64_t kZoomOut = stream_id("zoom_out");
 }  // namespace streams
 
 class Rng {

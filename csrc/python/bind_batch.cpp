@@ -116,6 +116,7 @@ struct ParamRecord {
   int32_t src_h, src_w, out_h, out_w;
   int32_t off_y, off_x;              // where the slot's (0, 0) is on the resized image (< 0: padding)
   int32_t rz_h, rz_w;                // the size the image (or crop box) was resized to
+  int32_t pad[4];                    // the padding around it: left, top, right, bottom
   int32_t decode_denom, orientation;
   int64_t decoded_pixels;            // pixels the decoder produced
   double norm_offset, norm_scale;    // per-image table: value = (x - offset) / scale
@@ -237,6 +238,7 @@ class PyBatch {
       rec.src_h = g.src_h, rec.src_w = g.src_w, rec.out_h = g.out_h, rec.out_w = g.out_w;
       rec.off_y = g.off_y, rec.off_x = g.off_x;
       rec.rz_h = g.rz_h, rec.rz_w = g.rz_w;
+      rec.pad[0] = g.pad_l, rec.pad[1] = g.pad_t, rec.pad[2] = g.pad_r, rec.pad[3] = g.pad_b;
       rec.decode_denom = r[i].decode_denom, rec.orientation = r[i].orientation;
       rec.decoded_pixels = r[i].decoded_pixels;
       rec.norm_offset = r[i].norm.offset, rec.norm_scale = r[i].norm.scale;
@@ -291,7 +293,7 @@ void register_batch(py::module_& m) {
   PYBIND11_NUMPY_DTYPE(ParamRecord, top, left, height, width, flip, vflip, gray, jitter_mask, jitter_order,
                        jitter_factor, lighting_alpha, hsv, affine_on, affine, perspective, perspective_end, aug_n, aug_op, aug_mag, aug_chains, aug_chain_len, aug_weight, px_on, px_val, group,
                        group_order, erase, src_h, src_w,
-                       out_h, out_w, off_y, off_x, rz_h, rz_w, decode_denom, orientation, decoded_pixels, norm_offset, norm_scale);
+                       out_h, out_w, off_y, off_x, rz_h, rz_w, pad, decode_denom, orientation, decoded_pixels, norm_offset, norm_scale);
 
   py::class_<Engine>(m, "Engine")
       .def(py::init<int>(), py::arg("threads"))

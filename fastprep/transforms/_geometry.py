@@ -148,6 +148,39 @@ class RandomShortestSize(_RandomSize):
         return [cls(tuple(op.min_size), op.max_size, tv_interp(op), tv_antialias(op))]
 
 
+@register_op
+class RandomZoomOut(Op):
+    """With probability p, the image placed at a random position on a canvas side_range times its
+    size, filled with ``fill`` (torchvision v2's RandomZoomOut); the output size varies unless a
+    crop follows."""
+
+    stage = Stage.GEOMETRY
+    torchvision = ("RandomZoomOut",)
+    not_after = {n: "RandomZoomOut after a crop or padding cannot be fused: zoom out first"
+                 for n in ("CenterCrop", "RandomResizedCrop", "RandomCrop", "FiveCrop", "TenCrop", "Pad")}
+    params = ("zoom_padding (left, top, right, bottom)",)
+
+    def __init__(self, fill=0, side_range=(1.0, 4.0), p=0.5):
+        self.fill = _pad_style(fill, "constant", "RandomZoomOut")[1]
+        lo, hi = range2(side_range, "RandomZoomOut", "side_range")
+        if not 1.0 <= lo <= hi <= 64.0:
+            raise ValueError(f"RandomZoomOut side_range must satisfy 1 <= lo <= hi (<= 64), got {side_range!r}")
+        self.side_range = (lo, hi)
+        self.p = prob(p, "RandomZoomOut")
+
+    def compile(self, spec, ctx):
+        _set_pad_style(spec, (0, list(self.fill)), "RandomZoomOut")
+        spec.zoom_p, (spec.zoom_lo, spec.zoom_hi) = self.p, self.side_range
+        spec.pad_fill = list(self.fill)
+
+    def sample_params(self, rec):
+        return {"zoom_padding": tuple(int(v) for v in rec["pad"])}
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(getattr(op, "fill", 0), tuple(op.side_range), op.p)]
+
+
 class _MultiCrop(Op):
     """FiveCrop / TenCrop: several equal-size crops of one image; a batch is (N, K, C, H, W),
     torchvision's tuple stacked. ``crops``: per output, (crop_anchor, hflip, vflip) (the native

@@ -86,15 +86,14 @@ def _is_v2(op):
 
 # The nearest fastprep equivalent of torchvision ops that are not fused (named in strict refusals).
 _NEAREST = {
-    "RandomCrop": "fp.CenterCrop, or fp.RandomResizedCrop(size, scale=(a, a)) for a random window",
-    "Pad": "fp.CenterCrop larger than the image (pads with zeros)",
-    "FiveCrop": "fp.CenterCrop", "TenCrop": "fp.CenterCrop and fp.RandomHorizontalFlip(1.0)",
-    "RandomResize": "fp.Resize", "RandomShortestSize": "fp.Resize", "ScaleJitter": "fp.RandomResizedCrop",
-    "RandomZoomOut": "fp.RandomAffine(0, scale=...)", "RandomIoUCrop": "fp.RandomResizedCrop",
-    "ElasticTransform": "fp.RandomAffine",
-    "AugMix": "fp.TrivialAugmentWide", "RandomPhotometricDistort": "fp.ColorJitter and fp.RandomChannelPermutation",
-    "GaussianNoise": "fp.Lighting", "JPEG": "fp.GaussianBlur", "Lambda": "fp.register_op for a fused op of your own",
-    "LinearTransformation": "fp.Normalize(mode='whiten')", "ConvertImageDtype": "fp.ToTensor",
+    # not fused: what comes closest
+    "ScaleJitter": "fp.RandomResize then fp.RandomCrop", "RandomIoUCrop": "fp.RandomResizedCrop",
+    "ElasticTransform": "fp.RandomAffine or fp.RandomPerspective", "GaussianNoise": "fp.Lighting",
+    "Lambda": "fp.register_op for a fused op of your own", "LinearTransformation": "fp.Normalize(mode='whiten')",
+    # fused, with limits on their arguments
+    "RandomCrop": "fp.RandomCrop with integer fill levels, and a crop larger than twice a mirrored padding",
+    "Pad": "fp.Pad with integer fill levels",
+    "RandomRotation": "fp.RandomRotation about the centre, expand=False",
 }
 
 
