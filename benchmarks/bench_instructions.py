@@ -53,6 +53,11 @@ EXTRA = {
     "jitter": "fp.ColorJitter(0.4, 0.4, 0.2, 0.1)",
     "apply_jitter": "fp.RandomApply([fp.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8)",
     "grayscale": "fp.RandomGrayscale(1.0)",
+    "perspective": "fp.RandomPerspective(0.5, p=1.0)",
+    "jpeg": "fp.JPEG((50, 95))",
+    "exemplar": "fp.ExemplarJitter()",
+    "photometric": "fp.RandomPhotometricDistort(p=1.0)",
+    "augmix": "fp.AugMix()",
 }
 
 
@@ -100,7 +105,8 @@ def stage_of(func, obj):
     if "build_axis_table" in func or "plan_sample" in func:
         return "tables"
     if any(k in func for k in ("blur", "aug_", "pix_op", "to_gray", "jitter", "sharpness", "equalize", "solarize",
-                               "posterize", "autocontrast", "invert", "min_max", "apply_table", "snapshot")):
+                               "posterize", "autocontrast", "invert", "min_max", "apply_table", "snapshot", "warp",
+                               "exemplar", "jpeg_roundtrip", "sample_px")):
         return "ops"
     return "other"
 

@@ -226,7 +226,9 @@ def op_cost_table(data):
 OP_OF_PIPELINE = {"blur": "GaussianBlur", "solarize": "RandomSolarize", "posterize": "RandomPosterize",
                   "equalize": "RandomEqualize", "autocontrast": "RandomAutocontrast", "invert": "RandomInvert",
                   "sharpness": "RandomAdjustSharpness", "channel_permutation": "RandomChannelPermutation",
-                  "jitter": "ColorJitter", "apply_jitter": "RandomApply", "grayscale": "RandomGrayscale"}
+                  "jitter": "ColorJitter", "apply_jitter": "RandomApply", "grayscale": "RandomGrayscale",
+                  "perspective": "RandomPerspective", "jpeg": "JPEG", "exemplar": "ExemplarJitter",
+                  "photometric": "RandomPhotometricDistort", "augmix": "AugMix"}
 
 
 def op_costs(results):
