@@ -398,3 +398,22 @@ def test_random_perspective_coefficients_are_torchvisions():
         assert w - bw <= x2 < w and h - bh <= y2 < h and 0 <= x3 < bw and h - bh <= y3 < h
         want = _get_perspective_coeffs([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], d["endpoints"])
         np.testing.assert_allclose(d["coefficients"], want, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("case", ["solarize", "posterize", "equalize", "autocontrast", "invert", "sharpness"])
+def test_v1_on_pil_within_one_level(crops, case):
+    """torchvision v1's functional ops on PIL images (ImageOps, ImageEnhance) against the same
+    ops applied with p=1: identical but for AutoContrast's rounding (1 level)."""
+    from PIL import Image
+    from torchvision.transforms import functional as F1
+
+    op, ref = {"solarize": (fp.RandomSolarize(128, 1.0), lambda im: F1.solarize(im, 128)),
+               "posterize": (fp.RandomPosterize(3, 1.0), lambda im: F1.posterize(im, 3)),
+               "equalize": (fp.RandomEqualize(1.0), F1.equalize),
+               "autocontrast": (fp.RandomAutocontrast(1.0), F1.autocontrast),
+               "invert": (fp.RandomInvert(1.0), F1.invert),
+               "sharpness": (fp.RandomAdjustSharpness(0.3, 1.0), lambda im: F1.adjust_sharpness(im, 0.3))}[case]
+    t = fp.Compose([op], dtype="uint8", layout="HWC")
+    for img in crops:
+        d = np.abs(t(img).astype(int) - np.asarray(ref(Image.fromarray(img))).astype(int))
+        assert d.max() <= 1, case
