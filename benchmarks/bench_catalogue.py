@@ -19,7 +19,6 @@ import argparse
 import glob
 import json
 import os
-import platform
 import statistics
 import time
 import warnings
@@ -29,17 +28,6 @@ import numpy as np
 import fastprep as fp
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def interleaved(runs, n_rounds):
@@ -156,14 +144,12 @@ def main():
         row("train + GaussianNoise (in Python) + normalize", interleaved({"fastprep": fast, "torchvision": slow},
                                                                         args.rounds), n)
     if args.json:
-        from fastprep.bench import library_versions
+        from fastprep.bench import library_versions, machine_info
 
         with open(args.json, "w") as f:
             json.dump({"kind": "catalogue", "rows": rows, "folder": args.folder, "count": n, "rounds": args.rounds,
                        "date": time.strftime("%Y-%m-%d"),
-                       "machine": {"cpu": cpu_name(), "cores": os.cpu_count(),
-                                   "simd": fp.simd_info()["default"]},
-                       "versions": library_versions(("torch", "torchvision")),
+                       "machine": machine_info(), "versions": library_versions(("torch", "torchvision")),
                        "command": "python benchmarks/bench_catalogue.py " + " ".join(
                            a for a in [args.folder, f"--rounds {args.rounds}", f"--count {args.count}"])},
                       f, indent=1)

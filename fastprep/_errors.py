@@ -1,9 +1,9 @@
 """Typed exceptions. Every decode failure names its source and the decoder's reason."""
 
 
-class DecodeError(ValueError):
-    """An image could not be decoded. ``source`` names the file (or the item index for in-memory
-    data), ``reason`` is the decoder's message and ``index`` the position in the batch."""
+class _SampleFailure(Exception):
+    """What a failure of one sample carries: ``source`` (the file, or the item index for
+    in-memory data), ``reason`` and ``index``; the message reads "source (sample i): reason"."""
 
     def __init__(self, source, reason, index=None):
         self.source = source
@@ -14,6 +14,11 @@ class DecodeError(ValueError):
 
     def __reduce__(self):  # picklable across processes (Ray, multiprocessing)
         return (type(self), (self.source, self.reason, self.index))
+
+
+class DecodeError(_SampleFailure, ValueError):
+    """An image could not be decoded. ``source`` names the file (or the item index for in-memory
+    data), ``reason`` is the decoder's message and ``index`` the position in the batch."""
 
 
 class UnsupportedImageError(DecodeError):
@@ -38,20 +43,10 @@ class AllSamplesFailedError(DecodeError):
     epoch instead of ending it empty. ``source`` names the epoch."""
 
 
-class TransformError(RuntimeError):
+class TransformError(_SampleFailure, RuntimeError):
     """A transform run in Python (the remainder of a HybridCompose) raised on a sample.
     ``source`` names the file (or the item index), ``reason`` says which transform and what it
     raised, ``index`` is the sample's index."""
-
-    def __init__(self, source, reason, index=None):
-        self.source = source
-        self.reason = reason
-        self.index = index
-        where = f" (sample {index})" if index is not None else ""
-        super().__init__(f"{source}{where}: {reason}")
-
-    def __reduce__(self):
-        return (type(self), (self.source, self.reason, self.index))
 
 
 class MissingDependencyError(ImportError):

@@ -723,15 +723,12 @@ def run_bench(files, transform="eval", threads=(1,), vs=PEERS, size=224, repeat=
         for r in rows:
             if ceil:
                 r["vs_ceiling"] = r["images_per_s"] / ceil[0]["images_per_s"]
-    import platform
-
     return {
         "transform": transform, "size": size, "format": format, "modes": modes, "speedup_reference": ref_name,
         "files": n, "files_found": len(files), "excluded": excluded, "on_error": on_error,
         "source_megapixels": mp, "threads": threads, "repeat": repeat, "results": results, "failed": failed,
         "skipped": skipped,
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "simd": _core.default_simd().name,
-                    "python": platform.python_version()},
+        "machine": machine_info(),
         "versions": library_versions(peers),
         "date": time.strftime("%Y-%m-%d"),
     }
@@ -765,6 +762,14 @@ def _close_group(group):
         entry[2] = entry[3] = None  # drop the runners (and a DataLoader's workers) before the next group
     if closed:
         gc.collect()
+
+
+def machine_info():
+    """The machine a benchmark ran on: CPU model, cores, the default SIMD level, Python."""
+    import platform
+
+    return {"cpu": _cpu_name(), "cores": os.cpu_count(), "simd": _core.default_simd().name,
+            "python": platform.python_version()}
 
 
 def _cpu_name():
