@@ -156,9 +156,11 @@ def test_docs_op_table_is_the_registry():
     assert "<!-- op-table -->" not in built and fp.op_table(costs) in built
     for name, cls in fp.registered_ops().items():
         assert f"| `{name}` |" in built, name
-    # each op of the uint8 op sequence has its measured cost in the table (instructions_ops.json)
-    for name in ("GaussianBlur", "RandomSolarize", "RandomEqualize", "RandomChannelPermutation", "RandomApply"):
-        assert name in costs and costs[name].endswith(("M", "ColorJitter)")), name
+    # each op of the uint8 op sequence has its measured cost in the table (instructions_ops.json,
+    # in the source tree; a test run from an installed wheel has no benchmarks/results)
+    if os.path.exists(os.path.join(hooks.RESULTS, "instructions_ops.json")):
+        for name in ("GaussianBlur", "RandomSolarize", "RandomEqualize", "RandomChannelPermutation", "RandomApply"):
+            assert name in costs and costs[name].endswith(("M", "ColorJitter)")), name
 
 
 # ----------------------------------------------------------------------------------------------
