@@ -19,6 +19,7 @@ as DataLoader's workers are) whose generators are their own, so it never holds t
 loop's thread or its generators, and it fuses the next batches meanwhile.
 """
 import contextlib
+import os
 import sys
 import threading
 
@@ -32,6 +33,16 @@ from ._compose import Compose
 __all__ = ["HybridCompose", "tail_seed"]
 
 _LOCK = threading.RLock()  # one remainder at a time per process (the generators are global)
+
+
+def _new_lock():
+    # A child forked while another thread held the lock (the Loader forks its remainder workers)
+    # would wait on it forever: the child starts with a fresh one.
+    global _LOCK
+    _LOCK = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_new_lock)
 _STREAM = 0x70797468_6f6e7274  # "pythonrt": the remainder's stream (Note [Random streams] for the native ones)
 
 
