@@ -1,6 +1,7 @@
-"""from_torchvision: the fused equivalent of a torchvision v1 or v2 Compose. Which torchvision
-ops convert, and how, is declared by each op class (``Op.torchvision`` / ``Op.converts`` /
-``Op.from_torchvision``, _op.py).
+"""from_torchvision: the fused equivalent of a torchvision v1 or v2 Compose, with what cannot be
+fused run in Python after it (a HybridCompose, Note [Python remainder] in _hybrid.py). Which
+torchvision ops convert, and how, is declared by each op class (``Op.torchvision`` /
+``Op.converts`` / ``Op.from_torchvision``, _op.py).
 
 Note [Conversion by identity]
 An op is converted only when it is torchvision's own class: ``type(op)`` is the very object
@@ -10,8 +11,9 @@ through ``Op.converts``, which names them by class object or "module.Class" path
 by identity the same way. A class of
 another library with a torchvision name (timm's ``ToTensor`` gives 0-255 floats, its
 ``RandomErasing`` and ``RandAugment`` differ), and a user's subclass that overrides what the op
-does, are not torchvision's op: converting them by name would be silently wrong, so they are
-refused with their module and class named.
+does, are not torchvision's op: converting them by name would be silently wrong, so they run
+in Python as they are (the warning names their module and class), or are refused with
+``strict=True``.
 """
 import numpy as np
 
