@@ -23,8 +23,7 @@ Kernels reference_kernels(bool fast) {
   k.random_hsv_row = random_hsv_row_ref;
   k.warp_row = warp_row_ref;
   k.sharpness_row = sharpness_row_ref;
-  k.blur_row = blur_row_ref;
-  k.blur_col = blur_col_ref;
+  k.blur_taps = blur_taps_ref;
   k.rgb_min_max = rgb_min_max;
   k.png_unfilter = png_unfilter_ref;
   k.png_expand_rgbx = png_expand_rgbx_ref;

@@ -61,11 +61,10 @@ struct Kernels {
                         uint8_t* dst) = nullptr;
   void (*rgb_min_max)(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]) = nullptr;
 
-  // GaussianBlur (filter.h): one row's horizontal taps over a padded float plane
-  // (out[x] = sum_j w[j] * ext[x + j]), one row's vertical taps (out[i] = sum_j w[j] * rows[j][i]),
-  // each sum in tap order, a multiply then an add per tap.
-  void (*blur_row)(const float* ext, int n, const float* w, int k, float* out) = nullptr;
-  void (*blur_col)(const float* const* rows, const float* w, int k, int n, float* out) = nullptr;
+  // GaussianBlur (filter.h): out[i] = sum_j w[j] * rows[j][i], in tap order, a multiply then an
+  // add per tap. The vertical pass gives it k rows; the horizontal pass the padded row at k
+  // offsets (rows[j] = ext + j).
+  void (*blur_taps)(const float* const* rows, const float* w, int k, int n, float* out) = nullptr;
 
   // PNG rows (png_rows.h).
   bool (*png_unfilter)(int type, const uint8_t* raw, const uint8_t* prev, uint8_t* out, size_t n, int bpp) = nullptr;

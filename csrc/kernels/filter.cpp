@@ -37,15 +37,7 @@ inline int reflect(int i, int n) {
 
 }  // namespace
 
-void blur_row_ref(const float* ext, int n, const float* w, int k, float* out) {
-  for (int x = 0; x < n; ++x) {
-    float acc = 0.f;
-    for (int j = 0; j < k; ++j) acc += w[j] * ext[x + j];
-    out[x] = acc;
-  }
-}
-
-void blur_col_ref(const float* const* rows, const float* w, int k, int n, float* out) {
+void blur_taps_ref(const float* const* rows, const float* w, int k, int n, float* out) {
   for (int i = 0; i < n; ++i) {
     float acc = 0.f;
     for (int j = 0; j < k; ++j) acc += w[j] * rows[j][i];
@@ -61,27 +53,29 @@ void gaussian_blur(const Kernels& k, int kx, int ky, float sx, float sy, uint8_t
   gaussian_kernel1d(ky, sy, wy.data());
   const int rx = kx / 2, ry = ky / 2;
   // Horizontal pass: each row as three float planes (R, G, B), the plane padded by reflection
-  // so the taps need no index arithmetic, into h rows of three planes.
+  // so the taps need no index arithmetic, into h rows of three planes. Both passes are the same
+  // kernel: sums of k shifted (horizontal) or stacked (vertical) float rows.
   const size_t plane = static_cast<size_t>(w), row_f = 3 * plane;
   float* hbuf = reinterpret_cast<float*>(scratch->reserve(checked_mul(checked_mul(row_f, static_cast<size_t>(h)),
                                                                         sizeof(float))));
   std::vector<int> xs(static_cast<size_t>(w) + kx);
   for (int i = 0; i < w + kx - 1; ++i) xs[i] = reflect(i - rx, w);
   std::vector<float> ext(static_cast<size_t>(w) + kx);
+  std::vector<const float*> taps(static_cast<size_t>(std::max(kx, ky)));
+  for (int j = 0; j < kx; ++j) taps[j] = ext.data() + j;  // the horizontal taps: the padded row at k offsets
   for (int y = 0; y < h; ++y) {
     const uint8_t* src = rows[y];
     for (int c = 0; c < 3; ++c) {
       for (int i = 0; i < w + kx - 1; ++i) ext[i] = src[static_cast<size_t>(xs[i]) * 4 + c];
-      k.blur_row(ext.data(), w, wx.data(), kx, hbuf + static_cast<size_t>(y) * row_f + c * plane);
+      k.blur_taps(taps.data(), wx.data(), kx, w, hbuf + static_cast<size_t>(y) * row_f + c * plane);
     }
   }
   // Vertical pass, rounded half to even into the rows.
-  std::vector<const float*> src(static_cast<size_t>(ky));
   std::vector<float> acc(row_f);
   for (int y = 0; y < h; ++y) {
     for (int c = 0; c < 3; ++c) {
-      for (int i = 0; i < ky; ++i) src[i] = hbuf + static_cast<size_t>(reflect(y + i - ry, h)) * row_f + c * plane;
-      k.blur_col(src.data(), wy.data(), ky, w, acc.data() + c * plane);
+      for (int i = 0; i < ky; ++i) taps[i] = hbuf + static_cast<size_t>(reflect(y + i - ry, h)) * row_f + c * plane;
+      k.blur_taps(taps.data(), wy.data(), ky, w, acc.data() + c * plane);
     }
     uint8_t* dst = rows[y];
     for (int c = 0; c < 3; ++c) {

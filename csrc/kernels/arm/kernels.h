@@ -32,8 +32,7 @@ void sharpness_row_neon(const uint8_t* up, const uint8_t* mid, const uint8_t* do
 void rgb_min_max_neon(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]);
 
 // filter_neon.cpp (Note [GaussianBlur arithmetic])
-void blur_row_neon(const float* ext, int n, const float* w, int k, float* out);
-void blur_col_neon(const float* const* rows, const float* w, int k, int n, float* out);
+void blur_taps_neon(const float* const* rows, const float* w, int k, int n, float* out);
 
 // png_rows_neon.cpp
 void png_unfilter_neon(int type, const uint8_t* raw, const uint8_t* prev, uint8_t* out, size_t n, int bpp);

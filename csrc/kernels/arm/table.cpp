@@ -37,8 +37,7 @@ void arch_fill(Simd level, bool, Kernels* k) {
   k->warp_row = warp_row_neon;
   k->sharpness_row = sharpness_row_neon;
   k->rgb_min_max = rgb_min_max_neon;
-  k->blur_row = blur_row_neon;
-  k->blur_col = blur_col_neon;
+  k->blur_taps = blur_taps_neon;
   k->png_unfilter = png_unfilter_arm;
   k->png_expand_rgbx = png_expand_arm;
 }

@@ -1,4 +1,4 @@
-// AVX2 variants of GaussianBlur's taps (filter.h): eight outputs per vector, each summed in tap
+// The AVX2 variant of GaussianBlur's taps (filter.h): eight outputs per vector, each summed in tap
 // order with a multiply then an add (no fused multiply-add), as the scalar reference in
 // filter.cpp, so the floats, and the bytes rounded from them, are the reference's.
 #include <immintrin.h>
@@ -8,32 +8,7 @@
 
 namespace fastprep {
 
-FP_AVX2 void blur_row_avx2(const float* ext, int n, const float* w, int k, float* out) {
-  int x = 0;
-  for (; x + 32 <= n; x += 32) {  // four independent sums hide the add latency
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (int j = 0; j < k; ++j) {
-      const __m256 wj = _mm256_set1_ps(w[j]);
-      const float* e = ext + x + j;
-      a0 = _mm256_add_ps(a0, _mm256_mul_ps(wj, _mm256_loadu_ps(e)));
-      a1 = _mm256_add_ps(a1, _mm256_mul_ps(wj, _mm256_loadu_ps(e + 8)));
-      a2 = _mm256_add_ps(a2, _mm256_mul_ps(wj, _mm256_loadu_ps(e + 16)));
-      a3 = _mm256_add_ps(a3, _mm256_mul_ps(wj, _mm256_loadu_ps(e + 24)));
-    }
-    _mm256_storeu_ps(out + x, a0);
-    _mm256_storeu_ps(out + x + 8, a1);
-    _mm256_storeu_ps(out + x + 16, a2);
-    _mm256_storeu_ps(out + x + 24, a3);
-  }
-  for (; x + 8 <= n; x += 8) {
-    __m256 a = _mm256_setzero_ps();
-    for (int j = 0; j < k; ++j) a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_set1_ps(w[j]), _mm256_loadu_ps(ext + x + j)));
-    _mm256_storeu_ps(out + x, a);
-  }
-  if (x < n) blur_row_ref(ext + x, n - x, w, k, out + x);
-}
-
-FP_AVX2 void blur_col_avx2(const float* const* rows, const float* w, int k, int n, float* out) {
+FP_AVX2 void blur_taps_avx2(const float* const* rows, const float* w, int k, int n, float* out) {
   int i = 0;
   for (; i + 32 <= n; i += 32) {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -58,7 +33,7 @@ FP_AVX2 void blur_col_avx2(const float* const* rows, const float* w, int k, int 
   if (i < n) {
     const float* rest[1024];  // k <= kMaxBlurKernel (1023)
     for (int j = 0; j < k; ++j) rest[j] = rows[j] + i;
-    blur_col_ref(rest, w, k, n - i, out + i);
+    blur_taps_ref(rest, w, k, n - i, out + i);
   }
 }
 

@@ -57,8 +57,7 @@ void sharpness_row_avx2(const uint8_t* up, const uint8_t* mid, const uint8_t* do
 void rgb_min_max_avx2(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]);
 
 // filter_avx2.cpp (Note [GaussianBlur arithmetic])
-void blur_row_avx2(const float* ext, int n, const float* w, int k, float* out);
-void blur_col_avx2(const float* const* rows, const float* w, int k, int n, float* out);
+void blur_taps_avx2(const float* const* rows, const float* w, int k, int n, float* out);
 
 // png_rows_sse41.cpp (also the AVX2 level's: the filters that depend on the pixel to the left
 // go one pixel at a time, which 128 bits hold)

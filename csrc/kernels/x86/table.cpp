@@ -53,8 +53,7 @@ void arch_fill(Simd level, bool fast, Kernels* k) {
   k->warp_row = warp_row_avx2;
   k->sharpness_row = sharpness_row_avx2;
   k->rgb_min_max = rgb_min_max_avx2;
-  k->blur_row = blur_row_avx2;
-  k->blur_col = blur_col_avx2;
+  k->blur_taps = blur_taps_avx2;
   k->output_arith = write_row_arith_avx2;
   k->output_f16 = x86_has_f16c();
 }
