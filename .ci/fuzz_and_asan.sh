@@ -27,6 +27,7 @@ need_apt() {  # installs Debian packages that are missing (CI runs as root on a 
 run_fuzz() {
   need_apt clang-14 libclang-rt-14-dev libjpeg-turbo-progs libjpeg62-turbo-dev libpng-dev zlib1g-dev libwebp-dev
   local CXX=${FUZZ_CXX:-clang++-14} OUT=$ROOT/build/fuzz
+  rm -rf "$OUT/artifacts"  # a finding of an earlier local run is not this run's
   mkdir -p "$OUT/obj" "$OUT/corpus" "$OUT/artifacts"
   rm -rf "$OUT/seeds"
   $PY fuzz/make_seeds.py "$OUT/seeds"

@@ -25,8 +25,8 @@ from ._errors import (AllSamplesFailedError, DecodeError, ImageTooLargeError, Mi
                       TransformError, ImageTooSmallError,
                       UnsupportedImageError)
 from .io import FormatError, TarFormatError, TarMember, WriteError
-from .transforms import (DEFAULT_MAX_PIXELS, PRESETS, AugMix, AutoAugment, CenterCrop, FiveCrop, TenCrop, Pad, RandomCrop, RandomResize, RandomShortestSize, RandomPerspective, RandomZoomOut, ColorJitter, ExemplarJitter, RandomPhotometricDistort, JPEG, Compose, GaussianBlur,
-                         Grayscale, InterpolationMode, Lighting, Normalize, Op, RandAugment, RandomAdjustSharpness,
+from .transforms import (DEFAULT_MAX_PIXELS, PRESETS, AugMix, AutoAugment, CenterCrop, FiveCrop, TenCrop, Pad, RandomCrop, RandomResize, RandomShortestSize, RandomPerspective, ElasticTransform, RandomZoomOut, ColorJitter, ExemplarJitter, RandomPhotometricDistort, JPEG, Compose, GaussianBlur,
+                         Grayscale, InterpolationMode, Lighting, GaussianNoise, Normalize, Op, RandAugment, RandomAdjustSharpness,
                          RandomAffine, RandomApply, RandomAutocontrast, RandomChannelPermutation, RandomChoice,
                          RandomEqualize, RandomErasing, RandomGrayscale, RandomHorizontalFlip, RandomHSV, RandomInvert,
                          RandomOrder, RandomPosterize, RandomResizedCrop, RandomRotation, RandomSolarize,
@@ -39,8 +39,8 @@ from . import _compat  # noqa: E402,F401  (the module paths of 0.1 that pickles 
 
 __all__ = [
     "Compose", "Resize", "CenterCrop", "FiveCrop", "TenCrop", "Pad", "RandomCrop", "RandomResize",
-    "RandomShortestSize", "RandomPerspective", "RandomZoomOut", "RandomResizedCrop", "RandomHorizontalFlip", "RandomVerticalFlip",
-    "ToTensor", "Normalize", "Grayscale", "RandomGrayscale", "ColorJitter", "Lighting", "RandomErasing", "RandomHSV",
+    "RandomShortestSize", "RandomPerspective", "ElasticTransform", "RandomZoomOut", "RandomResizedCrop", "RandomHorizontalFlip", "RandomVerticalFlip",
+    "ToTensor", "Normalize", "Grayscale", "RandomGrayscale", "ColorJitter", "Lighting", "GaussianNoise", "RandomErasing", "RandomHSV",
     "RandomRotation", "RandomAffine", "RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix", "GaussianBlur",
     "RandomSolarize", "RandomPosterize", "RandomEqualize", "RandomAutocontrast", "RandomInvert",
     "RandomAdjustSharpness", "RandomChannelPermutation", "ExemplarJitter", "RandomPhotometricDistort", "JPEG", "RandomApply", "RandomChoice", "RandomOrder", "Op", "Stage",

@@ -150,6 +150,10 @@ class PlanSpec:
     jitter_p: float
     hsv_gain: list[float]
     affine_mode: int
+    elastic_alpha_x: float
+    elastic_alpha_y: float
+    elastic_sigma_x: float
+    elastic_sigma_y: float
     persp_scale: float
     persp_p: float
     degrees_lo: float
@@ -192,6 +196,10 @@ class PlanSpec:
     lighting_std: float
     eigval: list[float]
     eigvec: list[float]
+    noise_on: bool
+    noise_mean: float
+    noise_sigma: float
+    noise_clip: bool
     erase_p: float
     erase_scale_lo: float
     erase_scale_hi: float
@@ -207,6 +215,7 @@ class PlanSpec:
     mean: list[float]
     std: list[float]
     unit_range: bool
+    unit_mul: bool
     norm_mode: NormMode
     range_lo: float
     range_hi: float
@@ -274,6 +283,8 @@ class EncodedBytes:
 def cpu_simd() -> Simd: ...
 def simd_levels() -> list[Simd]: ...
 def default_simd() -> Simd: ...
+def elastic_displacement(seed: int, h: int, w: int, alpha_x: float, alpha_y: float, sigma_x: float, sigma_y: float) -> np.ndarray: ...
+def gaussian_noise(seed: int, c: int, h: int, w: int) -> np.ndarray: ...
 def parse_simd(name: str) -> Simd: ...
 def encode_jpeg(image: np.ndarray, quality: int = 90, subsampling: int = 420,
                 progressive: bool = False) -> EncodedBytes: ...

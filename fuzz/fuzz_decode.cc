@@ -32,7 +32,7 @@ namespace {
 
 constexpr int64_t kMaxPixels = 20'000'000;  // fuzzing limit (the library default is ~179 MP)
 constexpr int64_t kMaxRunPixels = 2'000'000;  // largest image-dependent output run (see below)
-constexpr int kPlans = 17;
+constexpr int kPlans = 18;
 
 PlanSpec base_spec(int which) {
   PlanSpec s;
@@ -104,6 +104,12 @@ PlanSpec base_spec(int which) {
       s.rcrop_if_needed = true, s.affine_mode = 3, s.persp_scale = 1.0, s.persp_p = 0.9;
       s.zoom_p = 0.7, s.zoom_lo = 1.0, s.zoom_hi = 64.0, s.pad_fill = {3.f, 4.f, 5.f};  // RandomZoomOut
       s.affine_interp = Interp::kBilinear, s.affine_fill = {9.f, 8.f, 7.f};
+      break;
+    case 17:  // ElasticTransform (nearest, no fill; a blur wider than small images), GaussianNoise, float16 HWC
+      s.rrc = true, s.rrc_h = 9, s.rrc_w = 30, s.affine_mode = 4, s.elastic_alpha_x = 500.0, s.elastic_alpha_y = 3.0;
+      s.elastic_sigma_x = 6.0, s.elastic_sigma_y = 0.5, s.affine_fill_on = false;
+      s.noise_on = true, s.noise_mean = 0.1, s.noise_sigma = 2.0, s.noise_clip = false, s.unit_mul = true;
+      s.normalize = true, s.mean[1] = 0.5f, s.std[1] = 0.25f, s.dtype = DType::kF16, s.layout = Layout::kHWC;
       break;
     case 16:  // AugMix: 8 chains of 2 ops over every op and table, small alpha
       s.resize_mode = 1, s.resize_size = 20, s.crop_h = 19, s.crop_w = 23, s.aug_policy = 4, s.aug_bins = 10;

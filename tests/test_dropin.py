@@ -486,3 +486,36 @@ def test_conversion_is_by_identity_not_by_name():
     v2 = pytest.importorskip("torchvision.transforms.v2")
     assert fp.from_torchvision(T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor()])).output_size == (224, 224)
     assert fp.from_torchvision(v2.Compose([v2.Resize(256), v2.CenterCrop(224)])).output_size == (224, 224)
+
+
+def test_level_to_float_is_the_converted_class_arithmetic():
+    """ToTensor (v1 and v2's) divides by 255, v2's ToDtype(scale=True) and ConvertImageDtype multiply
+    by float32(1 / 255): one ulp apart on 126 levels. Each conversion gives its class's bytes, for
+    every level, with and without Normalize, on both output layouts' kernels."""
+    _tv()
+    import torch
+    import torchvision.transforms as T
+    from torchvision.transforms import v2
+    from PIL import Image
+
+    lv = np.arange(256, dtype=np.uint8)
+    img = np.stack([lv.reshape(16, 16), np.roll(lv, 85).reshape(16, 16), np.roll(lv, 170).reshape(16, 16)], -1)
+    pil = Image.fromarray(img)
+    chw = torch.from_numpy(img).permute(2, 0, 1).contiguous()
+    cases = [(T.Compose([T.ToTensor(), T.Normalize(MEAN, STD)]), pil),
+             (T.Compose([T.ToTensor()]), pil),
+             (v2.Compose([v2.ToTensor(), v2.Normalize(MEAN, STD)]), pil),
+             (v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]), chw),
+             (v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]), chw),
+             (v2.Compose([v2.ConvertImageDtype(torch.float32), v2.Normalize(MEAN, STD)]), chw),
+             (T.Compose([T.ConvertImageDtype(torch.float32)]), chw)]
+    multiplies = []
+    for tv, x in cases:
+        want = tv(x)
+        t = fp.from_torchvision(tv)
+        multiplies.append(next(o for o in t.transforms if isinstance(o, fp.ToTensor)).multiply)
+        got = torch.as_tensor(np.asarray(t(img)))
+        assert torch.equal(got, want), (tv, float((got - want).abs().max()))
+    assert multiplies == [False, False, False, True, True, True, False]
+    div = torch.arange(256).float() / 255
+    assert int((div != torch.arange(256).float() * (1 / 255)).sum()) > 100  # the two really differ

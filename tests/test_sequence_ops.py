@@ -119,6 +119,13 @@ def test_simd_levels_identical(crops, simd):
     b, _ = run(ops, crops * 3, simd=simd)
     for x, y in zip(a, b):
         assert torch.equal(x, y)
+    # the elastic displacement's blur, and GaussianNoise on the float output
+    ops = [fp.ElasticTransform(40.0, (3.0, 5.0)), fp.ToTensor(multiply=True), fp.GaussianNoise(0.0, 0.1),
+           fp.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))]
+    for layout in ("CHW", "HWC"):
+        outs = [fp.Compose(ops, layout=layout, simd=s).batch([crops[0], crops[1]], seed=2) for s in ("scalar", simd)]
+        assert np.array_equal(np.asarray(outs[0][0]), np.asarray(outs[1][0]))
+        assert np.array_equal(np.asarray(outs[0][1]), np.asarray(outs[1][1]))
 
 
 def test_order_of_the_sequence_is_the_composes(crops):
@@ -381,6 +388,91 @@ def test_random_perspective_replays_through_torchvision(crops, interp, fill):
     assert 0 < applied < len(imgs)
 
 
+@pytest.mark.parametrize("interp, fill, alpha, sigma", [("bilinear", 0, 50.0, 5.0), ("nearest", None, 30.0, 3.0),
+                                                        ("bilinear", (10, 200, 30), (80.0, 20.0), (4.0, 2.0))])
+def test_elastic_transform_replays_through_torchvision(crops, interp, fill, alpha, sigma):
+    """v2's ElasticTransform: the recorded seed rebuilds the displacement, and F.elastic with it
+    on the pre-op image gives the fused output: a warp, > 1 level on at most 0.5% of pixels."""
+    from torchvision.transforms import InterpolationMode
+
+    tv = tv2.ElasticTransform(alpha, sigma, interpolation=InterpolationMode(interp), fill=fill)
+    t = fp.from_torchvision(tv2.Compose([tv]))
+    assert isinstance(t, fp.Compose)
+    op = t.transforms[0]
+    assert isinstance(op, fp.ElasticTransform)
+    imgs = crops[:2] * 2
+    out, params = run(t.transforms, imgs, seed=8)
+    seeds = set()
+    for img, o, p in zip(imgs, out, params):
+        seeds.add(p["elastic_seed"])
+        assert p["elastic_size"] == list(img.shape[:2])
+        disp = torch.from_numpy(op.displacement(p))
+        assert disp.shape == (1, *img.shape[:2], 2) and disp.dtype == torch.float32
+        want = F2.elastic(chw(img), disp, interpolation=InterpolationMode(interp),
+                          fill=list(fill) if isinstance(fill, tuple) else fill)
+        d = (o.int() - want.int()).abs()
+        assert float((d > 1).float().mean()) <= 0.005 and float(d.float().mean()) <= 0.1, float(d.float().mean())
+        assert float((o.int() - chw(img).int()).abs().float().mean()) > 1.0  # it did warp
+    assert len(seeds) == len(imgs)
+
+
+def test_elastic_transform_v1_on_pil_replays(crops):
+    """v1's ElasticTransform (the same draws and scaling in this torchvision) on a PIL image:
+    F.elastic_transform with the rebuilt displacement, within the warp tolerance."""
+    from PIL import Image
+    from torchvision.transforms import functional as F1
+
+    t = fp.from_torchvision(tv1.Compose([tv1.ElasticTransform(40.0, 4.0)]))
+    assert isinstance(t, fp.Compose)
+    op = t.transforms[0]
+    out, params = run(t.transforms, crops[:2], seed=4)
+    for img, o, p in zip(crops[:2], out, params):
+        want = chw(np.asarray(F1.elastic_transform(Image.fromarray(img), torch.from_numpy(op.displacement(p)),
+                                                   fill=0)))  # v1 ElasticTransform's default fill
+        d = (o.int() - want.int()).abs()
+        assert float((d > 1).float().mean()) <= 0.005 and float(d.float().mean()) <= 0.1
+
+
+def test_elastic_displacement_is_torchvisions_blur_of_its_noise():
+    """The displacement is v2's make_params arithmetic on the sample's uniform noise: with sigma 0
+    and alpha = the side the binding returns the noise itself; v2's F.gaussian_blur of that noise,
+    times alpha / side, equals the blurred displacement to float32 rounding."""
+    h, w, seed = 57, 83, 12345
+    noise = fp._core.elastic_displacement(seed, h, w, float(w), float(h), 0.0, 0.0)
+    assert noise.min() >= -1.0 and noise.max() < 1.0 and abs(float(noise.mean())) < 0.05
+    for sx, sy, ax, ay in ((5.0, 5.0, 50.0, 50.0), (2.0, 3.5, 10.0, 70.0)):
+        got = fp._core.elastic_displacement(seed, h, w, ax, ay, sx, sy)
+        want = []
+        for d, (s, a, side) in enumerate(((sx, ax, w), (sy, ay, h))):
+            k = int(8 * s + 1)
+            k += k % 2 == 0
+            plane = torch.from_numpy(np.ascontiguousarray(noise[0, :, :, d]))[None, None]
+            want.append(F2.gaussian_blur(plane, [k, k], [sx, sy])[0, 0] * a / side)
+        want = torch.stack(want, -1)[None]
+        np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=2e-6 * max(ax, ay) / min(h, w) + 1e-7)
+
+
+def test_elastic_transform_is_a_warp():
+    """One warp per Compose, sigmas both 0 or both > 0, and a huge sigma refused."""
+    with pytest.raises(ValueError, match="one warp per Compose"):
+        fp.Compose([fp.ElasticTransform(), fp.RandomRotation(10)])
+    with pytest.raises(ValueError, match="one warp per Compose"):
+        fp.Compose([fp.RandomPerspective(), fp.ElasticTransform()])
+    with pytest.raises(ValueError, match="both be 0 or both"):
+        fp.ElasticTransform(sigma=(5.0, 0.0))
+    with pytest.raises(ValueError, match="at most 127"):
+        fp.ElasticTransform(sigma=500.0)
+    with pytest.raises(ValueError, match="alpha"):
+        fp.ElasticTransform(alpha=-1.0)
+    # a tiny image (smaller than the blur's padding) reflects again, and a no-blur warp runs too
+    out = fp.Compose([fp.ElasticTransform(50.0, 5.0)], dtype="uint8", layout="HWC")(np.full((5, 3, 3), 77, np.uint8))
+    assert out.shape == (5, 3, 3) and out.max() <= 77
+    flat = fp.Compose([fp.ElasticTransform(0.0, 0.0)], dtype="uint8", layout="HWC")
+    x = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    assert np.array_equal(flat(x), x)  # alpha 0: the identity grid samples every pixel at its centre
+    assert pickle.loads(pickle.dumps(fp.ElasticTransform((3, 4), (2, 2)))).alpha == (3.0, 4.0)
+
+
 def test_random_perspective_coefficients_are_torchvisions():
     """The drawn corners lie in v2's make_params bounds, and the coefficients solved from them equal
     v2's _get_perspective_coeffs (float64 least squares cast to float32) for the same corners."""
@@ -417,3 +509,53 @@ def test_v1_on_pil_within_one_level(crops, case):
     for img in crops:
         d = np.abs(t(img).astype(int) - np.asarray(ref(Image.fromarray(img))).astype(int))
         assert d.max() <= 1, case
+
+
+@pytest.mark.parametrize("layout, extra, norm, clip", [("CHW", [], True, True), ("HWC", [], True, False),
+                                                        ("CHW", ["gray"], True, True), ("CHW", [], False, True)])
+def test_gaussian_noise_replays_through_torchvision(crops, monkeypatch, layout, extra, norm, clip):
+    """v2's GaussianNoise: the recorded seed rebuilds the N(0, 1) values; v2's own gaussian_noise,
+    handed them in place of torch.randn_like, on the pre-noise image gives the same bytes."""
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    tv = [tv2.ToImage()] + ([tv2.RandomGrayscale(1.0)] if extra else []) + [
+        tv2.ToDtype(torch.float32, scale=True), tv2.GaussianNoise(0.05, 0.2, clip=clip)] + (
+        [tv2.Normalize(mean, std)] if norm else [])
+    t = fp.from_torchvision(tv2.Compose(tv))
+    assert isinstance(t, fp.Compose), t
+    ops = t.transforms
+    op = next(o for o in ops if isinstance(o, fp.GaussianNoise))
+    assert (op.mean, op.sigma, op.clip) == (0.05, 0.2, clip)
+    pre_ops = [fp.RandomGrayscale(1.0)] if extra else []
+    imgs = crops[:3]
+    for i, img in enumerate(imgs):
+        c = fp.Compose(ops, layout=layout)
+        o, p = c.batch([img], seed=5, indices=[i], return_params=True)
+        o = torch.from_numpy(np.array(o[0]))
+        if layout == "HWC":
+            o = o.permute(2, 0, 1)
+        pre = chw(fp.Compose(pre_ops, dtype="uint8", layout="HWC")(img)) if pre_ops else chw(img)
+        n = torch.from_numpy(op.noise(p[0], tuple(pre.shape)))
+        monkeypatch.setattr(torch, "randn_like", lambda x: n.clone())
+        want = F2.gaussian_noise(F2.to_dtype(pre, torch.float32, scale=True), 0.05, 0.2, clip)
+        if norm:
+            want = F2.normalize(want, mean, std)
+        monkeypatch.undo()
+        assert torch.equal(o, want), float((o - want).abs().max())
+    # the values are N(0, 1): mean and spread over one 224 x 224 sample's three planes
+    n = op.noise({"noise_seed": 12345}, (3, 224, 224))
+    assert abs(float(n.mean())) < 0.01 and abs(float(n.std()) - 1.0) < 0.01
+
+
+def test_gaussian_noise_rules():
+    with pytest.raises(ValueError, match="put ToTensor"):
+        fp.Compose([fp.GaussianNoise()])
+    with pytest.raises(ValueError, match="Lighting"):
+        fp.Compose([fp.ToTensor(), fp.Lighting(0.1), fp.GaussianNoise()])
+    with pytest.raises(ValueError, match="sigma"):
+        fp.GaussianNoise(sigma=-1.0)
+    # after Normalize it is torchvision's (odd) noise on normalised values: not fused, run in Python
+    tv = tv2.Compose([tv2.ToImage(), tv2.ToDtype(torch.float32, scale=True), tv2.Normalize([0.5] * 3, [0.5] * 3),
+                      tv2.GaussianNoise()])
+    with pytest.warns(UserWarning, match="GaussianNoise"):
+        h = fp.from_torchvision(tv)
+    assert [type(x).__name__ for x in h.remainder] == ["GaussianNoise"]

@@ -209,6 +209,28 @@ void warp_perspective(const float c[8], const WarpSpec& ws, uint8_t* const* rows
   }
 }
 
+void warp_elastic(const float* dx, const float* dy, const WarpSpec& ws, uint8_t* const* rows, int h, int w,
+                  Scratch* scratch) {
+  if (h <= 0 || w <= 0) return;
+  const uint8_t* src = snapshot(rows, h, w, scratch);
+  const size_t stride = static_cast<size_t>(w) * 4;
+  const float fw = static_cast<float>(w), fh = static_cast<float>(h);
+  const float half_w = fw / 2.f, half_h = fh / 2.f;
+  const float x0 = static_cast<float>((1.0 - w) / w), x1 = static_cast<float>((w - 1.0) / w);
+  const float y0 = static_cast<float>((1.0 - h) / h), y1 = static_cast<float>((h - 1.0) / h);
+  for (int y = 0; y < h; ++y) {
+    const float by = tv_linspace(y0, y1, h, y);
+    const float* rx = dx + static_cast<size_t>(y) * w;
+    const float* ry = dy + static_cast<size_t>(y) * w;
+    uint8_t* dst = rows[y];
+    for (int x = 0; x < w; ++x) {
+      const float gx = tv_linspace(x0, x1, w, x) + rx[x], gy = by + ry[x];
+      const float ix = std::fmaf(gx + 1.f, half_w, -0.5f), iy = std::fmaf(gy + 1.f, half_h, -0.5f);
+      sample_px(ix, iy, ws, src, stride, h, w, dst + static_cast<size_t>(x) * 4);
+    }
+  }
+}
+
 void warp_affine(const Kernels& k, const double m[6], const WarpSpec& ws, uint8_t* const* rows, int h, int w,
                  Scratch* scratch) {
   if (h <= 0 || w <= 0) return;

@@ -91,7 +91,25 @@ struct AffineParams {
   float angle = 0.f, tx = 0.f, ty = 0.f, scale = 1.f, shear_x = 0.f, shear_y = 0.f;
   float coeffs[8] = {};
   int corners[8] = {};  // RandomPerspective's end points (x, y) of the four corners, torchvision's order
+  bool elastic = false;         // ElasticTransform: the displacement is drawn from elastic_seed
+  uint64_t elastic_seed = 0;
 };
+
+// Note [Elastic arithmetic]
+// torchvision v2's ElasticTransform draws two planes of torch.rand(h, w) * 2 - 1 (dx, then dy),
+// blurs each with F.gaussian_blur on float32 (dx with a kernel of int(8 sigma_x + 1) made odd,
+// dy with int(8 sigma_y + 1), both with sigmas (sigma_x, sigma_y); a sigma of 0 skips it), scales
+// them by alpha_x / w and alpha_y / h in float32, and warps with F.elastic: the identity grid
+// (torch.linspace((1 - n) / n, (n - 1) / n, n) per axis) plus the displacement, then grid_sample
+// as the other warps sample. Our uniform planes come from the sample's own stream (elastic_seed
+// keys them; plan.h's elastic_field regenerates the displacement for a replay through F.elastic);
+// the blur is separable where torch's conv2d sums the 2-D kernel in its own order, so a
+// displacement differs from a replayed one by float32 rounding, and a pixel next to a rounding
+// tie can differ by a level: the warp tolerance (> 1 level on at most 0.5% of pixels) is tested.
+//
+// F.elastic on tensors: dx, dy (h x w, already blurred and scaled) displace the identity grid.
+void warp_elastic(const float* dx, const float* dy, const WarpSpec& ws, uint8_t* const* rows, int h, int w,
+                  Scratch* scratch);
 
 // v2's _get_perspective_coeffs: the 8 coefficients mapping output to input points, solved in
 // float64 (Gaussian elimination with partial pivoting; torch's lstsq of the same 8x8 system agrees

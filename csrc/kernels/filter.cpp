@@ -88,4 +88,28 @@ void gaussian_blur(const Kernels& k, int kx, int ky, float sx, float sy, uint8_t
   }
 }
 
+void gaussian_blur_plane(const Kernels& k, int kx, int ky, float sx, float sy, float* f, int h, int w,
+                         Scratch* scratch) {
+  if (h <= 0 || w <= 0) return;
+  std::vector<float> wx(static_cast<size_t>(kx)), wy(static_cast<size_t>(ky));
+  gaussian_kernel1d(kx, sx, wx.data());
+  gaussian_kernel1d(ky, sy, wy.data());
+  const int rx = kx / 2, ry = ky / 2;
+  const size_t plane = static_cast<size_t>(w);
+  float* hbuf = reinterpret_cast<float*>(
+      scratch->reserve(checked_mul(checked_mul(plane, static_cast<size_t>(h)), sizeof(float))));
+  std::vector<float> ext(static_cast<size_t>(w) + kx);
+  std::vector<const float*> taps(static_cast<size_t>(std::max(kx, ky)));
+  for (int j = 0; j < kx; ++j) taps[j] = ext.data() + j;
+  for (int y = 0; y < h; ++y) {
+    const float* src = f + static_cast<size_t>(y) * plane;
+    for (int i = 0; i < w + kx - 1; ++i) ext[i] = src[reflect(i - rx, w)];
+    k.blur_taps(taps.data(), wx.data(), kx, w, hbuf + static_cast<size_t>(y) * plane);
+  }
+  for (int y = 0; y < h; ++y) {
+    for (int i = 0; i < ky; ++i) taps[i] = hbuf + static_cast<size_t>(reflect(y + i - ry, h)) * plane;
+    k.blur_taps(taps.data(), wy.data(), ky, w, f + static_cast<size_t>(y) * plane);
+  }
+}
+
 }  // namespace fastprep

@@ -29,4 +29,10 @@ void gaussian_kernel1d(int k, float sigma, float* w);
 void gaussian_blur(const Kernels& k, int kx, int ky, float sx, float sy, uint8_t* const* rows, int h, int w,
                    Scratch* scratch);
 
+// In place on one float32 plane (h x w): v2's gaussian_blur_image on a float tensor, the same
+// weights, reflect padding and separable float32 sums as above, without the rounding.
+// ElasticTransform blurs its random displacement with it (Note [Elastic arithmetic]).
+void gaussian_blur_plane(const Kernels& k, int kx, int ky, float sx, float sy, float* f, int h, int w,
+                         Scratch* scratch);
+
 }  // namespace fastprep

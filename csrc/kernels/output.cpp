@@ -52,7 +52,7 @@ void build_shifted_table(const OutputSpec& o, const float shift_rgb[3], bool nor
   for (int c = 0; c < o.channels; ++c) {
     const float sh = shift_rgb[o.perm[c]];
     for (int v = 0; v < 256; ++v) {
-      float x = unit_range ? static_cast<float>(v) / 255.0f : static_cast<float>(v);
+      float x = level_value(v, unit_range, o.unit_mul);
       x = x + sh;
       if (normalize) x = (x - mean[c]) / std[c];
       store_value(x, o.dtype, &(*lut)[(static_cast<size_t>(c) * 256 + v) * es]);
@@ -61,8 +61,9 @@ void build_shifted_table(const OutputSpec& o, const float shift_rgb[3], bool nor
 }
 
 void build_output_spec(OutputSpec* o, DType dtype, Layout layout, Color color, int gray_channels, bool normalize,
-                       const float mean[3], const float std[3], bool unit_range) {
+                       const float mean[3], const float std[3], bool unit_range, bool unit_mul) {
   o->dtype = dtype;
+  o->unit_mul = unit_mul;
   o->layout = layout;
   o->color = color;
   o->channels = color == Color::kGray ? (gray_channels == 3 ? 3 : 1) : 3;
@@ -87,7 +88,7 @@ void build_output_spec(OutputSpec* o, DType dtype, Layout layout, Color color, i
         *dst = static_cast<uint8_t>(v);
         continue;
       }
-      float x = unit_range ? static_cast<float>(v) / 255.0f : static_cast<float>(v);
+      float x = level_value(v, unit_range, unit_mul);
       if (normalize) x = (x - mean[c]) / std[c];
       store_value(x, dtype, dst);
     }
@@ -138,7 +139,7 @@ void build_image_table(const OutputSpec& o, NormMode mode, bool unit_range, floa
   const float off = static_cast<float>(offset), sc = static_cast<float>(scale);
   const float r_min = std::min(range_lo, range_hi), r_max = std::max(range_lo, range_hi);
   for (int v = 0; v < 256; ++v) {
-    const float x = unit_range ? static_cast<float>(v) / 255.0f : static_cast<float>(v);
+    const float x = level_value(v, unit_range, o.unit_mul);
     float y;
     if (mode == NormMode::kPerImage) {
       y = (x - off) / sc;
@@ -248,7 +249,7 @@ void build_mix_table(const OutputSpec& o, const float mix[9], const float mean[3
   for (int c = 0; c < 3; ++c)
     for (int j = 0; j < 3; ++j)
       for (int v = 0; v < 256; ++v) {
-        const float x = unit_range ? static_cast<float>(v) / 255.0f : static_cast<float>(v);
+        const float x = level_value(v, unit_range, o.unit_mul);
         t[(c * 3 + j) * 256 + v] = mix[3 * c + j] * ((x + shift_rgb[j]) - mean[j]);
       }
 }

@@ -65,6 +65,7 @@ struct OutputSpec {
   std::vector<uint8_t> lut;   // channels * 256 entries of dtype_size(dtype) bytes; or, when
                               // mixed, 9 float tables of 256 (Note [Colour mixing])
   bool mixed = false;
+  bool unit_mul = false;      // levels to [0, 1] as v2's ToDtype(scale=True), x * (1 / 255), not x / 255
   OutputArith arith;          // Note [Output arithmetic]
 };
 
@@ -85,7 +86,14 @@ void build_mix_table(const OutputSpec& o, const float mix[9], const float mean[3
 // luma level and gray_channels (1 or 3) says how many channels receive it, each through its own
 // table (so Normalize stays per channel, as torchvision on a Grayscale(3) image).
 void build_output_spec(OutputSpec* o, DType dtype, Layout layout, Color color, int gray_channels, bool normalize,
-                       const float mean[3], const float std[3], bool unit_range);
+                       const float mean[3], const float std[3], bool unit_range, bool unit_mul = false);
+
+// A level as a float: v, or in [0, 1] as ToTensor computes it (v / 255) or as v2's
+// ToDtype(float32, scale=True) does (v * float32(1 / 255)); the two differ by an ulp on 126 levels.
+inline float level_value(int v, bool unit_range, bool unit_mul) {
+  if (!unit_range) return static_cast<float>(v);
+  return unit_mul ? static_cast<float>(v) * (1.0f / 255.0f) : static_cast<float>(v) / 255.0f;
+}
 
 // Writes n pixels of an RGBX row into row y, columns [x0, x0 + n) of a slot of h x w pixels,
 // through `lut` (o.lut, or a per-sample table of the same shape). to_gray: the luma level goes

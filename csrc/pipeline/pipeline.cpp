@@ -290,6 +290,38 @@ const uint8_t* sample_table(const Plan& plan, const SampleParams& sp, Worker& w)
 
 // RandomErasing on the finished output: the rectangle gets the fill value (or N(0, 1) noise from
 // the sample's own stream) in every channel, in the output dtype.
+// The output of a GaussianNoise plan (Note [Gaussian noise] in plan.h): every value from its
+// staged level, noised, clamped, normalised and stored.
+void write_noised(const Plan& plan, const SampleParams& sp, Worker& w, int h, int wd, bool to_gray, uint8_t* slot) {
+  const OutputSpec& o = plan.out;
+  const PlanSpec& s = plan.spec;
+  const int ch = o.channels;
+  const size_t es = dtype_size(o.dtype), n = static_cast<size_t>(h) * static_cast<size_t>(wd);
+  float* noise = reinterpret_cast<float*>(w.field.reserve(checked_mul(checked_mul(n, static_cast<size_t>(ch)),
+                                                                      sizeof(float))));
+  gaussian_noise(sp.color.noise_seed, n * ch, noise);
+  const bool gray = to_gray || o.color == Color::kGray;
+  if (gray)
+    for (int y = 0; y < h; ++y) rgbx_to_gray_row(w.rows[y], wd);
+  const float mean = static_cast<float>(s.noise_mean), sigma = static_cast<float>(s.noise_sigma);
+  const bool chw = o.layout == Layout::kCHW;
+  for (int c = 0; c < ch; ++c) {
+    const int byte = gray ? 0 : o.perm[c];
+    const float m = o.arith.mean[c], sd = o.arith.std[c];
+    for (int y = 0; y < h; ++y) {
+      const uint8_t* px = w.rows[y] + byte;
+      const float* nz = noise + (static_cast<size_t>(c) * h + y) * wd;
+      for (int x = 0; x < wd; ++x) {
+        float v = level_value(px[4 * x], true, o.unit_mul) + (mean + nz[x] * sigma);
+        if (s.noise_clip) v = std::min(std::max(v, 0.f), 1.f);
+        if (s.normalize) v = (v - m) / sd;
+        const size_t idx = chw ? (static_cast<size_t>(c) * h + y) * wd + x : (static_cast<size_t>(y) * wd + x) * ch + c;
+        store_value(v, o.dtype, slot + idx * es);
+      }
+    }
+  }
+}
+
 void erase(const Plan& plan, const SampleParams& sp, uint8_t* slot) {
   const EraseParams& e = sp.erase;
   if (!e.on || e.height <= 0 || e.width <= 0) return;
@@ -448,7 +480,15 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
   // Augmentation (warps first, then the policy's ops in their order) and colour ops on the
   // finished uint8 image.
   const PlanSpec& s = plan.spec;
-  if (sp.affine.on) apply_affine(plan.k(), sp.affine, plan.affine_warp(), w.rows.data(), g.out_h, g.out_w, &w.aug);
+  if (sp.affine.elastic) {
+    const size_t n = checked_mul(static_cast<size_t>(g.out_h), static_cast<size_t>(g.out_w));
+    float* dx = reinterpret_cast<float*>(w.field.reserve(checked_mul(2 * n, sizeof(float))));
+    const double alpha[2] = {s.elastic_alpha_x, s.elastic_alpha_y}, sigma[2] = {s.elastic_sigma_x, s.elastic_sigma_y};
+    elastic_field(plan.k(), sp.affine.elastic_seed, g.out_h, g.out_w, alpha, sigma, dx, dx + n, &w.aug);
+    warp_elastic(dx, dx + n, plan.affine_warp(), w.rows.data(), g.out_h, g.out_w, &w.aug);
+  } else if (sp.affine.on) {
+    apply_affine(plan.k(), sp.affine, plan.affine_warp(), w.rows.data(), g.out_h, g.out_w, &w.aug);
+  }
   if (sp.augment.chains) {
     aug_mix(plan.k(), sp.augment, plan.aug_warp(), w.rows.data(), g.out_h, g.out_w, &w.aug, &w.mix);
   } else if (sp.augment.n) {
@@ -477,8 +517,12 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
     build_image_table(plan.out, s.norm_mode, s.unit_range, s.range_lo, s.range_hi, w.hist, &w.lut, &res->norm);
     lut = w.lut.data();
   }
-  for (int y = 0; y < g.out_h; ++y)
-    write_row(plan.out, lut, w.rows[y], g.out_w, slot, g.out_h, g.out_w, y, 0, to_gray);
+  if (sp.color.noise) {
+    write_noised(plan, sp, w, g.out_h, g.out_w, to_gray, slot);
+  } else {
+    for (int y = 0; y < g.out_h; ++y)
+      write_row(plan.out, lut, w.rows[y], g.out_w, slot, g.out_h, g.out_w, y, 0, to_gray);
+  }
   erase(plan, sp, slot);
 }
 
@@ -750,6 +794,7 @@ void Worker::trim(size_t keep) {
     if (v->capacity() > keep) v->release();
   if (aug.capacity() > keep) aug.release();
   if (mix.capacity() > keep) mix.release();
+  if (field.capacity() > keep) field.release();
 }
 
 namespace {

@@ -59,6 +59,7 @@ struct Worker {
   LevelHistogram hist;
   Scratch aug{3584};                    // the augmentation ops' copy of the staged image
   Scratch mix{1536};                    // AugMix: the original, a chain and the float mix
+  Scratch field;                        // ElasticTransform: the displacement planes
   AxisTable ht, vt;
   // Frees every buffer whose capacity is over `keep` bytes.
   void trim(size_t keep);

@@ -149,7 +149,16 @@ void validate(const PlanSpec& s) {
     return true;
   };
   auto interp_ok = [](Interp i) { return i == Interp::kNearest || i == Interp::kBilinear; };
-  if (s.affine_mode < 0 || s.affine_mode > 3) bad("affine_mode must be 0..3");
+  if (s.affine_mode < 0 || s.affine_mode > 4) bad("affine_mode must be 0..4");
+  if (s.affine_mode == 4) {
+    const double a[4] = {s.elastic_alpha_x, s.elastic_alpha_y, s.elastic_sigma_x, s.elastic_sigma_y};
+    for (double v : a)
+      if (!(v >= 0.0 && v <= 1e6)) bad("ElasticTransform alpha and sigma must be in [0, 1e6]");
+    if ((s.elastic_sigma_x > 0.0) != (s.elastic_sigma_y > 0.0))
+      bad("ElasticTransform sigmas must both be 0 or both > 0 (torchvision blurs with both)");
+    if (8.0 * std::max(s.elastic_sigma_x, s.elastic_sigma_y) + 2.0 > kMaxBlurKernel)
+      bad("ElasticTransform sigma is too large (its blur kernel exceeds " + std::to_string(kMaxBlurKernel) + ")");
+  }
   if (s.affine_mode == 3 && !(s.persp_scale >= 0.0 && s.persp_scale <= 1.0 && s.persp_p >= 0.0 && s.persp_p <= 1.0))
     bad("RandomPerspective distortion_scale and p must be in [0, 1]");
   if (s.affine_mode) {
@@ -212,6 +221,15 @@ void validate(const PlanSpec& s) {
   if (s.lighting_std > 0.0 && (s.dtype == DType::kU8 || !s.unit_range))
     bad("Lighting works on [0, 1] values: it needs ToTensor, a float dtype and a Normalize on [0, 1] values "
         "(not a 0-255 preset)");
+  if (s.noise_on) {
+    if (!(std::isfinite(s.noise_mean) && s.noise_sigma >= 0.0 && std::isfinite(s.noise_sigma)))
+      bad("GaussianNoise mean must be finite and sigma finite and >= 0");
+    if (s.dtype == DType::kU8 || !s.unit_range)
+      bad("GaussianNoise works on [0, 1] float values: it needs ToTensor (or ToDtype(scale=True)) and a float dtype");
+    if (s.norm_mode != NormMode::kTable) bad("GaussianNoise cannot be combined with a per-image normalisation");
+    if (s.color == Color::kYCbCr) bad("GaussianNoise needs an RGB, BGR or gray output");
+    if (s.lighting_std > 0.0) bad("GaussianNoise and Lighting cannot be combined (both noise the [0, 1] values)");
+  }
   if (!(s.erase_p >= 0.0 && s.erase_p <= 1.0)) bad("RandomErasing probability must be in [0, 1]");
   if (s.erase_p > 0.0 && s.dtype == DType::kU8) bad("RandomErasing works on a float output: it cannot fill uint8 levels");
   if (s.erase_p > 0.0) {
@@ -254,7 +272,7 @@ Plan::Plan(const PlanSpec& s) : spec(s) {
   validate(s);
   kernels = &kernels_for(s.simd, !s.exact);  // the one dispatch decision (Note [SIMD dispatch])
   build_output_spec(&out, s.dtype, s.layout, s.color, s.gray_channels, s.normalize, s.mean.data(), s.std.data(),
-                    s.unit_range);
+                    s.unit_range, s.unit_mul);
   if (s.norm_mode == NormMode::kWhiten) {
     const float none[3] = {0.f, 0.f, 0.f};
     out.mixed = true;
@@ -287,6 +305,38 @@ uint64_t splitmix(uint64_t x) {
 // Python's round(): half to even (the default floating-point rounding mode).
 int round_half_even(double x) { return static_cast<int>(std::nearbyint(x)); }
 }  // namespace
+
+void elastic_field(const Kernels& k, uint64_t seed, int h, int w, const double alpha[2], const double sigma[2],
+                   float* dx, float* dy, Scratch* scratch) {
+  const size_t n = static_cast<size_t>(h) * static_cast<size_t>(w);
+  Rng rng(seed, 0, 0, streams::kElasticNoise);
+  float* planes[2] = {dx, dy};
+  const float size[2] = {static_cast<float>(w), static_cast<float>(h)};
+  for (int d = 0; d < 2; ++d) {
+    // torch.rand's float32 values: 24 random bits, times 2 - 1.
+    float* f = planes[d];
+    for (size_t i = 0; i < n; ++i) f[i] = static_cast<float>(rng.next() >> 40) * (1.f / 16777216.f) * 2.f - 1.f;
+    if (sigma[d] > 0.0) {
+      int ks = static_cast<int>(8.0 * sigma[d] + 1.0);
+      if (ks % 2 == 0) ++ks;
+      gaussian_blur_plane(k, ks, ks, static_cast<float>(sigma[0]), static_cast<float>(sigma[1]), f, h, w, scratch);
+    }
+    const float a = static_cast<float>(alpha[d]);
+    for (size_t i = 0; i < n; ++i) f[i] = f[i] * a / size[d];
+  }
+}
+
+void gaussian_noise(uint64_t seed, size_t n, float* out) {
+  Rng rng(seed, 0, 0, streams::kGaussianNoiseValues);
+  constexpr float kTwoPi = 6.28318530717958647692f, kU24 = 1.f / 16777216.f;
+  for (size_t i = 0; i < n; i += 2) {
+    const float u1 = static_cast<float>((rng.next() >> 40) + 1) * kU24;  // (0, 1]
+    const float u2 = static_cast<float>(rng.next() >> 40) * kU24;        // [0, 1)
+    const float r = std::sqrt(-2.f * std::log(u1)), t = kTwoPi * u2;
+    out[i] = r * std::cos(t);
+    if (i + 1 < n) out[i + 1] = r * std::sin(t);
+  }
+}
 
 Rng::Rng(uint64_t seed, uint64_t epoch, uint64_t index, uint64_t stream)
     : state_(splitmix(splitmix(splitmix(splitmix(seed) ^ epoch) ^ index) ^ stream)) {}
@@ -593,6 +643,10 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
       c.shift[i] = acc;
     }
   }
+  if (s.noise_on) {
+    p.color.noise = true;
+    p.color.noise_seed = stream(streams::kGaussianNoise).next();
+  }
   if (s.erase_p > 0.0) {
     // torchvision's RandomErasing: applied with probability p; then up to 10 tries of an area
     // fraction and a log-uniform aspect ratio, h = round(sqrt(area * ratio)), w = round(sqrt(area
@@ -617,7 +671,13 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
       }
     }
   }
-  if (s.affine_mode == 3) {
+  if (s.affine_mode == 4) {
+    // torchvision v2's ElasticTransform: always applied; its displacement is a function of one
+    // draw (Note [Elastic arithmetic]).
+    Rng rng = stream(streams::kAffine);
+    p.affine.on = p.affine.elastic = true;
+    p.affine.elastic_seed = rng.next();
+  } else if (s.affine_mode == 3) {
     // torchvision v2's RandomPerspective: applied with probability p; each corner moved inward by
     // up to distortion_scale * half the side (torch.randint bounds), then the coefficients.
     Rng rng = stream(streams::kAffine);

@@ -73,7 +73,11 @@ using DoubleVec = std::vector<double>;
   X(double, jitter_p, -1.0, "-1: ColorJitter's draws; else RandomPhotometricDistort's, each op with this p") \
   X(Float3, hsv_gain, (Float3{0.f, 0.f, 0.f}), "RandomHSV gains (h, s, v); all 0 = off")            \
   /* Geometric augmentation on uint8 (RandomRotation, RandomAffine), before the policies. */          \
-  X(int, affine_mode, 0, "0 off, 1 RandomRotation (F.rotate), 2 RandomAffine (F.affine), 3 RandomPerspective") \
+  X(int, affine_mode, 0, "0 off, 1 RandomRotation (F.rotate), 2 RandomAffine (F.affine), 3 RandomPerspective, 4 ElasticTransform") \
+  X(double, elastic_alpha_x, 50.0, "ElasticTransform alpha, x (displacement magnitude in pixels x 2)")  \
+  X(double, elastic_alpha_y, 50.0, "ElasticTransform alpha, y")                                       \
+  X(double, elastic_sigma_x, 5.0, "ElasticTransform sigma, x (0: no blur, with sigma y 0 too)")       \
+  X(double, elastic_sigma_y, 5.0, "ElasticTransform sigma, y")                                        \
   X(double, persp_scale, 0.5, "RandomPerspective distortion_scale")                                   \
   X(double, persp_p, 0.5, "RandomPerspective probability")                                          \
   X(double, degrees_lo, 0.0, "rotation angle range, low (degrees)")                                  \
@@ -119,6 +123,10 @@ using DoubleVec = std::vector<double>;
   X(double, lighting_std, 0.0, "Lighting: alpha ~ N(0, lighting_std) per eigenvector (0 = off)")      \
   X(Float3, eigval, (Float3{0.f, 0.f, 0.f}), "Lighting: RGB covariance eigenvalues ([0, 1] scale)")  \
   X(Float9, eigvec, (Float9{}), "Lighting: eigenvectors as columns, row-major 3x3 (assign all 9)")    \
+  X(bool, noise_on, false, "GaussianNoise on the [0, 1] values (Note [Gaussian noise])")             \
+  X(double, noise_mean, 0.0, "GaussianNoise mean")                                                    \
+  X(double, noise_sigma, 0.1, "GaussianNoise sigma")                                                  \
+  X(bool, noise_clip, true, "GaussianNoise clamps to [0, 1]")                                         \
   /* On the normalised output. */                                                                     \
   X(double, erase_p, 0.0, "RandomErasing probability")                                               \
   X(double, erase_scale_lo, 0.02, "RandomErasing area fraction range, low")                          \
@@ -136,6 +144,7 @@ using DoubleVec = std::vector<double>;
   X(Float3, mean, (Float3{0.f, 0.f, 0.f}), "Normalize mean per output channel (assign all 3)")                       \
   X(Float3, std, (Float3{1.f, 1.f, 1.f}), "Normalize std per output channel (assign all 3)")                         \
   X(bool, unit_range, true, "levels scaled to [0, 1] first (ToTensor)")                               \
+  X(bool, unit_mul, false, "scaled as v2's ToDtype, level * float32(1 / 255) (else ToTensor's level / 255)") \
   X(NormMode, norm_mode, NormMode::kTable, "table, or a per-image normalisation")                     \
   X(float, range_lo, 0.f, "NormMode.minmax: value of the darkest level")                              \
   X(Float9, mix, (Float9{}), "NormMode.whiten: the colour matrix W, row-major 3x3 (assign all 9)")    \
@@ -173,7 +182,7 @@ struct Plan {
   // vertical pass hands over may be the intermediate's own.
   bool needs_stats() const {
     return per_image_table() || spec.jitter_mask != 0 || hsv() || spec.color == Color::kYCbCr || augments() ||
-           !spec.px_ops.empty() || padding_mode();
+           !spec.px_ops.empty() || padding_mode() || spec.noise_on;
   }
   // RandomRotation / RandomAffine or a policy: warps and per-image ops on the staged image.
   bool augments() const { return spec.affine_mode != 0 || spec.aug_policy != 0; }
@@ -216,6 +225,8 @@ struct ColorParams {
   bool lighting = false;
   float alpha[3] = {0.f, 0.f, 0.f};  // Lighting's draws, one per eigenvector
   float shift[3] = {0.f, 0.f, 0.f};  // eigvec @ (alpha * eigval): added to R, G, B in [0, 1]
+  bool noise = false;                // GaussianNoise: its values are drawn from noise_seed
+  uint64_t noise_seed = 0;
 };
 
 // RandomErasing's rectangle in output pixels (on = false: nothing erased).
@@ -293,6 +304,9 @@ constexpr uint64_t kRandomCrop = stream_id("random_crop");
 constexpr uint64_t kRandomResize = stream_id("random_resize");
 constexpr uint64_t kDistort = stream_id("photometric_distort");
 constexpr uint64_t kZoomOut = stream_id("zoom_out");
+constexpr uint64_t kElasticNoise = stream_id("elastic_noise");
+constexpr uint64_t kGaussianNoise = stream_id("gaussian_noise");
+constexpr uint64_t kGaussianNoiseValues = stream_id("gaussian_noise_values");
 }  // namespace streams
 
 class Rng {
@@ -315,6 +329,22 @@ struct RunKey {
 
 // Everything sample `key` draws, for a displayed source of src_h x src_w.
 SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& key);
+
+// ElasticTransform's displacement for a sample that drew `seed`, into dx and dy (h x w each):
+// Note [Elastic arithmetic] in kernels/augment.h. `scratch` holds the blur's intermediate plane.
+void elastic_field(const Kernels& k, uint64_t seed, int h, int w, const double alpha[2], const double sigma[2],
+                   float* dx, float* dy, Scratch* scratch);
+
+// Note [Gaussian noise]
+// torchvision v2's GaussianNoise on a float image in [0, 1] (after ToDtype(scale=True), before
+// Normalize): out = image + (mean + randn_like(image) * sigma), clamped to [0, 1] when clip, in
+// float32. We run it in the two-phase output stage: each output value is recomputed from its
+// staged level (in [0, 1] as the output table has it), noised, clamped and normalised, in that
+// order of float32 operations. The N(0, 1) values come from the sample's noise_seed in the
+// output's (C, H, W) order (a Box-Muller pair per two 24-bit uniforms, float32), not from torch's
+// generator: gaussian_noise() rebuilds them, and a replay hands them to v2's gaussian_noise in
+// place of randn_like (tested to be the same bytes).
+void gaussian_noise(uint64_t seed, size_t n, float* out);
 
 // torchvision's RandomResizedCrop.get_params, drawing from `rng`: (top, left, height, width).
 void random_resized_crop_box(const PlanSpec& s, int h, int w, Rng& rng, int box[4]);

@@ -102,6 +102,8 @@ struct ParamRecord {
   float affine[6];                   // angle, tx, ty, scale, shear_x, shear_y
   float perspective[8];              // RandomPerspective's coefficients (affine_on and these set)
   int32_t perspective_end[8];        // and the corners' end points
+  uint64_t elastic_seed;             // ElasticTransform: its displacement's key (Note [Elastic arithmetic])
+  uint64_t noise_seed;               // GaussianNoise: its values' key (Note [Gaussian noise])
   int8_t aug_n;                      // the policy's ops applied, in order
   int8_t aug_op[kMaxAugOps];         // AugOp codes
   float aug_mag[kMaxAugOps];         // signed magnitudes
@@ -215,6 +217,8 @@ class PyBatch {
       for (int k = 0; k < 6; ++k) rec.affine[k] = aff[k];
       for (int k = 0; k < 8; ++k) rec.perspective[k] = af.perspective ? af.coeffs[k] : 0.f;
       for (int k = 0; k < 8; ++k) rec.perspective_end[k] = af.perspective ? af.corners[k] : 0;
+      rec.elastic_seed = af.elastic ? af.elastic_seed : 0;
+      rec.noise_seed = r[i].params.color.noise ? r[i].params.color.noise_seed : 0;
       const AugmentParams& au = r[i].params.augment;
       rec.aug_n = static_cast<int8_t>(au.n);
       for (int k = 0; k < au.n; ++k) {
@@ -291,7 +295,7 @@ void run_interruptible(PyBatch& b, Engine& e, bool interruptible) {
 
 void register_batch(py::module_& m) {
   PYBIND11_NUMPY_DTYPE(ParamRecord, top, left, height, width, flip, vflip, gray, jitter_mask, jitter_order,
-                       jitter_factor, lighting_alpha, hsv, affine_on, affine, perspective, perspective_end, aug_n, aug_op, aug_mag, aug_chains, aug_chain_len, aug_weight, px_on, px_val, group,
+                       jitter_factor, lighting_alpha, hsv, affine_on, affine, perspective, perspective_end, elastic_seed, noise_seed, aug_n, aug_op, aug_mag, aug_chains, aug_chain_len, aug_weight, px_on, px_val, group,
                        group_order, erase, src_h, src_w,
                        out_h, out_w, off_y, off_x, rz_h, rz_w, pad, decode_denom, orientation, decoded_pixels, norm_offset, norm_scale);
 

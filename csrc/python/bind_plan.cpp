@@ -68,6 +68,45 @@ void register_plan(py::module_& m) {
     d["compiler"] = py::str(__VERSION__);
     return d;
   }, "What this build holds: the codec libraries of its native decoders and the SIMD levels compiled in.");
+  m.def("elastic_displacement", [](uint64_t seed, int h, int w, double alpha_x, double alpha_y, double sigma_x,
+                                   double sigma_y) {
+    // The ElasticTransform displacement a sample with this seed used, as F.elastic takes it.
+    if (h <= 0 || w <= 0 || static_cast<int64_t>(h) * w > (int64_t(1) << 28))
+      throw py::value_error("elastic_displacement: h and w must be positive (at most 2**28 pixels)");
+    if (!(sigma_x >= 0.0 && sigma_y >= 0.0 && 8.0 * std::max(sigma_x, sigma_y) + 2.0 <= kMaxBlurKernel &&
+          std::isfinite(alpha_x) && std::isfinite(alpha_y)))
+      throw py::value_error("elastic_displacement: sigmas must be in [0, 127], alphas finite");
+    py::array_t<float> out({1, h, w, 2});
+    const size_t n = static_cast<size_t>(h) * w;
+    std::vector<float> f(2 * n);
+    {
+      py::gil_scoped_release release;
+      Scratch scratch;
+      const double alpha[2] = {alpha_x, alpha_y}, sigma[2] = {sigma_x, sigma_y};
+      elastic_field(kernels_for(Simd::kScalar), seed, h, w, alpha, sigma, f.data(), f.data() + n, &scratch);
+    }
+    float* o = out.mutable_data();
+    for (size_t i = 0; i < n; ++i) {
+      o[2 * i] = f[i];
+      o[2 * i + 1] = f[n + i];
+    }
+    return out;
+  }, py::arg("seed"), py::arg("h"), py::arg("w"), py::arg("alpha_x"), py::arg("alpha_y"), py::arg("sigma_x"),
+     py::arg("sigma_y"),
+     "ElasticTransform's displacement (1, h, w, 2) for a sample's elastic_seed (Note [Elastic arithmetic]).");
+  m.def("gaussian_noise", [](uint64_t seed, int c, int h, int w) {
+    if (c <= 0 || h <= 0 || w <= 0 || static_cast<int64_t>(c) * h * w > (int64_t(1) << 30))
+      throw py::value_error("gaussian_noise: c, h and w must be positive (at most 2**30 values)");
+    py::array_t<float> out({c, h, w});
+    float* o = out.mutable_data();
+    const size_t n = static_cast<size_t>(c) * h * w;
+    {
+      py::gil_scoped_release release;
+      gaussian_noise(seed, n, o);
+    }
+    return out;
+  }, py::arg("seed"), py::arg("c"), py::arg("h"), py::arg("w"),
+     "GaussianNoise's N(0, 1) values (c, h, w) for a sample's noise_seed (Note [Gaussian noise]).");
   m.def("parse_simd", [](const std::string& name) { return parse_simd(name); },
         "A SIMD level by name (scalar, sse41, avx2, auto); an error if this CPU lacks it.");
 

@@ -5,7 +5,7 @@ RandomResizedCrop, the flips, RandomRotation, RandomAffine), _color (Grayscale, 
 ColorJitter, RandomHSV, and the op sequence's RandomSolarize, RandomPosterize, RandomEqualize,
 RandomAutocontrast, RandomInvert, RandomAdjustSharpness, RandomChannelPermutation), _auto_augment
 (RandAugment, TrivialAugmentWide, AutoAugment), _misc (GaussianBlur, ToTensor, Normalize,
-Lighting, RandomErasing), _container (RandomApply, RandomChoice, RandomOrder over fusable ops); the registry they join (_op: Op, Stage,
+Lighting, GaussianNoise, RandomErasing), _container (RandomApply, RandomChoice, RandomOrder over fusable ops); the registry they join (_op: Op, Stage,
 register_op, the order rules, op_table); Compose, which compiles them into one native plan
 (_compose, with its output pool _pool); and from_torchvision (_torchvision). A new op is one class
 in the module of its kind (ARCHITECTURE.md, "What a new op touches").
@@ -14,12 +14,12 @@ from ._op import (CompileContext, Op, OutputOptions, Stage, check_order, convert
                   registered_ops, target_name)
 from ._args import InterpolationMode
 # Registration order is the op table's order: geometry, colour, augmentation, then the float stages.
-from ._geometry import (CenterCrop, FiveCrop, Pad, RandomPerspective, RandomZoomOut, RandomResize, RandomShortestSize, TenCrop, RandomAffine, RandomCrop, RandomHorizontalFlip, RandomResizedCrop,
+from ._geometry import (CenterCrop, FiveCrop, Pad, RandomPerspective, ElasticTransform, RandomZoomOut, RandomResize, RandomShortestSize, TenCrop, RandomAffine, RandomCrop, RandomHorizontalFlip, RandomResizedCrop,
                         RandomRotation, RandomVerticalFlip, Resize)
 from ._color import (ColorJitter, ExemplarJitter, RandomPhotometricDistort, Grayscale, RandomAdjustSharpness, RandomAutocontrast, RandomChannelPermutation,
                      RandomEqualize, RandomGrayscale, RandomHSV, RandomInvert, RandomPosterize, RandomSolarize)
 from ._auto_augment import AA_POLICIES, AugMix, AutoAugment, RandAugment, TrivialAugmentWide
-from ._misc import (IMAGENET_EIGVAL, IMAGENET_EIGVEC, JPEG, PRESETS, GaussianBlur, Lighting, Normalize, RandomErasing,
+from ._misc import (IMAGENET_EIGVAL, IMAGENET_EIGVEC, JPEG, PRESETS, GaussianBlur, Lighting, GaussianNoise, Normalize, RandomErasing,
                     ToTensor, check_table)
 from ._container import RandomApply, RandomChoice, RandomOrder, is_container
 from ._compose import DEFAULT_MAX_PIXELS, Compose, rebuild_compose
@@ -29,11 +29,11 @@ from ._torchvision import from_torchvision, torchvision_name
 
 __all__ = [
     "Op", "Stage", "register_op", "registered_ops", "op_table", "converter_for", "target_name", "CompileContext",
-    "OutputOptions", "check_order", "InterpolationMode", "Resize", "CenterCrop", "FiveCrop", "TenCrop", "Pad", "RandomCrop", "RandomResize", "RandomShortestSize", "RandomPerspective", "RandomZoomOut", "RandomResizedCrop",
+    "OutputOptions", "check_order", "InterpolationMode", "Resize", "CenterCrop", "FiveCrop", "TenCrop", "Pad", "RandomCrop", "RandomResize", "RandomShortestSize", "RandomPerspective", "ElasticTransform", "RandomZoomOut", "RandomResizedCrop",
     "RandomHorizontalFlip", "RandomVerticalFlip", "RandomRotation", "RandomAffine", "Grayscale", "RandomGrayscale",
     "ColorJitter", "RandomHSV", "RandomSolarize", "RandomPosterize", "RandomEqualize", "RandomAutocontrast",
     "RandomInvert", "RandomAdjustSharpness", "RandomChannelPermutation", "ExemplarJitter", "RandomPhotometricDistort", "JPEG", "GaussianBlur", "RandomApply",
     "RandomChoice", "RandomOrder", "is_container", "RandAugment", "AugMix", "TrivialAugmentWide", "AutoAugment", "AA_POLICIES", "ToTensor",
-    "Normalize", "Lighting", "RandomErasing", "PRESETS", "IMAGENET_EIGVAL", "IMAGENET_EIGVEC", "check_table",
+    "Normalize", "Lighting", "GaussianNoise", "RandomErasing", "PRESETS", "IMAGENET_EIGVAL", "IMAGENET_EIGVEC", "check_table",
     "Compose", "DEFAULT_MAX_PIXELS", "rebuild_compose", "OutputPool", "from_torchvision", "torchvision_name", "HybridCompose",
 ]

@@ -127,7 +127,7 @@ class RandomSequenceOp(SequenceOp, ProbOp):
     """A sequence op applied with probability ``p``."""
 
 
-AFFINE_OPS = ("RandomRotation", "RandomAffine", "RandomPerspective")
+AFFINE_OPS = ("RandomRotation", "RandomAffine", "RandomPerspective", "ElasticTransform")
 POLICY_OPS = ("RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix")
 AFTER_COLOR = {**{n: "{name} after {prev} cannot be fused: the fused pass runs augmentation before the colour "
                       "ops; put {name} before {prev}" for n in ("ColorJitter", "RandomHSV")},

@@ -1,8 +1,10 @@
 """Geometric ops: the resize, padding and crop fused into the region decode and the resampler
 (Resize, CenterCrop, Pad, RandomCrop, RandomResizedCrop), the flips fused into the resampler, and the warps on the uint8
-image after the crop (RandomRotation, RandomAffine: csrc/kernels/augment.h)."""
+image after the crop (RandomRotation, RandomAffine, RandomPerspective, ElasticTransform: csrc/kernels/augment.h)."""
 import math
 import numbers
+
+from .. import _core
 
 from ._args import (AFFINE_OPS, AFTER_COLOR, POLICY_OPS, ProbOp, aug_fill, aug_interp, degree_range, interp_name,
                     pair, prob, range2, set_warp, side, tv_antialias, tv_fill, tv_interp, tv_size)
@@ -566,6 +568,67 @@ class RandomPerspective(_Warp):
     @classmethod
     def from_torchvision(cls, op, state):
         return [cls(op.distortion_scale, op.p, getattr(op.interpolation, "value", op.interpolation), tv_fill(op))]
+
+
+@register_op
+class ElasticTransform(_Warp):
+    """A random elastic warp on the uint8 image after the crop, as torchvision v2's
+    ElasticTransform: uniform noise in [-1, 1] per pixel and axis, Gaussian-blurred with sigma,
+    scaled by alpha / side, displacing every pixel (F.elastic: nearest or bilinear, fill outside).
+    The displacement is a function of the sample's recorded ``elastic_seed``:
+    :meth:`displacement` rebuilds it, in F.elastic's (1, H, W, 2) layout, for a replay."""
+
+    torchvision = ("ElasticTransform",)
+    params = ("elastic_seed (the key of the sample's displacement: ElasticTransform.displacement(params))",)
+
+    def __init__(self, alpha=50.0, sigma=5.0, interpolation="bilinear", fill=0):
+        self.alpha = self._pair(alpha, "alpha")
+        self.sigma = self._pair(sigma, "sigma")
+        if (self.sigma[0] > 0) != (self.sigma[1] > 0):
+            raise ValueError(f"ElasticTransform sigmas must both be 0 or both > 0 (torchvision blurs each "
+                             f"displacement with both), got {sigma!r}")
+        if max(self.sigma) > 127:
+            raise ValueError(f"ElasticTransform sigma must be at most 127 (a blur kernel of 1017), got {sigma!r}")
+        self.interpolation = aug_interp(interpolation, "ElasticTransform")
+        self.fill = aug_fill(fill, "ElasticTransform", allow_none=True)
+
+    @staticmethod
+    def _pair(v, what):
+        vals = list(v) if isinstance(v, (tuple, list)) else [v]
+        if len(vals) not in (1, 2) or not all(isinstance(x, numbers.Real) and not isinstance(x, bool)
+                                              and 0 <= x <= 1e6 for x in vals):
+            raise ValueError(f"ElasticTransform {what} must be a number in [0, 1e6] or a pair of them, got {v!r}")
+        vals = [float(x) for x in vals]
+        return tuple(vals * 2 if len(vals) == 1 else vals)
+
+    def compile(self, spec, ctx):
+        spec.affine_mode = 4
+        spec.elastic_alpha_x, spec.elastic_alpha_y = self.alpha
+        spec.elastic_sigma_x, spec.elastic_sigma_y = self.sigma
+        set_warp(spec, "affine", self.interpolation, self.fill)
+
+    def sample_params(self, rec):
+        return {"elastic_seed": int(rec["elastic_seed"]), "elastic_size": [int(rec["out_h"]), int(rec["out_w"])]}
+
+    def displacement(self, params):
+        """The sample's displacement, float32 (1, H, W, 2), as ``F.elastic(img, displacement)``
+        takes it (``params``: a sample's params dict from ``return_params``)."""
+        h, w = params["elastic_size"]
+        return _core.elastic_displacement(params["elastic_seed"], h, w, self.alpha[0], self.alpha[1],
+                                          self.sigma[0], self.sigma[1])
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(tuple(op.alpha), tuple(op.sigma), getattr(op.interpolation, "value", op.interpolation),
+                    tv_fill(op))]
+
+
+_WARPS = (RandomRotation, RandomAffine, RandomPerspective, ElasticTransform)
+for _w in _WARPS:
+    for _o in _WARPS:
+        if _o is not _w and _o.__name__ not in _w.exclusive:
+            _w.exclusive = {**_w.exclusive,
+                            _o.__name__: f"{_w.__name__} and {_o.__name__} cannot be combined: one warp per Compose"}
 
 
 _FLIP_AFTER_WARP = {n: "{name} after {prev} cannot be fused: flips run in the resampler, before any warp; put "

@@ -85,19 +85,31 @@ class JPEG(SequenceOp):
 
 @register_op
 class ToTensor(Op):
-    """Float output in [0, 1], CHW (torchvision's ToTensor; v2's ToImage + ToDtype(scale=True))."""
+    """Float output in [0, 1], CHW: torchvision's ToTensor, v1's ConvertImageDtype (level / 255),
+    or, with ``multiply=True``, v2's ToDtype(float, scale=True) and v2's ConvertImageDtype (level *
+    float32(1 / 255)); the two differ by one ulp on 126 of the 256 levels, and from_torchvision
+    picks the one the converted class computes."""
 
     stage = Stage.TENSOR
     torchvision = ("ToTensor", "ToDtype", "ConvertImageDtype")
+    multiply = False  # the class default: ToTensor() keeps the repr and pickles it had before the argument
+
+    def __init__(self, multiply=False):
+        if not isinstance(multiply, bool):
+            raise ValueError(f"ToTensor multiply must be True or False, got {multiply!r}")
+        if multiply:
+            self.multiply = True
 
     def compile(self, spec, ctx):
         ctx.has_tensor = True
+        spec.unit_mul = self.multiply
 
     @classmethod
     def from_torchvision(cls, op, state):
         name = type(op).__name__
-        if name == "ToTensor":
+        if name == "ToTensor":  # v2's ToTensor is v1's to_tensor
             return [cls()]
+        multiply = type(op).__module__.startswith("torchvision.transforms.v2")
         import torch
 
         dtype = op.dtype
@@ -112,7 +124,7 @@ class ToTensor(Op):
                 raise ValueError(f"cannot fuse {op!r}: float conversion without scale=True keeps 0-255 values; "
                                  "use fp.Normalize with a 0-255 preset instead")
             state["dtype"] = str(dtype).replace("torch.", "")
-            return [cls()]
+            return [cls(multiply)]
         if dtype == torch.uint8:
             state["dtype"] = "uint8"
             return []
@@ -190,6 +202,53 @@ class Lighting(Op):
 
     def sample_params(self, rec):
         return {"lighting": [float(a) for a in rec["lighting_alpha"]]}
+
+
+@register_op
+class GaussianNoise(Op):
+    """Adds ``mean + sigma * N(0, 1)`` to every [0, 1] value (after ToTensor, before Normalize),
+    clamped to [0, 1] when ``clip``: torchvision v2's GaussianNoise (Note [Gaussian noise]). The
+    N(0, 1) values are a function of the sample's recorded ``noise_seed``: :meth:`noise` rebuilds
+    them, as ``torch.randn_like`` would have returned them, for a replay."""
+
+    stage = Stage.TENSOR
+    torchvision = ("GaussianNoise",)
+    exclusive = {"Lighting": "GaussianNoise and Lighting cannot be combined: both noise the [0, 1] values"}
+    params = ("noise_seed (the key of the sample's noise: GaussianNoise.noise(params, shape))",)
+
+    def __init__(self, mean=0.0, sigma=0.1, clip=True):
+        for name, v in (("mean", mean), ("sigma", sigma)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+                raise ValueError(f"GaussianNoise {name} must be a finite number, got {v!r}")
+        if sigma < 0:
+            raise ValueError(f"GaussianNoise sigma must be >= 0, got {sigma!r}")
+        self.mean, self.sigma, self.clip = float(mean), float(sigma), bool(clip)
+
+    def check(self, ctx):
+        if not ctx.has_tensor:
+            raise ValueError("GaussianNoise works on [0, 1] float values: put ToTensor (or ToDtype(scale=True)) "
+                             "before it")
+
+    def check_output(self, out):
+        if out.color == "YCbCr":
+            raise ValueError("GaussianNoise needs an RGB, BGR or gray output")
+
+    def compile(self, spec, ctx):
+        spec.noise_on, spec.noise_mean, spec.noise_sigma, spec.noise_clip = True, self.mean, self.sigma, self.clip
+
+    def sample_params(self, rec):
+        return {"noise_seed": int(rec["noise_seed"])}
+
+    @staticmethod
+    def noise(params, shape):
+        """The sample's N(0, 1) values, float32 of ``shape`` (C, H, W): the output's channels and
+        size (``params``: a sample's params dict from ``return_params``)."""
+        c, h, w = shape
+        return _core.gaussian_noise(params["noise_seed"], c, h, w)
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(op.mean, op.sigma, op.clip)]
 
 
 @register_op

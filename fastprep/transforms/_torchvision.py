@@ -90,7 +90,6 @@ def _is_v2(op):
 _NEAREST = {
     # not fused: what comes closest
     "ScaleJitter": "fp.RandomResize then fp.RandomCrop", "RandomIoUCrop": "fp.RandomResizedCrop",
-    "ElasticTransform": "fp.RandomAffine or fp.RandomPerspective", "GaussianNoise": "fp.Lighting",
     "Lambda": "fp.register_op for a fused op of your own", "LinearTransformation": "fp.Normalize(mode='whiten')",
     # fused, with limits on their arguments
     "RandomCrop": "fp.RandomCrop with integer fill levels, and a crop larger than twice a mirrored padding",

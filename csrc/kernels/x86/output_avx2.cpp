@@ -17,12 +17,13 @@ struct Lanes {  // per output vector: the operations' constants, lane by lane
   __m256 mean, std;
 };
 
-// The table's operations on eight levels: float(v) [/ 255] [- mean, / std]. The switches are
+// The table's operations on eight levels: float(v) [/ 255 or * (1 / 255)] [- mean, / std]. The switches are
 // template arguments, so the loops carry no branch on them.
-template <bool kUnit, bool kNorm>
+template <int kUnit, bool kNorm>
 FP_AVX2_F16C inline __m256 value(__m256i levels, const Lanes& k) {
   __m256 x = _mm256_cvtepi32_ps(levels);
-  if constexpr (kUnit) x = _mm256_div_ps(x, _mm256_set1_ps(255.0f));
+  if constexpr (kUnit == 1) x = _mm256_div_ps(x, _mm256_set1_ps(255.0f));
+  if constexpr (kUnit == 2) x = _mm256_mul_ps(x, _mm256_set1_ps(1.0f / 255.0f));
   if constexpr (kNorm) x = _mm256_div_ps(_mm256_sub_ps(x, k.mean), k.std);
   return x;
 }
@@ -50,7 +51,7 @@ inline void tail_chw(const OutputSpec& o, const uint8_t* px, int i, int n, uint8
       std::memcpy(d[c] + i * es, &o.lut[(static_cast<size_t>(c) * 256 + px[4 * i + o.perm[c]]) * es], es);
 }
 
-template <DType D, bool U, bool N>
+template <DType D, int U, bool N>
 FP_AVX2_F16C void write_chw(const OutputSpec& o, const uint8_t* px, int n, uint8_t* slot, int h, int w, int y, int x0) {
   constexpr size_t es = D == DType::kF32 ? 4 : 2;
   const size_t plane = static_cast<size_t>(h) * w;
@@ -76,7 +77,7 @@ FP_AVX2_F16C void write_chw(const OutputSpec& o, const uint8_t* px, int n, uint8
   tail_chw(o, px, i, n, d, es);
 }
 
-template <DType D, bool U, bool N>
+template <DType D, int U, bool N>
 FP_AVX2_F16C void write_hwc(const OutputSpec& o, const uint8_t* px, int n, uint8_t* slot, int w, int y, int x0) {
   constexpr size_t es = D == DType::kF32 ? 4 : 2;
   uint8_t* d = slot + (static_cast<size_t>(y) * w + x0) * 3 * es;
@@ -101,7 +102,7 @@ FP_AVX2_F16C void write_hwc(const OutputSpec& o, const uint8_t* px, int n, uint8
                   &o.lut[(static_cast<size_t>(c) * 256 + px[4 * i + o.perm[c]]) * es], es);
 }
 
-template <DType D, bool U, bool N>
+template <DType D, int U, bool N>
 void write_d(const OutputSpec& o, const uint8_t* px, int n, uint8_t* slot, int h, int w, int y, int x0) {
   if (o.layout == Layout::kCHW)
     write_chw<D, U, N>(o, px, n, slot, h, w, y, x0);
@@ -111,11 +112,14 @@ void write_d(const OutputSpec& o, const uint8_t* px, int n, uint8_t* slot, int h
 
 template <DType D>
 void write_d(const OutputSpec& o, const uint8_t* px, int n, uint8_t* slot, int h, int w, int y, int x0) {
-  const bool u = o.arith.unit_range, nm = o.arith.normalize;
-  if (u && nm) write_d<D, true, true>(o, px, n, slot, h, w, y, x0);
-  else if (u) write_d<D, true, false>(o, px, n, slot, h, w, y, x0);
-  else if (nm) write_d<D, false, true>(o, px, n, slot, h, w, y, x0);
-  else write_d<D, false, false>(o, px, n, slot, h, w, y, x0);
+  const int u = !o.arith.unit_range ? 0 : o.unit_mul ? 2 : 1;
+  const bool nm = o.arith.normalize;
+  if (u == 1 && nm) write_d<D, 1, true>(o, px, n, slot, h, w, y, x0);
+  else if (u == 2 && nm) write_d<D, 2, true>(o, px, n, slot, h, w, y, x0);
+  else if (u == 1) write_d<D, 1, false>(o, px, n, slot, h, w, y, x0);
+  else if (u == 2) write_d<D, 2, false>(o, px, n, slot, h, w, y, x0);
+  else if (nm) write_d<D, 0, true>(o, px, n, slot, h, w, y, x0);
+  else write_d<D, 0, false>(o, px, n, slot, h, w, y, x0);
 }
 
 // uint8: the table is the identity, so the kernel only moves bytes (RGBX -> planes, or -> RGB).
