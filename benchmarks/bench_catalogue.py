@@ -1,4 +1,4 @@
-"""torchvision's catalogue in the fused pass (issue 31): three recipes against torchvision v2 doing
+"""torchvision's catalogue in the fused pass (issue 31): five recipes against torchvision v2 doing
 the same, one thread, interleaved rounds, medians of per-round ratios.
 
 - simclr: a SimCLR view (RandomResizedCrop 224, flip, RandomApply([ColorJitter(0.4, 0.4, 0.2,
@@ -8,10 +8,15 @@ the same, one thread, interleaved rounds, medians of per-round ratios.
 - cifar: RandomCrop(32, padding=4) + flip + ToTensor + Normalize on 32x32 uint8 arrays (256 of
   them, cut from the photos): fastprep's .batch of 256 against torchvision v2 applied per sample
   to CHW uint8 tensors, as a DataLoader worker does;
-- fallback: the train recipe with one op fastprep does not fuse (GaussianNoise(sigma=0.05), on
-  the float image) before Normalize: from_torchvision's HybridCompose (fused RandomResizedCrop +
-  flip + ToDtype, GaussianNoise and Normalize per sample in Python) against torchvision v2 doing
-  the whole recipe, both over batches of 64 (torchvision per sample, as a DataLoader worker does).
+- noise: the train recipe with GaussianNoise(sigma=0.05) on the [0, 1] values before Normalize,
+  fully fused, against torchvision v2 per sample;
+- elastic: RandomResizedCrop 224 + ElasticTransform(50, 5) + ToDtype + Normalize, fully fused,
+  against torchvision v2 per sample;
+- fallback: the train recipe with one op fastprep does not fuse (v2's GaussianNoise(sigma=0.05)
+  on the uint8 image, torchvision's int16 arithmetic): from_torchvision's HybridCompose (fused
+  RandomResizedCrop + flip; GaussianNoise, ToDtype and Normalize per sample in Python) against
+  torchvision v2 doing the whole recipe, both over batches of 64 (torchvision per sample, as a
+  DataLoader worker does).
 
     python benchmarks/bench_catalogue.py corpus/detailed --rounds 7 --json benchmarks/results/catalogue_detailed.json
 """
@@ -60,7 +65,7 @@ def main():
     ap.add_argument("folder")
     ap.add_argument("--count", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--recipes", default="simclr,cifar,fallback")
+    ap.add_argument("--recipes", default="simclr,cifar,noise,elastic,fallback")
     ap.add_argument("--json", help="write the rows, the machine and the versions here")
     args = ap.parse_args()
     import torch
@@ -125,9 +130,30 @@ def main():
         row("CIFAR RandomCrop(32, padding=4) + flip + normalize (32x32 arrays)",
             interleaved({"fastprep": fast, "torchvision": slow}, args.rounds * 3), 256)
 
+    def fused(name, tvf, count):
+        t = fp.from_torchvision(tvf)
+        assert isinstance(t, fp.Compose), t
+
+        def fast():
+            t.batch(datas[:count], threads=1)
+
+        def slow():
+            for d in datas[:count]:
+                tvf(decode_jpeg(torch.frombuffer(d, dtype=torch.uint8)))
+        row(name, interleaved({"fastprep": fast, "torchvision": slow}, args.rounds), count)
+
+    if "noise" in recipes:
+        fused("train + GaussianNoise (fused) + normalize",
+              T2.Compose([T2.RandomResizedCrop(224, antialias=True), T2.RandomHorizontalFlip(),
+                          T2.ToDtype(torch.float32, scale=True), T2.GaussianNoise(sigma=0.05),
+                          T2.Normalize(MEAN, STD)]), n)
+    if "elastic" in recipes:  # torchvision's 2-D blur of the displacement is slow: a quarter of the photos
+        fused("RandomResizedCrop + ElasticTransform(50, 5) + normalize",
+              T2.Compose([T2.RandomResizedCrop(224, antialias=True), T2.ElasticTransform(50.0, 5.0),
+                          T2.ToDtype(torch.float32, scale=True), T2.Normalize(MEAN, STD)]), max(1, n // 4))
     if "fallback" in recipes:
         tvf = T2.Compose([T2.RandomResizedCrop(224, antialias=True), T2.RandomHorizontalFlip(),
-                          T2.ToDtype(torch.float32, scale=True), T2.GaussianNoise(sigma=0.05),
+                          T2.GaussianNoise(sigma=0.05), T2.ToDtype(torch.float32, scale=True),
                           T2.Normalize(MEAN, STD)])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -141,7 +167,7 @@ def main():
         def slow():
             for i in range(0, n, 64):
                 torch.stack([tvf(decode_jpeg(torch.frombuffer(d, dtype=torch.uint8))) for d in datas[i:i + 64]])
-        row("train + GaussianNoise (in Python) + normalize", interleaved({"fastprep": fast, "torchvision": slow},
+        row("train + uint8 GaussianNoise (in Python) + normalize", interleaved({"fastprep": fast, "torchvision": slow},
                                                                         args.rounds), n)
     if args.json:
         from fastprep.bench import library_versions, machine_info

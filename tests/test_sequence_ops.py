@@ -549,6 +549,10 @@ def test_gaussian_noise_replays_through_torchvision(crops, monkeypatch, layout, 
 def test_gaussian_noise_rules():
     with pytest.raises(ValueError, match="put ToTensor"):
         fp.Compose([fp.GaussianNoise()])
+    # v2's uint8 GaussianNoise (int16 arithmetic) is not fused: it runs in Python, exactly
+    with pytest.warns(UserWarning, match="uint8 GaussianNoise"):
+        h = fp.from_torchvision(tv2.Compose([tv2.Resize((20, 20)), tv2.GaussianNoise()]))
+    assert [type(x).__name__ for x in h.remainder] == ["GaussianNoise"]
     with pytest.raises(ValueError, match="Lighting"):
         fp.Compose([fp.ToTensor(), fp.Lighting(0.1), fp.GaussianNoise()])
     with pytest.raises(ValueError, match="sigma"):

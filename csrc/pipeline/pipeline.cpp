@@ -297,26 +297,35 @@ void write_noised(const Plan& plan, const SampleParams& sp, Worker& w, int h, in
   const PlanSpec& s = plan.spec;
   const int ch = o.channels;
   const size_t es = dtype_size(o.dtype), n = static_cast<size_t>(h) * static_cast<size_t>(wd);
-  float* noise = reinterpret_cast<float*>(w.field.reserve(checked_mul(checked_mul(n, static_cast<size_t>(ch)),
-                                                                      sizeof(float))));
+  // the noise, then one output row of floats
+  float* noise = reinterpret_cast<float*>(
+      w.field.reserve(checked_mul(checked_mul(n, static_cast<size_t>(ch)) + static_cast<size_t>(wd), sizeof(float))));
+  float* row = noise + n * ch;
   gaussian_noise(sp.color.noise_seed, n * ch, noise);
   const bool gray = to_gray || o.color == Color::kGray;
   if (gray)
     for (int y = 0; y < h; ++y) rgbx_to_gray_row(w.rows[y], wd);
   const float mean = static_cast<float>(s.noise_mean), sigma = static_cast<float>(s.noise_sigma);
-  const bool chw = o.layout == Layout::kCHW;
+  const bool chw = o.layout == Layout::kCHW, clip = s.noise_clip;
+  float lv[256];
+  for (int v = 0; v < 256; ++v) lv[v] = level_value(v, true, o.unit_mul);
   for (int c = 0; c < ch; ++c) {
     const int byte = gray ? 0 : o.perm[c];
     const float m = o.arith.mean[c], sd = o.arith.std[c];
     for (int y = 0; y < h; ++y) {
       const uint8_t* px = w.rows[y] + byte;
       const float* nz = noise + (static_cast<size_t>(c) * h + y) * wd;
+      const size_t first = chw ? (static_cast<size_t>(c) * h + y) * wd : static_cast<size_t>(y) * wd * ch + c;
+      float* dst = chw && o.dtype == DType::kF32 ? reinterpret_cast<float*>(slot) + first : row;
+      for (int x = 0; x < wd; ++x) dst[x] = lv[px[4 * x]];
       for (int x = 0; x < wd; ++x) {
-        float v = level_value(px[4 * x], true, o.unit_mul) + (mean + nz[x] * sigma);
-        if (s.noise_clip) v = std::min(std::max(v, 0.f), 1.f);
-        if (s.normalize) v = (v - m) / sd;
-        const size_t idx = chw ? (static_cast<size_t>(c) * h + y) * wd + x : (static_cast<size_t>(y) * wd + x) * ch + c;
-        store_value(v, o.dtype, slot + idx * es);
+        float v = dst[x] + (mean + nz[x] * sigma);
+        if (clip) v = std::min(std::max(v, 0.f), 1.f);
+        dst[x] = (v - m) / sd;  // (x - 0) / 1 when there is no Normalize: the same bits
+      }
+      if (dst == row) {
+        const size_t step = chw ? 1 : static_cast<size_t>(ch);
+        for (int x = 0; x < wd; ++x) store_value(row[x], o.dtype, slot + (first + x * step) * es);
       }
     }
   }

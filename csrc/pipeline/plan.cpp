@@ -5,6 +5,7 @@
 #include <string>
 
 #include "kernels/filter.h"
+#include "kernels/noise.h"
 
 namespace fastprep {
 
@@ -327,15 +328,7 @@ void elastic_field(const Kernels& k, uint64_t seed, int h, int w, const double a
 }
 
 void gaussian_noise(uint64_t seed, size_t n, float* out) {
-  Rng rng(seed, 0, 0, streams::kGaussianNoiseValues);
-  constexpr float kTwoPi = 6.28318530717958647692f, kU24 = 1.f / 16777216.f;
-  for (size_t i = 0; i < n; i += 2) {
-    const float u1 = static_cast<float>((rng.next() >> 40) + 1) * kU24;  // (0, 1]
-    const float u2 = static_cast<float>(rng.next() >> 40) * kU24;        // [0, 1)
-    const float r = std::sqrt(-2.f * std::log(u1)), t = kTwoPi * u2;
-    out[i] = r * std::cos(t);
-    if (i + 1 < n) out[i + 1] = r * std::sin(t);
-  }
+  normal_values(Rng(seed, 0, 0, streams::kGaussianNoiseValues).next(), n, out);
 }
 
 Rng::Rng(uint64_t seed, uint64_t epoch, uint64_t index, uint64_t stream)

@@ -341,9 +341,9 @@ void elastic_field(const Kernels& k, uint64_t seed, int h, int w, const double a
 // float32. We run it in the two-phase output stage: each output value is recomputed from its
 // staged level (in [0, 1] as the output table has it), noised, clamped and normalised, in that
 // order of float32 operations. The N(0, 1) values come from the sample's noise_seed in the
-// output's (C, H, W) order (a Box-Muller pair per two 24-bit uniforms, float32), not from torch's
-// generator: gaussian_noise() rebuilds them, and a replay hands them to v2's gaussian_noise in
-// place of randn_like (tested to be the same bytes).
+// output's (C, H, W) order (kernels/noise.h, Note [Normal values]), not from torch's generator:
+// gaussian_noise() rebuilds them, and a replay hands them to v2's gaussian_noise in place of
+// randn_like (tested to be the same bytes).
 void gaussian_noise(uint64_t seed, size_t n, float* out);
 
 // torchvision's RandomResizedCrop.get_params, drawing from `rng`: (top, left, height, width).

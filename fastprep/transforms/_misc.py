@@ -226,8 +226,9 @@ class GaussianNoise(Op):
 
     def check(self, ctx):
         if not ctx.has_tensor:
-            raise ValueError("GaussianNoise works on [0, 1] float values: put ToTensor (or ToDtype(scale=True)) "
-                             "before it")
+            raise ValueError("fastprep fuses GaussianNoise on [0, 1] float values: put ToTensor (or "
+                             "ToDtype(scale=True)) before it (torchvision's uint8 GaussianNoise, int16 arithmetic, "
+                             "runs in Python)")
 
     def check_output(self, out):
         if out.color == "YCbCr":

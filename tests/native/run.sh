@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds tests/native/simd_kernels_test.cpp and checks every SIMD level of the resampling,
-# ColorJitter, Sharpness, GaussianBlur and PNG row kernels against the scalar reference: natively (x86-64: SSE4.1, AVX2) and, when Debian's
+# ColorJitter, Sharpness, GaussianBlur and PNG row kernels against the scalar reference (and that
+# GaussianNoise's normal values are the same bits on x86-64 and AArch64): natively (x86-64: SSE4.1, AVX2) and, when Debian's
 # cross compiler and qemu-user are installed (apt-get install g++-aarch64-linux-gnu qemu-user),
 # cross-compiled for AArch64 and run under emulation (NEON). Pure C++, no Python module needed.
 #   bash tests/native/run.sh [--arm-only|--native-only]
@@ -40,7 +41,7 @@ if [ "${1:-}" != "--arm-only" ]; then
     *) srcs="$common $(ls csrc/kernels/generic/*.cpp)" ;;
   esac
   g++ $flags $srcs -o "$out/kernels"
-  "$out/kernels" "${args[@]}"
+  "$out/kernels" "${args[@]}" | tee "$out/native.log"
 fi
 if [ "${1:-}" != "--native-only" ]; then
   if ! command -v aarch64-linux-gnu-g++ >/dev/null || ! command -v qemu-aarch64 >/dev/null; then
@@ -57,5 +58,11 @@ if [ "${1:-}" != "--native-only" ]; then
   done
   echo "== aarch64 under qemu-user"
   aarch64-linux-gnu-g++ $flags $arm_srcs -o "$out/kernels-arm64"
-  qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/kernels-arm64" "${args[@]}"
+  qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/kernels-arm64" "${args[@]}" | tee "$out/arm.log"
+fi
+if [ -e "$out/native.log" ] && [ -e "$out/arm.log" ]; then
+  # GaussianNoise's normal values are the same bits on both architectures (Note [Normal values])
+  a=$(grep '^normal values digest' "$out/native.log"); b=$(grep '^normal values digest' "$out/arm.log")
+  if [ -z "$a" ] || [ "$a" != "$b" ]; then echo "normal values differ across architectures: '$a' vs '$b'" >&2; exit 1; fi
+  echo "== normal values: the same bits on $(uname -m) and aarch64"
 fi
