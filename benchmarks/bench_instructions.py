@@ -17,7 +17,7 @@ result is divided by the number of photos:
     other     everything else (the rest of fastprep, libc, Python's share of batch())
 
 A pipeline "train+NAME" is the train recipe with one op added before ToTensor (NAME of EXTRA
-below); the op's cost is its row minus train's:
+below; GaussianNoise between ToTensor and Normalize); the op's cost is its row minus train's:
 
     python benchmarks/bench_instructions.py corpus/detailed --count 50 \
         --pipelines train,train+blur,train+solarize --json benchmarks/results/instructions_ops.json
@@ -58,7 +58,11 @@ EXTRA = {
     "exemplar": "fp.ExemplarJitter()",
     "photometric": "fp.RandomPhotometricDistort(p=1.0)",
     "augmix": "fp.AugMix()",
+    "elastic": "fp.ElasticTransform(50.0, 5.0)",
+    "noise": "fp.GaussianNoise(0.0, 0.1)",
 }
+# EXTRA ops that work on the [0, 1] values: added between ToTensor and Normalize.
+AFTER_TENSOR = {"noise"}
 
 
 def child(pipeline, folder, count):
@@ -75,7 +79,8 @@ def child(pipeline, folder, count):
     name, _, mode = pipeline.partition("-")
     base, plus, extra = name.partition("+")
     if plus:
-        ops[name] = ops[base][:-len(norm)] + [eval(EXTRA[extra], {"fp": fp})] + norm
+        op = eval(EXTRA[extra], {"fp": fp})
+        ops[name] = ops[base][:-len(norm)] + ([norm[0], op, norm[1]] if extra in AFTER_TENSOR else [op] + norm)
     if name in ops:
         if mode == "u8":
             t = fp.Compose(ops[name][:-len(norm)], dtype="uint8", layout="HWC")
@@ -106,7 +111,8 @@ def stage_of(func, obj):
         return "tables"
     if any(k in func for k in ("blur", "aug_", "pix_op", "to_gray", "jitter", "sharpness", "equalize", "solarize",
                                "posterize", "autocontrast", "invert", "min_max", "apply_table", "snapshot", "warp",
-                               "exemplar", "jpeg_roundtrip", "sample_px")):
+                               "exemplar", "jpeg_roundtrip", "sample_px", "elastic", "normal_values",
+                               "write_noised")):
         return "ops"
     return "other"
 

@@ -2,7 +2,8 @@
 
 * ``<!-- op-table -->`` in a page becomes the op table generated from the op registry
   (``fastprep.op_table()``), so the docs list exactly the ops the installed fastprep has, with
-  each op's measured instructions per image (``benchmarks/results/instructions_ops.json``);
+  each op's measured difference from torchvision v2 (``benchmarks/results/parity_ops.json``) and
+  instructions per image (``benchmarks/results/instructions_ops.json``);
 * ``<!-- results: NAME -->`` becomes the table of ``benchmarks/results/NAME.json`` and the
   benchmark plots are drawn from those files into ``docs/benchmarks/plots/`` before the files are
   collected (``docs/results.py``), so every figure on the benchmark page is the committed result
@@ -34,7 +35,8 @@ def on_page_markdown(markdown, page, config, files, **kwargs):
     if "<!-- op-table -->" in markdown:
         import fastprep
 
-        markdown = markdown.replace("<!-- op-table -->", fastprep.op_table(_results().op_costs(RESULTS)))
+        res = _results()
+        markdown = markdown.replace("<!-- op-table -->", fastprep.op_table(res.op_costs(RESULTS), res.op_parity(RESULTS)))
     if MARKER.search(markdown):
         res = _results()
         markdown = MARKER.sub(lambda m: res.table(RESULTS, m.group(1)), markdown)

@@ -228,7 +228,8 @@ OP_OF_PIPELINE = {"blur": "GaussianBlur", "solarize": "RandomSolarize", "posteri
                   "sharpness": "RandomAdjustSharpness", "channel_permutation": "RandomChannelPermutation",
                   "jitter": "ColorJitter", "apply_jitter": "RandomApply", "grayscale": "RandomGrayscale",
                   "perspective": "RandomPerspective", "jpeg": "JPEG", "exemplar": "ExemplarJitter",
-                  "photometric": "RandomPhotometricDistort", "augmix": "AugMix"}
+                  "photometric": "RandomPhotometricDistort", "augmix": "AugMix", "elastic": "ElasticTransform",
+                  "noise": "GaussianNoise"}
 
 
 def op_costs(results):
@@ -244,6 +245,23 @@ def op_costs(results):
         if op:
             note = " (p=0.8, with ColorJitter)" if op == "RandomApply" else ""
             out[op] = f"{(row['total'] - per['train']['total']) / 1e6:+.2f}M{note}"
+    return out
+
+
+def op_parity(results):
+    """{op name: its measured difference from torchvision v2} from parity_ops.json
+    (benchmarks/parity_ops.py), for the op table's parity column ({} when the file is missing)."""
+    path = os.path.join(results, "parity_ops.json")
+    if not os.path.exists(path):
+        return {}
+    out = {}
+    for name, r in json.load(open(path))["rows"].items():
+        if r["max"] == 0:
+            out[name] = "identical"
+        elif r["share_over_1"] == 0:
+            out[name] = f"within {r['max']:g} level"
+        else:
+            out[name] = f"{r['share_over_1'] * 100:.2g}% of values > 1 level (max {r['max']:g})"
     return out
 
 

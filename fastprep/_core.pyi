@@ -211,6 +211,7 @@ class PlanSpec:
     layout: Layout
     color: Color
     gray_channels: int
+    gray_v2: bool
     normalize: bool
     mean: list[float]
     std: list[float]

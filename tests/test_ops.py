@@ -153,7 +153,8 @@ def test_docs_op_table_is_the_registry():
     assert "<!-- op-table -->" in page, "docs/guide/ops.md lost its op-table marker"
     built = hooks.on_page_markdown(page, page=None, config=None, files=None)
     costs = hooks._results().op_costs(hooks.RESULTS)
-    assert "<!-- op-table -->" not in built and fp.op_table(costs) in built
+    parity = hooks._results().op_parity(hooks.RESULTS)
+    assert "<!-- op-table -->" not in built and fp.op_table(costs, parity) in built
     for name, cls in fp.registered_ops().items():
         assert f"| `{name}` |" in built, name
     # each op of the uint8 op sequence has its measured cost in the table (instructions_ops.json,
@@ -161,6 +162,10 @@ def test_docs_op_table_is_the_registry():
     if os.path.exists(os.path.join(hooks.RESULTS, "instructions_ops.json")):
         for name in ("GaussianBlur", "RandomSolarize", "RandomEqualize", "RandomChannelPermutation", "RandomApply"):
             assert name in costs and costs[name].endswith(("M", "ColorJitter)")), name
+    # and every op benchmarks/parity_ops.py replays through torchvision has its measured difference
+    if os.path.exists(os.path.join(hooks.RESULTS, "parity_ops.json")):
+        for name in ("ElasticTransform", "GaussianNoise", "RandomPerspective", "GaussianBlur", "TenCrop", "AugMix"):
+            assert name in parity and f"| {parity[name]} |" in built, name
 
 
 # ----------------------------------------------------------------------------------------------

@@ -525,7 +525,7 @@ def test_gaussian_noise_replays_through_torchvision(crops, monkeypatch, layout, 
     ops = t.transforms
     op = next(o for o in ops if isinstance(o, fp.GaussianNoise))
     assert (op.mean, op.sigma, op.clip) == (0.05, 0.2, clip)
-    pre_ops = [fp.RandomGrayscale(1.0)] if extra else []
+    pre_ops = [fp.RandomGrayscale(1.0, v2=True)] if extra else []
     imgs = crops[:3]
     for i, img in enumerate(imgs):
         c = fp.Compose(ops, layout=layout)

@@ -1,5 +1,7 @@
 #include "kernels/output.h"
 
+#include "kernels/color.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -155,14 +157,16 @@ void build_image_table(const OutputSpec& o, NormMode mode, bool unit_range, floa
 
 namespace {
 
-inline int gray_level(const uint8_t* p) {  // ITU-R 601-2 luma in 16-bit fixed point, as PIL's "L"
-  return (p[0] * 19595 + p[1] * 38470 + p[2] * 7471 + 0x8000) >> 16;
+// ITU-R 601-2 luma: in 16-bit fixed point, rounded, as PIL's "L" (v1 on PIL images), or as
+// torchvision v2's rgb_to_grayscale on uint8 tensors (float32 weights, truncated).
+inline int gray_level(const uint8_t* p, bool v2) {
+  return v2 ? tv_gray_floor(p[0], p[1], p[2]) : (p[0] * 19595 + p[1] * 38470 + p[2] * 7471 + 0x8000) >> 16;
 }
 
 }  // namespace
 
-void rgbx_to_gray_row(uint8_t* rgbx, int n) {
-  for (int x = 0; x < n; ++x, rgbx += 4) rgbx[0] = rgbx[1] = rgbx[2] = static_cast<uint8_t>(gray_level(rgbx));
+void rgbx_to_gray_row(uint8_t* rgbx, int n, bool v2) {
+  for (int x = 0; x < n; ++x, rgbx += 4) rgbx[0] = rgbx[1] = rgbx[2] = static_cast<uint8_t>(gray_level(rgbx, v2));
 }
 
 namespace {
@@ -174,7 +178,7 @@ void write_row_t(const OutputSpec& o, const uint8_t* table, const uint8_t* px, i
   const size_t plane = static_cast<size_t>(h) * w;
   if (o.channels == 1) {
     T* dst = slot + static_cast<size_t>(y) * w + x0;  // CHW and HWC coincide for one channel
-    for (int i = 0; i < n; ++i) dst[i] = lut[gray_level(px + 4 * i)];
+    for (int i = 0; i < n; ++i) dst[i] = lut[gray_level(px + 4 * i, o.gray_v2)];
     return;
   }
   const T* l0 = lut;
@@ -186,7 +190,7 @@ void write_row_t(const OutputSpec& o, const uint8_t* table, const uint8_t* px, i
       T* d1 = d0 + plane;
       T* d2 = d1 + plane;
       for (int i = 0; i < n; ++i) {
-        const int g = gray_level(px + 4 * i);
+        const int g = gray_level(px + 4 * i, o.gray_v2);
         d0[i] = l0[g];
         d1[i] = l1[g];
         d2[i] = l2[g];
@@ -194,7 +198,7 @@ void write_row_t(const OutputSpec& o, const uint8_t* table, const uint8_t* px, i
     } else {
       T* d = slot + (static_cast<size_t>(y) * w + x0) * 3;
       for (int i = 0; i < n; ++i) {
-        const int g = gray_level(px + 4 * i);
+        const int g = gray_level(px + 4 * i, o.gray_v2);
         d[3 * i] = l0[g];
         d[3 * i + 1] = l1[g];
         d[3 * i + 2] = l2[g];
@@ -308,7 +312,7 @@ void enable_output_arith(OutputSpec* o, const Kernels& k) {
 void accumulate_histogram(const OutputSpec& o, const uint8_t* px, int n, bool to_gray, LevelHistogram* h) {
   if (o.color == Color::kGray || to_gray) {  // channel 0 only: see replicate_gray
     uint64_t* b = h->bins[0];
-    for (int i = 0; i < n; ++i) ++b[gray_level(px + 4 * i)];
+    for (int i = 0; i < n; ++i) ++b[gray_level(px + 4 * i, o.gray_v2)];
     return;
   }
   uint64_t* b0 = h->bins[0];

@@ -66,6 +66,7 @@ struct OutputSpec {
                               // mixed, 9 float tables of 256 (Note [Colour mixing])
   bool mixed = false;
   bool unit_mul = false;      // levels to [0, 1] as v2's ToDtype(scale=True), x * (1 / 255), not x / 255
+  bool gray_v2 = false;       // luma as v2's rgb_to_grayscale (truncated float32), not PIL's "L"
   OutputArith arith;          // Note [Output arithmetic]
 };
 
@@ -120,8 +121,9 @@ struct LevelHistogram {
   void replicate_gray(int channels);  // copies channel 0 to the others (equal gray channels)
 };
 
-// Luma (as the gray outputs compute it, PIL's "L") into R, G and B of n RGBX pixels, in place.
-void rgbx_to_gray_row(uint8_t* rgbx, int n);
+// Luma (as the gray outputs compute it: PIL's "L", or v2's when v2) into R, G and B of n RGBX
+// pixels, in place.
+void rgbx_to_gray_row(uint8_t* rgbx, int n, bool v2 = false);
 
 // Adds n pixels of an RGBX row as the output sees them (channel order, luma for gray outputs or
 // to_gray) to `h`. Gray: channel 0 only; call replicate_gray once the image is done.

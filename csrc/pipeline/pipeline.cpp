@@ -304,7 +304,7 @@ void write_noised(const Plan& plan, const SampleParams& sp, Worker& w, int h, in
   gaussian_noise(sp.color.noise_seed, n * ch, noise);
   const bool gray = to_gray || o.color == Color::kGray;
   if (gray)
-    for (int y = 0; y < h; ++y) rgbx_to_gray_row(w.rows[y], wd);
+    for (int y = 0; y < h; ++y) rgbx_to_gray_row(w.rows[y], wd, o.gray_v2);
   const float mean = static_cast<float>(s.noise_mean), sigma = static_cast<float>(s.noise_sigma);
   const bool chw = o.layout == Layout::kCHW, clip = s.noise_clip;
   float lv[256];
@@ -511,7 +511,7 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
     // The sequence ops follow grayscale conversion (the order rules put them after it): the luma
     // goes into every channel first, and the output's luma of three equal channels is that level.
     if (to_gray || plan.out.color == Color::kGray) {
-      for (int y = 0; y < g.out_h; ++y) rgbx_to_gray_row(w.rows[y], g.out_w);
+      for (int y = 0; y < g.out_h; ++y) rgbx_to_gray_row(w.rows[y], g.out_w, plan.out.gray_v2);
     }
     run_sequence(plan, sp.seq, w.rows.data(), g.out_h, g.out_w, &w.aug);
   }

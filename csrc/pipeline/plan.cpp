@@ -274,6 +274,7 @@ Plan::Plan(const PlanSpec& s) : spec(s) {
   kernels = &kernels_for(s.simd, !s.exact);  // the one dispatch decision (Note [SIMD dispatch])
   build_output_spec(&out, s.dtype, s.layout, s.color, s.gray_channels, s.normalize, s.mean.data(), s.std.data(),
                     s.unit_range, s.unit_mul);
+  out.gray_v2 = s.gray_v2;
   if (s.norm_mode == NormMode::kWhiten) {
     const float none[3] = {0.f, 0.f, 0.f};
     out.mixed = true;

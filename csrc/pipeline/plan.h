@@ -140,6 +140,7 @@ using DoubleVec = std::vector<double>;
   X(Layout, layout, Layout::kCHW, "output layout")                                                    \
   X(Color, color, Color::kRGB, "output channels")                                                     \
   X(int, gray_channels, 1, "Color.gray: 1 channel, or 3 equal channels (Grayscale(3))")               \
+  X(bool, gray_v2, false, "luma as v2's rgb_to_grayscale on tensors (truncated), not PIL's L (rounded)") \
   X(bool, normalize, false, "NormMode.table: apply (x - mean) / std")                                 \
   X(Float3, mean, (Float3{0.f, 0.f, 0.f}), "Normalize mean per output channel (assign all 3)")                       \
   X(Float3, std, (Float3{1.f, 1.f, 1.f}), "Normalize std per output channel (assign all 3)")                         \

@@ -13,23 +13,39 @@ from ._op import Op, Stage, register_op
 _GRAY_BOTH = "Grayscale and RandomGrayscale cannot be combined: Grayscale already makes every sample gray"
 
 
+def _flag(v, what):
+    if not isinstance(v, bool):
+        raise ValueError(f"{what} must be True or False, got {v!r}")
+    return v
+
+
+def _is_v2_class(op):
+    """torchvision v2's class (tensor arithmetic), not v1's (PIL's arithmetic for PIL inputs)."""
+    return type(op).__module__.startswith("torchvision.transforms.v2")
+
+
 @register_op
 class Grayscale(Op):
-    """Luma output (ITU-R 601-2, as PIL's convert('L')): one channel, or with
-    ``num_output_channels=3`` three equal channels (torchvision's Grayscale(3))."""
+    """Luma output (ITU-R 601-2): one channel, or with ``num_output_channels=3`` three equal
+    channels (torchvision's Grayscale(3)); rounded as PIL's convert('L') (v1 on PIL images), or
+    with ``v2=True`` truncated from float32 weights as v2's rgb_to_grayscale on tensors."""
 
     stage = Stage.UINT8
     torchvision = ("Grayscale",)
     exclusive = {"RandomGrayscale": _GRAY_BOTH}
     may_precede_geometry = True
+    v2 = False  # the class default: Grayscale(n) keeps the repr and pickles it had before the argument
 
-    def __init__(self, num_output_channels=1):
+    def __init__(self, num_output_channels=1, v2=False):
         if isinstance(num_output_channels, bool) or num_output_channels not in (1, 3):
             raise ValueError(f"Grayscale num_output_channels must be 1 or 3, got {num_output_channels!r}")
         self.num_output_channels = int(num_output_channels)
+        if _flag(v2, "Grayscale v2"):
+            self.v2 = True
 
     def compile(self, spec, ctx):
         ctx.gray = self.num_output_channels
+        spec.gray_v2 = self.v2
 
     def check_output(self, out):
         if out.color != "GRAY":
@@ -37,13 +53,13 @@ class Grayscale(Op):
 
     @classmethod
     def from_torchvision(cls, op, state):
-        return [cls(getattr(op, "num_output_channels", 1))]
+        return [cls(getattr(op, "num_output_channels", 1), _is_v2_class(op))]
 
 
 @register_op
 class RandomGrayscale(ProbOp):
-    """With probability p, the sample becomes 3 equal luma channels (ITU-R 601-2 as PIL's
-    convert('L'), torchvision v1's arithmetic; v2 on tensors is within 1 level)."""
+    """With probability p, the sample becomes 3 equal luma channels (ITU-R 601-2): rounded as
+    PIL's convert('L') (v1 on PIL images), or with ``v2=True`` as v2's rgb_to_grayscale on tensors."""
 
     stage = Stage.UINT8
     torchvision = ("RandomGrayscale",)
@@ -51,9 +67,20 @@ class RandomGrayscale(ProbOp):
     may_precede_geometry = True
     params = ("gray",)
     default_p = 0.1
+    v2 = False
+
+    def __init__(self, p=None, v2=False):
+        super().__init__(p)
+        if _flag(v2, "RandomGrayscale v2"):
+            self.v2 = True
 
     def compile(self, spec, ctx):
         spec.gray_p = self.p
+        spec.gray_v2 = self.v2
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        return [cls(op.p, _is_v2_class(op))]
 
     def check_output(self, out):
         if out.color == "GRAY":

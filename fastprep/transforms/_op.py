@@ -285,12 +285,13 @@ def check_order(ops):
 # Documentation
 
 
-def op_table(costs=None):
-    """The README's op table (markdown), generated from the registry. ``costs``: optional
-    {op name: text} for an extra column (the docs put each op's measured instructions there)."""
-    extra = " | instructions per image |" if costs else " |"
-    rows = ["| op | what it does | stage | converts from | adds to `return_params`" + extra,
-            "|---|---|---|---|---|" + ("---:|" if costs else "")]
+def op_table(costs=None, parity=None):
+    """The README's op table (markdown), generated from the registry. ``costs`` and ``parity``:
+    optional {op name: text} for extra columns (the docs put each op's measured instructions and
+    its measured difference from torchvision there)."""
+    extra = (" | against torchvision v2 |" if parity else "") + (" | instructions per image |" if costs else "")
+    rows = ["| op | what it does | stage | converts from | adds to `return_params`" + (extra or " |"),
+            "|---|---|---|---|---|" + ("---|" if parity else "") + ("---:|" if costs else "")]
     for name, cls in _REGISTRY.items():
         if name.startswith("_"):
             continue
@@ -299,6 +300,6 @@ def op_table(costs=None):
                            for p in cls.params) or "-"
         doc = " ".join((cls.__doc__ or "").split())
         first = doc.split(". ")[0].rstrip(".") + "." if doc else ""
-        cost = f" {costs.get(name, '-')} |" if costs else ""
+        cost = (f" {parity.get(name, '-')} |" if parity else "") + (f" {costs.get(name, '-')} |" if costs else "")
         rows.append(f"| `{name}` | {first.replace('|', '/')} | {_STAGE_WORDS[cls.stage]} | {tv} | {params} |{cost}")
     return "\n".join(rows) + "\n"
