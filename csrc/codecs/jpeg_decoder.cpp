@@ -323,7 +323,7 @@ JpegDecoder::Session JpegDecoder::open(const JpegInput& in, const JpegLimits& li
   // Pillow reads every 4-channel JPEG as Adobe-style inverted CMYK; follow it (see README).
   m.adobe_inverted = h.cmyk;
   m.open = true;  // from here nothing throws before the session owns the image
-  return Session(&m, h);
+  return Session(&m, h, &sessions_);
 }
 
 JpegDecoder::Session::~Session() {
@@ -344,6 +344,7 @@ void JpegDecoder::Session::start(int denom, int x0, int w, int* out_x0, int* out
   m.require_active();
   JDIMENSION width = 0, height = 0;
   JDIMENSION xoff = static_cast<JDIMENSION>(x0), cw = static_cast<JDIMENSION>(w);
+  if (sessions_) ++*sessions_;
   if (!m.guarded([&] {
         m.cinfo.scale_num = 1;
         m.cinfo.scale_denom = static_cast<unsigned>(denom);

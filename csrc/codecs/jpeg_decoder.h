@@ -74,14 +74,19 @@ class JpegDecoder {
   // encodes. Still valid after its session is destroyed.
   int warnings() const;
 
+  // Decompressions this decoder has started (Session::start calls) since it was made: how many
+  // times entropy-coded data was decoded. A multi-view sample decodes once (tests read it).
+  int64_t decode_sessions() const { return sessions_; }
+
  private:
+  int64_t sessions_ = 0;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
 class [[nodiscard]] JpegDecoder::Session {
  public:
-  Session(Session&& o) noexcept : m_(o.m_), header_(o.header_) { o.m_ = nullptr; }
+  Session(Session&& o) noexcept : m_(o.m_), header_(o.header_), sessions_(o.sessions_) { o.m_ = nullptr; }
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
   Session& operator=(Session&&) = delete;
@@ -102,11 +107,12 @@ class [[nodiscard]] JpegDecoder::Session {
 
  private:
   friend class JpegDecoder;
-  Session(Impl* m, const JpegHeader& h) noexcept : m_(m), header_(h) {}
+  Session(Impl* m, const JpegHeader& h, int64_t* sessions) noexcept : m_(m), header_(h), sessions_(sessions) {}
   Impl& impl();  // throws std::logic_error on a moved-from session
 
   Impl* m_;  // null once moved from
   JpegHeader header_;
+  int64_t* sessions_ = nullptr;  // the decoder's counter
 };
 
 // "libjpeg-turbo 2.1.5" (the version of the headers built against; libjpeg has no run-time query).

@@ -786,6 +786,111 @@ void run_array(const Plan& plan, Worker& w, const SampleInput& in, const RunKey&
   finish_sample(plan, w, res->params, sy, sx, slot, res);
 }
 
+// Note [Multi-view decode] (pipeline.h): one JPEG decode for every view.
+void run_jpeg_views(const ViewOutput* views, int nv, Worker& w, const JpegInput& input, const RunKey& key,
+                    SampleResult* res) {
+  const PlanSpec& s0 = views[0].plan->spec;
+  JpegDecoder::Session img = w.dec.open(input, limits_of(s0));
+  const JpegHeader hdr = img.header();
+  const int orient = shown_orientation(s0, hdr.orientation);
+  int oh, ow;
+  oriented_dims(orient, hdr.height, hdr.width, &oh, &ow);
+  int denom = 8;
+  for (int v = 0; v < nv; ++v) {
+    res[v].params = plan_sample(views[v].plan->spec, oh, ow, view_key(key, v));
+    const Geometry& g = res[v].params.geom;
+    if (g.out_h != views[v].out_h || g.out_w != views[v].out_w)
+      throw Error(ErrorKind::kInvalid, "output size differs from the slot");
+    denom = std::min(denom, choose_denom(views[v].plan->spec, g));
+  }
+  const int dec_h = (hdr.height + denom - 1) / denom, dec_w = (hdr.width + denom - 1) / denom;
+  int odh, odw;
+  oriented_dims(orient, dec_h, dec_w, &odh, &odw);
+  // The stored rectangle every view reads, and the widest horizontal kernel (its read-ahead).
+  int y0 = dec_h, y1 = 0, xa = dec_w, xb = 0, ksize = 0;
+  Span sy, sx;
+  for (int v = 0; v < nv; ++v) {
+    build_tables(*views[v].plan, res[v].params.geom, odh, odw, denom, w, &sy, &sx);
+    const Rect st = stored_rect(orient, dec_h, dec_w, read_rect(w));
+    y0 = std::min(y0, st.y0), y1 = std::max(y1, st.y0 + st.h);
+    xa = std::min(xa, st.x0), xb = std::max(xb, st.x0 + st.w);
+    ksize = std::max(ksize, w.ht.ksize);
+  }
+  JpegDecoder::Session region = std::move(img);
+  int x0, xw, full_h, full_w;
+  const int want_lo = std::max(0, xa - 1), want_hi = std::min(dec_w, xb + 1);
+  region.start(denom, want_lo, want_hi - want_lo, &x0, &xw, &full_h, &full_w);
+  if (full_h != dec_h || full_w != dec_w) throw Error(ErrorKind::kDecode, "unexpected scaled size");
+  region.skip_rows(y0);
+  const int rh = y1 - y0;
+  const size_t row_bytes = checked_mul(static_cast<size_t>(xw), 4);
+  grow(&w.full, checked_mul(static_cast<size_t>(rh), row_bytes) + (static_cast<size_t>(ksize) + 4) * 4);
+  uint8_t* ptrs[kRowBlock];
+  for (int y = 0; y < rh; y += kRowBlock) {
+    const int nb = std::min(kRowBlock, rh - y);
+    for (int i = 0; i < nb; ++i) ptrs[i] = w.full.data() + static_cast<size_t>(y + i) * row_bytes;
+    region.read_rows(ptrs, nb);
+  }
+  {  // the session ends here: libjpeg's memory for the image is freed before the views' passes
+    JpegDecoder::Session done = std::move(region);
+  }
+  for (int v = 0; v < nv; ++v) {
+    const ViewOutput& vo = views[v];
+    res[v].decode_denom = denom;
+    res[v].orientation = orient;
+    res[v].decoded_pixels = static_cast<int64_t>(rh) * xw;
+    build_tables(*vo.plan, res[v].params.geom, odh, odw, denom, w, &sy, &sx);
+    if (orient == 1)
+      hpass_image(*vo.plan, w, w.full.data(), row_bytes, y0, x0);
+    else
+      hpass_oriented_rect(*vo.plan, w, orient, dec_h, dec_w, Rect{y0, x0, rh, xw}, w.full.data(), row_bytes);
+    finish_sample(*vo.plan, w, res[v].params, sy, sx, vo.slot, &res[v]);
+  }
+}
+
+// A PNG or still WebP for several views: decoded whole once into w.full, then every view.
+void run_whole_views(const ViewOutput* views, int nv, Worker& w, const uint8_t* data, size_t size, bool png,
+                     const WebpInfo* info, const RunKey& key, SampleResult* res) {
+  const PlanSpec& s0 = views[0].plan->spec;
+  std::unique_ptr<PngImage> img;
+  int ih, iw, orient;
+  if (png) {
+    img.reset(new PngImage(data, size, s0.max_pixels, s0.allow_truncated, views[0].plan->k()));
+    ih = img->height(), iw = img->width(), orient = shown_orientation(s0, img->orientation());
+  } else {
+    ih = info->height, iw = info->width, orient = shown_orientation(s0, info->orientation);
+  }
+  int oh, ow;
+  oriented_dims(orient, ih, iw, &oh, &ow);
+  Span sy, sx;
+  int ksize = 0;  // the widest horizontal kernel: what the pass reads past a row's end
+  for (int v = 0; v < nv; ++v) {
+    const Geometry& g = plan_whole(*views[v].plan, ih, iw, orient, view_key(key, v), views[v].out_h, views[v].out_w,
+                                   &res[v]);
+    build_tables(*views[v].plan, g, oh, ow, 1, w, &sy, &sx);
+    ksize = std::max(ksize, w.ht.ksize);
+  }
+  const size_t row_bytes = static_cast<size_t>(iw) * 4;  // ih * iw is within max_pixels
+  grow(&w.full, checked_mul(static_cast<size_t>(ih), row_bytes) + (static_cast<size_t>(ksize) + 4) * 4);
+  bool truncated = false;
+  if (png) {
+    w.rows.resize(static_cast<size_t>(ih));
+    for (int y = 0; y < ih; ++y) w.rows[y] = w.full.data() + static_cast<size_t>(y) * row_bytes;
+    img->read_all(w.rows.data());
+    truncated = img->truncated();
+  } else {
+    webp_decode_rect(data, size, webp_region_rect(*info, 0, 0, iw, ih), w.full.data(), row_bytes);
+  }
+  for (int v = 0; v < nv; ++v) {
+    const ViewOutput& vo = views[v];
+    build_tables(*vo.plan, res[v].params.geom, oh, ow, 1, w, &sy, &sx);
+    res[v].decoded_pixels = static_cast<int64_t>(ih) * iw;
+    if (truncated) res[v].warnings = 1;
+    hpass_whole(*vo.plan, w, orient, ih, iw);
+    finish_sample(*vo.plan, w, res[v].params, sy, sx, vo.slot, &res[v]);
+  }
+}
+
 // Releases scratch that one large image grew past kScratchKeepBytes, when the sample is done
 // (Note [Scratch]).
 struct TrimScratch {
@@ -924,6 +1029,13 @@ void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey
   TrimScratch trim{w};
   res->status = SampleStatus::kOk;
   res->warnings = 0;
+  const int64_t sessions = w.dec.decode_sessions();
+  struct Count {  // the decoder's count of decompressions this sample started, on every way out
+    Worker& w;
+    SampleResult* res;
+    int64_t before;
+    ~Count() { res->decode_sessions = static_cast<int>(w.dec.decode_sessions() - before); }
+  } count{w, res, sessions};
   guarded(res, [&] {
     if (in.kind == SampleInput::kArray) {
       run_array(plan, w, in, key, slot, out_h, out_w, res);
@@ -960,6 +1072,71 @@ void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey
     res->warnings = w.dec.warnings();  // the session ended with run_jpeg; its count stays
     return true;
   });
+}
+
+RunKey view_key(const RunKey& key, int v) {
+  if (v == 0) return key;
+  uint64_t z = key.seed ^ (static_cast<uint64_t>(v) * 0x9E3779B97F4A7C15ull);
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return RunKey{z ^ (z >> 31), key.epoch, key.index};
+}
+
+void run_views(const ViewOutput* views, int n_views, Worker& w, const SampleInput& in, const RunKey& key,
+               SampleResult* res, std::atomic<int64_t>* keep_budget) {
+  TrimScratch trim{w};
+  for (int v = 0; v < n_views; ++v) {
+    res[v].status = SampleStatus::kOk;
+    res[v].warnings = 0;
+  }
+  const int64_t sessions = w.dec.decode_sessions();
+  guarded(&res[0], [&] {
+    if (in.kind == SampleInput::kArray) {
+      for (int v = 0; v < n_views; ++v)
+        run_array(*views[v].plan, w, in, view_key(key, v), views[v].slot, views[v].out_h, views[v].out_w, &res[v]);
+      return true;
+    }
+    Encoded e;
+    load(w, in, &e, false);
+    const uint8_t* data = e.data;
+    const size_t size = e.size;
+    if (is_png(data, size) && png_native()) {
+      run_whole_views(views, n_views, w, data, size, true, nullptr, key, res);
+      return true;
+    }
+    if (is_webp(data, size) && webp_native()) {
+      const WebpInfo info = webp_info(data, size, views[0].plan->spec.max_pixels);
+      if (!info.animated) {
+        run_whole_views(views, n_views, w, data, size, false, &info, key, res);
+        return true;
+      }
+    }
+    if (!is_jpeg(data, size)) {
+      res[0].status = SampleStatus::kNotJpeg;
+      res[0].message = "no native decoder for this format";
+      if (e.file) {  // Note [Fallback bytes]
+        const int64_t n = e.file->size();
+        if (keep_budget && keep_budget->fetch_sub(n) >= n) {
+          const size_t all = read_more(*e.file, &w.file, size, static_cast<size_t>(n));
+          res[0].encoded.assign(w.file.data(), w.file.data() + all);
+        }
+      }
+      return true;
+    }
+    run_jpeg_views(views, n_views, w, e.jpeg, key, res);
+    for (int v = 0; v < n_views; ++v) res[v].warnings = w.dec.warnings();
+    return true;
+  });
+  // One sample: its status, and the decoder's count of decompressions, hold for every view.
+  for (int v = 0; v < n_views; ++v) {
+    res[v].decode_sessions = static_cast<int>(w.dec.decode_sessions() - sessions);
+    if (v > 0 && res[0].status != SampleStatus::kOk) {
+      res[v].status = res[0].status;
+      res[v].kind = res[0].kind;
+      res[v].message = res[0].message;
+    }
+  }
 }
 
 }  // namespace fastprep

@@ -38,6 +38,7 @@ struct SampleResult {
   int orientation = 1;   // EXIF orientation applied (1: none, or apply_exif off)
   int64_t decoded_pixels = 0;  // pixels the decoder produced (the region it decoded)
   int warnings = 0;  // corrupt-data warnings tolerated (strict=false, or a truncation allowed)
+  int decode_sessions = 0;  // JPEG decompressions this sample started (the decoder's own count)
   std::vector<uint8_t> encoded;  // kNotJpeg of a file: the bytes read (Note [Fallback bytes])
 };
 
@@ -81,6 +82,30 @@ constexpr int64_t kFallbackKeepBytes = int64_t(512) << 20;
 // failures land in *res, and a failed sample's slot content is unspecified.
 void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, uint8_t* slot, int out_h,
                 int out_w, SampleResult* res, std::atomic<int64_t>* keep_budget = nullptr);
+
+// Note [Multi-view decode]
+// Several views of one sample (self-supervised recipes: SimCLR's two, DINO's 2 + 8) share one
+// decode. Each view has its own plan, its own random key (view_key) and its own output slot.
+// The JPEG is decoded once: each view draws its geometry and builds its tables, the stored
+// rectangles they read are united (plus the one-column margin of Note [Bounded reads]'s
+// region decode, for the chroma upsampling) and that rectangle is decoded into memory at the
+// largest scale any view needs (the smallest DCT denominator: 1 in exact mode), then every view
+// resamples its part of it. A region decode gives the same pixels as a full decode, so each
+// view is byte-identical to its plan run alone with its key (in fast mode a view may get a finer
+// DCT scale than alone). PNG and WebP are decoded whole once; arrays are read by every view.
+// The views' plans must share their decoder options (max_pixels, strict, allow_truncated,
+// apply_exif): the first view's are used. A failure of any view fails the sample (every view).
+struct ViewOutput {
+  const Plan* plan;
+  uint8_t* slot;
+  int out_h, out_w;
+};
+// View v's random key: view 0 is the sample's own key (so a one-view run is the plain pass); view
+// v > 0 has the seed splitmix64(seed ^ (v * golden ratio)), so a view's draws do not depend on
+// how many views there are.
+RunKey view_key(const RunKey& key, int v);
+void run_views(const ViewOutput* views, int n_views, Worker& w, const SampleInput& in, const RunKey& key,
+               SampleResult* res, std::atomic<int64_t>* keep_budget = nullptr);
 
 // The speed ceiling: the library's own full decode of a JPEG (libjpeg-turbo), PNG (libpng) or
 // still WebP (libwebp) sample (RGBX, full size, no transform), into the worker's scratch.

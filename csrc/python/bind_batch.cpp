@@ -121,6 +121,7 @@ struct ParamRecord {
   int32_t pad[4];                    // the padding around it: left, top, right, bottom
   int32_t decode_denom, orientation;
   int64_t decoded_pixels;            // pixels the decoder produced
+  int32_t decode_sessions;           // JPEG decompressions the sample started (1 for all its views)
   double norm_offset, norm_scale;    // per-image table: value = (x - offset) / scale
 };
 
@@ -139,21 +140,28 @@ class PyBatch {
           const Index& indices, uint64_t seed, uint64_t epoch, std::shared_ptr<CancelToken> cancel)
       : batch_(std::move(plan), inputs_of(items), to_vec(picks), to_vec(slots), to_u64(indices), seed, epoch,
                std::move(cancel)) {}
+  // Several views from one decode (Note [Multi-view decode]): one plan per view.
+  PyBatch(const std::vector<std::shared_ptr<Plan>>& views, std::shared_ptr<Items> items, const Index& picks,
+          const Index& slots, const Index& indices, uint64_t seed, uint64_t epoch,
+          std::shared_ptr<CancelToken> cancel)
+      : batch_(std::vector<std::shared_ptr<const Plan>>(views.begin(), views.end()), inputs_of(items), to_vec(picks),
+               to_vec(slots), to_u64(indices), seed, epoch, std::move(cancel)) {}
 
-  // Attaches the output buffer: C-contiguous, writable, (N, ...) slots of out_h x out_w.
-  void set_output(py::buffer out, int out_h, int out_w) {
+  // Attaches the output buffer of `view`: C-contiguous, writable, (N, ...) slots of out_h x out_w.
+  void set_output(py::buffer out, int out_h, int out_w, int view) {
     auto info = std::make_unique<py::buffer_info>(out.request(true));
     const py::buffer_info& b = *info;
     if (b.readonly) throw Error(ErrorKind::kInvalid, "output buffer is read-only");
-    if (static_cast<size_t>(b.itemsize) != dtype_size(batch_.plan().spec.dtype))
+    if (view < 0 || view >= batch_.views()) throw Error(ErrorKind::kInvalid, "no such view");
+    if (static_cast<size_t>(b.itemsize) != dtype_size(batch_.plan(view).spec.dtype))
       throw Error(ErrorKind::kInvalid, "output buffer has the wrong item size");
     py::ssize_t expect = b.itemsize;
     for (py::ssize_t d = b.ndim - 1; d >= 0; --d) {
       if (b.shape[d] > 1 && b.strides[d] != expect) throw Error(ErrorKind::kInvalid, "output buffer must be C-contiguous");
       expect *= b.shape[d];
     }
-    batch_.set_output(static_cast<uint8_t*>(b.ptr), static_cast<size_t>(b.size * b.itemsize), out_h, out_w);
-    out_info_ = std::move(info);
+    batch_.set_output(static_cast<uint8_t*>(b.ptr), static_cast<size_t>(b.size * b.itemsize), out_h, out_w, view);
+    out_infos_.push_back(std::move(info));
   }
 
   Batch& batch() { return batch_; }
@@ -245,6 +253,7 @@ class PyBatch {
       rec.pad[0] = g.pad_l, rec.pad[1] = g.pad_t, rec.pad[2] = g.pad_r, rec.pad[3] = g.pad_b;
       rec.decode_denom = r[i].decode_denom, rec.orientation = r[i].orientation;
       rec.decoded_pixels = r[i].decoded_pixels;
+      rec.decode_sessions = r[i].decode_sessions;
       rec.norm_offset = r[i].norm.offset, rec.norm_scale = r[i].norm.scale;
     }
     return a;
@@ -264,7 +273,7 @@ class PyBatch {
   }
 
   Batch batch_;
-  std::unique_ptr<py::buffer_info> out_info_;
+  std::vector<std::unique_ptr<py::buffer_info>> out_infos_;  // the outputs, pinned while attached
 };
 
 // Note [Interrupts]
@@ -297,7 +306,7 @@ void register_batch(py::module_& m) {
   PYBIND11_NUMPY_DTYPE(ParamRecord, top, left, height, width, flip, vflip, gray, jitter_mask, jitter_order,
                        jitter_factor, lighting_alpha, hsv, affine_on, affine, perspective, perspective_end, elastic_seed, noise_seed, aug_n, aug_op, aug_mag, aug_chains, aug_chain_len, aug_weight, px_on, px_val, group,
                        group_order, erase, src_h, src_w,
-                       out_h, out_w, off_y, off_x, rz_h, rz_w, pad, decode_denom, orientation, decoded_pixels, norm_offset, norm_scale);
+                       out_h, out_w, off_y, off_x, rz_h, rz_w, pad, decode_denom, orientation, decoded_pixels, decode_sessions, norm_offset, norm_scale);
 
   py::class_<Engine>(m, "Engine")
       .def(py::init<int>(), py::arg("threads"))
@@ -319,8 +328,15 @@ void register_batch(py::module_& m) {
                     const PyBatch::Index&, uint64_t, uint64_t, std::shared_ptr<CancelToken>>(),
            py::arg("plan"), py::arg("items"), py::arg("picks"), py::arg("slots"), py::arg("indices"),
            py::arg("seed"), py::arg("epoch"), py::arg("cancel") = nullptr)
-      .def("set_output", &PyBatch::set_output, py::arg("out"), py::arg("out_h"), py::arg("out_w"),
-           "Attaches the output: a writable C-contiguous buffer of the plan's dtype, slots of out_h x out_w.")
+      .def(py::init<const std::vector<std::shared_ptr<Plan>>&, std::shared_ptr<Items>, const PyBatch::Index&,
+                    const PyBatch::Index&, const PyBatch::Index&, uint64_t, uint64_t, std::shared_ptr<CancelToken>>(),
+           py::arg("views"), py::arg("items"), py::arg("picks"), py::arg("slots"), py::arg("indices"),
+           py::arg("seed"), py::arg("epoch"), py::arg("cancel") = nullptr,
+           "Several views of each sample from one decode (Note [Multi-view decode]); per-sample results "
+           "then come view by view: entry i * views + v.")
+      .def_property_readonly("views", [](PyBatch& b) { return b.batch().views(); })
+      .def("set_output", &PyBatch::set_output, py::arg("out"), py::arg("out_h"), py::arg("out_w"), py::arg("view") = 0,
+           "Attaches the output of a view: a writable C-contiguous buffer of its plan's dtype, slots of out_h x out_w.")
       .def("probe", [](PyBatch& b, Engine& e) { b.batch().probe(e); }, py::arg("engine"),
            py::call_guard<ReleaseGil>())
       .def("run", &run_interruptible, py::arg("engine"), py::arg("interruptible") = false,

@@ -94,6 +94,11 @@ void register_plan(py::module_& m) {
   }, py::arg("seed"), py::arg("h"), py::arg("w"), py::arg("alpha_x"), py::arg("alpha_y"), py::arg("sigma_x"),
      py::arg("sigma_y"),
      "ElasticTransform's displacement (1, h, w, 2) for a sample's elastic_seed (Note [Elastic arithmetic]).");
+  m.def("view_seed", [](uint64_t seed, int view) {
+    if (view < 0) throw py::value_error("view must be >= 0");
+    return view_key(RunKey{seed, 0, 0}, view).seed;
+  }, py::arg("seed"), py::arg("view"),
+     "The seed view `view` of a multi-view sample draws with (Note [Multi-view decode]): view 0 the seed itself.");
   m.def("gaussian_noise", [](uint64_t seed, int c, int h, int w) {
     if (c <= 0 || h <= 0 || w <= 0 || static_cast<int64_t>(c) * h * w > (int64_t(1) << 30))
       throw py::value_error("gaussian_noise: c, h and w must be positive (at most 2**30 values)");

@@ -469,76 +469,9 @@ class Compose:
 
     def _execute_plan(self, plan, native_items, raw_items, picks, slots, keys, arr, size, engine, seed, epoch,
                       want_params=True, cancel=None):
-        picks = np.asarray(picks, dtype=np.int64)
-        slots = np.asarray(slots, dtype=np.int64)
-        keys = np.asarray(keys, dtype=np.int64)
-
-        def name(i):
-            return fio.display_name(raw_items[picks[i]], int(picks[i]))
-
-        # On the main thread a Ctrl-C stops the batch within ~50 ms (Note [Interrupts] in bindings.cpp).
-        interruptible = threading.current_thread() is threading.main_thread()
-        b = _core.Batch(plan, native_items, picks, slots, keys, seed, epoch, cancel)
-        b.set_output(arr, size[0], size[1])
-        b.run(engine, interruptible)
-        if cancel is not None and cancel.cancelled:
-            return None, {}
-        status = b.status()
-        params = self._params(b.params()) if want_params else None
-        errors = {i: error_for_kind(kind, name(i), msg, int(picks[i])) for i, kind, msg in b.errors()}
-        if self.allow_truncated or not self.strict:
-            tolerated = b.warnings()
-            for i in np.flatnonzero(tolerated):  # never silently: a decode that tolerated damage says so
-                if self.strict:
-                    what = ("truncated image decoded, its missing rows filled (JPEG: gray, PNG: black; "
-                            "allow_truncated=True)")
-                else:
-                    what = (f"damaged image data decoded anyway ({int(tolerated[i])} corrupt-data warning(s) of the "
-                            "decoder tolerated, strict=False): missing or damaged parts are filled")
-                warnings.warn(f"{name(i)} (sample {picks[i]}): {what}", UserWarning, stacklevel=4)
-        fallback = np.flatnonzero(status == _NOT_JPEG)
-        if len(fallback):
-            decoded, pos = [], []
-            read = {int(i): b.take_encoded(int(i)) for i in fallback}  # files the native pass read already
-
-            def pillow(i):  # Pillow releases the GIL while it decodes: several files at once
-                data = read[int(i)]
-                try:
-                    return i, fio.decode_oriented(raw_items[picks[i]] if data is None else data, name(i),
-                                                        self.max_pixels, self.apply_exif_orientation), None
-                except DecodeError as e:
-                    return i, None, e
-
-            workers = min(engine.threads, len(fallback))
-            if workers > 1:
-                with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastprep-pillow") as ex:
-                    results = list(ex.map(pillow, fallback))
-            else:
-                results = [pillow(i) for i in fallback]
-            orientations = []
-            for i, img, e in results:
-                if e is None:
-                    decoded.append(img[0])
-                    orientations.append(img[1])
-                    pos.append(int(i))
-                else:
-                    e.index = int(picks[i])
-                    e.args = (f"{e.source} (sample {picks[i]}): {e.reason}",)
-                    errors[int(i)] = e
-            if decoded:
-                pos_a = np.asarray(pos, np.int64)
-                b2 = _core.Batch(plan, _core.Items(decoded), np.arange(len(pos)), slots[pos_a], keys[pos_a], seed, epoch)
-                b2.set_output(arr, size[0], size[1])
-                b2.run(engine, interruptible)
-                for j, kind, msg in b2.errors():
-                    errors[pos[j]] = error_for_kind(kind, name(pos[j]), msg, int(picks[pos[j]]))
-                if want_params:
-                    p2 = self._params(b2.params())
-                    for j, i in enumerate(pos):
-                        params[i] = p2[j]
-                        params[i]["orientation"] = orientations[j]  # applied by Pillow, not the array pass
-        return params, errors
-
+        params, errors = run_native([plan], [(arr, size)], [self._params], self, native_items, raw_items, picks,
+                                    slots, keys, engine, seed, epoch, want_params, cancel)
+        return (None if params is None else params[0]), errors
 
     def _params(self, records):
         """Native per-sample records -> one dict per sample: the geometry every sample has, plus
@@ -557,6 +490,103 @@ class Compose:
                     d.update(op.slot_params(r, slot))
             out.append(d)
         return out
+
+
+def run_native(plans, outputs, param_fns, opts, native_items, raw_items, picks, slots, keys, engine, seed, epoch,
+               want_params=True, cancel=None):
+    """Runs picks[i] of the pinned items through one native Batch of ``plans`` (one per view:
+    Note [Multi-view decode]) into ``outputs[v] = (arr, (h, w))`` at slots[i], GIL released; then
+    decodes the samples without a native decoder (BMP, GIF, TIFF, animated WebP, ...) with Pillow,
+    on as many threads as the engine has, and runs those through the same plans.
+
+    ``param_fns[v]`` turns view v's native records into params dicts; ``opts`` holds the decoder
+    options (max_pixels, strict, allow_truncated, apply_exif_orientation). Returns (per view, the
+    params per position, or None; {position: DecodeError}). A sample fails as a whole."""
+    picks = np.asarray(picks, dtype=np.int64)
+    slots = np.asarray(slots, dtype=np.int64)
+    keys = np.asarray(keys, dtype=np.int64)
+    nv = len(plans)
+
+    def name(i):
+        return fio.display_name(raw_items[picks[i]], int(picks[i]))
+
+    def native(items, pk, sl, ky):
+        b = _core.Batch(plans[0] if nv == 1 else list(plans), items, pk, sl, ky, seed, epoch, cancel)
+        for v, (arr, size) in enumerate(outputs):
+            b.set_output(arr, size[0], size[1], v)
+        b.run(engine, interruptible)
+        return b
+
+    def sample_errors(b, position):  # {position: error} of a Batch whose sample j is position(j)
+        out = {}
+        for e, kind, msg in b.errors():
+            i = position(e // nv)
+            if i not in out:
+                out[i] = error_for_kind(kind, name(i), msg, int(picks[i]))
+        return out
+
+    # On the main thread a Ctrl-C stops the batch within ~50 ms (Note [Interrupts] in bindings.cpp).
+    interruptible = threading.current_thread() is threading.main_thread()
+    b = native(native_items, picks, slots, keys)
+    if cancel is not None and cancel.cancelled:
+        return None, {}
+    status = b.status()[::nv]
+    params = None
+    if want_params:
+        records = b.params()
+        params = [param_fns[v](records[v::nv]) for v in range(nv)]
+    errors = sample_errors(b, lambda j: j)
+    if opts.allow_truncated or not opts.strict:
+        tolerated = b.warnings()[::nv]
+        for i in np.flatnonzero(tolerated):  # never silently: a decode that tolerated damage says so
+            if opts.strict:
+                what = ("truncated image decoded, its missing rows filled (JPEG: gray, PNG: black; "
+                        "allow_truncated=True)")
+            else:
+                what = (f"damaged image data decoded anyway ({int(tolerated[i])} corrupt-data warning(s) of the "
+                        "decoder tolerated, strict=False): missing or damaged parts are filled")
+            warnings.warn(f"{name(i)} (sample {picks[i]}): {what}", UserWarning, stacklevel=5)
+    fallback = np.flatnonzero(status == _NOT_JPEG)
+    if len(fallback):
+        decoded, pos = [], []
+        read = {int(i): b.take_encoded(int(i) * nv) for i in fallback}  # files the native pass read already
+
+        def pillow(i):  # Pillow releases the GIL while it decodes: several files at once
+            data = read[int(i)]
+            try:
+                return i, fio.decode_oriented(raw_items[picks[i]] if data is None else data, name(i),
+                                              opts.max_pixels, opts.apply_exif_orientation), None
+            except DecodeError as e:
+                return i, None, e
+
+        workers = min(engine.threads, len(fallback))
+        if workers > 1:
+            with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastprep-pillow") as ex:
+                results = list(ex.map(pillow, fallback))
+        else:
+            results = [pillow(i) for i in fallback]
+        orientations = []
+        for i, img, e in results:
+            if e is None:
+                decoded.append(img[0])
+                orientations.append(img[1])
+                pos.append(int(i))
+            else:
+                e.index = int(picks[i])
+                e.args = (f"{e.source} (sample {picks[i]}): {e.reason}",)
+                errors[int(i)] = e
+        if decoded:
+            pos_a = np.asarray(pos, np.int64)
+            b2 = native(_core.Items(decoded), np.arange(len(pos)), slots[pos_a], keys[pos_a])
+            errors.update(sample_errors(b2, lambda j: pos[j]))
+            if want_params:
+                records = b2.params()
+                for v in range(nv):
+                    p2 = param_fns[v](records[v::nv])
+                    for j, i in enumerate(pos):
+                        params[v][i] = p2[j]
+                        params[v][i]["orientation"] = orientations[j]  # applied by Pillow, not the array pass
+    return params, errors
 
 
 def rebuild_compose(cls, transforms, options):
