@@ -31,7 +31,7 @@ from .transforms import (DEFAULT_MAX_PIXELS, PRESETS, AugMix, AutoAugment, Cente
                          RandomEqualize, RandomErasing, RandomGrayscale, RandomHorizontalFlip, RandomHSV, RandomInvert,
                          RandomOrder, RandomPosterize, RandomResizedCrop, RandomRotation, RandomSolarize,
                          RandomVerticalFlip, Resize, Stage, ToTensor, TrivialAugmentWide, from_torchvision, op_table,
-                         register_op, registered_ops, HybridCompose)
+                         register_op, registered_ops, HybridCompose, MultiView)
 from .data import (IMG_EXTENSIONS, CutMix, Dataset, ErrorLog, LabelError, Loader, MixChoice, MixUp, ShardDataset,
                    ShardTruncatedError, index_source)
 from .offline import OutputLockedError, compute_stats, preprocess
@@ -45,7 +45,7 @@ __all__ = [
     "RandomSolarize", "RandomPosterize", "RandomEqualize", "RandomAutocontrast", "RandomInvert",
     "RandomAdjustSharpness", "RandomChannelPermutation", "ExemplarJitter", "RandomPhotometricDistort", "JPEG", "RandomApply", "RandomChoice", "RandomOrder", "Op", "Stage",
     "register_op", "registered_ops", "op_table", "InterpolationMode", "PRESETS", "DEFAULT_MAX_PIXELS",
-    "from_torchvision", "HybridCompose", "simd_info", "build_info", "DecodeError", "UnsupportedImageError", "ImageTooLargeError",
+    "from_torchvision", "HybridCompose", "MultiView", "simd_info", "build_info", "DecodeError", "UnsupportedImageError", "ImageTooLargeError",
     "ReadError", "ImageTooSmallError", "TransformError", "MissingDependencyError", "AllSamplesFailedError", "Loader", "MixUp", "CutMix", "MixChoice",
     "index_source", "Dataset", "IMG_EXTENSIONS", "LabelError", "ShardDataset", "compute_stats", "preprocess",
     "WriteError", "OutputLockedError", "ShardTruncatedError", "TarFormatError", "TarMember", "FormatError",

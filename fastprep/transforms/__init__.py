@@ -25,6 +25,7 @@ from ._container import RandomApply, RandomChoice, RandomOrder, is_container
 from ._compose import DEFAULT_MAX_PIXELS, Compose, rebuild_compose
 from ._pool import OutputPool
 from ._hybrid import HybridCompose
+from ._multiview import MultiView
 from ._torchvision import from_torchvision, torchvision_name
 
 __all__ = [
@@ -35,5 +36,5 @@ __all__ = [
     "RandomInvert", "RandomAdjustSharpness", "RandomChannelPermutation", "ExemplarJitter", "RandomPhotometricDistort", "JPEG", "GaussianBlur", "RandomApply",
     "RandomChoice", "RandomOrder", "is_container", "RandAugment", "AugMix", "TrivialAugmentWide", "AutoAugment", "AA_POLICIES", "ToTensor",
     "Normalize", "Lighting", "GaussianNoise", "RandomErasing", "PRESETS", "IMAGENET_EIGVAL", "IMAGENET_EIGVEC", "check_table",
-    "Compose", "DEFAULT_MAX_PIXELS", "rebuild_compose", "OutputPool", "from_torchvision", "torchvision_name", "HybridCompose",
+    "Compose", "DEFAULT_MAX_PIXELS", "rebuild_compose", "OutputPool", "from_torchvision", "torchvision_name", "HybridCompose", "MultiView",
 ]

@@ -310,7 +310,9 @@ class Compose:
             return_params: also return, per sample, a dict: "box" (top, left, height, width in
                 source pixels, as shown), "flip", "source_size", "decode_scale", "orientation" (the
                 EXIF orientation applied: 1 unless apply_exif_orientation), "decoded_pixels" (how
-                many pixels the decoder produced for the region it read), "seed", "epoch",
+                many pixels the decoder produced for the region it read), "decode_sessions" (how
+                many times the JPEG decoder decompressed the sample: 1, 0 when it was not a JPEG
+                decoded natively), "seed", "epoch",
                 "index" (the sample's key), plus what each op drew, by name (e.g. "vflip",
                 "gray", "jitter"; fp.op_table()).
             on_error: "raise" (DecodeError naming index and file), "zeros" (slot zero-filled,
@@ -481,7 +483,7 @@ class Compose:
             d = {"box": (int(r["top"]), int(r["left"]), int(r["height"]), int(r["width"])), "flip": bool(r["flip"]),
                  "source_size": (int(r["src_h"]), int(r["src_w"])),
                  "decode_scale": 1.0 / max(int(r["decode_denom"]), 1), "orientation": int(r["orientation"]),
-                 "decoded_pixels": int(r["decoded_pixels"])}
+                 "decoded_pixels": int(r["decoded_pixels"]), "decode_sessions": int(r["decode_sessions"])}
             for op in flatten(self.transforms):
                 slot = self._slots.get(id(op))
                 if getattr(op, "members", None) is not None:

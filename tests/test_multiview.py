@@ -1,0 +1,156 @@
+"""MultiView (issue 33): several views of each image from one decode. Every view equals its own
+Compose run with the view's seed, byte for byte, for every input kind; the JPEG decoder's own
+count shows one decompression per sample; a view's draws do not depend on the other views."""
+import io
+import os
+import pickle
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fastprep as fp
+from conftest import needs_native, psnr
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def global_view(**kw):
+    return fp.Compose([fp.RandomResizedCrop(64, scale=(0.4, 1.0)), fp.RandomHorizontalFlip(),
+                       fp.RandomApply([fp.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8), fp.RandomGrayscale(0.2),
+                       fp.GaussianBlur(9, (0.1, 2.0)), fp.RandomSolarize(128, p=0.2), fp.ToTensor(),
+                       fp.Normalize(MEAN, STD)], **kw)
+
+
+def local_view(**kw):
+    return fp.Compose([fp.RandomResizedCrop(24, scale=(0.05, 0.4)), fp.RandomHorizontalFlip(), fp.ToTensor(),
+                       fp.Normalize(MEAN, STD)], **kw)
+
+
+def dino(**kw):
+    g, l = global_view(**kw), local_view(**kw)
+    return fp.MultiView([g, g] + [l] * 4)
+
+
+def assert_views_are_their_composes(mv, items, seed=5, **kw):
+    out, params = mv.batch(items, seed=seed, return_params=True, **kw)
+    assert isinstance(out, list) and len(out) == len(mv.views)
+    for v, view in enumerate(mv.views):
+        ref, ref_params = view.batch(items, seed=fp.MultiView.view_seed(seed, v), return_params=True, **kw)
+        assert np.array_equal(np.asarray(out[v]), np.asarray(ref)), v
+        for p, q in zip(params[v], ref_params):
+            assert p["view"] == v and p["box"] == q["box"] and p["seed"] == q["seed"]
+    return out, params
+
+
+def test_every_view_is_its_compose_and_the_jpeg_is_decoded_once(photos):
+    """Baseline, progressive, gray, 4:4:4 and a large photo: byte-identical views, one decode."""
+    mv = dino()
+    out, params = assert_views_are_their_composes(mv, photos)
+    assert [o.shape[1:] for o in out] == [(3, 64, 64)] * 2 + [(3, 24, 24)] * 4
+    for v in range(len(mv.views)):
+        assert [p["decode_sessions"] for p in params[v]] == [1] * len(photos)
+    # the same views as separate Composes decode each image once per view
+    alone = sum(p["decode_sessions"] for v in mv.views for p in v.batch(photos, seed=5, return_params=True)[1])
+    assert alone == len(mv.views) * len(photos)
+
+
+def test_views_draw_on_their_own_streams(photos):
+    """View 0 is the plain Compose's stream; a view's pixels do not depend on how many views there
+    are; two equal views draw differently."""
+    g = global_view()
+    a = fp.MultiView([g, g]).batch(photos[:4], seed=9)
+    b = fp.MultiView([g, g, local_view()]).batch(photos[:4], seed=9)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert np.array_equal(a[0], g.batch(photos[:4], seed=9))
+    assert not np.array_equal(a[0], a[1])
+    assert fp.MultiView.view_seed(9, 0) == 9 and fp.MultiView.view_seed(9, 1) != fp.MultiView.view_seed(9, 2)
+    c = fp.MultiView([g, g]).batch(photos[:4], seed=9, threads=1)
+    assert all(np.array_equal(x, y) for x, y in zip(a, c))  # threads change nothing
+
+
+@needs_native("png")
+def test_png_webp_arrays_and_pillow_formats(photos, tmp_path):
+    """Decoded-whole formats (PNG, WebP), arrays and a Pillow-only format (BMP): every view is
+    its Compose's; PNG and WebP are decoded once, whole (no JPEG decode)."""
+    im = Image.open(photos[0]).convert("RGB")
+    items = []
+    for fmt in ("PNG", "WEBP", "BMP"):
+        buf = io.BytesIO()
+        im.save(buf, fmt)
+        items.append(buf.getvalue())
+    items.append(np.asarray(im))
+    mv = dino()
+    out, params = assert_views_are_their_composes(mv, items)
+    assert [p["decode_sessions"] for p in params[0]] == [0, 0, 0, 0]
+
+
+def test_exif_orientation_and_fast_mode(photos, tmp_path):
+    """Images shown with their EXIF orientation (apply_exif_orientation=True) are each view's
+    Compose; in fast mode the shared decode may take a finer DCT scale than a view alone: PSNR
+    against exact >= 40 dB."""
+    im = Image.open(photos[6])
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = os.path.join(tmp_path, "rot6.jpg")
+    im.save(path, quality=90, exif=exif.tobytes())
+    mv = dino(apply_exif_orientation=True)
+    assert_views_are_their_composes(mv, [path, photos[6]])
+    exact = dino().batch(photos, seed=3)
+    fast = fp.MultiView([v.with_options(exact=False) for v in dino().views]).batch(photos, seed=3)
+    for e, f in zip(exact, fast):
+        x = (e * np.asarray(STD).reshape(1, 3, 1, 1) + np.asarray(MEAN).reshape(1, 3, 1, 1)) * 255
+        y = (f * np.asarray(STD).reshape(1, 3, 1, 1) + np.asarray(MEAN).reshape(1, 3, 1, 1)) * 255
+        assert psnr(x, y) >= 40
+
+
+def test_stack_out_params_and_errors(photos, tmp_path):
+    g = global_view()
+    mv = fp.MultiView([g, g], stack=True)
+    st, params = mv.batch(photos[:3], seed=2, return_params=True)
+    assert st.shape == (3, 2, 3, 64, 64)
+    lst = fp.MultiView([g, g]).batch(photos[:3], seed=2)
+    assert np.array_equal(st[:, 0], lst[0]) and np.array_equal(st[:, 1], lst[1])
+    out = np.empty_like(st)
+    assert mv.batch(photos[:3], seed=2, out=out) is out and np.array_equal(out, st)
+    bufs = [np.empty((3, 3, 64, 64), np.float32) for _ in range(2)]
+    got = fp.MultiView([g, g]).batch(photos[:3], seed=2, out=bufs)
+    assert got[0] is bufs[0] and np.array_equal(bufs[1], lst[1])
+    bad = os.path.join(tmp_path, "bad.jpg")
+    open(bad, "wb").write(b"\xff\xd8\xff\xe0 not a jpeg")
+    items = [photos[0], bad, photos[1]]
+    with pytest.raises(fp.DecodeError, match="bad.jpg"):
+        fp.MultiView([g, g]).batch(items)
+    z, zp = fp.MultiView([g, g]).batch(items, on_error="zeros", seed=1, return_params=True)
+    assert not z[0][1].any() and not z[1][1].any() and z[0][0].any() and "error" in zp[1][1]
+    s = fp.MultiView([g, g]).batch(items, on_error="skip", seed=1)
+    assert len(s[0]) == len(s[1]) == 2 and np.array_equal(s[1][1], z[1][2])
+
+
+def test_arguments_checked_and_pickles():
+    g, l = global_view(), local_view()
+    with pytest.raises(ValueError, match="agree on max_pixels"):
+        fp.MultiView([g, local_view(max_pixels=1000)])
+    with pytest.raises(ValueError, match="fixed output size"):
+        fp.MultiView([g, fp.Compose([fp.Resize(32)])])
+    with pytest.raises(ValueError, match="crops per sample"):
+        fp.MultiView([g, fp.Compose([fp.Resize(32), fp.FiveCrop(16)])])
+    with pytest.raises(ValueError, match="stack=True"):
+        fp.MultiView([g, l], stack=True)
+    with pytest.raises(TypeError, match="list of views"):
+        fp.MultiView(g)
+    mv = pickle.loads(pickle.dumps(fp.MultiView([g, l], stack=False)))
+    assert len(mv) == 2 and isinstance(mv.views[1], fp.Compose)
+    x = np.random.default_rng(0).integers(0, 256, (80, 90, 3), dtype=np.uint8)
+    one = mv(x, seed=4)
+    assert [o.shape for o in one] == [(3, 64, 64), (3, 24, 24)]
+    assert np.array_equal(one[1], l(x, seed=fp.MultiView.view_seed(4, 1)))
+
+
+def test_torch_in_torch_out(photos):
+    torch = pytest.importorskip("torch")
+    from torchvision.io import decode_jpeg, read_file
+
+    imgs = [decode_jpeg(read_file(p)) for p in photos[:3]]
+    out = dino().batch(imgs, seed=1)
+    assert all(isinstance(o, torch.Tensor) for o in out)
