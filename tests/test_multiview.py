@@ -154,3 +154,78 @@ def test_torch_in_torch_out(photos):
     imgs = [decode_jpeg(read_file(p)) for p in photos[:3]]
     out = dino().batch(imgs, seed=1)
     assert all(isinstance(o, torch.Tensor) for o in out)
+
+
+# --- the Loader: (views, labels) batches ---------------------------------------------------
+
+
+def test_loader_yields_views_equal_to_batch(photos):
+    mv = dino()
+    pairs = [(p, i) for i, p in enumerate(photos)]
+    L = fp.Loader(pairs, mv, batch_size=4, seed=3, shuffle=False, threads=2, backend="numpy")
+    seen = 0
+    for views, labels in L:
+        assert isinstance(views, list) and len(views) == len(mv.views)
+        ref = mv.batch([photos[i] for i in labels], seed=3, indices=list(labels))
+        assert all(np.array_equal(a, b) for a, b in zip(views, ref))
+        seen += len(labels)
+    assert seen == len(photos)
+    # a list of Composes is a MultiView; mixing one image per sample cannot apply to views
+    L2 = fp.Loader(pairs, list(mv.views), batch_size=4, seed=3, shuffle=False, backend="numpy")
+    assert isinstance(L2.transform, fp.MultiView)
+    with pytest.raises(ValueError, match="MultiView"):
+        fp.Loader(pairs, mv, batch_size=4, mix=fp.MixUp(), num_classes=10)
+    with pytest.raises(ValueError, match="stack=False"):
+        fp.Loader(pairs, fp.MultiView(mv.views[:2], stack=True), batch_size=4)
+
+
+def test_loader_views_keep_their_buffers_while_held_and_reuse_them_after(photos, tmp_path):
+    """Every view of a batch the consumer still holds keeps its bytes (its slot is not reused);
+    released batches are served from a few slots."""
+    pairs = [(p, i % 3) for i, p in enumerate(photos * 2)]
+    mv = fp.MultiView([global_view(), local_view()])
+    L = fp.Loader(pairs, mv, batch_size=2, prefetch=2, backend="numpy", seed=1)
+    held, copies = [], []
+    for views, y in L:
+        held.append((views, y))
+        copies.append(([v.copy() for v in views], y.copy()))
+    for (views, y), (vc, yc) in zip(held, copies):
+        assert all(np.array_equal(a, b) for a, b in zip(views, vc)) and np.array_equal(y, yc)
+    # one view kept (the second): its whole slot stays taken while the ring serves the rest
+    del held, copies
+    L = fp.Loader(pairs, mv, batch_size=2, prefetch=2, backend="numpy", seed=1)
+    kept = []
+    for epoch in range(3):
+        L.set_epoch(epoch)
+        for views, y in L:
+            if epoch == 0 and not kept:
+                kept.append((views[1], views[1].copy()))
+    assert np.array_equal(kept[0][0], kept[0][1])
+    st = L.stats()
+    assert st["allocated_slots"] == st["ring_slots"] <= 2 + 3 + 1
+
+
+def test_loader_views_on_errors(tmp_path, photos):
+    root = tmp_path / "t"
+    (root / "a").mkdir(parents=True)
+    for i in range(6):
+        data = open(photos[i], "rb").read()
+        (root / "a" / f"{i:02d}.jpg").write_bytes(data[:300] if i == 2 else data)
+    mv = fp.MultiView([global_view(), local_view()])
+    z = [v for v, _ in fp.Loader(str(root), mv, batch_size=3, shuffle=False, on_error="zeros", backend="numpy")]
+    assert not z[0][0][2].any() and not z[0][1][2].any() and z[0][0][1].any()
+    s = [v for v, _ in fp.Loader(str(root), mv, batch_size=3, shuffle=False, on_error="skip", backend="numpy")]
+    assert [len(v[0]) for v in s] == [3, 2] and [len(v[1]) for v in s] == [3, 2]
+
+
+def test_loader_views_on_cuda(photos):
+    """device="cuda" copies every view (skipped without a GPU: this path runs on a GPU machine)."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device: the device copy of every view is tested on a GPU machine")
+    mv = dino()
+    L = fp.Loader([(p, 0) for p in photos], mv, batch_size=4, seed=2, shuffle=False, device="cuda")
+    views, labels = next(iter(L))
+    assert all(v.is_cuda for v in views) and labels.is_cuda
+    ref = mv.batch(photos[:4], seed=2)
+    assert all(np.array_equal(v.cpu().numpy(), r) for v, r in zip(views, ref))

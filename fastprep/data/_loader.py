@@ -47,7 +47,7 @@ from .._checks import check_epoch, check_policy, check_seed, check_threads, fres
 from .._errors import AllSamplesFailedError, DecodeError, MissingDependencyError, TransformError
 from .._util import default_threads
 from ..io import display_name
-from ..transforms import Compose, HybridCompose, from_torchvision
+from ..transforms import Compose, HybridCompose, MultiView, from_torchvision
 from ._datasets import index_for_job
 from ._mix import check_mix, mix_batch, mix_key
 from ._shards import ShardDataset, is_shard_dir
@@ -198,21 +198,31 @@ def _positive_int(value, name):
 
 
 class _Slot:
-    __slots__ = ("array", "labels", "pinned", "event", "busy", "out", "__weakref__")
+    """One batch's buffers: the images (one array, or with a MultiView one per view: ``views``),
+    the labels, pinned when the Loader pins."""
+
+    __slots__ = ("array", "views", "labels", "pinned", "event", "busy", "out", "__weakref__")
 
     def __init__(self, shape, dtype, n, pin, torch):
         self.pinned = None
+        shapes = shape if isinstance(shape, list) else [shape]
+        dtypes = dtype if isinstance(dtype, list) else [dtype]
         if pin:
-            tdtype = {np.dtype(np.uint8): torch.uint8, np.dtype(np.float32): torch.float32,
-                      np.dtype(np.float16): torch.float16, np.dtype(np.uint16): torch.int16}[np.dtype(dtype)]
-            self.pinned = torch.empty((n,) + tuple(shape), dtype=tdtype, pin_memory=True)
-            arr = self.pinned.numpy()
-            self.array = arr.view(np.uint16) if np.dtype(dtype) == np.uint16 else arr
+            arrays, self.pinned = [], []
+            for sh, dt in zip(shapes, dtypes):
+                tdtype = {np.dtype(np.uint8): torch.uint8, np.dtype(np.float32): torch.float32,
+                          np.dtype(np.float16): torch.float16, np.dtype(np.uint16): torch.int16}[np.dtype(dt)]
+                t = torch.empty((n,) + tuple(sh), dtype=tdtype, pin_memory=True)
+                self.pinned.append(t)
+                arr = t.numpy()
+                arrays.append(arr.view(np.uint16) if np.dtype(dt) == np.uint16 else arr)
             # labels pinned too, so their host-to-device copy is asynchronous as well
             self.labels = torch.empty((n,), dtype=torch.int64, pin_memory=True).numpy()
         else:
-            self.array = np.empty((n,) + tuple(shape), dtype=dtype)
+            arrays = [np.empty((n,) + tuple(sh), dtype=dt) for sh, dt in zip(shapes, dtypes)]
             self.labels = np.empty((n,), dtype=np.int64)
+        self.views = arrays if isinstance(shape, list) else None
+        self.array = arrays[0] if self.views is None else arrays
         self.event = None
         self.busy = False  # taken by a producer (filling, or queued not yet handed out)
         self.out = set()   # tokens of handed-out views still alive (Note [Buffer ring])
@@ -224,6 +234,19 @@ class _Slot:
             return False
         return True
 
+    def images(self):
+        """Every image array of the slot (one per view)."""
+        return [self.array] if self.views is None else self.views
+
+    def zero(self, pos):
+        for a in self.images():
+            a[pos] = 0
+
+    def move(self, dst, src):
+        for a in self.images():
+            a[dst] = a[src]
+        self.labels[dst] = self.labels[src]
+
     def hand_out(self, n):
         """Fresh arrays over the first n samples, each releasing its share of the slot when the
         last object derived from it dies. Called with the slot busy; clears busy.
@@ -234,13 +257,14 @@ class _Slot:
         ``np.frombuffer`` owns no memory and its base is not an ndarray, so every view derived
         from it (slices, reshapes, ``torch.from_numpy``) keeps it, and its finalizer, alive."""
         out = []
-        for tok, arr in ((0, self.array), (1, self.labels)):
+        images = self.images()
+        for tok, arr in enumerate(images + [self.labels]):
             flat = np.frombuffer(memoryview(arr).cast("B")[:n * arr[0].nbytes], dtype=arr.dtype)
             self.out.add(tok)
             weakref.finalize(flat, self.out.discard, tok)  # set.discard: atomic under the GIL
             out.append(flat.reshape((n,) + arr.shape[1:]))
         self.busy = False
-        return out[0], out[1]
+        return (out[0] if self.views is None else out[:-1]), out[-1]
 
 
 class Loader:
@@ -251,7 +275,10 @@ class Loader:
             or CSV file, a sequence of bytes, a :class:`fastprep.Dataset`, a directory written
             by ``fastprep preprocess`` (read without decoding), or WebDataset tar shards
             ("train-{000000..000127}.tar", a glob, a list, a folder of .tar files; see _tar).
-        transform: a fastprep Compose (or a torchvision Compose, converted by from_torchvision).
+        transform: a fastprep Compose (or a torchvision Compose, converted by from_torchvision), or
+            a :class:`fastprep.MultiView` (or a list of Composes): batches are then ``(views,
+            labels)``, ``views`` a list with one ``(N, ...)`` array per view, each in its own
+            reusable (pinned) buffer under the same ownership rules (Note [Buffer ring]).
         batch_size: samples per batch, as torch.utils.data.DataLoader.
         shuffle: a new order every epoch (a pure function of seed and epoch).
         drop_last: drop the last incomplete batch (and, with ``world_size``, the padding).
@@ -424,7 +451,9 @@ class Loader:
         else:
             if transform is None:
                 raise ValueError("transform is required (e.g. fp.Compose([...]))")
-            if not isinstance(transform, (Compose, HybridCompose)):
+            if isinstance(transform, (list, tuple)) and transform and all(isinstance(t, Compose) for t in transform):
+                transform = MultiView(list(transform))
+            if not isinstance(transform, (Compose, HybridCompose, MultiView)):
                 exif = {} if apply_exif_orientation is None else {"apply_exif_orientation": apply_exif_orientation}
                 transform = from_torchvision(transform, **exif)
             elif apply_exif_orientation is not None and bool(apply_exif_orientation) != transform.apply_exif_orientation:
@@ -434,18 +463,28 @@ class Loader:
                 # [Python remainder] in fastprep/transforms/_hybrid.py).
                 self.hybrid = transform
                 transform = transform.fused
-            if transform.output_size is None:
-                raise ValueError("the transform's output size depends on the image: add CenterCrop or use "
-                                 "Resize((h, w)) so batches have one shape")
+            if isinstance(transform, MultiView):
+                # Each batch is (views, labels): one buffer per view in every ring slot (Note [Multi-view decode]).
+                if transform.stack:
+                    raise ValueError("a Loader yields a list of views: pass a MultiView with stack=False")
+                if mix is not None:
+                    raise ValueError("mix= mixes one image per sample; it cannot be combined with a MultiView")
+                self._shape = transform.output_shapes
+                self._dtype = [v.np_dtype for v in transform.views]
+            else:
+                if transform.output_size is None:
+                    raise ValueError("the transform's output size depends on the image: add CenterCrop or use "
+                                     "Resize((h, w)) so batches have one shape")
+                self._shape = transform.output_shape()
+                self._dtype = transform.np_dtype
             self.transform = transform
-            self._shape = transform.output_shape()
-            self._dtype = transform.np_dtype
             self._native_items = _core.Items(list(self.dataset.items))
         self.mix, self.num_classes, self.label_smoothing = check_mix(mix, num_classes, label_smoothing, self._dtype)
         if self.mix is not None and not getattr(self.dataset, "labeled", True):
             raise ValueError("mix= needs labelled samples (an ImageFolder tree, (path, label) pairs, a labelled file "
                              "list or labelled shards): this source has no labels")
-        self._mix_layout = self.transform.layout if self.transform is not None else getattr(self.dataset, "layout", "CHW")
+        self._mix_layout = getattr(self.transform, "layout", "CHW") if self.transform is not None else getattr(
+            self.dataset, "layout", "CHW")
         self._batch_params = None
         self._position = None     # (epoch, cursor, batches) after the last batch handed out (state_dict)
         self._resume = None       # (cursor, batches) for the next iteration (load_state_dict)
@@ -869,7 +908,7 @@ class _Producer:
                     self.first_failure = errors[pos]
             if L.on_error == "zeros":
                 for pos in errors:
-                    slot.array[pos] = 0
+                    slot.zero(pos)
                 break
             # "skip": refill each failed position with the next sample of this epoch's order.
             new_pos, new_picks = [], []
@@ -887,8 +926,7 @@ class _Producer:
             good = [pos for pos in range(count) if pos not in gone]
             for dst, src in enumerate(good):
                 if dst != src:
-                    slot.array[dst] = slot.array[src]
-                    slot.labels[dst] = slot.labels[src]
+                    slot.move(dst, src)
                     self.keys[dst] = self.keys[src]
             count = len(good)
         return count, None, cursor
@@ -902,8 +940,9 @@ class _Producer:
             L.dataset.read(picks, out=slot.array, positions=positions)
             return {}
         t = L.transform
-        _, errors = t.execute(L._native_items, L.dataset.items, picks, positions, picks, slot.array, t.output_size,
-                            L._engine, L.seed, self.epoch, want_params=False, cancel=self.cancel)
+        _, errors = t.execute(L._native_items, L.dataset.items, picks, positions, picks, slot.array,
+                              getattr(t, "output_size", None), L._engine, L.seed, self.epoch, want_params=False,
+                              cancel=self.cancel)
         return {int(positions[i]): e for i, e in errors.items()}
 
     def _publish(self, slot, n):
@@ -922,14 +961,18 @@ class _Producer:
         if L.backend == "numpy":
             return images, labels, None, params
         torch = L._torch
-        ti = torch.from_numpy(images)  # keeps the handed-out view alive (Note [Buffer ring])
-        if images.dtype == np.uint16:
-            ti = ti.view(torch.bfloat16)
+
+        def tensor(a):
+            t = torch.from_numpy(a)  # keeps the handed-out view alive (Note [Buffer ring])
+            return t.view(torch.bfloat16) if a.dtype == np.uint16 else t
+
+        ti = [tensor(a) for a in images] if isinstance(images, list) else tensor(images)
         tl = torch.from_numpy(labels)
         if L.device is None:
             return ti, tl, None, params
-        with torch.cuda.stream(L._stream):
-            gi = ti.to(L.device, non_blocking=True)
+        with torch.cuda.stream(L._stream):  # every view copied on the Loader's stream, one event for all
+            gi = [t.to(L.device, non_blocking=True) for t in ti] if isinstance(ti, list) else ti.to(
+                L.device, non_blocking=True)
             gl = tl.to(L.device, non_blocking=True)
             ev = torch.cuda.Event()
             ev.record(L._stream)
@@ -1018,7 +1061,8 @@ class _Iterator:
             torch = L._torch
             cur = torch.cuda.current_stream(L.device)
             cur.wait_event(ev)
-            images.record_stream(cur)
+            for t in images if isinstance(images, list) else [images]:
+                t.record_stream(cur)
             labels.record_stream(cur)
         if L.collate_fn is not None:
             return L.collate_fn(images, labels)
