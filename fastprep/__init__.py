@@ -25,7 +25,7 @@ from ._errors import (AllSamplesFailedError, DecodeError, ImageTooLargeError, Mi
                       TransformError, ImageTooSmallError,
                       UnsupportedImageError)
 from .io import FormatError, TarFormatError, TarMember, WriteError
-from .transforms import (DEFAULT_MAX_PIXELS, PRESETS, AugMix, AutoAugment, CenterCrop, FiveCrop, TenCrop, Pad, RandomCrop, RandomResize, RandomShortestSize, RandomPerspective, ElasticTransform, RandomZoomOut, ColorJitter, ExemplarJitter, RandomPhotometricDistort, JPEG, Compose, GaussianBlur,
+from .transforms import (DEFAULT_MAX_PIXELS, PRESETS, AugMix, AutoAugment, CenterCrop, FiveCrop, TenCrop, Pad, RandomCrop, RandomResize, RandomShortestSize, RandomPerspective, ElasticTransform, RandomZoomOut, ColorJitter, ExemplarJitter, RandomPhotometricDistort, JPEG, Compose, GaussianBlur, PILGaussianBlur,
                          Grayscale, InterpolationMode, Lighting, GaussianNoise, Normalize, Op, RandAugment, RandomAdjustSharpness,
                          RandomAffine, RandomApply, RandomAutocontrast, RandomChannelPermutation, RandomChoice,
                          RandomEqualize, RandomErasing, RandomGrayscale, RandomHorizontalFlip, RandomHSV, RandomInvert,
@@ -41,7 +41,7 @@ __all__ = [
     "Compose", "Resize", "CenterCrop", "FiveCrop", "TenCrop", "Pad", "RandomCrop", "RandomResize",
     "RandomShortestSize", "RandomPerspective", "ElasticTransform", "RandomZoomOut", "RandomResizedCrop", "RandomHorizontalFlip", "RandomVerticalFlip",
     "ToTensor", "Normalize", "Grayscale", "RandomGrayscale", "ColorJitter", "Lighting", "GaussianNoise", "RandomErasing", "RandomHSV",
-    "RandomRotation", "RandomAffine", "RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix", "GaussianBlur",
+    "RandomRotation", "RandomAffine", "RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix", "GaussianBlur", "PILGaussianBlur",
     "RandomSolarize", "RandomPosterize", "RandomEqualize", "RandomAutocontrast", "RandomInvert",
     "RandomAdjustSharpness", "RandomChannelPermutation", "ExemplarJitter", "RandomPhotometricDistort", "JPEG", "RandomApply", "RandomChoice", "RandomOrder", "Op", "Stage",
     "register_op", "registered_ops", "op_table", "InterpolationMode", "PRESETS", "DEFAULT_MAX_PIXELS",

@@ -229,3 +229,89 @@ def test_loader_views_on_cuda(photos):
     assert all(v.is_cuda for v in views) and labels.is_cuda
     ref = mv.batch(photos[:4], seed=2)
     assert all(np.array_equal(v.cpu().numpy(), r) for v, r in zip(views, ref))
+
+
+# --- the recipes ---------------------------------------------------------------------------
+
+
+def _replay_view(photo, view, seed, index, p):
+    """A preset view replayed from its recorded draws the way the official code applies them:
+    torchvision's ColorJitter kernels, PIL's grayscale, Pillow's GaussianBlur, ImageOps.solarize,
+    torchvision's ToTensor and Normalize, on fastprep's own crop (the geometry is fastprep's)."""
+    torch = pytest.importorskip("torch")
+    from PIL import ImageFilter, ImageOps
+    from torchvision.transforms import functional as F1
+    from torchvision.transforms.v2 import functional as F2
+
+    ops = view.transforms
+    rrc = ops[0]
+    geo = fp.Compose([rrc, fp.RandomHorizontalFlip()], dtype="uint8", layout="HWC")
+    crop = geo.batch([photo], seed=seed, indices=[index])[0]
+    x = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).contiguous()
+    j = p.get("jitter")
+    if j is not None and j["brightness"] is not None:
+        for i in j["order"]:
+            name = ("brightness", "contrast", "saturation", "hue")[i]
+            if j[name] is not None:
+                x = getattr(F2, f"adjust_{name}")(x, j[name])
+    im = Image.fromarray(x.permute(1, 2, 0).numpy())
+    if p.get("gray"):
+        im = F1.to_grayscale(im, 3)
+    if p.get("pil_gaussian_blur") is not None:
+        im = im.filter(ImageFilter.GaussianBlur(radius=p["pil_gaussian_blur"]))
+    if p.get("gaussian_blur") is not None:
+        k = next(o for c in ops if isinstance(c, fp.RandomApply) for o in c.members
+                 if isinstance(o, fp.GaussianBlur)).kernel_size
+        im = F1.to_pil_image(F2.gaussian_blur(F1.pil_to_tensor(im), list(k), [p["gaussian_blur"]] * 2))
+    if p.get("solarize"):
+        im = ImageOps.solarize(im, 128)
+    t = F1.to_tensor(im)
+    if any(isinstance(o, fp.Normalize) for o in ops):
+        t = F1.normalize(t, MEAN, STD)
+    return t
+
+
+@pytest.mark.parametrize("name", ["dino", "moco_v2", "byol", "simclr"])
+def test_recipes_replay_through_their_official_ops(photos, name):
+    """Each view of each preset equals its recorded draws applied with the ops its official code
+    uses (Pillow's blur and solarization for DINO and MoCo v2; torchvision's for BYOL and SimCLR),
+    on the same crop: identical values, but for torchvision's GaussianBlur, whose 2-D convolution
+    sums in another order (1 level on under 1e-3 of values, Note [GaussianBlur arithmetic])."""
+    torch = pytest.importorskip("torch")
+    mv = getattr(fp.MultiView, name)(**({"local_crops": 2} if name == "dino" else {}))
+    out, params = mv.batch(photos[:4], seed=21, return_params=True)
+    seen = set()
+    for v, view in enumerate(mv.views):
+        for i, photo in enumerate(photos[:4]):
+            p = params[v][i]
+            want = _replay_view(photo, view, fp.MultiView.view_seed(21, v), i, p)
+            got = torch.from_numpy(np.asarray(out[v][i]))
+            if p.get("gaussian_blur") is None:
+                assert torch.equal(got, want), (name, v, i, float((got - want).abs().max()))
+            else:
+                level = 1.0 / 255 / (min(STD) if name != "simclr" else 1.0) + 1e-6
+                d = (got - want).abs()
+                assert float(d.max()) <= level and float((d > 0).float().mean()) < 1e-3, (name, v, i)
+            seen |= {k for k in ("gray", "solarize") if p.get(k)} | {
+                k for k in ("pil_gaussian_blur", "gaussian_blur") if p.get(k) is not None}
+    assert seen & {"pil_gaussian_blur", "gaussian_blur"}
+
+
+def test_recipe_shapes():
+    d = fp.MultiView.dino(local_crops=10)
+    assert d.output_shapes == [(3, 224, 224)] * 2 + [(3, 96, 96)] * 10
+    assert fp.MultiView.simclr(size=32).output_shapes == [(3, 32, 32)] * 2
+    b = fp.MultiView.byol()
+    assert any(isinstance(o, fp.RandomSolarize) for o in b.views[1].transforms)
+    assert not any(isinstance(o, fp.RandomSolarize) for o in b.views[0].transforms)
+
+
+def test_from_torchvision_of_a_list_is_a_multiview(photos):
+    T = pytest.importorskip("torchvision.transforms")
+    g = T.Compose([T.RandomResizedCrop(32, scale=(0.4, 1.0)), T.RandomHorizontalFlip(), T.ToTensor()])
+    l = T.Compose([T.RandomResizedCrop(16, scale=(0.05, 0.4)), T.ToTensor()])
+    mv = fp.from_torchvision([g, g] + [l] * 3)
+    assert isinstance(mv, fp.MultiView) and len(mv) == 5 and mv.views[0] is mv.views[1]
+    assert [o.shape[1:] for o in mv.batch(photos[:2], seed=1)] == [(3, 32, 32)] * 2 + [(3, 16, 16)] * 3
+    with pytest.raises(ValueError, match="view 1 of the list cannot be fused whole"):
+        fp.from_torchvision([g, T.Compose([T.RandomResizedCrop(16), T.Lambda(lambda x: x), T.ToTensor()])])

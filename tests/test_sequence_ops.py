@@ -563,3 +563,31 @@ def test_gaussian_noise_rules():
     with pytest.warns(UserWarning, match="GaussianNoise"):
         h = fp.from_torchvision(tv)
     assert [type(x).__name__ for x in h.remainder] == ["GaussianNoise"]
+
+
+def test_pil_gaussian_blur_is_pillows(crops):
+    """PILGaussianBlur (DINO's and MoCo v2's GaussianBlur classes): each sample's drawn radius,
+    handed to Pillow's ImageFilter.GaussianBlur, gives the same bytes; p and the range hold."""
+    from PIL import Image, ImageFilter
+
+    op = fp.PILGaussianBlur((0.1, 2.0), p=0.5)
+    imgs = crops * 6
+    out, params = run([op], imgs, seed=12)
+    radii = []
+    for img, o, p in zip(imgs, out, params):
+        r = p["pil_gaussian_blur"]
+        if r is None:
+            assert torch.equal(o, chw(img))
+            continue
+        radii.append(r)
+        want = chw(np.asarray(Image.fromarray(img).filter(ImageFilter.GaussianBlur(radius=r))))
+        assert torch.equal(o, want), r
+    assert 0 < len(radii) < len(imgs) and all(0.1 <= r <= 2.0 for r in radii)
+    rng = np.random.default_rng(1)
+    for shape in ((1, 9), (9, 1), (5, 7), (61, 40)):  # images narrower than the box, and big radii
+        x = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+        for r in (0.0, 0.3, 1.0, 7.5, 40.0):
+            got = fp.Compose([fp.PILGaussianBlur(r)], dtype="uint8", layout="HWC")(x)
+            assert np.array_equal(got, np.asarray(Image.fromarray(x).filter(ImageFilter.GaussianBlur(radius=r)))), r
+    with pytest.raises(ValueError, match="radius"):
+        fp.PILGaussianBlur((2.0, 1.0))

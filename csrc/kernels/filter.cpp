@@ -88,6 +88,67 @@ void gaussian_blur(const Kernels& k, int kx, int ky, float sx, float sy, uint8_t
   }
 }
 
+namespace {
+
+// Pillow's box radius for a Gaussian of `radius` made of `passes` box blurs, in its float steps.
+float pil_box_radius(float radius, int passes) {
+  const float sigma2 = radius * radius / static_cast<float>(passes);
+  const float big_l = static_cast<float>(std::sqrt(12.0 * static_cast<double>(sigma2) + 1.0));
+  const float l = static_cast<float>(std::floor((static_cast<double>(big_l) - 1.0) / 2.0));
+  float a = (2.f * l + 1.f) * (l * (l + 1.f) - 3.f * sigma2);
+  a /= 6.f * (sigma2 - (l + 1.f) * (l + 1.f));
+  return l + a;
+}
+
+// One extended box blur pass over n values `stride` apart, in place (via `line`).
+void pil_box_pass(uint8_t* v, size_t stride, int n, int r, uint32_t ww, uint32_t fw, const int* clamp, uint8_t* line) {
+  for (int i = 0; i < n; ++i) line[i] = v[static_cast<size_t>(i) * stride];
+  // clamp[j] is the index of position j - r - 1 clamped to [0, n - 1], for j in [0, n + 2r + 2)
+  uint32_t acc = 0;
+  for (int j = 0; j < 2 * r + 1; ++j) acc += line[clamp[j + 1]];  // S(0): positions -r .. r
+  for (int x = 0; x < n; ++x) {
+    if (x > 0) acc += static_cast<uint32_t>(line[clamp[x + 2 * r + 1]]) - line[clamp[x]];
+    const uint32_t bulk = acc * ww + (static_cast<uint32_t>(line[clamp[x]]) + line[clamp[x + 2 * r + 2]]) * fw;
+    v[static_cast<size_t>(x) * stride] = static_cast<uint8_t>((bulk + (1u << 23)) >> 24);
+  }
+}
+
+}  // namespace
+
+void pil_gaussian_blur(float radius, uint8_t* const* rows, int h, int w, Scratch* scratch) {
+  if (h <= 0 || w <= 0) return;
+  const float box = pil_box_radius(radius, 3);
+  if (box == 0.f) return;
+  const int r = static_cast<int>(box);
+  const uint32_t ww = static_cast<uint32_t>(static_cast<float>(1u << 24) / (box * 2.f + 1.f));
+  const uint32_t fw = ((1u << 24) - static_cast<uint32_t>(r * 2 + 1) * ww) / 2u;
+  const int n = std::max(h, w);
+  std::vector<int> clamp(static_cast<size_t>(n) + 2 * static_cast<size_t>(r) + 3);
+  std::vector<uint8_t> line(static_cast<size_t>(n));
+  // The image as three planes (Pillow blurs each band alike): rows, then columns.
+  const size_t plane = static_cast<size_t>(h) * w;
+  uint8_t* p = scratch->reserve(checked_mul(plane, 3));
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c) p[c * plane + static_cast<size_t>(y) * w + x] = rows[y][4 * x + c];
+  auto set_clamp = [&](int len) {
+    for (int j = 0; j < len + 2 * r + 3; ++j) clamp[j] = std::min(std::max(j - r - 1, 0), len - 1);
+  };
+  set_clamp(w);
+  for (int c = 0; c < 3; ++c)
+    for (int y = 0; y < h; ++y)
+      for (int pass = 0; pass < 3; ++pass)
+        pil_box_pass(p + c * plane + static_cast<size_t>(y) * w, 1, w, r, ww, fw, clamp.data(), line.data());
+  set_clamp(h);
+  for (int c = 0; c < 3; ++c)
+    for (int x = 0; x < w; ++x)
+      for (int pass = 0; pass < 3; ++pass)
+        pil_box_pass(p + c * plane + x, static_cast<size_t>(w), h, r, ww, fw, clamp.data(), line.data());
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c) rows[y][4 * x + c] = p[c * plane + static_cast<size_t>(y) * w + x];
+}
+
 void gaussian_blur_plane(const Kernels& k, int kx, int ky, float sx, float sy, float* f, int h, int w,
                          Scratch* scratch) {
   if (h <= 0 || w <= 0) return;

@@ -29,6 +29,17 @@ void gaussian_kernel1d(int k, float sigma, float* w);
 void gaussian_blur(const Kernels& k, int kx, int ky, float sx, float sy, uint8_t* const* rows, int h, int w,
                    Scratch* scratch);
 
+// Note [PIL GaussianBlur]
+// Pillow's ImageFilter.GaussianBlur(radius), which DINO's and MoCo v2's own GaussianBlur classes
+// call: no Gaussian kernel but three passes of an "extended" box blur per axis (Gwosdek et al.
+// 2011), rows first, then columns, each pass rounding to uint8. The box radius r + a (integer
+// and fractional parts) comes from sigma^2 = radius^2 / 3 in Pillow's float32 steps; a pass gives
+// out[x] = (S * ww + (in[x - r - 1] + in[x + r + 1]) * fw + 2^23) >> 24, S the sum of in[x - r ..
+// x + r], indices clamped to the edge, ww = uint32(2^24 / (2 (r + a) + 1)) (float division) and
+// fw = (2^24 - (2r + 1) ww) / 2: integer arithmetic, so the result is Pillow's, byte for byte
+// (tested against Pillow). A box radius of 0 leaves the image as it is.
+void pil_gaussian_blur(float radius, uint8_t* const* rows, int h, int w, Scratch* scratch);
+
 // In place on one float32 plane (h x w): v2's gaussian_blur_image on a float tensor, the same
 // weights, reflect padding and separable float32 sums as above, without the rounding.
 // ElasticTransform blurs its random displacement with it (Note [Elastic arithmetic]).

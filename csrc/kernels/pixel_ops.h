@@ -16,9 +16,9 @@ namespace fastprep {
 // random stream is keyed by its name (pix_op_name).
 enum class PixOp : int {
   kSolarize = 0, kPosterize, kEqualize, kAutocontrast, kInvert, kSharpness, kChannelPermutation, kGaussianBlur,
-  kExemplarJitter, kJpeg,
+  kExemplarJitter, kJpeg, kPilBlur,
 };
-constexpr int kPixOpCount = 10;
+constexpr int kPixOpCount = 11;
 constexpr int kPixArgs = 8;      // arguments per op in PlanSpec.px_args
 constexpr int kPixVals = 8;      // values one op draws per sample (PixDraw::v)
 constexpr int kMaxPixOps = 16;   // ops per Compose
@@ -47,7 +47,7 @@ struct PixDraw {
 // Applies op (args: its kPixArgs arguments) with draw d, in place on h rows of w RGBX pixels.
 // Arguments: Solarize (p, threshold in levels), Posterize (p, bits), Equalize / Autocontrast /
 // Invert (p), Sharpness (p, factor), ChannelPermutation (), GaussianBlur (kx, ky, sigma lo, hi),
-// ExemplarJitter (power lo, hi, factor lo, hi, add lo, hi, hue lo, hi). JPEG (quality lo, hi) is
+// ExemplarJitter (power lo, hi, factor lo, hi, add lo, hi, hue lo, hi), PilBlur (p, radius lo, hi). JPEG (quality lo, hi) is
 // applied by the pipeline (an encode and a decode: the codecs layer), never by apply_pix_op.
 void apply_pix_op(const Kernels& k, PixOp op, const double* args, const PixDraw& d, uint8_t* const* rows, int h, int w,
                   Scratch* scratch);

@@ -66,6 +66,8 @@ void validate_sequence(const PlanSpec& s) {
     if (op == PixOp::kPosterize && !(a[1] >= 0.0 && a[1] <= 8.0 && a[1] == std::floor(a[1])))
       bad("posterize bits must be an int in [0, 8]");
     if (op == PixOp::kSharpness && !(a[1] >= 0.0)) bad("sharpness factor must be >= 0");
+    if (op == PixOp::kPilBlur && !(a[1] >= 0.0 && a[1] <= a[2] && a[2] <= 1000.0))
+      bad("PIL GaussianBlur radius must satisfy 0 <= lo <= hi <= 1000");
     if (op == PixOp::kGaussianBlur) {
       for (int j = 0; j < 2; ++j)
         if (!(a[j] >= 1 && a[j] <= kMaxBlurKernel && a[j] == std::floor(a[j]) && static_cast<int>(a[j]) % 2 == 1))
@@ -475,6 +477,10 @@ void draw_sequence(const PlanSpec& s, const RunKey& key, SequenceParams* q) {
       case PixOp::kJpeg:  // v2's JPEG: torch.randint(lo, hi + 1)
         d.v[0] = static_cast<float>(rng.randint(static_cast<int64_t>(a[0]), static_cast<int64_t>(a[1]) + 1));
         d.on = true;
+        break;
+      case PixOp::kPilBlur:  // DINO's / MoCo v2's: random() < p, then random.uniform(lo, hi) (a float radius)
+        d.on = a[0] >= 1.0 || (a[0] > 0.0 && rng.uniform() < a[0]);
+        d.v[0] = static_cast<float>(rng.uniform(a[1], a[2]));
         break;
       case PixOp::kGaussianBlur:  // torch.empty(1).uniform_(lo, hi): a float32 sigma
         d.v[0] = static_cast<float>(a[2] == a[3] ? a[2] : rng.uniform(a[2], a[3]));

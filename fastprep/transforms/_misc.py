@@ -51,6 +51,34 @@ class GaussianBlur(SequenceOp):
 
 
 @register_op
+class PILGaussianBlur(SequenceOp):
+    """With probability p, Pillow's ImageFilter.GaussianBlur(radius) with radius uniform in
+    [lo, hi] per sample: the blur of DINO's and MoCo v2's own GaussianBlur classes (three
+    extended box blurs per axis, Pillow's integer arithmetic: Note [PIL GaussianBlur])."""
+
+    code, key = "pil_gaussian_blur", "pil_gaussian_blur"
+    params = ("pil_gaussian_blur (its radius; None when not applied)",)
+
+    def __init__(self, radius=(0.1, 2.0), p=1.0):
+        if isinstance(radius, numbers.Real) and not isinstance(radius, bool):
+            lo = hi = float(radius)
+        elif isinstance(radius, (tuple, list)) and len(radius) == 2:
+            lo, hi = range2(radius, "PILGaussianBlur", "radius")
+        else:
+            raise ValueError(f"PILGaussianBlur radius must be a number or (min, max), got {radius!r}")
+        if not 0.0 <= lo <= hi <= 1000.0:
+            raise ValueError(f"PILGaussianBlur radius must satisfy 0 <= min <= max <= 1000, got {radius!r}")
+        self.radius = (lo, hi)
+        self.p = prob(p, "PILGaussianBlur")
+
+    def args(self):
+        return [self.p, self.radius[0], self.radius[1]]
+
+    def slot_params(self, rec, slot):
+        return {self.key: float(pix_values(rec, slot)[0]) if rec["px_on"][slot] else None}
+
+
+@register_op
 class JPEG(SequenceOp):
     """JPEG compression at a quality uniform in [lo, hi] per sample: the image encoded and decoded
     in the pass with libjpeg-turbo, as torchvision v2's JPEG (encode_jpeg, decode_jpeg)."""

@@ -8,7 +8,11 @@ import numpy as np
 from .. import _core
 from .._checks import (check_epoch, check_indices, check_items, check_policy, check_seed, fresh_seed,
                        is_torch_tensor)
+from ._color import ColorJitter, RandomGrayscale, RandomSolarize
 from ._compose import Compose, _as_output, _normalize_item, run_native
+from ._container import RandomApply
+from ._geometry import RandomHorizontalFlip, RandomResizedCrop
+from ._misc import GaussianBlur, Normalize, PILGaussianBlur, ToTensor
 from ._op import Op
 
 __all__ = ["MultiView"]
@@ -179,6 +183,82 @@ class MultiView:
             return result
         stacked = np.stack([a[:n] for a in arrs], 1)
         return self.views[0]._wrap(stacked, want_torch)
+
+    # --- the self-supervised recipes: their papers' parameters, their official code's ops -----
+
+    @classmethod
+    def simclr(cls, size=224, strength=1.0, blur=True, **options):
+        """SimCLR's two views (Chen et al., ICML 2020, appendix A): RandomResizedCrop(size,
+        scale=(0.08, 1)), flip, ``RandomApply([ColorJitter(0.8 s, 0.8 s, 0.8 s, 0.2 s)], p=0.8)``
+        with s = ``strength``, RandomGrayscale(0.2), and on ImageNet a Gaussian blur with p=0.5,
+        sigma in [0.1, 2.0] and a kernel 10% of the size (odd), then ToTensor; no normalisation (as
+        the paper's code). torchvision's ops and arithmetic, as the PyTorch ports use them.
+        ``options`` go to each view's Compose (dtype, exact, ...)."""
+        s = float(strength)
+        k = int(0.1 * size) // 2 * 2 + 1
+        ops = [RandomResizedCrop(size, scale=(0.08, 1.0)), RandomHorizontalFlip(),
+               RandomApply([ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=0.8), RandomGrayscale(0.2)]
+        if blur:
+            ops.append(RandomApply([GaussianBlur(k, (0.1, 2.0))], p=0.5))
+        view = Compose(ops + [ToTensor()], **options)
+        return cls([view, view])
+
+    @classmethod
+    def moco_v2(cls, size=224, **options):
+        """MoCo v2's two views (Chen et al. 2020, "Improved Baselines with Momentum Contrastive
+        Learning"; facebookresearch/moco ``main_moco.py --aug-plus``): RandomResizedCrop(size,
+        scale=(0.2, 1)), ``RandomApply([ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8)``,
+        RandomGrayscale(0.2), its own PIL GaussianBlur (radius uniform in [0.1, 2.0]) with p=0.5,
+        flip, ToTensor, ImageNet Normalize. The blur is Pillow's (PILGaussianBlur); ColorJitter is
+        torchvision v2's arithmetic (the official code runs v1 on PIL images, whose ImageEnhance
+        blends round differently)."""
+        view = Compose([RandomResizedCrop(size, scale=(0.2, 1.0)),
+                        RandomApply([ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), RandomGrayscale(0.2),
+                        PILGaussianBlur((0.1, 2.0), p=0.5), RandomHorizontalFlip(), ToTensor(),
+                        Normalize("imagenet")], **options)
+        return cls([view, view])
+
+    @classmethod
+    def byol(cls, size=224, **options):
+        """BYOL's two asymmetric views (Grill et al., NeurIPS 2020, table 6): RandomResizedCrop(size,
+        scale=(0.08, 1)), flip, ``RandomApply([ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8)``,
+        RandomGrayscale(0.2), Gaussian blur (sigma in [0.1, 2.0], kernel 23 at 224) with p=1.0 in
+        the first view and 0.1 in the second, solarization (threshold 0.5: level 128) with p=0.0
+        and 0.2, ToTensor, ImageNet Normalize; torchvision's ops and arithmetic."""
+        k = int(0.1 * size) // 2 * 2 + 1
+
+        def view(blur_p, solarize_p):
+            ops = [RandomResizedCrop(size, scale=(0.08, 1.0)), RandomHorizontalFlip(),
+                   RandomApply([ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8), RandomGrayscale(0.2),
+                   RandomApply([GaussianBlur(k, (0.1, 2.0))], p=blur_p)]
+            if solarize_p:
+                ops.append(RandomSolarize(128, p=solarize_p))
+            return Compose(ops + [ToTensor(), Normalize("imagenet")], **options)
+
+        return cls([view(1.0, 0.0), view(0.1, 0.2)])
+
+    @classmethod
+    def dino(cls, global_size=224, local_size=96, local_crops=8, global_scale=(0.4, 1.0), local_scale=(0.05, 0.4),
+             **options):
+        """DINO's multi-crop (Caron et al., ICCV 2021; facebookresearch/dino
+        ``DataAugmentationDINO``): two global crops (RandomResizedCrop(global_size,
+        scale=global_scale, bicubic)) and ``local_crops`` local ones (local_size, local_scale,
+        bicubic), each with flip, ``RandomApply([ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8)`` and
+        RandomGrayscale(0.2); its own PIL GaussianBlur (radius in [0.1, 2.0]) with p=1.0 on the
+        first global crop, 0.1 on the second (which also gets its Solarization: ImageOps.solarize,
+        p=0.2) and 0.5 on the local crops; ToTensor, ImageNet Normalize. The blur is Pillow's and
+        the solarization PIL's (threshold 128); ColorJitter is torchvision v2's arithmetic."""
+        def view(size, scale, blur_p, solarize_p=0.0):
+            ops = [RandomResizedCrop(size, scale=scale, interpolation="bicubic"), RandomHorizontalFlip(),
+                   RandomApply([ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8), RandomGrayscale(0.2),
+                   PILGaussianBlur((0.1, 2.0), p=blur_p)]
+            if solarize_p:
+                ops.append(RandomSolarize(128, p=solarize_p))
+            return Compose(ops + [ToTensor(), Normalize("imagenet")], **options)
+
+        local = view(local_size, local_scale, 0.5)
+        return cls([view(global_size, global_scale, 1.0), view(global_size, global_scale, 0.1, 0.2)]
+                   + [local] * int(local_crops))
 
     def execute(self, native_items, raw_items, picks, slots, keys, arrs, size, engine, seed, epoch,
                 want_params=True, cancel=None):

@@ -19,6 +19,7 @@ import numpy as np
 
 from ._compose import Compose
 from ._misc import ToTensor
+from ._multiview import MultiView
 from ._op import converter_for, registered_ops, target_name
 
 _CONTAINERS = ("Compose",)
@@ -178,7 +179,14 @@ def from_torchvision(transform, strict=False, **kwargs):
     ValueError naming the first transform that cannot be fused, its module and class, why, and
     the nearest fastprep equivalent. Other keyword arguments go to Compose (dtype, backend,
     apply_exif_orientation, ...).
+
+    A list or tuple of recipes (SimCLR's ``[view, view]``, or DINO's ``[global_1, global_2] +
+    [local] * 8``: ``DataAugmentationDINO``'s ``global_transfo1``, ``global_transfo2`` and
+    ``local_transfo``) becomes a :class:`MultiView` of their conversions, one decode for all;
+    each must then fuse whole.
     """
+    if isinstance(transform, (list, tuple)):
+        return _multi_view(transform, strict, kwargs)
     kwargs.setdefault("exact", True)
     v2 = _is_v2(transform)
     steps = _steps(transform)
@@ -220,3 +228,21 @@ def _hybrid(steps, cut, ops, state, v2, kwargs, first_why):
                   f"prefix ({len(ops)} fused op(s)): {names}. Pass strict=True to refuse instead.", UserWarning,
                   stacklevel=3)
     return HybridCompose(fused, remainder, tail_input, reasons)
+
+
+def _multi_view(recipes, strict, kwargs):
+    """from_torchvision of a list of view recipes: a MultiView (Note [Multi-view decode]). Equal
+    recipes (the same object) convert once."""
+    if not recipes:
+        raise ValueError("from_torchvision of a list needs at least one view recipe")
+    done, views = {}, []
+    for k, r in enumerate(recipes):
+        if id(r) not in done:
+            try:
+                v = from_torchvision(r, strict=True, **kwargs)
+            except ValueError as e:
+                raise ValueError(f"view {k} of the list cannot be fused whole, and a MultiView shares one decode "
+                                 f"between fused views: {e}") from None
+            done[id(r)] = v
+        views.append(done[id(r)])
+    return MultiView(views)
