@@ -265,6 +265,26 @@ def op_parity(results):
     return out
 
 
+def multiview_table(data):
+    """bench_multiview.py's JSON: several views per image against torchvision v2."""
+    lines = ["| recipe | views | JPEG decodes per sample | fastprep ms/image | DINO/SimCLR preset ms/image | "
+             "torchvision v2 ms/image | fastprep / torchvision v2 |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in data["rows"]:
+        lines.append(f"| {r['recipe']} | {r['views']} | {', '.join(map(str, r['decode_sessions_per_sample']))} | "
+                     f"{r['fastprep_ms']:.2f} | {r['preset_ms']:.2f} | {r['torchvision_ms']:.2f} | "
+                     f"**{r['speedup']:.2f}x** |")
+    L = data["loader"]
+    lines.append(f"| {L['recipe']}: fp.Loader(threads=2) {L['fastprep_img_s']:.0f} img/s, DataLoader(num_workers=2) "
+                 f"+ torchvision v2 {L['torchvision_img_s']:.0f} img/s | | | | | | **{L['speedup']:.2f}x** |")
+    m, v = data["machine"], data["versions"]
+    lines.append("")
+    lines.append(f"`{data['command']}`: one thread (the Loader row: two), {data['rounds']} interleaved rounds "
+                 f"({data['loader_epochs']} epochs for the Loader), medians of per-round ratios; {data['count']} "
+                 f"photos of `{data['folder']}`; {m['cpu']}, {m['cores']} cores, {m['simd']}; {data['date']}; "
+                 f"{_versions(v)}.")
+    return "\n".join(lines)
+
+
 def catalogue_table(data):
     """bench_catalogue.py's JSON: recipes against torchvision v2."""
     lines = ["| recipe | fastprep ms/image | torchvision v2 ms/image | fastprep / torchvision v2 |",
@@ -360,6 +380,8 @@ def table(results, name):
         return loader_table(data)
     if data.get("kind") == "catalogue":
         return catalogue_table(data)
+    if data.get("kind") == "multiview":
+        return multiview_table(data)
     if "results" in data and "speedup_reference" in data:
         return bench_table(data)
     raise ValueError(f"{path}: not a result this page knows how to show")

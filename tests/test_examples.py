@@ -35,7 +35,7 @@ def test_readme_names_every_example():
     with open(os.path.join(EXAMPLES, "README.md")) as f:
         readme = f.read()
     scripts = sorted(os.path.basename(p) for p in glob.glob(os.path.join(EXAMPLES, "*.py")))
-    assert scripts == ["preprocess_tar_shards.py", "ray_preprocess.py", "train_imagenet.py"]
+    assert scripts == ["multicrop_dino.py", "preprocess_tar_shards.py", "ray_preprocess.py", "train_imagenet.py"]
     for s in scripts:
         assert s in readme, s
 
@@ -56,6 +56,15 @@ def test_train_imagenet(tmp_path, mix):
     assert m and int(m.group(1)) == 3, out
     assert (tmp_path / "checkpoint.pt").is_file()
     assert len(list((tmp_path / "tiny-imagefolder" / "train").glob("class_*/*.jpg"))) == 32
+
+
+@pytest.mark.torch
+def test_multicrop_dino():
+    pytest.importorskip("torch", reason="the DINO example needs torch: pip install torch")
+    out = check_ok(run_example("multicrop_dino.py", "--steps", 3, "--local-crops", 3))
+    losses = [float(x) for x in re.findall(r"^step \d+: loss (\S+)", out, re.M)]
+    assert len(losses) == 3 and all(math.isfinite(x) for x in losses), out
+    assert re.search(r"^done: 3 steps, \d+ images, .* \(5 views each, one decode per image\)$", out, re.M), out
 
 
 def test_preprocess_tar_shards(tmp_path):
