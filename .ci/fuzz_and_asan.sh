@@ -2,8 +2,8 @@
 # Issue #5 in CI: (a) the libFuzzer harness (fuzz/fuzz_decode.cc) over the native core with
 # ASan+UBSan for FUZZ_SECONDS (default 60) on the generated seed corpus, failing on any finding;
 # (b) the extension built with FASTPREP_SANITIZE=address,undefined into build/asan and the fast
-# tests (test_hostile, test_simd, test_png, test_webp, test_ops, test_sequence_ops, test_fallback) run
-# against it. About 5 minutes on 2 cores.
+# tests (test_hostile, test_simd, test_png, test_webp, test_ops, test_sequence_ops, test_fallback,
+# test_multiview) run against it. About 5 minutes on 2 cores.
 #
 #   bash .ci/fuzz_and_asan.sh            # both
 #   bash .ci/fuzz_and_asan.sh fuzz|asan  # one
@@ -93,9 +93,11 @@ EOF
   # The op stages (flips, grayscale, the two-phase output stage); the docs, stub and
   # spawn-worker tests need the checkout and a clean child environment: main job only.
   $PY -m pytest -q -p no:cacheprovider tests/test_ops.py -k "not docs and not stub and not spawn"
-  # The op sequence, containers, padding modes, multi-crops, resizes and warps (issue 31); the
-  # Loader's forked remainder workers run in the main job only.
-  $PY -m pytest -q -p no:cacheprovider tests/test_sequence_ops.py tests/test_fallback.py -k "not loader"
+  # The op sequence, containers, padding modes, multi-crops, resizes and warps (issue 31), and
+  # several views from one decode (issue 33); the Loader's forked remainder workers and its
+  # threads run in the main job only.
+  $PY -m pytest -q -p no:cacheprovider tests/test_sequence_ops.py tests/test_fallback.py tests/test_multiview.py \
+    -k "not loader"
   cd "$ROOT"
 }
 

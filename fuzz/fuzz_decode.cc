@@ -139,8 +139,9 @@ PlanSpec base_spec(int which) {
             op == static_cast<int>(PixOp::kJpeg))
           continue;  // these need RGB
         s.px_ops.push_back(op);
-        const double a[kPixArgs] = {op == static_cast<int>(PixOp::kGaussianBlur) ? 23.0 : 1.0,
-                                    op == static_cast<int>(PixOp::kGaussianBlur) ? 3.0 : 4.0, 0.1, 9.0};
+        const bool blur = op == static_cast<int>(PixOp::kGaussianBlur), pil = op == static_cast<int>(PixOp::kPilBlur);
+        const double a[kPixArgs] = {blur ? 23.0 : (pil ? 0.7 : 1.0), blur ? 3.0 : (pil ? 0.0 : 4.0),
+                                    pil ? 12.0 : 0.1, 9.0};  // PIL blur: p 0.7, radius 0 to 12
         s.px_args.insert(s.px_args.end(), a, a + kPixArgs);
         const int g = op < 2 ? 1 : (op < 4 ? 2 : -1);
         s.px_group.push_back(g), s.px_member.push_back(g < 0 ? 0 : op % 2);
@@ -183,6 +184,11 @@ struct Plans {
   }
   const Plan& get(uint8_t sel) const {
     const int i = sel % kPlans, st = (sel / kPlans) % 3, sm = (sel / (kPlans * 3)) % 3;
+    return *p[(i * 3 + st) * 3 + sm];
+  }
+  // Plan i with the strictness and SIMD level of selector `sel` (a multi-view's other views).
+  const Plan& like(uint8_t sel, int i) const {
+    const int st = (sel / kPlans) % 3, sm = (sel / (kPlans * 3)) % 3;
     return *p[(i * 3 + st) * 3 + sm];
   }
 };
@@ -258,6 +264,42 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (still) finding("still WebP reported as not native", r);
       }
       break;
+  }
+  // The same bytes as three views from one decode (Note [Multi-view decode]): this plan, the
+  // bfloat16 train crop (plan 2) and the elastic + noise plan (17), when they share the decoder's
+  // options and have fixed sizes. Every view gets the sample's status; a good sample fills every
+  // slot at its size, with at most one JPEG decode.
+  {
+    const Plan* views[3] = {&plan, &plans.like(sel, 2), &plans.like(sel, 17)};
+    int vh[3], vw[3];
+    bool ok = true;
+    for (int v = 0; v < 3; ++v) {
+      const PlanSpec& a = views[v]->spec;
+      const PlanSpec& b = plan.spec;
+      ok = ok && views[v]->fixed_size(&vh[v], &vw[v]) && a.max_pixels == b.max_pixels && a.strict == b.strict &&
+           a.allow_truncated == b.allow_truncated && a.apply_exif == b.apply_exif;
+    }
+    if (ok) {
+      std::vector<std::shared_ptr<const Plan>> refs;
+      std::vector<std::unique_ptr<uint8_t[]>> outs;
+      for (int v = 0; v < 3; ++v) refs.emplace_back(views[v], [](const Plan*) {});
+      Batch mv(refs, items, {0}, {0}, {key.index}, key.seed, key.epoch);
+      for (int v = 0; v < 3; ++v) {
+        const size_t bytes = static_cast<size_t>(vh[v]) * vw[v] * views[v]->out.channels *
+                             dtype_size(views[v]->spec.dtype);
+        outs.emplace_back(new uint8_t[bytes]);
+        mv.set_output(outs.back().get(), bytes, vh[v], vw[v], v);
+      }
+      mv.run(engine);
+      const SampleResult* vr = mv.results().data();
+      for (int v = 0; v < 3; ++v) {
+        if (vr[v].status != vr[0].status) finding("views of one sample disagree on its status", vr[v]);
+        if (vr[v].decode_sessions > 1) finding("a multi-view sample decoded more than once", vr[v]);
+        if (vr[v].status == SampleStatus::kOk && (vr[v].params.geom.out_h != vh[v] || vr[v].params.geom.out_w != vw[v]))
+          finding("a view's geometry differs from its slot", vr[v]);
+        if (vr[v].status == SampleStatus::kError && vr[v].message.empty()) finding("view error without a reason", vr[v]);
+      }
+    }
   }
   return 0;
 }
