@@ -29,26 +29,9 @@ import time
 import numpy as np
 
 import fastprep as fp
+from bench_catalogue import interleaved, ratio  # the same rounds and estimator
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def interleaved(runs, n_rounds):
-    """Every run once per round, the order rotated each round, after one warm-up: {name: [seconds]}."""
-    names = list(runs)
-    for r in runs.values():
-        r()
-    per = {k: [] for k in names}
-    for rnd in range(n_rounds):
-        for k in names[rnd % len(names):] + names[:rnd % len(names)]:
-            t0 = time.perf_counter()
-            runs[k]()
-            per[k].append(time.perf_counter() - t0)
-    return per
-
-
-def ratio(per, fast, slow):
-    return statistics.median([s / f for f, s in zip(per[fast], per[slow])])
 
 
 def dino_v2(T2, torch, local_crops=8):

@@ -1024,21 +1024,17 @@ bool probe_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunK
   });
 }
 
-void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, uint8_t* slot, int out_h,
-                int out_w, SampleResult* res, std::atomic<int64_t>* keep_budget) {
-  TrimScratch trim{w};
-  res->status = SampleStatus::kOk;
-  res->warnings = 0;
-  const int64_t sessions = w.dec.decode_sessions();
-  struct Count {  // the decoder's count of decompressions this sample started, on every way out
-    Worker& w;
-    SampleResult* res;
-    int64_t before;
-    ~Count() { res->decode_sessions = static_cast<int>(w.dec.decode_sessions() - before); }
-  } count{w, res, sessions};
+namespace {
+
+// One sample's input to the decoder that takes it (the callbacks: an array, a PNG, a still WebP,
+// a JPEG), inside guarded(res): failures become res's. Any other format comes back "not JPEG",
+// with the bytes read kept for the Pillow fallback (Note [Fallback bytes]).
+template <class Array, class Png, class Webp, class Jpeg>
+void dispatch(Worker& w, const SampleInput& in, int64_t max_pixels, SampleResult* res,
+              std::atomic<int64_t>* keep_budget, Array&& array, Png&& png, Webp&& webp, Jpeg&& jpeg) {
   guarded(res, [&] {
     if (in.kind == SampleInput::kArray) {
-      run_array(plan, w, in, key, slot, out_h, out_w, res);
+      array();
       return true;
     }
     Encoded e;
@@ -1046,13 +1042,13 @@ void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey
     const uint8_t* data = e.data;
     const size_t size = e.size;
     if (is_png(data, size) && png_native()) {
-      run_png(plan, w, data, size, key, slot, out_h, out_w, res);
+      png(data, size);
       return true;
     }
     if (is_webp(data, size) && webp_native()) {  // without libwebp, a WebP goes to the fallback
-      const WebpInfo info = webp_info(data, size, plan.spec.max_pixels);
+      const WebpInfo info = webp_info(data, size, max_pixels);
       if (!info.animated) {
-        run_webp(plan, w, data, size, info, key, slot, out_h, out_w, res);
+        webp(data, size, info);
         return true;
       }  // animated: the Pillow fallback takes the first frame
     }
@@ -1068,10 +1064,32 @@ void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey
       }
       return true;
     }
-    run_jpeg(plan, w, e.jpeg, key, slot, out_h, out_w, res);
-    res->warnings = w.dec.warnings();  // the session ended with run_jpeg; its count stays
+    jpeg(e.jpeg);
     return true;
   });
+}
+
+}  // namespace
+
+void run_sample(const Plan& plan, Worker& w, const SampleInput& in, const RunKey& key, uint8_t* slot, int out_h,
+                int out_w, SampleResult* res, std::atomic<int64_t>* keep_budget) {
+  TrimScratch trim{w};
+  res->status = SampleStatus::kOk;
+  res->warnings = 0;
+  const int64_t sessions = w.dec.decode_sessions();
+  dispatch(
+      w, in, plan.spec.max_pixels, res, keep_budget,
+      [&] { run_array(plan, w, in, key, slot, out_h, out_w, res); },
+      [&](const uint8_t* data, size_t size) { run_png(plan, w, data, size, key, slot, out_h, out_w, res); },
+      [&](const uint8_t* data, size_t size, const WebpInfo& info) {
+        run_webp(plan, w, data, size, info, key, slot, out_h, out_w, res);
+      },
+      [&](const JpegInput& jpeg) {
+        run_jpeg(plan, w, jpeg, key, slot, out_h, out_w, res);
+        res->warnings = w.dec.warnings();  // the session ended with run_jpeg; its count stays
+      });
+  // the decoder's count of decompressions this sample started
+  res->decode_sessions = static_cast<int>(w.dec.decode_sessions() - sessions);
 }
 
 RunKey view_key(const RunKey& key, int v) {
@@ -1091,43 +1109,20 @@ void run_views(const ViewOutput* views, int n_views, Worker& w, const SampleInpu
     res[v].warnings = 0;
   }
   const int64_t sessions = w.dec.decode_sessions();
-  guarded(&res[0], [&] {
-    if (in.kind == SampleInput::kArray) {
-      for (int v = 0; v < n_views; ++v)
-        run_array(*views[v].plan, w, in, view_key(key, v), views[v].slot, views[v].out_h, views[v].out_w, &res[v]);
-      return true;
-    }
-    Encoded e;
-    load(w, in, &e, false);
-    const uint8_t* data = e.data;
-    const size_t size = e.size;
-    if (is_png(data, size) && png_native()) {
-      run_whole_views(views, n_views, w, data, size, true, nullptr, key, res);
-      return true;
-    }
-    if (is_webp(data, size) && webp_native()) {
-      const WebpInfo info = webp_info(data, size, views[0].plan->spec.max_pixels);
-      if (!info.animated) {
+  dispatch(
+      w, in, views[0].plan->spec.max_pixels, &res[0], keep_budget,
+      [&] {
+        for (int v = 0; v < n_views; ++v)
+          run_array(*views[v].plan, w, in, view_key(key, v), views[v].slot, views[v].out_h, views[v].out_w, &res[v]);
+      },
+      [&](const uint8_t* data, size_t size) { run_whole_views(views, n_views, w, data, size, true, nullptr, key, res); },
+      [&](const uint8_t* data, size_t size, const WebpInfo& info) {
         run_whole_views(views, n_views, w, data, size, false, &info, key, res);
-        return true;
-      }
-    }
-    if (!is_jpeg(data, size)) {
-      res[0].status = SampleStatus::kNotJpeg;
-      res[0].message = "no native decoder for this format";
-      if (e.file) {  // Note [Fallback bytes]
-        const int64_t n = e.file->size();
-        if (keep_budget && keep_budget->fetch_sub(n) >= n) {
-          const size_t all = read_more(*e.file, &w.file, size, static_cast<size_t>(n));
-          res[0].encoded.assign(w.file.data(), w.file.data() + all);
-        }
-      }
-      return true;
-    }
-    run_jpeg_views(views, n_views, w, e.jpeg, key, res);
-    for (int v = 0; v < n_views; ++v) res[v].warnings = w.dec.warnings();
-    return true;
-  });
+      },
+      [&](const JpegInput& jpeg) {
+        run_jpeg_views(views, n_views, w, jpeg, key, res);
+        for (int v = 0; v < n_views; ++v) res[v].warnings = w.dec.warnings();
+      });
   // One sample: its status, and the decoder's count of decompressions, hold for every view.
   for (int v = 0; v < n_views; ++v) {
     res[v].decode_sessions = static_cast<int>(w.dec.decode_sessions() - sessions);

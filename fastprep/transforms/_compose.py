@@ -321,14 +321,8 @@ class Compose:
                 raises: its output shape cannot be known.
             indices: per-item keys for the random stream (default 0..N-1), ints >= 0.
         """
-        check_items(items)
-        seed = fresh_seed() if seed is None else check_seed(seed)
-        self._local.seed = seed
-        epoch = check_epoch(epoch)
-        policy = check_policy(on_error or self.on_error)
-        raw = list(items)
-        want_torch = self._want_torch(any(is_torch_tensor(x) for x in raw))
-        items = [_normalize_item(x) for x in raw]
+        raw, items, seed, epoch, policy, torch_input = batch_arguments(self, items, seed, epoch, on_error)
+        want_torch = self._want_torch(torch_input)
         n = len(items)
         size = self._plan.fixed_size
         engine = self.engine(threads)
@@ -492,6 +486,19 @@ class Compose:
                     d.update(op.slot_params(r, slot))
             out.append(d)
         return out
+
+
+def batch_arguments(t, items, seed, epoch, on_error):
+    """batch()'s argument checks, shared by Compose and MultiView: (the items as given, as the
+    native pass takes them, the seed (drawn when None; recorded as t's last_seed), the epoch, the
+    on_error policy, whether any item is a torch tensor)."""
+    check_items(items)
+    seed = fresh_seed() if seed is None else check_seed(seed)
+    t._local.seed = seed
+    epoch = check_epoch(epoch)
+    policy = check_policy(on_error or t.on_error)
+    raw = list(items)
+    return raw, [_normalize_item(x) for x in raw], seed, epoch, policy, any(is_torch_tensor(x) for x in raw)
 
 
 def run_native(plans, outputs, param_fns, opts, native_items, raw_items, picks, slots, keys, engine, seed, epoch,

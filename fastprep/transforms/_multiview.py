@@ -6,10 +6,9 @@ import threading
 import numpy as np
 
 from .. import _core
-from .._checks import (check_epoch, check_indices, check_items, check_policy, check_seed, fresh_seed,
-                       is_torch_tensor)
+from .._checks import check_indices, check_policy, check_seed
 from ._color import ColorJitter, RandomGrayscale, RandomSolarize
-from ._compose import Compose, _as_output, _normalize_item, run_native
+from ._compose import Compose, _as_output, batch_arguments, run_native
 from ._container import RandomApply
 from ._geometry import RandomHorizontalFlip, RandomResizedCrop
 from ._misc import GaussianBlur, Normalize, PILGaussianBlur, ToTensor
@@ -119,14 +118,8 @@ class MultiView:
         dicts; each has ``"view"``, and ``"decode_sessions"`` (how many times the sample's JPEG
         was decoded for all its views: 1).
         """
-        check_items(items)
-        seed = fresh_seed() if seed is None else check_seed(seed)
-        self._local.seed = seed
-        epoch = check_epoch(epoch)
-        policy = check_policy(on_error or self.on_error)
-        raw = list(items)
-        want_torch = [v._want_torch(any(is_torch_tensor(x) for x in raw)) for v in self.views]
-        natives = [_normalize_item(x) for x in raw]
+        raw, natives, seed, epoch, policy, torch_input = batch_arguments(self, items, seed, epoch, on_error)
+        want_torch = [v._want_torch(torch_input) for v in self.views]
         n = len(natives)
         keys = list(range(n)) if indices is None else check_indices(indices)
         if len(keys) != n:
