@@ -534,6 +534,11 @@ def test_grayscale_is_the_converted_class_arithmetic():
     pil = Image.fromarray(img)
     for tv, x, is_v2 in ((v2.Compose([v2.Grayscale(3)]), chw, True), (v2.Compose([v2.RandomGrayscale(1.0)]), chw, True),
                          (v2.Compose([v2.Grayscale(1)]), chw, True),
+                         # a sequence op after the conversion: the luma is converted once, not twice
+                         (v2.Compose([v2.Grayscale(3), v2.RandomSolarize(100, p=1.0)]), chw, True),
+                         (v2.Compose([v2.RandomGrayscale(1.0), v2.RandomInvert(1.0)]), chw, True),
+                         (v2.Compose([v2.Grayscale(1), v2.RandomPosterize(3, p=1.0)]), chw, True),
+                         (T.Compose([T.Grayscale(3), T.RandomSolarize(100, p=1.0)]), pil, False),
                          (T.Compose([T.Grayscale(3)]), pil, False), (T.Compose([T.RandomGrayscale(1.0)]), pil, False)):
         t = fp.from_torchvision(tv)
         assert t.transforms[0].v2 is is_v2

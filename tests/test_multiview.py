@@ -39,7 +39,7 @@ def assert_views_are_their_composes(mv, items, seed=5, **kw):
         ref, ref_params = view.batch(items, seed=fp.MultiView.view_seed(seed, v), return_params=True, **kw)
         assert np.array_equal(np.asarray(out[v]), np.asarray(ref)), v
         for p, q in zip(params[v], ref_params):
-            assert p["view"] == v and p["box"] == q["box"] and p["seed"] == q["seed"]
+            assert p["view"] == v and p["box"] == q["box"] and p["flip"] == q["flip"]
     return out, params
 
 
@@ -94,8 +94,11 @@ def test_exif_orientation_and_fast_mode(photos, tmp_path):
     exif[0x0112] = 6
     path = os.path.join(tmp_path, "rot6.jpg")
     im.save(path, quality=90, exif=exif.tobytes())
+    png = os.path.join(tmp_path, "rot6.png")
+    im.convert("RGB").save(png, exif=exif.tobytes())
     mv = dino(apply_exif_orientation=True)
-    assert_views_are_their_composes(mv, [path, photos[6]])
+    out, params = assert_views_are_their_composes(mv, [path, photos[6], png])
+    assert params[0][0]["orientation"] == 6 and params[3][2]["orientation"] == 6
     exact = dino().batch(photos, seed=3)
     fast = fp.MultiView([v.with_options(exact=False) for v in dino().views]).batch(photos, seed=3)
     for e, f in zip(exact, fast):
@@ -125,6 +128,13 @@ def test_stack_out_params_and_errors(photos, tmp_path):
     assert not z[0][1].any() and not z[1][1].any() and z[0][0].any() and "error" in zp[1][1]
     s = fp.MultiView([g, g]).batch(items, on_error="skip", seed=1)
     assert len(s[0]) == len(s[1]) == 2 and np.array_equal(s[1][1], z[1][2])
+    # stacked into the caller's buffer, a failed sample skipped: the kept samples, in front
+    buf = np.full((3, 2, 3, 64, 64), 7.0, np.float32)
+    got = fp.MultiView([g, g], stack=True).batch(items, on_error="skip", seed=1, out=buf)
+    assert got.shape == (2, 2, 3, 64, 64) and np.shares_memory(got, buf)
+    assert np.array_equal(got[:, 0], s[0]) and np.array_equal(got[:, 1], s[1])
+    with pytest.raises(ValueError, match="shape"):  # checked before the run
+        fp.MultiView([g, g], stack=True).batch(items, out=np.empty((3, 3, 3, 64, 64), np.float32))
 
 
 def test_arguments_checked_and_pickles():
@@ -173,6 +183,8 @@ def test_loader_yields_views_equal_to_batch(photos):
     # a list of Composes is a MultiView; mixing one image per sample cannot apply to views
     L2 = fp.Loader(pairs, list(mv.views), batch_size=4, seed=3, shuffle=False, backend="numpy")
     assert isinstance(L2.transform, fp.MultiView)
+    L3 = fp.Loader(pairs, mv, batch_size=4, seed=3, apply_exif_orientation=True, backend="numpy")
+    assert all(v.apply_exif_orientation for v in L3.transform.views)
     with pytest.raises(ValueError, match="MultiView"):
         fp.Loader(pairs, mv, batch_size=4, mix=fp.MixUp(), num_classes=10)
     with pytest.raises(ValueError, match="stack=False"):

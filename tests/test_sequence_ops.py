@@ -433,23 +433,23 @@ def test_elastic_transform_v1_on_pil_replays(crops):
         assert float((d > 1).float().mean()) <= 0.005 and float(d.float().mean()) <= 0.1
 
 
-def test_elastic_displacement_is_torchvisions_blur_of_its_noise():
-    """The displacement is v2's make_params arithmetic on the sample's uniform noise: with sigma 0
-    and alpha = the side the binding returns the noise itself; v2's F.gaussian_blur of that noise,
-    times alpha / side, equals the blurred displacement to float32 rounding."""
-    h, w, seed = 57, 83, 12345
+def test_elastic_displacement_is_torchvisions_make_params_of_its_noise(monkeypatch):
+    """The displacement is v2's own make_params on the sample's uniform noise: torch.rand is
+    handed our two planes (dx, then dy), and torchvision's blur and scaling (by the width for dx,
+    the height for dy, on a non-square image) give our displacement to float32 rounding. With
+    sigma 0 and alpha = the side (a power of two) the binding returns the noise itself, exactly."""
+    h, w, seed = 32, 64, 12345
     noise = fp._core.elastic_displacement(seed, h, w, float(w), float(h), 0.0, 0.0)
     assert noise.min() >= -1.0 and noise.max() < 1.0 and abs(float(noise.mean())) < 0.05
-    for sx, sy, ax, ay in ((5.0, 5.0, 50.0, 50.0), (2.0, 3.5, 10.0, 70.0)):
-        got = fp._core.elastic_displacement(seed, h, w, ax, ay, sx, sy)
-        want = []
-        for d, (s, a, side) in enumerate(((sx, ax, w), (sy, ay, h))):
-            k = int(8 * s + 1)
-            k += k % 2 == 0
-            plane = torch.from_numpy(np.ascontiguousarray(noise[0, :, :, d]))[None, None]
-            want.append(F2.gaussian_blur(plane, [k, k], [sx, sy])[0, 0] * a / side)
-        want = torch.stack(want, -1)[None]
-        np.testing.assert_allclose(got, want.numpy(), rtol=0, atol=2e-6 * max(ax, ay) / min(h, w) + 1e-7)
+    for alpha, sigma in (((50.0, 50.0), (5.0, 5.0)), ((10.0, 70.0), (2.0, 3.5))):
+        planes = [torch.from_numpy((noise[0, :, :, d] + 1) / 2)[None, None] for d in (0, 1)]
+        monkeypatch.setattr(torch, "rand", lambda *shape, **kw: planes.pop(0).clone())
+        want = tv2.ElasticTransform(alpha, sigma).make_params([torch.zeros(3, h, w, dtype=torch.uint8)])
+        monkeypatch.undo()
+        assert not planes  # both planes drawn
+        got = fp._core.elastic_displacement(seed, h, w, *alpha, *sigma)
+        np.testing.assert_allclose(got, want["displacement"].numpy(), rtol=0,
+                                   atol=2e-6 * max(alpha) / min(h, w) + 1e-7)
 
 
 def test_elastic_transform_is_a_warp():
@@ -512,12 +512,14 @@ def test_v1_on_pil_within_one_level(crops, case):
 
 
 @pytest.mark.parametrize("layout, extra, norm, clip", [("CHW", [], True, True), ("HWC", [], True, False),
-                                                        ("CHW", ["gray"], True, True), ("CHW", [], False, True)])
+                                                        ("CHW", ["gray"], True, True), ("CHW", [], False, True),
+                                                        ("CHW", ["gray", "invert"], True, True)])
 def test_gaussian_noise_replays_through_torchvision(crops, monkeypatch, layout, extra, norm, clip):
     """v2's GaussianNoise: the recorded seed rebuilds the N(0, 1) values; v2's own gaussian_noise,
     handed them in place of torch.randn_like, on the pre-noise image gives the same bytes."""
     mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-    tv = [tv2.ToImage()] + ([tv2.RandomGrayscale(1.0)] if extra else []) + [
+    tv = [tv2.ToImage()] + ([tv2.RandomGrayscale(1.0)] if extra else []) + (
+        [tv2.RandomInvert(1.0)] if "invert" in extra else []) + [
         tv2.ToDtype(torch.float32, scale=True), tv2.GaussianNoise(0.05, 0.2, clip=clip)] + (
         [tv2.Normalize(mean, std)] if norm else [])
     t = fp.from_torchvision(tv2.Compose(tv))
@@ -525,7 +527,8 @@ def test_gaussian_noise_replays_through_torchvision(crops, monkeypatch, layout, 
     ops = t.transforms
     op = next(o for o in ops if isinstance(o, fp.GaussianNoise))
     assert (op.mean, op.sigma, op.clip) == (0.05, 0.2, clip)
-    pre_ops = [fp.RandomGrayscale(1.0, v2=True)] if extra else []
+    pre_ops = ([fp.RandomGrayscale(1.0, v2=True)] if extra else []) + (
+        [fp.RandomInvert(1.0)] if "invert" in extra else [])
     imgs = crops[:3]
     for i, img in enumerate(imgs):
         c = fp.Compose(ops, layout=layout)

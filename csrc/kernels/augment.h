@@ -99,7 +99,8 @@ struct AffineParams {
 // torchvision v2's ElasticTransform draws two planes of torch.rand(h, w) * 2 - 1 (dx, then dy),
 // blurs each with F.gaussian_blur on float32 (dx with a kernel of int(8 sigma_x + 1) made odd,
 // dy with int(8 sigma_y + 1), both with sigmas (sigma_x, sigma_y); a sigma of 0 skips it), scales
-// them by alpha_x / w and alpha_y / h in float32, and warps with F.elastic: the identity grid
+// them by alpha_x / w and alpha_y / h in float32 (as torchvision 0.29 does, v1 and v2; older
+// releases divided dx by the height too, which differs on non-square images), and warps with F.elastic: the identity grid
 // (torch.linspace((1 - n) / n, (n - 1) / n, n) per axis) plus the displacement, then grid_sample
 // as the other warps sample. Our uniform planes come from the sample's own stream (elastic_seed
 // keys them; plan.h's elastic_field regenerates the displacement for a replay through F.elastic);

@@ -173,12 +173,14 @@ namespace {
 
 template <typename T>
 void write_row_t(const OutputSpec& o, const uint8_t* table, const uint8_t* px, int n, T* slot, int h, int w, int y,
-                 int x0, bool to_gray) {
+                 int x0, bool to_gray, bool pre_gray) {
+  // the luma: computed, or already in every channel (pre_gray)
+  auto luma = [&](const uint8_t* p) { return pre_gray ? static_cast<int>(p[0]) : gray_level(p, o.gray_v2); };
   const T* lut = reinterpret_cast<const T*>(table);
   const size_t plane = static_cast<size_t>(h) * w;
   if (o.channels == 1) {
     T* dst = slot + static_cast<size_t>(y) * w + x0;  // CHW and HWC coincide for one channel
-    for (int i = 0; i < n; ++i) dst[i] = lut[gray_level(px + 4 * i, o.gray_v2)];
+    for (int i = 0; i < n; ++i) dst[i] = lut[luma(px + 4 * i)];
     return;
   }
   const T* l0 = lut;
@@ -190,7 +192,7 @@ void write_row_t(const OutputSpec& o, const uint8_t* table, const uint8_t* px, i
       T* d1 = d0 + plane;
       T* d2 = d1 + plane;
       for (int i = 0; i < n; ++i) {
-        const int g = gray_level(px + 4 * i, o.gray_v2);
+        const int g = luma(px + 4 * i);
         d0[i] = l0[g];
         d1[i] = l1[g];
         d2[i] = l2[g];
@@ -198,7 +200,7 @@ void write_row_t(const OutputSpec& o, const uint8_t* table, const uint8_t* px, i
     } else {
       T* d = slot + (static_cast<size_t>(y) * w + x0) * 3;
       for (int i = 0; i < n; ++i) {
-        const int g = gray_level(px + 4 * i, o.gray_v2);
+        const int g = luma(px + 4 * i);
         d[3 * i] = l0[g];
         d[3 * i + 1] = l1[g];
         d[3 * i + 2] = l2[g];
@@ -259,7 +261,7 @@ void build_mix_table(const OutputSpec& o, const float mix[9], const float mean[3
 }
 
 void write_row(const OutputSpec& o, const uint8_t* lut, const uint8_t* rgbx, int n, uint8_t* slot, int h, int w,
-               int y, int x0, bool to_gray) {
+               int y, int x0, bool to_gray, bool pre_gray) {
   if (o.arith.on && lut == o.lut.data() && !to_gray) {  // the plan's table: Note [Output arithmetic]
     o.arith.kernel(o, rgbx, n, slot, h, w, y, x0);
     return;
@@ -269,9 +271,11 @@ void write_row(const OutputSpec& o, const uint8_t* lut, const uint8_t* rgbx, int
     return;
   }
   switch (dtype_size(o.dtype)) {
-    case 1: write_row_t<uint8_t>(o, lut, rgbx, n, slot, h, w, y, x0, to_gray); break;
-    case 2: write_row_t<uint16_t>(o, lut, rgbx, n, reinterpret_cast<uint16_t*>(slot), h, w, y, x0, to_gray); break;
-    default: write_row_t<float>(o, lut, rgbx, n, reinterpret_cast<float*>(slot), h, w, y, x0, to_gray); break;
+    case 1: write_row_t<uint8_t>(o, lut, rgbx, n, slot, h, w, y, x0, to_gray, pre_gray); break;
+    case 2:
+      write_row_t<uint16_t>(o, lut, rgbx, n, reinterpret_cast<uint16_t*>(slot), h, w, y, x0, to_gray, pre_gray);
+      break;
+    default: write_row_t<float>(o, lut, rgbx, n, reinterpret_cast<float*>(slot), h, w, y, x0, to_gray, pre_gray); break;
   }
 }
 
@@ -309,10 +313,11 @@ void enable_output_arith(OutputSpec* o, const Kernels& k) {
   if (o->arith.on) o->arith.kernel = k.output_arith;
 }
 
-void accumulate_histogram(const OutputSpec& o, const uint8_t* px, int n, bool to_gray, LevelHistogram* h) {
+void accumulate_histogram(const OutputSpec& o, const uint8_t* px, int n, bool to_gray, LevelHistogram* h,
+                          bool pre_gray) {
   if (o.color == Color::kGray || to_gray) {  // channel 0 only: see replicate_gray
     uint64_t* b = h->bins[0];
-    for (int i = 0; i < n; ++i) ++b[gray_level(px + 4 * i, o.gray_v2)];
+    for (int i = 0; i < n; ++i) ++b[pre_gray ? px[4 * i] : gray_level(px + 4 * i, o.gray_v2)];
     return;
   }
   uint64_t* b0 = h->bins[0];

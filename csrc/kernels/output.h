@@ -98,9 +98,11 @@ inline float level_value(int v, bool unit_range, bool unit_mul) {
 
 // Writes n pixels of an RGBX row into row y, columns [x0, x0 + n) of a slot of h x w pixels,
 // through `lut` (o.lut, or a per-sample table of the same shape). to_gray: the luma level goes
-// to every output channel (RandomGrayscale; a 3-channel output only).
+// to every output channel (RandomGrayscale; a 3-channel output only). pre_gray: the rows hold
+// their luma in every channel already (rgbx_to_gray_row ran): it is taken, not computed again
+// (v2's luma of three equal levels v is v - 1, so a second conversion would change it).
 void write_row(const OutputSpec& o, const uint8_t* lut, const uint8_t* rgbx, int n, uint8_t* slot, int h, int w,
-               int y, int x0, bool to_gray = false);
+               int y, int x0, bool to_gray = false, bool pre_gray = false);
 
 // Fills a whole slot with the value of level 0 (torchvision pads crops larger than the image
 // with zeros before normalising).
@@ -127,7 +129,8 @@ void rgbx_to_gray_row(uint8_t* rgbx, int n, bool v2 = false);
 
 // Adds n pixels of an RGBX row as the output sees them (channel order, luma for gray outputs or
 // to_gray) to `h`. Gray: channel 0 only; call replicate_gray once the image is done.
-void accumulate_histogram(const OutputSpec& o, const uint8_t* rgbx, int n, bool to_gray, LevelHistogram* h);
+void accumulate_histogram(const OutputSpec& o, const uint8_t* rgbx, int n, bool to_gray, LevelHistogram* h,
+                          bool pre_gray = false);
 
 // What a per-image table did, reported per sample: value = (level * in_scale - offset) / scale,
 // before the final cast (and, for min-max, then mapped onto [range_lo, range_hi]).

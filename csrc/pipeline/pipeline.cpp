@@ -292,7 +292,8 @@ const uint8_t* sample_table(const Plan& plan, const SampleParams& sp, Worker& w)
 // the sample's own stream) in every channel, in the output dtype.
 // The output of a GaussianNoise plan (Note [Gaussian noise] in plan.h): every value from its
 // staged level, noised, clamped, normalised and stored.
-void write_noised(const Plan& plan, const SampleParams& sp, Worker& w, int h, int wd, bool to_gray, uint8_t* slot) {
+void write_noised(const Plan& plan, const SampleParams& sp, Worker& w, int h, int wd, bool to_gray, bool pre_gray,
+                  uint8_t* slot) {
   const OutputSpec& o = plan.out;
   const PlanSpec& s = plan.spec;
   const int ch = o.channels;
@@ -303,7 +304,7 @@ void write_noised(const Plan& plan, const SampleParams& sp, Worker& w, int h, in
   float* row = noise + n * ch;
   gaussian_noise(sp.color.noise_seed, n * ch, noise);
   const bool gray = to_gray || o.color == Color::kGray;
-  if (gray)
+  if (gray && !pre_gray)
     for (int y = 0; y < h; ++y) rgbx_to_gray_row(w.rows[y], wd, o.gray_v2);
   const float mean = static_cast<float>(s.noise_mean), sigma = static_cast<float>(s.noise_sigma);
   const bool chw = o.layout == Layout::kCHW, clip = s.noise_clip;
@@ -456,6 +457,7 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
   const size_t stride = inter_stride(w.ht);
   const bool padded = sy.s0 > 0 || sx.s0 > 0 || sy.s1 < g.out_h || sx.s1 < g.out_w;
   const bool to_gray = sp.color.gray;
+  bool pre_gray = false;  // the staged rows hold their luma already (the sequence ops ran on gray)
   const int x_slot = g.flip ? g.out_w - sx.s1 : sx.s0;
   const int y_slot = g.vflip ? g.out_h - sy.s1 : sy.s0;
   const AxisTable& vt = w.vt;
@@ -509,9 +511,10 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
   if (sp.color.hsv.on) apply_random_hsv(plan.k(), sp.color.hsv, w.rows.data(), g.out_h, g.out_w);
   if (!s.px_ops.empty()) {
     // The sequence ops follow grayscale conversion (the order rules put them after it): the luma
-    // goes into every channel first, and the output's luma of three equal channels is that level.
+    // goes into every channel first, and the output stage takes it from there (pre_gray).
     if (to_gray || plan.out.color == Color::kGray) {
       for (int y = 0; y < g.out_h; ++y) rgbx_to_gray_row(w.rows[y], g.out_w, plan.out.gray_v2);
+      pre_gray = true;
     }
     run_sequence(plan, sp.seq, w.rows.data(), g.out_h, g.out_w, &w.aug);
   }
@@ -521,16 +524,16 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
   const uint8_t* lut = sample_table(plan, sp, w);
   if (plan.per_image_table()) {
     w.hist.clear();
-    for (int y = 0; y < g.out_h; ++y) accumulate_histogram(plan.out, w.rows[y], g.out_w, to_gray, &w.hist);
+    for (int y = 0; y < g.out_h; ++y) accumulate_histogram(plan.out, w.rows[y], g.out_w, to_gray, &w.hist, pre_gray);
     if (plan.out.color == Color::kGray || to_gray) w.hist.replicate_gray(plan.out.channels);
     build_image_table(plan.out, s.norm_mode, s.unit_range, s.range_lo, s.range_hi, w.hist, &w.lut, &res->norm);
     lut = w.lut.data();
   }
   if (sp.color.noise) {
-    write_noised(plan, sp, w, g.out_h, g.out_w, to_gray, slot);
+    write_noised(plan, sp, w, g.out_h, g.out_w, to_gray, pre_gray, slot);
   } else {
     for (int y = 0; y < g.out_h; ++y)
-      write_row(plan.out, lut, w.rows[y], g.out_w, slot, g.out_h, g.out_w, y, 0, to_gray);
+      write_row(plan.out, lut, w.rows[y], g.out_w, slot, g.out_h, g.out_w, y, 0, to_gray, pre_gray);
   }
   erase(plan, sp, slot);
 }
@@ -834,16 +837,24 @@ void run_jpeg_views(const ViewOutput* views, int nv, Worker& w, const JpegInput&
   {  // the session ends here: libjpeg's memory for the image is freed before the views' passes
     JpegDecoder::Session done = std::move(region);
   }
+  // Shown with an EXIF orientation: the decoded rectangle is turned once, for every view.
+  const uint8_t* src = w.full.data();
+  size_t img_bytes = row_bytes;
+  int top = y0, left = x0;
+  if (orient != 1) {
+    const Rect dr = displayed_rect(orient, dec_h, dec_w, Rect{y0, x0, rh, xw});
+    img_bytes = static_cast<size_t>(dr.w) * 4;
+    grow(&w.oriented, checked_mul(static_cast<size_t>(dr.h), img_bytes) + (static_cast<size_t>(ksize) + 4) * 4);
+    apply_orientation(orient, w.full.data(), rh, xw, row_bytes, w.oriented.data());
+    src = w.oriented.data(), top = dr.y0, left = dr.x0;
+  }
   for (int v = 0; v < nv; ++v) {
     const ViewOutput& vo = views[v];
     res[v].decode_denom = denom;
     res[v].orientation = orient;
     res[v].decoded_pixels = static_cast<int64_t>(rh) * xw;
     build_tables(*vo.plan, res[v].params.geom, odh, odw, denom, w, &sy, &sx);
-    if (orient == 1)
-      hpass_image(*vo.plan, w, w.full.data(), row_bytes, y0, x0);
-    else
-      hpass_oriented_rect(*vo.plan, w, orient, dec_h, dec_w, Rect{y0, x0, rh, xw}, w.full.data(), row_bytes);
+    hpass_image(*vo.plan, w, src, img_bytes, top, left);
     finish_sample(*vo.plan, w, res[v].params, sy, sx, vo.slot, &res[v]);
   }
 }
@@ -881,12 +892,21 @@ void run_whole_views(const ViewOutput* views, int nv, Worker& w, const uint8_t* 
   } else {
     webp_decode_rect(data, size, webp_region_rect(*info, 0, 0, iw, ih), w.full.data(), row_bytes);
   }
+  // Shown with an EXIF orientation: the image is turned once, for every view.
+  const uint8_t* src = w.full.data();
+  size_t img_bytes = row_bytes;
+  if (orient != 1) {
+    img_bytes = static_cast<size_t>(ow) * 4;
+    grow(&w.oriented, checked_mul(static_cast<size_t>(oh), img_bytes) + (static_cast<size_t>(ksize) + 4) * 4);
+    apply_orientation(orient, w.full.data(), ih, iw, w.oriented.data());
+    src = w.oriented.data();
+  }
   for (int v = 0; v < nv; ++v) {
     const ViewOutput& vo = views[v];
     build_tables(*vo.plan, res[v].params.geom, oh, ow, 1, w, &sy, &sx);
     res[v].decoded_pixels = static_cast<int64_t>(ih) * iw;
     if (truncated) res[v].warnings = 1;
-    hpass_whole(*vo.plan, w, orient, ih, iw);
+    hpass_image(*vo.plan, w, src, img_bytes);
     finish_sample(*vo.plan, w, res[v].params, sy, sx, vo.slot, &res[v]);
   }
 }

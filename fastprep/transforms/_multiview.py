@@ -86,6 +86,11 @@ class MultiView:
     def __len__(self):
         return len(self.views)
 
+    def with_options(self, **options):
+        """A new MultiView whose views have some Compose options changed (``exact``,
+        ``apply_exif_orientation``, ...)."""
+        return MultiView([v.with_options(**options) for v in self.views], stack=self.stack, on_error=self.on_error)
+
     @staticmethod
     def view_seed(seed, view):
         """The seed view ``view`` of a sample draws with when the MultiView runs with ``seed``."""
@@ -125,6 +130,7 @@ class MultiView:
         if len(keys) != n:
             raise ValueError(f"indices must have one entry per item: {len(keys)} for {n} items")
         arrs, results = self._outputs(n, out)
+        stacked_out = self._stack_out(n, out)  # checked before the run, filled after it
         pos = np.arange(n, dtype=np.int64)
         params, errors = self.execute(_core.Items(natives), natives, pos, pos, keys, arrs, None,
                                       self.views[0].engine(threads), seed, epoch, want_params=return_params)
@@ -153,7 +159,7 @@ class MultiView:
             if params is not None:
                 params = [[p[i] for i in keep] for p in params]
         if self.stack:
-            results = self._stacked(arrs, results, want_torch[0], out)
+            results = self._stacked(arrs, len(results[0]), want_torch[0], stacked_out)
         return (results, params) if return_params else results
 
     def _outputs(self, n, out):
@@ -166,14 +172,20 @@ class MultiView:
         pairs = [_as_output(o, (n,) + v.output_shape(), v.np_dtype, v.dtype) for o, v in zip(out, self.views)]
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
-    def _stacked(self, arrs, results, want_torch, out):
-        n = len(results[0])
-        if out is not None:
-            shape = (n, len(self.views)) + self.views[0].output_shape()
-            arr, result = _as_output(out, shape, self.views[0].np_dtype, self.views[0].dtype)
+    def _stack_out(self, n, out):
+        """With ``stack``: the caller's ``(N, V, ...)`` buffer and the result over it, checked."""
+        if not self.stack or out is None:
+            return None
+        shape = (n, len(self.views)) + self.views[0].output_shape()
+        return _as_output(out, shape, self.views[0].np_dtype, self.views[0].dtype)
+
+    def _stacked(self, arrs, n, want_torch, stacked_out):
+        """The first n samples of every view as one (n, V, ...) array (into the caller's buffer)."""
+        if stacked_out is not None:
+            arr, result = stacked_out
             for v, a in enumerate(arrs):
-                arr[:, v] = a[:n]
-            return result
+                arr[:n, v] = a[:n]
+            return result if n == len(arr) else result[:n]
         stacked = np.stack([a[:n] for a in arrs], 1)
         return self.views[0]._wrap(stacked, want_torch)
 
