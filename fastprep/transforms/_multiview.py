@@ -121,9 +121,9 @@ class MultiView:
         The arguments are :meth:`Compose.batch`'s; ``out`` is a list of V buffers (or, with
         ``stack``, one). ``return_params`` also returns, per view, the list of per-sample params
         dicts; each has ``"view"``, and ``"decode_sessions"`` (how many times the sample's JPEG
-        was decoded for all its views: 1).
+        was decoded for all its views: 1; 0 for other formats and arrays).
         """
-        raw, natives, seed, epoch, policy, torch_input = batch_arguments(self, items, seed, epoch, on_error)
+        _, natives, seed, epoch, policy, torch_input = batch_arguments(self, items, seed, epoch, on_error)
         want_torch = [v._want_torch(torch_input) for v in self.views]
         n = len(natives)
         keys = list(range(n)) if indices is None else check_indices(indices)
