@@ -363,6 +363,8 @@ class RandomResizedCrop(Op):
 
     stage = Stage.GEOMETRY
     torchvision = ("RandomResizedCrop",)
+    # timm's: the same get_params distribution, on PIL images (PIL's resampling)
+    converts = ("timm.data.transforms.RandomResizedCropAndInterpolation",)
     not_after = {n: _ONLY_RRC for n in ("Resize", "CenterCrop", "RandomResizedCrop", "Pad", "RandomCrop", "FiveCrop",
                                         "TenCrop", "RandomResize", "RandomShortestSize")}
     unique = False
@@ -390,6 +392,9 @@ class RandomResizedCrop(Op):
 
     @classmethod
     def from_torchvision(cls, op, state):
+        if isinstance(op.interpolation, (tuple, list)):  # timm's interpolation="random"
+            raise ValueError(f"cannot fuse {type(op).__name__} with interpolation='random' (bilinear or bicubic "
+                             "drawn per sample): fastprep resamples with one filter per Compose")
         return [cls(tv_size(op.size), scale=tuple(op.scale), ratio=tuple(op.ratio), interpolation=tv_interp(op),
                     antialias=tv_antialias(op))]
 

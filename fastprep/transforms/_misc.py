@@ -120,6 +120,7 @@ class ToTensor(Op):
 
     stage = Stage.TENSOR
     torchvision = ("ToTensor", "ToDtype", "ConvertImageDtype")
+    converts = ("timm.data.transforms.MaybeToTensor",)  # timm's: torchvision's to_tensor of a PIL image
     multiply = False  # the class default: ToTensor() keeps the repr and pickles it had before the argument
 
     def __init__(self, multiply=False):
@@ -135,7 +136,7 @@ class ToTensor(Op):
     @classmethod
     def from_torchvision(cls, op, state):
         name = type(op).__name__
-        if name == "ToTensor":  # v2's ToTensor is v1's to_tensor
+        if name in ("ToTensor", "MaybeToTensor"):  # v2's ToTensor and timm's MaybeToTensor are v1's to_tensor
             return [cls()]
         multiply = type(op).__module__.startswith("torchvision.transforms.v2")
         import torch
@@ -165,6 +166,7 @@ class _ContainerConversion(Op):
 
     stage = Stage.UINT8
     torchvision = ("ToImage", "PILToTensor", "ToImageTensor", "ToPureTensor")
+    converts = ("timm.data.transforms.MaybePILToTensor",)
 
     def compile(self, spec, ctx):  # never in a Compose: from_torchvision drops it
         raise TypeError("_ContainerConversion is not a transform")
