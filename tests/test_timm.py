@@ -1,5 +1,5 @@
 """timm's transform classes that fastprep converts by identity (the start of issue 32): timm's
-RandomResizedCropAndInterpolation, MaybeToTensor and MaybePILToTensor, so that
+RandomResizedCropAndInterpolation, MaybeToTensor, MaybePILToTensor and ToNumpy, so that
 ``timm.data.create_transform`` converts: its eval recipe whole and within torchvision's
 tolerance of timm's own output, its train recipe fused up to timm's RandomErasing."""
 import numpy as np
@@ -25,6 +25,26 @@ def test_timm_eval_transform_converts_whole_and_matches_timm(photos):
             want = tt(im.convert("RGB")).numpy()
         got = t(p)
         assert got.shape == want.shape and np.all(np.abs(got - want) <= tol), p
+
+
+def test_timm_prefetcher_transform_is_uint8_chw(photos):
+    """With use_prefetcher timm ends its recipe with MaybePILToTensor (ToNumpy in older timm): CHW
+    uint8 levels, normalised on the GPU by timm's prefetcher; both convert to those, within one
+    level of timm's."""
+    from timm.data.transforms import ToNumpy
+
+    tt = timm_data.create_transform(224, is_training=False, use_prefetcher=True)
+    assert type(tt.transforms[-1]).__name__ in ("MaybePILToTensor", "ToNumpy")
+    T = pytest.importorskip("torchvision.transforms")
+    for recipe in (tt, T.Compose(list(tt.transforms[:-1]) + [ToNumpy()])):
+        t = fp.from_torchvision(recipe)
+        assert isinstance(t, fp.Compose) and t.dtype == "uint8" and t.layout == "CHW", recipe
+        for p in photos[:4]:
+            with Image.open(p) as im:
+                want = np.asarray(recipe(im.convert("RGB")))
+            got = np.asarray(t(p))
+            assert got.shape == want.shape == (3, 224, 224)
+            assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, p
 
 
 def test_timm_train_transform_fuses_up_to_its_random_erasing(photos):

@@ -162,19 +162,23 @@ class ToTensor(Op):
 
 @register_op
 class _ContainerConversion(Op):
-    """torchvision ops that only change the container (PIL <-> tensor), not the pixels."""
+    """torchvision ops that only change the container (PIL <-> tensor), not the pixels; and timm's
+    MaybePILToTensor (a uint8 tensor) and ToNumpy (a CHW uint8 array, timm's prefetcher input)."""
 
     stage = Stage.UINT8
     torchvision = ("ToImage", "PILToTensor", "ToImageTensor", "ToPureTensor")
-    converts = ("timm.data.transforms.MaybePILToTensor",)
+    converts = ("timm.data.transforms.MaybePILToTensor", "timm.data.transforms.ToNumpy")
 
     def compile(self, spec, ctx):  # never in a Compose: from_torchvision drops it
         raise TypeError("_ContainerConversion is not a transform")
 
     @classmethod
     def from_torchvision(cls, op, state):
-        if type(op).__name__ == "PILToTensor":
+        name = type(op).__name__
+        if name in ("PILToTensor", "MaybePILToTensor"):
             state["uint8_tensor"] = True
+        if name == "ToNumpy":  # CHW uint8 levels
+            state["dtype"] = "uint8"
         return []
 
 

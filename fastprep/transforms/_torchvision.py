@@ -8,8 +8,8 @@ An op is converted only when it is torchvision's own class: ``type(op)`` is the 
 ``torchvision.transforms.<Name>`` (v1) or ``torchvision.transforms.v2.<Name>`` names, for the
 names an op class lists in ``Op.torchvision``; an op class converts other libraries' classes only
 through ``Op.converts``, which names them by class object or "module.Class" path and is matched
-by identity the same way (timm's RandomResizedCropAndInterpolation, MaybeToTensor and
-MaybePILToTensor, which compute what torchvision's classes do, convert so). A class of
+by identity the same way (timm's RandomResizedCropAndInterpolation, MaybeToTensor,
+MaybePILToTensor and ToNumpy, which compute what torchvision's classes do, convert so). A class of
 another library with a torchvision name (timm's ``ToTensor`` gives 0-255 floats, its
 ``RandomErasing`` and ``RandAugment`` differ), and a user's subclass that overrides what the op
 does, are not torchvision's op: converting them by name would be silently wrong, so they run
