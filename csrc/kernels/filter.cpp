@@ -45,46 +45,65 @@ void blur_taps_ref(const float* const* rows, const float* w, int k, int n, float
   }
 }
 
-void gaussian_blur(const Kernels& k, int kx, int ky, float sx, float sy, uint8_t* const* rows, int h, int w,
-                   Scratch* scratch) {
-  if (h <= 0 || w <= 0) return;
-  std::vector<float> wx(static_cast<size_t>(kx)), wy(static_cast<size_t>(ky));
-  gaussian_kernel1d(kx, sx, wx.data());
-  gaussian_kernel1d(ky, sy, wy.data());
+namespace {
+
+// The separable blur of one h x w plane with weights wx (kx taps) and wy (ky): load(y, xs, ext)
+// fills ext with row y padded by reflection (ext[i] is pixel xs[i]), so the taps need no index
+// arithmetic; the row sums go to hbuf (h x w); then the columns' sums go to dst(y), and done(y)
+// takes them. Both passes are the same kernel: sums of k shifted (horizontal) or stacked
+// (vertical) float rows.
+template <class Load, class Dst, class Done>
+void separable_blur(const Kernels& k, const float* wx, int kx, const float* wy, int ky, int h, int w, float* hbuf,
+                    Load&& load, Dst&& dst, Done&& done) {
   const int rx = kx / 2, ry = ky / 2;
-  // Horizontal pass: each row as three float planes (R, G, B), the plane padded by reflection
-  // so the taps need no index arithmetic, into h rows of three planes. Both passes are the same
-  // kernel: sums of k shifted (horizontal) or stacked (vertical) float rows.
-  const size_t plane = static_cast<size_t>(w), row_f = 3 * plane;
-  float* hbuf = reinterpret_cast<float*>(scratch->reserve(checked_mul(checked_mul(row_f, static_cast<size_t>(h)),
-                                                                        sizeof(float))));
+  const size_t plane = static_cast<size_t>(w);
   std::vector<int> xs(static_cast<size_t>(w) + kx);
   for (int i = 0; i < w + kx - 1; ++i) xs[i] = reflect(i - rx, w);
   std::vector<float> ext(static_cast<size_t>(w) + kx);
   std::vector<const float*> taps(static_cast<size_t>(std::max(kx, ky)));
   for (int j = 0; j < kx; ++j) taps[j] = ext.data() + j;  // the horizontal taps: the padded row at k offsets
   for (int y = 0; y < h; ++y) {
-    const uint8_t* src = rows[y];
-    for (int c = 0; c < 3; ++c) {
-      for (int i = 0; i < w + kx - 1; ++i) ext[i] = src[static_cast<size_t>(xs[i]) * 4 + c];
-      k.blur_taps(taps.data(), wx.data(), kx, w, hbuf + static_cast<size_t>(y) * row_f + c * plane);
-    }
+    load(y, xs.data(), w + kx - 1, ext.data());
+    k.blur_taps(taps.data(), wx, kx, w, hbuf + static_cast<size_t>(y) * plane);
   }
-  // Vertical pass, rounded half to even into the rows.
-  std::vector<float> acc(row_f);
   for (int y = 0; y < h; ++y) {
-    for (int c = 0; c < 3; ++c) {
-      for (int i = 0; i < ky; ++i) taps[i] = hbuf + static_cast<size_t>(reflect(y + i - ry, h)) * row_f + c * plane;
-      k.blur_taps(taps.data(), wy.data(), ky, w, acc.data() + c * plane);
-    }
-    uint8_t* dst = rows[y];
-    for (int c = 0; c < 3; ++c) {
-      const float* a = acc.data() + c * plane;
+    for (int i = 0; i < ky; ++i) taps[i] = hbuf + static_cast<size_t>(reflect(y + i - ry, h)) * plane;
+    k.blur_taps(taps.data(), wy, ky, w, dst(y));
+    done(y);
+  }
+}
+
+struct GaussianTaps {  // v2's two 1-D kernels
+  std::vector<float> x, y;
+  GaussianTaps(int kx, int ky, float sx, float sy) : x(static_cast<size_t>(kx)), y(static_cast<size_t>(ky)) {
+    gaussian_kernel1d(kx, sx, x.data());
+    gaussian_kernel1d(ky, sy, y.data());
+  }
+};
+
+}  // namespace
+
+void gaussian_blur(const Kernels& k, int kx, int ky, float sx, float sy, uint8_t* const* rows, int h, int w,
+                   Scratch* scratch) {
+  if (h <= 0 || w <= 0) return;
+  const GaussianTaps t(kx, ky, sx, sy);
+  // Channel by channel: the rows' levels as floats, the sums rounded half to even back into them.
+  float* hbuf = reinterpret_cast<float*>(
+      scratch->reserve(checked_mul(checked_mul(static_cast<size_t>(h), static_cast<size_t>(w)), sizeof(float))));
+  std::vector<float> acc(static_cast<size_t>(w));
+  for (int c = 0; c < 3; ++c) {
+    auto load = [&](int y, const int* xs, int n, float* ext) {
+      const uint8_t* src = rows[y] + c;
+      for (int i = 0; i < n; ++i) ext[i] = src[static_cast<size_t>(xs[i]) * 4];
+    };
+    auto done = [&](int y) {
+      uint8_t* d = rows[y] + c;
       for (int x = 0; x < w; ++x) {
-        const float v = std::nearbyint(a[x]);
-        dst[4 * x + c] = static_cast<uint8_t>(v < 0.f ? 0.f : (v > 255.f ? 255.f : v));
+        const float v = std::nearbyint(acc[x]);
+        d[4 * x] = static_cast<uint8_t>(v < 0.f ? 0.f : (v > 255.f ? 255.f : v));
       }
-    }
+    };
+    separable_blur(k, t.x.data(), kx, t.y.data(), ky, h, w, hbuf, load, [&](int) { return acc.data(); }, done);
   }
 }
 
@@ -152,25 +171,15 @@ void pil_gaussian_blur(float radius, uint8_t* const* rows, int h, int w, Scratch
 void gaussian_blur_plane(const Kernels& k, int kx, int ky, float sx, float sy, float* f, int h, int w,
                          Scratch* scratch) {
   if (h <= 0 || w <= 0) return;
-  std::vector<float> wx(static_cast<size_t>(kx)), wy(static_cast<size_t>(ky));
-  gaussian_kernel1d(kx, sx, wx.data());
-  gaussian_kernel1d(ky, sy, wy.data());
-  const int rx = kx / 2, ry = ky / 2;
-  const size_t plane = static_cast<size_t>(w);
+  const GaussianTaps t(kx, ky, sx, sy);
   float* hbuf = reinterpret_cast<float*>(
-      scratch->reserve(checked_mul(checked_mul(plane, static_cast<size_t>(h)), sizeof(float))));
-  std::vector<float> ext(static_cast<size_t>(w) + kx);
-  std::vector<const float*> taps(static_cast<size_t>(std::max(kx, ky)));
-  for (int j = 0; j < kx; ++j) taps[j] = ext.data() + j;
-  for (int y = 0; y < h; ++y) {
-    const float* src = f + static_cast<size_t>(y) * plane;
-    for (int i = 0; i < w + kx - 1; ++i) ext[i] = src[reflect(i - rx, w)];
-    k.blur_taps(taps.data(), wx.data(), kx, w, hbuf + static_cast<size_t>(y) * plane);
-  }
-  for (int y = 0; y < h; ++y) {
-    for (int i = 0; i < ky; ++i) taps[i] = hbuf + static_cast<size_t>(reflect(y + i - ry, h)) * plane;
-    k.blur_taps(taps.data(), wy.data(), ky, w, f + static_cast<size_t>(y) * plane);
-  }
+      scratch->reserve(checked_mul(checked_mul(static_cast<size_t>(h), static_cast<size_t>(w)), sizeof(float))));
+  auto load = [&](int y, const int* xs, int n, float* ext) {
+    const float* src = f + static_cast<size_t>(y) * w;
+    for (int i = 0; i < n; ++i) ext[i] = src[xs[i]];
+  };
+  auto row = [&](int y) { return f + static_cast<size_t>(y) * w; };
+  separable_blur(k, t.x.data(), kx, t.y.data(), ky, h, w, hbuf, load, row, [](int) {});
 }
 
 }  // namespace fastprep
