@@ -622,6 +622,71 @@ Rect read_rect(const Worker& w) {
   return Rect{w.vt.src_lo, w.ht.src_lo, w.vt.src_hi - w.vt.src_lo, w.ht.src_hi - w.ht.src_lo};
 }
 
+// The sub-image a session decodes in place of the whole (Note [Restart splicing]): its offset
+// in the stored image and its size, at the decode scale.
+struct SpliceWindow {
+  int y_off = 0, x_off = 0, h = 0, w = 0;
+  int64_t bytes = 0;  // the sub-image's size (0: the file itself is decoded)
+};
+
+constexpr int64_t kMaxSpliceBytes = int64_t(64) << 20;  // larger files are decoded the usual way
+
+// When the file's restart markers allow (Note [Restart splicing]), writes into w.spliced the
+// JPEG of the MCUs that cover the stored rectangle `st` (at scale 1/denom of the dec_h x dec_w
+// decode) and returns true. Touches neither the decoder nor w.file, so the caller's session on
+// the original stays valid until it ends it.
+bool splice_region(const PlanSpec& s, Worker& w, const JpegInput& in, const JpegHeader& hdr, int denom, const Rect& st,
+                   SpliceWindow* win) {
+  if (!s.splice_restarts || hdr.progressive) return false;
+  const uint8_t* bytes = in.data;
+  size_t n = in.size;
+  if (in.fd >= 0 && static_cast<int64_t>(in.size) < in.length) {
+    // The decoder reads the rest of a large file into w.file as it goes (and may already have
+    // overwritten its first chunk): the file is read whole into a buffer of its own.
+    if (in.length > kMaxSpliceBytes) return false;
+    n = static_cast<size_t>(in.length);
+    uint8_t* buf = w.jpeg_all.reserve(n);
+    size_t got = 0;
+    while (got < n) {
+      const ssize_t r = ::pread(in.fd, buf + got, n - got, static_cast<off_t>(in.base + static_cast<int64_t>(got)));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return false;  // the usual path reads it again and reports the failure
+      got += static_cast<size_t>(r);
+    }
+    bytes = buf;
+  }
+  RestartLayout& L = w.restarts;
+  if (!parse_restart_layout(bytes, n, &L)) return false;
+  if (L.width != hdr.width || L.height != hdr.height || L.components != hdr.components) return false;
+  // The rows and columns used, and one more on each side at the decode scale (the chroma
+  // upsampling's context), in full-size pixels.
+  const int y0 = std::max(0, st.y0 - 1) * denom, x0 = std::max(0, st.x0 - 1) * denom;
+  const int y1 = std::min(hdr.height, (st.y0 + st.h + 1) * denom), x1 = std::min(hdr.width, (st.x0 + st.w + 1) * denom);
+  int r0, r1, c0, c1;
+  if (!restart_region_for(L, y0, y1, x0, x1, &r0, &r1, &c0, &c1)) return false;
+  splice_restart_region(bytes, L, r0, r1, c0, c1, &w.spliced);
+  win->y_off = r0 * L.mcu_h / denom;
+  win->x_off = c0 * L.mcu_w / denom;
+  win->h = (std::min(L.height, r1 * L.mcu_h) - r0 * L.mcu_h + denom - 1) / denom;
+  win->w = (std::min(L.width, c1 * L.mcu_w) - c0 * L.mcu_w + denom - 1) / denom;
+  win->bytes = static_cast<int64_t>(w.spliced.size());
+  return true;
+}
+
+// The session that decodes the stored rectangle `st`: `img` itself, or, when splice_region cut
+// out a sub-image, a session of that (img then ends first: one session per decoder). *win gives
+// the sub-image's place (zero offsets and the full size for img).
+JpegDecoder::Session region_session(const PlanSpec& s, Worker& w, const JpegInput& in, JpegDecoder::Session img,
+                                    int denom, int dec_h, int dec_w, const Rect& st, SpliceWindow* win) {
+  const JpegHeader hdr = img.header();
+  if (!splice_region(s, w, in, hdr, denom, st, win)) {
+    *win = SpliceWindow{0, 0, dec_h, dec_w, 0};
+    return img;
+  }
+  { JpegDecoder::Session done = std::move(img); }
+  return w.dec.open(w.spliced.data(), w.spliced.size(), limits_of(s));
+}
+
 void run_jpeg(const Plan& plan, Worker& w, const JpegInput& input, const RunKey& key, uint8_t* slot, int out_h,
               int out_w, SampleResult* res) {
   const PlanSpec& s = plan.spec;
@@ -646,17 +711,22 @@ void run_jpeg(const Plan& plan, Worker& w, const JpegInput& input, const RunKey&
   // jpeg_crop_scanline, rows above it skipped, and decoding stops after its last row. The session
   // moves into this scope and ends with it, so libjpeg's memory for the image is freed before the
   // output stage.
-  JpegDecoder::Session region = std::move(img);
+  // With restart markers, the session is one of the sub-image around that rectangle
+  // (Note [Restart splicing]); coordinates below are the stored image's.
   const Rect st = stored_rect(orient, dec_h, dec_w, read_rect(w));
+  SpliceWindow win;
+  JpegDecoder::Session region = region_session(s, w, input, std::move(img), denom, dec_h, dec_w, st, &win);
   // Fancy (smooth) chroma upsampling replicates the edge chroma at both ends of a cropped span,
   // so the span asked for reaches one pixel beyond each end of what is used: the used columns
   // then see their true neighbours, and the pixels match a full decode exactly.
   int x0, xw, full_h, full_w;
   const int want_lo = std::max(0, st.x0 - 1), want_hi = std::min(dec_w, st.x0 + st.w + 1);
-  region.start(denom, want_lo, want_hi - want_lo, &x0, &xw, &full_h, &full_w);
-  if (full_h != dec_h || full_w != dec_w) throw Error(ErrorKind::kDecode, "unexpected scaled size");
+  region.start(denom, want_lo - win.x_off, want_hi - want_lo, &x0, &xw, &full_h, &full_w);
+  if (full_h != win.h || full_w != win.w) throw Error(ErrorKind::kDecode, "unexpected scaled size");
+  x0 += win.x_off;
+  res->spliced_bytes = win.bytes;
   res->decoded_pixels = static_cast<int64_t>(st.h) * xw;
-  region.skip_rows(st.y0);
+  region.skip_rows(st.y0 - win.y_off);
   if (orient == 1) {
     // Rows in blocks, each block through the horizontal pass as it arrives.
     const size_t rs = block_stride(static_cast<size_t>(xw) + w.ht.ksize + 4);
@@ -819,12 +889,15 @@ void run_jpeg_views(const ViewOutput* views, int nv, Worker& w, const JpegInput&
     xa = std::min(xa, st.x0), xb = std::max(xb, st.x0 + st.w);
     ksize = std::max(ksize, w.ht.ksize);
   }
-  JpegDecoder::Session region = std::move(img);
+  SpliceWindow win;
+  JpegDecoder::Session region =
+      region_session(s0, w, input, std::move(img), denom, dec_h, dec_w, Rect{y0, xa, y1 - y0, xb - xa}, &win);
   int x0, xw, full_h, full_w;
   const int want_lo = std::max(0, xa - 1), want_hi = std::min(dec_w, xb + 1);
-  region.start(denom, want_lo, want_hi - want_lo, &x0, &xw, &full_h, &full_w);
-  if (full_h != dec_h || full_w != dec_w) throw Error(ErrorKind::kDecode, "unexpected scaled size");
-  region.skip_rows(y0);
+  region.start(denom, want_lo - win.x_off, want_hi - want_lo, &x0, &xw, &full_h, &full_w);
+  if (full_h != win.h || full_w != win.w) throw Error(ErrorKind::kDecode, "unexpected scaled size");
+  x0 += win.x_off;
+  region.skip_rows(y0 - win.y_off);
   const int rh = y1 - y0;
   const size_t row_bytes = checked_mul(static_cast<size_t>(xw), 4);
   grow(&w.full, checked_mul(static_cast<size_t>(rh), row_bytes) + (static_cast<size_t>(ksize) + 4) * 4);
@@ -853,6 +926,7 @@ void run_jpeg_views(const ViewOutput* views, int nv, Worker& w, const JpegInput&
     res[v].decode_denom = denom;
     res[v].orientation = orient;
     res[v].decoded_pixels = static_cast<int64_t>(rh) * xw;
+    res[v].spliced_bytes = win.bytes;
     build_tables(*vo.plan, res[v].params.geom, odh, odw, denom, w, &sy, &sx);
     hpass_image(*vo.plan, w, src, img_bytes, top, left);
     finish_sample(*vo.plan, w, res[v].params, sy, sx, vo.slot, &res[v]);
@@ -929,6 +1003,9 @@ void Worker::trim(size_t keep) {
   if (aug.capacity() > keep) aug.release();
   if (mix.capacity() > keep) mix.release();
   if (field.capacity() > keep) field.release();
+  if (jpeg_all.capacity() > keep) jpeg_all.release();
+  if (spliced.capacity() > keep) std::vector<uint8_t>().swap(spliced);
+  if (restarts.starts.capacity() * 8 > keep) restarts = RestartLayout{};
 }
 
 namespace {

@@ -10,6 +10,7 @@
 #include "kernels/augment.h"
 #include "core/common.h"
 #include "codecs/jpeg_decoder.h"
+#include "codecs/jpeg_restart.h"
 #include "pipeline/plan.h"
 #include "kernels/resample.h"
 #include "core/scratch.h"
@@ -39,6 +40,7 @@ struct SampleResult {
   int64_t decoded_pixels = 0;  // pixels the decoder produced (the region it decoded)
   int warnings = 0;  // corrupt-data warnings tolerated (strict=false, or a truncation allowed)
   int decode_sessions = 0;  // JPEG decompressions this sample started (the decoder's own count)
+  int64_t spliced_bytes = 0;  // the restart-spliced sub-image decoded instead of the file (0: none)
   std::vector<uint8_t> encoded;  // kNotJpeg of a file: the bytes read (Note [Fallback bytes])
 };
 
@@ -61,6 +63,11 @@ struct Worker {
   Scratch aug{3584};                    // the augmentation ops' copy of the staged image
   Scratch mix{1536};                    // AugMix: the original, a chain and the float mix
   Scratch field;                        // ElasticTransform: the displacement planes
+  // Note [Restart splicing]: a large JPEG file's bytes, read whole; its restart layout; the
+  // spliced sub-image.
+  Scratch jpeg_all;
+  RestartLayout restarts;
+  std::vector<uint8_t> spliced;
   AxisTable ht, vt;
   // Frees every buffer whose capacity is over `keep` bytes.
   void trim(size_t keep);

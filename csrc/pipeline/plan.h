@@ -155,6 +155,7 @@ using DoubleVec = std::vector<double>;
   X(int64_t, max_pixels, 0, "images with more pixels are rejected from their header (0 = no limit)")  \
   X(bool, strict, true, "corrupt-data warnings are errors")                                           \
   X(bool, allow_truncated, false, "a cut-off JPEG/PNG decodes, missing rows filled")                  \
+  X(bool, splice_restarts, true, "a JPEG with restart markers: only the intervals the crop reads are decoded") \
   X(bool, apply_exif, false, "show each image with its EXIF orientation (torchvision's loaders do not)") \
   X(Simd, simd, Simd::kScalar, "kernel level")
 

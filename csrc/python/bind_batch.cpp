@@ -122,6 +122,7 @@ struct ParamRecord {
   int32_t decode_denom, orientation;
   int64_t decoded_pixels;            // pixels the decoder produced
   int32_t decode_sessions;           // JPEG decompressions the sample started (1 for all its views)
+  int64_t spliced_bytes;             // Note [Restart splicing]: bytes of the sub-image decoded (0: none)
   double norm_offset, norm_scale;    // per-image table: value = (x - offset) / scale
 };
 
@@ -254,6 +255,7 @@ class PyBatch {
       rec.decode_denom = r[i].decode_denom, rec.orientation = r[i].orientation;
       rec.decoded_pixels = r[i].decoded_pixels;
       rec.decode_sessions = r[i].decode_sessions;
+      rec.spliced_bytes = r[i].spliced_bytes;
       rec.norm_offset = r[i].norm.offset, rec.norm_scale = r[i].norm.scale;
     }
     return a;
@@ -306,7 +308,7 @@ void register_batch(py::module_& m) {
   PYBIND11_NUMPY_DTYPE(ParamRecord, top, left, height, width, flip, vflip, gray, jitter_mask, jitter_order,
                        jitter_factor, lighting_alpha, hsv, affine_on, affine, perspective, perspective_end, elastic_seed, noise_seed, aug_n, aug_op, aug_mag, aug_chains, aug_chain_len, aug_weight, px_on, px_val, group,
                        group_order, erase, src_h, src_w,
-                       out_h, out_w, off_y, off_x, rz_h, rz_w, pad, decode_denom, orientation, decoded_pixels, decode_sessions, norm_offset, norm_scale);
+                       out_h, out_w, off_y, off_x, rz_h, rz_w, pad, decode_denom, orientation, decoded_pixels, decode_sessions, spliced_bytes, norm_offset, norm_scale);
 
   py::class_<Engine>(m, "Engine")
       .def(py::init<int>(), py::arg("threads"))

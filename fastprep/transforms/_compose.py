@@ -129,11 +129,15 @@ class Compose:
             and timm's. True: each image shown with its EXIF orientation first (as
             ``ImageOps.exif_transpose``, or ``decode_image(..., apply_exif_orientation=True)``);
             only the part a crop reads is decoded, then turned.
+        splice_restarts: True (default): a baseline JPEG whose restart markers start every MCU row
+            (``fastprep optimize`` writes them) has only the restart intervals around the region
+            the transform reads decoded; the pixels are the same as a full decode's. False: every
+            JPEG is decoded the usual way (for comparisons).
     """
 
     def __init__(self, transforms, *, exact=True, dtype=None, layout=None, color=None, simd=None,
                  max_pixels=DEFAULT_MAX_PIXELS, strict=True, on_error="raise", allow_truncated=False, backend=None,
-                 apply_exif_orientation=False):
+                 apply_exif_orientation=False, splice_restarts=True):
         if isinstance(transforms, Op):
             raise TypeError(f"Compose takes a list of transforms, got a single {type(transforms).__name__}: "
                             "wrap it in a list")
@@ -151,6 +155,9 @@ class Compose:
         if not isinstance(apply_exif_orientation, (bool, np.bool_)):
             raise TypeError(f"apply_exif_orientation must be True or False, got {apply_exif_orientation!r}")
         spec.apply_exif = self.apply_exif_orientation = bool(apply_exif_orientation)
+        if not isinstance(splice_restarts, (bool, np.bool_)):
+            raise TypeError(f"splice_restarts must be True or False, got {splice_restarts!r}")
+        spec.splice_restarts = self.splice_restarts = bool(splice_restarts)
         try:
             self._plan = _core.Plan(spec)
             # FiveCrop / TenCrop: one plan per crop, differing only in the window and the flips.
@@ -170,7 +177,8 @@ class Compose:
         _check_output_size(self._plan, self.max_pixels)
         self._options = dict(exact=exact, dtype=dtype, layout=layout, color=color, simd=simd, max_pixels=max_pixels,
                              strict=strict, on_error=on_error, allow_truncated=allow_truncated, backend=backend,
-                             apply_exif_orientation=self.apply_exif_orientation)
+                             apply_exif_orientation=self.apply_exif_orientation,
+                             splice_restarts=self.splice_restarts)
         self.on_error = check_policy(on_error)
         self._engines = {}
         self._local = threading.local()  # last_seed, per calling thread
@@ -312,7 +320,9 @@ class Compose:
                 EXIF orientation applied: 1 unless apply_exif_orientation), "decoded_pixels" (how
                 many pixels the decoder produced for the region it read), "decode_sessions" (how
                 many times the JPEG decoder decompressed the sample: 1, 0 when it was not a JPEG
-                decoded natively), "seed", "epoch",
+                decoded natively), "spliced_bytes" (the size of the sub-image cut from a JPEG's
+                restart intervals and decoded in its place, 0 when the file was decoded itself),
+                "seed", "epoch",
                 "index" (the sample's key), plus what each op drew, by name (e.g. "vflip",
                 "gray", "jitter"; fp.op_table()).
             on_error: "raise" (DecodeError naming index and file), "zeros" (slot zero-filled,
@@ -477,7 +487,8 @@ class Compose:
             d = {"box": (int(r["top"]), int(r["left"]), int(r["height"]), int(r["width"])), "flip": bool(r["flip"]),
                  "source_size": (int(r["src_h"]), int(r["src_w"])),
                  "decode_scale": 1.0 / max(int(r["decode_denom"]), 1), "orientation": int(r["orientation"]),
-                 "decoded_pixels": int(r["decoded_pixels"]), "decode_sessions": int(r["decode_sessions"])}
+                 "decoded_pixels": int(r["decoded_pixels"]), "decode_sessions": int(r["decode_sessions"]),
+                 "spliced_bytes": int(r["spliced_bytes"])}
             for op in flatten(self.transforms):
                 slot = self._slots.get(id(op))
                 if getattr(op, "members", None) is not None:

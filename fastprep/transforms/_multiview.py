@@ -16,7 +16,7 @@ from ._op import Op
 
 __all__ = ["MultiView"]
 
-_DECODER_OPTIONS = ("max_pixels", "strict", "allow_truncated", "apply_exif_orientation")
+_DECODER_OPTIONS = ("max_pixels", "strict", "allow_truncated", "apply_exif_orientation", "splice_restarts")
 
 
 class MultiView:
@@ -35,7 +35,7 @@ class MultiView:
     Args:
         views: Composes (or lists of ops, each made a Compose with its defaults); at most 64.
             They must agree on the decoder options (max_pixels, strict, allow_truncated,
-            apply_exif_orientation), have a fixed output size and one crop per sample.
+            apply_exif_orientation, splice_restarts), have a fixed output size and one crop per sample.
         stack: :meth:`batch` returns one array ``(N, V, ...)`` instead of a list of V arrays (all
             views must then have one shape and dtype).
         on_error: default policy of :meth:`batch`: "raise", "skip" or "zeros" (for every view).
