@@ -34,7 +34,7 @@ from .transforms import (DEFAULT_MAX_PIXELS, PRESETS, AugMix, AutoAugment, Cente
                          register_op, registered_ops, HybridCompose, MultiView)
 from .data import (IMG_EXTENSIONS, CutMix, Dataset, ErrorLog, LabelError, Loader, MixChoice, MixUp, ShardDataset,
                    ShardTruncatedError, index_source)
-from .offline import OutputLockedError, compute_stats, preprocess
+from .offline import OutputLockedError, compute_stats, optimize, preprocess
 from . import _compat  # noqa: E402,F401  (the module paths of 0.1 that pickles name)
 
 __all__ = [
@@ -47,7 +47,7 @@ __all__ = [
     "register_op", "registered_ops", "op_table", "InterpolationMode", "PRESETS", "DEFAULT_MAX_PIXELS",
     "from_torchvision", "HybridCompose", "MultiView", "simd_info", "build_info", "DecodeError", "UnsupportedImageError", "ImageTooLargeError",
     "ReadError", "ImageTooSmallError", "TransformError", "MissingDependencyError", "AllSamplesFailedError", "Loader", "MixUp", "CutMix", "MixChoice",
-    "index_source", "Dataset", "IMG_EXTENSIONS", "LabelError", "ShardDataset", "compute_stats", "preprocess",
+    "index_source", "Dataset", "IMG_EXTENSIONS", "LabelError", "ShardDataset", "compute_stats", "preprocess", "optimize",
     "WriteError", "OutputLockedError", "ShardTruncatedError", "TarFormatError", "TarMember", "FormatError",
     "ErrorLog",
 ]

@@ -63,6 +63,14 @@ def build_parser():
     offline.add_preprocess_arguments(p)
     p.set_defaults(func=offline.preprocess_main)
 
+    p = sub.add_parser("optimize", help="rewrite a dataset's JPEGs losslessly with restart markers (faster crops)",
+                       description="A lossless rewrite of every JPEG of a folder, tar shards or file list into OUT "
+                                   "(same pixels, checked): restart markers that start every MCU row, so that a "
+                                   "crop decodes only the intervals it reads; progressive files become baseline; "
+                                   "metadata kept. Other files are copied. Resumable.")
+    offline.add_optimize_arguments(p)
+    p.set_defaults(func=offline.optimize_main)
+
     bench, reason = _bench_module()
     p = sub.add_parser(
         "bench", help="throughput benchmarks: fastprep (exact and fast) against torchvision, PIL, DALI",

@@ -42,7 +42,7 @@ from ._checks import check_epoch, check_policy, check_seed, check_threads
 from ._errors import DecodeError, MissingDependencyError
 from ._util import Progress, default_threads
 from .data import index_for_job
-from .offline import (MAX_BATCH, POLICIES, DecodeOptions, LevelMoments, NpyJob, TarJob, accumulate, check_job,
+from .offline import (DEFAULT_RESTART_MCUS, MAX_BATCH, POLICIES, DecodeOptions, LevelMoments, NpyJob, TarJob, accumulate, check_job,
                       check_out_outside_source, chunk_ranges, npy_finish, npy_start, output_folder, stats_result,
                       stats_transform, summary, tar_finish, tar_start, write_npy_shards, write_tar_shards)
 from .transforms import Compose, from_torchvision
@@ -350,7 +350,8 @@ def _stats_task(transform, size, interpolation, decode, items, names, a, b, batc
 
 def preprocess(source, out, transform="eval", size=224, dtype="uint8", format="npy", layout="CHW", shard_size=1024,
                num_cpus=1, quality=90, on_error="raise", batch_size=256, progress=None, interpolation="bilinear",
-               exact=None, overwrite=False, extensions=None, max_in_flight=None, apply_exif_orientation=False):
+               exact=None, overwrite=False, extensions=None, max_in_flight=None, apply_exif_orientation=False,
+               restart_mcus=DEFAULT_RESTART_MCUS):
     """``fastprep preprocess --format npy`` or ``--format tar`` on a Ray cluster: one task per
     shard (``num_cpus`` CPUs and native threads each), writing the same files as
     :func:`fastprep.preprocess` through the same code (a shard's files depend only on its source
@@ -375,7 +376,7 @@ def preprocess(source, out, transform="eval", size=224, dtype="uint8", format="n
     check_out_outside_source(source, out)
     with output_folder(out) as out:
         if format == "tar":
-            job = TarJob(transform, size, quality, on_error, interpolation, decode, shard_size)
+            job = TarJob(transform, size, quality, on_error, interpolation, decode, shard_size, restart_mcus)
             st = tar_start(job, ds, out, overwrite)
         else:
             job = NpyJob(transform, size, dtype, layout, shard_size, on_error, batch_size, interpolation, decode)

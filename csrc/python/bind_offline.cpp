@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "codecs/jpeg_encoder.h"
+#include "codecs/jpeg_restart.h"
+#include "codecs/jpeg_transcode.h"
 #include "kernels/mix.h"
 #include "kernels/moments.h"
 #include "python/gil.h"
@@ -34,18 +36,91 @@ void register_offline(py::module_& m) {
 
   m.def(
       "encode_jpeg",
-      [](const py::array_t<uint8_t, py::array::c_style>& img, int quality, int subsampling, bool progressive) {
+      [](const py::array_t<uint8_t, py::array::c_style>& img, int quality, int subsampling, bool progressive,
+         int restart_mcus) {
         // img was converted (and is referenced) before the GIL was released by the call guard.
         const int ndim = static_cast<int>(img.ndim());
         if (ndim != 2 && ndim != 3) throw Error(ErrorKind::kInvalid, "image must be HxW or HxWxC uint8");
         const int c = ndim == 3 ? static_cast<int>(img.shape(2)) : 1;
         EncodedBytes out;
         out.data = encode_jpeg(img.data(), static_cast<int>(img.shape(0)), static_cast<int>(img.shape(1)), c,
-                               img.strides(0), quality, subsampling, progressive);
+                               img.strides(0), quality, subsampling, progressive, restart_mcus);
         return out;
       },
       py::arg("image"), py::arg("quality") = 90, py::arg("subsampling") = 420, py::arg("progressive") = false,
-      py::call_guard<ReleaseGil>(), "Encodes an HxW or HxWx3 uint8 image as JPEG with libjpeg-turbo.");
+      py::arg("restart_mcus") = 0, py::call_guard<ReleaseGil>(),
+      "Encodes an HxW or HxWx3 uint8 image as JPEG with libjpeg-turbo; restart_mcus > 0 writes restart markers "
+      "(choose_restart_interval: every MCU row starts an interval).");
+
+  // Note [Lossless restart rewrite] (csrc/codecs/jpeg_transcode.cpp).
+  m.def(
+      "transcode_jpeg",
+      [](py::buffer data, int restart_mcus, bool keep_metadata, bool verify, int64_t max_pixels) {
+        py::buffer_info b = data.request();
+        TranscodeOptions opt;
+        opt.restart_mcus = restart_mcus;
+        opt.keep_metadata = keep_metadata;
+        opt.verify = verify;
+        opt.max_pixels = max_pixels;
+        TranscodeResult r;
+        {
+          ReleaseGil nogil;  // b keeps the buffer alive and unchanged meanwhile
+          r = transcode_jpeg(static_cast<const uint8_t*>(b.ptr), static_cast<size_t>(b.size * b.itemsize), opt);
+        }
+        EncodedBytes out;
+        out.data = std::move(r.data);
+        return py::make_tuple(std::move(out), r.interval, r.mcus_per_row, r.progressive);
+      },
+      py::arg("data"), py::arg("restart_mcus") = 4, py::arg("keep_metadata") = true, py::arg("verify") = true,
+      py::arg("max_pixels") = 0,
+      "Lossless rewrite of a JPEG: one baseline scan, optimized Huffman tables, restart markers every "
+      "choose_restart_interval(columns, restart_mcus) MCUs. Returns (bytes, interval, mcus_per_row, "
+      "was_progressive).");
+
+  m.def(
+      "restart_layout",
+      [](py::buffer data) -> py::object {
+        py::buffer_info b = data.request();
+        RestartLayout L;
+        bool ok;
+        {
+          ReleaseGil nogil;
+          ok = parse_restart_layout(static_cast<const uint8_t*>(b.ptr), static_cast<size_t>(b.size * b.itemsize), &L);
+        }
+        if (!ok) return py::none();
+        py::dict d;
+        d["interval"] = L.interval;
+        d["mcus_per_row"] = L.mcus_per_row;
+        d["mcu_rows"] = L.mcu_rows;
+        d["mcu_size"] = py::make_tuple(L.mcu_h, L.mcu_w);
+        d["intervals"] = L.starts.size();
+        return std::move(d);
+      },
+      py::arg("data"),
+      "The restart layout the decoder would splice from (Note [Restart splicing]): a dict, or None when the "
+      "file does not qualify.");
+
+  m.def(
+      "splice_jpeg",
+      [](py::buffer data, int r0, int r1, int c0, int c1) {
+        py::buffer_info b = data.request();
+        const uint8_t* d = static_cast<const uint8_t*>(b.ptr);
+        const size_t n = static_cast<size_t>(b.size * b.itemsize);
+        EncodedBytes out;
+        {
+          ReleaseGil nogil;
+          RestartLayout L;
+          if (!parse_restart_layout(d, n, &L)) throw Error(ErrorKind::kInvalid, "no usable restart markers");
+          const int iv = L.interval;
+          if (r0 < 0 || r1 > L.mcu_rows || r0 >= r1 || c0 < 0 || c1 > L.mcus_per_row || c0 >= c1 || c0 % iv ||
+              (c1 % iv && c1 != L.mcus_per_row))
+            throw Error(ErrorKind::kInvalid, "MCU rectangle outside the image or not on interval boundaries");
+          splice_restart_region(d, L, r0, r1, c0, c1, &out.data);
+        }
+        return out;
+      },
+      py::arg("data"), py::arg("r0"), py::arg("r1"), py::arg("c0"), py::arg("c1"),
+      "The MCU rectangle [r0, r1) x [c0, c1) of a restart-indexed JPEG as a JPEG of its own.");
 
   // Batch mixing in place on a Loader's batch buffer (Note [Batch mixing] in csrc/kernels/mix.h).
   m.def(

@@ -21,6 +21,12 @@ JPEG_SUBSAMPLING = 420  # Pillow's default for every quality (what --format jpeg
 
 _JPEG_EXTS = (".jpg", ".jpeg")
 
+# Restart markers every 2 MCUs (32 pixels of a 4:2:0 photo), each MCU row starting an interval
+# (Note [Restart splicing]): benchmarks/bench_restart.py measured the train recipe at 1.28x the
+# bare full decode of the originals with it (1.29x every MCU, 1.25x every 4), for +2.3% bytes
+# over the same rewrite without markers (+4.3%, +1.2%); see docs/benchmarks.md.
+DEFAULT_RESTART_MCUS = 2
+
 
 def _jpeg_names(names):
     out, seen = [], set()
@@ -55,10 +61,17 @@ def existing_files(top):
     return found
 
 
-def encode_jpeg(img, quality):
+def check_restart_mcus(restart_mcus):
+    if isinstance(restart_mcus, bool) or not isinstance(restart_mcus, int) or not 0 <= restart_mcus <= 65535:
+        raise ValueError(f"restart_mcus must be an integer in [0, 65535] (0: no restart markers), got {restart_mcus!r}")
+
+
+def encode_jpeg(img, quality, restart_mcus=DEFAULT_RESTART_MCUS):
     """An HxWx3 (or HxW) uint8 image as JPEG bytes: libjpeg-turbo, baseline, 4:2:0, as Pillow's
-    ``save(format="JPEG", quality=quality)`` writes it."""
-    return bytes(_core.encode_jpeg(np.ascontiguousarray(img), int(quality), JPEG_SUBSAMPLING, False))
+    ``save(format="JPEG", quality=quality)`` writes it, plus restart markers about every
+    ``restart_mcus`` MCUs that start every MCU row (0: none), for the decoder's restart splicing."""
+    return bytes(_core.encode_jpeg(np.ascontiguousarray(img), int(quality), JPEG_SUBSAMPLING, False,
+                                   int(restart_mcus)))
 
 
 def encoder(transform, size, interpolation, decode):
@@ -74,7 +87,8 @@ def encoder(transform, size, interpolation, decode):
     return run
 
 
-def encode_all(items, names, todo, encoder, threads, quality, on_error, bar, store, done, dst_name, base=0):
+def encode_all(items, names, todo, encoder, threads, quality, on_error, bar, store, done, dst_name, base=0,
+               restart_mcus=DEFAULT_RESTART_MCUS):
     """Decodes, resizes and JPEG-encodes source item i (``items[i - base]``, named ``names[i -
     base]``) for i in ``todo`` on ``threads`` threads. ``store(i, data)`` runs on the worker (it
     may write the file); ``done(i, stored)`` runs on the calling thread in completion order.
@@ -87,7 +101,7 @@ def encode_all(items, names, todo, encoder, threads, quality, on_error, bar, sto
             name = names[i - base]
             return i, fio.failure(i, name, e.reason), type(e)(name, e.reason, i), None
         try:  # in memory (the GIL released), then written with checked writes
-            data = encode_jpeg(img, quality)
+            data = encode_jpeg(img, quality, restart_mcus)
         except ValueError as e:  # e.g. a side over JPEG's 65500 limit
             raise ValueError(f"cannot encode {fio.display(dst_name(i))} as JPEG: {e}") from None
         return i, None, None, store(i, data)
@@ -124,7 +138,7 @@ def encode_all(items, names, todo, encoder, threads, quality, on_error, bar, sto
 
 
 def preprocess_jpeg(ds, t0, source, out, transform, size, threads, quality, on_error, progress, interpolation,
-                     decode, overwrite):
+                     decode, overwrite, restart_mcus=DEFAULT_RESTART_MCUS):
     probe = _jobs.build_transform(transform, size, "uint8", "HWC", fixed=False, interpolation=interpolation,
                                      decode=decode)
     spec = _jobs.transform_spec(transform, size, probe)
@@ -148,7 +162,7 @@ def preprocess_jpeg(ds, t0, source, out, transform, size, threads, quality, on_e
     try:
         failed = encode_all(ds.items, ds.names, todo, encoder(transform, size, interpolation, decode), threads,
                              quality, on_error, bar, store, lambda i, stored: None,
-                             lambda i: os.path.join(out, out_names[i]))
+                             lambda i: os.path.join(out, out_names[i]), restart_mcus=restart_mcus)
     finally:
         bar.close()
     failed.sort(key=lambda f: f["index"])

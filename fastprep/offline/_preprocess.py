@@ -47,7 +47,7 @@ from .. import io as fio
 from .._errors import DecodeError
 from ..data import index_for_job
 from . import _jobs
-from ._jpeg import JPEG_INDEX_FORMAT, preprocess_jpeg
+from ._jpeg import DEFAULT_RESTART_MCUS, JPEG_INDEX_FORMAT, check_restart_mcus, preprocess_jpeg
 from ._npy import preprocess_npy
 from ._out import OutputLockedError, check_job, check_out_outside_source, output_folder
 from ._tar_shards import TAR_INDEX_FORMAT, preprocess_tar
@@ -55,9 +55,13 @@ from ._tar_shards import TAR_INDEX_FORMAT, preprocess_tar
 
 def preprocess(source, out, transform="eval", size=224, dtype="uint8", format="npy", layout="CHW",
                shard_size=1024, threads=None, quality=90, on_error="raise", batch_size=256, progress=None,
-               interpolation="bilinear", exact=None, overwrite=False, extensions=None, apply_exif_orientation=False):
+               interpolation="bilinear", exact=None, overwrite=False, extensions=None, apply_exif_orientation=False,
+               restart_mcus=DEFAULT_RESTART_MCUS):
     """Runs the preprocessing job; returns a summary dict (see ``fastprep preprocess --help``).
-    ``apply_exif_orientation``: as Compose's (off by default: images as stored, as torchvision)."""
+    ``apply_exif_orientation``: as Compose's (off by default: images as stored, as torchvision).
+    ``restart_mcus``: the JPEGs of --format jpeg and tar get restart markers about every that many
+    MCUs, every MCU row starting an interval, so that a crop decodes only what it reads (0: none)."""
+    check_restart_mcus(restart_mcus)
     check_job(format, quality, dtype, on_error, shard_size)
     decode = _jobs.DecodeOptions(exact, bool(apply_exif_orientation))
     t0 = time.perf_counter()
@@ -69,9 +73,9 @@ def preprocess(source, out, transform="eval", size=224, dtype="uint8", format="n
                                    on_error, batch_size, progress, interpolation, decode, overwrite)
         if format == "tar":
             return preprocess_tar(ds, t0, source, out, transform, size, threads, quality, on_error, progress,
-                                   interpolation, decode, overwrite, int(shard_size))
+                                   interpolation, decode, overwrite, int(shard_size), restart_mcus)
         return preprocess_jpeg(ds, t0, source, out, transform, size, threads, quality, on_error, progress,
-                                interpolation, decode, overwrite)
+                                interpolation, decode, overwrite, restart_mcus)
 
 
 
@@ -94,6 +98,9 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=int, default=256, help="images per native batch (default 256)")
     p.add_argument("--quality", type=int, default=90,
                    help="JPEG quality 1-100 for --format jpeg and tar (default 90; 4:2:0 chroma subsampling)")
+    p.add_argument("--restart-mcus", type=int, default=DEFAULT_RESTART_MCUS,
+                   help=f"--format jpeg and tar: restart markers about every N MCUs, each MCU row starting an "
+                        f"interval, so that a crop decodes only what it reads (default {DEFAULT_RESTART_MCUS}; 0: none)")
     p.add_argument("--on-error", choices=_jobs.POLICIES, default="raise",
                    help="undecodable files: raise (default), skip (left out, listed in index.json), "
                         "zeros (npy only: a black sample)")
@@ -111,7 +118,7 @@ def main(args):
                          quality=args.quality, on_error=args.on_error, batch_size=args.batch_size,
                          progress=False if args.quiet else None, interpolation=args.interpolation,
                          exact=args.exact, overwrite=args.overwrite,
-                         apply_exif_orientation=args.apply_exif_orientation)
+                         apply_exif_orientation=args.apply_exif_orientation, restart_mcus=args.restart_mcus)
     except DecodeError as e:
         sys.stderr.write(f"fastprep preprocess: {fio.display(str(e))}\n(finished shards are kept; rerun with "
                          "--on-error skip to leave undecodable files out)\n")

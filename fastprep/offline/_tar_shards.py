@@ -9,7 +9,7 @@ from .._errors import DecodeError
 from .._util import Progress, default_threads
 from ..io import TarIndex
 from . import _jobs
-from ._jpeg import encode_all, encoder, existing_files
+from ._jpeg import DEFAULT_RESTART_MCUS, encode_all, encoder, existing_files
 from ._out import check_run_record, run_fingerprint, source_path
 
 TAR_INDEX_FORMAT = TarIndex.FORMAT
@@ -57,8 +57,10 @@ def _tar_bytes(members):
 class TarJob:
     """The settings of a tar run that shape its files (picklable: a Ray task gets one)."""
 
-    def __init__(self, transform, size, quality, on_error, interpolation, decode, shard_size):
+    def __init__(self, transform, size, quality, on_error, interpolation, decode, shard_size,
+                 restart_mcus=DEFAULT_RESTART_MCUS):
         self.transform, self.size, self.quality, self.on_error = transform, size, int(quality), on_error
+        self.restart_mcus = int(restart_mcus)
         self.interpolation, self.decode, self.shard_size = interpolation, decode, int(shard_size)
 
     def encoder(self):
@@ -131,7 +133,7 @@ def write_tar_shards(job, out, items, labels, keys, names, shards, shard_names, 
 
     failed = encode_all(items, names, todo, job.encoder(), threads, job.quality, job.on_error, bar,
                          lambda i, data: data, done, lambda i: os.path.join(out, shard_names[i // job.shard_size]),
-                         base=base)
+                         base=base, restart_mcus=getattr(job, "restart_mcus", DEFAULT_RESTART_MCUS))
     return failed, written[0]
 
 
@@ -158,13 +160,13 @@ def tar_finish(job, out, ds, source, st, failed, written, t0):
 
 
 def preprocess_tar(ds, t0, source, out, transform, size, threads, quality, on_error, progress, interpolation,
-                    decode, overwrite, shard_size):
+                    decode, overwrite, shard_size, restart_mcus=DEFAULT_RESTART_MCUS):
     """WebDataset shards of re-encoded JPEGs: ``OUT/shard-000000.tar`` ... hold ``<key>.jpg`` and,
     for a labeled source, ``<key>.cls``. Shard k holds items [k * shard_size, (k + 1) * shard_size)
     minus the failures, in order, so its bytes depend only on those items; it is written to .tmp
     and renamed when complete, and a rerun skips the shards already there. Three steps, as the
     npy run, so that fastprep/ray.py writes the shards in Ray tasks through the same code."""
-    job = TarJob(transform, size, quality, on_error, interpolation, decode, shard_size)
+    job = TarJob(transform, size, quality, on_error, interpolation, decode, shard_size, restart_mcus)
     st = tar_start(job, ds, out, overwrite)
     n = len(ds)
     bar = Progress(n, "preprocess", enabled=progress, initial=n - st.pending())
