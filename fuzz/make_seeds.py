@@ -64,6 +64,17 @@ def seeds():
     }
     for o in (2, 3, 5, 6, 7, 8):
         out[f"exif_{o}"] = save(pattern(24, 16), exif=exif(o))
+    # Restart-indexed files (Note [Restart splicing]: every MCU row starts an interval), large
+    # enough that a crop is cut out of them: every sampling, gray, CMYK, an EXIF orientation.
+    big = pattern(130, 90, seed=1)
+    out["rst_420_every_mcu"] = save(big, restart_marker_blocks=1)
+    out["rst_420_every_3"] = save(pattern(96, 64), restart_marker_blocks=3)  # 6 MCUs a row
+    out["rst_444_every_2"] = save(pattern(96, 40), subsampling=0, restart_marker_blocks=2)
+    out["rst_422"] = save(big, subsampling=1, restart_marker_blocks=1)
+    out["rst_gray"] = save(big.convert("L"), restart_marker_blocks=1)
+    out["rst_cmyk"] = save(big.convert("CMYK"), restart_marker_blocks=1)
+    out["rst_exif_6"] = save(big, restart_marker_blocks=1, exif=exif(6))
+    out["rst_not_dividing"] = save(big, restart_marker_blocks=2)  # 9 MCUs a row: decoded the usual way
     cm = out["cmyk"]
     i = cm.index(b"\xff\xee")  # Adobe APP14: transform 2 = YCCK
     out["ycck"] = cm[:i + 15] + b"\x02" + cm[i + 16:]

@@ -26,16 +26,50 @@ namespace fastprep {
 // so no index is stored. A file qualifies only when that scan finds exactly the sequence the
 // header promises (RST0..7 in order, one fewer than the intervals, then EOI); anything else
 // (a missing, extra or out-of-order marker, data cut off, a second scan) is decoded the usual
-// way, which reports what is wrong as before.
-// Used by pipeline.cpp (run_jpeg, run_jpeg_views); written by transcode_jpeg and encode_jpeg.
+// way, which reports what is wrong as before. Damage inside intervals a crop does not read goes
+// unseen, as damage in the rows below a crop always did (strict mode sees what is decoded).
+// A file larger than the pipeline's first read (128 KiB) is read whole for the scan, up to
+// 64 MiB (Note [Bounded reads]: beyond that, or for progressive files, the usual path).
+// Used by pipeline.cpp (region_session: run_jpeg, run_jpeg_views); written by transcode_jpeg
+// (fastprep optimize) and encode_jpeg (preprocess --format jpeg|tar).
 
 namespace {
 
 uint32_t be16(const uint8_t* p) { return (uint32_t(p[0]) << 8) | uint32_t(p[1]); }
 
+bool parse_header(const uint8_t* d, size_t n, RestartLayout* out);  // the markers up to SOS
+bool scan_intervals(const uint8_t* d, size_t n, RestartLayout* out);  // then the RST markers
+
 }  // namespace
 
+size_t restart_header_end(const uint8_t* d, size_t n) {
+  RestartLayout L;
+  return parse_header(d, n, &L) ? L.header_end : 0;
+}
+
+size_t restart_scan_end(const uint8_t* d, size_t from, size_t n) {
+  size_t p = from;
+  while (p < n) {
+    const void* hit = std::memchr(d + p, 0xFF, n - p);
+    if (!hit) return 0;
+    size_t j = static_cast<size_t>(static_cast<const uint8_t*>(hit) - d) + 1;
+    while (j < n && d[j] == 0xFF) ++j;
+    if (j >= n) return 0;
+    if (d[j] != 0x00 && !(d[j] >= 0xD0 && d[j] <= 0xD7)) return j + 1;
+    p = j + 1;
+  }
+  return 0;
+}
+
 bool parse_restart_layout(const uint8_t* d, size_t n, RestartLayout* out) {
+  RestartLayout& L = *out;
+  if (!parse_header(d, n, &L)) return false;
+  return scan_intervals(d, n, &L);
+}
+
+namespace {
+
+bool parse_header(const uint8_t* d, size_t n, RestartLayout* out) {
   RestartLayout& L = *out;
   L = RestartLayout{};
   if (n < 4 || n > 0xFFFFFFF0u || d[0] != 0xFF || d[1] != 0xD8) return false;
@@ -98,7 +132,11 @@ bool parse_restart_layout(const uint8_t* d, size_t n, RestartLayout* out) {
   }
   L.mcus_per_row = (L.width + L.mcu_w - 1) / L.mcu_w;
   L.mcu_rows = (L.height + L.mcu_h - 1) / L.mcu_h;
-  if (L.mcus_per_row % L.interval != 0) return false;
+  return L.mcus_per_row % L.interval == 0;
+}
+
+bool scan_intervals(const uint8_t* d, size_t n, RestartLayout* out) {
+  RestartLayout& L = *out;
   const int64_t total = static_cast<int64_t>(L.mcu_rows) * L.intervals_per_row();
   // Every interval but the last ends with a 2-byte marker: a count the bytes cannot hold is a
   // lie, refused before anything is allocated for it.
@@ -135,6 +173,8 @@ bool parse_restart_layout(const uint8_t* d, size_t n, RestartLayout* out) {
   }
 }
 
+}  // namespace
+
 bool restart_region_for(const RestartLayout& L, int y0, int y1, int x0, int x1, int* r0, int* r1, int* c0, int* c1) {
   const int n = L.interval;
   int a = std::max(0, y0 / L.mcu_h);
@@ -149,18 +189,22 @@ bool restart_region_for(const RestartLayout& L, int y0, int y1, int x0, int x1, 
   return true;
 }
 
-void splice_restart_region(const uint8_t* d, const RestartLayout& L, int r0, int r1, int c0, int c1,
-                           std::vector<uint8_t>* out) {
+size_t splice_restart_bound(const RestartLayout& L, int r0, int r1, int c0, int c1) {
   const int n = L.interval, ipr = L.intervals_per_row();
   const int i0 = c0 / n, i1 = c1 / n;
-  size_t bytes = 4;
+  size_t bytes = 4;  // SOI, EOI
   for (const auto& s : L.kept) bytes += s.second;
-  for (int r = r0; r < r1; ++r) {
+  for (int r = r0; r < r1; ++r) {  // the row's intervals as they lie in the file, markers included
     const size_t k0 = static_cast<size_t>(r) * ipr;
     bytes += L.ends[k0 + i1 - 1] - L.starts[k0 + i0] + 2 * static_cast<size_t>(i1 - i0);
   }
-  out->resize(bytes);
-  uint8_t* o = out->data();
+  return bytes;
+}
+
+size_t splice_restart_region(const uint8_t* d, const RestartLayout& L, int r0, int r1, int c0, int c1, uint8_t* out) {
+  const int n = L.interval, ipr = L.intervals_per_row();
+  const int i0 = c0 / n, i1 = c1 / n;
+  uint8_t* o = out;
   *o++ = 0xFF, *o++ = 0xD8;
   for (const auto& s : L.kept) {
     std::memcpy(o, d + s.first, s.second);
@@ -188,7 +232,7 @@ void splice_restart_region(const uint8_t* d, const RestartLayout& L, int r0, int
     }
   }
   *o++ = 0xFF, *o++ = 0xD9;
-  out->resize(static_cast<size_t>(o - out->data()));
+  return static_cast<size_t>(o - out);
 }
 
 }  // namespace fastprep

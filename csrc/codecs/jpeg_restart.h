@@ -33,13 +33,21 @@ struct RestartLayout {
 // that ends before EOI). Never reads outside [d, d + n).
 bool parse_restart_layout(const uint8_t* d, size_t n, RestartLayout* out);
 
+// For reading a file only as far as its image goes: the offset just past the SOS header when
+// [d, d + n) holds a header that could qualify (0 otherwise), and, in the entropy-coded data
+// from `from` on, the offset just past the first marker that ends the scan (not RSTn: EOI or
+// anything else), or 0 when [from, n) does not reach one yet.
+size_t restart_header_end(const uint8_t* d, size_t n);
+size_t restart_scan_end(const uint8_t* d, size_t from, size_t n);
+
 // The MCU rectangle [r0, r1) x [c0, c1) (c0 and c1 multiples of the interval) as a JPEG of its
 // own: the file's tables and colour markers (APP0, APP14), a frame of the rectangle's size, and
 // its intervals with their RST markers renumbered; other APPn and COM segments are left out.
-// Written to *out (resized; its capacity is reused). Decoded, every 8x8 block equals the
-// original's, the restart resets standing in for the neighbours left out.
-void splice_restart_region(const uint8_t* d, const RestartLayout& L, int r0, int r1, int c0, int c1,
-                           std::vector<uint8_t>* out);
+// Written to `out`, which must hold splice_restart_bound(...) bytes; returns the bytes written.
+// Decoded, every 8x8 block equals the original's, the restart resets standing in for the
+// neighbours left out.
+size_t splice_restart_bound(const RestartLayout& L, int r0, int r1, int c0, int c1);
+size_t splice_restart_region(const uint8_t* d, const RestartLayout& L, int r0, int r1, int c0, int c1, uint8_t* out);
 
 // The smallest MCU rectangle of whole intervals that holds the full-size pixel rectangle
 // [y0, y1) x [x0, x1). Returns false when it would be the whole image.

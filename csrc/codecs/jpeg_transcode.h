@@ -17,8 +17,14 @@ int choose_restart_interval(int mcus_per_row, int target);
 // component.
 int mcus_per_row_of(int width, int components, int max_h_samp);
 
+// The automatic target interval: about kAutoIntervalBytes of entropy-coded data per interval,
+// from the file's bytes per MCU (Note [Lossless restart rewrite]), within [1, 16] MCUs.
+constexpr int kAutoRestart = -1;
+constexpr double kAutoIntervalBytes = 200.0;
+int auto_restart_mcus(double entropy_bytes, int64_t mcus);
+
 struct TranscodeOptions {
-  int restart_mcus = 4;       // target restart interval (choose_restart_interval); 0: none
+  int restart_mcus = kAutoRestart;  // target restart interval (choose_restart_interval); 0: none
   bool keep_metadata = true;  // APPn (EXIF, ICC, XMP, ...) and COM segments copied
   bool verify = true;         // both files decoded and compared pixel for pixel
   int64_t max_pixels = 0;     // larger images are refused from their header (0: no limit)
@@ -29,6 +35,7 @@ struct TranscodeResult {
   std::vector<uint8_t> data;
   int interval = 0;         // the restart interval written (MCUs)
   int mcus_per_row = 0;
+  int target = 0;            // the target interval it was chosen for (the automatic one, or the option)
   bool progressive = false;  // the source was progressive
 };
 

@@ -630,6 +630,7 @@ struct SpliceWindow {
 };
 
 constexpr int64_t kMaxSpliceBytes = int64_t(64) << 20;  // larger files are decoded the usual way
+constexpr size_t kSpliceChunk = size_t(256) << 10;      // read past an image's end by less than this
 
 // When the file's restart markers allow (Note [Restart splicing]), writes into w.spliced the
 // JPEG of the MCUs that cover the stored rectangle `st` (at scale 1/denom of the dec_h x dec_w
@@ -641,19 +642,30 @@ bool splice_region(const PlanSpec& s, Worker& w, const JpegInput& in, const Jpeg
   const uint8_t* bytes = in.data;
   size_t n = in.size;
   if (in.fd >= 0 && static_cast<int64_t>(in.size) < in.length) {
-    // The decoder reads the rest of a large file into w.file as it goes (and may already have
-    // overwritten its first chunk): the file is read whole into a buffer of its own.
-    if (in.length > kMaxSpliceBytes) return false;
-    n = static_cast<size_t>(in.length);
-    uint8_t* buf = w.jpeg_all.reserve(n);
-    size_t got = 0;
-    while (got < n) {
-      const ssize_t r = ::pread(in.fd, buf + got, n - got, static_cast<off_t>(in.base + static_cast<int64_t>(got)));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) return false;  // the usual path reads it again and reports the failure
-      got += static_cast<size_t>(r);
+    // A file larger than the first read. Its header lies in the first chunk (else no splice: the
+    // decoder may have refilled that buffer), which is copied; the rest is read into a buffer of
+    // its own, in chunks of kSpliceChunk, only until its scan ends (Note [Bounded reads]).
+    const size_t he = restart_header_end(in.data, in.size);
+    if (he == 0) return false;
+    size_t have = in.size, end = 0, from = he;
+    uint8_t* buf = w.jpeg_all.reserve(have);
+    std::memcpy(buf, in.data, have);
+    while ((end = restart_scan_end(buf, from, have)) == 0) {
+      if (static_cast<int64_t>(have) >= in.length || static_cast<int64_t>(have) >= kMaxSpliceBytes) return false;
+      from = std::max(he, have - 1);  // a run of 0xFF may continue in the next chunk
+      const size_t want = static_cast<size_t>(std::min<int64_t>({in.length, kMaxSpliceBytes,
+                                                                  static_cast<int64_t>(have + kSpliceChunk)}));
+      buf = w.jpeg_all.reserve_keep(want, have);
+      while (have < want) {
+        const ssize_t r =
+            ::pread(in.fd, buf + have, want - have, static_cast<off_t>(in.base + static_cast<int64_t>(have)));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;  // the usual path reads the file again and reports the failure
+        have += static_cast<size_t>(r);
+      }
     }
     bytes = buf;
+    n = end;
   }
   RestartLayout& L = w.restarts;
   if (!parse_restart_layout(bytes, n, &L)) return false;
@@ -664,12 +676,12 @@ bool splice_region(const PlanSpec& s, Worker& w, const JpegInput& in, const Jpeg
   const int y1 = std::min(hdr.height, (st.y0 + st.h + 1) * denom), x1 = std::min(hdr.width, (st.x0 + st.w + 1) * denom);
   int r0, r1, c0, c1;
   if (!restart_region_for(L, y0, y1, x0, x1, &r0, &r1, &c0, &c1)) return false;
-  splice_restart_region(bytes, L, r0, r1, c0, c1, &w.spliced);
+  uint8_t* out = w.spliced.reserve(splice_restart_bound(L, r0, r1, c0, c1));
+  win->bytes = static_cast<int64_t>(splice_restart_region(bytes, L, r0, r1, c0, c1, out));
   win->y_off = r0 * L.mcu_h / denom;
   win->x_off = c0 * L.mcu_w / denom;
   win->h = (std::min(L.height, r1 * L.mcu_h) - r0 * L.mcu_h + denom - 1) / denom;
   win->w = (std::min(L.width, c1 * L.mcu_w) - c0 * L.mcu_w + denom - 1) / denom;
-  win->bytes = static_cast<int64_t>(w.spliced.size());
   return true;
 }
 
@@ -684,7 +696,7 @@ JpegDecoder::Session region_session(const PlanSpec& s, Worker& w, const JpegInpu
     return img;
   }
   { JpegDecoder::Session done = std::move(img); }
-  return w.dec.open(w.spliced.data(), w.spliced.size(), limits_of(s));
+  return w.dec.open(w.spliced.data(), static_cast<size_t>(win->bytes), limits_of(s));
 }
 
 void run_jpeg(const Plan& plan, Worker& w, const JpegInput& input, const RunKey& key, uint8_t* slot, int out_h,
@@ -1004,7 +1016,7 @@ void Worker::trim(size_t keep) {
   if (mix.capacity() > keep) mix.release();
   if (field.capacity() > keep) field.release();
   if (jpeg_all.capacity() > keep) jpeg_all.release();
-  if (spliced.capacity() > keep) std::vector<uint8_t>().swap(spliced);
+  if (spliced.capacity() > keep) spliced.release();
   if (restarts.starts.capacity() * 8 > keep) restarts = RestartLayout{};
 }
 

@@ -67,7 +67,7 @@ struct Worker {
   // spliced sub-image.
   Scratch jpeg_all;
   RestartLayout restarts;
-  std::vector<uint8_t> spliced;
+  Scratch spliced;
   AxisTable ht, vt;
   // Frees every buffer whose capacity is over `keep` bytes.
   void trim(size_t keep);
@@ -126,7 +126,8 @@ constexpr int64_t kMaxFileBytes = int64_t(1) << 31;
 // A path sample is never read whole up front: its first 128 KiB tell its format, and then
 //   * a JPEG is read on demand by its decoder (JpegInput), in chunks into the same per-thread
 //     buffer, only as far as decoding gets: a crop that ends above the last row stops reading
-//     there, and bytes after the image are never read;
+//     there, and bytes after the image are never read; a restart-indexed JPEG (Note [Restart
+//     splicing]) is read to the end of its scan, in 256 KiB chunks, and the splice decoded;
 //   * a PNG is read chunk by chunk up to its IEND, a WebP up to the end of its RIFF chunk;
 //   * any other file is read whole only when its bytes are kept for the Pillow fallback (Note
 //     [Fallback bytes]), else not past its first chunk.

@@ -71,11 +71,11 @@ void register_offline(py::module_& m) {
         out.data = std::move(r.data);
         return py::make_tuple(std::move(out), r.interval, r.mcus_per_row, r.progressive);
       },
-      py::arg("data"), py::arg("restart_mcus") = 4, py::arg("keep_metadata") = true, py::arg("verify") = true,
-      py::arg("max_pixels") = 0,
+      py::arg("data"), py::arg("restart_mcus") = kAutoRestart, py::arg("keep_metadata") = true,
+      py::arg("verify") = true, py::arg("max_pixels") = 0,
       "Lossless rewrite of a JPEG: one baseline scan, optimized Huffman tables, restart markers every "
-      "choose_restart_interval(columns, restart_mcus) MCUs. Returns (bytes, interval, mcus_per_row, "
-      "was_progressive).");
+      "choose_restart_interval(columns, target) MCUs, target = restart_mcus, or with -1 (the default) "
+      "about 200 entropy-coded bytes per interval. Returns (bytes, interval, mcus_per_row, was_progressive).");
 
   m.def(
       "restart_layout",
@@ -115,7 +115,8 @@ void register_offline(py::module_& m) {
           if (r0 < 0 || r1 > L.mcu_rows || r0 >= r1 || c0 < 0 || c1 > L.mcus_per_row || c0 >= c1 || c0 % iv ||
               (c1 % iv && c1 != L.mcus_per_row))
             throw Error(ErrorKind::kInvalid, "MCU rectangle outside the image or not on interval boundaries");
-          splice_restart_region(d, L, r0, r1, c0, c1, &out.data);
+          out.data.resize(splice_restart_bound(L, r0, r1, c0, c1));
+          out.data.resize(splice_restart_region(d, L, r0, r1, c0, c1, out.data.data()));
         }
         return out;
       },
