@@ -393,3 +393,43 @@ def test_preprocess_writes_restart_markers(tmp_path, fmt):
             with tarfile.open(next(out.glob("*.tar"))) as tf:
                 datas = [tf.extractfile(ti).read() for ti in tf if ti.name.endswith(".jpg")]
         assert datas and all((_core.restart_layout(d) is not None) == expect for d in datas)
+
+
+def test_automatic_interval_follows_the_bytes_per_mcu():
+    """restart_mcus=-1 (fastprep optimize's "auto"): about 200 bytes of entropy-coded data per
+    interval, so a smooth image gets longer intervals than a detailed one of the same size."""
+    y, x = np.mgrid[0:256, 0:512]
+    smooth = np.stack([x // 2, y, (x + y) // 4], -1).astype(np.uint8)
+    detailed = photo(512, 256)
+    _, iv_smooth, cols, _ = rewrite(encode(smooth, quality=75), -1)
+    _, iv_detailed, _, _ = rewrite(encode(detailed, quality=95), -1)
+    assert cols == 32 and iv_smooth > iv_detailed >= 1
+    with pytest.raises(ValueError, match="restart_mcus"):
+        _core.transcode_jpeg(encode(detailed), -2)
+    assert fp.offline.DEFAULT_OPTIMIZE_RESTART == "auto"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="needs Linux /proc/self/io to count bytes read")
+def test_large_file_is_read_only_to_the_end_of_its_image(tmp_path):
+    """A restart-indexed JPEG over the first read (128 KiB), followed by 40 MB of (sparse)
+    padding: the splice reads the file in chunks only until its scan ends (Note [Bounded
+    reads]), and the pixels are the usual path's."""
+    data = rewrite(encode(photo(1400, 1000), 444, quality=98), 2)[0]
+    assert len(data) > 128 << 10
+    big = tmp_path / "padded.jpg"
+    with open(big, "wb") as f:
+        f.write(data)
+        f.truncate(len(data) + (40 << 20))
+    t = fp.Compose([fp.RandomResizedCrop(64, scale=(0.01, 0.05))])
+
+    def rchar():
+        with open("/proc/self/io") as f:
+            return int(next(x for x in f if x.startswith("rchar:")).split()[1])
+    t.batch([data], threads=1)
+    before = rchar()
+    out, params = t.batch([str(big)] * 3, threads=1, seed=4, return_params=True)
+    read = rchar() - before
+    assert all(p["spliced_bytes"] > 0 for p in params)
+    assert read < 3 * (len(data) + (256 << 10)), read  # the image, and less than a chunk past it
+    np.testing.assert_array_equal(out, fp.Compose([fp.RandomResizedCrop(64, scale=(0.01, 0.05))],
+                                                  splice_restarts=False).batch([data] * 3, threads=1, seed=4))

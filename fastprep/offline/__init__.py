@@ -11,7 +11,8 @@ stats_result.
 from ._jobs import (POLICIES, TRANSFORMS, DecodeOptions, add_exif_argument, build_transform, chunk_ranges,
                     iter_batches, transform_spec)
 from ._jpeg import encode_jpeg
-from ._optimize import DEFAULT_RESTART_MCUS, optimize
+from ._jpeg import DEFAULT_RESTART_MCUS
+from ._optimize import DEFAULT_OPTIMIZE_RESTART, optimize
 from ._optimize import add_arguments as add_optimize_arguments
 from ._optimize import main as optimize_main
 from ._npy import NpyJob, npy_finish, npy_start, write_npy_shards
@@ -30,5 +31,5 @@ __all__ = ["POLICIES", "TRANSFORMS", "DecodeOptions", "add_exif_argument", "buil
            "OutputLockedError", "check_job", "check_out_outside_source", "output_folder", "summary", "preprocess",
            "MAX_BATCH", "FloatMoments", "LevelMoments", "accumulate", "compute_stats", "stats_result",
            "stats_transform", "TarJob", "tar_finish", "tar_start", "write_tar_shards", "add_preprocess_arguments",
-           "preprocess_main", "add_stats_arguments", "stats_main", "DEFAULT_RESTART_MCUS", "optimize",
+           "preprocess_main", "add_stats_arguments", "stats_main", "DEFAULT_RESTART_MCUS", "DEFAULT_OPTIMIZE_RESTART", "optimize",
            "add_optimize_arguments", "optimize_main"]

@@ -21,10 +21,12 @@ JPEG_SUBSAMPLING = 420  # Pillow's default for every quality (what --format jpeg
 
 _JPEG_EXTS = (".jpg", ".jpeg")
 
-# Restart markers every 2 MCUs (32 pixels of a 4:2:0 photo), each MCU row starting an interval
-# (Note [Restart splicing]): benchmarks/bench_restart.py measured the train recipe at 1.28x the
-# bare full decode of the originals with it (1.29x every MCU, 1.25x every 4), for +2.3% bytes
-# over the same rewrite without markers (+4.3%, +1.2%); see docs/benchmarks.md.
+# preprocess --format jpeg|tar: restart markers every 2 MCUs (32 pixels of a 4:2:0 image), each
+# MCU row starting an interval (Note [Restart splicing]). benchmarks/bench_restart.py, detailed
+# photographs: the train recipe at 1.30-1.34x the bare full decode of the originals with it
+# (the same every MCU, 1.26-1.30x every 4), for +2.3% bytes over no markers (+4.3%, +1.2%). The
+# encoder cannot know the bytes per MCU before it writes them, so it does not adapt as
+# `fastprep optimize` does; resized images at quality 90 are detailed.
 DEFAULT_RESTART_MCUS = 2
 
 

@@ -23,6 +23,7 @@ complete; a rerun skips what is there (``overwrite=True`` writes everything agai
 records the settings, and a rerun with others is refused. Files are rewritten on ``threads``
 threads (the GIL is released while libjpeg works).
 """
+import argparse
 import concurrent.futures as cf
 import csv
 import hashlib
@@ -36,10 +37,17 @@ from .. import _core
 from .. import io as fio
 from .._util import Progress, default_threads
 from ..io import RunRecord
-from ._jpeg import DEFAULT_RESTART_MCUS, check_restart_mcus
+from ._jpeg import check_restart_mcus
 from ._out import check_out_outside_source, check_run_record, output_folder
 
 DEFAULT_MAX_PIXELS = 178_956_970  # Compose's default
+
+# "auto": about 200 bytes of entropy-coded data per restart interval, from each file's bytes per
+# MCU (Note [Lossless restart rewrite]): every 2 MCUs on detailed photographs, 4-5 on smooth ones.
+# benchmarks/bench_restart.py: the train recipe at 1.30-1.34x the bare full decode of the original
+# photographs, the markers +2.3% of bytes (docs/benchmarks.md).
+DEFAULT_OPTIMIZE_RESTART = "auto"
+_AUTO = -1  # the native code's kAutoRestart
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -71,7 +79,7 @@ class _Tally:
             self.copied += 1
 
 
-def rewrite(data, restart_mcus=DEFAULT_RESTART_MCUS, keep_metadata=True, verify=True,
+def rewrite(data, restart_mcus=DEFAULT_OPTIMIZE_RESTART, keep_metadata=True, verify=True,
             max_pixels=DEFAULT_MAX_PIXELS):
     """One file's bytes -> (bytes to write, restart interval or None, was progressive, reason kept).
     A JPEG is rewritten losslessly; anything else (or a JPEG that cannot be) comes back as it is,
@@ -79,15 +87,17 @@ def rewrite(data, restart_mcus=DEFAULT_RESTART_MCUS, keep_metadata=True, verify=
     if not bytes(data[:3]) == _JPEG_MAGIC:
         return data, None, False, None
     try:
-        out, interval, _cols, progressive = _core.transcode_jpeg(data, int(restart_mcus), bool(keep_metadata),
-                                                               bool(verify), int(max_pixels))
+        n = _AUTO if restart_mcus == "auto" else int(restart_mcus)
+        out, interval, _cols, progressive = _core.transcode_jpeg(data, n, bool(keep_metadata), bool(verify),
+                                                               int(max_pixels))
     except (ValueError, RuntimeError, MemoryError) as e:
         return data, None, False, str(e) or type(e).__name__
     return bytes(out), interval, progressive, None
 
 
 def _check(restart_mcus, threads):
-    check_restart_mcus(restart_mcus)
+    if restart_mcus != "auto":
+        check_restart_mcus(restart_mcus)
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
 
@@ -98,7 +108,7 @@ def _fingerprint(names, kind, restart_mcus, keep_metadata):
         h.update(os.fsencode(nm))
         h.update(b"\0")
     return RunRecord(count=len(names), files_sha1=h.hexdigest(), format="optimize",
-                     transform={"source": kind, "restart_mcus": int(restart_mcus),
+                     transform={"source": kind, "restart_mcus": restart_mcus,
                                 "keep_metadata": bool(keep_metadata)})
 
 
@@ -215,10 +225,11 @@ def _tar_shard(src, dst, opts, threads, tally):
         raise ValueError(f"cannot read tar shard {fio.display(src)}: {e}") from None
 
 
-def optimize(source, out, restart_mcus=DEFAULT_RESTART_MCUS, keep_metadata=True, verify=True, threads=None,
+def optimize(source, out, restart_mcus=DEFAULT_OPTIMIZE_RESTART, keep_metadata=True, verify=True, threads=None,
              progress=None, overwrite=False, max_pixels=DEFAULT_MAX_PIXELS):
     """Rewrites a dataset's JPEGs losslessly with restart markers (see the module docstring);
-    returns a summary dict: files, rewritten, progressive (rewritten as baseline), copied (not
+    ``restart_mcus``: "auto" (about 200 bytes of image data per interval) or a target number of
+    MCUs (0: no markers). Returns a summary dict: files, rewritten, progressive (rewritten as baseline), copied (not
     JPEG), kept ([(name, reason)]: JPEGs copied unchanged), resumed (already in OUT), the bytes
     of the rewritten JPEGs before and after (jpeg_bytes_in / jpeg_bytes_out, size_change), the
     restart intervals used, seconds."""
@@ -317,13 +328,23 @@ def format_summary(res):
     return "\n".join(lines)
 
 
+def _restart_arg(text):
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number of MCUs, got {text!r}") from None
+
+
 def add_arguments(p):
     p.add_argument("src", help="a folder (ImageFolder or any tree), WebDataset tar shards ('train-{000000..000127}"
                                ".tar', a glob, a folder of .tar files) or a path,label file list")
     p.add_argument("out", help="output directory (created; a rerun resumes)")
-    p.add_argument("--restart-mcus", type=int, default=DEFAULT_RESTART_MCUS,
-                   help=f"restart interval to aim for, in MCUs (default {DEFAULT_RESTART_MCUS}; per image a divisor "
-                        "of its MCU row, else one interval per row; 0: no restart markers)")
+    p.add_argument("--restart-mcus", type=_restart_arg, default=DEFAULT_OPTIMIZE_RESTART,
+                   help="restart interval to aim for, in MCUs: auto (default: about 200 bytes of image data per "
+                        "interval, every 2 MCUs on detailed photos), or a number (per image a divisor of its MCU "
+                        "row near it, else one interval per row; 0: no restart markers)")
     p.add_argument("--strip-metadata", action="store_true",
                    help="drop APPn and COM segments (EXIF, ICC profile, XMP, comments); by default they are kept. "
                         "Without EXIF, apply_exif_orientation has nothing to apply")
