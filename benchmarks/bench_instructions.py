@@ -14,7 +14,15 @@ result is divided by the number of photos:
     tables    per-image planning (build_axis_table, plan_sample)
     ops       the uint8 ops on the staged image (blur, the sequence's and the policies' ops,
               colour jitter, grayscale)
+    splice    the restart splice (Note [Restart splicing]): the scan for RST markers, the copy of
+              the intervals the crop reads (memchr, parse_restart_layout, splice_restart_region)
     other     everything else (the rest of fastprep, libc, Python's share of batch())
+
+A pipeline "NAME@restart" runs NAME on the same photos rewritten by `fastprep optimize` (made
+before profiling, outside the count); its decode row is against the original files' bare decode:
+
+    python benchmarks/bench_instructions.py corpus/detailed --count 50 \
+        --pipelines decode,train,train@restart,eval,eval@restart
 
 A pipeline "train+NAME" is the train recipe with one op added before ToTensor (NAME of EXTRA
 below; GaussianNoise between ToTensor and Normalize); the op's cost is its row minus train's:
@@ -39,7 +47,7 @@ import time
 
 # -fast: exact=False; -u8: uint8 HWC output, no ToTensor/Normalize (for normalising on the GPU)
 PIPELINES = ("empty", "decode", "eval", "train", "eval-fast", "train-fast", "eval-u8", "train-u8")
-STAGES = ("decode", "hpass", "vpass", "output", "tables", "ops", "other")
+STAGES = ("decode", "hpass", "vpass", "output", "tables", "ops", "splice", "other")
 # The ops a "train+NAME" pipeline adds (issue 31's op table), built when the child runs.
 EXTRA = {
     "blur": "fp.GaussianBlur(23, (0.1, 2.0))",
@@ -76,6 +84,7 @@ def child(pipeline, folder, count):
     norm = [fp.ToTensor(), fp.Normalize("imagenet")]
     ops = {"eval": [fp.Resize(256), fp.CenterCrop(224)] + norm,
            "train": [fp.RandomResizedCrop(224), fp.RandomHorizontalFlip()] + norm}
+    pipeline, at, _ = pipeline.partition("@")
     name, _, mode = pipeline.partition("-")
     base, plus, extra = name.partition("+")
     if plus:
@@ -101,6 +110,8 @@ def child(pipeline, folder, count):
 def stage_of(func, obj):
     if "libjpeg" in obj:
         return "decode"
+    if "restart" in func or "splice" in func or "memchr" in func:
+        return "splice"
     if "hpass" in func:  # hpass_row*, hpass_rows*, their kernels' templates
         return "hpass"
     if "vpass" in func:
@@ -120,7 +131,19 @@ def stage_of(func, obj):
 LINE = re.compile(r"^\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(.*?)(?:\s+\[(.*)\])?\s*$")
 
 
+def restart_folder(folder, workdir):
+    """The photos rewritten by fastprep optimize (the default restart interval), once."""
+    import fastprep as fp
+
+    out = os.path.join(workdir, "restart")
+    if not os.path.isdir(out):
+        fp.optimize(folder, out, progress=False)
+    return out
+
+
 def profile(pipeline, folder, count, workdir):
+    if pipeline.endswith("@restart"):
+        folder = restart_folder(folder, workdir)
     out = os.path.join(workdir, f"callgrind.{pipeline}")
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))) + os.pathsep + os.environ.get("PYTHONPATH", ""))

@@ -187,14 +187,17 @@ def instructions_table(data):
         return op_cost_table(data)
     base = per.get("decode", {}).get("total")
     stages = ["decode", "hpass", "vpass", "output", "tables", "other"]
+    if any(abs(row.get("splice", 0)) >= 5e3 for row in per.values()):
+        stages.insert(5, "splice")
     names = {"hpass": "horizontal pass", "vpass": "vertical pass", "output": "output stage",
-             "tables": "planning"}
+             "tables": "planning", "splice": "restart splice"}
     lines = ["| pipeline | " + " | ".join(names.get(s, s) for s in stages) + " | total | / bare decode |",
              "|---|" + "---:|" * (len(stages) + 2)]
     for name, row in per.items():
         vals = [f"{row[s] / 1e6:.2f}M" if abs(row[s]) >= 5e3 else "-" for s in stages]
         ratio = f"{row['total'] / base:.2f}" if base else ""
         label = "bare decode" if name == "decode" else name.replace("-", ", ")
+        label = label.replace("@restart", ", restart-indexed (fastprep optimize)")
         lines.append(f"| {label} | " + " | ".join(vals) + f" | {row['total'] / 1e6:.2f}M | {ratio} |")
     lines.append("")
     lines.append(f"callgrind, {data['count']} photos of `{data['folder']}`, one thread, the empty run's "
@@ -283,6 +286,36 @@ def multiview_table(data):
                  f"({data['loader_epochs']} epochs for the Loader), medians of per-round ratios; {data['count']} "
                  f"photos of `{data['folder']}`; {m['cpu']}, {m['cores']} cores, {m['simd']}; {data['date']}; "
                  f"{_versions(v)}.")
+    return "\n".join(lines)
+
+
+def _restart_label(n):
+    if n == "auto":
+        return "auto (about 200 bytes per interval)"
+    return "original, usual path" if n == "orig" else "rewritten, no markers" if n == 0 else f"every {n} MCUs"
+
+
+def restart_table(r):
+    """The Markdown table of a result (docs/results.py shows the same)."""
+    lines = ["| files | restart interval | train, x bare decode | eval, x bare decode | size vs original | "
+             "size vs no markers | train: spliced bytes / file |", "|---|---|---:|---:|---:|---:|---:|"]
+    for kind, rows in (("baseline", r["baseline_rows"]), ("progressive", r.get("progressive_rows", []))):
+        for row in rows:
+            n = row["restart_mcus"]
+            size = (f"{row['size_vs_original']:+.1%} | {row['size_vs_no_markers']:+.1%} | "
+                    + (f"{row['train_spliced_bytes_share']:.0%}" if "train_spliced_bytes_share" in row else "-")
+                    ) if n != "orig" else "- | - | -"
+            best = n == r["default_restart_mcus"]
+            lines.append(f"| {kind} | {_restart_label(n)}{' (default)' if best else ''} | {row['train_x_bare']:.2f}x | "
+                         f"{row['eval_x_bare']:.2f}x | {size} |")
+    lines.append("")
+    note = (f"; fp.Loader over the rewritten files, 2 threads: **{r['loader_2_threads_speedup']:.2f}x** 1 thread"
+            if "loader_2_threads_speedup" in r else "")
+    m = r["machine"]
+    lines.append(f"`{r['command']}`: {r['baseline']} baseline and {r['progressive']} progressive originals, "
+                 f"{r['bytes_per_pixel']:.2f} bytes per pixel; one thread, {r['rounds']} interleaved rounds, medians "
+                 f"of per-round ratios to libjpeg-turbo's bare full decode of the original files{note}; "
+                 f"{m['cpu']}, {m['cores']} cores, {m['simd']}; {r['date']}.")
     return "\n".join(lines)
 
 
@@ -383,6 +416,8 @@ def table(results, name):
         return catalogue_table(data)
     if data.get("kind") == "multiview":
         return multiview_table(data)
+    if data.get("kind") == "restart":
+        return restart_table(data)
     if "results" in data and "speedup_reference" in data:
         return bench_table(data)
     raise ValueError(f"{path}: not a result this page knows how to show")
