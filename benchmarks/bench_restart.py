@@ -36,26 +36,13 @@ import fastprep as fp
 from fastprep import _core
 from fastprep.bench import _run as _bench
 from fastprep.bench import library_versions, machine_info
+from bench_catalogue import interleaved  # the same rounds
 from fastprep.offline import DEFAULT_OPTIMIZE_RESTART
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "docs"))
 from results import restart_table  # noqa: E402  (the table the docs page shows)
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def interleaved(runs, n_rounds):
-    """Every run once per round, the order rotated each round, after one warm-up: {name: [seconds]}."""
-    names = list(runs)
-    for r in runs.values():
-        r()
-    per = {k: [] for k in names}
-    for rnd in range(n_rounds):
-        for k in names[rnd % len(names):] + names[:rnd % len(names)]:
-            t0 = time.perf_counter()
-            runs[k]()
-            per[k].append(time.perf_counter() - t0)
-    return per
 
 
 def of_bare(per, name):

@@ -16,12 +16,6 @@
 
 #include "codecs/exif.h"
 
-#if defined(__GNUC__) || defined(__clang__)
-#define FASTPREP_NOINLINE __attribute__((noinline))
-#else
-#define FASTPREP_NOINLINE
-#endif
-
 namespace fastprep {
 
 // Note [libjpeg errors]

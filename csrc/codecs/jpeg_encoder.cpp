@@ -9,12 +9,6 @@
 #include "codecs/jpeg_transcode.h"
 #include "core/common.h"
 
-#if defined(__GNUC__) || defined(__clang__)
-#define FASTPREP_NOINLINE __attribute__((noinline))
-#else
-#define FASTPREP_NOINLINE
-#endif
-
 namespace fastprep {
 namespace {
 

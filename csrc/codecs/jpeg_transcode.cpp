@@ -12,12 +12,6 @@
 #include "codecs/jpeg_decoder.h"
 #include "core/common.h"
 
-#if defined(__GNUC__) || defined(__clang__)
-#define FASTPREP_NOINLINE __attribute__((noinline))
-#else
-#define FASTPREP_NOINLINE
-#endif
-
 namespace fastprep {
 
 // Note [Lossless restart rewrite]

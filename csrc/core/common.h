@@ -6,6 +6,13 @@
 #include <stdexcept>
 #include <string>
 
+// A function the compiler must not inline: the frame that holds a setjmp (Note [libjpeg errors]).
+#if defined(__GNUC__) || defined(__clang__)
+#define FASTPREP_NOINLINE __attribute__((noinline))
+#else
+#define FASTPREP_NOINLINE
+#endif
+
 namespace fastprep {
 
 // Why a sample failed. Mapped to typed Python exceptions in the bindings.
