@@ -25,7 +25,7 @@ from ._errors import (AllSamplesFailedError, DecodeError, ImageTooLargeError, Mi
                       TransformError, ImageTooSmallError,
                       UnsupportedImageError)
 from .io import FormatError, TarFormatError, TarMember, WriteError
-from .transforms import (DEFAULT_MAX_PIXELS, PRESETS, AugMix, AutoAugment, CenterCrop, FiveCrop, TenCrop, Pad, RandomCrop, RandomResize, RandomShortestSize, RandomPerspective, ElasticTransform, RandomZoomOut, ColorJitter, ExemplarJitter, RandomPhotometricDistort, JPEG, Compose, GaussianBlur, PILGaussianBlur,
+from .transforms import (DEFAULT_MAX_PIXELS, PRESETS, AugMix, AutoAugment, CenterCrop, FiveCrop, TenCrop, Pad, RandomCrop, RandomResize, RandomShortestSize, ResizeKeepRatio, RandomPerspective, ElasticTransform, RandomZoomOut, ColorJitter, ExemplarJitter, RandomPhotometricDistort, JPEG, Compose, GaussianBlur, PILGaussianBlur,
                          Grayscale, InterpolationMode, Lighting, GaussianNoise, Normalize, Op, RandAugment, RandomAdjustSharpness,
                          RandomAffine, RandomApply, RandomAutocontrast, RandomChannelPermutation, RandomChoice,
                          RandomEqualize, RandomErasing, RandomGrayscale, RandomHorizontalFlip, RandomHSV, RandomInvert,
@@ -39,7 +39,7 @@ from . import _compat  # noqa: E402,F401  (the module paths of 0.1 that pickles 
 
 __all__ = [
     "Compose", "Resize", "CenterCrop", "FiveCrop", "TenCrop", "Pad", "RandomCrop", "RandomResize",
-    "RandomShortestSize", "RandomPerspective", "ElasticTransform", "RandomZoomOut", "RandomResizedCrop", "RandomHorizontalFlip", "RandomVerticalFlip",
+    "RandomShortestSize", "ResizeKeepRatio", "RandomPerspective", "ElasticTransform", "RandomZoomOut", "RandomResizedCrop", "RandomHorizontalFlip", "RandomVerticalFlip",
     "ToTensor", "Normalize", "Grayscale", "RandomGrayscale", "ColorJitter", "Lighting", "GaussianNoise", "RandomErasing", "RandomHSV",
     "RandomRotation", "RandomAffine", "RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix", "GaussianBlur", "PILGaussianBlur",
     "RandomSolarize", "RandomPosterize", "RandomEqualize", "RandomAutocontrast", "RandomInvert",

@@ -113,6 +113,8 @@ class PlanSpec:
     resize_h: int
     resize_w: int
     max_size: int
+    keep_ratio_longest: float
+    crop_pad_fill: bool
     interp: Interp
     antialias: bool
     crop_h: int

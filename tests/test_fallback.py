@@ -96,13 +96,16 @@ def test_leading_rgb_lambda_is_dropped_and_other_lambdas_run_in_python(photos):
 
 
 def test_look_alike_classes_run_in_python_never_converted_by_name(photos):
-    timm = pytest.importorskip("timm.data.transforms")
-    tv = T.Compose([T.Resize(40), T.CenterCrop(32), timm.ToTensor()])
-    with pytest.warns(UserWarning, match="not torchvision's own ToTensor"):
+    timm_re = pytest.importorskip("timm.data.random_erasing")
+    # timm's RandomErasing shares torchvision's name, not its algorithm (counts, N(0, 1) modes)
+    tv = T.Compose([T.Resize(40), T.CenterCrop(32), T.ToTensor(), timm_re.RandomErasing(1.0, mode="const",
+                                                                                         device="cpu")])
+    with pytest.warns(UserWarning, match="not torchvision's own RandomErasing"):
         h = fp.from_torchvision(tv)
+    assert type(h.remainder[0]) is timm_re.RandomErasing  # timm's own object, run as it is
     out = h(photos[0])
-    assert out.dtype == torch.uint8 or float(out.max()) > 1.0  # timm's 0-255 values, not torchvision's [0, 1]
-    with pytest.raises(ValueError, match="timm.*ToTensor"):
+    assert float((out == 0).all(0).float().mean()) > 0.01  # its constant-zero rectangle
+    with pytest.raises(ValueError, match="timm.*RandomErasing"):
         fp.from_torchvision(tv, strict=True)
 
 

@@ -76,3 +76,72 @@ def test_timm_train_transform_fuses_up_to_its_random_erasing(photos):
     assert h.batch(photos[:2], seed=1).shape == (2, 3, 224, 224)
     with pytest.warns(UserWarning, match="interpolation='random'"):
         fp.from_torchvision(timm_data.create_transform(224, is_training=True, interpolation="random"))
+
+
+def test_timm_to_tensor_keeps_0_255_floats(photos):
+    """timm's ToTensor is pil_to_tensor(img).to(dtype), 0-255 values (not torchvision's [0, 1]):
+    it converts to fp.ToTensor(scale=False), and a Normalize after it works on those values as
+    torch does; its uint8 dtype gives CHW uint8 levels."""
+    from timm.data.transforms import ToTensor as TimmToTensor
+    T = pytest.importorskip("torchvision.transforms")
+
+    recipe = T.Compose([T.Resize(256), T.CenterCrop(224), TimmToTensor()])
+    t = fp.from_torchvision(recipe)
+    assert isinstance(t, fp.Compose) and t.transforms[-1] == fp.ToTensor(scale=False)
+    norm = T.Compose([T.Resize(256), T.CenterCrop(224), TimmToTensor(), T.Normalize([120.0, 110, 100], [60.0, 50, 40])])
+    tn = fp.from_torchvision(norm)
+    u8 = fp.from_torchvision(T.Compose([T.Resize(256), T.CenterCrop(224), TimmToTensor(torch.uint8)]))
+    assert u8.dtype == "uint8" and u8.layout == "CHW"
+    for p in photos[:4]:
+        with Image.open(p) as im:
+            want, want_n = recipe(im.convert("RGB")).numpy(), norm(im.convert("RGB")).numpy()
+        got = t(p)
+        assert got.dtype == np.float32 and got.shape == want.shape == (3, 224, 224)
+        assert np.abs(got - want).max() <= 1.0 and want.max() > 1.5  # one level of PIL's resize, 0-255 values
+        assert np.abs(tn(p) - want_n).max() <= 1.0 / 40 + 1e-5
+        assert np.abs(np.asarray(u8(p)).astype(int) - want.astype(int)).max() <= 1
+    with pytest.raises(ValueError, match="Lighting"):
+        fp.Compose([fp.Resize(64), fp.CenterCrop(64), fp.ToTensor(scale=False), fp.Lighting(0.1)])
+    with pytest.raises(ValueError, match="cannot go with"):
+        fp.ToTensor(multiply=True, scale=False)
+    assert repr(fp.ToTensor()) == "ToTensor()"
+
+
+@pytest.mark.parametrize("crop_mode,img_size,crop_pct", [("border", 224, 0.875), ("border", 224, 1.0),
+                                                         ("center", (224, 192), 0.9), ("squash", 224, 0.95)])
+def test_timm_eval_crop_modes_convert(photos, crop_mode, img_size, crop_pct):
+    """create_transform's eval crop modes: "border" (ResizeKeepRatio(longest=1) + CenterCropOrPad
+    with timm's mean fill), "center" with a non-square size (ResizeKeepRatio(longest=0) +
+    CenterCrop) and "squash" convert whole, within one level of timm's own output (PIL's
+    resampling against fastprep's exact mode) and with timm's sizes and padding exactly."""
+    tt = timm_data.create_transform(img_size, is_training=False, crop_mode=crop_mode, crop_pct=crop_pct)
+    t = fp.from_torchvision(tt)
+    assert isinstance(t, fp.Compose), tt
+    h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
+    tol = 1.0 / (255.0 * STD) + 1e-6
+    for p in photos:
+        with Image.open(p) as im:
+            want = tt(im.convert("RGB")).numpy()
+        got = t(p)
+        assert got.shape == want.shape == (3, h, w)
+        assert np.all(np.abs(got - want) <= tol), (p, float(np.abs(got - want).max()))
+
+
+def test_resize_keep_ratio_sizes_are_timms():
+    """ResizeKeepRatio's size arithmetic (Python's round, half to even) against timm's get_params
+    over many image sizes and both extremes of `longest`, and a middle one."""
+    from timm.data.transforms import ResizeKeepRatio as TimmRKR
+
+    rng = np.random.default_rng(0)
+    for longest in (0.0, 1.0, 0.3):
+        op = fp.ResizeKeepRatio((256, 192), longest=longest)
+        c = fp.Compose([op], dtype="uint8")
+        for _ in range(60):
+            ih, iw = (int(v) for v in rng.integers(16, 900, 2))
+            want = TimmRKR.get_params(Image.new("RGB", (iw, ih)), (256, 192), longest)
+            got = c(np.zeros((ih, iw, 3), np.uint8))
+            assert got.shape[:2] == tuple(want), (ih, iw, longest)
+    T = pytest.importorskip("torchvision.transforms")
+    with pytest.warns(UserWarning, match="random scale"):  # timm's random draws: run in Python
+        h = fp.from_torchvision(T.Compose([TimmRKR(224, random_scale_prob=0.5), T.CenterCrop(224)]))
+    assert type(h.remainder[0]).__name__ == "ResizeKeepRatio"

@@ -371,11 +371,12 @@ void erase(const Plan& plan, const SampleParams& sp, uint8_t* slot) {
 // The staged image's padding (Note [Padding modes] in plan.h): rows [y0, y1) and columns [x0, x1)
 // of the slot hold the image; Pad's and RandomCrop's padding around it is written from them.
 // (A CenterCrop larger than the padded image pads further with zeros, as torchvision's
-// center_crop: those pixels stay 0.)
+// center_crop: those pixels stay 0; with crop_pad_fill, timm's CenterCropOrPad, with pad_fill.)
 void fill_padding(const PlanSpec& s, const Geometry& g, uint8_t* const* rows, int y0, int y1, int x0, int x1) {
   // The padded image's rectangle in slot coordinates (a flip swaps the sides' padding).
-  const int py0 = std::max(0, y0 - (g.vflip ? g.pad_b : g.pad_t)), py1 = std::min(g.out_h, y1 + (g.vflip ? g.pad_t : g.pad_b));
-  const int px0 = std::max(0, x0 - (g.flip ? g.pad_r : g.pad_l)), px1 = std::min(g.out_w, x1 + (g.flip ? g.pad_l : g.pad_r));
+  int py0 = std::max(0, y0 - (g.vflip ? g.pad_b : g.pad_t)), py1 = std::min(g.out_h, y1 + (g.vflip ? g.pad_t : g.pad_b));
+  int px0 = std::max(0, x0 - (g.flip ? g.pad_r : g.pad_l)), px1 = std::min(g.out_w, x1 + (g.flip ? g.pad_l : g.pad_r));
+  if (s.crop_pad_fill) py0 = 0, py1 = g.out_h, px0 = 0, px1 = g.out_w;
   if (s.pad_mode == 0) {
     uint8_t px[4] = {static_cast<uint8_t>(s.pad_fill[0]), static_cast<uint8_t>(s.pad_fill[1]),
                      static_cast<uint8_t>(s.pad_fill[2]), 0};

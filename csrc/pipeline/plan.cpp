@@ -89,7 +89,11 @@ void validate(const PlanSpec& s) {
   auto bad = [](const std::string& m) { throw Error(ErrorKind::kInvalid, m); };
   if (s.resize_mode == 1 && s.resize_size <= 0) bad("Resize size must be positive");
   if (s.resize_mode == 2 && (s.resize_h <= 0 || s.resize_w <= 0)) bad("Resize (h, w) must be positive");
-  if (s.resize_mode < 0 || s.resize_mode > 4) bad("resize_mode must be 0..4");
+  if (s.resize_mode < 0 || s.resize_mode > 5) bad("resize_mode must be 0..5");
+  if (s.crop_pad_fill && (s.crop_h == 0 || s.pad_mode != 0)) bad("crop_pad_fill needs a CenterCrop and constant padding");
+  if (s.resize_mode == 5 && (s.resize_h <= 0 || s.resize_w <= 0)) bad("ResizeKeepRatio size must be positive");
+  if (s.resize_mode == 5 && !(s.keep_ratio_longest >= 0.0 && s.keep_ratio_longest <= 1.0))
+    bad("ResizeKeepRatio longest must be in [0, 1]");
   if (s.resize_mode == 3 && !(s.resize_choices.size() == 2 && s.resize_choices[0] >= 1 &&
                               s.resize_choices[0] < s.resize_choices[1] && s.resize_choices[1] <= (1 << 24)))
     bad("RandomResize needs 1 <= min_size < max_size <= 2^24");
@@ -529,6 +533,18 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
     double r = static_cast<double>(pick) / std::min(src_h, src_w);
     if (s.max_size) r = std::min(r, static_cast<double>(s.max_size) / std::max(src_h, src_w));
     const double h = src_h * r, w = src_w * r;
+    if (h > 1e9 || w > 1e9) throw Error(ErrorKind::kTooLarge, "resized image would be too large");
+    g.rz_h = std::max(1, static_cast<int>(h));
+    g.rz_w = std::max(1, static_cast<int>(w));
+  } else if (s.resize_mode == 5) {
+    // timm's ResizeKeepRatio.get_params without its random scale and aspect: the ratio of the
+    // image to the target per side, mixed between the larger (longest = 1: the image fits in
+    // the target) and the smaller (0: it covers it); each side round(side / ratio), Python's
+    // round (half to even, the default rounding mode of nearbyint).
+    const double rh = static_cast<double>(src_h) / s.resize_h, rw = static_cast<double>(src_w) / s.resize_w;
+    const double ratio =
+        std::max(rh, rw) * s.keep_ratio_longest + std::min(rh, rw) * (1.0 - s.keep_ratio_longest);
+    const double h = std::nearbyint(src_h / ratio), w = std::nearbyint(src_w / ratio);
     if (h > 1e9 || w > 1e9) throw Error(ErrorKind::kTooLarge, "resized image would be too large");
     g.rz_h = std::max(1, static_cast<int>(h));
     g.rz_w = std::max(1, static_cast<int>(w));

@@ -29,12 +29,13 @@ using DoubleVec = std::vector<double>;
 // X(type, name, default, doc)
 #define FASTPREP_PLAN_FIELDS(X)                                                                        \
   /* Geometry, in the order torchvision applies it. */                                                \
-  X(int, resize_mode, 0, "0 none, 1 shorter side = resize_size, 2 exact (resize_h, resize_w), 3 RandomResize, 4 RandomShortestSize") \
+  X(int, resize_mode, 0, "0 none, 1 shorter side = resize_size, 2 exact (resize_h, resize_w), 3 RandomResize, 4 RandomShortestSize, 5 ResizeKeepRatio") \
   X(IntVec, resize_choices, (IntVec{}), "RandomResize: [lo, hi) of the shorter side; RandomShortestSize: its sizes") \
   X(int, resize_size, 0, "Resize(int): the shorter side")                                             \
   X(int, resize_h, 0, "Resize((h, w)): height")                                                       \
   X(int, resize_w, 0, "Resize((h, w)): width")                                                        \
   X(int, max_size, 0, "Resize max_size (0 = none)")                                                   \
+  X(double, keep_ratio_longest, 0.0, "ResizeKeepRatio: 0 fits the shorter side to (resize_h, resize_w), 1 the longer") \
   X(Interp, interp, Interp::kBilinear, "resampling filter")                                           \
   X(bool, antialias, true, "antialias when downscaling")                                              \
   X(int, crop_h, 0, "CenterCrop height after the resize (0 = none)")                                  \
@@ -50,6 +51,7 @@ using DoubleVec = std::vector<double>;
   X(IntVec, pad, (IntVec{}), "zero padding after the resize (Pad, RandomCrop's padding): left, top, right, bottom") \
   X(int, pad_mode, 0, "padding: 0 constant (pad_fill), 1 edge, 2 reflect, 3 symmetric (Note [Padding modes])") \
   X(Float3, pad_fill, (Float3{0.f, 0.f, 0.f}), "constant padding's level per channel (integers)")      \
+  X(bool, crop_pad_fill, false, "CenterCrop's own padding is pad_fill too (timm's CenterCropOrPad), not zeros") \
   X(double, zoom_p, 0.0, "RandomZoomOut probability (0 = off)")                                      \
   X(double, zoom_lo, 1.0, "RandomZoomOut side_range, low")                                           \
   X(double, zoom_hi, 4.0, "RandomZoomOut side_range, high")                                          \

@@ -14,7 +14,7 @@ from ._op import (CompileContext, Op, OutputOptions, Stage, check_order, convert
                   registered_ops, target_name)
 from ._args import InterpolationMode
 # Registration order is the op table's order: geometry, colour, augmentation, then the float stages.
-from ._geometry import (CenterCrop, FiveCrop, Pad, RandomPerspective, ElasticTransform, RandomZoomOut, RandomResize, RandomShortestSize, TenCrop, RandomAffine, RandomCrop, RandomHorizontalFlip, RandomResizedCrop,
+from ._geometry import (CenterCrop, FiveCrop, Pad, RandomPerspective, ElasticTransform, RandomZoomOut, RandomResize, RandomShortestSize, ResizeKeepRatio, TenCrop, RandomAffine, RandomCrop, RandomHorizontalFlip, RandomResizedCrop,
                         RandomRotation, RandomVerticalFlip, Resize)
 from ._color import (ColorJitter, ExemplarJitter, RandomPhotometricDistort, Grayscale, RandomAdjustSharpness, RandomAutocontrast, RandomChannelPermutation,
                      RandomEqualize, RandomGrayscale, RandomHSV, RandomInvert, RandomPosterize, RandomSolarize)
@@ -30,7 +30,7 @@ from ._torchvision import from_torchvision, torchvision_name
 
 __all__ = [
     "Op", "Stage", "register_op", "registered_ops", "op_table", "converter_for", "target_name", "CompileContext",
-    "OutputOptions", "check_order", "InterpolationMode", "Resize", "CenterCrop", "FiveCrop", "TenCrop", "Pad", "RandomCrop", "RandomResize", "RandomShortestSize", "RandomPerspective", "ElasticTransform", "RandomZoomOut", "RandomResizedCrop",
+    "OutputOptions", "check_order", "InterpolationMode", "Resize", "CenterCrop", "FiveCrop", "TenCrop", "Pad", "RandomCrop", "RandomResize", "RandomShortestSize", "ResizeKeepRatio", "RandomPerspective", "ElasticTransform", "RandomZoomOut", "RandomResizedCrop",
     "RandomHorizontalFlip", "RandomVerticalFlip", "RandomRotation", "RandomAffine", "Grayscale", "RandomGrayscale",
     "ColorJitter", "RandomHSV", "RandomSolarize", "RandomPosterize", "RandomEqualize", "RandomAutocontrast",
     "RandomInvert", "RandomAdjustSharpness", "RandomChannelPermutation", "ExemplarJitter", "RandomPhotometricDistort", "JPEG", "GaussianBlur", "PILGaussianBlur", "RandomApply",

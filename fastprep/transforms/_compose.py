@@ -78,7 +78,7 @@ def _compile(transforms, exact, dtype, layout, color, simd, max_pixels, strict):
         spec.unit_range = norm.input_range == "unit"
     else:
         spec.unit_range = ctx.has_tensor
-    if dtype == "uint8":
+    if dtype == "uint8" or ctx.levels:  # ToTensor(scale=False): 0-255 float values
         spec.unit_range = False
     if simd:
         if not isinstance(simd, str):

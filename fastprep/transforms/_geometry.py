@@ -58,23 +58,71 @@ class Resize(Op):
 
 
 @register_op
-class CenterCrop(Op):
-    """Center crop; pads with zeros when the crop is larger than the image (as torchvision)."""
+class ResizeKeepRatio(Op):
+    """Resizes keeping the aspect ratio to about ``size`` (h, w): timm's ResizeKeepRatio without
+    its random scale and aspect. Per side r = image / target; the image is divided by
+    ``longest * max(r) + (1 - longest) * min(r)`` and each side rounded (Python's round):
+    ``longest=0`` makes it cover the target (its shorter side fits), ``longest=1`` fit inside it
+    (timm's ``crop_mode="border"`` eval). The output size varies unless a crop follows."""
 
     stage = Stage.GEOMETRY
-    torchvision = ("CenterCrop",)
-    not_after = {n: "CenterCrop after another crop cannot be fused"
-                 for n in ("CenterCrop", "RandomResizedCrop", "RandomCrop", "FiveCrop", "TenCrop")}
+    converts = ("timm.data.transforms.ResizeKeepRatio",)
+    not_after = Resize.not_after
     unique = False
 
-    def __init__(self, size):
-        self.size = pair(size, "CenterCrop")
+    def __init__(self, size, longest=0.0, interpolation="bilinear"):
+        self.size = pair(size, "ResizeKeepRatio")
+        if isinstance(longest, bool) or not isinstance(longest, numbers.Real) or not 0.0 <= longest <= 1.0:
+            raise ValueError(f"ResizeKeepRatio longest must be a number in [0, 1], got {longest!r}")
+        self.longest = float(longest)
+        self.interpolation = interp_name(interpolation)
 
     def compile(self, spec, ctx):
-        spec.crop_h, spec.crop_w = self.size
+        spec.resize_mode, (spec.resize_h, spec.resize_w) = 5, self.size
+        spec.keep_ratio_longest = self.longest
+        spec.antialias = True
+        ctx.interp = self.interpolation
 
     @classmethod
     def from_torchvision(cls, op, state):
+        if op.random_scale_prob > 0 or op.random_aspect_prob > 0:
+            raise ValueError(f"cannot fuse {op!r}: its random scale and aspect draw from Python's random")
+        if isinstance(op.interpolation, (tuple, list)):
+            raise ValueError(f"cannot fuse {op!r}: interpolation='random' draws from Python's random")
+        return [cls(tuple(op.size), op.longest, interpolation=tv_interp(op))]
+
+
+@register_op
+class CenterCrop(Op):
+    """Center crop; pads when the crop is larger than the image (as torchvision), with zeros or
+    ``fill`` (a level, or one per channel: timm's CenterCropOrPad)."""
+
+    stage = Stage.GEOMETRY
+    torchvision = ("CenterCrop",)
+    converts = ("timm.data.transforms.CenterCropOrPad",)
+    not_after = {n: "CenterCrop after another crop cannot be fused"
+                 for n in ("CenterCrop", "RandomResizedCrop", "RandomCrop", "FiveCrop", "TenCrop")}
+    unique = False
+    fill = 0  # the class default: CenterCrop(size) keeps its repr and pickles
+
+    def __init__(self, size, fill=0):
+        self.size = pair(size, "CenterCrop")
+        levels = _pad_style(fill, "constant", "CenterCrop")[1]
+        if any(levels):
+            self.fill = int(levels[0]) if len(set(levels)) == 1 else tuple(int(v) for v in levels)
+
+    def compile(self, spec, ctx):
+        spec.crop_h, spec.crop_w = self.size
+        if self.fill != 0:
+            _set_pad_style(spec, _pad_style(self.fill, "constant", "CenterCrop"), "CenterCrop")
+            spec.crop_pad_fill = True
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        if type(op).__name__ == "CenterCropOrPad":
+            if op.padding_mode != "constant":
+                raise ValueError(f"cannot fuse {op!r}: padding_mode={op.padding_mode!r}")
+            return [cls(tuple(op.size), op.fill)]
         return [cls(tv_size(op.size))]
 
 

@@ -116,26 +116,47 @@ class ToTensor(Op):
     """Float output in [0, 1], CHW: torchvision's ToTensor, v1's ConvertImageDtype (level / 255),
     or, with ``multiply=True``, v2's ToDtype(float, scale=True) and v2's ConvertImageDtype (level *
     float32(1 / 255)); the two differ by one ulp on 126 of the 256 levels, and from_torchvision
-    picks the one the converted class computes."""
+    picks the one the converted class computes. ``scale=False``: the levels as floats, 0-255
+    (timm's ``ToTensor``, ``pil_to_tensor(img).float()``); a Normalize after it then works on
+    0-255 values, as it would in torch."""
 
     stage = Stage.TENSOR
     torchvision = ("ToTensor", "ToDtype", "ConvertImageDtype")
-    converts = ("timm.data.transforms.MaybeToTensor",)  # timm's: torchvision's to_tensor of a PIL image
-    multiply = False  # the class default: ToTensor() keeps the repr and pickles it had before the argument
+    # timm's MaybeToTensor is torchvision's to_tensor of a PIL image; timm's ToTensor keeps 0-255
+    converts = ("timm.data.transforms.MaybeToTensor", "timm.data.transforms.ToTensor")
+    multiply = False  # the class defaults: ToTensor() keeps the repr and pickles it had before the arguments
+    scale = True
 
-    def __init__(self, multiply=False):
+    def __init__(self, multiply=False, scale=True):
         if not isinstance(multiply, bool):
             raise ValueError(f"ToTensor multiply must be True or False, got {multiply!r}")
+        if not isinstance(scale, bool):
+            raise ValueError(f"ToTensor scale must be True or False, got {scale!r}")
+        if multiply and not scale:
+            raise ValueError("ToTensor(multiply=True) scales the levels: it cannot go with scale=False")
         if multiply:
             self.multiply = True
+        if not scale:
+            self.scale = False
 
     def compile(self, spec, ctx):
         ctx.has_tensor = True
+        ctx.levels = not self.scale
         spec.unit_mul = self.multiply
 
     @classmethod
     def from_torchvision(cls, op, state):
         name = type(op).__name__
+        if name == "ToTensor" and type(op).__module__.startswith("timm."):  # 0-255 floats
+            import torch
+
+            if op.dtype == torch.uint8:  # pil_to_tensor as it is: CHW uint8 levels
+                state["dtype"] = "uint8"
+                return []
+            if op.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+                raise ValueError(f"cannot fuse {op!r}: dtype {op.dtype} is not supported")
+            state["dtype"] = str(op.dtype).replace("torch.", "")
+            return [cls(scale=False)]
         if name in ("ToTensor", "MaybeToTensor"):  # v2's ToTensor and timm's MaybeToTensor are v1's to_tensor
             return [cls()]
         multiply = type(op).__module__.startswith("torchvision.transforms.v2")
@@ -224,6 +245,8 @@ class Lighting(Op):
     def check(self, ctx):
         if not ctx.has_tensor:
             raise ValueError("Lighting works on [0, 1] values: put ToTensor before it")
+        if ctx.levels:
+            raise ValueError("Lighting works on [0, 1] values, not the 0-255 of ToTensor(scale=False)")
 
     def check_output(self, out):
         if out.color not in ("RGB", "BGR"):
@@ -259,6 +282,8 @@ class GaussianNoise(Op):
         self.mean, self.sigma, self.clip = float(mean), float(sigma), bool(clip)
 
     def check(self, ctx):
+        if ctx.levels:
+            raise ValueError("fastprep fuses GaussianNoise on [0, 1] float values, not the 0-255 of ToTensor(scale=False)")
         if not ctx.has_tensor:
             raise ValueError("fastprep fuses GaussianNoise on [0, 1] float values: put ToTensor (or "
                              "ToDtype(scale=True)) before it (torchvision's uint8 GaussianNoise, int16 arithmetic, "

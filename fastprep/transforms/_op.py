@@ -193,6 +193,7 @@ class CompileContext:
     def __init__(self):
         self.ops = []            # ops compiled so far
         self.has_tensor = False  # ToTensor seen
+        self.levels = False      # ToTensor(scale=False): float values 0-255, not [0, 1]
         self.norm = None         # the Normalize op, if any
         self.gray = 0            # output channels of a Grayscale op (0 = none)
         self.interp = None       # interpolation of the resize, if any
