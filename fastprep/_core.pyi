@@ -46,6 +46,7 @@ class AugTable(_PybindEnum):
 
 MAX_AUG_OPS: int
 PIX_ARGS: int
+MAX_ERASE: int
 PIX_VALS: int
 MAX_PIX_OPS: int
 MAX_CONTAINERS: int
@@ -208,6 +209,9 @@ class PlanSpec:
     erase_ratio_lo: float
     erase_ratio_hi: float
     erase_random: bool
+    erase_per_channel: bool
+    erase_count_lo: int
+    erase_count_hi: int
     erase_value: list[float]
     dtype: DType
     layout: Layout
@@ -291,6 +295,7 @@ def simd_levels() -> list[Simd]: ...
 def default_simd() -> Simd: ...
 def elastic_displacement(seed: int, h: int, w: int, alpha_x: float, alpha_y: float, sigma_x: float, sigma_y: float) -> np.ndarray: ...
 def view_seed(seed: int, view: int) -> int: ...
+def erase_noise(seed: int, n: int) -> np.ndarray: ...
 def gaussian_noise(seed: int, c: int, h: int, w: int) -> np.ndarray: ...
 def parse_simd(name: str) -> Simd: ...
 def encode_jpeg(image: np.ndarray, quality: int = 90, subsampling: int = 420,

@@ -477,10 +477,11 @@ def test_conversion_is_by_identity_not_by_name():
     timm_aa = pytest.importorskip("timm.data.auto_augment")
     timm_re = pytest.importorskip("timm.data.random_erasing")
     for op, name in ((timm_aa.rand_augment_transform("rand-m9-mstd0.5", {}), "timm.data.auto_augment.RandAugment"),
-                     (timm_re.RandomErasing(0.25), "timm.data.random_erasing.RandomErasing")):
+                     (timm_re.RandomErasing(0.25, num_splits=2), "num_splits=2")):
         with pytest.raises(ValueError, match=name.replace(".", r"\.")):
             fp.from_torchvision(T.Compose([T.Resize(256), T.CenterCrop(224), op]), strict=True)
-    # timm's ToTensor converts by identity, as what it is: 0-255 floats (tests/test_timm.py)
+    # timm's ToTensor and RandomErasing convert by identity, as what they are: 0-255 floats,
+    # timm's counts and modes (tests/test_timm.py)
     t = fp.from_torchvision(T.Compose([T.Resize(256), T.CenterCrop(224), timm_transforms.ToTensor()]), strict=True)
     assert t.transforms[-1] == fp.ToTensor(scale=False)
     # torchvision's own classes, v1 and v2, still convert

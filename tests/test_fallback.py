@@ -96,16 +96,15 @@ def test_leading_rgb_lambda_is_dropped_and_other_lambdas_run_in_python(photos):
 
 
 def test_look_alike_classes_run_in_python_never_converted_by_name(photos):
-    timm_re = pytest.importorskip("timm.data.random_erasing")
-    # timm's RandomErasing shares torchvision's name, not its algorithm (counts, N(0, 1) modes)
-    tv = T.Compose([T.Resize(40), T.CenterCrop(32), T.ToTensor(), timm_re.RandomErasing(1.0, mode="const",
-                                                                                         device="cpu")])
-    with pytest.warns(UserWarning, match="not torchvision's own RandomErasing"):
+    timm_aa = pytest.importorskip("timm.data.auto_augment")
+    # timm's RandAugment shares torchvision's name, not its algorithm (its ops, magnitudes, PIL)
+    ra = timm_aa.rand_augment_transform("rand-m9-mstd0.5", {})
+    tv = T.Compose([T.Resize(40), T.CenterCrop(32), ra, T.ToTensor()])
+    with pytest.warns(UserWarning, match="not torchvision's own RandAugment"):
         h = fp.from_torchvision(tv)
-    assert type(h.remainder[0]) is timm_re.RandomErasing  # timm's own object, run as it is
-    out = h(photos[0])
-    assert float((out == 0).all(0).float().mean()) > 0.01  # its constant-zero rectangle
-    with pytest.raises(ValueError, match="timm.*RandomErasing"):
+    assert h.remainder[0] is ra  # timm's own object, run as it is
+    assert tuple(h(photos[0]).shape) == (3, 32, 32)
+    with pytest.raises(ValueError, match="timm.*RandAugment"):
         fp.from_torchvision(tv, strict=True)
 
 

@@ -47,7 +47,7 @@ def test_timm_prefetcher_transform_is_uint8_chw(photos):
             assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, p
 
 
-def test_timm_train_transform_fuses_up_to_its_random_erasing(photos):
+def test_timm_train_transform_fuses_whole(photos):
     tt = timm_data.create_transform(224, is_training=True, scale=(0.3, 1.0), interpolation="bicubic")
     t = fp.from_torchvision(tt)
     assert isinstance(t, fp.Compose)
@@ -70,9 +70,10 @@ def test_timm_train_transform_fuses_up_to_its_random_erasing(photos):
         assert d.max() <= 4, p
         over, total = over + int((d > 1).sum()), total + d.size
     assert over / total < 1e-4
-    with pytest.warns(UserWarning, match="RandomErasing"):
-        h = fp.from_torchvision(timm_data.create_transform(224, is_training=True, re_prob=0.25))
-    assert [type(x).__name__ for x in h.remainder] == ["RandomErasing"]  # timm's own, run in Python
+    # with timm's RandomErasing (fused too: test_timm_random_erasing_converts_and_replays)
+    h = fp.from_torchvision(timm_data.create_transform(224, is_training=True, re_prob=0.25, re_mode="pixel",
+                                                       re_count=2), strict=True)
+    assert isinstance(h, fp.Compose) and isinstance(h.transforms[-1], fp.RandomErasing)
     assert h.batch(photos[:2], seed=1).shape == (2, 3, 224, 224)
     with pytest.warns(UserWarning, match="interpolation='random'"):
         fp.from_torchvision(timm_data.create_transform(224, is_training=True, interpolation="random"))
@@ -145,3 +146,57 @@ def test_resize_keep_ratio_sizes_are_timms():
     with pytest.warns(UserWarning, match="random scale"):  # timm's random draws: run in Python
         h = fp.from_torchvision(T.Compose([TimmRKR(224, random_scale_prob=0.5), T.CenterCrop(224)]))
     assert type(h.remainder[0]).__name__ == "ResizeKeepRatio"
+
+
+def test_timm_random_erasing_converts_and_replays(photos):
+    """timm's RandomErasing (counts, area per rectangle divided by the count, modes const / rand /
+    pixel) converts to fp.RandomErasing(count=, value=); its rectangles and fill replay exactly:
+    the output equals the same pipeline without it, with timm's assignment of the recorded fill
+    to each recorded rectangle."""
+    from timm.data.random_erasing import RandomErasing as TimmRE
+
+    T = pytest.importorskip("torchvision.transforms")
+    base = [T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))]
+    for mode, value in (("const", 0.0), ("rand", "per_channel"), ("pixel", "random")):
+        re = TimmRE(1.0, mode=mode, max_count=3, device="cpu")
+        t = fp.from_torchvision(T.Compose(base + [re]), strict=True)
+        op = t.transforms[-1]
+        assert isinstance(op, fp.RandomErasing) and op.count == (1, 3) and op.p == 1.0
+        assert op.value == value or op.value == (value,)
+        plain = fp.from_torchvision(T.Compose(base), strict=True)
+        out, params = t.batch(photos, seed=5, return_params=True)
+        ref = plain.batch(photos, seed=5)
+        counts = set()
+        for o, r, q in zip(out, ref, params):
+            rects = q["erase"]
+            counts.add(len(rects))
+            want = torch.from_numpy(r.copy())
+            for (top, left, h, w), fill in zip(rects, op.fill(q, 3)):
+                want[:, top:top + h, left:left + w] = torch.from_numpy(np.array(fill))  # timm's assignment
+            np.testing.assert_array_equal(o, want.numpy())
+        assert counts <= {1, 2, 3} and len(counts) > 1
+    with pytest.warns(UserWarning, match="num_splits"):
+        fp.from_torchvision(T.Compose(base + [TimmRE(0.5, num_splits=2, device="cpu")]))
+
+
+def test_timm_random_erasing_draws_like_timm():
+    """The rectangles' distribution against timm's own class on the same canvas: the share of
+    the image erased and its spread, over 3000 draws each (timm draws with Python's random)."""
+    from timm.data.random_erasing import RandomErasing as TimmRE
+
+    import random
+    random.seed(0)
+    torch.manual_seed(0)
+    n = 3000
+    re = TimmRE(1.0, mode="pixel", min_count=1, max_count=4, device="cpu")
+    theirs = []
+    for _ in range(n):
+        x = torch.zeros(3, 64, 96)
+        re(x)
+        theirs.append(float((x != 0).any(0).float().mean()))
+    T = pytest.importorskip("torchvision.transforms")
+    c = fp.from_torchvision(T.Compose([T.ToTensor(), re]), strict=True)
+    z = np.zeros((64, 96, 3), np.uint8)
+    ours = [float((o != 0).any(0).mean()) for o in c.batch([z] * n, seed=3)]
+    assert abs(np.mean(ours) - np.mean(theirs)) < 0.01, (np.mean(ours), np.mean(theirs))
+    assert abs(np.std(ours) - np.std(theirs)) < 0.01, (np.std(ours), np.std(theirs))

@@ -334,38 +334,45 @@ void write_noised(const Plan& plan, const SampleParams& sp, Worker& w, int h, in
 
 void erase(const Plan& plan, const SampleParams& sp, uint8_t* slot) {
   const EraseParams& e = sp.erase;
-  if (!e.on || e.height <= 0 || e.width <= 0) return;
+  if (e.n == 0) return;
   const OutputSpec& o = plan.out;
   const int oh = sp.geom.out_h, ow = sp.geom.out_w, ch = o.channels;
   const size_t es = dtype_size(o.dtype);
-  if (!plan.spec.erase_random) {  // one value per channel: encoded once, then copied along each row
-    uint8_t val[4][4];
-    for (int c = 0; c < ch; ++c) store_value(plan.spec.erase_value[c], o.dtype, val[c]);
-    const bool chw = o.layout == Layout::kCHW;
-    for (int c = 0; c < ch; ++c)
-      for (int y = e.top; y < e.top + e.height; ++y) {
-        const size_t first = chw ? (static_cast<size_t>(c) * oh + y) * ow + e.left
-                                 : (static_cast<size_t>(y) * ow + e.left) * ch + c;
-        const size_t step = (chw ? 1 : static_cast<size_t>(ch)) * es;
-        uint8_t* p = slot + first * es;
-        switch (es) {  // constant sizes: each copy is one store
-          case 4: for (int x = 0; x < e.width; ++x, p += step) std::memcpy(p, val[c], 4); break;
-          case 2: for (int x = 0; x < e.width; ++x, p += step) std::memcpy(p, val[c], 2); break;
-          default: for (int x = 0; x < e.width; ++x, p += step) *p = val[c][0]; break;
-        }
-      }
-    return;
-  }
+  const bool chw = o.layout == Layout::kCHW;
+  // The noise of every rectangle comes from one stream, rectangle after rectangle, channel by
+  // channel (C, h, w), as torchvision's and timm's normal_() fill them.
   Rng noise(e.noise_seed, 0, 0, streams::kEraseNoise);
-  // torchvision fills channel by channel (C, h, w): noise is drawn in that order.
-  for (int c = 0; c < ch; ++c)
-    for (int y = e.top; y < e.top + e.height; ++y)
-      for (int x = e.left; x < e.left + e.width; ++x) {
-        const float v = static_cast<float>(noise.normal());
-        const size_t idx = o.layout == Layout::kCHW ? (static_cast<size_t>(c) * oh + y) * ow + x
-                                                    : (static_cast<size_t>(y) * ow + x) * ch + c;
-        store_value(v, o.dtype, slot + idx * es);
+  for (int k = 0; k < e.n; ++k) {
+    const int top = e.top[k], left = e.left[k], hh = e.height[k], ww = e.width[k];
+    if (hh <= 0 || ww <= 0) continue;
+    if (!plan.spec.erase_random) {  // one value per channel: encoded once, then copied along each row
+      uint8_t val[4][4];
+      for (int c = 0; c < ch; ++c) {
+        const float v = plan.spec.erase_per_channel ? static_cast<float>(noise.normal()) : plan.spec.erase_value[c];
+        store_value(v, o.dtype, val[c]);
       }
+      for (int c = 0; c < ch; ++c)
+        for (int y = top; y < top + hh; ++y) {
+          const size_t first = chw ? (static_cast<size_t>(c) * oh + y) * ow + left
+                                   : (static_cast<size_t>(y) * ow + left) * ch + c;
+          const size_t step = (chw ? 1 : static_cast<size_t>(ch)) * es;
+          uint8_t* p = slot + first * es;
+          switch (es) {  // constant sizes: each copy is one store
+            case 4: for (int x = 0; x < ww; ++x, p += step) std::memcpy(p, val[c], 4); break;
+            case 2: for (int x = 0; x < ww; ++x, p += step) std::memcpy(p, val[c], 2); break;
+            default: for (int x = 0; x < ww; ++x, p += step) *p = val[c][0]; break;
+          }
+        }
+      continue;
+    }
+    for (int c = 0; c < ch; ++c)
+      for (int y = top; y < top + hh; ++y)
+        for (int x = left; x < left + ww; ++x) {
+          const float v = static_cast<float>(noise.normal());
+          const size_t idx = chw ? (static_cast<size_t>(c) * oh + y) * ow + x : (static_cast<size_t>(y) * ow + x) * ch + c;
+          store_value(v, o.dtype, slot + idx * es);
+        }
+  }
 }
 
 // The staged image's padding (Note [Padding modes] in plan.h): rows [y0, y1) and columns [x0, x1)

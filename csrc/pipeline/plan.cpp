@@ -239,6 +239,9 @@ void validate(const PlanSpec& s) {
   }
   if (!(s.erase_p >= 0.0 && s.erase_p <= 1.0)) bad("RandomErasing probability must be in [0, 1]");
   if (s.erase_p > 0.0 && s.dtype == DType::kU8) bad("RandomErasing works on a float output: it cannot fill uint8 levels");
+  if (s.erase_count_lo < 1 || s.erase_count_hi < s.erase_count_lo || s.erase_count_hi > kMaxErase)
+    bad("RandomErasing count must satisfy 1 <= lo <= hi <= " + std::to_string(kMaxErase));
+  if (s.erase_random && s.erase_per_channel) bad("RandomErasing fills per pixel or per channel, not both");
   if (s.erase_p > 0.0) {
     if (!(s.erase_scale_lo >= 0.0 && s.erase_scale_lo <= s.erase_scale_hi && s.erase_scale_hi <= 1.0))
       bad("RandomErasing scale must satisfy 0 <= lo <= hi <= 1");
@@ -667,24 +670,31 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
     // torchvision's RandomErasing: applied with probability p; then up to 10 tries of an area
     // fraction and a log-uniform aspect ratio, h = round(sqrt(area * ratio)), w = round(sqrt(area
     // / ratio)), kept when h < H and w < W, at a uniform position; none fits: nothing erased.
+    // timm's is the same per rectangle, for a count uniform in [lo, hi] (drawn only when they
+    // differ), each rectangle's area fraction divided by the count.
     Rng rng = stream(streams::kErase);
     if (rng.uniform() < s.erase_p) {
       const double area = static_cast<double>(g.out_h) * g.out_w;
       const double log_lo = std::log(s.erase_ratio_lo), log_hi = std::log(s.erase_ratio_hi);
-      for (int attempt = 0; attempt < 10; ++attempt) {
-        const double ea = area * rng.uniform(s.erase_scale_lo, s.erase_scale_hi);
-        const double ar = std::exp(rng.uniform(log_lo, log_hi));
-        const int h = round_half_even(std::sqrt(ea * ar)), w = round_half_even(std::sqrt(ea / ar));
-        if (!(h < g.out_h && w < g.out_w)) continue;
-        EraseParams& e = p.erase;
-        e.on = true;
-        e.height = h;
-        e.width = w;
-        e.top = static_cast<int>(rng.randint(0, g.out_h - h + 1));
-        e.left = static_cast<int>(rng.randint(0, g.out_w - w + 1));
-        e.noise_seed = rng.next();
-        break;
+      const int count = s.erase_count_lo == s.erase_count_hi
+                            ? s.erase_count_lo
+                            : static_cast<int>(rng.randint(s.erase_count_lo, s.erase_count_hi + 1));
+      EraseParams& e = p.erase;
+      for (int k = 0; k < count; ++k) {
+        for (int attempt = 0; attempt < 10; ++attempt) {
+          const double ea = area * rng.uniform(s.erase_scale_lo, s.erase_scale_hi) / count;
+          const double ar = std::exp(rng.uniform(log_lo, log_hi));
+          const int h = round_half_even(std::sqrt(ea * ar)), w = round_half_even(std::sqrt(ea / ar));
+          if (!(h < g.out_h && w < g.out_w)) continue;
+          e.height[e.n] = h;
+          e.width[e.n] = w;
+          e.top[e.n] = static_cast<int>(rng.randint(0, g.out_h - h + 1));
+          e.left[e.n] = static_cast<int>(rng.randint(0, g.out_w - w + 1));
+          ++e.n;
+          break;
+        }
       }
+      if (e.n) e.noise_seed = rng.next();
     }
   }
   if (s.affine_mode == 4) {

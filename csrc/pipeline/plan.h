@@ -136,6 +136,9 @@ using DoubleVec = std::vector<double>;
   X(double, erase_ratio_lo, 0.3, "RandomErasing aspect ratio range, low")                            \
   X(double, erase_ratio_hi, 3.3, "RandomErasing aspect ratio range, high")                           \
   X(bool, erase_random, false, "RandomErasing fills with N(0, 1) noise instead of erase_value")      \
+  X(bool, erase_per_channel, false, "RandomErasing fills each rectangle with one N(0, 1) value per channel (timm's 'rand')") \
+  X(int, erase_count_lo, 1, "RandomErasing rectangles per image, low (timm's min_count)")            \
+  X(int, erase_count_hi, 1, "RandomErasing rectangles per image, high (timm's max_count)")           \
   X(Float3, erase_value, (Float3{0.f, 0.f, 0.f}), "RandomErasing fill per output channel")           \
   /* Output. */                                                                                       \
   X(DType, dtype, DType::kF32, "output dtype")                                                        \
@@ -233,11 +236,13 @@ struct ColorParams {
   uint64_t noise_seed = 0;
 };
 
-// RandomErasing's rectangle in output pixels (on = false: nothing erased).
+// RandomErasing's rectangles in output pixels (n = 0: nothing erased); timm's draws up to
+// kMaxErase of them, torchvision's one.
+constexpr int kMaxErase = 8;
 struct EraseParams {
-  bool on = false;
-  int top = 0, left = 0, height = 0, width = 0;
-  uint64_t noise_seed = 0;  // erase_random: the noise stream's key
+  int n = 0;
+  int top[kMaxErase] = {}, left[kMaxErase] = {}, height[kMaxErase] = {}, width[kMaxErase] = {};
+  uint64_t noise_seed = 0;  // erase_random / erase_per_channel: the noise stream's key
 };
 
 // What the op sequence and its containers drew (Note [Op sequence]).

@@ -114,7 +114,8 @@ struct ParamRecord {
   int8_t aug_chains;                 // AugMix: chains, their lengths, the weights (original's first)
   int8_t aug_chain_len[kMaxChains];
   float aug_weight[kMaxChains + 1];
-  int32_t erase[4];                  // RandomErasing top, left, height, width (-1: nothing erased)
+  int32_t erase[kMaxErase * 4];      // RandomErasing: per rectangle top, left, height, width (-1: none)
+  uint64_t erase_seed;               // the rectangles' noise stream (RandomErasing.fill replays it)
   int32_t src_h, src_w, out_h, out_w;
   int32_t off_y, off_x;              // where the slot's (0, 0) is on the resized image (< 0: padding)
   int32_t rz_h, rz_w;                // the size the image (or crop box) was resized to
@@ -246,8 +247,11 @@ class PyBatch {
         rec.group[g] = q.group[g];
         for (int j = 0; j < kMaxMembers; ++j) rec.group_order[g * kMaxMembers + j] = q.order[g][j];
       }
-      const int32_t box[4] = {er.top, er.left, er.height, er.width};
-      for (int k = 0; k < 4; ++k) rec.erase[k] = er.on ? box[k] : -1;
+      for (int k = 0; k < kMaxErase; ++k) {
+        const int32_t box[4] = {er.top[k], er.left[k], er.height[k], er.width[k]};
+        for (int j = 0; j < 4; ++j) rec.erase[k * 4 + j] = k < er.n ? box[j] : -1;
+      }
+      rec.erase_seed = er.noise_seed;
       rec.src_h = g.src_h, rec.src_w = g.src_w, rec.out_h = g.out_h, rec.out_w = g.out_w;
       rec.off_y = g.off_y, rec.off_x = g.off_x;
       rec.rz_h = g.rz_h, rec.rz_w = g.rz_w;
@@ -307,7 +311,7 @@ void run_interruptible(PyBatch& b, Engine& e, bool interruptible) {
 void register_batch(py::module_& m) {
   PYBIND11_NUMPY_DTYPE(ParamRecord, top, left, height, width, flip, vflip, gray, jitter_mask, jitter_order,
                        jitter_factor, lighting_alpha, hsv, affine_on, affine, perspective, perspective_end, elastic_seed, noise_seed, aug_n, aug_op, aug_mag, aug_chains, aug_chain_len, aug_weight, px_on, px_val, group,
-                       group_order, erase, src_h, src_w,
+                       group_order, erase, erase_seed, src_h, src_w,
                        out_h, out_w, off_y, off_x, rz_h, rz_w, pad, decode_denom, orientation, decoded_pixels, decode_sessions, spliced_bytes, norm_offset, norm_scale);
 
   py::class_<Engine>(m, "Engine")

@@ -112,6 +112,19 @@ void register_plan(py::module_& m) {
     return out;
   }, py::arg("seed"), py::arg("c"), py::arg("h"), py::arg("w"),
      "GaussianNoise's N(0, 1) values (c, h, w) for a sample's noise_seed (Note [Gaussian noise]).");
+  m.def("erase_noise", [](uint64_t seed, int64_t n) {
+    if (n < 0 || n > (int64_t(1) << 30)) throw py::value_error("erase_noise: n must be in [0, 2**30]");
+    py::array_t<float> out(n);
+    float* o = out.mutable_data();
+    {
+      py::gil_scoped_release release;
+      Rng rng(seed, 0, 0, streams::kEraseNoise);
+      for (int64_t i = 0; i < n; ++i) o[i] = static_cast<float>(rng.normal());
+    }
+    return out;
+  }, py::arg("seed"), py::arg("n"),
+     "The first n N(0, 1) values of RandomErasing's noise stream for a sample's erase_seed, in the order "
+     "the rectangles are filled.");
   m.def("parse_simd", [](const std::string& name) { return parse_simd(name); },
         "A SIMD level by name (scalar, sse41, avx2, auto); an error if this CPU lacks it.");
 
@@ -131,6 +144,7 @@ void register_plan(py::module_& m) {
     for (int k = 0; k < kPixOpCount; ++k) e.value(pix_op_name(static_cast<PixOp>(k)), static_cast<PixOp>(k));
   }
   m.attr("PIX_ARGS") = kPixArgs;
+  m.attr("MAX_ERASE") = kMaxErase;  // RandomErasing rectangles a sample records
   m.attr("PIX_VALS") = kPixVals;
   m.attr("MAX_BLUR_KERNEL") = kMaxBlurKernel;
   m.attr("MAX_PIX_OPS") = kMaxPixOps;

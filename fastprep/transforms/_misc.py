@@ -314,13 +314,22 @@ class GaussianNoise(Op):
 @register_op
 class RandomErasing(Op):
     """With probability p, a random rectangle of the normalised output is set to ``value`` (a
-    number, one per channel, or "random" for N(0, 1) noise): torchvision's RandomErasing."""
+    number, one per channel, or "random" for N(0, 1) noise): torchvision's RandomErasing.
+
+    ``count=(lo, hi)`` and ``value="per_channel"`` make it timm's RandomErasing (which converts):
+    a count of rectangles uniform in [lo, hi], each drawn as torchvision draws one with its area
+    fraction divided by the count; "per_channel" fills each rectangle with one N(0, 1) value per
+    channel (timm's mode "rand"), "random" with one per value (timm's "pixel"), 0 is timm's
+    "const". ``params["erase"]`` is the rectangle (top, left, height, width) or None, or with a
+    count the list of rectangles; :meth:`fill` rebuilds the noise they were filled with."""
 
     stage = Stage.FLOAT
     torchvision = ("RandomErasing",)
-    params = ("erase",)
+    converts = ("timm.data.random_erasing.RandomErasing",)
+    params = ("erase", "erase_seed (RandomErasing.fill(params, channels))")
+    count = (1, 1)  # the class default: RandomErasing(...) keeps its repr and pickles
 
-    def __init__(self, p=0.5, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0, inplace=False):
+    def __init__(self, p=0.5, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0, inplace=False, count=1):
         self.p = prob(p, "RandomErasing")  # not a ProbOp: other arguments
         self.scale = range2(scale, "RandomErasing", "scale")
         self.ratio = range2(ratio, "RandomErasing", "ratio")
@@ -328,10 +337,20 @@ class RandomErasing(Op):
             raise ValueError(f"RandomErasing scale must satisfy 0 <= lo <= hi <= 1, got {scale!r}")
         if not 0.0 < self.ratio[0] <= self.ratio[1]:
             raise ValueError(f"RandomErasing ratio must satisfy 0 < lo <= hi, got {ratio!r}")
+        if isinstance(count, numbers.Integral) and not isinstance(count, bool):
+            count = (count, count)
+        if not (isinstance(count, (tuple, list)) and len(count) == 2
+                and all(isinstance(c, numbers.Integral) and not isinstance(c, bool) for c in count)
+                and 1 <= count[0] <= count[1] <= _MAX_ERASE):
+            raise ValueError(f"RandomErasing count must be an int or (lo, hi) with 1 <= lo <= hi <= {_MAX_ERASE}, "
+                             f"got {count!r}")
+        if tuple(count) != (1, 1):
+            self.count = (int(count[0]), int(count[1]))
         if isinstance(value, str):
-            if value != "random":
-                raise ValueError(f"RandomErasing value must be a number, a sequence or 'random', got {value!r}")
-            self.value = "random"
+            if value not in ("random", "per_channel"):
+                raise ValueError(f"RandomErasing value must be a number, a sequence, 'random' or 'per_channel', "
+                                 f"got {value!r}")
+            self.value = value
         else:
             vals = tuple(floats3(value, "value", "RandomErasing"))
             if not all(math.isfinite(v) and abs(v) <= F32_MAX for v in vals):
@@ -343,7 +362,7 @@ class RandomErasing(Op):
             raise ValueError("RandomErasing works on the float output: put ToTensor (and Normalize) before it")
 
     def check_output(self, out):
-        if self.value != "random" and len(self.value) != 1 and out.channels == 1:
+        if not isinstance(self.value, str) and len(self.value) != 1 and out.channels == 1:
             raise ValueError(f"RandomErasing value {self.value} has 3 values for a 1-channel output: give one")
 
     def compile(self, spec, ctx):
@@ -351,11 +370,42 @@ class RandomErasing(Op):
         spec.erase_scale_lo, spec.erase_scale_hi = self.scale
         spec.erase_ratio_lo, spec.erase_ratio_hi = self.ratio
         spec.erase_random = self.value == "random"
-        if self.value != "random":
+        spec.erase_per_channel = self.value == "per_channel"
+        spec.erase_count_lo, spec.erase_count_hi = self.count
+        if not isinstance(self.value, str):
             spec.erase_value = list(self.value) * (3 // len(self.value))
+
+    @staticmethod
+    def _rects(params):
+        e = params.get("erase")
+        return [] if e is None else [e] if isinstance(e[0], int) else list(e)
+
+    def fill(self, params, channels=3):
+        """The values the sample's rectangles were filled with, one float32 array per rectangle:
+        (channels, h, w) for value="random", (channels, 1, 1) for "per_channel", from the
+        recorded ``params["erase_seed"]`` (a replay of timm's or torchvision's normal_())."""
+        rects = self._rects(params)
+        if self.value not in ("random", "per_channel"):
+            return [np.broadcast_to(np.asarray(self.value * (channels // len(self.value)), np.float32)
+                                    .reshape(channels, 1, 1), (channels, 1, 1)) for _ in rects]
+        sizes = [channels * (h * w if self.value == "random" else 1) for _, _, h, w in rects]
+        noise = _core.erase_noise(int(params["erase_seed"]), sum(sizes))
+        out, at = [], 0
+        for (_, _, h, w), n in zip(rects, sizes):
+            out.append(noise[at:at + n].reshape((channels, h, w) if self.value == "random" else (channels, 1, 1)))
+            at += n
+        return out
 
     @classmethod
     def from_torchvision(cls, op, state):
+        if type(op).__module__.startswith("timm."):
+            if op.num_splits > 1:
+                raise ValueError(f"cannot fuse {op!r}: num_splits={op.num_splits} leaves a batch's first part "
+                                 "clean, which a per-sample pass does not know")
+            value = {"rand": "per_channel", "pixel": "random"}.get(op.mode, 0)
+            ratio = (math.exp(op.log_aspect_ratio[0]), math.exp(op.log_aspect_ratio[1]))
+            return [cls(op.probability, (op.min_area, op.max_area), ratio, value,
+                        count=(op.min_count, op.max_count))]
         value = op.value
         if value is None or value == "random":  # v2 stores "random" as None
             value = "random"
@@ -364,9 +414,15 @@ class RandomErasing(Op):
         return [cls(op.p, tuple(op.scale), tuple(op.ratio), value)]
 
     def sample_params(self, rec):
-        e = [int(x) for x in rec["erase"]]
-        return {"erase": None if e[0] < 0 else e}
+        e = [[int(x) for x in rec["erase"][4 * k:4 * k + 4]] for k in range(_MAX_ERASE)]
+        rects = [r for r in e if r[0] >= 0]
+        out = {"erase": rects if self.count != (1, 1) else (rects[0] if rects else None)}
+        if rects and self.value in ("random", "per_channel"):
+            out["erase_seed"] = int(rec["erase_seed"])
+        return out
 
+
+_MAX_ERASE = int(_core.MAX_ERASE)  # the rectangles a sample records (csrc/pipeline/plan.h)
 
 # name -> (mean, std, input range, color)
 PRESETS = {

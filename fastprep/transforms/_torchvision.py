@@ -9,9 +9,10 @@ An op is converted only when it is torchvision's own class: ``type(op)`` is the 
 names an op class lists in ``Op.torchvision``; an op class converts other libraries' classes only
 through ``Op.converts``, which names them by class object or "module.Class" path and is matched
 by identity the same way (timm's RandomResizedCropAndInterpolation, MaybeToTensor,
-MaybePILToTensor and ToNumpy, which compute what torchvision's classes do, and timm's ToTensor,
-0-255 floats, as ``fp.ToTensor(scale=False)``, convert so). A class of another library with a
-torchvision name (timm's ``RandomErasing`` and ``RandAugment`` differ from torchvision's), and a
+MaybePILToTensor and ToNumpy, which compute what torchvision's classes do, and timm's ToTensor
+and RandomErasing, as ``fp.ToTensor(scale=False)`` and ``fp.RandomErasing(count=, value=)``,
+convert so). A class of another library with a torchvision name (timm's ``RandAugment`` differs
+from torchvision's), and a
 user's subclass that overrides what the op does, are not torchvision's op: converting them by
 name would be silently wrong, so they run in Python as they are (the warning names their module
 and class), or are refused with ``strict=True``.
