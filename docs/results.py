@@ -319,9 +319,10 @@ def restart_table(r):
     return "\n".join(lines)
 
 
-def catalogue_table(data):
-    """bench_catalogue.py's JSON: recipes against torchvision v2."""
-    lines = ["| recipe | fastprep ms/image | torchvision v2 ms/image | fastprep / torchvision v2 |",
+def catalogue_table(data, peer="torchvision v2"):
+    """bench_catalogue.py's JSON: recipes against torchvision v2 (bench_timm.py's: against timm's
+    own transforms, the same rows)."""
+    lines = [f"| recipe | fastprep ms/image | {peer} ms/image | fastprep / {peer} |",
              "|---|---:|---:|---:|"]
     for r in data["rows"]:
         lines.append(f"| {r['recipe']} | {r['fastprep_ms']:.3f} | {r['torchvision_ms']:.3f} | **{r['speedup']:.2f}x** |")
@@ -418,6 +419,8 @@ def table(results, name):
         return multiview_table(data)
     if data.get("kind") == "restart":
         return restart_table(data)
+    if data.get("kind") == "timm":
+        return catalogue_table(data, peer="timm (PIL)")
     if "results" in data and "speedup_reference" in data:
         return bench_table(data)
     raise ValueError(f"{path}: not a result this page knows how to show")
