@@ -229,8 +229,9 @@ def optimize(source, out, restart_mcus=DEFAULT_OPTIMIZE_RESTART, keep_metadata=T
              progress=None, overwrite=False, max_pixels=DEFAULT_MAX_PIXELS):
     """Rewrites a dataset's JPEGs losslessly with restart markers (see the module docstring);
     ``restart_mcus``: "auto" (about 200 bytes of image data per interval) or a target number of
-    MCUs (0: no markers). Returns a summary dict: files, rewritten, progressive (rewritten as baseline), copied (not
-    JPEG), kept ([(name, reason)]: JPEGs copied unchanged), resumed (already in OUT), the bytes
+    MCUs (0: no markers). Returns a summary dict: files, rewritten, progressive (rewritten as
+    baseline), copied (not JPEG), kept ([(name, reason)]: JPEGs copied unchanged), resumed
+    (already in OUT: files, or for tar sources shards; "files" counts those as one each), the bytes
     of the rewritten JPEGs before and after (jpeg_bytes_in / jpeg_bytes_out, size_change), the
     restart intervals used, seconds."""
     _check(restart_mcus, threads)
