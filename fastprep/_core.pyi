@@ -232,6 +232,7 @@ class PlanSpec:
     strict: bool
     allow_truncated: bool
     splice_restarts: bool
+    interp_random: bool
     apply_exif: bool
     simd: Simd
     def __init__(self) -> None: ...

@@ -75,8 +75,36 @@ def test_timm_train_transform_fuses_whole(photos):
                                                        re_count=2), strict=True)
     assert isinstance(h, fp.Compose) and isinstance(h.transforms[-1], fp.RandomErasing)
     assert h.batch(photos[:2], seed=1).shape == (2, 3, 224, 224)
-    with pytest.warns(UserWarning, match="interpolation='random'"):
-        fp.from_torchvision(timm_data.create_transform(224, is_training=True, interpolation="random"))
+
+
+def test_timm_random_interpolation_replays(photos):
+    """timm's interpolation="random" (bilinear or bicubic per sample, random.choice) converts:
+    each sample's recorded filter and box, replayed through torchvision's resized_crop on the PIL
+    image as timm does, within the tolerance of the fixed filters; both filters come up about
+    equally often."""
+    from torchvision.transforms import functional as F1
+
+    tt = timm_data.create_transform(224, is_training=True, interpolation="random")
+    t = fp.from_torchvision(tt, strict=True)
+    rrc = t.transforms[0]
+    assert isinstance(rrc, fp.RandomResizedCrop) and rrc.interpolation == "random"
+    geo = fp.Compose([rrc], dtype="uint8", layout="HWC")
+    out, params = geo.batch(photos * 3, seed=7, return_params=True)
+    modes = {"bilinear": F1.InterpolationMode.BILINEAR, "bicubic": F1.InterpolationMode.BICUBIC}
+    over, total = 0, 0
+    for p, o, q in zip(photos * 3, out, params):
+        top, left, h, w = q["box"]
+        with Image.open(p) as im:
+            want = np.asarray(F1.resized_crop(im.convert("RGB"), top, left, h, w, [224, 224],
+                                              interpolation=modes[q["interpolation"]]))
+        d = np.abs(o.astype(int) - want.astype(int))
+        assert d.max() <= 4, p
+        over, total = over + int((d > 1).sum()), total + d.size
+    assert over / total < 1e-4
+    c = fp.Compose([fp.RandomResizedCrop(16, interpolation="random")], dtype="uint8")
+    _, ps = c.batch([np.zeros((40, 50, 3), np.uint8)] * 400, seed=1, return_params=True)
+    share = np.mean([q["interpolation"] == "bicubic" for q in ps])
+    assert 0.42 < share < 0.58, share
 
 
 def test_timm_to_tensor_keeps_0_255_floats(photos):

@@ -226,7 +226,7 @@ void build_tables(const Plan& plan, const Geometry& g, int dec_h, int dec_w, int
     throw Error(ErrorKind::kTooSmall, "the crop window lies in the padding only, outside the image");
   const double inv = 1.0 / denom;
   AxisSpec ax;
-  ax.interp = plan.spec.interp;
+  ax.interp = g.interp;
   ax.antialias = plan.spec.antialias;
   ax.fast = !plan.spec.exact;  // Note [Fast resampling]
   ax.src_size = dec_w;

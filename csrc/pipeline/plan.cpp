@@ -518,6 +518,9 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
   g.box_w = src_w;
   g.rz_h = src_h;
   g.rz_w = src_w;
+  g.interp = s.interp;
+  if (s.interp_random)  // timm's random.choice((BILINEAR, BICUBIC)), from its own stream
+    g.interp = stream(streams::kInterp).uniform() < 0.5 ? Interp::kBilinear : Interp::kBicubic;
   if (s.rrc) {
     Rng rng = stream(streams::kCrop);
     int box[4];

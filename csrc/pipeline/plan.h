@@ -37,6 +37,7 @@ using DoubleVec = std::vector<double>;
   X(int, max_size, 0, "Resize max_size (0 = none)")                                                   \
   X(double, keep_ratio_longest, 0.0, "ResizeKeepRatio: 0 fits the shorter side to (resize_h, resize_w), 1 the longer") \
   X(Interp, interp, Interp::kBilinear, "resampling filter")                                           \
+  X(bool, interp_random, false, "timm's interpolation='random': bilinear or bicubic drawn per sample")  \
   X(bool, antialias, true, "antialias when downscaling")                                              \
   X(int, crop_h, 0, "CenterCrop height after the resize (0 = none)")                                  \
   X(int, crop_w, 0, "CenterCrop width")                                                               \
@@ -222,6 +223,7 @@ struct Geometry {
   int pad_l = 0, pad_t = 0, pad_r = 0, pad_b = 0;  // Pad / RandomCrop padding (pad_if_needed's included)
   bool flip = false;                           // horizontal
   bool vflip = false;
+  Interp interp = Interp::kBilinear;           // the resampling filter (interp_random: this sample's draw)
 };
 
 // Per-sample draws of the colour stage (identity by default).
@@ -316,6 +318,7 @@ constexpr uint64_t kZoomOut = stream_id("zoom_out");
 constexpr uint64_t kElasticNoise = stream_id("elastic_noise");
 constexpr uint64_t kGaussianNoise = stream_id("gaussian_noise");
 constexpr uint64_t kGaussianNoiseValues = stream_id("gaussian_noise_values");
+constexpr uint64_t kInterp = stream_id("interp");
 }  // namespace streams
 
 class Rng {

@@ -121,6 +121,7 @@ struct ParamRecord {
   int32_t rz_h, rz_w;                // the size the image (or crop box) was resized to
   int32_t pad[4];                    // the padding around it: left, top, right, bottom
   int32_t decode_denom, orientation;
+  int8_t interp;                     // the resampling filter used (an Interp value)
   int64_t decoded_pixels;            // pixels the decoder produced
   int32_t decode_sessions;           // JPEG decompressions the sample started (1 for all its views)
   int64_t spliced_bytes;             // Note [Restart splicing]: bytes of the sub-image decoded (0: none)
@@ -257,6 +258,7 @@ class PyBatch {
       rec.rz_h = g.rz_h, rec.rz_w = g.rz_w;
       rec.pad[0] = g.pad_l, rec.pad[1] = g.pad_t, rec.pad[2] = g.pad_r, rec.pad[3] = g.pad_b;
       rec.decode_denom = r[i].decode_denom, rec.orientation = r[i].orientation;
+      rec.interp = static_cast<int8_t>(g.interp);
       rec.decoded_pixels = r[i].decoded_pixels;
       rec.decode_sessions = r[i].decode_sessions;
       rec.spliced_bytes = r[i].spliced_bytes;
@@ -312,7 +314,7 @@ void register_batch(py::module_& m) {
   PYBIND11_NUMPY_DTYPE(ParamRecord, top, left, height, width, flip, vflip, gray, jitter_mask, jitter_order,
                        jitter_factor, lighting_alpha, hsv, affine_on, affine, perspective, perspective_end, elastic_seed, noise_seed, aug_n, aug_op, aug_mag, aug_chains, aug_chain_len, aug_weight, px_on, px_val, group,
                        group_order, erase, erase_seed, src_h, src_w,
-                       out_h, out_w, off_y, off_x, rz_h, rz_w, pad, decode_denom, orientation, decoded_pixels, decode_sessions, spliced_bytes, norm_offset, norm_scale);
+                       out_h, out_w, off_y, off_x, rz_h, rz_w, pad, decode_denom, orientation, interp, decoded_pixels, decode_sessions, spliced_bytes, norm_offset, norm_scale);
 
   py::class_<Engine>(m, "Engine")
       .def(py::init<int>(), py::arg("threads"))

@@ -407,7 +407,9 @@ class RandomCrop(Op):
 @register_op
 class RandomResizedCrop(Op):
     """Random area/aspect crop resized to ``size``: torchvision's get_params distribution,
-    including its 10-attempt fallback, drawn from a stream keyed by (seed, epoch, index)."""
+    including its 10-attempt fallback, drawn from a stream keyed by (seed, epoch, index).
+    ``interpolation="random"``: bilinear or bicubic with equal chances per sample (timm's
+    RandomResizedCropAndInterpolation(interpolation="random")), ``params["interpolation"]``."""
 
     stage = Stage.GEOMETRY
     torchvision = ("RandomResizedCrop",)
@@ -416,7 +418,7 @@ class RandomResizedCrop(Op):
     not_after = {n: _ONLY_RRC for n in ("Resize", "CenterCrop", "RandomResizedCrop", "Pad", "RandomCrop", "FiveCrop",
                                         "TenCrop", "RandomResize", "RandomShortestSize")}
     unique = False
-    params = ("box",)
+    params = ("box", "interpolation (interpolation='random')")
 
     def __init__(self, size, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0), interpolation="bilinear",
                  antialias=True):
@@ -427,7 +429,7 @@ class RandomResizedCrop(Op):
             raise ValueError(f"RandomResizedCrop scale must satisfy 0 < lo <= hi, got {scale}")
         if not (0 < self.ratio[0] <= self.ratio[1]):
             raise ValueError(f"RandomResizedCrop ratio must satisfy 0 < lo <= hi, got {ratio}")
-        self.interpolation = interp_name(interpolation)
+        self.interpolation = "random" if interpolation == "random" else interp_name(interpolation)
         self.antialias = bool(antialias) if antialias is not None else True
 
     def compile(self, spec, ctx):
@@ -436,13 +438,23 @@ class RandomResizedCrop(Op):
         spec.scale_lo, spec.scale_hi = self.scale
         spec.ratio_lo, spec.ratio_hi = self.ratio
         spec.antialias = self.antialias
-        ctx.interp = self.interpolation
+        spec.interp_random = self.interpolation == "random"
+        ctx.interp = "bilinear" if self.interpolation == "random" else self.interpolation
+
+    def sample_params(self, rec):
+        if self.interpolation != "random":
+            return {}
+        return {"interpolation": _core.Interp(int(rec["interp"])).name}
 
     @classmethod
     def from_torchvision(cls, op, state):
-        if isinstance(op.interpolation, (tuple, list)):  # timm's interpolation="random"
-            raise ValueError(f"cannot fuse {type(op).__name__} with interpolation='random' (bilinear or bicubic "
-                             "drawn per sample): fastprep resamples with one filter per Compose")
+        interp = op.interpolation
+        if isinstance(interp, (tuple, list)):  # timm's interpolation="random": bilinear or bicubic
+            names = sorted(getattr(m, "value", str(m)).lower() for m in interp)
+            if names != ["bicubic", "bilinear"]:
+                raise ValueError(f"cannot fuse {type(op).__name__} with a random choice of {names}")
+            return [cls(tv_size(op.size), scale=tuple(op.scale), ratio=tuple(op.ratio), interpolation="random",
+                        antialias=tv_antialias(op))]
         return [cls(tv_size(op.size), scale=tuple(op.scale), ratio=tuple(op.ratio), interpolation=tv_interp(op),
                     antialias=tv_antialias(op))]
 
