@@ -38,7 +38,7 @@ from .. import io as fio
 from .._util import Progress, default_threads
 from ..io import RunRecord
 from ._jpeg import check_restart_mcus
-from ._out import check_out_outside_source, check_run_record, output_folder
+from ._out import check_out_outside_source, check_run_record, output_folder, run_command
 
 DEFAULT_MAX_PIXELS = 178_956_970  # Compose's default
 
@@ -359,25 +359,13 @@ def add_arguments(p):
 
 
 def main(args):
-    import sys
-
-    from ._out import OutputLockedError
-
-    try:
-        res = optimize(args.src, args.out, restart_mcus=args.restart_mcus, keep_metadata=not args.strip_metadata,
-                       verify=not args.no_verify, threads=args.threads, progress=False if args.quiet else None,
-                       overwrite=args.overwrite, max_pixels=args.max_pixels)
-    except fio.WriteError as e:
-        sys.stderr.write(f"fastprep optimize: {e}\n(finished files are kept: rerun the same command to resume)\n")
-        return 1
-    except OutputLockedError as e:
-        sys.stderr.write(f"fastprep optimize: {e}\n")
-        return 2
-    except (FileExistsError, ValueError) as e:
-        sys.stderr.write(f"fastprep optimize: {fio.display(str(e))}\n")
-        return 2
-    except OSError as e:
-        sys.stderr.write(f"fastprep optimize: {fio.display(str(e))}\n")
-        return 1
+    status, res = run_command(
+        "optimize",
+        lambda: optimize(args.src, args.out, restart_mcus=args.restart_mcus, keep_metadata=not args.strip_metadata,
+                         verify=not args.no_verify, threads=args.threads, progress=False if args.quiet else None,
+                         overwrite=args.overwrite, max_pixels=args.max_pixels),
+        "finished files are kept: free some space, then rerun the same command to resume")
+    if status:
+        return status
     print(format_summary(res))
     return 0

@@ -187,3 +187,35 @@ def summary(out, index, resumed, written, seconds, complete_before=False, proces
             "shape": list(index.shape), "dtype": index.dtype}
 
 
+def run_command(command, run, resume_hint, first=()):
+    """Runs ``run()`` for the CLI ``command`` (preprocess, optimize) and maps its failures to the
+    exit statuses of the offline tools (docs/guide/errors.md): 2 for bad arguments and refused
+    outputs (OUT in use, of another run, uncreatable), 1 for a failed write (with ``resume_hint``)
+    or read. ``first``: (exception type, status, hint) pairs handled before these. Returns
+    (status, run()'s result or None); the message is on stderr."""
+    import sys
+
+    def say(msg, hint=None):
+        sys.stderr.write(f"fastprep {command}: {msg}\n" + (f"({hint})\n" if hint else ""))
+
+    try:
+        return 0, run()
+    except tuple(t for t, _, _ in first) as e:
+        _, status, hint = next(f for f in first if isinstance(e, f[0]))
+        say(fio.display(str(e)), hint)
+        return status, None
+    except fio.WriteError as e:
+        if e.verb != "write":  # OUT cannot be created or locked: nothing was done
+            say(e)
+            return 2, None
+        say(e, resume_hint)
+        return 1, None
+    except OutputLockedError as e:
+        say(e)
+        return 2, None
+    except (FileExistsError, ValueError) as e:
+        say(fio.display(str(e)))
+        return 2, None
+    except OSError as e:  # reading the source, listing OUT, ...
+        say(fio.display(str(e)))
+        return 1, None

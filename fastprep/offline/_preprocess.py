@@ -40,7 +40,6 @@ as a readable form with \\xNN escapes, and the base64 of its raw bytes goes into
 ``failed`` entries, ``file_b64``). ShardDataset gives the original names back (os.fsdecode).
 """
 import os
-import sys
 import time
 
 from .. import io as fio
@@ -49,7 +48,7 @@ from ..data import index_for_job
 from . import _jobs
 from ._jpeg import DEFAULT_RESTART_MCUS, JPEG_INDEX_FORMAT, check_restart_mcus, preprocess_jpeg
 from ._npy import preprocess_npy
-from ._out import OutputLockedError, check_job, check_out_outside_source, output_folder
+from ._out import check_job, check_out_outside_source, output_folder, run_command
 from ._tar_shards import TAR_INDEX_FORMAT, preprocess_tar
 
 
@@ -112,33 +111,19 @@ def add_arguments(p):
 
 
 def main(args):
-    try:
-        res = preprocess(args.src, args.out, transform=args.transform, size=args.size, dtype=args.dtype,
-                         format=args.format, layout=args.layout, shard_size=args.shard_size, threads=args.threads,
-                         quality=args.quality, on_error=args.on_error, batch_size=args.batch_size,
-                         progress=False if args.quiet else None, interpolation=args.interpolation,
-                         exact=args.exact, overwrite=args.overwrite,
-                         apply_exif_orientation=args.apply_exif_orientation, restart_mcus=args.restart_mcus)
-    except DecodeError as e:
-        sys.stderr.write(f"fastprep preprocess: {fio.display(str(e))}\n(finished shards are kept; rerun with "
-                         "--on-error skip to leave undecodable files out)\n")
-        return 1
-    except fio.WriteError as e:
-        if e.verb != "write":  # OUT cannot be created or locked: nothing was done
-            sys.stderr.write(f"fastprep preprocess: {e}\n")
-            return 2
-        sys.stderr.write(f"fastprep preprocess: {e}\n(finished files are kept: free some space or lift the limit, "
-                         "then rerun the same command to resume)\n")
-        return 1
-    except OutputLockedError as e:
-        sys.stderr.write(f"fastprep preprocess: {e}\n")
-        return 2
-    except (FileExistsError, ValueError) as e:
-        sys.stderr.write(f"fastprep preprocess: {fio.display(str(e))}\n")
-        return 2
-    except OSError as e:  # reading the source, listing OUT, ...
-        sys.stderr.write(f"fastprep preprocess: {fio.display(str(e))}\n")
-        return 1
+    status, res = run_command(
+        "preprocess",
+        lambda: preprocess(args.src, args.out, transform=args.transform, size=args.size, dtype=args.dtype,
+                           format=args.format, layout=args.layout, shard_size=args.shard_size, threads=args.threads,
+                           quality=args.quality, on_error=args.on_error, batch_size=args.batch_size,
+                           progress=False if args.quiet else None, interpolation=args.interpolation,
+                           exact=args.exact, overwrite=args.overwrite,
+                           apply_exif_orientation=args.apply_exif_orientation, restart_mcus=args.restart_mcus),
+        "finished files are kept: free some space or lift the limit, then rerun the same command to resume",
+        first=((DecodeError, 1, "finished shards are kept; rerun with --on-error skip to leave undecodable "
+                                "files out"),))
+    if status:
+        return status
     print(format_summary(res))
     fio.print_failures(res["failed"], where=os.path.join(args.out, "index.json"))
     return 0
