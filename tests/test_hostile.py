@@ -599,6 +599,41 @@ def test_image_dependent_output_is_bounded_by_max_pixels():
     assert SMALL(data).shape == (64, 64, 3)
 
 
+def _tall_gray_png(h):
+    """A 1 x h gray PNG of a few kilobytes: the rows compress to almost nothing."""
+    comp = zlib.compressobj(9)
+    idat = b"".join(comp.compress(b"\x00\x80" * 4096) for _ in range(h // 4096)) + comp.flush()
+    assert h % 4096 == 0
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", 1, h, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_resampler_intermediate_is_bounded_by_max_pixels():
+    """Fuzzer finding: the horizontal pass keeps every source row the vertical pass reads, at the
+    output's width. Widening a tall image makes that far larger than the image: 1x1048576 pixels
+    (a 2 KB PNG) resized to (5, 4000) would need 4.2e9 pixels (17 GB). It is held to max_pixels."""
+    data = _tall_gray_png(1 << 20)
+    assert len(data) < 4096
+    t0 = time.perf_counter()
+    with pytest.raises(fp.ImageTooLargeError, match=r"1048576 source rows at the output width of 4000"):
+        fp.Compose([fp.Resize((5, 4000))])(data)
+    with pytest.raises(fp.ImageTooLargeError, match="intermediate pixels, over the limit of 1048576"):
+        fp.Compose([fp.Resize((5, 70))], max_pixels=1_048_576).batch([data])
+    assert time.perf_counter() - t0 < 2.0
+    # Within the limit, the same image resizes (the gray 0x80 rows are uniform).
+    out = fp.Compose([fp.Resize((5, 70))])(data)
+    assert out.shape == (5, 70, 3) and (out == 0x80).all()
+    # JPEG rows too, and max_pixels=0 lifts the limit.
+    tall = jpeg(2, 5000, quality=50)
+    with pytest.raises(fp.ImageTooLargeError, match="5000 source rows at the output width of 300"):
+        fp.Compose([fp.Resize((4, 300))], max_pixels=1_000_000).batch([tall])
+    assert fp.Compose([fp.Resize((4, 300))], max_pixels=0)(tall).shape == (4, 300, 3)
+
+
 def test_missing_file_and_directory_raise_read_error(tmp_path):
     for p in [tmp_path / "nope.jpg", tmp_path]:
         with pytest.raises(fp.DecodeError) as ei:

@@ -268,7 +268,17 @@ int block_rows(size_t stride) {
 size_t inter_stride(const AxisTable& ht) { return (static_cast<size_t>(ht.n) * 4 + 31) & ~size_t(31); }
 
 // Sizes the intermediate image (rows the vertical pass reads, plus ksize rows of padding).
-uint8_t* prepare_inter(Worker& w) {
+// The intermediate holds every source row the vertical pass reads, each at the output's width:
+// more pixels than the image itself when a tall image is widened (a 2 KB PNG of 1x1000000 pixels
+// resized to (5, 4000) would need 4e9). Like the image and the output, it is bounded by
+// max_pixels, so that its memory and the horizontal pass's time are too.
+uint8_t* prepare_inter(const Plan& plan, Worker& w) {
+  const int64_t inter_px = static_cast<int64_t>(w.vt.src_hi - w.vt.src_lo) * w.ht.n;
+  if (plan.spec.max_pixels > 0 && inter_px > plan.spec.max_pixels)
+    throw Error(ErrorKind::kTooLarge, "resizing needs " + std::to_string(w.vt.src_hi - w.vt.src_lo) +
+                                          " source rows at the output width of " + std::to_string(w.ht.n) + " = " +
+                                          std::to_string(inter_px) + " intermediate pixels, over the limit of " +
+                                          std::to_string(plan.spec.max_pixels) + " (max_pixels)");
   const size_t stride = inter_stride(w.ht);
   const size_t rows = static_cast<size_t>(w.vt.src_hi - w.vt.src_lo + w.vt.ksize + 1);
   grow(&w.inter, checked_mul(rows, stride));
@@ -549,7 +559,7 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
 // Horizontal pass of every needed row of an RGBX image held in memory (rows `row_bytes` apart):
 // `img` holds source rows from `top` on, each from column `origin` on.
 void hpass_image(const Plan& plan, Worker& w, const uint8_t* img, size_t row_bytes, int top = 0, int origin = 0) {
-  uint8_t* inter = prepare_inter(w);
+  uint8_t* inter = prepare_inter(plan, w);
   const size_t stride = inter_stride(w.ht);
   const uint8_t* rows[kRowBlock];
   uint8_t* outs[kRowBlock];
@@ -752,7 +762,7 @@ void run_jpeg(const Plan& plan, Worker& w, const JpegInput& input, const RunKey&
     const size_t rs = block_stride(static_cast<size_t>(xw) + w.ht.ksize + 4);
     const int nblock = block_rows(rs);
     grow(&w.row, checked_mul(rs, nblock));
-    uint8_t* inter = prepare_inter(w);
+    uint8_t* inter = prepare_inter(plan, w);
     const size_t stride = inter_stride(w.ht);
     uint8_t* ptrs[kRowBlock];
     for (int i = 0; i < nblock; ++i) ptrs[i] = w.row.data() + rs * i;
@@ -804,7 +814,7 @@ void run_png(const Plan& plan, Worker& w, const uint8_t* data, size_t size, cons
     const size_t rs = block_stride(static_cast<size_t>(iw) + w.ht.ksize + 4);
     const int nblock = block_rows(rs);
     grow(&w.row, checked_mul(rs, nblock));
-    uint8_t* inter = prepare_inter(w);
+    uint8_t* inter = prepare_inter(plan, w);
     const size_t stride = inter_stride(w.ht);
     uint8_t* ptrs[kRowBlock];
     uint8_t* outs[kRowBlock];
@@ -861,7 +871,7 @@ void run_array(const Plan& plan, Worker& w, const SampleInput& in, const RunKey&
   build_tables(plan, g, in.h, in.w, 1, w, &sy, &sx);
   const int x0 = w.ht.src_lo, xw = w.ht.src_hi - w.ht.src_lo;
   grow(&w.row, checked_mul(static_cast<size_t>(xw) + w.ht.ksize + 4, 4));
-  uint8_t* inter = prepare_inter(w);
+  uint8_t* inter = prepare_inter(plan, w);
   const size_t stride = inter_stride(w.ht);
   for (int y = w.vt.src_lo; y < w.vt.src_hi; ++y) {
     const uint8_t* src = in.data + y * in.row_stride + x0 * in.px_stride;
