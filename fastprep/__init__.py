@@ -30,7 +30,8 @@ from .transforms import (DEFAULT_MAX_PIXELS, PRESETS, AugMix, AutoAugment, Cente
                          RandomAffine, RandomApply, RandomAutocontrast, RandomChannelPermutation, RandomChoice,
                          RandomEqualize, RandomErasing, RandomGrayscale, RandomHorizontalFlip, RandomHSV, RandomInvert,
                          RandomOrder, RandomPosterize, RandomResizedCrop, RandomRotation, RandomSolarize,
-                         RandomVerticalFlip, Resize, Stage, ToTensor, TrivialAugmentWide, from_torchvision, op_table,
+                         RandomVerticalFlip, Resize, Stage, TimmAutoAugment, TimmRandAugment, ToTensor, TrivialAugmentWide,
+                         from_torchvision, op_table,
                          register_op, registered_ops, HybridCompose, MultiView)
 from .data import (IMG_EXTENSIONS, CutMix, Dataset, ErrorLog, LabelError, Loader, MixChoice, MixUp, ShardDataset,
                    ShardTruncatedError, index_source)
@@ -41,7 +42,8 @@ __all__ = [
     "Compose", "Resize", "CenterCrop", "FiveCrop", "TenCrop", "Pad", "RandomCrop", "RandomResize",
     "RandomShortestSize", "ResizeKeepRatio", "RandomPerspective", "ElasticTransform", "RandomZoomOut", "RandomResizedCrop", "RandomHorizontalFlip", "RandomVerticalFlip",
     "ToTensor", "Normalize", "Grayscale", "RandomGrayscale", "ColorJitter", "Lighting", "GaussianNoise", "RandomErasing", "RandomHSV",
-    "RandomRotation", "RandomAffine", "RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix", "GaussianBlur", "PILGaussianBlur",
+    "RandomRotation", "RandomAffine", "RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix",
+    "TimmRandAugment", "TimmAutoAugment", "GaussianBlur", "PILGaussianBlur",
     "RandomSolarize", "RandomPosterize", "RandomEqualize", "RandomAutocontrast", "RandomInvert",
     "RandomAdjustSharpness", "RandomChannelPermutation", "ExemplarJitter", "RandomPhotometricDistort", "JPEG", "RandomApply", "RandomChoice", "RandomOrder", "Op", "Stage",
     "register_op", "registered_ops", "op_table", "InterpolationMode", "PRESETS", "DEFAULT_MAX_PIXELS",

@@ -44,6 +44,49 @@ class AugTable(_PybindEnum):
     posterize: ClassVar[AugTable]
     posterize4: ClassVar[AugTable]
 
+class TimmOp(_PybindEnum):
+    AutoContrast: ClassVar[TimmOp]
+    Equalize: ClassVar[TimmOp]
+    Invert: ClassVar[TimmOp]
+    Rotate: ClassVar[TimmOp]
+    Posterize: ClassVar[TimmOp]
+    PosterizeIncreasing: ClassVar[TimmOp]
+    PosterizeOriginal: ClassVar[TimmOp]
+    Solarize: ClassVar[TimmOp]
+    SolarizeIncreasing: ClassVar[TimmOp]
+    SolarizeAdd: ClassVar[TimmOp]
+    Color: ClassVar[TimmOp]
+    ColorIncreasing: ClassVar[TimmOp]
+    Contrast: ClassVar[TimmOp]
+    ContrastIncreasing: ClassVar[TimmOp]
+    Brightness: ClassVar[TimmOp]
+    BrightnessIncreasing: ClassVar[TimmOp]
+    Sharpness: ClassVar[TimmOp]
+    SharpnessIncreasing: ClassVar[TimmOp]
+    ShearX: ClassVar[TimmOp]
+    ShearY: ClassVar[TimmOp]
+    TranslateX: ClassVar[TimmOp]
+    TranslateY: ClassVar[TimmOp]
+    TranslateXRel: ClassVar[TimmOp]
+    TranslateYRel: ClassVar[TimmOp]
+
+class PilOp(_PybindEnum):
+    AutoContrast: ClassVar[PilOp]
+    Equalize: ClassVar[PilOp]
+    Invert: ClassVar[PilOp]
+    Rotate: ClassVar[PilOp]
+    Posterize: ClassVar[PilOp]
+    Solarize: ClassVar[PilOp]
+    SolarizeAdd: ClassVar[PilOp]
+    Color: ClassVar[PilOp]
+    Contrast: ClassVar[PilOp]
+    Brightness: ClassVar[PilOp]
+    Sharpness: ClassVar[PilOp]
+    ShearX: ClassVar[PilOp]
+    ShearY: ClassVar[PilOp]
+    TranslateX: ClassVar[PilOp]
+    TranslateY: ClassVar[PilOp]
+
 MAX_AUG_OPS: int
 PIX_ARGS: int
 MAX_ERASE: int
@@ -188,6 +231,18 @@ class PlanSpec:
     aug_interp: Interp
     aug_fill_on: bool
     aug_fill: list[float]
+    timm_policy: int
+    timm_ops: list[int]
+    timm_prob: list[float]
+    timm_mag: list[float]
+    timm_mstd: list[float]
+    timm_mmax: list[float]
+    timm_hp: list[float]
+    timm_filter: list[int]
+    timm_fill: list[float]
+    timm_num_layers: int
+    timm_weights: list[float]
+    timm_sub_len: list[int]
     px_ops: list[int]
     px_args: list[float]
     px_group: list[int]
@@ -307,6 +362,8 @@ def restart_layout(data: bytes) -> Optional[dict]: ...
 def splice_jpeg(data: bytes, r0: int, r1: int, c0: int, c1: int) -> EncodedBytes: ...
 def augment_image(image: np.ndarray, op: AugOp, magnitude: float, interpolation: Interp = ...,
                   fill: list[float] | None = None, simd: Simd = ...) -> np.ndarray: ...
+def pil_augment_image(image: np.ndarray, op: PilOp, arg: float, filter: int = 2,
+                      fill: list[int] = ...) -> np.ndarray: ...
 def affine_image(image: np.ndarray, angle: float, tx: float = 0.0, ty: float = 0.0, scale: float = 1.0,
                  shear_x: float = 0.0, shear_y: float = 0.0, rotate: bool = False, interpolation: Interp = ...,
                  fill: list[float] | None = None, simd: Simd = ...) -> np.ndarray: ...

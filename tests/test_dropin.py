@@ -476,10 +476,14 @@ def test_conversion_is_by_identity_not_by_name():
     timm_transforms = pytest.importorskip("timm.data.transforms")
     timm_aa = pytest.importorskip("timm.data.auto_augment")
     timm_re = pytest.importorskip("timm.data.random_erasing")
-    for op, name in ((timm_aa.rand_augment_transform("rand-m9-mstd0.5", {}), "timm.data.auto_augment.RandAugment"),
+    for op, name in ((timm_aa.rand_augment_transform("rand-m9-t3a", {}), "Desaturate' has no native kernel"),
                      (timm_re.RandomErasing(0.25, num_splits=2), "num_splits=2")):
         with pytest.raises(ValueError, match=name.replace(".", r"\.")):
             fp.from_torchvision(T.Compose([T.Resize(256), T.CenterCrop(224), op]), strict=True)
+    # timm's RandAugment, named like torchvision's, converts as timm's (Pillow's arithmetic)
+    ra = timm_aa.rand_augment_transform("rand-m9-mstd0.5", {})
+    t = fp.from_torchvision(T.Compose([T.Resize(256), T.CenterCrop(224), ra]), strict=True)
+    assert isinstance(t.transforms[-1], fp.TimmRandAugment) and not isinstance(t.transforms[-1], fp.RandAugment)
     # timm's ToTensor and RandomErasing convert by identity, as what they are: 0-255 floats,
     # timm's counts and modes (tests/test_timm.py)
     t = fp.from_torchvision(T.Compose([T.Resize(256), T.CenterCrop(224), timm_transforms.ToTensor()]), strict=True)

@@ -97,15 +97,20 @@ def test_leading_rgb_lambda_is_dropped_and_other_lambdas_run_in_python(photos):
 
 def test_look_alike_classes_run_in_python_never_converted_by_name(photos):
     timm_aa = pytest.importorskip("timm.data.auto_augment")
-    # timm's RandAugment shares torchvision's name, not its algorithm (its ops, magnitudes, PIL)
-    ra = timm_aa.rand_augment_transform("rand-m9-mstd0.5", {})
+    # timm's RandAugment shares torchvision's name, not its algorithm (its ops, magnitudes, PIL):
+    # it converts as timm's (fp.TimmRandAugment), and where its ops have no kernel (timm's
+    # 3-Augment set) it runs in Python, never as torchvision's RandAugment
+    ra = timm_aa.rand_augment_transform("rand-m9-mstd0.5-t3a", {})
     tv = T.Compose([T.Resize(40), T.CenterCrop(32), ra, T.ToTensor()])
-    with pytest.warns(UserWarning, match="not torchvision's own RandAugment"):
+    with pytest.warns(UserWarning, match="timm's RandAugment: timm op 'Desaturate' has no native kernel"):
         h = fp.from_torchvision(tv)
     assert h.remainder[0] is ra  # timm's own object, run as it is
     assert tuple(h(photos[0]).shape) == (3, 32, 32)
     with pytest.raises(ValueError, match="timm.*RandAugment"):
         fp.from_torchvision(tv, strict=True)
+    ra = timm_aa.rand_augment_transform("rand-m9-mstd0.5", {})
+    t = fp.from_torchvision(T.Compose([T.Resize(40), T.CenterCrop(32), ra, T.ToTensor()]))
+    assert [type(o).__name__ for o in t.transforms] == ["Resize", "CenterCrop", "TimmRandAugment", "ToTensor"]
 
 
 def test_strict_refuses_with_the_nearest_equivalent():

@@ -64,7 +64,8 @@ inline uint8_t round_u8(float v) {  // Tensor.round_() (half to even), then to u
   return static_cast<uint8_t>(v < 0.f ? 0.f : (v > 255.f ? 255.f : v));
 }
 
-// The image copied into scratch (rows packed, 4 bytes per pixel): the source of a warp or filter.
+}  // namespace
+
 const uint8_t* snapshot(uint8_t* const* rows, int h, int w, Scratch* s) {
   const size_t row_bytes = static_cast<size_t>(w) * 4;
   uint8_t* img = s->reserve(checked_mul(row_bytes, static_cast<size_t>(h)) + 32);
@@ -72,7 +73,6 @@ const uint8_t* snapshot(uint8_t* const* rows, int h, int w, Scratch* s) {
   return img;
 }
 
-// Per channel table on R, G, B.
 void apply_tables(const uint8_t lut[3][256], uint8_t* const* rows, int h, int w) {
   for (int y = 0; y < h; ++y) {
     uint8_t* px = rows[y];
@@ -90,7 +90,6 @@ void apply_table(const uint8_t lut[256], uint8_t* const* rows, int h, int w) {
   apply_tables(t, rows, h, w);
 }
 
-// Histograms of R, G, B (3 x 256 counts).
 void histograms(uint8_t* const* rows, int h, int w, int64_t hist[3][256]) {
   std::memset(hist, 0, sizeof(int64_t) * 3 * 256);
   for (int y = 0; y < h; ++y) {
@@ -102,8 +101,6 @@ void histograms(uint8_t* const* rows, int h, int w, int64_t hist[3][256]) {
     }
   }
 }
-
-}  // namespace
 
 namespace {
 

@@ -150,6 +150,15 @@ void aug_invert(uint8_t* const* rows, int h, int w);
 void aug_autocontrast(const Kernels& k, uint8_t* const* rows, int h, int w);
 void aug_equalize(uint8_t* const* rows, int h, int w);
 
+// Helpers of the ops here and in pil_augment.cpp, on h rows of w RGBX pixels:
+// the image copied into scratch (rows packed, 4 bytes per pixel), the source of a warp or filter;
+const uint8_t* snapshot(uint8_t* const* rows, int h, int w, Scratch* s);
+// a table per channel (R, G, B), or one for all three;
+void apply_tables(const uint8_t lut[3][256], uint8_t* const* rows, int h, int w);
+void apply_table(const uint8_t lut[256], uint8_t* const* rows, int h, int w);
+// the histograms of R, G, B (3 x 256 counts).
+void histograms(uint8_t* const* rows, int h, int w, int64_t hist[3][256]);
+
 // One policy op with its signed magnitude (as torchvision's _apply_image_or_video_transform).
 void apply_aug_op(const Kernels& k, AugOp op, float magnitude, const WarpSpec& ws, uint8_t* const* rows, int h, int w,
                   Scratch* scratch);

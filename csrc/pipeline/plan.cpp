@@ -219,6 +219,50 @@ void validate(const PlanSpec& s) {
     if (!interp_ok(s.aug_interp)) bad("augmentation interpolation must be nearest or bilinear");
     if (!fill_ok(s.aug_fill)) bad("augmentation fill must be levels in [0, 255]");
   }
+  if (s.timm_policy < 0 || s.timm_policy > 2) bad("timm_policy must be 0..2");
+  if (s.timm_policy && s.aug_policy) bad("one augmentation policy per Compose: timm's and torchvision's cannot be combined");
+  if (s.timm_policy) {
+    const size_t n = s.timm_ops.size();
+    if (n == 0) bad("timm's policy needs at least one op");
+    if (s.timm_prob.size() != n || s.timm_mag.size() != n || s.timm_mstd.size() != n || s.timm_mmax.size() != n ||
+        s.timm_hp.size() != n || s.timm_filter.size() != n)
+      bad("timm_prob, timm_mag, timm_mstd, timm_mmax, timm_hp and timm_filter must have one entry per op");
+    for (size_t k = 0; k < n; ++k) {
+      if (s.timm_ops[k] < 0 || s.timm_ops[k] >= kTimmOpCount) bad("unknown timm op code");
+      if (!(s.timm_prob[k] >= 0.0 && s.timm_prob[k] <= 1.0)) bad("timm op probabilities must be in [0, 1]");
+      if (!(std::isfinite(s.timm_mag[k]) && std::fabs(s.timm_mag[k]) <= 1e6)) bad("timm magnitudes must be finite");
+      if (!(s.timm_mstd[k] >= 0.0 && (std::isinf(s.timm_mstd[k]) || s.timm_mstd[k] <= 1e6)))
+        bad("timm magnitude_std must be >= 0 (inf: uniform)");
+      if (!(s.timm_mmax[k] >= 0.0 && s.timm_mmax[k] <= 1e6)) bad("timm magnitude_max must be in [0, 1e6]");
+      if (!(std::isfinite(s.timm_hp[k]) && std::fabs(s.timm_hp[k]) <= 1e6)) bad("timm translate hparams must be finite");
+      if (s.timm_filter[k] != -1 && s.timm_filter[k] != static_cast<int>(PilFilter::kBilinear) &&
+          s.timm_filter[k] != static_cast<int>(PilFilter::kBicubic))
+        bad("timm ops resample with bilinear (2), bicubic (3) or either (-1)");
+    }
+    if (!fill_ok(s.timm_fill)) bad("timm's img_mean fill must be levels in [0, 255]");
+    if (s.timm_policy == 1) {
+      if (s.timm_num_layers < 0 || s.timm_num_layers > kMaxAugOps)
+        bad("timm RandAugment num_layers must be in [0, " + std::to_string(kMaxAugOps) + "]");
+      if (!s.timm_weights.empty()) {
+        if (s.timm_weights.size() != n) bad("timm RandAugment choice_weights needs one weight per op");
+        int positive = 0;
+        for (double w : s.timm_weights) {
+          if (!(w >= 0.0 && std::isfinite(w))) bad("timm RandAugment choice_weights must be finite and >= 0");
+          positive += w > 0.0;
+        }
+        if (positive < s.timm_num_layers)
+          bad("timm RandAugment draws without replacement by weight: num_layers exceeds the ops of positive weight");
+      }
+    } else {
+      size_t total = 0;
+      if (s.timm_sub_len.empty()) bad("timm AutoAugment needs at least one sub-policy");
+      for (int len : s.timm_sub_len) {
+        if (len < 1 || len > kMaxAugOps) bad("timm AutoAugment sub-policies hold 1 to " + std::to_string(kMaxAugOps) + " ops");
+        total += static_cast<size_t>(len);
+      }
+      if (total != n) bad("timm AutoAugment: timm_sub_len must add up to the number of ops");
+    }
+  }
   validate_sequence(s);
   if (!(s.lighting_std >= 0.0 && std::isfinite(s.lighting_std))) bad("Lighting alphastd must be finite and >= 0");
   if (s.lighting_std > 0.0 && s.norm_mode != NormMode::kTable && s.norm_mode != NormMode::kWhiten)
@@ -507,6 +551,139 @@ void draw_sequence(const PlanSpec& s, const RunKey& key, SequenceParams* q) {
 
 }  // namespace
 
+const char* timm_op_name(TimmOp op) {
+  static const char* const names[kTimmOpCount] = {
+      "AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "PosterizeIncreasing", "PosterizeOriginal",
+      "Solarize", "SolarizeIncreasing", "SolarizeAdd", "Color", "ColorIncreasing", "Contrast", "ContrastIncreasing",
+      "Brightness", "BrightnessIncreasing", "Sharpness", "SharpnessIncreasing", "ShearX", "ShearY", "TranslateX",
+      "TranslateY", "TranslateXRel", "TranslateYRel"};
+  const int i = static_cast<int>(op);
+  return i >= 0 && i < kTimmOpCount ? names[i] : "?";
+}
+
+PilOp timm_pil_op(TimmOp op) {
+  switch (op) {
+    case TimmOp::kAutoContrast: return PilOp::kAutoContrast;
+    case TimmOp::kEqualize: return PilOp::kEqualize;
+    case TimmOp::kInvert: return PilOp::kInvert;
+    case TimmOp::kRotate: return PilOp::kRotate;
+    case TimmOp::kPosterize: case TimmOp::kPosterizeIncreasing: case TimmOp::kPosterizeOriginal:
+      return PilOp::kPosterize;
+    case TimmOp::kSolarize: case TimmOp::kSolarizeIncreasing: return PilOp::kSolarize;
+    case TimmOp::kSolarizeAdd: return PilOp::kSolarizeAdd;
+    case TimmOp::kColor: case TimmOp::kColorIncreasing: return PilOp::kColor;
+    case TimmOp::kContrast: case TimmOp::kContrastIncreasing: return PilOp::kContrast;
+    case TimmOp::kBrightness: case TimmOp::kBrightnessIncreasing: return PilOp::kBrightness;
+    case TimmOp::kSharpness: case TimmOp::kSharpnessIncreasing: return PilOp::kSharpness;
+    case TimmOp::kShearX: return PilOp::kShearX;
+    case TimmOp::kShearY: return PilOp::kShearY;
+    case TimmOp::kTranslateX: case TimmOp::kTranslateXRel: return PilOp::kTranslateX;
+    case TimmOp::kTranslateY: case TimmOp::kTranslateYRel: return PilOp::kTranslateY;
+  }
+  return PilOp::kInvert;
+}
+
+namespace {
+
+bool timm_geometric(TimmOp op) {
+  const PilOp p = timm_pil_op(op);
+  return p == PilOp::kRotate || p == PilOp::kShearX || p == PilOp::kShearY || p == PilOp::kTranslateX ||
+         p == PilOp::kTranslateY;
+}
+
+// timm's level functions (LEVEL_TO_ARG): the op function's argument for magnitude `level`, in
+// float64 as Python computes it; `hp` is translate_pct or translate_const. Ops timm negates at
+// random draw their coin u > 0.5 from `rng`.
+double timm_level_arg(TimmOp op, double level, double hp, Rng& rng) {
+  auto negate = [&](double v) { return rng.uniform() > 0.5 ? -v : v; };
+  const double f = level / 10.0;
+  switch (op) {
+    case TimmOp::kAutoContrast: case TimmOp::kEqualize: case TimmOp::kInvert: return 0.0;
+    case TimmOp::kRotate: return negate(f * 30.0);
+    case TimmOp::kPosterize: return static_cast<int>(f * 4);
+    case TimmOp::kPosterizeIncreasing: return 4 - static_cast<int>(f * 4);
+    case TimmOp::kPosterizeOriginal: return static_cast<int>(f * 4) + 4;
+    case TimmOp::kSolarize: return std::min(256, static_cast<int>(f * 256));
+    case TimmOp::kSolarizeIncreasing: return 256 - std::min(256, static_cast<int>(f * 256));
+    case TimmOp::kSolarizeAdd: return std::min(128, static_cast<int>(f * 110));
+    case TimmOp::kColor: case TimmOp::kContrast: case TimmOp::kBrightness: case TimmOp::kSharpness:
+      return f * 1.8 + 0.1;
+    case TimmOp::kColorIncreasing: case TimmOp::kContrastIncreasing: case TimmOp::kBrightnessIncreasing:
+    case TimmOp::kSharpnessIncreasing:
+      return std::max(0.1, 1.0 + negate(f * .9));
+    case TimmOp::kShearX: case TimmOp::kShearY: return negate(f * 0.3);
+    case TimmOp::kTranslateX: case TimmOp::kTranslateY: case TimmOp::kTranslateXRel: case TimmOp::kTranslateYRel:
+      return negate(f * hp);
+  }
+  return 0.0;
+}
+
+// Note [timm's policies]: which ops a sample runs, and each one's argument and filter.
+void draw_timm(const PlanSpec& s, Rng rng, TimmAugParams* t) {
+  const int n = static_cast<int>(s.timm_ops.size());
+  int picks[kMaxAugOps];
+  int np = 0;
+  if (s.timm_policy == 1) {
+    if (s.timm_weights.empty()) {
+      for (int k = 0; k < s.timm_num_layers; ++k) picks[np++] = static_cast<int>(rng.randint(0, n));
+    } else {  // numpy's choice(replace=False, p=w): each pick by the weights of the ops not picked yet
+      std::vector<double> w(s.timm_weights);
+      for (int k = 0; k < s.timm_num_layers; ++k) {
+        double total = 0.0;
+        for (double x : w) total += x;
+        const double u = rng.uniform() * total;
+        int j = 0, last = -1;
+        double cum = 0.0;
+        for (; j < n; ++j) {
+          if (w[j] <= 0.0) continue;
+          last = j;
+          cum += w[j];
+          if (u < cum) break;
+        }
+        if (j == n) j = last;  // rounding at the top end
+        picks[np++] = j;
+        w[j] = 0.0;
+      }
+    }
+  } else {
+    const int sub = static_cast<int>(rng.randint(0, static_cast<int64_t>(s.timm_sub_len.size())));
+    int start = 0;
+    for (int i = 0; i < sub; ++i) start += s.timm_sub_len[i];
+    for (int k = 0; k < s.timm_sub_len[sub]; ++k) picks[np++] = start + k;
+  }
+  for (int i = 0; i < np; ++i) {
+    const int e = picks[i];
+    // AugmentOp.__call__: skipped when random() > prob
+    if (s.timm_prob[e] < 1.0 && rng.uniform() > s.timm_prob[e]) continue;
+    double m = s.timm_mag[e];
+    const double mstd = s.timm_mstd[e];
+    if (mstd > 0.0) m = std::isinf(mstd) ? rng.uniform(0.0, m) : m + mstd * rng.normal();
+    const double upper = s.timm_mmax[e] > 0.0 ? s.timm_mmax[e] : 10.0;
+    m = std::max(0.0, std::min(m, upper));
+    const TimmOp op = static_cast<TimmOp>(s.timm_ops[e]);
+    t->op[t->n] = op;
+    t->arg[t->n] = timm_level_arg(op, m, s.timm_hp[e], rng);
+    PilFilter f = PilFilter::kBilinear;
+    if (timm_geometric(op))
+      f = s.timm_filter[e] >= 0 ? static_cast<PilFilter>(s.timm_filter[e])
+                                : (rng.uniform() < 0.5 ? PilFilter::kBilinear : PilFilter::kBicubic);
+    t->filter[t->n] = f;
+    ++t->n;
+  }
+}
+
+}  // namespace
+
+void apply_timm(const TimmAugParams& t, const Float3& fill, uint8_t* const* rows, int h, int w, Scratch* scratch) {
+  const uint8_t f[3] = {static_cast<uint8_t>(fill[0]), static_cast<uint8_t>(fill[1]), static_cast<uint8_t>(fill[2])};
+  for (int k = 0; k < t.n; ++k) {
+    double arg = t.arg[k];
+    if (t.op[k] == TimmOp::kTranslateXRel) arg *= w;  // translate_x_rel: pixels = pct * img.size[0]
+    if (t.op[k] == TimmOp::kTranslateYRel) arg *= h;
+    apply_pil_op(timm_pil_op(t.op[k]), arg, t.filter[k], f, rows, h, w, scratch);
+  }
+}
+
 SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& key) {
   if (src_h <= 0 || src_w <= 0) throw Error(ErrorKind::kInvalid, "image has no pixels");
   auto stream = [&](uint64_t id) { return Rng(key.seed, key.epoch, key.index, id); };
@@ -787,6 +964,7 @@ SampleParams plan_sample(const PlanSpec& s, int src_h, int src_w, const RunKey& 
         if (s.aug_prob[k] > 0.0 && rng.uniform() < s.aug_prob[k]) add(k, s.aug_bin[k]);
     }
   }
+  if (s.timm_policy) draw_timm(s, stream(streams::kTimmAugment), &p.timm);
   if (s.hsv_gain[0] != 0.f || s.hsv_gain[1] != 0.f || s.hsv_gain[2] != 0.f) {
     // Ultralytics' RandomHSV: r = U(-1, 1) * gain for h, s, v (Note [RandomHSV arithmetic]).
     Rng rng = stream(streams::kHsv);

@@ -17,6 +17,7 @@
 #include "core/common.h"
 #include "kernels/dispatch.h"
 #include "kernels/output.h"
+#include "kernels/pil_augment.h"
 #include "kernels/pixel_ops.h"
 
 namespace fastprep {
@@ -113,6 +114,19 @@ using DoubleVec = std::vector<double>;
   X(Interp, aug_interp, Interp::kNearest, "policy's geometric ops: nearest or bilinear")             \
   X(bool, aug_fill_on, false, "policy's fill given (false: fill=None, zeros)")                       \
   X(Float3, aug_fill, (Float3{0.f, 0.f, 0.f}), "policy's fill per channel (levels)")                 \
+  /* timm's RandAugment / AutoAugment with Pillow's arithmetic (Note [timm's policies]). */           \
+  X(int, timm_policy, 0, "timm's policy: 0 off, 1 RandAugment, 2 AutoAugment")                       \
+  X(IntVec, timm_ops, (IntVec{}), "TimmOp codes: RandAugment's ops; AutoAugment's sub-policies in a row") \
+  X(DoubleVec, timm_prob, (DoubleVec{}), "per op: its probability")                                   \
+  X(DoubleVec, timm_mag, (DoubleVec{}), "per op: its magnitude (timm's 0-10 scale)")                 \
+  X(DoubleVec, timm_mstd, (DoubleVec{}), "per op: magnitude_std (inf: uniform in [0, magnitude])")   \
+  X(DoubleVec, timm_mmax, (DoubleVec{}), "per op: magnitude_max (0: timm's 10)")                      \
+  X(DoubleVec, timm_hp, (DoubleVec{}), "per op: translate_pct (the Rel translations) or translate_const") \
+  X(IntVec, timm_filter, (IntVec{}), "per op: PIL filter of the geometric ops, 2 bilinear, 3 bicubic, -1 either per call") \
+  X(Float3, timm_fill, (Float3{128.f, 128.f, 128.f}), "fill of the geometric ops (hparams img_mean, levels)") \
+  X(int, timm_num_layers, 2, "RandAugment: ops drawn per sample")                                    \
+  X(DoubleVec, timm_weights, (DoubleVec{}), "RandAugment: choice weights (empty: uniform, with replacement)") \
+  X(IntVec, timm_sub_len, (IntVec{}), "AutoAugment: ops per sub-policy")                              \
   /* The uint8 op sequence and its containers (Note [Op sequence]). */                               \
   X(IntVec, px_ops, (IntVec{}), "PixOp codes in the Compose's order (after the policies and jitter)")  \
   X(DoubleVec, px_args, (DoubleVec{}), "kPixArgs arguments per entry of px_ops")                     \
@@ -193,7 +207,7 @@ struct Plan {
            !spec.px_ops.empty() || padding_mode() || spec.noise_on;
   }
   // RandomRotation / RandomAffine or a policy: warps and per-image ops on the staged image.
-  bool augments() const { return spec.affine_mode != 0 || spec.aug_policy != 0; }
+  bool augments() const { return spec.affine_mode != 0 || spec.aug_policy != 0 || spec.timm_policy != 0; }
   WarpSpec affine_warp() const { return warp_spec(spec.affine_interp, spec.affine_fill_on, spec.affine_fill); }
   WarpSpec aug_warp() const { return warp_spec(spec.aug_interp, spec.aug_fill_on, spec.aug_fill); }
   static WarpSpec warp_spec(Interp interp, bool fill_on, const Float3& fill) {
@@ -256,11 +270,42 @@ struct SequenceParams {
 };
 
 // Everything one sample draws: plan_sample()'s result.
+// Note [timm's policies]
+// timm's RandAugment and AutoAugment (timm/data/auto_augment.py) call AugmentOps: timm's op names
+// (TimmOp), each a Pillow operation (PilOp) with a level function of its magnitude. Per sample,
+// on the stream "timm_augment": RandAugment picks num_layers ops (uniformly with replacement, or
+// without replacement by its choice weights, numpy's choice); AutoAugment one sub-policy
+// uniformly. Then each op in order: applied when u < prob; its magnitude drawn N(m, mstd)
+// (uniform in [0, m] when mstd is inf; m itself when mstd is 0), clamped to [0, mmax or 10];
+// the level function's argument (timm's own arithmetic, in float64, with a coin u > 0.5 for the
+// ops whose sign it negates); a filter coin (bilinear or bicubic) where the op's resample is
+// timm's random choice. The ops run in Pillow's arithmetic (Note [PIL augment arithmetic]).
+enum class TimmOp : int {
+  kAutoContrast = 0, kEqualize, kInvert, kRotate, kPosterize, kPosterizeIncreasing, kPosterizeOriginal, kSolarize,
+  kSolarizeIncreasing, kSolarizeAdd, kColor, kColorIncreasing, kContrast, kContrastIncreasing, kBrightness,
+  kBrightnessIncreasing, kSharpness, kSharpnessIncreasing, kShearX, kShearY, kTranslateX, kTranslateY,
+  kTranslateXRel, kTranslateYRel,
+};
+constexpr int kTimmOpCount = 24;
+const char* timm_op_name(TimmOp op);  // timm's name ("PosterizeIncreasing")
+PilOp timm_pil_op(TimmOp op);
+
+// What timm's policy drew for one sample: the ops applied, in order.
+struct TimmAugParams {
+  int n = 0;
+  TimmOp op[kMaxAugOps] = {};
+  double arg[kMaxAugOps] = {};        // the level function's value (what timm's op function gets)
+  PilFilter filter[kMaxAugOps] = {};  // the resampling filter of the geometric ops
+};
+// The drawn ops on h rows of w RGBX pixels (the Rel translations' fractions become pixels here).
+void apply_timm(const TimmAugParams& t, const Float3& fill, uint8_t* const* rows, int h, int w, Scratch* scratch);
+
 struct SampleParams {
   SequenceParams seq;
   Geometry geom;
   AffineParams affine;   // RandomRotation / RandomAffine
   AugmentParams augment; // the policy's ops and signed magnitudes
+  TimmAugParams timm;    // timm's policy (Note [timm's policies])
   ColorParams color;
   EraseParams erase;
 };
@@ -319,6 +364,7 @@ constexpr uint64_t kElasticNoise = stream_id("elastic_noise");
 constexpr uint64_t kGaussianNoise = stream_id("gaussian_noise");
 constexpr uint64_t kGaussianNoiseValues = stream_id("gaussian_noise_values");
 constexpr uint64_t kInterp = stream_id("interp");
+constexpr uint64_t kTimmAugment = stream_id("timm_augment");
 }  // namespace streams
 
 class Rng {

@@ -140,6 +140,16 @@ void register_plan(py::module_& m) {
       .value("posterize", AugTable::kPosterize).value("posterize4", AugTable::kPosterize4);
   m.attr("MAX_AUG_OPS") = kMaxAugOps;
   {
+    py::enum_<TimmOp> e(m, "TimmOp", "timm's augmentation op names (Note [timm's policies] in csrc/pipeline/plan.h)");
+    for (int k = 0; k < kTimmOpCount; ++k) e.value(timm_op_name(static_cast<TimmOp>(k)), static_cast<TimmOp>(k));
+  }
+  py::enum_<PilOp>(m, "PilOp", "the Pillow operations timm's ops run (csrc/kernels/pil_augment.h)")
+      .value("AutoContrast", PilOp::kAutoContrast).value("Equalize", PilOp::kEqualize).value("Invert", PilOp::kInvert)
+      .value("Rotate", PilOp::kRotate).value("Posterize", PilOp::kPosterize).value("Solarize", PilOp::kSolarize)
+      .value("SolarizeAdd", PilOp::kSolarizeAdd).value("Color", PilOp::kColor).value("Contrast", PilOp::kContrast)
+      .value("Brightness", PilOp::kBrightness).value("Sharpness", PilOp::kSharpness).value("ShearX", PilOp::kShearX)
+      .value("ShearY", PilOp::kShearY).value("TranslateX", PilOp::kTranslateX).value("TranslateY", PilOp::kTranslateY);
+  {
     py::enum_<PixOp> e(m, "PixOp", "the uint8 op sequence's op codes, by stream name (csrc/kernels/pixel_ops.h)");
     for (int k = 0; k < kPixOpCount; ++k) e.value(pix_op_name(static_cast<PixOp>(k)), static_cast<PixOp>(k));
   }

@@ -1,0 +1,222 @@
+#include "kernels/pil_augment.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/common.h"
+#include "kernels/augment.h"
+
+namespace fastprep {
+
+uint8_t pil_blend(int a, int b, float alpha) {
+  const float t = static_cast<float>(a) + alpha * static_cast<float>(b - a);
+  if (alpha >= 0.f && alpha <= 1.f) return static_cast<uint8_t>(t);
+  return t <= 0.f ? 0 : (t >= 255.f ? 255 : static_cast<uint8_t>(t));
+}
+
+namespace {
+
+inline int pil_luma(const uint8_t* px) { return (px[0] * 19595 + px[1] * 38470 + px[2] * 7471 + 0x8000) >> 16; }
+
+void enhance_table(int degenerate, float f, uint8_t* const* rows, int h, int w) {
+  uint8_t lut[256];
+  for (int v = 0; v < 256; ++v) lut[v] = pil_blend(degenerate, v, f);
+  apply_table(lut, rows, h, w);
+}
+
+void pil_contrast(float f, uint8_t* const* rows, int h, int w) {
+  if (h <= 0 || w <= 0) return;
+  int64_t sum = 0;
+  for (int y = 0; y < h; ++y) {
+    const uint8_t* px = rows[y];
+    for (int x = 0; x < w; ++x, px += 4) sum += pil_luma(px);
+  }
+  const double mean = static_cast<double>(sum) / (static_cast<double>(h) * w);
+  enhance_table(static_cast<int>(mean + 0.5), f, rows, h, w);
+}
+
+void pil_color(float f, uint8_t* const* rows, int h, int w) {
+  for (int y = 0; y < h; ++y) {
+    uint8_t* px = rows[y];
+    for (int x = 0; x < w; ++x, px += 4) {
+      const int l = pil_luma(px);
+      for (int c = 0; c < 3; ++c) px[c] = pil_blend(l, px[c], f);
+    }
+  }
+}
+
+void pil_sharpness(float f, uint8_t* const* rows, int h, int w, Scratch* scratch) {
+  if (h < 3 || w < 3) return;  // no interior: the smoothed image is the image
+  const uint8_t* src = snapshot(rows, h, w, scratch);
+  const size_t stride = static_cast<size_t>(w) * 4;
+  for (int y = 1; y < h - 1; ++y) {
+    const uint8_t* up = src + (y - 1) * stride;
+    const uint8_t* mid = up + stride;
+    const uint8_t* down = mid + stride;
+    uint8_t* dst = rows[y];
+    for (int x = 1; x < w - 1; ++x)
+      for (int c = 0; c < 3; ++c) {
+        const int i = x * 4 + c;
+        const int n = up[i - 4] + up[i] + up[i + 4] + mid[i - 4] + 5 * mid[i] + mid[i + 4] + down[i - 4] + down[i] +
+                      down[i + 4];
+        dst[i] = pil_blend((n + 6) / 13, mid[i], f);
+      }
+  }
+}
+
+void pil_autocontrast(uint8_t* const* rows, int h, int w) {
+  if (h <= 0 || w <= 0) return;
+  int64_t hist[3][256];
+  histograms(rows, h, w, hist);
+  uint8_t lut[3][256];
+  for (int c = 0; c < 3; ++c) {
+    int lo = 0, hi = 255;
+    while (lo < 255 && hist[c][lo] == 0) ++lo;
+    while (hi > 0 && hist[c][hi] == 0) --hi;
+    if (hi <= lo) {
+      for (int v = 0; v < 256; ++v) lut[c][v] = static_cast<uint8_t>(v);
+      continue;
+    }
+    const double scale = 255.0 / (hi - lo);
+    const double offset = -lo * scale;
+    for (int v = 0; v < 256; ++v) {
+      const double r = v * scale + offset;
+      const int64_t ix = static_cast<int64_t>(r);  // Python's int(): toward zero
+      lut[c][v] = static_cast<uint8_t>(ix < 0 ? 0 : (ix > 255 ? 255 : ix));
+    }
+  }
+  apply_tables(lut, rows, h, w);
+}
+
+void pil_solarize_add(int add, int threshold, uint8_t* const* rows, int h, int w) {
+  uint8_t lut[256];
+  for (int v = 0; v < 256; ++v) lut[v] = static_cast<uint8_t>(v < threshold ? std::min(255, v + add) : v);
+  apply_table(lut, rows, h, w);
+}
+
+inline int pil_floor(double v) { return v < 0.0 ? static_cast<int>(std::floor(v)) : static_cast<int>(v); }
+inline int clip_to(int v, int n) { return v < 0 ? 0 : (v < n ? v : n - 1); }
+
+// Pillow's cubic (a = -1) through v1..v4 at fraction d.
+inline double pil_cubic(double v1, double v2, double v3, double v4, double d) {
+  const double p1 = v2;
+  const double p2 = -v1 + v3;
+  const double p3 = 2 * (v1 - v2) + v3 - v4;
+  const double p4 = -v1 + v2 - v3 + v4;
+  return p1 + d * (p2 + d * (p3 + d * p4));
+}
+
+// One output pixel read at (xs, ys) from `src` (h x w RGBX, rows `stride` apart); false when
+// the point is outside the image (the pixel keeps the fill).
+bool pil_sample(const uint8_t* src, size_t stride, int h, int w, PilFilter filter, double xs, double ys,
+                uint8_t* out) {
+  if (xs < 0.0 || xs >= w || ys < 0.0 || ys >= h) return false;
+  xs -= 0.5;
+  ys -= 0.5;
+  int x = pil_floor(xs), y = pil_floor(ys);
+  const double dx = xs - x, dy = ys - y;
+  if (filter == PilFilter::kBilinear) {
+    const uint8_t* r0 = src + clip_to(y, h) * stride;
+    const uint8_t* r1 = y + 1 >= 0 && y + 1 < h ? src + (y + 1) * stride : nullptr;
+    const int x0 = clip_to(x, w) * 4, x1 = clip_to(x + 1, w) * 4;
+    for (int c = 0; c < 3; ++c) {
+      double v1 = r0[x0 + c] + (r0[x1 + c] - r0[x0 + c]) * dx;
+      const double v2 = r1 ? r1[x0 + c] + (r1[x1 + c] - r1[x0 + c]) * dx : v1;
+      v1 = v1 + (v2 - v1) * dy;
+      out[c] = static_cast<uint8_t>(v1);
+    }
+    return true;
+  }
+  --x, --y;
+  const int xi[4] = {clip_to(x, w) * 4, clip_to(x + 1, w) * 4, clip_to(x + 2, w) * 4, clip_to(x + 3, w) * 4};
+  const uint8_t* row[4];
+  row[0] = src + clip_to(y, h) * stride;
+  for (int j = 1; j < 4; ++j) row[j] = y + j >= 0 && y + j < h ? src + (y + j) * stride : nullptr;
+  for (int c = 0; c < 3; ++c) {
+    double v[4];
+    const uint8_t* r = row[0] + c;
+    v[0] = pil_cubic(r[xi[0]], r[xi[1]], r[xi[2]], r[xi[3]], dx);
+    for (int j = 1; j < 4; ++j) {
+      r = row[j] ? row[j] + c : nullptr;
+      v[j] = r ? pil_cubic(r[xi[0]], r[xi[1]], r[xi[2]], r[xi[3]], dx) : v[j - 1];
+    }
+    const double t = pil_cubic(v[0], v[1], v[2], v[3], dy);
+    out[c] = t <= 0.0 ? 0 : (t >= 255.0 ? 255 : static_cast<uint8_t>(t));
+  }
+  return true;
+}
+
+// Python's round(x, 15) of a value in [-1, 1] (to the double nearest the 15-decimal rounding).
+double round15(double x) { return std::round(x * 1e15) / 1e15; }
+
+void pil_rotate(double degrees, PilFilter filter, const uint8_t fill[3], uint8_t* const* rows, int h, int w,
+                Scratch* scratch) {
+  double a = std::fmod(degrees, 360.0);  // Python's angle % 360.0
+  if (a != 0.0 && a < 0.0) a += 360.0;
+  if (a == 0.0) return;  // Image.rotate returns a copy
+  const double rad = -(a * (M_PI / 180.0));
+  double m[6] = {round15(std::cos(rad)), round15(std::sin(rad)), 0.0, round15(-std::sin(rad)), round15(std::cos(rad)),
+                 0.0};
+  const double cx = w / 2.0, cy = h / 2.0;
+  const double m2 = m[0] * -cx + m[1] * -cy + m[2];
+  const double m5 = m[3] * -cx + m[4] * -cy + m[5];
+  m[2] = m2 + cx;
+  m[5] = m5 + cy;
+  pil_affine(m, filter, fill, rows, h, w, scratch);
+}
+
+}  // namespace
+
+void pil_affine(const double a[6], PilFilter filter, const uint8_t fill[3], uint8_t* const* rows, int h, int w,
+                Scratch* scratch) {
+  if (h <= 0 || w <= 0) return;
+  const uint8_t* src = snapshot(rows, h, w, scratch);
+  const size_t stride = static_cast<size_t>(w) * 4;
+  for (int y = 0; y < h; ++y) {
+    uint8_t* px = rows[y];
+    const double yin = y + 0.5;
+    for (int x = 0; x < w; ++x, px += 4) {
+      const double xin = x + 0.5;
+      const double xs = a[0] * xin + a[1] * yin + a[2];
+      const double ys = a[3] * xin + a[4] * yin + a[5];
+      if (!pil_sample(src, stride, h, w, filter, xs, ys, px)) std::memcpy(px, fill, 3);
+    }
+  }
+}
+
+void apply_pil_op(PilOp op, double arg, PilFilter filter, const uint8_t fill[3], uint8_t* const* rows, int h, int w,
+                  Scratch* scratch) {
+  const float f = static_cast<float>(arg);  // Image.blend's alpha is a C float
+  switch (op) {
+    case PilOp::kAutoContrast: return pil_autocontrast(rows, h, w);
+    case PilOp::kEqualize: return aug_equalize(rows, h, w);
+    case PilOp::kInvert: return aug_invert(rows, h, w);
+    case PilOp::kRotate: return pil_rotate(arg, filter, fill, rows, h, w, scratch);
+    case PilOp::kPosterize: return aug_posterize(static_cast<int>(arg), rows, h, w);
+    case PilOp::kSolarize: return aug_solarize(arg, rows, h, w);
+    case PilOp::kSolarizeAdd: return pil_solarize_add(static_cast<int>(arg), 128, rows, h, w);
+    case PilOp::kColor: return pil_color(f, rows, h, w);
+    case PilOp::kContrast: return pil_contrast(f, rows, h, w);
+    case PilOp::kBrightness: return enhance_table(0, f, rows, h, w);
+    case PilOp::kSharpness: return pil_sharpness(f, rows, h, w, scratch);
+    case PilOp::kShearX: {
+      const double m[6] = {1.0, arg, 0.0, 0.0, 1.0, 0.0};
+      return pil_affine(m, filter, fill, rows, h, w, scratch);
+    }
+    case PilOp::kShearY: {
+      const double m[6] = {1.0, 0.0, 0.0, arg, 1.0, 0.0};
+      return pil_affine(m, filter, fill, rows, h, w, scratch);
+    }
+    case PilOp::kTranslateX: {
+      const double m[6] = {1.0, 0.0, arg, 0.0, 1.0, 0.0};
+      return pil_affine(m, filter, fill, rows, h, w, scratch);
+    }
+    case PilOp::kTranslateY: {
+      const double m[6] = {1.0, 0.0, 0.0, 0.0, 1.0, arg};
+      return pil_affine(m, filter, fill, rows, h, w, scratch);
+    }
+  }
+}
+
+}  // namespace fastprep
