@@ -3,7 +3,7 @@
 # ASan+UBSan for FUZZ_SECONDS (default 60) on the generated seed corpus, failing on any finding;
 # (b) the extension built with FASTPREP_SANITIZE=address,undefined into build/asan and the fast
 # tests (test_hostile, test_simd, test_png, test_webp, test_ops, test_sequence_ops, test_fallback,
-# test_multiview, test_restart) run against it. About 5 minutes on 2 cores.
+# test_multiview, test_restart, test_timm_augment) run against it. About 5 minutes on 2 cores.
 #
 #   bash .ci/fuzz_and_asan.sh            # both
 #   bash .ci/fuzz_and_asan.sh fuzz|asan  # one
@@ -101,6 +101,9 @@ EOF
   # Restart-indexed JPEGs (issue 34): the marker scan and the splice on every sampling, hostile
   # restart data and random corruption, and the lossless rewrite.
   $PY -m pytest -q -p no:cacheprovider tests/test_restart.py -k "not optimize and not preprocess"
+  # timm's policies in Pillow's arithmetic (issue 32): every op and the replays, not the slow
+  # statistics run.
+  $PY -m pytest -q -p no:cacheprovider tests/test_timm_augment.py -m "not slow"
   cd "$ROOT"
 }
 

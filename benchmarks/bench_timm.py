@@ -7,8 +7,11 @@ one thread, interleaved rounds, medians of per-round ratios, on the same files.
   mean fill);
 - train: ``create_transform(224, is_training=True, re_prob=0.25)`` without an auto-augment
   policy (RandomResizedCropAndInterpolation, flip, ColorJitter 0.4, ToTensor, Normalize, timm's
-  RandomErasing), converted whole. (With ``auto_augment="rand-m9-mstd0.5-inc1"`` timm's
-  RandAugment runs in Python: not measured here.)
+  RandomErasing), converted whole;
+- train RandAugment: the same with ``auto_augment="rand-m9-mstd0.5-inc1"`` (timm's RandAugment,
+  fp.TimmRandAugment, instead of ColorJitter), converted whole. timm 1.0.31 on Pillow 13 raises
+  when PosterizeIncreasing reaches magnitude 10 (0 bits); its side here gets older Pillow's black
+  image there, as fastprep does.
 
 timm's side decodes each JPEG with PIL (``Image.open(...).convert("RGB")``, as timm's datasets
 do) and runs its transform; fastprep's side runs the converted Compose's ``batch`` on the bytes.
@@ -49,7 +52,13 @@ def main():
         "eval (create_transform, is_training=False)": create_transform(224, is_training=False),
         "eval, crop_mode='border'": create_transform(224, is_training=False, crop_mode="border"),
         "train (re_prob=0.25, no auto_augment)": create_transform(224, is_training=True, re_prob=0.25),
+        "train, auto_augment='rand-m9-mstd0.5-inc1', re_prob=0.25":
+            create_transform(224, is_training=True, auto_augment="rand-m9-mstd0.5-inc1", re_prob=0.25),
     }
+    from PIL import ImageOps
+
+    posterize = ImageOps.posterize  # Pillow 13 refuses 0 bits, which timm asks for at magnitude 10
+    ImageOps.posterize = lambda img, bits: Image.new(img.mode, img.size, 0) if bits <= 0 else posterize(img, bits)
     print(f"{n} photos from {args.folder}, {args.rounds} rounds, 1 thread; fastprep {fp.__version__}, "
           f"timm {timm.__version__}, torch {torch.__version__}")
     print("| recipe | fastprep ms/image | timm ms/image | fastprep / timm |")

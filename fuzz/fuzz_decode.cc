@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -35,7 +36,7 @@ namespace {
 // pixel, ~170x a release build (ASan, UBSan, coverage, -O1, the scalar kernels), so that 2 MP keeps
 // every input well under -timeout=10. At 20 MP a 17x393227 PNG resized to (5, 70) took 28 s.
 constexpr int64_t kMaxPixels = 2'000'000;
-constexpr int kPlans = 18;
+constexpr int kPlans = 19;
 
 PlanSpec base_spec(int which) {
   PlanSpec s;
@@ -160,6 +161,16 @@ PlanSpec base_spec(int which) {
       s.px_args = {63.0, 1.0, 50.0, 50.0, 0.0, 0.0, 0.0, 0.0,  0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
                    0.25, 4.0, 0.7, 1.4, -0.1, 0.1, -0.1, 0.1,  1.0, 100.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
       s.px_group = {-1, -1, -1, -1}, s.px_member = {0, 0, 0, 0};
+      break;
+    case 18:  // timm's RandAugment: every op, 4 per sample at p 0.9, uniform magnitudes up to 12, either filter
+      s.rrc = true, s.rrc_h = 21, s.rrc_w = 26, s.timm_policy = 1, s.timm_num_layers = 4;
+      s.timm_fill = {1.f, 200.f, 255.f}, s.dtype = DType::kU8;
+      for (int op = 0; op < kTimmOpCount; ++op) {
+        s.timm_ops.push_back(op), s.timm_prob.push_back(0.9), s.timm_mag.push_back(10.0);
+        s.timm_mstd.push_back(std::numeric_limits<double>::infinity()), s.timm_mmax.push_back(12.0);
+        s.timm_hp.push_back(op >= static_cast<int>(TimmOp::kTranslateXRel) ? 0.45 : 40.0);
+        s.timm_filter.push_back(op % 3 == 0 ? -1 : 2 + op % 2);
+      }
       break;
     default:  // RRC with extreme ratios and tiny scale
       s.rrc = true, s.rrc_h = 7, s.rrc_w = 65, s.scale_lo = 0.001, s.scale_hi = 0.01;

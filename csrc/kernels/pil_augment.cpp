@@ -107,28 +107,40 @@ inline double pil_cubic(double v1, double v2, double v3, double v4, double d) {
   return p1 + d * (p2 + d * (p3 + d * p4));
 }
 
-// One output pixel read at (xs, ys) from `src` (h x w RGBX, rows `stride` apart); false when
-// the point is outside the image (the pixel keeps the fill).
-bool pil_sample(const uint8_t* src, size_t stride, int h, int w, PilFilter filter, double xs, double ys,
-                uint8_t* out) {
-  if (xs < 0.0 || xs >= w || ys < 0.0 || ys >= h) return false;
+// Bilinear of one output pixel read at (xs, ys), already checked to lie in the image, from `src`
+// (h x w RGBX, rows `stride` apart).
+inline void bilinear_px(const uint8_t* src, size_t stride, int h, int w, double xs, double ys, uint8_t* out) {
   xs -= 0.5;
   ys -= 0.5;
-  int x = pil_floor(xs), y = pil_floor(ys);
+  const int x = pil_floor(xs), y = pil_floor(ys);
   const double dx = xs - x, dy = ys - y;
-  if (filter == PilFilter::kBilinear) {
-    const uint8_t* r0 = src + clip_to(y, h) * stride;
-    const uint8_t* r1 = y + 1 >= 0 && y + 1 < h ? src + (y + 1) * stride : nullptr;
-    const int x0 = clip_to(x, w) * 4, x1 = clip_to(x + 1, w) * 4;
+  if (x >= 0 && x + 1 < w && y >= 0 && y + 1 < h) {  // the interior: no clamping
+    const uint8_t* p0 = src + y * stride + x * 4;
+    const uint8_t* p1 = p0 + stride;
     for (int c = 0; c < 3; ++c) {
-      double v1 = r0[x0 + c] + (r0[x1 + c] - r0[x0 + c]) * dx;
-      const double v2 = r1 ? r1[x0 + c] + (r1[x1 + c] - r1[x0 + c]) * dx : v1;
-      v1 = v1 + (v2 - v1) * dy;
-      out[c] = static_cast<uint8_t>(v1);
+      const double v1 = p0[c] + (p0[c + 4] - p0[c]) * dx;
+      const double v2 = p1[c] + (p1[c + 4] - p1[c]) * dx;
+      out[c] = static_cast<uint8_t>(v1 + (v2 - v1) * dy);
     }
-    return true;
+    return;
   }
-  --x, --y;
+  const uint8_t* r0 = src + clip_to(y, h) * stride;
+  const uint8_t* r1 = y + 1 >= 0 && y + 1 < h ? src + (y + 1) * stride : nullptr;
+  const int x0 = clip_to(x, w) * 4, x1 = clip_to(x + 1, w) * 4;
+  for (int c = 0; c < 3; ++c) {
+    double v1 = r0[x0 + c] + (r0[x1 + c] - r0[x0 + c]) * dx;
+    const double v2 = r1 ? r1[x0 + c] + (r1[x1 + c] - r1[x0 + c]) * dx : v1;
+    v1 = v1 + (v2 - v1) * dy;
+    out[c] = static_cast<uint8_t>(v1);
+  }
+}
+
+// Bicubic of one output pixel, as bilinear_px.
+inline void bicubic_px(const uint8_t* src, size_t stride, int h, int w, double xs, double ys, uint8_t* out) {
+  xs -= 0.5;
+  ys -= 0.5;
+  const int x = pil_floor(xs) - 1, y = pil_floor(ys) - 1;
+  const double dx = xs - (x + 1), dy = ys - (y + 1);
   const int xi[4] = {clip_to(x, w) * 4, clip_to(x + 1, w) * 4, clip_to(x + 2, w) * 4, clip_to(x + 3, w) * 4};
   const uint8_t* row[4];
   row[0] = src + clip_to(y, h) * stride;
@@ -144,7 +156,30 @@ bool pil_sample(const uint8_t* src, size_t stride, int h, int w, PilFilter filte
     const double t = pil_cubic(v[0], v[1], v[2], v[3], dy);
     out[c] = t <= 0.0 ? 0 : (t >= 255.0 ? 255 : static_cast<uint8_t>(t));
   }
-  return true;
+}
+
+// Image.transform(AFFINE) with one filter: xs = a0 (x + 0.5) + a1 (y + 0.5) + a2, summed left to
+// right as Pillow's affine_transform does (a1 (y + 0.5) is the same product for a whole row).
+template <bool kBicubic>
+void affine_rows(const double a[6], const uint8_t fill[3], const uint8_t* src, uint8_t* const* rows, int h, int w) {
+  const size_t stride = static_cast<size_t>(w) * 4;
+  for (int y = 0; y < h; ++y) {
+    uint8_t* px = rows[y];
+    const double yin = y + 0.5;
+    const double bx = a[1] * yin, by = a[4] * yin;
+    for (int x = 0; x < w; ++x, px += 4) {
+      const double xin = x + 0.5;
+      const double xs = a[0] * xin + bx + a[2];
+      const double ys = a[3] * xin + by + a[5];
+      if (xs < 0.0 || xs >= w || ys < 0.0 || ys >= h) {
+        px[0] = fill[0], px[1] = fill[1], px[2] = fill[2];
+      } else if (kBicubic) {
+        bicubic_px(src, stride, h, w, xs, ys, px);
+      } else {
+        bilinear_px(src, stride, h, w, xs, ys, px);
+      }
+    }
+  }
 }
 
 // Python's round(x, 15) of a value in [-1, 1] (to the double nearest the 15-decimal rounding).
@@ -172,17 +207,10 @@ void pil_affine(const double a[6], PilFilter filter, const uint8_t fill[3], uint
                 Scratch* scratch) {
   if (h <= 0 || w <= 0) return;
   const uint8_t* src = snapshot(rows, h, w, scratch);
-  const size_t stride = static_cast<size_t>(w) * 4;
-  for (int y = 0; y < h; ++y) {
-    uint8_t* px = rows[y];
-    const double yin = y + 0.5;
-    for (int x = 0; x < w; ++x, px += 4) {
-      const double xin = x + 0.5;
-      const double xs = a[0] * xin + a[1] * yin + a[2];
-      const double ys = a[3] * xin + a[4] * yin + a[5];
-      if (!pil_sample(src, stride, h, w, filter, xs, ys, px)) std::memcpy(px, fill, 3);
-    }
-  }
+  if (filter == PilFilter::kBicubic)
+    affine_rows<true>(a, fill, src, rows, h, w);
+  else
+    affine_rows<false>(a, fill, src, rows, h, w);
 }
 
 void apply_pil_op(PilOp op, double arg, PilFilter filter, const uint8_t fill[3], uint8_t* const* rows, int h, int w,
