@@ -33,7 +33,7 @@ from .transforms import (DEFAULT_MAX_PIXELS, PRESETS, AugMix, AutoAugment, Cente
                          RandomVerticalFlip, Resize, Stage, TimmAutoAugment, TimmRandAugment, ToTensor, TrivialAugmentWide,
                          from_torchvision, op_table,
                          register_op, registered_ops, HybridCompose, MultiView)
-from .data import (IMG_EXTENSIONS, CutMix, Dataset, ErrorLog, LabelError, Loader, MixChoice, MixUp, ShardDataset,
+from .data import (IMG_EXTENSIONS, CutMix, Dataset, ErrorLog, LabelError, Loader, MixChoice, MixUp, ShardDataset, TimmMixup,
                    ShardTruncatedError, index_source)
 from .offline import OutputLockedError, compute_stats, optimize, preprocess
 from . import _compat  # noqa: E402,F401  (the module paths of 0.1 that pickles name)
@@ -48,7 +48,7 @@ __all__ = [
     "RandomAdjustSharpness", "RandomChannelPermutation", "ExemplarJitter", "RandomPhotometricDistort", "JPEG", "RandomApply", "RandomChoice", "RandomOrder", "Op", "Stage",
     "register_op", "registered_ops", "op_table", "InterpolationMode", "PRESETS", "DEFAULT_MAX_PIXELS",
     "from_torchvision", "HybridCompose", "MultiView", "simd_info", "build_info", "DecodeError", "UnsupportedImageError", "ImageTooLargeError",
-    "ReadError", "ImageTooSmallError", "TransformError", "MissingDependencyError", "AllSamplesFailedError", "Loader", "MixUp", "CutMix", "MixChoice",
+    "ReadError", "ImageTooSmallError", "TransformError", "MissingDependencyError", "AllSamplesFailedError", "Loader", "MixUp", "CutMix", "MixChoice", "TimmMixup",
     "index_source", "Dataset", "IMG_EXTENSIONS", "LabelError", "ShardDataset", "compute_stats", "preprocess", "optimize",
     "WriteError", "OutputLockedError", "ShardTruncatedError", "TarFormatError", "TarMember", "FormatError",
     "ErrorLog",

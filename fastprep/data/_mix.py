@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 
 from .. import _core
+from ._timm_mix import TimmMixup
 
 __all__ = ["MixUp", "CutMix", "MixChoice"]
 
@@ -97,8 +98,19 @@ def check_mix(mix, num_classes, label_smoothing, dtype):
         return None, None, 0.0
     if getattr(mix, "holds_mixes", False):  # fp.RandomChoice of batch mixes: fastprep 0.1's name
         mix = MixChoice(mix.mixes, mix.p)
+    if type(mix).__name__ in ("Mixup", "FastCollateMixup") and type(mix).__module__.startswith("timm."):
+        mix = TimmMixup.from_timm(mix)  # timm's own object: its settings, its semantics
+    if isinstance(mix, TimmMixup):  # its classes and smoothing are its own, as timm's
+        if num_classes is not None and num_classes != mix.num_classes:
+            raise ValueError(f"num_classes={num_classes!r} differs from the TimmMixup's {mix.num_classes}")
+        if label_smoothing and label_smoothing != mix.label_smoothing:
+            raise ValueError(f"label_smoothing={label_smoothing!r} differs from the TimmMixup's {mix.label_smoothing}")
+        if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.uint8)):
+            raise ValueError(f"TimmMixup mixes float32 (timm's Mixup) or uint8 (FastCollateMixup) batches; this "
+                             f"transform outputs {np.dtype(dtype).name}")
+        return mix, mix.num_classes, mix.label_smoothing
     if not isinstance(mix, (_Mix, MixChoice)):
-        raise TypeError(f"mix must be fp.MixUp, fp.CutMix or fp.MixChoice([...]) of them, got {mix!r}")
+        raise TypeError(f"mix must be fp.MixUp, fp.CutMix, fp.MixChoice([...]) of them or fp.TimmMixup, got {mix!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
         raise ValueError(f"mix= needs num_classes, a positive int (targets are one-hot rows), got {num_classes!r}")
     ls = label_smoothing
@@ -117,6 +129,8 @@ def mix_key(seed, epoch, rank, batch_index):
 
 def mix_batch(images, labels, mix, num_classes, label_smoothing, layout, rng):
     """Mixes ``images`` (N, ...) in place; returns (float32 targets (N, num_classes), params)."""
+    if isinstance(mix, TimmMixup):
+        return mix.apply(images, labels, layout, rng)
     n = images.shape[0]
     if layout == "CHW" and images.ndim == 4:
         h, w = images.shape[2], images.shape[3]
