@@ -1,7 +1,7 @@
 """The scripts in examples/ run end to end, each in a subprocess with a small configuration, and
 print what they promise: a finite loss and a byte-identical resume (train_imagenet), the shards
 and normalized batches (preprocess_tar_shards), Ray's results equal to the single-process ones
-(ray_preprocess). Each script checks its own invariants with asserts; these tests read its output."""
+(ray_preprocess), timm's loop on fastprep.timm.create_loader (train_timm). Each script checks its own invariants with asserts; these tests read its output."""
 import glob
 import math
 import os
@@ -35,7 +35,8 @@ def test_readme_names_every_example():
     with open(os.path.join(EXAMPLES, "README.md")) as f:
         readme = f.read()
     scripts = sorted(os.path.basename(p) for p in glob.glob(os.path.join(EXAMPLES, "*.py")))
-    assert scripts == ["multicrop_dino.py", "preprocess_tar_shards.py", "ray_preprocess.py", "train_imagenet.py"]
+    assert scripts == ["multicrop_dino.py", "preprocess_tar_shards.py", "ray_preprocess.py", "train_imagenet.py",
+                       "train_timm.py"]
     for s in scripts:
         assert s in readme, s
 
@@ -56,6 +57,19 @@ def test_train_imagenet(tmp_path, mix):
     assert m and int(m.group(1)) == 3, out
     assert (tmp_path / "checkpoint.pt").is_file()
     assert len(list((tmp_path / "tiny-imagefolder" / "train").glob("class_*/*.jpg"))) == 32
+
+
+@pytest.mark.torch
+def test_train_timm():
+    """timm's train loop on fastprep.timm.create_loader: RandAugment, RandomErasing, the
+    prefetcher, FastCollateMixup, mixup switched off in the second epoch."""
+    pytest.importorskip("torch", reason="the timm example needs torch: pip install torch timm")
+    pytest.importorskip("timm", reason="the timm example needs timm: pip install timm")
+    out = check_ok(run_example("train_timm.py", "--epochs", 2, "--mixup-off-epoch", 1))
+    epochs = re.findall(r"^epoch (\d+): loss (\S+), (\d+) batches in \S+ s, mixup (on|off)$", out, re.M)
+    assert [(int(e), int(b), m) for e, _, b, m in epochs] == [(0, 4, "on"), (1, 4, "off")], out
+    assert all(math.isfinite(float(x)) for _, x, _, _ in epochs), out
+    assert "done: 2 epoch(s), 64 images, model resnet10t, 4 classes" in out, out
 
 
 @pytest.mark.torch

@@ -2,7 +2,7 @@
 
 * every import of fastprep/, counting the ones inside functions, goes down the layers:
   leaves (_errors, _checks, _util, _build, the native _core) < io < transforms < data, offline
-  < ray, cli, bench (and the package's __init__ and _compat above all);
+  < ray, timm, cli, bench (and the package's __init__ and _compat above all);
 * the module graph has no cycle;
 * no module imports another subpackage's private modules or names (a subpackage's other
   modules see its public names through its __init__), nor a private name of a leaf;
@@ -24,7 +24,7 @@ needs_source = pytest.mark.skipif(not os.path.isfile(os.path.join(PKG, "__init__
 
 LEAVES = {"fastprep._errors", "fastprep._checks", "fastprep._util", "fastprep._build", "fastprep._core"}
 LAYER = {"io": 1, "transforms": 2, "data": 3, "offline": 3, "bench": 4}
-TOP = {"fastprep.ray": 4, "fastprep.cli": 4, "fastprep.__main__": 5, "fastprep": 6, "fastprep._compat": 5}
+TOP = {"fastprep.ray": 4, "fastprep.timm": 4, "fastprep.cli": 4, "fastprep.__main__": 5, "fastprep": 6, "fastprep._compat": 5}
 
 
 def layer(mod):

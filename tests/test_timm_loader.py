@@ -101,3 +101,66 @@ def test_timm_mixup_on_the_loader(photos):
     with pytest.raises(ValueError, match="even batch size"):
         x = np.zeros((3, 3, 4, 4), np.float32)
         mix.apply(x, [0, 1, 2], "CHW", np.random.default_rng(0))
+
+
+def _timm_dataset(photos, tmp_path, classes=2):
+    import shutil
+
+    for i, p in enumerate(photos[:8]):
+        d = tmp_path / f"c{i % classes}"
+        d.mkdir(exist_ok=True)
+        shutil.copy(p, d)
+    return pytest.importorskip("timm.data").create_dataset("", root=str(tmp_path))
+
+
+@pytest.mark.parametrize("prefetcher", [True, False])
+def test_create_loader_yields_what_timms_loop_expects(photos, tmp_path, prefetcher):
+    from fastprep.timm import create_loader
+
+    timm_data = pytest.importorskip("timm.data")
+    ds = _timm_dataset(photos, tmp_path)
+    mix_cls = timm_mixup.FastCollateMixup if prefetcher else timm_mixup.Mixup
+    kw = dict(input_size=(3, 64, 64), batch_size=4, is_training=True, auto_augment="rand-m9-mstd0.5-inc1",
+              re_prob=0.25, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), use_prefetcher=prefetcher,
+              device=torch.device("cpu"))
+    ours = create_loader(ds, collate_fn=mix_cls(cutmix_alpha=1.0, num_classes=2), seed=0, num_workers=1, **kw)
+    assert len(ours) == 2 and ours.mixup_enabled
+    assert [type(o).__name__ for o in ours.loader.transform.transforms][:3] == \
+        ["RandomResizedCrop", "RandomHorizontalFlip", "TimmRandAugment"]
+    ours.sampler.set_epoch(3)
+    batches = list(ours)
+    assert len(batches) == 2
+    for x, y in batches:
+        assert x.dtype == torch.float32 and tuple(x.shape) == (4, 3, 64, 64)
+        assert tuple(y.shape) == (4, 2) and torch.allclose(y.sum(1), torch.ones(4))
+    # the same inputs through timm's own loader: the same shapes, dtypes and value ranges
+    # (without the prefetcher, timm's train.py applies Mixup in its loop, not as the collate_fn)
+    mixup = mix_cls(cutmix_alpha=1.0, num_classes=2)
+    theirs = timm_data.create_loader(ds, collate_fn=mixup if prefetcher else None, num_workers=0, **kw)
+    tx, ty = next(iter(theirs))
+    if not prefetcher:
+        tx, ty = mixup(tx, ty)
+    assert tx.dtype == x.dtype and tx.shape == x.shape and ty.shape == y.shape
+    lo = (0 - 0.5) / 0.2 - 1e-5
+    assert float(x.min()) >= min(lo, float(tx.min())) - 1e-5  # erased pixels (const mode) are 0
+    ours.mixup_enabled = False
+    x, y = next(iter(ours))
+    assert sorted(round(float(v), 6) for v in np.unique(y.numpy())) == [0.05, 0.95]  # smoothed one-hot rows, unmixed
+    # eval: no mixing, integer labels, timm's centre crop
+    ev = create_loader(ds, input_size=(3, 64, 64), batch_size=4, use_prefetcher=prefetcher, device="cpu",
+                       num_workers=1)
+    assert len(ev) == 2 and not ev.mixup_enabled
+    x, y = next(iter(ev))
+    assert y.dtype == torch.int64 and tuple(x.shape) == (4, 3, 64, 64)
+
+
+def test_create_loader_refuses_what_it_cannot_do(photos, tmp_path):
+    from fastprep.timm import create_loader
+
+    ds = _timm_dataset(photos, tmp_path)
+    for kw, what in ((dict(re_split=True), "re_split"), (dict(num_aug_splits=2), "num_aug_splits"),
+                     (dict(distributed=True), "torch.distributed")):
+        with pytest.raises(ValueError, match=what):
+            create_loader(ds, 64, 4, is_training=True, device="cpu", **kw)
+    with pytest.raises(TypeError, match="IterableImageDataset"):
+        create_loader(object(), 64, 4, device="cpu")
