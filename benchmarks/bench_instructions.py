@@ -68,6 +68,8 @@ EXTRA = {
     "augmix": "fp.AugMix()",
     "elastic": "fp.ElasticTransform(50.0, 5.0)",
     "noise": "fp.GaussianNoise(0.0, 0.1)",
+    # timm's RandAugment as create_transform builds it for the ImageNet mean (Pillow's arithmetic)
+    "timm_ra": "fp.TimmRandAugment('rand-m9-mstd0.5-inc1', {'img_mean': (124, 116, 104), 'interpolation': 'bilinear'})",
 }
 # EXTRA ops that work on the [0, 1] values: added between ToTensor and Normalize.
 AFTER_TENSOR = {"noise"}
@@ -123,7 +125,8 @@ def stage_of(func, obj):
     if any(k in func for k in ("blur", "aug_", "pix_op", "to_gray", "jitter", "sharpness", "equalize", "solarize",
                                "posterize", "autocontrast", "invert", "min_max", "apply_table", "snapshot", "warp",
                                "exemplar", "jpeg_roundtrip", "sample_px", "elastic", "normal_values",
-                               "write_noised")):
+                               "write_noised", "pil_", "affine_rows", "apply_timm", "bilinear_px", "bicubic_px",
+                               "enhance_table")):
         return "ops"
     return "other"
 

@@ -23,6 +23,7 @@ Kernels reference_kernels(bool fast) {
   k.random_hsv_row = random_hsv_row_ref;
   k.warp_row = warp_row_ref;
   k.sharpness_row = sharpness_row_ref;
+  k.pil_affine_row = pil_affine_row_ref;
   k.blur_taps = blur_taps_ref;
   k.rgb_min_max = rgb_min_max;
   k.png_unfilter = png_unfilter_ref;

@@ -60,6 +60,9 @@ struct Kernels {
   void (*sharpness_row)(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int w, float alpha,
                         uint8_t* dst) = nullptr;
   void (*rgb_min_max)(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]) = nullptr;
+  // timm's warps in Pillow's arithmetic (pil_augment.h): output row y of Image.transform(AFFINE, a).
+  void (*pil_affine_row)(const double a[6], bool bicubic, const uint8_t fill[3], const uint8_t* src, size_t stride,
+                         int h, int w, int y, uint8_t* dst) = nullptr;
 
   // GaussianBlur (filter.h): out[i] = sum_j w[j] * rows[j][i], in tap order, a multiply then an
   // add per tap. The vertical pass gives it k rows; the horizontal pass the padded row at k

@@ -6,6 +6,8 @@
 
 #include "core/common.h"
 #include "kernels/augment.h"
+#include "kernels/dispatch.h"
+#include "kernels/reference.h"
 
 namespace fastprep {
 
@@ -158,34 +160,37 @@ inline void bicubic_px(const uint8_t* src, size_t stride, int h, int w, double x
   }
 }
 
-// Image.transform(AFFINE) with one filter: xs = a0 (x + 0.5) + a1 (y + 0.5) + a2, summed left to
-// right as Pillow's affine_transform does (a1 (y + 0.5) is the same product for a whole row).
-template <bool kBicubic>
-void affine_rows(const double a[6], const uint8_t fill[3], const uint8_t* src, uint8_t* const* rows, int h, int w) {
-  const size_t stride = static_cast<size_t>(w) * 4;
-  for (int y = 0; y < h; ++y) {
-    uint8_t* px = rows[y];
-    const double yin = y + 0.5;
-    const double bx = a[1] * yin, by = a[4] * yin;
-    for (int x = 0; x < w; ++x, px += 4) {
-      const double xin = x + 0.5;
-      const double xs = a[0] * xin + bx + a[2];
-      const double ys = a[3] * xin + by + a[5];
-      if (xs < 0.0 || xs >= w || ys < 0.0 || ys >= h) {
-        px[0] = fill[0], px[1] = fill[1], px[2] = fill[2];
-      } else if (kBicubic) {
-        bicubic_px(src, stride, h, w, xs, ys, px);
-      } else {
-        bilinear_px(src, stride, h, w, xs, ys, px);
-      }
-    }
+}  // namespace
+
+void pil_sample_px(bool bicubic, const uint8_t fill[3], const uint8_t* src, size_t stride, int h, int w, double xs,
+                   double ys, uint8_t* out) {
+  if (xs < 0.0 || xs >= w || ys < 0.0 || ys >= h) {
+    out[0] = fill[0], out[1] = fill[1], out[2] = fill[2];
+  } else if (bicubic) {
+    bicubic_px(src, stride, h, w, xs, ys, out);
+  } else {
+    bilinear_px(src, stride, h, w, xs, ys, out);
   }
 }
+
+// Image.transform(AFFINE): xs = a0 (x + 0.5) + a1 (y + 0.5) + a2, summed left to right as
+// Pillow's affine_transform does (a1 (y + 0.5) is the same product for a whole row).
+void pil_affine_row_ref(const double a[6], bool bicubic, const uint8_t fill[3], const uint8_t* src, size_t stride,
+                        int h, int w, int y, uint8_t* dst) {
+  const double yin = y + 0.5;
+  const double bx = a[1] * yin, by = a[4] * yin;
+  for (int x = 0; x < w; ++x) {
+    const double xin = x + 0.5;
+    pil_sample_px(bicubic, fill, src, stride, h, w, a[0] * xin + bx + a[2], a[3] * xin + by + a[5], dst + 4 * x);
+  }
+}
+
+namespace {
 
 // Python's round(x, 15) of a value in [-1, 1] (to the double nearest the 15-decimal rounding).
 double round15(double x) { return std::round(x * 1e15) / 1e15; }
 
-void pil_rotate(double degrees, PilFilter filter, const uint8_t fill[3], uint8_t* const* rows, int h, int w,
+void pil_rotate(const Kernels& k, double degrees, PilFilter filter, const uint8_t fill[3], uint8_t* const* rows, int h, int w,
                 Scratch* scratch) {
   double a = std::fmod(degrees, 360.0);  // Python's angle % 360.0
   if (a != 0.0 && a < 0.0) a += 360.0;
@@ -198,29 +203,27 @@ void pil_rotate(double degrees, PilFilter filter, const uint8_t fill[3], uint8_t
   const double m5 = m[3] * -cx + m[4] * -cy + m[5];
   m[2] = m2 + cx;
   m[5] = m5 + cy;
-  pil_affine(m, filter, fill, rows, h, w, scratch);
+  pil_affine(k, m, filter, fill, rows, h, w, scratch);
 }
 
 }  // namespace
 
-void pil_affine(const double a[6], PilFilter filter, const uint8_t fill[3], uint8_t* const* rows, int h, int w,
-                Scratch* scratch) {
+void pil_affine(const Kernels& k, const double a[6], PilFilter filter, const uint8_t fill[3], uint8_t* const* rows,
+                int h, int w, Scratch* scratch) {
   if (h <= 0 || w <= 0) return;
   const uint8_t* src = snapshot(rows, h, w, scratch);
-  if (filter == PilFilter::kBicubic)
-    affine_rows<true>(a, fill, src, rows, h, w);
-  else
-    affine_rows<false>(a, fill, src, rows, h, w);
+  const size_t stride = static_cast<size_t>(w) * 4;
+  for (int y = 0; y < h; ++y) k.pil_affine_row(a, filter == PilFilter::kBicubic, fill, src, stride, h, w, y, rows[y]);
 }
 
-void apply_pil_op(PilOp op, double arg, PilFilter filter, const uint8_t fill[3], uint8_t* const* rows, int h, int w,
+void apply_pil_op(const Kernels& k, PilOp op, double arg, PilFilter filter, const uint8_t fill[3], uint8_t* const* rows, int h, int w,
                   Scratch* scratch) {
   const float f = static_cast<float>(arg);  // Image.blend's alpha is a C float
   switch (op) {
     case PilOp::kAutoContrast: return pil_autocontrast(rows, h, w);
     case PilOp::kEqualize: return aug_equalize(rows, h, w);
     case PilOp::kInvert: return aug_invert(rows, h, w);
-    case PilOp::kRotate: return pil_rotate(arg, filter, fill, rows, h, w, scratch);
+    case PilOp::kRotate: return pil_rotate(k, arg, filter, fill, rows, h, w, scratch);
     case PilOp::kPosterize: return aug_posterize(static_cast<int>(arg), rows, h, w);
     case PilOp::kSolarize: return aug_solarize(arg, rows, h, w);
     case PilOp::kSolarizeAdd: return pil_solarize_add(static_cast<int>(arg), 128, rows, h, w);
@@ -230,19 +233,19 @@ void apply_pil_op(PilOp op, double arg, PilFilter filter, const uint8_t fill[3],
     case PilOp::kSharpness: return pil_sharpness(f, rows, h, w, scratch);
     case PilOp::kShearX: {
       const double m[6] = {1.0, arg, 0.0, 0.0, 1.0, 0.0};
-      return pil_affine(m, filter, fill, rows, h, w, scratch);
+      return pil_affine(k, m, filter, fill, rows, h, w, scratch);
     }
     case PilOp::kShearY: {
       const double m[6] = {1.0, 0.0, 0.0, arg, 1.0, 0.0};
-      return pil_affine(m, filter, fill, rows, h, w, scratch);
+      return pil_affine(k, m, filter, fill, rows, h, w, scratch);
     }
     case PilOp::kTranslateX: {
       const double m[6] = {1.0, 0.0, arg, 0.0, 1.0, 0.0};
-      return pil_affine(m, filter, fill, rows, h, w, scratch);
+      return pil_affine(k, m, filter, fill, rows, h, w, scratch);
     }
     case PilOp::kTranslateY: {
       const double m[6] = {1.0, 0.0, 0.0, 0.0, 1.0, arg};
-      return pil_affine(m, filter, fill, rows, h, w, scratch);
+      return pil_affine(k, m, filter, fill, rows, h, w, scratch);
     }
   }
 }

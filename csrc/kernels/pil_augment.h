@@ -38,6 +38,7 @@
 #include <cstdint>
 
 #include "core/scratch.h"
+#include "kernels/dispatch.h"
 
 namespace fastprep {
 
@@ -56,11 +57,16 @@ uint8_t pil_blend(int a, int b, float alpha);
 // One op on h rows of w RGBX pixels: `arg` is the level function's value (an enhance factor,
 // degrees, a shear factor, a translation in pixels, bits, a threshold or an addend); the
 // geometric ops sample with `filter` and fill with `fill`.
-void apply_pil_op(PilOp op, double arg, PilFilter filter, const uint8_t fill[3], uint8_t* const* rows, int h, int w,
-                  Scratch* scratch);
+void apply_pil_op(const Kernels& k, PilOp op, double arg, PilFilter filter, const uint8_t fill[3],
+                  uint8_t* const* rows, int h, int w, Scratch* scratch);
 
-// Image.transform(AFFINE, a) of the image (the scalar reference; there is no SIMD variant).
-void pil_affine(const double a[6], PilFilter filter, const uint8_t fill[3], uint8_t* const* rows, int h, int w,
-                Scratch* scratch);
+// Image.transform(AFFINE, a) of the image, a row at a time through k.pil_affine_row (the scalar
+// reference pil_affine_row_ref, or its AVX2 variant: the same double operations per channel).
+void pil_affine(const Kernels& k, const double a[6], PilFilter filter, const uint8_t fill[3], uint8_t* const* rows,
+                int h, int w, Scratch* scratch);
+// One output pixel sampled at (xs, ys) of `src` (h x w RGBX rows `stride` apart), or the fill
+// outside: the reference, and the SIMD rows' path for pixels near the edges.
+void pil_sample_px(bool bicubic, const uint8_t fill[3], const uint8_t* src, size_t stride, int h, int w, double xs,
+                   double ys, uint8_t* out);
 
 }  // namespace fastprep

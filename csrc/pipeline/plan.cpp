@@ -674,13 +674,14 @@ void draw_timm(const PlanSpec& s, Rng rng, TimmAugParams* t) {
 
 }  // namespace
 
-void apply_timm(const TimmAugParams& t, const Float3& fill, uint8_t* const* rows, int h, int w, Scratch* scratch) {
+void apply_timm(const Kernels& kern, const TimmAugParams& t, const Float3& fill, uint8_t* const* rows, int h, int w,
+                Scratch* scratch) {
   const uint8_t f[3] = {static_cast<uint8_t>(fill[0]), static_cast<uint8_t>(fill[1]), static_cast<uint8_t>(fill[2])};
-  for (int k = 0; k < t.n; ++k) {
-    double arg = t.arg[k];
-    if (t.op[k] == TimmOp::kTranslateXRel) arg *= w;  // translate_x_rel: pixels = pct * img.size[0]
-    if (t.op[k] == TimmOp::kTranslateYRel) arg *= h;
-    apply_pil_op(timm_pil_op(t.op[k]), arg, t.filter[k], f, rows, h, w, scratch);
+  for (int i = 0; i < t.n; ++i) {
+    double arg = t.arg[i];
+    if (t.op[i] == TimmOp::kTranslateXRel) arg *= w;  // translate_x_rel: pixels = pct * img.size[0]
+    if (t.op[i] == TimmOp::kTranslateYRel) arg *= h;
+    apply_pil_op(kern, timm_pil_op(t.op[i]), arg, t.filter[i], f, rows, h, w, scratch);
   }
 }
 

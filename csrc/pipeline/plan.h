@@ -298,7 +298,7 @@ struct TimmAugParams {
   PilFilter filter[kMaxAugOps] = {};  // the resampling filter of the geometric ops
 };
 // The drawn ops on h rows of w RGBX pixels (the Rel translations' fractions become pixels here).
-void apply_timm(const TimmAugParams& t, const Float3& fill, uint8_t* const* rows, int h, int w, Scratch* scratch);
+void apply_timm(const Kernels& k, const TimmAugParams& t, const Float3& fill, uint8_t* const* rows, int h, int w, Scratch* scratch);
 
 struct SampleParams {
   SequenceParams seq;

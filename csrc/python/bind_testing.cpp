@@ -69,16 +69,17 @@ void register_testing(py::module_& m) {
   m.def(
       "pil_augment_image",
       [run_aug](const py::array_t<uint8_t, py::array::c_style | py::array::forcecast>& img, PilOp op, double arg,
-                int filter, std::vector<int> fill) {
+                int filter, std::vector<int> fill, Simd simd) {
         if (filter != static_cast<int>(PilFilter::kBilinear) && filter != static_cast<int>(PilFilter::kBicubic))
           throw Error(ErrorKind::kInvalid, "filter must be 2 (bilinear) or 3 (bicubic)");
         if (fill.size() != 3) throw Error(ErrorKind::kInvalid, "fill must have 3 levels");
         const uint8_t f[3] = {static_cast<uint8_t>(fill[0]), static_cast<uint8_t>(fill[1]), static_cast<uint8_t>(fill[2])};
-        return run_aug(img, Simd::kScalar, [&](uint8_t* const* rows, int h, int w, Scratch* s) {
-          apply_pil_op(op, arg, static_cast<PilFilter>(filter), f, rows, h, w, s);
+        return run_aug(img, simd, [&](uint8_t* const* rows, int h, int w, Scratch* s) {
+          apply_pil_op(kernels_for(simd), op, arg, static_cast<PilFilter>(filter), f, rows, h, w, s);
         });
       },
       py::arg("image"), py::arg("op"), py::arg("arg"), py::arg("filter") = 2, py::arg("fill") = std::vector<int>{128, 128, 128},
+      py::arg("simd") = Simd::kScalar,
       "One Pillow operation as timm's op functions call it (Note [PIL augment arithmetic]) on an HxWx3 uint8 "
       "image: `arg` is the op function's argument (TranslateX/Y: pixels).");
   m.def(

@@ -42,6 +42,10 @@ void vpass_row_avx2(const uint8_t* src, size_t stride, int first, const int32_t*
 void vpass_row_fast_avx2(const uint8_t* src, size_t stride, int first, const int32_t* pairs, int ks, int nbytes,
                          uint8_t* out, int prec);
 
+// pil_augment_avx2.cpp (Note [PIL augment arithmetic])
+void pil_affine_row_avx2(const double a[6], bool bicubic, const uint8_t fill[3], const uint8_t* src, size_t stride,
+                         int h, int w, int y, uint8_t* dst);
+
 // color_avx2.cpp (Note [ColorJitter arithmetic], Note [RandomHSV arithmetic])
 void jitter_hue_avx2(uint8_t* rgbx, int n, float h);
 void jitter_scale_avx2(uint8_t* rgbx, int n, float f, float k, float mean);
