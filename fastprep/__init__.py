@@ -30,7 +30,7 @@ from .transforms import (DEFAULT_MAX_PIXELS, PRESETS, AugMix, AutoAugment, Cente
                          RandomAffine, RandomApply, RandomAutocontrast, RandomChannelPermutation, RandomChoice,
                          RandomEqualize, RandomErasing, RandomGrayscale, RandomHorizontalFlip, RandomHSV, RandomInvert,
                          RandomOrder, RandomPosterize, RandomResizedCrop, RandomRotation, RandomSolarize,
-                         RandomVerticalFlip, Resize, Stage, TimmAutoAugment, TimmRandAugment, ToTensor, TrivialAugmentWide,
+                         RandomVerticalFlip, Resize, Stage, TimmAugMix, TimmAutoAugment, TimmRandAugment, ToTensor, TrivialAugmentWide,
                          from_torchvision, op_table,
                          register_op, registered_ops, HybridCompose, MultiView)
 from .data import (IMG_EXTENSIONS, CutMix, Dataset, ErrorLog, LabelError, Loader, MixChoice, MixUp, ShardDataset, TimmMixup,
@@ -43,7 +43,7 @@ __all__ = [
     "RandomShortestSize", "ResizeKeepRatio", "RandomPerspective", "ElasticTransform", "RandomZoomOut", "RandomResizedCrop", "RandomHorizontalFlip", "RandomVerticalFlip",
     "ToTensor", "Normalize", "Grayscale", "RandomGrayscale", "ColorJitter", "Lighting", "GaussianNoise", "RandomErasing", "RandomHSV",
     "RandomRotation", "RandomAffine", "RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix",
-    "TimmRandAugment", "TimmAutoAugment", "GaussianBlur", "PILGaussianBlur",
+    "TimmRandAugment", "TimmAutoAugment", "TimmAugMix", "GaussianBlur", "PILGaussianBlur",
     "RandomSolarize", "RandomPosterize", "RandomEqualize", "RandomAutocontrast", "RandomInvert",
     "RandomAdjustSharpness", "RandomChannelPermutation", "ExemplarJitter", "RandomPhotometricDistort", "JPEG", "RandomApply", "RandomChoice", "RandomOrder", "Op", "Stage",
     "register_op", "registered_ops", "op_table", "InterpolationMode", "PRESETS", "DEFAULT_MAX_PIXELS",

@@ -36,7 +36,7 @@ namespace {
 // pixel, ~170x a release build (ASan, UBSan, coverage, -O1, the scalar kernels), so that 2 MP keeps
 // every input well under -timeout=10. At 20 MP a 17x393227 PNG resized to (5, 70) took 28 s.
 constexpr int64_t kMaxPixels = 2'000'000;
-constexpr int kPlans = 19;
+constexpr int kPlans = 20;
 
 PlanSpec base_spec(int which) {
   PlanSpec s;
@@ -170,6 +170,15 @@ PlanSpec base_spec(int which) {
         s.timm_mstd.push_back(std::numeric_limits<double>::infinity()), s.timm_mmax.push_back(12.0);
         s.timm_hp.push_back(op >= static_cast<int>(TimmOp::kTranslateXRel) ? 0.45 : 40.0);
         s.timm_filter.push_back(op % 3 == 0 ? -1 : 2 + op % 2);
+      }
+      break;
+    case 19:  // timm's AugMix: 8 chains of 2 ops over every op, magnitudes uniform, small alpha, float16 CHW
+      s.rrc = true, s.rrc_h = 15, s.rrc_w = 11, s.timm_policy = 3, s.augmix_width = 8, s.augmix_depth = 2;
+      s.augmix_alpha = 0.05, s.dtype = DType::kF16;
+      for (int op = 0; op < kTimmOpCount; ++op) {
+        s.timm_ops.push_back(op), s.timm_prob.push_back(1.0), s.timm_mag.push_back(7.0);
+        s.timm_mstd.push_back(std::numeric_limits<double>::infinity()), s.timm_mmax.push_back(0.0);
+        s.timm_hp.push_back(op >= static_cast<int>(TimmOp::kTranslateXRel) ? 0.3 : 25.0), s.timm_filter.push_back(-1);
       }
       break;
     default:  // RRC with extreme ratios and tiny scale

@@ -525,7 +525,8 @@ void finish_sample(const Plan& plan, Worker& w, const SampleParams& sp, const Sp
     for (int k = 0; k < sp.augment.n; ++k)
       apply_aug_op(plan.k(), sp.augment.op[k], sp.augment.mag[k], ws, w.rows.data(), g.out_h, g.out_w, &w.aug);
   }
-  if (sp.timm.n) apply_timm(plan.k(), sp.timm, plan.spec.timm_fill, w.rows.data(), g.out_h, g.out_w, &w.aug);
+  if (sp.timm.n || sp.timm.chains)
+    apply_timm(plan.k(), sp.timm, plan.spec.timm_fill, w.rows.data(), g.out_h, g.out_w, &w.aug, &w.mix);
   if (sp.color.jitter.mask) apply_color_jitter(plan.k(), sp.color.jitter, w.rows.data(), g.out_h, g.out_w);
   if (sp.color.hsv.on) apply_random_hsv(plan.k(), sp.color.hsv, w.rows.data(), g.out_h, g.out_w);
   if (!s.px_ops.empty()) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "kernels/filter.h"
@@ -219,7 +220,7 @@ void validate(const PlanSpec& s) {
     if (!interp_ok(s.aug_interp)) bad("augmentation interpolation must be nearest or bilinear");
     if (!fill_ok(s.aug_fill)) bad("augmentation fill must be levels in [0, 255]");
   }
-  if (s.timm_policy < 0 || s.timm_policy > 2) bad("timm_policy must be 0..2");
+  if (s.timm_policy < 0 || s.timm_policy > 3) bad("timm_policy must be 0..3");
   if (s.timm_policy && s.aug_policy) bad("one augmentation policy per Compose: timm's and torchvision's cannot be combined");
   if (s.timm_policy) {
     const size_t n = s.timm_ops.size();
@@ -253,6 +254,12 @@ void validate(const PlanSpec& s) {
         if (positive < s.timm_num_layers)
           bad("timm RandAugment draws without replacement by weight: num_layers exceeds the ops of positive weight");
       }
+    } else if (s.timm_policy == 3) {
+      if (s.augmix_width < 1 || s.augmix_width > kMaxChains) bad("timm AugMix width must be in [1, 8]");
+      if (s.augmix_depth == 0 || s.augmix_depth < -1 ||
+          s.augmix_width * (s.augmix_depth > 0 ? s.augmix_depth : 3) > kMaxAugOps)
+        bad("timm AugMix depth must be -1 or >= 1, with width * depth <= 16");
+      if (!(s.augmix_alpha > 0.0 && s.augmix_alpha <= 1e6)) bad("timm AugMix alpha must be positive");
     } else {
       size_t total = 0;
       if (s.timm_sub_len.empty()) bad("timm AutoAugment needs at least one sub-policy");
@@ -621,6 +628,24 @@ double timm_level_arg(TimmOp op, double level, double hp, Rng& rng) {
 // Note [timm's policies]: which ops a sample runs, and each one's argument and filter.
 void draw_timm(const PlanSpec& s, Rng rng, TimmAugParams* t) {
   const int n = static_cast<int>(s.timm_ops.size());
+  // AugmentOp.__call__ of entry e: skipped when random() > prob; its magnitude, argument, filter.
+  auto draw_op = [&](int e) {
+    if (s.timm_prob[e] < 1.0 && rng.uniform() > s.timm_prob[e]) return;
+    double m = s.timm_mag[e];
+    const double mstd = s.timm_mstd[e];
+    if (mstd > 0.0) m = std::isinf(mstd) ? rng.uniform(0.0, m) : m + mstd * rng.normal();
+    const double upper = s.timm_mmax[e] > 0.0 ? s.timm_mmax[e] : 10.0;
+    m = std::max(0.0, std::min(m, upper));
+    const TimmOp op = static_cast<TimmOp>(s.timm_ops[e]);
+    t->op[t->n] = op;
+    t->arg[t->n] = timm_level_arg(op, m, s.timm_hp[e], rng);
+    PilFilter f = PilFilter::kBilinear;
+    if (timm_geometric(op))
+      f = s.timm_filter[e] >= 0 ? static_cast<PilFilter>(s.timm_filter[e])
+                                : (rng.uniform() < 0.5 ? PilFilter::kBilinear : PilFilter::kBicubic);
+    t->filter[t->n] = f;
+    ++t->n;
+  };
   int picks[kMaxAugOps];
   int np = 0;
   if (s.timm_policy == 1) {
@@ -645,43 +670,82 @@ void draw_timm(const PlanSpec& s, Rng rng, TimmAugParams* t) {
         w[j] = 0.0;
       }
     }
+  } else if (s.timm_policy == 3) {
+    // AugMixAugment.__call__: the weights, m, then per chain its depth and ops (Note [timm's AugMix])
+    double g[kMaxChains], sum = 0.0;
+    for (int c = 0; c < s.augmix_width; ++c) sum += (g[c] = rng.gamma(s.augmix_alpha));
+    for (int c = 0; c < s.augmix_width; ++c)
+      t->weight[c] = static_cast<float>(sum > 0.0 ? g[c] / sum : 1.0 / s.augmix_width);
+    const double gx = rng.gamma(s.augmix_alpha), gy = rng.gamma(s.augmix_alpha);
+    t->m = static_cast<float>(gx + gy > 0.0 ? gx / (gx + gy) : 0.5);
+    t->chains = s.augmix_width;
+    for (int c = 0; c < s.augmix_width; ++c) {
+      const int depth = s.augmix_depth > 0 ? s.augmix_depth : static_cast<int>(rng.randint(1, 4));
+      const int before = t->n;
+      for (int d = 0; d < depth; ++d) draw_op(static_cast<int>(rng.randint(0, n)));
+      t->chain_len[c] = t->n - before;
+    }
+    return;
   } else {
     const int sub = static_cast<int>(rng.randint(0, static_cast<int64_t>(s.timm_sub_len.size())));
     int start = 0;
     for (int i = 0; i < sub; ++i) start += s.timm_sub_len[i];
     for (int k = 0; k < s.timm_sub_len[sub]; ++k) picks[np++] = start + k;
   }
-  for (int i = 0; i < np; ++i) {
-    const int e = picks[i];
-    // AugmentOp.__call__: skipped when random() > prob
-    if (s.timm_prob[e] < 1.0 && rng.uniform() > s.timm_prob[e]) continue;
-    double m = s.timm_mag[e];
-    const double mstd = s.timm_mstd[e];
-    if (mstd > 0.0) m = std::isinf(mstd) ? rng.uniform(0.0, m) : m + mstd * rng.normal();
-    const double upper = s.timm_mmax[e] > 0.0 ? s.timm_mmax[e] : 10.0;
-    m = std::max(0.0, std::min(m, upper));
-    const TimmOp op = static_cast<TimmOp>(s.timm_ops[e]);
-    t->op[t->n] = op;
-    t->arg[t->n] = timm_level_arg(op, m, s.timm_hp[e], rng);
-    PilFilter f = PilFilter::kBilinear;
-    if (timm_geometric(op))
-      f = s.timm_filter[e] >= 0 ? static_cast<PilFilter>(s.timm_filter[e])
-                                : (rng.uniform() < 0.5 ? PilFilter::kBilinear : PilFilter::kBicubic);
-    t->filter[t->n] = f;
-    ++t->n;
+  for (int i = 0; i < np; ++i) draw_op(picks[i]);
+}
+
+}  // namespace
+
+namespace {
+
+void run_timm_ops(const Kernels& kern, const TimmAugParams& t, int first, int count, const uint8_t fill[3],
+                  uint8_t* const* rows, int h, int w, Scratch* scratch) {
+  for (int i = first; i < first + count; ++i) {
+    double arg = t.arg[i];
+    if (t.op[i] == TimmOp::kTranslateXRel) arg *= w;  // translate_x_rel: pixels = pct * img.size[0]
+    if (t.op[i] == TimmOp::kTranslateYRel) arg *= h;
+    apply_pil_op(kern, timm_pil_op(t.op[i]), arg, t.filter[i], fill, rows, h, w, scratch);
   }
 }
 
 }  // namespace
 
 void apply_timm(const Kernels& kern, const TimmAugParams& t, const Float3& fill, uint8_t* const* rows, int h, int w,
-                Scratch* scratch) {
+                Scratch* scratch, Scratch* mix_scratch) {
   const uint8_t f[3] = {static_cast<uint8_t>(fill[0]), static_cast<uint8_t>(fill[1]), static_cast<uint8_t>(fill[2])};
-  for (int i = 0; i < t.n; ++i) {
-    double arg = t.arg[i];
-    if (t.op[i] == TimmOp::kTranslateXRel) arg *= w;  // translate_x_rel: pixels = pct * img.size[0]
-    if (t.op[i] == TimmOp::kTranslateYRel) arg *= h;
-    apply_pil_op(kern, timm_pil_op(t.op[i]), arg, t.filter[i], f, rows, h, w, scratch);
+  if (!t.chains) return run_timm_ops(kern, t, 0, t.n, f, rows, h, w, scratch);
+  // Note [timm's AugMix]: mixed (float32, 3 per pixel), then a chain's copy of the image and
+  // its row pointers, in one scratch block.
+  const size_t px = checked_mul(static_cast<size_t>(h), static_cast<size_t>(w));
+  const size_t mixed_bytes = checked_mul(px, 3 * sizeof(float));
+  const size_t chain_bytes = checked_mul(px, 4);
+  uint8_t* block = mix_scratch->reserve(mixed_bytes + chain_bytes + static_cast<size_t>(h) * sizeof(uint8_t*) + 64);
+  float* mixed = reinterpret_cast<float*>(block);
+  uint8_t* chain = block + mixed_bytes;
+  uint8_t** chain_rows = reinterpret_cast<uint8_t**>(block + ((mixed_bytes + chain_bytes + 15) & ~size_t(15)));
+  std::fill(mixed, mixed + px * 3, 0.f);
+  for (int y = 0; y < h; ++y) chain_rows[y] = chain + static_cast<size_t>(y) * w * 4;
+  int first = 0;
+  for (int c = 0; c < t.chains; ++c) {
+    for (int y = 0; y < h; ++y) std::memcpy(chain_rows[y], rows[y], static_cast<size_t>(w) * 4);
+    run_timm_ops(kern, t, first, t.chain_len[c], f, chain_rows, h, w, scratch);
+    first += t.chain_len[c];
+    const float wc = t.weight[c];
+    for (size_t i = 0; i < px; ++i)
+      for (int ch = 0; ch < 3; ++ch) {
+        const float v = wc * static_cast<float>(chain[i * 4 + ch]);  // mw * float32(img_aug), then +=
+        mixed[i * 3 + ch] = mixed[i * 3 + ch] + v;
+      }
+  }
+  for (int y = 0; y < h; ++y) {
+    uint8_t* p = rows[y];
+    const float* m = mixed + static_cast<size_t>(y) * w * 3;
+    for (int x = 0; x < w; ++x, p += 4, m += 3)
+      for (int ch = 0; ch < 3; ++ch) {
+        const float v = m[ch] < 0.f ? 0.f : (m[ch] > 255.f ? 255.f : m[ch]);  // np.clip, then astype(uint8)
+        p[ch] = pil_blend(p[ch], static_cast<uint8_t>(v), t.m);               // Image.blend(img, mixed, m)
+      }
   }
 }
 

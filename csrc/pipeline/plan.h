@@ -107,15 +107,15 @@ using DoubleVec = std::vector<double>;
   X(IntVec, aug_bin, (IntVec{}), "AutoAugment: magnitude bin per entry")                             \
   X(int, aug_num_ops, 2, "RandAugment: ops per sample")                                              \
   X(int, aug_magnitude, 9, "RandAugment: magnitude bin")                                             \
-  X(int, augmix_width, 3, "AugMix: mixture_width (chains)")                                           \
+  X(int, augmix_width, 3, "AugMix (torchvision's or timm's): mixture_width (chains)")                 \
   X(int, augmix_depth, -1, "AugMix: chain_depth (-1: 1 to 3 per chain)")                              \
-  X(double, augmix_alpha, 1.0, "AugMix: the Dirichlet concentration")                                 \
+  X(double, augmix_alpha, 1.0, "AugMix: the Dirichlet (and timm's Beta) concentration")               \
   X(int, aug_bins, 31, "number of magnitude bins")                                                   \
   X(Interp, aug_interp, Interp::kNearest, "policy's geometric ops: nearest or bilinear")             \
   X(bool, aug_fill_on, false, "policy's fill given (false: fill=None, zeros)")                       \
   X(Float3, aug_fill, (Float3{0.f, 0.f, 0.f}), "policy's fill per channel (levels)")                 \
   /* timm's RandAugment / AutoAugment with Pillow's arithmetic (Note [timm's policies]). */           \
-  X(int, timm_policy, 0, "timm's policy: 0 off, 1 RandAugment, 2 AutoAugment")                       \
+  X(int, timm_policy, 0, "timm's policy: 0 off, 1 RandAugment, 2 AutoAugment, 3 AugMix (augmix_*)")  \
   X(IntVec, timm_ops, (IntVec{}), "TimmOp codes: RandAugment's ops; AutoAugment's sub-policies in a row") \
   X(DoubleVec, timm_prob, (DoubleVec{}), "per op: its probability")                                   \
   X(DoubleVec, timm_mag, (DoubleVec{}), "per op: its magnitude (timm's 0-10 scale)")                 \
@@ -296,9 +296,24 @@ struct TimmAugParams {
   TimmOp op[kMaxAugOps] = {};
   double arg[kMaxAugOps] = {};        // the level function's value (what timm's op function gets)
   PilFilter filter[kMaxAugOps] = {};  // the resampling filter of the geometric ops
+  // AugMix (Note [timm's AugMix]): the chains (their lengths, in op order), each chain's weight
+  // and the final blend's m.
+  int chains = 0;
+  int chain_len[kMaxChains] = {};
+  float weight[kMaxChains] = {};
+  float m = 0.f;
 };
-// The drawn ops on h rows of w RGBX pixels (the Rel translations' fractions become pixels here).
-void apply_timm(const Kernels& k, const TimmAugParams& t, const Float3& fill, uint8_t* const* rows, int h, int w, Scratch* scratch);
+// Note [timm's AugMix]
+// timm's AugMixAugment (its basic mode): weights = float32(Dirichlet(alpha x width)), m =
+// float32(Beta(alpha, alpha)); per chain a depth (1..3 when -1) of ops drawn uniformly with
+// replacement, each an AugmentOp of probability 1 (magnitude noise and level function as
+// above), applied to the image; mixed += weight * float32(chain) in float32, chain by chain;
+// then mixed clipped to [0, 255] and truncated to uint8, and Image.blend(image, mixed, m).
+//
+// The drawn ops on h rows of w RGBX pixels (the Rel translations' fractions become pixels here);
+// AugMix's chains and mix use `mix_scratch`.
+void apply_timm(const Kernels& k, const TimmAugParams& t, const Float3& fill, uint8_t* const* rows, int h, int w,
+                Scratch* scratch, Scratch* mix_scratch);
 
 struct SampleParams {
   SequenceParams seq;

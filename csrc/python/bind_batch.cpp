@@ -118,6 +118,10 @@ struct ParamRecord {
   int8_t timm_op[kMaxAugOps];        // TimmOp codes
   double timm_arg[kMaxAugOps];       // the level functions' values
   int8_t timm_filter[kMaxAugOps];    // PIL filter of the geometric ops (2 bilinear, 3 bicubic)
+  int8_t timm_chains;                // timm's AugMix: chains, their lengths, weights and m
+  int8_t timm_chain_len[kMaxChains];
+  float timm_weight[kMaxChains];
+  float timm_m;
   int32_t erase[kMaxErase * 4];      // RandomErasing: per rectangle top, left, height, width (-1: none)
   uint64_t erase_seed;               // the rectangles' noise stream (RandomErasing.fill replays it)
   int32_t src_h, src_w, out_h, out_w;
@@ -251,6 +255,12 @@ class PyBatch {
         rec.timm_arg[k] = tm.arg[k];
         rec.timm_filter[k] = static_cast<int8_t>(tm.filter[k]);
       }
+      rec.timm_chains = static_cast<int8_t>(tm.chains);
+      for (int k = 0; k < kMaxChains; ++k) {
+        rec.timm_chain_len[k] = static_cast<int8_t>(tm.chain_len[k]);
+        rec.timm_weight[k] = tm.weight[k];
+      }
+      rec.timm_m = tm.m;
       const SequenceParams& q = r[i].params.seq;
       for (int k = 0; k < q.n; ++k) {
         rec.px_on[k] = q.op[k].on;
@@ -324,7 +334,7 @@ void run_interruptible(PyBatch& b, Engine& e, bool interruptible) {
 
 void register_batch(py::module_& m) {
   PYBIND11_NUMPY_DTYPE(ParamRecord, top, left, height, width, flip, vflip, gray, jitter_mask, jitter_order,
-                       jitter_factor, lighting_alpha, hsv, affine_on, affine, perspective, perspective_end, elastic_seed, noise_seed, aug_n, aug_op, aug_mag, aug_chains, aug_chain_len, aug_weight, timm_n, timm_op, timm_arg, timm_filter, px_on, px_val, group,
+                       jitter_factor, lighting_alpha, hsv, affine_on, affine, perspective, perspective_end, elastic_seed, noise_seed, aug_n, aug_op, aug_mag, aug_chains, aug_chain_len, aug_weight, timm_n, timm_op, timm_arg, timm_filter, timm_chains, timm_chain_len, timm_weight, timm_m, px_on, px_val, group,
                        group_order, erase, erase_seed, src_h, src_w,
                        out_h, out_w, off_y, off_x, rz_h, rz_w, pad, decode_denom, orientation, interp, decoded_pixels, decode_sessions, spliced_bytes, norm_offset, norm_scale);
 

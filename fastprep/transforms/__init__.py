@@ -5,7 +5,7 @@ RandomResizedCrop, the flips, RandomRotation, RandomAffine), _color (Grayscale, 
 ColorJitter, RandomHSV, and the op sequence's RandomSolarize, RandomPosterize, RandomEqualize,
 RandomAutocontrast, RandomInvert, RandomAdjustSharpness, RandomChannelPermutation), _auto_augment
 (RandAugment, TrivialAugmentWide, AutoAugment), _timm_augment (timm's
-RandAugment and AutoAugment with Pillow's arithmetic), _misc (GaussianBlur, PILGaussianBlur, ToTensor, Normalize,
+RandAugment, AutoAugment and AugMix with Pillow's arithmetic), _misc (GaussianBlur, PILGaussianBlur, ToTensor, Normalize,
 Lighting, GaussianNoise, RandomErasing), _container (RandomApply, RandomChoice, RandomOrder over fusable ops); the registry they join (_op: Op, Stage,
 register_op, the order rules, op_table); Compose, which compiles them into one native plan
 (_compose, with its output pool _pool); and from_torchvision (_torchvision). A new op is one class
@@ -20,7 +20,7 @@ from ._geometry import (CenterCrop, FiveCrop, Pad, RandomPerspective, ElasticTra
 from ._color import (ColorJitter, ExemplarJitter, RandomPhotometricDistort, Grayscale, RandomAdjustSharpness, RandomAutocontrast, RandomChannelPermutation,
                      RandomEqualize, RandomGrayscale, RandomHSV, RandomInvert, RandomPosterize, RandomSolarize)
 from ._auto_augment import AA_POLICIES, AugMix, AutoAugment, RandAugment, TrivialAugmentWide
-from ._timm_augment import TimmAutoAugment, TimmRandAugment
+from ._timm_augment import TimmAugMix, TimmAutoAugment, TimmRandAugment
 from ._misc import (IMAGENET_EIGVAL, IMAGENET_EIGVEC, JPEG, PRESETS, GaussianBlur, PILGaussianBlur, Lighting, GaussianNoise, Normalize, RandomErasing,
                     ToTensor, check_table)
 from ._container import RandomApply, RandomChoice, RandomOrder, is_container
@@ -36,7 +36,7 @@ __all__ = [
     "RandomHorizontalFlip", "RandomVerticalFlip", "RandomRotation", "RandomAffine", "Grayscale", "RandomGrayscale",
     "ColorJitter", "RandomHSV", "RandomSolarize", "RandomPosterize", "RandomEqualize", "RandomAutocontrast",
     "RandomInvert", "RandomAdjustSharpness", "RandomChannelPermutation", "ExemplarJitter", "RandomPhotometricDistort", "JPEG", "GaussianBlur", "PILGaussianBlur", "RandomApply",
-    "RandomChoice", "RandomOrder", "is_container", "RandAugment", "AugMix", "TrivialAugmentWide", "AutoAugment", "AA_POLICIES", "TimmRandAugment", "TimmAutoAugment", "ToTensor",
+    "RandomChoice", "RandomOrder", "is_container", "RandAugment", "AugMix", "TrivialAugmentWide", "AutoAugment", "AA_POLICIES", "TimmRandAugment", "TimmAutoAugment", "TimmAugMix", "ToTensor",
     "Normalize", "Lighting", "GaussianNoise", "RandomErasing", "PRESETS", "IMAGENET_EIGVAL", "IMAGENET_EIGVEC", "check_table",
     "Compose", "DEFAULT_MAX_PIXELS", "rebuild_compose", "OutputPool", "from_torchvision", "torchvision_name", "HybridCompose", "MultiView",
 ]

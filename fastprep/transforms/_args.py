@@ -128,7 +128,7 @@ class RandomSequenceOp(SequenceOp, ProbOp):
 
 
 AFFINE_OPS = ("RandomRotation", "RandomAffine", "RandomPerspective", "ElasticTransform")
-POLICY_OPS = ("RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix", "TimmRandAugment", "TimmAutoAugment")
+POLICY_OPS = ("RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix", "TimmRandAugment", "TimmAutoAugment", "TimmAugMix")
 AFTER_COLOR = {**{n: "{name} after {prev} cannot be fused: the fused pass runs augmentation before the colour "
                       "ops; put {name} before {prev}" for n in ("ColorJitter", "RandomHSV")},
                 **{n: "{name} after {prev} cannot be fused: put augmentation before grayscale conversion"

@@ -321,6 +321,116 @@ class TimmAutoAugment(_TimmPolicy):
         return [self]
 
 
-for _c in (TimmRandAugment, TimmAutoAugment):
+# timm's AugMix op set (_AUGMIX_TRANSFORMS).
+AUGMIX_TRANSFORMS = ("AutoContrast", "ColorIncreasing", "ContrastIncreasing", "BrightnessIncreasing",
+                     "SharpnessIncreasing", "Equalize", "Rotate", "PosterizeIncreasing", "SolarizeIncreasing",
+                     "ShearX", "ShearY", "TranslateXRel", "TranslateYRel")
+
+
+@register_op
+class TimmAugMix(_TimmPolicy):
+    """timm's AugMix from its config string (``augmix-m5-w4-d2``: severity, width, depth, ``a``
+    alpha, ``mstd``) and hparams, with Pillow's arithmetic on the uint8 image after the crop:
+    chains of timm's ops mixed in float32 by Dirichlet weights, then blended with the image by a
+    Beta draw (Note [timm's AugMix] in csrc/pipeline/plan.h)."""
+
+    converts = ("timm.data.auto_augment.AugMixAugment",)
+    policy_code = 3
+    params = ("timm_augmix",)
+
+    def __init__(self, config_str="augmix-m3-w3", hparams=None):
+        what = "TimmAugMix"
+        given = dict(hparams or {})
+        given.setdefault("translate_pct", 0.3)  # create_transform's AugMix hparams
+        fill, filt, pct, const, mstd, mmax = _hparams(given, what)
+        if not isinstance(config_str, str) or config_str.split("-")[0] != "augmix":
+            raise ValueError(f"{what} config_str must start with 'augmix' (timm's augment_and_mix_transform), "
+                             f"got {config_str!r}")
+        magnitude, width, depth, alpha, blended = 3, 3, -1, 1.0, False
+        mstd_set = "magnitude_std" in given
+        for c in config_str.split("-")[1:]:
+            cs = re.split(r"(\d.*)", c)
+            if len(cs) < 2:
+                continue
+            key, val = cs[:2]
+            try:
+                if key == "mstd":
+                    if not mstd_set:
+                        mstd, mstd_set = float(val), True
+                elif key == "m":
+                    magnitude = int(val)
+                elif key == "w":
+                    width = int(val)
+                elif key == "d":
+                    depth = int(val)
+                elif key == "a":
+                    alpha = float(val)
+                elif key == "b":
+                    blended = bool(int(val))
+                else:
+                    raise ValueError(f"unknown section {c!r}")
+            except ValueError as e:
+                raise ValueError(f"{what} config_str {config_str!r}: {e}") from None
+        if not mstd_set:
+            mstd = float("inf")  # timm's default: magnitudes uniform in [0, severity]
+        entries = [_Entry(n, 1.0, magnitude, mstd, mmax, _entry_hp(n, pct, const),
+                          filt if n in _GEOMETRIC else -1, what) for n in AUGMIX_TRANSFORMS]
+        self._set(entries, fill)
+        self._mix_args(width, depth, alpha, blended, what)
+
+    def _mix_args(self, width, depth, alpha, blended, what):
+        mw, mx = int(_core.MAX_MEMBERS), int(_core.MAX_AUG_OPS)
+        if blended:
+            raise ValueError(f"cannot fuse {what} in blended mode (timm's 'b1'): it runs as timm's code")
+        if not 1 <= width <= mw:
+            raise ValueError(f"{what} width must be in [1, {mw}], got {width}")
+        if not (depth == -1 or depth >= 1) or width * (depth if depth > 0 else 3) > mx:
+            raise ValueError(f"{what} depth must be -1 or >= 1 with width * depth <= {mx}, got {depth}")
+        if not (isinstance(alpha, numbers.Real) and 0 < alpha <= 1e6):
+            raise ValueError(f"{what} alpha must be a positive number, got {alpha!r}")
+        self.width, self.depth, self.alpha = int(width), int(depth), float(alpha)
+
+    def compile(self, spec, ctx):
+        super().compile(spec, ctx)
+        spec.augmix_width, spec.augmix_depth, spec.augmix_alpha = self.width, self.depth, self.alpha
+
+    def sample_params(self, rec):
+        ops = super().sample_params(rec)["timm_augment"]
+        chains, k = [], 0
+        for c in range(int(rec["timm_chains"])):
+            n = int(rec["timm_chain_len"][c])
+            chains.append(ops[k:k + n])
+            k += n
+        return {"timm_augmix": {"m": float(rec["timm_m"]), "weights": [float(x) for x in rec["timm_weight"][:len(chains)]],
+                                "chains": chains}}
+
+    @staticmethod
+    def replay(image, params, fill=_DEFAULT_FILL):
+        """Runs the recorded ``params["timm_augmix"]`` through timm's op functions and
+        AugMixAugment's mixing (needs timm and numpy): what timm gives for the same draws."""
+        import numpy as np
+        from PIL import Image
+
+        mixed = np.zeros((image.size[1], image.size[0], 3), dtype=np.float32)
+        for w, ops in zip(params["weights"], params["chains"]):
+            aug = _TimmPolicy.replay(image, ops, fill)
+            mixed += np.float32(w) * np.asarray(aug, dtype=np.float32)
+        np.clip(mixed, 0, 255.0, out=mixed)
+        return Image.blend(image, Image.fromarray(mixed.astype(np.uint8)), float(np.float32(params["m"])))
+
+    @classmethod
+    def from_torchvision(cls, op, state):
+        what = "timm's AugMixAugment"
+        pairs = [_from_timm_op(o, what) for o in op.ops]
+        fills = {f for _, f in pairs}
+        if len(fills) != 1:
+            raise ValueError(f"cannot fuse {what}: its ops fill with different colours {sorted(fills)}")
+        self = cls.__new__(cls)
+        self._set([e for e, _ in pairs], fills.pop())
+        self._mix_args(int(op.width), int(op.depth), float(op.alpha), bool(getattr(op, "blended", False)), what)
+        return [self]
+
+
+for _c in (TimmRandAugment, TimmAutoAugment, TimmAugMix):
     _c.exclusive = {n: "{name} and {prev} cannot be combined: one augmentation policy per Compose"
                     for n in POLICY_OPS if n != _c.__name__}
