@@ -402,6 +402,21 @@ def headline_table(eval_rep, train_rep):
     return "\n".join(lines)
 
 
+def timm_loader_table(data):
+    """bench_timm_loader.py's JSON: the two loaders' images/s and the median per-round ratio."""
+    r = data["row"]
+    return "\n".join([
+        f"{data['count']} photos, {data['workers']} workers, batch {data['batch_size']}, {data['rounds']} rounds, "
+        f"{data['date']}, {data['machine'].get('cpu', '')}; timm {data['versions'].get('timm', '')}: "
+        f"`{data['command']}`",
+        "",
+        "| loader | images/s |",
+        "|---|---:|",
+        f"| `fastprep.timm.create_loader` | {r['fastprep_img_s']:.0f} |",
+        f"| `timm.data.create_loader` | {r['timm_img_s']:.0f} |",
+        f"| fastprep / timm (median of per-round ratios) | **{r['speedup']:.2f}x** |"])
+
+
 def table(results, name):
     """The table of benchmarks/results/NAME.json, by the kind of result it holds."""
     path = os.path.join(results, name + ".json")
@@ -421,6 +436,8 @@ def table(results, name):
         return restart_table(data)
     if data.get("kind") == "timm":
         return catalogue_table(data, peer="timm (PIL)")
+    if data.get("kind") == "timm_loader":
+        return timm_loader_table(data)
     if "results" in data and "speedup_reference" in data:
         return bench_table(data)
     raise ValueError(f"{path}: not a result this page knows how to show")
