@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds tests/native/simd_kernels_test.cpp and checks every SIMD level of the resampling,
-# ColorJitter, Sharpness, GaussianBlur and PNG row kernels against the scalar reference (and that
+# ColorJitter, Sharpness, GaussianBlur, warp (torchvision's and Pillow's) and PNG row kernels against the scalar reference (and that
 # GaussianNoise's normal values are the same bits on x86-64 and AArch64): natively (x86-64: SSE4.1, AVX2) and, when Debian's
 # cross compiler and qemu-user are installed (apt-get install g++-aarch64-linux-gnu qemu-user),
 # cross-compiled for AArch64 and run under emulation (NEON). Pure C++, no Python module needed.

@@ -1,4 +1,5 @@
-// Every SIMD level of the resampling, ColorJitter, RandomHSV, affine warp, Sharpness, AutoContrast and PNG row kernels
+// Every SIMD level of the resampling, ColorJitter, RandomHSV, affine warp (torchvision's and Pillow's), Sharpness,
+// AutoContrast and PNG row kernels
 // against the scalar reference, byte for byte, in pure C++ (no Python): built natively and, cross-compiled for
 // AArch64, run under qemu-user by tests/native/run.sh, so the NEON kernels are checked on a
 // machine without ARM hardware.
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "kernels/augment.h"
+#include "kernels/pil_augment.h"
 #include "kernels/filter.h"
 #include "kernels/noise.h"
 #include "kernels/color.h"
@@ -212,6 +214,20 @@ void check_warp(const Image& im, const double m[6], const std::vector<Simd>& lev
   }
 }
 
+// timm's warps in Pillow's arithmetic (Image.transform(AFFINE)) on `im`: every level against the
+// scalar reference, bilinear and bicubic, with the fill outside.
+void check_pil_warp(const Image& im, const double m[6], const std::vector<Simd>& levels, const std::string& name) {
+  const uint8_t fill[3] = {3, 128, 250};
+  for (PilFilter f : {PilFilter::kBilinear, PilFilter::kBicubic}) {
+    char where[200];
+    std::snprintf(where, sizeof where, "%s %dx%d m=[%g %g %g; %g %g %g] filter=%d", name.c_str(), im.w, im.h, m[0],
+                  m[1], m[2], m[3], m[4], m[5], static_cast<int>(f));
+    check_in_place("pil_warp", im, levels, where, [&](Simd s, uint8_t* const* rows, Scratch* scratch) {
+      pil_affine(kernels_for(s), m, f, fill, rows, im.h, im.w, scratch);
+    });
+  }
+}
+
 // RandomHSV on `im`: every level against the scalar reference.
 void check_hsv(const Image& im, const HsvParams& hp, const std::vector<Simd>& levels, const std::string& name) {
   char where[160];
@@ -343,6 +359,7 @@ int main(int argc, char** argv) {
       const double m[6] = {sc * std::cos(a), -sc * std::sin(a) + sh, shift(rng),
                            sc * std::sin(a), sc * std::cos(a), shift(rng)};
       check_warp(im, m, levels, "random");
+      check_pil_warp(im, m, levels, "random");
     }
   }
   for (int w : {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 100}) check_png_rows(random_image(rng, w, 4), levels, "random");
@@ -382,6 +399,7 @@ int main(int argc, char** argv) {
     for (double a : {0.3, -1.1, 2.9}) {
       const double m[6] = {std::cos(a), -std::sin(a), 7.5, std::sin(a), std::cos(a), -3.25};
       check_warp(photo, m, levels, "photo");
+      check_pil_warp(photo, m, levels, "photo");
     }
     Image strip = photo;  // 24 rows of the photo: smooth rows, where the Paeth predictor ties
     strip.h = std::min(photo.h, 24);
