@@ -164,3 +164,17 @@ def test_create_loader_refuses_what_it_cannot_do(photos, tmp_path):
             create_loader(ds, 64, 4, is_training=True, device="cpu", **kw)
     with pytest.raises(TypeError, match="IterableImageDataset"):
         create_loader(object(), 64, 4, device="cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (runs on the GPU machine)")
+def test_create_loader_on_the_gpu(photos, tmp_path):
+    """The prefetcher path on CUDA: batches and targets on the device, normalised there."""
+    from fastprep.timm import create_loader
+
+    ds = _timm_dataset(photos, tmp_path)
+    loader = create_loader(ds, (3, 64, 64), 4, is_training=True, auto_augment="rand-m9-mstd0.5-inc1", re_prob=0.25,
+                           collate_fn=timm_mixup.FastCollateMixup(cutmix_alpha=1.0, num_classes=2),
+                           device=torch.device("cuda"), num_workers=1, seed=0)
+    for x, y in loader:
+        assert x.is_cuda and y.is_cuda and x.dtype == torch.float32 and tuple(y.shape) == (4, 2)
+        assert torch.isfinite(x).all() and torch.allclose(y.sum(1), torch.ones(4, device="cuda"))
