@@ -2,8 +2,8 @@
 
 :func:`create_loader` takes ``timm.data.create_loader``'s arguments and returns a loader that
 timm's training loop can use as it uses timm's: it builds timm's own ``create_transform`` from the
-same arguments and converts it (``fp.from_torchvision``: timm's classes by identity, RandAugment
-and AutoAugment in Pillow's arithmetic), runs it on fastprep's native Loader, and yields what
+same arguments and converts it (``fp.from_torchvision``: timm's classes by identity, RandAugment,
+AutoAugment and AugMix in Pillow's arithmetic), runs it on fastprep's native Loader, and yields what
 timm's loader yields:
 
 * ``use_prefetcher=True`` (timm's default): uint8 batches from the fused pass, mixed by timm's
