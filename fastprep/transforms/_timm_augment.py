@@ -121,6 +121,41 @@ def _from_timm_op(op, what):
     return entry, fill
 
 
+def _parse_config(config_str, variant, what, fields, text=()):
+    """timm's config string (``variant-k1v1-k2v2``) -> {key: value} of the sections present:
+    ``fields`` maps each numeric key to its converter, ``text`` names the keys whose value is the
+    rest of the section (RandAugment's ``t``); sections without a digit are ignored, as timm does."""
+    if not isinstance(config_str, str) or config_str.split("-")[0] != variant:
+        raise ValueError(f"{what} config_str must start with {variant!r}, got {config_str!r}")
+    out = {}
+    for c in config_str.split("-")[1:]:
+        key = next((k for k in text if c.startswith(k)), None)
+        if key is not None:
+            out[key] = c[len(key):]
+            continue
+        cs = re.split(r"(\d.*)", c)
+        if len(cs) < 2:
+            continue
+        key, val = cs[:2]
+        try:
+            if key not in fields:
+                raise ValueError(f"unknown section {c!r}")
+            out[key] = fields[key](val)
+        except ValueError as e:
+            raise ValueError(f"{what} config_str {config_str!r}: {e}") from None
+    return out
+
+
+def _read_timm_ops(groups, what):
+    """([[entry, ...] per group], fill) of groups of timm's AugmentOp objects, which must share
+    one fill colour."""
+    pairs = [[_from_timm_op(o, what) for o in group] for group in groups]
+    fills = {f for group in pairs for _, f in group}
+    if len(fills) != 1:
+        raise ValueError(f"cannot fuse {what}: its ops fill with different colours {sorted(fills)}")
+    return [[e for e, _ in group] for group in pairs], fills.pop()
+
+
 class _TimmPolicy(Op):
     stage = Stage.UINT8
     not_after = AFTER_COLOR
@@ -191,39 +226,15 @@ class TimmRandAugment(_TimmPolicy):
     def __init__(self, config_str="rand-m9-mstd0.5", hparams=None):
         what = "TimmRandAugment"
         fill, filt, pct, const, mstd, mmax = _hparams(hparams, what)
-        if not isinstance(config_str, str) or config_str.split("-")[0] != "rand":
-            raise ValueError(f"{what} config_str must start with 'rand' (timm's rand_augment_transform), "
-                             f"got {config_str!r}")
-        magnitude, num_layers, prob, increasing, transforms = 10.0, 2, 0.5, False, None
         given = dict(hparams or {})  # timm's setdefault: hparams win over the string's mstd / mmax
-        for c in config_str.split("-")[1:]:
-            if c.startswith("t"):
-                transforms = c[1:]
-                continue
-            cs = re.split(r"(\d.*)", c)
-            if len(cs) < 2:
-                continue
-            key, val = cs[:2]
-            try:
-                if key == "mstd":
-                    v = float(val)
-                    if "magnitude_std" not in given:
-                        mstd = float("inf") if v > 100 else v
-                elif key == "mmax":
-                    if "magnitude_max" not in given:
-                        mmax = int(val)
-                elif key == "inc":
-                    increasing = bool(int(val))
-                elif key == "m":
-                    magnitude = int(val)
-                elif key == "n":
-                    num_layers = int(val)
-                elif key == "p":
-                    prob = float(val)
-                else:
-                    raise ValueError(f"unknown section {c!r}")
-            except ValueError as e:
-                raise ValueError(f"{what} config_str {config_str!r}: {e}") from None
+        cfg = _parse_config(config_str, "rand", what, {"mstd": float, "mmax": int, "inc": lambda v: bool(int(v)),
+                                                       "m": int, "n": int, "p": float}, text=("t",))
+        if "mstd" in cfg and "magnitude_std" not in given:
+            mstd = float("inf") if cfg["mstd"] > 100 else cfg["mstd"]
+        if "mmax" in cfg and "magnitude_max" not in given:
+            mmax = cfg["mmax"]
+        magnitude, num_layers, prob = cfg.get("m", 10), cfg.get("n", 2), cfg.get("p", 0.5)
+        increasing, transforms = cfg.get("inc", False), cfg.get("t")
         weights = None
         if transforms == "weights":
             names, weights = tuple(RAND_WEIGHTED_0), list(RAND_WEIGHTED_0.values())
@@ -249,16 +260,13 @@ class TimmRandAugment(_TimmPolicy):
     @classmethod
     def from_torchvision(cls, op, state):
         what = "timm's RandAugment"
-        pairs = [_from_timm_op(o, what) for o in op.ops]
-        fills = {f for _, f in pairs}
-        if len(fills) != 1:
-            raise ValueError(f"cannot fuse {what}: its ops fill with different colours {sorted(fills)}")
+        (entries,), fill = _read_timm_ops([op.ops], what)
         self = cls.__new__(cls)
-        self._set([e for e, _ in pairs], fills.pop())
+        self._set(entries, fill)
         self.num_layers = int(op.num_layers)
         w = getattr(op, "choice_weights", None)
-        self.choice_weights = _weights(None if w is None else [float(x) for x in w], len(pairs), self.num_layers,
-                                       what)
+        self.choice_weights = _weights(None if w is None else [float(x) for x in w], len(entries),
+                                       self.num_layers, what)
         return [self]
 
 
@@ -312,12 +320,9 @@ class TimmAutoAugment(_TimmPolicy):
     @classmethod
     def from_torchvision(cls, op, state):
         what = "timm's AutoAugment"
-        pairs = [[_from_timm_op(o, what) for o in sub] for sub in op.policy]
-        fills = {f for sub in pairs for _, f in sub}
-        if len(fills) != 1:
-            raise ValueError(f"cannot fuse {what}: its ops fill with different colours {sorted(fills)}")
+        subs, fill = _read_timm_ops(op.policy, what)
         self = cls.__new__(cls)
-        self._set_subs([[e for e, _ in sub] for sub in pairs], fills.pop(), what)
+        self._set_subs(subs, fill, what)
         return [self]
 
 
@@ -343,36 +348,12 @@ class TimmAugMix(_TimmPolicy):
         given = dict(hparams or {})
         given.setdefault("translate_pct", 0.3)  # create_transform's AugMix hparams
         fill, filt, pct, const, mstd, mmax = _hparams(given, what)
-        if not isinstance(config_str, str) or config_str.split("-")[0] != "augmix":
-            raise ValueError(f"{what} config_str must start with 'augmix' (timm's augment_and_mix_transform), "
-                             f"got {config_str!r}")
-        magnitude, width, depth, alpha, blended = 3, 3, -1, 1.0, False
-        mstd_set = "magnitude_std" in given
-        for c in config_str.split("-")[1:]:
-            cs = re.split(r"(\d.*)", c)
-            if len(cs) < 2:
-                continue
-            key, val = cs[:2]
-            try:
-                if key == "mstd":
-                    if not mstd_set:
-                        mstd, mstd_set = float(val), True
-                elif key == "m":
-                    magnitude = int(val)
-                elif key == "w":
-                    width = int(val)
-                elif key == "d":
-                    depth = int(val)
-                elif key == "a":
-                    alpha = float(val)
-                elif key == "b":
-                    blended = bool(int(val))
-                else:
-                    raise ValueError(f"unknown section {c!r}")
-            except ValueError as e:
-                raise ValueError(f"{what} config_str {config_str!r}: {e}") from None
-        if not mstd_set:
-            mstd = float("inf")  # timm's default: magnitudes uniform in [0, severity]
+        cfg = _parse_config(config_str, "augmix", what, {"mstd": float, "m": int, "w": int, "d": int, "a": float,
+                                                         "b": lambda v: bool(int(v))})
+        if "magnitude_std" not in given:  # timm's setdefault: the string's mstd, else uniform magnitudes
+            mstd = cfg.get("mstd", float("inf"))
+        magnitude, width, depth = cfg.get("m", 3), cfg.get("w", 3), cfg.get("d", -1)
+        alpha, blended = cfg.get("a", 1.0), cfg.get("b", False)
         entries = [_Entry(n, 1.0, magnitude, mstd, mmax, _entry_hp(n, pct, const),
                           filt if n in _GEOMETRIC else -1, what) for n in AUGMIX_TRANSFORMS]
         self._set(entries, fill)
@@ -421,12 +402,9 @@ class TimmAugMix(_TimmPolicy):
     @classmethod
     def from_torchvision(cls, op, state):
         what = "timm's AugMixAugment"
-        pairs = [_from_timm_op(o, what) for o in op.ops]
-        fills = {f for _, f in pairs}
-        if len(fills) != 1:
-            raise ValueError(f"cannot fuse {what}: its ops fill with different colours {sorted(fills)}")
+        (entries,), fill = _read_timm_ops([op.ops], what)
         self = cls.__new__(cls)
-        self._set([e for e, _ in pairs], fills.pop())
+        self._set(entries, fill)
         self._mix_args(int(op.width), int(op.depth), float(op.alpha), bool(getattr(op, "blended", False)), what)
         return [self]
 
