@@ -46,11 +46,14 @@ OP_CASES = [("AutoContrast", None), ("Equalize", None), ("Invert", None), ("Post
             ("SolarizeAdd", 110), ("Color", 0.1), ("Color", 1.0), ("Color", 1.9), ("Contrast", 0.1),
             ("Contrast", 1.9), ("Brightness", 0.1), ("Brightness", 1.9), ("Sharpness", 0.1), ("Sharpness", 1.9),
             ("Rotate", 0.0), ("Rotate", 29.7), ("Rotate", -13.0), ("Rotate", 180.0), ("ShearX", 0.3),
-            ("ShearY", -0.17), ("TranslateX", 40.5), ("TranslateY", -33.3)]
+            ("ShearY", -0.17), ("TranslateX", 40.5), ("TranslateY", -33.3), ("Desaturate", 1.0),
+            ("Desaturate", 0.63), ("GaussianBlur", 0.1), ("GaussianBlur", 0.77), ("GaussianBlur", 1.3),
+            ("GaussianBlur", 2.0)]
 FUNCS = {"AutoContrast": aa.auto_contrast, "Equalize": aa.equalize, "Invert": aa.invert, "Posterize": aa.posterize,
          "Solarize": aa.solarize, "SolarizeAdd": aa.solarize_add, "Color": aa.color, "Contrast": aa.contrast,
          "Brightness": aa.brightness, "Sharpness": aa.sharpness, "Rotate": aa.rotate, "ShearX": aa.shear_x,
-         "ShearY": aa.shear_y, "TranslateX": aa.translate_x_abs, "TranslateY": aa.translate_y_abs}
+         "ShearY": aa.shear_y, "TranslateX": aa.translate_x_abs, "TranslateY": aa.translate_y_abs,
+         "Desaturate": aa.desaturate, "GaussianBlur": aa.gaussian_blur}
 
 
 @pytest.mark.parametrize("name,arg", OP_CASES)
@@ -61,24 +64,31 @@ def test_each_op_matches_timms_function(photos, name, arg):
         for a in imgs:
             args = () if arg is None else (arg,)
             want = np.asarray(FUNCS[name](Image.fromarray(a), *args, fillcolor=FILL, resample=filt))
-            got = TESTING.pil_augment_image(a, getattr(_core.PilOp, name), 0.0 if arg is None else float(arg),
-                                            filt, list(FILL))
+            pil_op, pil_arg = name, 0.0 if arg is None else float(arg)
+            if name == "Desaturate":  # timm's desaturate(f) is Color(1 - f)
+                pil_op, pil_arg = "Color", min(1.0, max(0.0, 1.0 - pil_arg))
+            got = TESTING.pil_augment_image(a, getattr(_core.PilOp, pil_op), pil_arg, filt, list(FILL))
             assert got.shape == want.shape
             assert close(want, got, name in GEOMETRIC), (name, arg, filt, a.shape)
 
 
 @pytest.mark.parametrize("simd", SIMD_LEVELS[1:] or ["scalar"])
-def test_warp_kernels_are_byte_identical_to_the_scalar_reference(simd):
-    """Every SIMD level's warp rows against the scalar reference in this process: random sizes
-    (1x1 up), angles, shears and translations that leave the image, both filters."""
+def test_pil_kernels_are_byte_identical_to_the_scalar_reference(simd):
+    """Every SIMD level's kernels (the warp rows, Color, Sharpness) against the scalar reference
+    in this process: random sizes (1x1 up), angles, shears and translations that leave the image
+    (whole pixels among them: a zero fraction on both axes), enhance factors in and out of
+    [0, 1], both filters."""
     rng = np.random.default_rng(7)
     level = getattr(_core.Simd, simd)
-    ops = (("Rotate", 60.0), ("ShearX", 0.6), ("ShearY", 0.6), ("TranslateX", 45.0), ("TranslateY", 45.0))
-    for trial in range(250):
+    ops = (("Rotate", 60.0), ("ShearX", 0.6), ("ShearY", 0.6), ("TranslateX", 45.0), ("TranslateY", 45.0),
+           ("Color", 2.0), ("Sharpness", 2.0))
+    for trial in range(350):
         h, w = int(rng.integers(1, 41)), int(rng.integers(1, 41))
         a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         name, span = ops[trial % len(ops)]
-        arg = float(rng.uniform(-span, span))
+        arg = float(rng.uniform(-span, span)) if name not in ("Color", "Sharpness") else float(rng.uniform(0, span))
+        if name.startswith("Translate") and trial % 3 == 0:
+            arg = float(round(arg))
         fill = [int(v) for v in rng.integers(0, 256, 3)]
         for filt in (2, 3):
             want = TESTING.pil_augment_image(a, getattr(_core.PilOp, name), arg, filt, fill, _core.Simd.scalar)
@@ -143,6 +153,32 @@ def test_plain_ops_and_absolute_translations_replay(photos):
     assert seen == set(entries)
 
 
+def test_three_augment_converts_and_replays(photos):
+    """DeiT III's 3-Augment: timm's AutoAugment '3a' (Solarize, Desaturate to gray, GaussianBlurRand
+    with the radius it draws) and RandAugment's 3a / 3aw sets, fused and replayed through timm's
+    functions; the recorded GaussianBlurRand radius lies in timm's range."""
+    hp = {"img_mean": FILL}
+    t = aa.auto_augment_transform("3a", dict(hp))
+    (op,) = fp.TimmAutoAugment.from_torchvision(t, {})
+    assert [e.name for e in op.entries] == ["Solarize", "Desaturate", "GaussianBlurRand"]
+    _, seen = _replay_all(photos, op, seeds=range(4))
+    assert seen == {"Solarize", "Desaturate", "GaussianBlurRand"}
+    _, params = _policy_compose(op).batch(photos * 8, seed=1, return_params=True)
+    radii = [o[1] for p in params for o in p["timm_augment"] if o[0] == "GaussianBlurRand"]
+    assert radii and all(0.1 <= r <= 2.0 for r in radii) and np.std(radii) > 0.2
+    for config in ("rand-m9-mstd0.5-inc1-t3a", "rand-m9-n2-mstd0.5-t3aw"):
+        theirs = aa.rand_augment_transform(config, dict(hp))
+        (conv,) = fp.TimmRandAugment.from_torchvision(theirs, {})
+        mine = fp.TimmRandAugment(config, dict(hp))
+        assert mine.entries == conv.entries and [e.name for e in mine.entries] == [o.name for o in theirs.ops]
+        _, seen = _replay_all(photos, mine, seeds=range(5))
+        assert {"Desaturate", "GaussianBlur"} <= seen, seen
+    # create_transform's 3-Augment recipe (color jitter kept beside it) converts whole
+    tt = timm_data.create_transform(224, is_training=True, auto_augment="3a")
+    names = [type(o).__name__ for o in fp.from_torchvision(tt).transforms]
+    assert "TimmAutoAugment" in names and "ColorJitter" in names, names
+
+
 def test_autoaugment_converts_and_replays(photos):
     hp = {"img_mean": FILL, "translate_const": 100}
     for name in ("original", "originalr", "v0", "v0r"):
@@ -190,8 +226,8 @@ def test_config_string_builds_what_timm_builds(config):
 
 
 def test_rejections_name_the_reason():
-    with pytest.raises(ValueError, match="'3a'"):
-        fp.TimmRandAugment("rand-m9-t3a")
+    with pytest.raises(ValueError, match="bilinear, bicubic or random"):
+        fp.TimmRandAugment("rand-m9", {"interpolation": "nearest"})
     with pytest.raises(ValueError, match="must start with 'rand'"):
         fp.TimmRandAugment("augmix-m5")
     with pytest.raises(ValueError, match="unknown section"):
@@ -199,12 +235,12 @@ def test_rejections_name_the_reason():
     with pytest.raises(ValueError, match="img_mean"):
         fp.TimmRandAugment("rand-m9", {"img_mean": (1, 2)})
     with pytest.raises(ValueError, match="no native kernel"):
-        fp.TimmAutoAugment([[("GaussianBlur", 1.0, 3)]])
+        fp.TimmAutoAugment([[("Cutout", 1.0, 3)]])
     with pytest.raises(ValueError, match="one augmentation policy"):
         fp.Compose([fp.TimmRandAugment(), fp.RandAugment()])
-    # timm's 3-Augment recipe (GaussianBlur, Desaturate) stays in Python, whole and working
-    tt = aa.rand_augment_transform("rand-m9-t3a", {"img_mean": FILL})
-    with pytest.raises(ValueError, match="no native kernel"):
+    # a policy whose warps resample with another filter stays in Python, whole and working
+    tt = aa.rand_augment_transform("rand-m9", {"img_mean": FILL, "interpolation": Image.NEAREST})
+    with pytest.raises(ValueError, match="PIL filter"):
         fp.TimmRandAugment.from_torchvision(tt, {})
 
 

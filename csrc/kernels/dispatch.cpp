@@ -24,6 +24,8 @@ Kernels reference_kernels(bool fast) {
   k.warp_row = warp_row_ref;
   k.sharpness_row = sharpness_row_ref;
   k.pil_affine_row = pil_affine_row_ref;
+  k.pil_color_row = pil_color_row_ref;
+  k.pil_sharpness_row = pil_sharpness_row_ref;
   k.blur_taps = blur_taps_ref;
   k.rgb_min_max = rgb_min_max;
   k.png_unfilter = png_unfilter_ref;

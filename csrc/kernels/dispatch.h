@@ -60,9 +60,13 @@ struct Kernels {
   void (*sharpness_row)(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int w, float alpha,
                         uint8_t* dst) = nullptr;
   void (*rgb_min_max)(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]) = nullptr;
-  // timm's warps in Pillow's arithmetic (pil_augment.h): output row y of Image.transform(AFFINE, a).
+  // timm's ops in Pillow's arithmetic (pil_augment.h): output row y of Image.transform(AFFINE, a);
+  // ImageEnhance.Color on a run of pixels; ImageEnhance.Sharpness on an interior row (borders kept).
   void (*pil_affine_row)(const double a[6], bool bicubic, const uint8_t fill[3], const uint8_t* src, size_t stride,
                          int h, int w, int y, uint8_t* dst) = nullptr;
+  void (*pil_color_row)(uint8_t* rgbx, int n, float f) = nullptr;
+  void (*pil_sharpness_row)(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int w, float f,
+                            uint8_t* dst) = nullptr;
 
   // GaussianBlur (filter.h): out[i] = sum_j w[j] * rows[j][i], in tap order, a multiply then an
   // add per tap. The vertical pass gives it k rows; the horizontal pass the padded row at k

@@ -7,6 +7,7 @@
 #include "core/common.h"
 #include "kernels/augment.h"
 #include "kernels/dispatch.h"
+#include "kernels/filter.h"
 #include "kernels/reference.h"
 
 namespace fastprep {
@@ -38,32 +39,17 @@ void pil_contrast(float f, uint8_t* const* rows, int h, int w) {
   enhance_table(static_cast<int>(mean + 0.5), f, rows, h, w);
 }
 
-void pil_color(float f, uint8_t* const* rows, int h, int w) {
-  for (int y = 0; y < h; ++y) {
-    uint8_t* px = rows[y];
-    for (int x = 0; x < w; ++x, px += 4) {
-      const int l = pil_luma(px);
-      for (int c = 0; c < 3; ++c) px[c] = pil_blend(l, px[c], f);
-    }
-  }
+void pil_color(const Kernels& k, float f, uint8_t* const* rows, int h, int w) {
+  for (int y = 0; y < h; ++y) k.pil_color_row(rows[y], w, f);
 }
 
-void pil_sharpness(float f, uint8_t* const* rows, int h, int w, Scratch* scratch) {
+void pil_sharpness(const Kernels& k, float f, uint8_t* const* rows, int h, int w, Scratch* scratch) {
   if (h < 3 || w < 3) return;  // no interior: the smoothed image is the image
   const uint8_t* src = snapshot(rows, h, w, scratch);
   const size_t stride = static_cast<size_t>(w) * 4;
   for (int y = 1; y < h - 1; ++y) {
     const uint8_t* up = src + (y - 1) * stride;
-    const uint8_t* mid = up + stride;
-    const uint8_t* down = mid + stride;
-    uint8_t* dst = rows[y];
-    for (int x = 1; x < w - 1; ++x)
-      for (int c = 0; c < 3; ++c) {
-        const int i = x * 4 + c;
-        const int n = up[i - 4] + up[i] + up[i + 4] + mid[i - 4] + 5 * mid[i] + mid[i + 4] + down[i - 4] + down[i] +
-                      down[i + 4];
-        dst[i] = pil_blend((n + 6) / 13, mid[i], f);
-      }
+    k.pil_sharpness_row(up, up + stride, up + 2 * stride, w, f, rows[y]);
   }
 }
 
@@ -96,6 +82,32 @@ void pil_solarize_add(int add, int threshold, uint8_t* const* rows, int h, int w
   for (int v = 0; v < 256; ++v) lut[v] = static_cast<uint8_t>(v < threshold ? std::min(255, v + add) : v);
   apply_table(lut, rows, h, w);
 }
+
+}  // namespace
+
+void pil_color_row_ref(uint8_t* rgbx, int n, float f) {
+  for (int x = 0; x < n; ++x, rgbx += 4) {
+    const int l = pil_luma(rgbx);
+    for (int c = 0; c < 3; ++c) rgbx[c] = pil_blend(l, rgbx[c], f);
+  }
+}
+
+void pil_sharpness_span(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int x0, int x1, float f,
+                        uint8_t* dst) {
+  for (int x = x0; x < x1; ++x)
+    for (int c = 0; c < 3; ++c) {
+      const int i = x * 4 + c;
+      const int n =
+          up[i - 4] + up[i] + up[i + 4] + mid[i - 4] + 5 * mid[i] + mid[i + 4] + down[i - 4] + down[i] + down[i + 4];
+      dst[i] = pil_blend((n + 6) / 13, mid[i], f);
+    }
+}
+
+void pil_sharpness_row_ref(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int w, float f, uint8_t* dst) {
+  pil_sharpness_span(up, mid, down, 1, w - 1, f, dst);
+}
+
+namespace {
 
 inline int pil_floor(double v) { return v < 0.0 ? static_cast<int>(std::floor(v)) : static_cast<int>(v); }
 inline int clip_to(int v, int n) { return v < 0 ? 0 : (v < n ? v : n - 1); }
@@ -227,10 +239,11 @@ void apply_pil_op(const Kernels& k, PilOp op, double arg, PilFilter filter, cons
     case PilOp::kPosterize: return aug_posterize(static_cast<int>(arg), rows, h, w);
     case PilOp::kSolarize: return aug_solarize(arg, rows, h, w);
     case PilOp::kSolarizeAdd: return pil_solarize_add(static_cast<int>(arg), 128, rows, h, w);
-    case PilOp::kColor: return pil_color(f, rows, h, w);
+    case PilOp::kColor: return pil_color(k, f, rows, h, w);
     case PilOp::kContrast: return pil_contrast(f, rows, h, w);
     case PilOp::kBrightness: return enhance_table(0, f, rows, h, w);
-    case PilOp::kSharpness: return pil_sharpness(f, rows, h, w, scratch);
+    case PilOp::kSharpness: return pil_sharpness(k, f, rows, h, w, scratch);
+    case PilOp::kGaussianBlur: return pil_gaussian_blur(f, rows, h, w, scratch);  // filter.h
     case PilOp::kShearX: {
       const double m[6] = {1.0, arg, 0.0, 0.0, 1.0, 0.0};
       return pil_affine(k, m, filter, fill, rows, h, w, scratch);

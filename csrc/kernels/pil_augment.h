@@ -31,6 +31,7 @@
 //                 truncated.
 //   Rotate d:     Image.rotate(d): the affine matrix of cos / sin of -d degrees rounded to 15
 //                 decimals, about the centre (w / 2, h / 2), with the same sampling.
+//   GaussianBlur r: ImageFilter.GaussianBlur(r), Note [PIL GaussianBlur] (kernels/filter.h).
 // Replays of recorded draws through timm's own functions match within a level (photometric
 // ops) and within the warp tolerance (tests/test_timm_augment.py).
 #pragma once
@@ -45,14 +46,18 @@ namespace fastprep {
 // The operations (a timm op name maps to one of these and an argument).
 enum class PilOp : int {
   kAutoContrast = 0, kEqualize, kInvert, kRotate, kPosterize, kSolarize, kSolarizeAdd, kColor, kContrast,
-  kBrightness, kSharpness, kShearX, kShearY, kTranslateX, kTranslateY,
+  kBrightness, kSharpness, kShearX, kShearY, kTranslateX, kTranslateY, kGaussianBlur,
 };
-constexpr int kPilOpCount = 15;
+constexpr int kPilOpCount = 16;
 
 // Pillow's resampling filters for the geometric ops (its Resampling codes).
 enum class PilFilter : int { kBilinear = 2, kBicubic = 3 };
 
 uint8_t pil_blend(int a, int b, float alpha);
+
+// Sharpness's pixels x0 <= x < x1 of an interior row (the reference's loop, for SIMD tails).
+void pil_sharpness_span(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int x0, int x1, float f,
+                        uint8_t* dst);
 
 // One op on h rows of w RGBX pixels: `arg` is the level function's value (an enhance factor,
 // degrees, a shear factor, a translation in pixels, bits, a threshold or an addend); the

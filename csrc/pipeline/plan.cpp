@@ -563,7 +563,7 @@ const char* timm_op_name(TimmOp op) {
       "AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "PosterizeIncreasing", "PosterizeOriginal",
       "Solarize", "SolarizeIncreasing", "SolarizeAdd", "Color", "ColorIncreasing", "Contrast", "ContrastIncreasing",
       "Brightness", "BrightnessIncreasing", "Sharpness", "SharpnessIncreasing", "ShearX", "ShearY", "TranslateX",
-      "TranslateY", "TranslateXRel", "TranslateYRel"};
+      "TranslateY", "TranslateXRel", "TranslateYRel", "Desaturate", "GaussianBlur", "GaussianBlurRand"};
   const int i = static_cast<int>(op);
   return i >= 0 && i < kTimmOpCount ? names[i] : "?";
 }
@@ -586,6 +586,8 @@ PilOp timm_pil_op(TimmOp op) {
     case TimmOp::kShearY: return PilOp::kShearY;
     case TimmOp::kTranslateX: case TimmOp::kTranslateXRel: return PilOp::kTranslateX;
     case TimmOp::kTranslateY: case TimmOp::kTranslateYRel: return PilOp::kTranslateY;
+    case TimmOp::kDesaturate: return PilOp::kColor;
+    case TimmOp::kGaussianBlur: case TimmOp::kGaussianBlurRand: return PilOp::kGaussianBlur;
   }
   return PilOp::kInvert;
 }
@@ -604,6 +606,7 @@ bool timm_geometric(TimmOp op) {
 double timm_level_arg(TimmOp op, double level, double hp, Rng& rng) {
   auto negate = [&](double v) { return rng.uniform() > 0.5 ? -v : v; };
   const double f = level / 10.0;
+  auto minmax = [&](double lo, double hi) { return std::max(lo, std::min(hi, lo + (hi - lo) * f)); };
   switch (op) {
     case TimmOp::kAutoContrast: case TimmOp::kEqualize: case TimmOp::kInvert: return 0.0;
     case TimmOp::kRotate: return negate(f * 30.0);
@@ -621,6 +624,12 @@ double timm_level_arg(TimmOp op, double level, double hp, Rng& rng) {
     case TimmOp::kShearX: case TimmOp::kShearY: return negate(f * 0.3);
     case TimmOp::kTranslateX: case TimmOp::kTranslateY: case TimmOp::kTranslateXRel: case TimmOp::kTranslateYRel:
       return negate(f * hp);
+    case TimmOp::kDesaturate: return minmax(0.5, 1.0);
+    case TimmOp::kGaussianBlur: return minmax(0.1, 2.0);
+    case TimmOp::kGaussianBlurRand: {  // gaussian_blur_rand: random.uniform(0.1, 2.0 * factor)
+      const double factor = minmax(0.0, 1.0);
+      return 0.1 + (2.0 * factor - 0.1) * rng.uniform();
+    }
   }
   return 0.0;
 }
@@ -705,6 +714,7 @@ void run_timm_ops(const Kernels& kern, const TimmAugParams& t, int first, int co
     double arg = t.arg[i];
     if (t.op[i] == TimmOp::kTranslateXRel) arg *= w;  // translate_x_rel: pixels = pct * img.size[0]
     if (t.op[i] == TimmOp::kTranslateYRel) arg *= h;
+    if (t.op[i] == TimmOp::kDesaturate) arg = std::min(1.0, std::max(0.0, 1.0 - arg));  // desaturate()
     apply_pil_op(kern, timm_pil_op(t.op[i]), arg, t.filter[i], fill, rows, h, w, scratch);
   }
 }

@@ -279,14 +279,16 @@ struct SequenceParams {
 // (uniform in [0, m] when mstd is inf; m itself when mstd is 0), clamped to [0, mmax or 10];
 // the level function's argument (timm's own arithmetic, in float64, with a coin u > 0.5 for the
 // ops whose sign it negates); a filter coin (bilinear or bicubic) where the op's resample is
-// timm's random choice. The ops run in Pillow's arithmetic (Note [PIL augment arithmetic]).
+// timm's random choice; GaussianBlurRand's radius, uniform in [0.1, 2 x its level's factor] as
+// timm draws it inside the op (recorded as its argument). The ops run in Pillow's arithmetic
+// (Note [PIL augment arithmetic]); Desaturate's factor d runs as Color(min(1, max(0, 1 - d))).
 enum class TimmOp : int {
   kAutoContrast = 0, kEqualize, kInvert, kRotate, kPosterize, kPosterizeIncreasing, kPosterizeOriginal, kSolarize,
   kSolarizeIncreasing, kSolarizeAdd, kColor, kColorIncreasing, kContrast, kContrastIncreasing, kBrightness,
   kBrightnessIncreasing, kSharpness, kSharpnessIncreasing, kShearX, kShearY, kTranslateX, kTranslateY,
-  kTranslateXRel, kTranslateYRel,
+  kTranslateXRel, kTranslateYRel, kDesaturate, kGaussianBlur, kGaussianBlurRand,
 };
-constexpr int kTimmOpCount = 24;
+constexpr int kTimmOpCount = 27;
 const char* timm_op_name(TimmOp op);  // timm's name ("PosterizeIncreasing")
 PilOp timm_pil_op(TimmOp op);
 

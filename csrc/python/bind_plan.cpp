@@ -148,7 +148,8 @@ void register_plan(py::module_& m) {
       .value("Rotate", PilOp::kRotate).value("Posterize", PilOp::kPosterize).value("Solarize", PilOp::kSolarize)
       .value("SolarizeAdd", PilOp::kSolarizeAdd).value("Color", PilOp::kColor).value("Contrast", PilOp::kContrast)
       .value("Brightness", PilOp::kBrightness).value("Sharpness", PilOp::kSharpness).value("ShearX", PilOp::kShearX)
-      .value("ShearY", PilOp::kShearY).value("TranslateX", PilOp::kTranslateX).value("TranslateY", PilOp::kTranslateY);
+      .value("ShearY", PilOp::kShearY).value("TranslateX", PilOp::kTranslateX).value("TranslateY", PilOp::kTranslateY)
+      .value("GaussianBlur", PilOp::kGaussianBlur);
   {
     py::enum_<PixOp> e(m, "PixOp", "the uint8 op sequence's op codes, by stream name (csrc/kernels/pixel_ops.h)");
     for (int k = 0; k < kPixOpCount; ++k) e.value(pix_op_name(static_cast<PixOp>(k)), static_cast<PixOp>(k));

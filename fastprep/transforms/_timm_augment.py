@@ -23,6 +23,11 @@ RAND_WEIGHTED_0 = {"Rotate": 3, "ShearX": 2, "ShearY": 2, "TranslateXRel": 1, "T
                    "ColorIncreasing": .25, "SharpnessIncreasing": 0.25, "AutoContrast": 0.25,
                    "SolarizeIncreasing": .05, "SolarizeAdd": .05, "ContrastIncreasing": .05,
                    "BrightnessIncreasing": .05, "Equalize": .05, "PosterizeIncreasing": 0.05, "Invert": 0.05}
+# timm's 3-Augment sets (DeiT III): '3a' uniform, '3aw' by these weights.
+RAND_3A = ("SolarizeIncreasing", "Desaturate", "GaussianBlur")
+RAND_WEIGHTED_3A = {"SolarizeIncreasing": 6, "Desaturate": 6, "GaussianBlur": 6, "Rotate": 3, "ShearX": 2, "ShearY": 2,
+                    "PosterizeIncreasing": 1, "AutoContrast": 1, "ColorIncreasing": 1, "SharpnessIncreasing": 1,
+                    "ContrastIncreasing": 1, "BrightnessIncreasing": 1, "Equalize": 1, "Invert": 1}
 _GEOMETRIC = ("Rotate", "ShearX", "ShearY", "TranslateX", "TranslateY", "TranslateXRel", "TranslateYRel")
 _FILTERS = {"bilinear": 2, "bicubic": 3, "random": -1}
 _FILTER_NAMES = {2: "bilinear", 3: "bicubic"}
@@ -200,7 +205,8 @@ class _TimmPolicy(Op):
         from PIL import Image
 
         for name, arg, filt in params:
-            fn = aa.NAME_TO_OP[name]
+            # GaussianBlurRand's recorded argument is the radius it drew: timm's gaussian_blur
+            fn = aa.gaussian_blur if name == "GaussianBlurRand" else aa.NAME_TO_OP[name]
             kw = {"fillcolor": tuple(fill), "resample": getattr(Image, "Resampling", Image).BILINEAR
                   if filt != "bicubic" else getattr(Image, "Resampling", Image).BICUBIC}
             args = () if name in ("AutoContrast", "Equalize", "Invert") else \
@@ -238,9 +244,10 @@ class TimmRandAugment(_TimmPolicy):
         weights = None
         if transforms == "weights":
             names, weights = tuple(RAND_WEIGHTED_0), list(RAND_WEIGHTED_0.values())
-        elif transforms in ("3a", "3aw"):
-            raise ValueError(f"{what} transform set {transforms!r} cannot be fused (timm's 3-Augment sets use "
-                             "GaussianBlur and Desaturate, which have no native kernel)")
+        elif transforms == "3aw":
+            names, weights = tuple(RAND_WEIGHTED_3A), list(RAND_WEIGHTED_3A.values())
+        elif transforms == "3a":
+            names = RAND_3A
         else:  # timm's rand_augment_choices: any other name is the default set
             names = RAND_INCREASING_TRANSFORMS if increasing else RAND_TRANSFORMS
         mx = int(_core.MAX_AUG_OPS)

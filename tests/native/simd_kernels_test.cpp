@@ -228,6 +228,19 @@ void check_pil_warp(const Image& im, const double m[6], const std::vector<Simd>&
   }
 }
 
+// timm's Color and Sharpness in Pillow's arithmetic (ImageEnhance blends) on `im`, factor f:
+// every level against the scalar reference.
+void check_pil_enhance(const Image& im, float f, const std::vector<Simd>& levels, const std::string& name) {
+  const uint8_t fill[3] = {0, 0, 0};
+  for (PilOp op : {PilOp::kColor, PilOp::kSharpness}) {
+    char where[160];
+    std::snprintf(where, sizeof where, "%s %dx%d op=%d f=%g", name.c_str(), im.w, im.h, static_cast<int>(op), f);
+    check_in_place("pil_enhance", im, levels, where, [&](Simd s, uint8_t* const* rows, Scratch* scratch) {
+      apply_pil_op(kernels_for(s), op, f, PilFilter::kBilinear, fill, rows, im.h, im.w, scratch);
+    });
+  }
+}
+
 // RandomHSV on `im`: every level against the scalar reference.
 void check_hsv(const Image& im, const HsvParams& hp, const std::vector<Simd>& levels, const std::string& name) {
   char where[160];
@@ -360,7 +373,12 @@ int main(int argc, char** argv) {
                            sc * std::sin(a), sc * std::cos(a), shift(rng)};
       check_warp(im, m, levels, "random");
       check_pil_warp(im, m, levels, "random");
+      // timm's shears and translations: one axis unmoved (a zero fraction), whole-pixel shifts
+      const double sx[6] = {1.0, sh, 0.0, 0.0, 1.0, 0.0}, sy[6] = {1.0, 0.0, 0.0, sh, 1.0, 0.0};
+      const double tx[6] = {1.0, 0.0, shift(rng), 0.0, 1.0, 0.0}, ty[6] = {1.0, 0.0, 0.0, 0.0, 1.0, std::round(shift(rng))};
+      for (const double* a : {sx, sy, tx, ty}) check_pil_warp(im, a, levels, "random axis");
     }
+    for (float f : {0.0f, 0.1f, 0.63f, 1.0f, 1.37f, 1.9f}) check_pil_enhance(im, f, levels, "random");
   }
   for (int w : {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 100}) check_png_rows(random_image(rng, w, 4), levels, "random");
   for (int w : {1, 3, 8, 17, 31, 32, 33, 65, 130})
@@ -388,6 +406,7 @@ int main(int argc, char** argv) {
       check_jitter(photo, jp, levels, "photo");
     }
     for (float alpha : {0.05f, 0.5f, 1.0f, 1.9f}) check_sharpness(photo, alpha, levels, "photo");
+    for (float f : {0.1f, 0.55f, 1.45f, 1.9f}) check_pil_enhance(photo, f, levels, "photo");
     check_autocontrast(photo, levels, "photo");
     check_blur(photo, 23, 23, 1.7f, levels, "photo");
     for (float g : {-0.5f, 0.015f, 0.4f}) {

@@ -1,11 +1,13 @@
 // AVX2+FMA variants of the augmentation kernels (augment.h): the affine warp (8 output pixels per
 // step, their source pixels gathered) and the sharpness filter (32 bytes per step, the blur in
-// 16-bit integers, the blend in float32 with the reference's fused multiply-add) and
+// 16-bit integers, the blend in float32 with the reference's fused multiply-add, or, for timm's
+// Sharpness, with Pillow's multiply then add: pil_augment.h) and
 // AutoContrast's minimum and maximum (32 bytes per step). Same operations
 // in the same order as the scalar reference in augment.cpp, tested byte-identical to it in one
 // process. Compiled without -mavx2 (target attribute; simd.cpp routes here only when cpuid
 // reports AVX2 and FMA).
 #include "kernels/augment.h"
+#include "kernels/pil_augment.h"
 #include "kernels/x86/kernels.h"
 
 #include <immintrin.h>
@@ -114,8 +116,16 @@ FP_AVX2 void warp_row_avx2(const WarpRow& t, const WarpSpec& ws, const uint8_t* 
   if (x < w) warp_row(t, ws, src, stride, h, w, y, x, w, dst);
 }
 
-FP_AVX2 void sharpness_row_avx2(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int w, float alpha,
-                                uint8_t* dst) {
+namespace {
+
+// The SMOOTH filter ([[1,1,1],[1,5,1],[1,1,1]] / 13, rounded) blended with the row, 8 pixels per
+// step. torchvision's blend (kPil false): fma(blur - v, alpha, v); Pillow's Image.blend (kPil
+// true): float(blur) + alpha * float(v - blur), a multiply then an add. Both clamp to [0, 255]
+// and truncate (for Pillow's alpha in [0, 1] the clamp changes nothing: the blend stays between
+// its two inputs). Returns the first pixel left for the scalar tail.
+template <bool kPil>
+FP_AVX2 int smooth_blend_row(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int w, float alpha,
+                             uint8_t* dst) {
   const __m256 va = _mm256_set1_ps(alpha), lo = _mm256_setzero_ps(), hi = _mm256_set1_ps(255.f);
   const __m256i six = _mm256_set1_epi16(6), recip13 = _mm256_set1_epi16(5042);  // (a * 5042) >> 16 = a / 13, a <= 3321
   const __m256i xmask = _mm256_set1_epi32(static_cast<int>(0xFF000000u));
@@ -131,14 +141,16 @@ FP_AVX2 void sharpness_row_avx2(const uint8_t* up, const uint8_t* mid, const uin
                                                widen(down + i + 4, hf)));
       n = _mm256_add_epi16(n, _mm256_add_epi16(_mm256_slli_epi16(v, 2), v));  // + 5 v
       const __m256i blur = _mm256_mulhi_epu16(_mm256_add_epi16(n, six), recip13);
-      const __m256i d = _mm256_sub_epi16(blur, v);
-      // Two groups of 8 in float32: fma(d, alpha, v), clamp, truncate.
+      const __m256i d = kPil ? _mm256_sub_epi16(v, blur) : _mm256_sub_epi16(blur, v);
+      const __m256i base = kPil ? blur : v;
+      // Two groups of 8 in float32, clamped and truncated.
       __m256i r32[2];
       for (int q = 0; q < 2; ++q) {
         const __m128i d8 = q ? _mm256_extracti128_si256(d, 1) : _mm256_castsi256_si128(d);
-        const __m128i v8 = q ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v);
-        const __m256 r = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(d8)), va,
-                                         _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(v8)));
+        const __m128i b8 = q ? _mm256_extracti128_si256(base, 1) : _mm256_castsi256_si128(base);
+        const __m256 df = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(d8));
+        const __m256 bf = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(b8));
+        const __m256 r = kPil ? _mm256_add_ps(bf, _mm256_mul_ps(va, df)) : _mm256_fmadd_ps(df, va, bf);
         r32[q] = _mm256_cvttps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi));
       }
       // packus works within 128-bit lanes: reorder so the 16 values stay in order.
@@ -150,7 +162,22 @@ FP_AVX2 void sharpness_row_avx2(const uint8_t* up, const uint8_t* mid, const uin
     // The reference leaves dst's 4th bytes; dst's row is mid's row before the filter.
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), bytes);
   }
+  return x;
+}
+
+}  // namespace
+
+FP_AVX2 void sharpness_row_avx2(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int w, float alpha,
+                                uint8_t* dst) {
+  const int x = smooth_blend_row<false>(up, mid, down, w, alpha, dst);
   if (x < w - 1) sharpness_row(up, mid, down, x, w - 1, alpha, dst);
+}
+
+// timm's Sharpness (pil_augment.h, Note [PIL augment arithmetic]).
+FP_AVX2 void pil_sharpness_row_avx2(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int w, float f,
+                                    uint8_t* dst) {
+  const int x = smooth_blend_row<true>(up, mid, down, w, f, dst);
+  if (x < w - 1) pil_sharpness_span(up, mid, down, x, w - 1, f, dst);
 }
 
 // 8 pixels per step in byte-wise min/max accumulators, folded to channels at the end.

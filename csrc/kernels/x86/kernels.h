@@ -45,6 +45,7 @@ void vpass_row_fast_avx2(const uint8_t* src, size_t stride, int first, const int
 // pil_augment_avx2.cpp (Note [PIL augment arithmetic])
 void pil_affine_row_avx2(const double a[6], bool bicubic, const uint8_t fill[3], const uint8_t* src, size_t stride,
                          int h, int w, int y, uint8_t* dst);
+void pil_color_row_avx2(uint8_t* rgbx, int n, float f);
 
 // color_avx2.cpp (Note [ColorJitter arithmetic], Note [RandomHSV arithmetic])
 void jitter_hue_avx2(uint8_t* rgbx, int n, float h);
@@ -58,6 +59,7 @@ void random_hsv_row_avx2(uint8_t* rgbx, int n, const int32_t hue[256], const int
 void warp_row_avx2(const WarpRow& t, const WarpSpec& ws, const uint8_t* src, size_t src_stride, int h, int w, int y,
                    uint8_t* dst);
 void sharpness_row_avx2(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int w, float alpha, uint8_t* dst);
+void pil_sharpness_row_avx2(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int w, float f, uint8_t* dst);
 void rgb_min_max_avx2(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]);
 
 // filter_avx2.cpp (Note [GaussianBlur arithmetic])

@@ -1,10 +1,14 @@
-// AVX2 variant of timm's warps in Pillow's arithmetic (pil_augment.h, Note [PIL augment
-// arithmetic]): one output pixel per step, its R, G, B (and X) as the four float64 lanes of a
-// register, so every channel goes through the scalar reference's double operations in the same
-// order (subtract, multiply, add; no fused multiply-add: the build contracts none). Pixels whose
-// neighbourhood reaches past an edge, and those outside the image, take the reference's path.
-// Tested byte-identical to pil_affine_row_ref in one process (tests/test_timm_augment.py).
+// AVX2 variants of timm's ops in Pillow's arithmetic (pil_augment.h, Note [PIL augment
+// arithmetic]), tested byte-identical to the scalar references in one process
+// (tests/test_timm_augment.py, tests/native/simd_kernels_test.cpp):
+//  - the warps: one output pixel per step, its R, G, B (and X) as the four float64 lanes of a
+//    register, so every channel goes through the reference's double operations in the same order
+//    (subtract, multiply, add; no fused multiply-add: the build contracts none). Pixels whose
+//    neighbourhood reaches past an edge, and those outside the image, take the reference's path;
+//  - Color: 8 pixels per step, the luma in 32-bit integers, the blend in float32 (a multiply then
+//    an add). Sharpness shares the torchvision kernel's filter (augment_avx2.cpp).
 #include "kernels/pil_augment.h"
+#include "kernels/reference.h"
 #include "kernels/x86/kernels.h"
 
 #include <immintrin.h>
@@ -51,19 +55,32 @@ namespace {
 // point less half a pixel, (fx, fy) the fractions.
 FP_AVX2 inline void interior_px(bool bicubic, const uint8_t* src, size_t stride, int ix, int iy, double fx, double fy,
                                 uint8_t* out) {
+  // A zero fraction (every pixel of a shear or translation along one axis has one) makes that
+  // axis's step return its first (bilinear) or second (bicubic) input unchanged: v + 0 * (finite)
+  // is v exactly, so the step is left out and the bytes are the reference's.
   const __m256d dx = _mm256_set1_pd(fx), dy = _mm256_set1_pd(fy);
   if (!bicubic) {
     const uint8_t* p0 = src + iy * stride + ix * 4;
     const uint8_t* p1 = p0 + stride;
+    if (fy == 0.0) return store3(fx == 0.0 ? px4(p0) : lerp(px4(p0), px4(p0 + 4), dx), out);
+    if (fx == 0.0) return store3(lerp(px4(p0), px4(p1), dy), out);
     const __m256d v1 = lerp(px4(p0), px4(p0 + 4), dx);
     const __m256d v2 = lerp(px4(p1), px4(p1 + 4), dx);
     store3(lerp(v1, v2, dy), out);
     return;
   }
   const uint8_t* p = src + (iy - 1) * stride + (ix - 1) * 4;
-  __m256d v[4];
-  for (int j = 0; j < 4; ++j, p += stride) v[j] = cubic(px4(p), px4(p + 4), px4(p + 8), px4(p + 12), dx);
-  __m256d t = cubic(v[0], v[1], v[2], v[3], dy);
+  __m256d t;
+  if (fy == 0.0) {
+    p += stride;
+    t = fx == 0.0 ? px4(p + 4) : cubic(px4(p), px4(p + 4), px4(p + 8), px4(p + 12), dx);
+  } else if (fx == 0.0) {
+    t = cubic(px4(p + 4), px4(p + stride + 4), px4(p + 2 * stride + 4), px4(p + 3 * stride + 4), dy);
+  } else {
+    __m256d v[4];
+    for (int j = 0; j < 4; ++j, p += stride) v[j] = cubic(px4(p), px4(p + 4), px4(p + 8), px4(p + 12), dx);
+    t = cubic(v[0], v[1], v[2], v[3], dy);
+  }
   t = _mm256_min_pd(_mm256_max_pd(t, _mm256_setzero_pd()), _mm256_set1_pd(255.0));
   store3(t, out);
 }
@@ -112,6 +129,38 @@ FP_AVX2 void pil_affine_row_avx2(const double a[6], bool bicubic, const uint8_t 
     const double xin = x + 0.5;
     pil_sample_px(bicubic, fill, src, stride, h, w, a[0] * xin + bx + a[2], a[3] * xin + by + a[5], dst + 4 * x);
   }
+}
+
+// ImageEnhance.Color: each channel blended with the pixel's luma, float(l) + f * float(v - l),
+// clamped and truncated (for f in [0, 1] the clamp changes nothing: the blend stays between its
+// inputs); the 4th bytes kept.
+FP_AVX2 void pil_color_row_avx2(uint8_t* rgbx, int n, float f) {
+  const __m256i byte = _mm256_set1_epi32(0xFF), xmask = _mm256_set1_epi32(static_cast<int>(0xFF000000u));
+  const __m256i wr = _mm256_set1_epi32(19595), wg = _mm256_set1_epi32(38470), wb = _mm256_set1_epi32(7471),
+                round = _mm256_set1_epi32(0x8000);
+  const __m256 vf = _mm256_set1_ps(f), lo = _mm256_setzero_ps(), hi = _mm256_set1_ps(255.f);
+  int x = 0;
+  for (; x + 8 <= n; x += 8) {
+    uint8_t* p = rgbx + static_cast<size_t>(x) * 4;
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    const __m256i r = _mm256_and_si256(v, byte), g = _mm256_and_si256(_mm256_srli_epi32(v, 8), byte),
+                  b = _mm256_and_si256(_mm256_srli_epi32(v, 16), byte);
+    const __m256i l = _mm256_srli_epi32(
+        _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(_mm256_mullo_epi32(r, wr), _mm256_mullo_epi32(g, wg)),
+                                          _mm256_mullo_epi32(b, wb)),
+                         round),
+        16);
+    const __m256 lf = _mm256_cvtepi32_ps(l);
+    __m256i out = _mm256_and_si256(v, xmask);
+    const __m256i ch[3] = {r, g, b};
+    for (int c = 0; c < 3; ++c) {
+      const __m256 t = _mm256_add_ps(lf, _mm256_mul_ps(vf, _mm256_cvtepi32_ps(_mm256_sub_epi32(ch[c], l))));
+      const __m256i q = _mm256_cvttps_epi32(_mm256_min_ps(_mm256_max_ps(t, lo), hi));
+      out = _mm256_or_si256(out, _mm256_slli_epi32(q, 8 * c));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), out);
+  }
+  if (x < n) pil_color_row_ref(rgbx + static_cast<size_t>(x) * 4, n - x, f);
 }
 
 }  // namespace fastprep

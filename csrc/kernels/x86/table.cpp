@@ -53,6 +53,8 @@ void arch_fill(Simd level, bool fast, Kernels* k) {
   k->warp_row = warp_row_avx2;
   k->sharpness_row = sharpness_row_avx2;
   k->pil_affine_row = pil_affine_row_avx2;
+  k->pil_color_row = pil_color_row_avx2;
+  k->pil_sharpness_row = pil_sharpness_row_avx2;
   k->rgb_min_max = rgb_min_max_avx2;
   k->blur_taps = blur_taps_avx2;
   k->output_arith = write_row_arith_avx2;
