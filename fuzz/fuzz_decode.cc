@@ -36,7 +36,7 @@ namespace {
 // pixel, ~170x a release build (ASan, UBSan, coverage, -O1, the scalar kernels), so that 2 MP keeps
 // every input well under -timeout=10. At 20 MP a 17x393227 PNG resized to (5, 70) took 28 s.
 constexpr int64_t kMaxPixels = 2'000'000;
-constexpr int kPlans = 20;
+constexpr int kPlans = 21;
 
 PlanSpec base_spec(int which) {
   PlanSpec s;
@@ -179,6 +179,13 @@ PlanSpec base_spec(int which) {
         s.timm_ops.push_back(op), s.timm_prob.push_back(1.0), s.timm_mag.push_back(7.0);
         s.timm_mstd.push_back(std::numeric_limits<double>::infinity()), s.timm_mmax.push_back(0.0);
         s.timm_hp.push_back(op >= static_cast<int>(TimmOp::kTranslateXRel) ? 0.3 : 25.0), s.timm_filter.push_back(-1);
+      }
+      break;
+    case 20:  // timm's AugMix in blended mode: 3 chains of 1 to 3 ops over every op, uint8 HWC
+      s.rrc = true, s.rrc_h = 19, s.rrc_w = 24, s.timm_policy = 3, s.timm_blended = true, s.dtype = DType::kU8;
+      for (int op = 0; op < kTimmOpCount; ++op) {
+        s.timm_ops.push_back(op), s.timm_prob.push_back(1.0), s.timm_mag.push_back(9.0);
+        s.timm_mstd.push_back(0.5), s.timm_mmax.push_back(0.0), s.timm_hp.push_back(0.3), s.timm_filter.push_back(-1);
       }
       break;
     default:  // RRC with extreme ratios and tiny scale

@@ -367,9 +367,11 @@ def test_ops_draw_from_their_own_stream(photos):
 
 def test_augmix_replays_through_timms_mixing(photos):
     """timm's AugMix: each sample's chains and weights through timm's op functions and
-    AugMixAugment's float32 mixing and final blend."""
+    AugMixAugment's float32 mixing and final blend, or in blended mode ("b1") its per-chain
+    blends by the weights timm's _calc_blended_weights derives."""
     hp = {"img_mean": FILL, "interpolation": "bilinear"}
-    for config in ("augmix-m5-w4-d2", "augmix-m3-w3-mstd0.5", "augmix-m9-w2-a0.5"):
+    for config in ("augmix-m5-w4-d2", "augmix-m3-w3-mstd0.5", "augmix-m9-w2-a0.5", "augmix-m9-mstd0.5-b1",
+                   "augmix-m5-w5-d2-a0.3-b1"):
         policy = fp.TimmAugMix(config, hp)
         pre = fp.Compose([fp.RandomResizedCrop(64), fp.RandomHorizontalFlip()], dtype="uint8", layout="HWC")
         full = _policy_compose(policy)
@@ -378,6 +380,7 @@ def test_augmix_replays_through_timms_mixing(photos):
             b, params = full.batch(photos, seed=seed, return_params=True)
             for x, y, p in zip(a, b, params):
                 mix = p["timm_augmix"]
+                assert mix["blended"] == config.endswith("b1")
                 assert len(mix["chains"]) == policy.width and abs(sum(mix["weights"]) - 1) < 1e-5
                 assert all(1 <= len(c) <= 3 for c in mix["chains"]) and 0 <= mix["m"] <= 1
                 want = np.asarray(fp.TimmAugMix.replay(Image.fromarray(x), mix, fill=policy.fill))
@@ -387,15 +390,14 @@ def test_augmix_replays_through_timms_mixing(photos):
 
 def test_augmix_converts_from_timm():
     hp = {"img_mean": FILL, "translate_pct": 0.3}
-    for config in ("augmix-m5-w4-d2", "augmix-m3-mstd0.5", "augmix-m7-w2-a0.3"):
+    for config in ("augmix-m5-w4-d2", "augmix-m3-mstd0.5", "augmix-m7-w2-a0.3", "augmix-m9-mstd0.5-b1"):
         theirs = aa.augment_and_mix_transform(config, dict(hp))
         (conv,) = fp.TimmAugMix.from_torchvision(theirs, {})
         mine = fp.TimmAugMix(config, hp)
         assert conv.entries == mine.entries and conv.fill == mine.fill
-        assert (conv.width, conv.depth, conv.alpha) == (mine.width, mine.depth, mine.alpha) == \
-            (theirs.width, theirs.depth, theirs.alpha)
-    with pytest.raises(ValueError, match="blended"):
-        fp.TimmAugMix.from_torchvision(aa.augment_and_mix_transform("augmix-m3-b1", dict(hp)), {})
+        assert (conv.width, conv.depth, conv.alpha, conv.blended) == (mine.width, mine.depth, mine.alpha,
+                                                                      mine.blended) == \
+            (theirs.width, theirs.depth, theirs.alpha, theirs.blended)
     tt = timm_data.create_transform(64, is_training=True, auto_augment="augmix-m5-w3-d2")
     t = fp.from_torchvision(tt)
     assert isinstance(t, fp.Compose) and "TimmAugMix" in [type(o).__name__ for o in t.transforms]

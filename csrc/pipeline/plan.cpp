@@ -261,6 +261,7 @@ void validate(const PlanSpec& s) {
         bad("timm AugMix depth must be -1 or >= 1, with width * depth <= 16");
       if (!(s.augmix_alpha > 0.0 && s.augmix_alpha <= 1e6)) bad("timm AugMix alpha must be positive");
     } else {
+      if (s.timm_blended) bad("timm_blended is timm AugMix's mode");
       size_t total = 0;
       if (s.timm_sub_len.empty()) bad("timm AutoAugment needs at least one sub-policy");
       for (int len : s.timm_sub_len) {
@@ -688,6 +689,7 @@ void draw_timm(const PlanSpec& s, Rng rng, TimmAugParams* t) {
     const double gx = rng.gamma(s.augmix_alpha), gy = rng.gamma(s.augmix_alpha);
     t->m = static_cast<float>(gx + gy > 0.0 ? gx / (gx + gy) : 0.5);
     t->chains = s.augmix_width;
+    t->blended = s.timm_blended;
     for (int c = 0; c < s.augmix_width; ++c) {
       const int depth = s.augmix_depth > 0 ? s.augmix_depth : static_cast<int>(rng.randint(1, 4));
       const int before = t->n;
@@ -737,6 +739,30 @@ void apply_timm(const Kernels& kern, const TimmAugParams& t, const Float3& fill,
   std::fill(mixed, mixed + px * 3, 0.f);
   for (int y = 0; y < h; ++y) chain_rows[y] = chain + static_cast<size_t>(y) * w * 4;
   int first = 0;
+  if (t.blended) {
+    // Note [timm's AugMix], blended mode: the alphas in float32, then one blend per chain, each
+    // chain run on the original image (kept in `mixed`'s bytes: 4 per pixel fit in its 12).
+    float alpha[kMaxChains], cump = 1.f;
+    for (int c = t.chains - 1; c >= 0; --c) {
+      alpha[c] = (t.weight[c] * t.m) / cump;
+      cump = cump * (1.f - alpha[c]);
+    }
+    uint8_t* orig = reinterpret_cast<uint8_t*>(mixed);
+    for (int y = 0; y < h; ++y) std::memcpy(orig + static_cast<size_t>(y) * w * 4, rows[y], static_cast<size_t>(w) * 4);
+    for (int c = 0; c < t.chains; ++c) {
+      for (int y = 0; y < h; ++y)
+        std::memcpy(chain_rows[y], orig + static_cast<size_t>(y) * w * 4, static_cast<size_t>(w) * 4);
+      run_timm_ops(kern, t, first, t.chain_len[c], f, chain_rows, h, w, scratch);
+      first += t.chain_len[c];
+      for (int y = 0; y < h; ++y) {
+        uint8_t* p = rows[y];
+        const uint8_t* q = chain_rows[y];
+        for (int x = 0; x < w * 4; x += 4)
+          for (int ch = 0; ch < 3; ++ch) p[x + ch] = pil_blend(p[x + ch], q[x + ch], alpha[c]);
+      }
+    }
+    return;
+  }
   for (int c = 0; c < t.chains; ++c) {
     for (int y = 0; y < h; ++y) std::memcpy(chain_rows[y], rows[y], static_cast<size_t>(w) * 4);
     run_timm_ops(kern, t, first, t.chain_len[c], f, chain_rows, h, w, scratch);

@@ -127,6 +127,7 @@ using DoubleVec = std::vector<double>;
   X(int, timm_num_layers, 2, "RandAugment: ops drawn per sample")                                    \
   X(DoubleVec, timm_weights, (DoubleVec{}), "RandAugment: choice weights (empty: uniform, with replacement)") \
   X(IntVec, timm_sub_len, (IntVec{}), "AutoAugment: ops per sub-policy")                              \
+  X(bool, timm_blended, false, "timm's AugMix: blended mode (b1), one Image.blend per chain")        \
   /* The uint8 op sequence and its containers (Note [Op sequence]). */                               \
   X(IntVec, px_ops, (IntVec{}), "PixOp codes in the Compose's order (after the policies and jitter)")  \
   X(DoubleVec, px_args, (DoubleVec{}), "kPixArgs arguments per entry of px_ops")                     \
@@ -304,6 +305,7 @@ struct TimmAugParams {
   int chain_len[kMaxChains] = {};
   float weight[kMaxChains] = {};
   float m = 0.f;
+  bool blended = false;  // AugMix's blended mode (the plan's timm_blended)
 };
 // Note [timm's AugMix]
 // timm's AugMixAugment (its basic mode): weights = float32(Dirichlet(alpha x width)), m =
@@ -311,6 +313,9 @@ struct TimmAugParams {
 // replacement, each an AugmentOp of probability 1 (magnitude noise and level function as
 // above), applied to the image; mixed += weight * float32(chain) in float32, chain by chain;
 // then mixed clipped to [0, 255] and truncated to uint8, and Image.blend(image, mixed, m).
+// Blended mode ("b1"; the same draws): the weights times m become per-chain alphas, last chain
+// first, in float32 as numpy computes them (alpha = w / cump, cump *= 1 - alpha, cump starting at
+// 1); then, chain by chain, image = Image.blend(image, chain applied to the original, alpha).
 //
 // The drawn ops on h rows of w RGBX pixels (the Rel translations' fractions become pixels here);
 // AugMix's chains and mix use `mix_scratch`.

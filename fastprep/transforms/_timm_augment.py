@@ -342,9 +342,10 @@ AUGMIX_TRANSFORMS = ("AutoContrast", "ColorIncreasing", "ContrastIncreasing", "B
 @register_op
 class TimmAugMix(_TimmPolicy):
     """timm's AugMix from its config string (``augmix-m5-w4-d2``: severity, width, depth, ``a``
-    alpha, ``mstd``) and hparams, with Pillow's arithmetic on the uint8 image after the crop:
-    chains of timm's ops mixed in float32 by Dirichlet weights, then blended with the image by a
-    Beta draw (Note [timm's AugMix] in csrc/pipeline/plan.h)."""
+    alpha, ``mstd``, ``b1`` blended mode) and hparams, with Pillow's arithmetic on the uint8 image
+    after the crop: chains of timm's ops mixed in float32 by Dirichlet weights, then blended with
+    the image by a Beta draw; in blended mode, one Image.blend per chain by weights derived from
+    both (Note [timm's AugMix] in csrc/pipeline/plan.h)."""
 
     converts = ("timm.data.auto_augment.AugMixAugment",)
     policy_code = 3
@@ -368,19 +369,18 @@ class TimmAugMix(_TimmPolicy):
 
     def _mix_args(self, width, depth, alpha, blended, what):
         mw, mx = int(_core.MAX_MEMBERS), int(_core.MAX_AUG_OPS)
-        if blended:
-            raise ValueError(f"cannot fuse {what} in blended mode (timm's 'b1'): it runs as timm's code")
         if not 1 <= width <= mw:
             raise ValueError(f"{what} width must be in [1, {mw}], got {width}")
         if not (depth == -1 or depth >= 1) or width * (depth if depth > 0 else 3) > mx:
             raise ValueError(f"{what} depth must be -1 or >= 1 with width * depth <= {mx}, got {depth}")
         if not (isinstance(alpha, numbers.Real) and 0 < alpha <= 1e6):
             raise ValueError(f"{what} alpha must be a positive number, got {alpha!r}")
-        self.width, self.depth, self.alpha = int(width), int(depth), float(alpha)
+        self.width, self.depth, self.alpha, self.blended = int(width), int(depth), float(alpha), bool(blended)
 
     def compile(self, spec, ctx):
         super().compile(spec, ctx)
         spec.augmix_width, spec.augmix_depth, spec.augmix_alpha = self.width, self.depth, self.alpha
+        spec.timm_blended = self.blended
 
     def sample_params(self, rec):
         ops = super().sample_params(rec)["timm_augment"]
@@ -390,7 +390,7 @@ class TimmAugMix(_TimmPolicy):
             chains.append(ops[k:k + n])
             k += n
         return {"timm_augmix": {"m": float(rec["timm_m"]), "weights": [float(x) for x in rec["timm_weight"][:len(chains)]],
-                                "chains": chains}}
+                                "chains": chains, "blended": self.blended}}
 
     @staticmethod
     def replay(image, params, fill=_DEFAULT_FILL):
@@ -399,6 +399,15 @@ class TimmAugMix(_TimmPolicy):
         import numpy as np
         from PIL import Image
 
+        if params.get("blended"):  # AugMixAugment._apply_blended, with timm's own weight arithmetic
+            from timm.data.auto_augment import AugMixAugment
+
+            ws = AugMixAugment([], blended=True)._calc_blended_weights(
+                np.asarray(params["weights"], dtype=np.float32), np.float32(params["m"]))
+            out = image
+            for w, ops in zip(ws, params["chains"]):
+                out = Image.blend(out, _TimmPolicy.replay(image, ops, fill), float(w))
+            return out
         mixed = np.zeros((image.size[1], image.size[0], 3), dtype=np.float32)
         for w, ops in zip(params["weights"], params["chains"]):
             aug = _TimmPolicy.replay(image, ops, fill)
