@@ -69,6 +69,9 @@ class TimmOp(_PybindEnum):
     TranslateY: ClassVar[TimmOp]
     TranslateXRel: ClassVar[TimmOp]
     TranslateYRel: ClassVar[TimmOp]
+    Desaturate: ClassVar[TimmOp]
+    GaussianBlur: ClassVar[TimmOp]
+    GaussianBlurRand: ClassVar[TimmOp]
 
 class PilOp(_PybindEnum):
     AutoContrast: ClassVar[PilOp]
@@ -86,6 +89,7 @@ class PilOp(_PybindEnum):
     ShearY: ClassVar[PilOp]
     TranslateX: ClassVar[PilOp]
     TranslateY: ClassVar[PilOp]
+    GaussianBlur: ClassVar[PilOp]
 
 MAX_AUG_OPS: int
 PIX_ARGS: int
@@ -243,6 +247,7 @@ class PlanSpec:
     timm_num_layers: int
     timm_weights: list[float]
     timm_sub_len: list[int]
+    timm_blended: bool
     px_ops: list[int]
     px_args: list[float]
     px_group: list[int]
