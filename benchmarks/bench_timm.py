@@ -11,7 +11,9 @@ one thread, interleaved rounds, medians of per-round ratios, on the same files.
 - train RandAugment: the same with ``auto_augment="rand-m9-mstd0.5-inc1"`` (timm's RandAugment,
   fp.TimmRandAugment, instead of ColorJitter), converted whole. timm 1.0.31 on Pillow 13 raises
   when PosterizeIncreasing reaches magnitude 10 (0 bits); its side here gets older Pillow's black
-  image there, as fastprep does.
+  image there, as fastprep does;
+- train 3-Augment: ``auto_augment="3a"`` (DeiT III: timm's AutoAugment '3a' beside ColorJitter 0.4);
+- train AugMix: ``auto_augment="augmix-m9-mstd0.5"`` (3 chains of 1 to 3 ops, mixed).
 
 timm's side decodes each JPEG with PIL (``Image.open(...).convert("RGB")``, as timm's datasets
 do) and runs its transform; fastprep's side runs the converted Compose's ``batch`` on the bytes.
@@ -54,6 +56,9 @@ def main():
         "train (re_prob=0.25, no auto_augment)": create_transform(224, is_training=True, re_prob=0.25),
         "train, auto_augment='rand-m9-mstd0.5-inc1', re_prob=0.25":
             create_transform(224, is_training=True, auto_augment="rand-m9-mstd0.5-inc1", re_prob=0.25),
+        "train, auto_augment='3a' (3-Augment)": create_transform(224, is_training=True, auto_augment="3a"),
+        "train, auto_augment='augmix-m9-mstd0.5'": create_transform(224, is_training=True,
+                                                                    auto_augment="augmix-m9-mstd0.5"),
     }
     from PIL import ImageOps
 

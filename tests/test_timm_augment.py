@@ -74,19 +74,21 @@ def test_each_op_matches_timms_function(photos, name, arg):
 
 @pytest.mark.parametrize("simd", SIMD_LEVELS[1:] or ["scalar"])
 def test_pil_kernels_are_byte_identical_to_the_scalar_reference(simd):
-    """Every SIMD level's kernels (the warp rows, Color, Sharpness) against the scalar reference
+    """Every SIMD level's kernels (the warp rows, Color, Sharpness, GaussianBlur's box rows)
+    against the scalar reference
     in this process: random sizes (1x1 up), angles, shears and translations that leave the image
     (whole pixels among them: a zero fraction on both axes), enhance factors in and out of
     [0, 1], both filters."""
     rng = np.random.default_rng(7)
     level = getattr(_core.Simd, simd)
     ops = (("Rotate", 60.0), ("ShearX", 0.6), ("ShearY", 0.6), ("TranslateX", 45.0), ("TranslateY", 45.0),
-           ("Color", 2.0), ("Sharpness", 2.0))
-    for trial in range(350):
+           ("Color", 2.0), ("Sharpness", 2.0), ("GaussianBlur", 6.0))
+    for trial in range(400):
         h, w = int(rng.integers(1, 41)), int(rng.integers(1, 41))
         a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         name, span = ops[trial % len(ops)]
-        arg = float(rng.uniform(-span, span)) if name not in ("Color", "Sharpness") else float(rng.uniform(0, span))
+        arg = float(rng.uniform(-span, span)) if name not in ("Color", "Sharpness", "GaussianBlur") else \
+            float(rng.uniform(0, span))
         if name.startswith("Translate") and trial % 3 == 0:
             arg = float(round(arg))
         fill = [int(v) for v in rng.integers(0, 256, 3)]

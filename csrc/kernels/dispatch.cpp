@@ -27,6 +27,7 @@ Kernels reference_kernels(bool fast) {
   k.pil_color_row = pil_color_row_ref;
   k.pil_sharpness_row = pil_sharpness_row_ref;
   k.blur_taps = blur_taps_ref;
+  k.pil_box_row = pil_box_row_ref;
   k.rgb_min_max = rgb_min_max;
   k.png_unfilter = png_unfilter_ref;
   k.png_expand_rgbx = png_expand_rgbx_ref;

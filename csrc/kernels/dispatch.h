@@ -72,6 +72,11 @@ struct Kernels {
   // add per tap. The vertical pass gives it k rows; the horizontal pass the padded row at k
   // offsets (rows[j] = ext + j).
   void (*blur_taps)(const float* const* rows, const float* w, int k, int n, float* out) = nullptr;
+  // Pillow's GaussianBlur (Note [PIL GaussianBlur] in filter.h): one output row of a box pass down
+  // n columns at once: each window sum moved by add - drop (when update), then out = (acc ww +
+  // (drop + far) fw + 2^23) >> 24.
+  void (*pil_box_row)(uint32_t* acc, const uint8_t* add, const uint8_t* drop, const uint8_t* far, int n, uint32_t ww,
+                      uint32_t fw, bool update, uint8_t* out) = nullptr;
 
   // PNG rows (png_rows.h).
   bool (*png_unfilter)(int type, const uint8_t* raw, const uint8_t* prev, uint8_t* out, size_t n, int bpp) = nullptr;

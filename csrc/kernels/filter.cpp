@@ -119,53 +119,70 @@ float pil_box_radius(float radius, int passes) {
   return l + a;
 }
 
-// One extended box blur pass over n values `stride` apart, in place (via `line`).
-void pil_box_pass(uint8_t* v, size_t stride, int n, int r, uint32_t ww, uint32_t fw, const int* clamp, uint8_t* line) {
-  for (int i = 0; i < n; ++i) line[i] = v[static_cast<size_t>(i) * stride];
-  // clamp[j] is the index of position j - r - 1 clamped to [0, n - 1], for j in [0, n + 2r + 2)
-  uint32_t acc = 0;
-  for (int j = 0; j < 2 * r + 1; ++j) acc += line[clamp[j + 1]];  // S(0): positions -r .. r
-  for (int x = 0; x < n; ++x) {
-    if (x > 0) acc += static_cast<uint32_t>(line[clamp[x + 2 * r + 1]]) - line[clamp[x]];
-    const uint32_t bulk = acc * ww + (static_cast<uint32_t>(line[clamp[x]]) + line[clamp[x + 2 * r + 2]]) * fw;
-    v[static_cast<size_t>(x) * stride] = static_cast<uint8_t>((bulk + (1u << 23)) >> 24);
+// One extended box blur pass down every column of an h x n byte plane at once, in place (Note
+// [PIL GaussianBlur] per column): `src` (h x n bytes) takes a copy of the plane first and `acc`
+// (n sums) the columns' window sums; each row's outputs go through k.pil_box_row, so the work
+// runs along rows (vectorisable) instead of along one column's serial sums.
+void pil_box_pass_columns(const Kernels& k, uint8_t* v, int h, int n, int r, uint32_t ww, uint32_t fw, uint8_t* src,
+                          uint32_t* acc) {
+  const size_t row = static_cast<size_t>(n);
+  std::memcpy(src, v, static_cast<size_t>(h) * row);
+  auto at = [&](int y) -> const uint8_t* { return src + static_cast<size_t>(std::min(std::max(y, 0), h - 1)) * row; };
+  std::fill(acc, acc + n, 0u);
+  for (int j = -r; j <= r; ++j) {  // S(0): positions -r .. r
+    const uint8_t* s = at(j);
+    for (int x = 0; x < n; ++x) acc[x] += s[x];
   }
+  for (int y = 0; y < h; ++y)
+    k.pil_box_row(acc, at(y + r), at(y - r - 1), at(y + r + 1), n, ww, fw, y > 0, v + static_cast<size_t>(y) * row);
+}
+
+// dst (w x h pixels of 4 bytes) = the transpose of src (h x w pixels).
+void transpose_px(const uint8_t* src, int h, int w, uint8_t* dst) {
+  constexpr int kB = 16;  // in blocks, so both sides stay in cache
+  for (int y0 = 0; y0 < h; y0 += kB)
+    for (int x0 = 0; x0 < w; x0 += kB)
+      for (int y = y0; y < std::min(h, y0 + kB); ++y)
+        for (int x = x0; x < std::min(w, x0 + kB); ++x)
+          std::memcpy(dst + (static_cast<size_t>(x) * h + y) * 4, src + (static_cast<size_t>(y) * w + x) * 4, 4);
 }
 
 }  // namespace
 
-void pil_gaussian_blur(float radius, uint8_t* const* rows, int h, int w, Scratch* scratch) {
+void pil_box_row_ref(uint32_t* acc, const uint8_t* add, const uint8_t* drop, const uint8_t* far, int n, uint32_t ww,
+                     uint32_t fw, bool update, uint8_t* out) {
+  for (int x = 0; x < n; ++x) {
+    if (update) acc[x] += static_cast<uint32_t>(add[x]) - drop[x];
+    const uint32_t bulk = acc[x] * ww + (static_cast<uint32_t>(drop[x]) + far[x]) * fw;
+    out[x] = static_cast<uint8_t>((bulk + (1u << 23)) >> 24);
+  }
+}
+
+void pil_gaussian_blur(const Kernels& k, float radius, uint8_t* const* rows, int h, int w, Scratch* scratch) {
   if (h <= 0 || w <= 0) return;
   const float box = pil_box_radius(radius, 3);
   if (box == 0.f) return;
   const int r = static_cast<int>(box);
   const uint32_t ww = static_cast<uint32_t>(static_cast<float>(1u << 24) / (box * 2.f + 1.f));
   const uint32_t fw = ((1u << 24) - static_cast<uint32_t>(r * 2 + 1) * ww) / 2u;
-  const int n = std::max(h, w);
-  std::vector<int> clamp(static_cast<size_t>(n) + 2 * static_cast<size_t>(r) + 3);
-  std::vector<uint8_t> line(static_cast<size_t>(n));
-  // The image as three planes (Pillow blurs each band alike): rows, then columns.
-  const size_t plane = static_cast<size_t>(h) * w;
-  uint8_t* p = scratch->reserve(checked_mul(plane, 3));
-  for (int y = 0; y < h; ++y)
+  // The RGBX image is blurred as bytes (Pillow blurs each band alike; the fourth bytes' results
+  // are dropped): transposed, so the row passes run down its columns, three passes; back, and
+  // three passes down the columns. Scratch: the image, its transpose, a pass's copy, the sums.
+  const size_t bytes = checked_mul(checked_mul(static_cast<size_t>(h), static_cast<size_t>(w)), 4);
+  const size_t sums = static_cast<size_t>(std::max(h, w)) * 4 * sizeof(uint32_t);
+  uint8_t* a = scratch->reserve(checked_mul(bytes, 3) + sums);
+  uint8_t *t = a + bytes, *copy = t + bytes;
+  uint32_t* acc = reinterpret_cast<uint32_t*>(copy + bytes);
+  for (int y = 0; y < h; ++y) std::memcpy(a + static_cast<size_t>(y) * w * 4, rows[y], static_cast<size_t>(w) * 4);
+  transpose_px(a, h, w, t);
+  for (int pass = 0; pass < 3; ++pass) pil_box_pass_columns(k, t, w, h * 4, r, ww, fw, copy, acc);
+  transpose_px(t, w, h, a);
+  for (int pass = 0; pass < 3; ++pass) pil_box_pass_columns(k, a, h, w * 4, r, ww, fw, copy, acc);
+  for (int y = 0; y < h; ++y) {
+    const uint8_t* s = a + static_cast<size_t>(y) * w * 4;
     for (int x = 0; x < w; ++x)
-      for (int c = 0; c < 3; ++c) p[c * plane + static_cast<size_t>(y) * w + x] = rows[y][4 * x + c];
-  auto set_clamp = [&](int len) {
-    for (int j = 0; j < len + 2 * r + 3; ++j) clamp[j] = std::min(std::max(j - r - 1, 0), len - 1);
-  };
-  set_clamp(w);
-  for (int c = 0; c < 3; ++c)
-    for (int y = 0; y < h; ++y)
-      for (int pass = 0; pass < 3; ++pass)
-        pil_box_pass(p + c * plane + static_cast<size_t>(y) * w, 1, w, r, ww, fw, clamp.data(), line.data());
-  set_clamp(h);
-  for (int c = 0; c < 3; ++c)
-    for (int x = 0; x < w; ++x)
-      for (int pass = 0; pass < 3; ++pass)
-        pil_box_pass(p + c * plane + x, static_cast<size_t>(w), h, r, ww, fw, clamp.data(), line.data());
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x)
-      for (int c = 0; c < 3; ++c) rows[y][4 * x + c] = p[c * plane + static_cast<size_t>(y) * w + x];
+      for (int c = 0; c < 3; ++c) rows[y][4 * x + c] = s[4 * x + c];
+  }
 }
 
 void gaussian_blur_plane(const Kernels& k, int kx, int ky, float sx, float sy, float* f, int h, int w,

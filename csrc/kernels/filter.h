@@ -38,7 +38,8 @@ void gaussian_blur(const Kernels& k, int kx, int ky, float sx, float sy, uint8_t
 // x + r], indices clamped to the edge, ww = uint32(2^24 / (2 (r + a) + 1)) (float division) and
 // fw = (2^24 - (2r + 1) ww) / 2: integer arithmetic, so the result is Pillow's, byte for byte
 // (tested against Pillow). A box radius of 0 leaves the image as it is.
-void pil_gaussian_blur(float radius, uint8_t* const* rows, int h, int w, Scratch* scratch);
+// Each pass runs a row at a time through k.pil_box_row (every column of the row at once).
+void pil_gaussian_blur(const Kernels& k, float radius, uint8_t* const* rows, int h, int w, Scratch* scratch);
 
 // In place on one float32 plane (h x w): v2's gaussian_blur_image on a float tensor, the same
 // weights, reflect padding and separable float32 sums as above, without the rounding.

@@ -243,7 +243,7 @@ void apply_pil_op(const Kernels& k, PilOp op, double arg, PilFilter filter, cons
     case PilOp::kContrast: return pil_contrast(f, rows, h, w);
     case PilOp::kBrightness: return enhance_table(0, f, rows, h, w);
     case PilOp::kSharpness: return pil_sharpness(k, f, rows, h, w, scratch);
-    case PilOp::kGaussianBlur: return pil_gaussian_blur(f, rows, h, w, scratch);  // filter.h
+    case PilOp::kGaussianBlur: return pil_gaussian_blur(k, f, rows, h, w, scratch);  // filter.h
     case PilOp::kShearX: {
       const double m[6] = {1.0, arg, 0.0, 0.0, 1.0, 0.0};
       return pil_affine(k, m, filter, fill, rows, h, w, scratch);

@@ -101,7 +101,7 @@ void apply_pix_op(const Kernels& k, PixOp op, const double* a, const PixDraw& d,
     case PixOp::kGaussianBlur:
       return gaussian_blur(k, static_cast<int>(a[0]), static_cast<int>(a[1]), d.v[0], d.v[0], rows, h, w, scratch);
     case PixOp::kExemplarJitter: return exemplar_jitter(d.v, rows, h, w);
-    case PixOp::kPilBlur: return pil_gaussian_blur(d.v[0], rows, h, w, scratch);
+    case PixOp::kPilBlur: return pil_gaussian_blur(k, d.v[0], rows, h, w, scratch);
     case PixOp::kJpeg: throw Error(ErrorKind::kInvalid, "the JPEG op is applied by the pipeline");
   }
 }

@@ -24,6 +24,8 @@ void pil_affine_row_ref(const double a[6], bool bicubic, const uint8_t fill[3], 
 void pil_color_row_ref(uint8_t* rgbx, int n, float f);
 void pil_sharpness_row_ref(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int w, float f, uint8_t* dst);
 void blur_taps_ref(const float* const* rows, const float* w, int k, int n, float* out);
+void pil_box_row_ref(uint32_t* acc, const uint8_t* add, const uint8_t* drop, const uint8_t* far, int n, uint32_t ww,
+                     uint32_t fw, bool update, uint8_t* out);
 bool png_unfilter_ref(int type, const uint8_t* raw, const uint8_t* prev, uint8_t* out, size_t n, int bpp);
 void png_expand_rgbx_ref(int color_type, const uint8_t* src, int w, const uint32_t* palette, uint8_t* dst);
 

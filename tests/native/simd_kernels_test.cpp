@@ -230,6 +230,14 @@ void check_pil_warp(const Image& im, const double m[6], const std::vector<Simd>&
 
 // timm's Color and Sharpness in Pillow's arithmetic (ImageEnhance blends) on `im`, factor f:
 // every level against the scalar reference.
+void check_pil_blur(const Image& im, float radius, const std::vector<Simd>& levels, const std::string& name) {
+  char where[160];
+  std::snprintf(where, sizeof where, "%s %dx%d radius=%g", name.c_str(), im.w, im.h, radius);
+  check_in_place("pil_blur", im, levels, where, [&](Simd s, uint8_t* const* rows, Scratch* scratch) {
+    pil_gaussian_blur(kernels_for(s), radius, rows, im.h, im.w, scratch);
+  });
+}
+
 void check_pil_enhance(const Image& im, float f, const std::vector<Simd>& levels, const std::string& name) {
   const uint8_t fill[3] = {0, 0, 0};
   for (PilOp op : {PilOp::kColor, PilOp::kSharpness}) {
@@ -379,6 +387,7 @@ int main(int argc, char** argv) {
       for (const double* a : {sx, sy, tx, ty}) check_pil_warp(im, a, levels, "random axis");
     }
     for (float f : {0.0f, 0.1f, 0.63f, 1.0f, 1.37f, 1.9f}) check_pil_enhance(im, f, levels, "random");
+    for (float radius : {0.1f, 1.05f, 2.0f, 7.5f}) check_pil_blur(im, radius, levels, "random");
   }
   for (int w : {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 100}) check_png_rows(random_image(rng, w, 4), levels, "random");
   for (int w : {1, 3, 8, 17, 31, 32, 33, 65, 130})
@@ -407,6 +416,7 @@ int main(int argc, char** argv) {
     }
     for (float alpha : {0.05f, 0.5f, 1.0f, 1.9f}) check_sharpness(photo, alpha, levels, "photo");
     for (float f : {0.1f, 0.55f, 1.45f, 1.9f}) check_pil_enhance(photo, f, levels, "photo");
+    for (float radius : {0.4f, 2.0f, 11.0f}) check_pil_blur(photo, radius, levels, "photo");
     check_autocontrast(photo, levels, "photo");
     check_blur(photo, 23, 23, 1.7f, levels, "photo");
     for (float g : {-0.5f, 0.015f, 0.4f}) {

@@ -64,6 +64,8 @@ void rgb_min_max_avx2(const uint8_t* row, int n, uint8_t lo[3], uint8_t hi[3]);
 
 // filter_avx2.cpp (Note [GaussianBlur arithmetic])
 void blur_taps_avx2(const float* const* rows, const float* w, int k, int n, float* out);
+void pil_box_row_avx2(uint32_t* acc, const uint8_t* add, const uint8_t* drop, const uint8_t* far, int n, uint32_t ww,
+                      uint32_t fw, bool update, uint8_t* out);
 
 // png_rows_sse41.cpp (also the AVX2 level's: the filters that depend on the pixel to the left
 // go one pixel at a time, which 128 bits hold)

@@ -57,6 +57,7 @@ void arch_fill(Simd level, bool fast, Kernels* k) {
   k->pil_sharpness_row = pil_sharpness_row_avx2;
   k->rgb_min_max = rgb_min_max_avx2;
   k->blur_taps = blur_taps_avx2;
+  k->pil_box_row = pil_box_row_avx2;
   k->output_arith = write_row_arith_avx2;
   k->output_f16 = x86_has_f16c();
 }
