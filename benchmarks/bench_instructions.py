@@ -70,6 +70,10 @@ EXTRA = {
     "noise": "fp.GaussianNoise(0.0, 0.1)",
     # timm's RandAugment as create_transform builds it for the ImageNet mean (Pillow's arithmetic)
     "timm_ra": "fp.TimmRandAugment('rand-m9-mstd0.5-inc1', {'img_mean': (124, 116, 104), 'interpolation': 'bilinear'})",
+    # DeiT III's 3-Augment (timm's AutoAugment '3a') and timm's AugMix, as create_transform builds them
+    "timm_3a": "fp.TimmAutoAugment([[('Solarize', 1.0, 5)], [('Desaturate', 1.0, 10)], [('GaussianBlurRand', 1.0, 10)]], "
+               "{'img_mean': (124, 116, 104)})",
+    "timm_augmix": "fp.TimmAugMix('augmix-m9-mstd0.5', {'img_mean': (124, 116, 104)})",
 }
 # EXTRA ops that work on the [0, 1] values: added between ToTensor and Normalize.
 AFTER_TENSOR = {"noise"}

@@ -15,6 +15,9 @@ namespace fastprep {
 uint8_t pil_blend(int a, int b, float alpha) {
   const float t = static_cast<float>(a) + alpha * static_cast<float>(b - a);
   if (alpha >= 0.f && alpha <= 1.f) return static_cast<uint8_t>(t);
+  // An infinite alpha (AugMix's blended weights after a chain of weight 1) makes 0 x inf: NaN,
+  // which Pillow's cast turns into 0 on x86-64; here it is 0 without the undefined cast.
+  if (std::isnan(t)) return 0;
   return t <= 0.f ? 0 : (t >= 255.f ? 255 : static_cast<uint8_t>(t));
 }
 
@@ -89,6 +92,24 @@ void pil_color_row_ref(uint8_t* rgbx, int n, float f) {
   for (int x = 0; x < n; ++x, rgbx += 4) {
     const int l = pil_luma(rgbx);
     for (int c = 0; c < 3; ++c) rgbx[c] = pil_blend(l, rgbx[c], f);
+  }
+}
+
+void pil_mix_accumulate(float* __restrict__ acc, const uint8_t* __restrict__ src, int n, float w) {
+  for (int i = 0; i < n; ++i) acc[i] = acc[i] + w * static_cast<float>(src[i]);
+}
+
+void pil_mix_finish(const float* __restrict__ mixed, const uint8_t* __restrict__ img, int n, float m,
+                    uint8_t* __restrict__ out) {
+  if (!(m >= 0.f && m <= 1.f)) {  // not from a Beta draw: Pillow's clamping blend
+    for (int i = 0; i < n; ++i)
+      out[i] = pil_blend(img[i], static_cast<int>(std::min(std::max(mixed[i], 0.f), 255.f)), m);
+    return;
+  }
+  for (int i = 0; i < n; ++i) {  // m in [0, 1]: the blend stays in [0, 255], truncated
+    const int v = static_cast<int>(std::min(std::max(mixed[i], 0.f), 255.f));
+    const float t = static_cast<float>(img[i]) + m * static_cast<float>(v - img[i]);
+    out[i] = static_cast<uint8_t>(static_cast<int>(t));
   }
 }
 

@@ -7,7 +7,7 @@
 // Pillow (13.0) on an RGB image, op by op:
 //   blend(a, b, alpha):  Image.blend, with alpha a C float: t = float(a) + alpha * float(b - a)
 //                 (float32, no fused multiply-add); alpha in [0, 1]: (uint8)t (truncation),
-//                 otherwise t clamped to [0, 255] first.
+//                 otherwise t clamped to [0, 255] first (a NaN t, from an infinite alpha, gives 0).
 //   Brightness f: blend(0, v, f).
 //   Contrast f:   blend(m, v, f), m = int(mean of the image's L + 0.5), L = (19595 R + 38470 G +
 //                 7471 B + 0x8000) >> 16 (convert("L")), the mean in float64.
@@ -54,6 +54,13 @@ constexpr int kPilOpCount = 16;
 enum class PilFilter : int { kBilinear = 2, kBicubic = 3 };
 
 uint8_t pil_blend(int a, int b, float alpha);
+
+// timm's AugMix mixing (Note [timm's AugMix] in pipeline/plan.h), on n values (loops the compiler
+// vectorises): acc += w * float32(src); then out = Image.blend(img, uint8(clip(mixed, 0, 255)),
+// m), the clipped values truncated.
+void pil_mix_accumulate(float* __restrict__ acc, const uint8_t* __restrict__ src, int n, float w);
+void pil_mix_finish(const float* __restrict__ mixed, const uint8_t* __restrict__ img, int n, float m,
+                    uint8_t* __restrict__ out);
 
 // Sharpness's pixels x0 <= x < x1 of an interior row (the reference's loop, for SIMD tails).
 void pil_sharpness_span(const uint8_t* up, const uint8_t* mid, const uint8_t* down, int x0, int x1, float f,

@@ -727,21 +727,22 @@ void apply_timm(const Kernels& kern, const TimmAugParams& t, const Float3& fill,
                 Scratch* scratch, Scratch* mix_scratch) {
   const uint8_t f[3] = {static_cast<uint8_t>(fill[0]), static_cast<uint8_t>(fill[1]), static_cast<uint8_t>(fill[2])};
   if (!t.chains) return run_timm_ops(kern, t, 0, t.n, f, rows, h, w, scratch);
-  // Note [timm's AugMix]: mixed (float32, 3 per pixel), then a chain's copy of the image and
-  // its row pointers, in one scratch block.
+  // Note [timm's AugMix]: mixed (float32, 4 per pixel: the RGBX layout, so the loops below run
+  // straight along the bytes and vectorise; the fourth values are never read), then a chain's
+  // copy of the image and its row pointers, in one scratch block.
   const size_t px = checked_mul(static_cast<size_t>(h), static_cast<size_t>(w));
-  const size_t mixed_bytes = checked_mul(px, 3 * sizeof(float));
+  const size_t mixed_bytes = checked_mul(px, 4 * sizeof(float));
   const size_t chain_bytes = checked_mul(px, 4);
   uint8_t* block = mix_scratch->reserve(mixed_bytes + chain_bytes + static_cast<size_t>(h) * sizeof(uint8_t*) + 64);
   float* mixed = reinterpret_cast<float*>(block);
   uint8_t* chain = block + mixed_bytes;
   uint8_t** chain_rows = reinterpret_cast<uint8_t**>(block + ((mixed_bytes + chain_bytes + 15) & ~size_t(15)));
-  std::fill(mixed, mixed + px * 3, 0.f);
+  std::fill(mixed, mixed + px * 4, 0.f);
   for (int y = 0; y < h; ++y) chain_rows[y] = chain + static_cast<size_t>(y) * w * 4;
   int first = 0;
   if (t.blended) {
     // Note [timm's AugMix], blended mode: the alphas in float32, then one blend per chain, each
-    // chain run on the original image (kept in `mixed`'s bytes: 4 per pixel fit in its 12).
+    // chain run on the original image (kept in `mixed`'s bytes: 4 per pixel fit in its 16).
     float alpha[kMaxChains], cump = 1.f;
     for (int c = t.chains - 1; c >= 0; --c) {
       alpha[c] = (t.weight[c] * t.m) / cump;
@@ -767,21 +768,19 @@ void apply_timm(const Kernels& kern, const TimmAugParams& t, const Float3& fill,
     for (int y = 0; y < h; ++y) std::memcpy(chain_rows[y], rows[y], static_cast<size_t>(w) * 4);
     run_timm_ops(kern, t, first, t.chain_len[c], f, chain_rows, h, w, scratch);
     first += t.chain_len[c];
-    const float wc = t.weight[c];
-    for (size_t i = 0; i < px; ++i)
-      for (int ch = 0; ch < 3; ++ch) {
-        const float v = wc * static_cast<float>(chain[i * 4 + ch]);  // mw * float32(img_aug), then +=
-        mixed[i * 3 + ch] = mixed[i * 3 + ch] + v;
-      }
+    for (int y = 0; y < h; ++y) {
+      const size_t at = static_cast<size_t>(y) * w * 4;
+      pil_mix_accumulate(mixed + at, chain + at, w * 4, t.weight[c]);  // mixed += mw * float32(img_aug)
+    }
   }
+  // np.clip to [0, 255], astype(uint8) (truncation), then Image.blend(img, mixed, m): with m in
+  // [0, 1] (a Beta draw) Pillow's blend truncates t = float(img) + m * float(mixed - img). The
+  // whole row goes through `out` (vectorised), then its three colour bytes per pixel are kept.
+  uint8_t* out = chain;  // the last chain is mixed in already: its bytes are free
   for (int y = 0; y < h; ++y) {
     uint8_t* p = rows[y];
-    const float* m = mixed + static_cast<size_t>(y) * w * 3;
-    for (int x = 0; x < w; ++x, p += 4, m += 3)
-      for (int ch = 0; ch < 3; ++ch) {
-        const float v = m[ch] < 0.f ? 0.f : (m[ch] > 255.f ? 255.f : m[ch]);  // np.clip, then astype(uint8)
-        p[ch] = pil_blend(p[ch], static_cast<uint8_t>(v), t.m);               // Image.blend(img, mixed, m)
-      }
+    pil_mix_finish(mixed + static_cast<size_t>(y) * w * 4, p, w * 4, t.m, out);
+    for (int x = 0; x < w * 4; x += 4) p[x] = out[x], p[x + 1] = out[x + 1], p[x + 2] = out[x + 2];
   }
 }
 
