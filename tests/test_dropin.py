@@ -477,9 +477,13 @@ def test_conversion_is_by_identity_not_by_name():
     timm_aa = pytest.importorskip("timm.data.auto_augment")
     timm_re = pytest.importorskip("timm.data.random_erasing")
     for op, name in ((timm_aa.rand_augment_transform("rand-m9", {"interpolation": 0}), "with PIL filter 0"),
-                     (timm_re.RandomErasing(0.25, num_splits=2), "num_splits=2")):
+                     (timm_transforms.ResizeKeepRatio(224, random_scale_prob=0.5), "random scale")):
         with pytest.raises(ValueError, match=name.replace(".", r"\.")):
             fp.from_torchvision(T.Compose([T.Resize(256), T.CenterCrop(224), op]), strict=True)
+    # timm's RandomErasing converts as timm's, its num_splits included (per image it erases alike)
+    re_split = timm_re.RandomErasing(0.25, num_splits=2, device="cpu")
+    t = fp.from_torchvision(T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), re_split]), strict=True)
+    assert isinstance(t.transforms[-1], fp.RandomErasing)
     # timm's RandAugment, named like torchvision's, converts as timm's (Pillow's arithmetic)
     ra = timm_aa.rand_augment_transform("rand-m9-mstd0.5", {})
     t = fp.from_torchvision(T.Compose([T.Resize(256), T.CenterCrop(224), ra]), strict=True)

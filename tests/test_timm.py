@@ -203,8 +203,13 @@ def test_timm_random_erasing_converts_and_replays(photos):
                 want[:, top:top + h, left:left + w] = torch.from_numpy(np.array(fill))  # timm's assignment
             np.testing.assert_array_equal(o, want.numpy())
         assert counts <= {1, 2, 3} and len(counts) > 1
-    with pytest.warns(UserWarning, match="num_splits"):
-        fp.from_torchvision(T.Compose(base + [TimmRE(0.5, num_splits=2, device="cpu")]))
+    # num_splits only leaves a 4D batch's first part clean (timm's prefetcher): on one image, as
+    # here, timm erases whatever the splits, and so does the conversion
+    split = TimmRE(1.0, num_splits=3, device="cpu")
+    t = fp.from_torchvision(T.Compose(base + [split]), strict=True)
+    assert t.transforms[-1] == fp.from_torchvision(T.Compose(base + [TimmRE(1.0, device="cpu")])).transforms[-1]
+    x = torch.from_numpy(fp.from_torchvision(T.Compose(base)).batch(photos[:1], seed=0)[0].copy())
+    assert not torch.equal(split(x.clone()), x)  # timm's own class erases a single image too
 
 
 def test_timm_random_erasing_draws_like_timm():

@@ -399,9 +399,8 @@ class RandomErasing(Op):
     @classmethod
     def from_torchvision(cls, op, state):
         if type(op).__module__.startswith("timm."):
-            if op.num_splits > 1:
-                raise ValueError(f"cannot fuse {op!r}: num_splits={op.num_splits} leaves a batch's first part "
-                                 "clean, which a per-sample pass does not know")
+            # num_splits only skips the first part of a 4D batch (timm's prefetcher); in a
+            # per-sample transform timm erases every sample, as the converted op does
             value = {"rand": "per_channel", "pixel": "random"}.get(op.mode, 0)
             ratio = (math.exp(op.log_aspect_ratio[0]), math.exp(op.log_aspect_ratio[1]))
             return [cls(op.probability, (op.min_area, op.max_area), ratio, value,
