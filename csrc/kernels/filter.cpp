@@ -167,17 +167,18 @@ void pil_gaussian_blur(const Kernels& k, float radius, uint8_t* const* rows, int
   const uint32_t fw = ((1u << 24) - static_cast<uint32_t>(r * 2 + 1) * ww) / 2u;
   // The RGBX image is blurred as bytes (Pillow blurs each band alike; the fourth bytes' results
   // are dropped): transposed, so the row passes run down its columns, three passes; back, and
-  // three passes down the columns. Scratch: the image, its transpose, a pass's copy, the sums.
+  // three passes down the columns. Scratch: two image-sized planes (each one's copy space while
+  // the other is blurred) and the sums.
   const size_t bytes = checked_mul(checked_mul(static_cast<size_t>(h), static_cast<size_t>(w)), 4);
   const size_t sums = static_cast<size_t>(std::max(h, w)) * 4 * sizeof(uint32_t);
-  uint8_t* a = scratch->reserve(checked_mul(bytes, 3) + sums);
-  uint8_t *t = a + bytes, *copy = t + bytes;
-  uint32_t* acc = reinterpret_cast<uint32_t*>(copy + bytes);
+  uint8_t* a = scratch->reserve(checked_mul(bytes, 2) + sums);
+  uint8_t* t = a + bytes;
+  uint32_t* acc = reinterpret_cast<uint32_t*>(t + bytes);
   for (int y = 0; y < h; ++y) std::memcpy(a + static_cast<size_t>(y) * w * 4, rows[y], static_cast<size_t>(w) * 4);
   transpose_px(a, h, w, t);
-  for (int pass = 0; pass < 3; ++pass) pil_box_pass_columns(k, t, w, h * 4, r, ww, fw, copy, acc);
+  for (int pass = 0; pass < 3; ++pass) pil_box_pass_columns(k, t, w, h * 4, r, ww, fw, a, acc);
   transpose_px(t, w, h, a);
-  for (int pass = 0; pass < 3; ++pass) pil_box_pass_columns(k, a, h, w * 4, r, ww, fw, copy, acc);
+  for (int pass = 0; pass < 3; ++pass) pil_box_pass_columns(k, a, h, w * 4, r, ww, fw, t, acc);
   for (int y = 0; y < h; ++y) {
     const uint8_t* s = a + static_cast<size_t>(y) * w * 4;
     for (int x = 0; x < w; ++x)
