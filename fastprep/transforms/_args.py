@@ -123,6 +123,17 @@ def pix_values(rec, slot):
     return rec["px_val"][n * slot:n * slot + n]
 
 
+def split_chains(ops, lengths, count):
+    """AugMix's recorded ops (one flat list, chain after chain) -> the first ``count`` chains,
+    chain c holding ``lengths[c]`` ops (torchvision's and timm's AugMix record alike)."""
+    chains, k = [], 0
+    for c in range(int(count)):
+        n = int(lengths[c])
+        chains.append(ops[k:k + n])
+        k += n
+    return chains
+
+
 class RandomSequenceOp(SequenceOp, ProbOp):
     """A sequence op applied with probability ``p``."""
 

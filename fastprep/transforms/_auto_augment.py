@@ -4,7 +4,7 @@ AutoAugment, AugMix, with their op spaces and magnitude tables."""
 import numbers
 
 from .. import _core
-from ._args import AFTER_COLOR, POLICY_OPS, aug_fill, aug_interp, set_warp, tv_fill
+from ._args import AFTER_COLOR, POLICY_OPS, aug_fill, aug_interp, set_warp, split_chains, tv_fill
 from ._op import Op, Stage, register_op
 
 def _space(shear, translate, translate_table, rotate, color, posterize_div, identity=True, invert=False):
@@ -244,12 +244,7 @@ class AugMix(_Policy):
         spec.augmix_width, spec.augmix_depth, spec.augmix_alpha = self.mixture_width, self.chain_depth, self.alpha
 
     def sample_params(self, rec):
-        ops = super().sample_params(rec)["augment"]
-        chains, k = [], 0
-        for c in range(int(rec["aug_chains"])):
-            n = int(rec["aug_chain_len"][c])
-            chains.append(ops[k:k + n])
-            k += n
+        chains = split_chains(super().sample_params(rec)["augment"], rec["aug_chain_len"], rec["aug_chains"])
         weights = [float(x) for x in rec["aug_weight"][:len(chains) + 1]]
         return {"augmix": {"weights": weights, "chains": chains}}
 

@@ -7,7 +7,7 @@ import numbers
 import re
 
 from .. import _core
-from ._args import AFTER_COLOR, POLICY_OPS
+from ._args import AFTER_COLOR, POLICY_OPS, split_chains
 from ._op import Op, Stage, register_op
 
 TIMM_OPS = tuple(_core.TimmOp.__members__)
@@ -383,12 +383,7 @@ class TimmAugMix(_TimmPolicy):
         spec.timm_blended = self.blended
 
     def sample_params(self, rec):
-        ops = super().sample_params(rec)["timm_augment"]
-        chains, k = [], 0
-        for c in range(int(rec["timm_chains"])):
-            n = int(rec["timm_chain_len"][c])
-            chains.append(ops[k:k + n])
-            k += n
+        chains = split_chains(super().sample_params(rec)["timm_augment"], rec["timm_chain_len"], rec["timm_chains"])
         return {"timm_augmix": {"m": float(rec["timm_m"]), "weights": [float(x) for x in rec["timm_weight"][:len(chains)]],
                                 "chains": chains, "blended": self.blended}}
 
